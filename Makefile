@@ -1,0 +1,52 @@
+# Two commands matter: `make run` (embedded SQLite, inline tasks, demo data) and `make test`
+# (the whole suite on PostgreSQL and Redis). See README.md.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+HOST ?= 127.0.0.1
+PORT ?= 8000
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cdp
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
+
+.PHONY: run test bench lint venv venv-dev
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(PIP) install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+venv-dev: $(VENV)/.installed-dev
+
+run: venv
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py bootstrap
+	@if [ -n "$$REDIS_URL" ]; then \
+		echo "REDIS_URL is set: starting a Celery worker and beat beside the server"; \
+		$(VENV)/bin/celery -A cdp worker -Q ingest,default,ml -l warning & \
+		$(VENV)/bin/celery -A cdp beat -l warning & \
+		trap 'kill 0' EXIT INT TERM; \
+		DEBUG=true $(PY) manage.py runserver $(HOST):$(PORT); \
+	else \
+		DEBUG=true $(PY) manage.py runserver $(HOST):$(PORT); \
+	fi
+
+lint: venv-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: venv-dev lint
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(PY) manage.py makemigrations --check --dry-run -v0
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: venv-dev
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cdp_bench} REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/2} \
+		$(PY) -m bench $(BENCH_ARGS)

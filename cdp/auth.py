@@ -1,0 +1,106 @@
+"""API authentication and permissions.
+
+Systems call `/api/v1/` with `Authorization: Bearer <api key>`; staff use their session. Every
+API view declares `resource` (the scope family, e.g. "profiles") and the staff roles it allows
+for reading and writing; `ResourcePermission` enforces both. A view that declares nothing
+falls back to `DenyAll`.
+"""
+
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions, permissions, throttling
+from rest_framework.request import Request
+
+from cdp import selectors
+from cdp.models import ApiKey
+from cdp.roles import has_role
+
+# Resources that API keys can be scoped to; later parts add theirs here.
+RESOURCES = (
+    "profiles",
+    "identity",
+    "consents",
+    "privacy",
+    "segments",
+    "campaigns",
+    "recommendations",
+    "audit",
+    "sources",
+)
+SCOPES = tuple(f"{resource}:{access}" for resource in RESOURCES for access in ("read", "write"))
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <key>'.")
+        api_key = selectors.api_key_for_token(token=header[1].decode("latin-1"))
+        if api_key is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        # One write per minute at most: last-used is informative, not an audit trail.
+        now = timezone.now()
+        if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60:
+            ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        return (ApiKeyUser(api_key), api_key)
+
+    def authenticate_header(self, request: Request) -> str:
+        return self.keyword
+
+
+class ApiKeyUser:
+    """The request.user of a call made with an API key: authenticated, holds no staff role."""
+
+    is_authenticated = True
+    is_active = True
+    is_superuser = False
+    is_staff = False
+    is_anonymous = False
+
+    def __init__(self, api_key: ApiKey) -> None:
+        self.api_key = api_key
+        self.pk = None
+        self.id = None
+
+    def __str__(self) -> str:
+        return f"api-key:{self.api_key.prefix}"
+
+
+class DenyAll(permissions.BasePermission):
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return False
+
+
+class ResourcePermission(permissions.BasePermission):
+    """API key: needs `<resource>:read` for safe methods, `<resource>:write` otherwise.
+    Staff session: needs one of the view's `read_roles` / `write_roles`."""
+
+    message = "Your key or role does not allow this operation."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        write = request.method not in permissions.SAFE_METHODS
+        if isinstance(request.auth, ApiKey):
+            access = "write" if write else "read"
+            return request.auth.has_scope(f"{view.resource}:{access}")
+        roles = view.write_roles if write else view.read_roles
+        return has_role(request.user, *roles)
+
+
+class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
+    """Per API key (or per staff user); a 429 carries Retry-After."""
+
+    scope = "api_key"
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        if isinstance(request.auth, ApiKey):
+            ident = f"key-{request.auth.pk}"
+        elif request.user and request.user.is_authenticated:
+            ident = f"user-{request.user.pk}"
+        else:
+            ident = self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}

@@ -1,0 +1,62 @@
+"""Operational endpoints and the dashboard."""
+
+import hmac
+import os
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from cdp import metrics as cdp_metrics
+from cdp.roles import ADMIN, COMPLIANCE, MARKETER, roles_required
+
+
+@roles_required(MARKETER, COMPLIANCE, ADMIN)
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return render(request, "cdp/dashboard.html", cdp_metrics.dashboard_figures())
+
+
+@require_GET
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Public (no roles): load balancers call it. Says nothing but up/down per component."""
+    checks: dict[str, str] = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception:  # any failure means down; the reason goes to the log, not the caller
+        checks["database"] = "down"
+    if settings.REDIS_URL:
+        from cdp.celery import app
+
+        try:
+            with app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=2)
+            checks["broker"] = "ok"
+            replies = app.control.ping(timeout=0.5)
+            checks["workers"] = f"{len(replies)} up" if replies else "none"
+        except Exception:
+            checks["broker"] = "down"
+    else:
+        checks["broker"] = "inline"
+    healthy = checks["database"] == "ok" and checks["broker"] != "down"
+    return JsonResponse(
+        {"status": "ok" if healthy else "down", **checks}, status=200 if healthy else 503
+    )
+
+
+@require_GET
+@never_cache
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format. With METRICS_TOKEN set, the scraper must send it as Bearer."""
+    token = os.environ.get("METRICS_TOKEN", "")
+    if token:
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(sent, token):
+            return HttpResponse("metrics token required\n", status=401)
+    body, content_type = cdp_metrics.prometheus_exposition()
+    return HttpResponse(body, content_type=content_type)

@@ -1,0 +1,130 @@
+"""Profiles and the events that build them.
+
+An `Event` is committed as soon as ingestion accepts it (durable before the response) with
+`profile` unset; the pipeline later resolves it to a `Profile` and sets `processed_at`.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+
+class EventType(models.TextChoices):
+    IDENTIFY = "identify"
+    TRACK = "track"
+    PAGE = "page"
+    SCREEN = "screen"
+    GROUP = "group"
+    ALIAS = "alias"
+
+
+class Profile(models.Model):
+    """One person. Computed features used by segments are columns, so they can be indexed."""
+
+    traits = models.JSONField(default=dict, blank=True)
+    # When each trait was last set, in event time, so late events never overwrite newer values.
+    trait_timestamps = models.JSONField(default=dict, blank=True)
+    context = models.JSONField(default=dict, blank=True)
+    first_seen = models.DateTimeField(null=True, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True, db_index=True)
+    event_count = models.PositiveIntegerField(default=0)
+    session_count = models.PositiveIntegerField(default=0)
+    order_count = models.PositiveIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    first_order_at = models.DateTimeField(null=True, blank=True)
+    last_order_at = models.DateTimeField(null=True, blank=True)
+    # Set when identity resolution merged this profile into another; kept for unmerge.
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_profiles"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["revenue"], name="profile_revenue_idx"),
+            models.Index(fields=["order_count"], name="profile_order_count_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Profile {self.pk}"
+
+
+class Event(models.Model):
+    source = models.ForeignKey("cdp.Source", on_delete=models.PROTECT, related_name="events")
+    message_id = models.CharField(max_length=255)
+    type = models.CharField(max_length=16, choices=EventType.choices)
+    # Track event name, or page/screen name.
+    event = models.CharField(max_length=255, blank=True, default="")
+    user_id = models.CharField(max_length=255, blank=True, default="")
+    anonymous_id = models.CharField(max_length=255, blank=True, default="")
+    # Corrected event time: receivedAt - (sentAt - originalTimestamp), as Segment does.
+    timestamp = models.DateTimeField()
+    original_timestamp = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField()
+    properties = models.JSONField(default=dict, blank=True)
+    traits = models.JSONField(default=dict, blank=True)
+    context = models.JSONField(default=dict, blank=True)
+    # The whole message as accepted (batch context merged in), for replay and export.
+    payload = models.JSONField(default=dict)
+    is_bot = models.BooleanField(default=False)
+    # Tracking-plan violations of a source in "flag" mode; empty when the event conforms.
+    violations = models.JSONField(default=list, blank=True)
+    profile = models.ForeignKey(
+        Profile, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "message_id"], name="event_source_message_uniq"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["profile", "-timestamp"], name="event_profile_time_idx"),
+            models.Index(fields=["event", "timestamp"], name="event_name_time_idx"),
+            models.Index(fields=["received_at"], name="event_received_idx"),
+            models.Index(
+                fields=["id"], name="event_pending_idx", condition=Q(processed_at__isnull=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event or ''} ({self.message_id})"
+
+
+class TrackingPlan(models.Model):
+    """Per-source JSON Schemas for event properties, keyed by event name."""
+
+    class Mode(models.TextChoices):
+        FLAG = "flag", "Flag violations, keep the event"
+        QUARANTINE = "quarantine", "Quarantine violating and unplanned events"
+
+    source = models.OneToOneField("cdp.Source", on_delete=models.CASCADE, related_name="plan")
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.FLAG)
+    # {"Order Completed": {<JSON Schema of properties>}, ...}
+    event_schemas = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Tracking plan of {self.source}"
+
+
+class QuarantinedMessage(models.Model):
+    """A message that failed validation inside an accepted request: kept, never dropped."""
+
+    source = models.ForeignKey("cdp.Source", on_delete=models.CASCADE, related_name="quarantine")
+    received_at = models.DateTimeField(db_index=True)
+    message_id = models.CharField(max_length=255, blank=True, default="")
+    event = models.CharField(max_length=255, blank=True, default="")
+    reason = models.TextField()
+    errors = models.JSONField(default=list)
+    message = models.JSONField()
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Quarantined {self.message_id or self.pk}: {self.reason[:60]}"

@@ -1,0 +1,87 @@
+"""The fixed cast: one staff user per role, a user with no role, and factories for sources and
+API keys. Tasks run inline unless a test starts a real worker (tests/cdp/test_worker.py)."""
+
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import Group, User
+from rest_framework.test import APIClient
+
+from cdp.celery import app as celery_app
+from cdp.roles import ADMIN, COMPLIANCE, MARKETER
+from cdp.services import api_key_create, source_create
+
+PASSWORD = "correct-horse-battery-staple"
+WRITE_KEY = "WRITE_KEY_test123"  # the key every SDK capture in tests/fixtures was made with
+
+
+@pytest.fixture(autouse=True)
+def _inline_tasks():
+    celery_app.conf.task_always_eager = True
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+def _staff(username: str, role: str | None) -> User:
+    user = User.objects.create_user(
+        username=username, email=f"{username}@example.com", password=PASSWORD
+    )
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def marketer(db) -> User:
+    return _staff("marketer", MARKETER)
+
+
+@pytest.fixture
+def compliance(db) -> User:
+    return _staff("compliance", COMPLIANCE)
+
+
+@pytest.fixture
+def admin_user(db) -> User:
+    return _staff("admin", ADMIN)
+
+
+@pytest.fixture
+def no_role_user(db) -> User:
+    return _staff("norole", None)
+
+
+@pytest.fixture
+def staff_client(client) -> Callable:
+    """staff_client(user) -> a Django test client logged in as that user."""
+
+    def login(user: User):
+        client.force_login(user)
+        return client
+
+    return login
+
+
+@pytest.fixture
+def source(db):
+    return source_create(name="Website", write_key=WRITE_KEY).record
+
+
+@pytest.fixture
+def api_client_with_scopes(db) -> Callable[..., APIClient]:
+    """api_client_with_scopes("profiles:read", ...) -> a DRF client sending that key."""
+
+    def make(*scopes: str) -> APIClient:
+        issued = api_key_create(name="test key", scopes=list(scopes))
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.key}")
+        return api
+
+    return make
