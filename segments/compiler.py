@@ -125,7 +125,10 @@ def json_value_q(column: str, path: str, op: str, value: Any, now: dt.datetime) 
         return _typed(typ, "number") & _path_lookup(column, keys, op, value)
     # Date operators on strings that start with an ISO date: compare the date part as text.
     if op == "within_last":
-        op, value = "between", [(now - c.duration(value)).date().isoformat(), now.date().isoformat()]
+        op, value = (
+            "between",
+            [(now - c.duration(value)).date().isoformat(), now.date().isoformat()],
+        )
     day = Substr(KT(f"{column}__{'__'.join(keys)}"), 1, 10, output_field=CharField())
     guard = _typed(typ, "string") & _path_lookup(column, keys, "regex", ISO_DATE_REGEX)
     if op == "before":
@@ -190,7 +193,11 @@ class Compiler:
         if kind == "computed":
             return self.computed_q(node)
         if kind == "has_identifier":
-            return Q(Exists(self._narrow(Identity.objects.filter(kind=node["has_identifier"]), "profile_id")))
+            return Q(
+                Exists(
+                    self._narrow(Identity.objects.filter(kind=node["has_identifier"]), "profile_id")
+                )
+            )
         if kind == "consent":
             if self.consent_q is None:
                 raise ConsentUnavailable("consent conditions need the consent app")
@@ -203,7 +210,11 @@ class Compiler:
             return self._score_q("cluster", Q(value=node["cluster"]))
         if kind == "propensity":
             op, value = node["op"], node["value"]
-            cond = Q(value__gte=value[0], value__lte=value[1]) if op == "between" else Q(**{f"value__{op}": value})
+            cond = (
+                Q(value__gte=value[0], value__lte=value[1])
+                if op == "between"
+                else Q(**{f"value__{op}": value})
+            )
             return self._score_q(node["propensity"], cond)
         raise ValueError(kind)
 
@@ -257,7 +268,9 @@ class Compiler:
             qs = qs.filter(profile_id=self.profile_id)
         for item in where:
             qs = qs.filter(
-                json_value_q("properties", item["property"], item["op"], item.get("value"), self.now)
+                json_value_q(
+                    "properties", item["property"], item["op"], item.get("value"), self.now
+                )
             )
         return qs
 

@@ -161,7 +161,10 @@ _where = {
     "maxItems": 20,
     "items": {
         **_filter,
-        "properties": {**_filter["properties"], "property": {"type": "string", "pattern": PATH_PATTERN}},
+        "properties": {
+            **_filter["properties"],
+            "property": {"type": "string", "pattern": PATH_PATTERN},
+        },
         "required": ["property", "op"],
         "additionalProperties": False,
     },
@@ -246,7 +249,12 @@ SCHEMA: dict[str, Any] = {
     "title": f"Segment definition (version {DEFINITION_VERSION})",
     "$ref": "#/$defs/node",
     "$defs": {
-        "nodes": {"type": "array", "minItems": 1, "maxItems": 100, "items": {"$ref": "#/$defs/node"}},
+        "nodes": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 100,
+            "items": {"$ref": "#/$defs/node"},
+        },
         "occurrence": {
             "type": "object",
             "properties": {"op": {"enum": list(OCCURRENCE_OPS)}, "value": _value},
@@ -348,7 +356,9 @@ def _schema_errors(definition: Any) -> list[ConditionError]:
             elif best.schema.get("pattern") == DATE_PATTERN:
                 message = f"{_short(best.instance)} is not a date YYYY-MM-DD"
             else:
-                message = f"{_short(best.instance)} is not a valid name: lower-case letters, digits, _"
+                message = (
+                    f"{_short(best.instance)} is not a valid name: lower-case letters, digits, _"
+                )
         elif best.validator == "oneOf" and best.schema is _node_schema():
             message = "a condition needs exactly one of: " + ", ".join(_kinds)
         elif best.validator == "oneOf" and pointer.endswith("/value"):
@@ -373,17 +383,23 @@ def _parse_date(value: Any) -> dt.date | None:
         return None
 
 
-def _check_value(
-    op: str, value: Any, has_value: bool, *, numeric_only: bool = False
-) -> str | None:
+def _check_value(op: str, value: Any, has_value: bool, *, numeric_only: bool = False) -> str | None:
     """The semantic check of one (op, value) pair; returns the problem or None."""
     if op in ("exists", "not_exists"):
         return "exists/not_exists take no value" if has_value else None
     if not has_value:
         return f"operator {op!r} needs a value"
     if op in ("eq", "neq"):
-        ok = _is_number(value) if numeric_only else (isinstance(value, str | bool) or _is_number(value))
-        return None if ok else f"{op!r} needs a {'number' if numeric_only else 'string, number or boolean'}"
+        ok = (
+            _is_number(value)
+            if numeric_only
+            else (isinstance(value, str | bool) or _is_number(value))
+        )
+        return (
+            None
+            if ok
+            else f"{op!r} needs a {'number' if numeric_only else 'string, number or boolean'}"
+        )
     if op in ("contains", "starts_with"):
         return None if isinstance(value, str) and value else f"{op!r} needs a non-empty string"
     if op in ("in", "not_in"):
@@ -397,12 +413,20 @@ def _check_value(
     if op == "between":
         if isinstance(value, list) and len(value) == 2:
             if all(_is_number(v) for v in value):
-                return None if value[0] <= value[1] else "between needs [low, high] with low <= high"
+                return (
+                    None if value[0] <= value[1] else "between needs [low, high] with low <= high"
+                )
             if not numeric_only:
                 dates = [_parse_date(v) for v in value]
                 if all(dates):
-                    return None if dates[0] <= dates[1] else "between needs [from, to] with from <= to"  # type: ignore[operator]
-        return "between needs [low, high] (two numbers" + ("" if numeric_only else " or two dates YYYY-MM-DD") + ")"
+                    return (
+                        None if dates[0] <= dates[1] else "between needs [from, to] with from <= to"
+                    )  # type: ignore[operator]
+        return (
+            "between needs [low, high] (two numbers"
+            + ("" if numeric_only else " or two dates YYYY-MM-DD")
+            + ")"
+        )
     if op in ("before", "after"):
         return None if _parse_date(value) else f"{op!r} needs a date YYYY-MM-DD"
     if op == "within_last":
@@ -410,7 +434,7 @@ def _check_value(
             amount = next(iter(value.values()))
             if isinstance(amount, int) and not isinstance(amount, bool) and amount >= 0:
                 return None
-        return "within_last needs {\"days\": N} or {\"hours\": N}"
+        return 'within_last needs {"days": N} or {"hours": N}'
     return f"unknown operator {op!r}"
 
 
@@ -436,7 +460,7 @@ def validate(definition: Any, *, segment_exists: Callable[[int], bool] | None = 
         elif kind == "trait":
             problem = _check_value(node["op"], node.get("value"), "value" in node)
             if problem is None and node["op"] == "within_last" and "days" not in node["value"]:
-                problem = "within_last on a trait counts days: {\"days\": N}"
+                problem = 'within_last on a trait counts days: {"days": N}'
             if problem:
                 errors.append(ConditionError(here, problem))
         elif kind == "event":
@@ -447,9 +471,10 @@ def validate(definition: Any, *, segment_exists: Callable[[int], bool] | None = 
             problem = _check_value(node["op"], node["value"], True, numeric_only=True)
             if problem:
                 errors.append(ConditionError(here, problem))
-        elif kind == "segment":
-            if segment_exists is not None and not segment_exists(node["segment"]):
-                errors.append(ConditionError(here, f"segment {node['segment']} does not exist"))
+        elif (
+            kind == "segment" and segment_exists is not None and not segment_exists(node["segment"])
+        ):
+            errors.append(ConditionError(here, f"segment {node['segment']} does not exist"))
 
     check(definition, [], 1)
     if count > MAX_NODES:
@@ -463,7 +488,11 @@ def _check_filters(filters: list[dict], path: list[Any], errors: list[ConditionE
         problem = _check_value(item["op"], item.get("value"), "value" in item)
         if problem is None and item["op"] in ("before", "after", "within_last"):
             problem = "date operators are not available on event properties"
-        if problem is None and item["op"] == "between" and not all(_is_number(v) for v in item["value"]):
+        if (
+            problem is None
+            and item["op"] == "between"
+            and not all(_is_number(v) for v in item["value"])
+        ):
             problem = "between on an event property needs two numbers"
         if problem:
             errors.append(ConditionError(_pointer([*path, i]), problem))
@@ -478,11 +507,17 @@ def _check_event(node: Mapping[str, Any], path: list[Any], errors: list[Conditio
     if occurrence:
         if any(key in node for key in ("count", "within", "not_followed_by")):
             errors.append(
-                ConditionError(here, "first/last cannot be combined with count, within or not_followed_by")
+                ConditionError(
+                    here, "first/last cannot be combined with count, within or not_followed_by"
+                )
             )
         spec = node[occurrence[0]]
         problem = _check_value(spec["op"], spec["value"], True)
-        if problem is None and spec["op"] == "between" and not all(_parse_date(v) for v in spec["value"]):
+        if (
+            problem is None
+            and spec["op"] == "between"
+            and not all(_parse_date(v) for v in spec["value"])
+        ):
             problem = "between on an occurrence needs two dates YYYY-MM-DD"
         if problem:
             errors.append(ConditionError(_pointer([*path, occurrence[0]]), problem))
@@ -490,7 +525,11 @@ def _check_event(node: Mapping[str, Any], path: list[Any], errors: list[Conditio
     if window and "between" in window:
         start, end = (_parse_date(v) for v in window["between"])
         if start is None or end is None or start > end:
-            errors.append(ConditionError(_pointer([*path, "within"]), "between needs two valid dates, from <= to"))
+            errors.append(
+                ConditionError(
+                    _pointer([*path, "within"]), "between needs two valid dates, from <= to"
+                )
+            )
     follow = node.get("not_followed_by")
     if follow is not None:
         if "count" in node:
@@ -509,10 +548,16 @@ def _check_computed(node: Mapping[str, Any], here: str, errors: list[ConditionEr
     if op not in allowed:
         errors.append(ConditionError(here, f"{name} takes one of: {', '.join(allowed)}"))
         return
-    problem = _check_value(op, node.get("value"), "value" in node, numeric_only=name not in DATETIME_COMPUTED)
-    if problem is None and name in DATETIME_COMPUTED and op == "between":
-        if not all(_parse_date(v) for v in node["value"]):
-            problem = "between on a date needs two dates YYYY-MM-DD"
+    problem = _check_value(
+        op, node.get("value"), "value" in node, numeric_only=name not in DATETIME_COMPUTED
+    )
+    if (
+        problem is None
+        and name in DATETIME_COMPUTED
+        and op == "between"
+        and not all(_parse_date(v) for v in node["value"])
+    ):
+        problem = "between on a date needs two dates YYYY-MM-DD"
     if problem:
         errors.append(ConditionError(here, problem))
 
@@ -524,6 +569,16 @@ def referenced_segments(definition: Mapping[str, Any]) -> set[int]:
         if "segment" in node:
             found.add(int(node["segment"]))
     return found
+
+
+def walk_with_pointers(
+    node: Mapping[str, Any], path: tuple[Any, ...] = ()
+) -> Iterable[tuple[str, Mapping[str, Any]]]:
+    """(JSON pointer, node) for every node, depth first."""
+    yield _pointer(path), node
+    for key in GROUP_KEYS:
+        for i, child in enumerate(node.get(key, ())):
+            yield from walk_with_pointers(child, (*path, key, i))
 
 
 def walk(node: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
@@ -781,10 +836,17 @@ def recency_matches(reference: dt.datetime | None, op: str, value: Any, now: dt.
         return now - dt.timedelta(days=high) <= reference <= now - dt.timedelta(days=low)
     cut = now - dt.timedelta(days=value)
     # recency > N  <=>  reference < now - N days
-    return {"gt": reference < cut, "gte": reference <= cut, "lt": reference > cut, "lte": reference >= cut}[op]
+    return {
+        "gt": reference < cut,
+        "gte": reference <= cut,
+        "lt": reference > cut,
+        "lte": reference >= cut,
+    }[op]
 
 
-def window_bounds(window: Mapping[str, Any] | None, now: dt.datetime) -> tuple[dt.datetime | None, dt.datetime | None]:
+def window_bounds(
+    window: Mapping[str, Any] | None, now: dt.datetime
+) -> tuple[dt.datetime | None, dt.datetime | None]:
     """[start, end) of an event window; None means open."""
     if not window:
         return None, None
@@ -795,14 +857,18 @@ def window_bounds(window: Mapping[str, Any] | None, now: dt.datetime) -> tuple[d
     return now - duration(window), None
 
 
-def _event_matches(event: EventFact, name: str, where: list[Mapping[str, Any]], now: dt.datetime) -> bool:
+def _event_matches(
+    event: EventFact, name: str, where: list[Mapping[str, Any]], now: dt.datetime
+) -> bool:
     return event.name == name and all(
         value_matches(lookup_path(event.properties, f["property"]), f["op"], f.get("value"), now)
         for f in where
     )
 
 
-def matching_events(node: Mapping[str, Any], facts: ProfileFacts, now: dt.datetime) -> list[EventFact]:
+def matching_events(
+    node: Mapping[str, Any], facts: ProfileFacts, now: dt.datetime
+) -> list[EventFact]:
     start, end = window_bounds(node.get("within"), now)
     return [
         event
@@ -813,7 +879,9 @@ def matching_events(node: Mapping[str, Any], facts: ProfileFacts, now: dt.dateti
     ]
 
 
-def _followed(event: EventFact, follow: Mapping[str, Any], facts: ProfileFacts, now: dt.datetime) -> bool:
+def _followed(
+    event: EventFact, follow: Mapping[str, Any], facts: ProfileFacts, now: dt.datetime
+) -> bool:
     limit = event.timestamp + duration(follow["within"])
     return any(
         event.timestamp < other.timestamp <= limit
@@ -831,9 +899,7 @@ def evaluate_event(node: Mapping[str, Any], facts: ProfileFacts, now: dt.datetim
     follow = node.get("not_followed_by")
     if follow is not None:
         elapsed = now - duration(follow["within"])
-        return any(
-            e.timestamp <= elapsed and not _followed(e, follow, facts, now) for e in events
-        )
+        return any(e.timestamp <= elapsed and not _followed(e, follow, facts, now) for e in events)
     count = node.get("count", {"op": "gte", "value": 1})
     return _compare(len(events), count["op"], count["value"])
 
@@ -867,7 +933,9 @@ def explain(
     if kind in GROUP_KEYS:
         children = [explain(c, facts, now=now, segments=segments, _seen=_seen) for c in node[kind]]
         results = [c["result"] for c in children]
-        result = all(results) if kind == "all" else any(results) if kind == "any" else not any(results)
+        result = (
+            all(results) if kind == "all" else any(results) if kind == "any" else not any(results)
+        )
     elif kind == "trait":
         actual = lookup_path(facts.traits, node["trait"])
         result = value_matches(actual, node["op"], node.get("value"), now)
@@ -883,7 +951,9 @@ def explain(
         if name == "recency":
             ref = recency_reference(facts.computed)
             result = recency_matches(ref, node["op"], node.get("value"), now)
-            detail = "never seen" if ref is None else f"{(now - ref).total_seconds() / 86400:.1f} days"
+            detail = (
+                "never seen" if ref is None else f"{(now - ref).total_seconds() / 86400:.1f} days"
+            )
         elif name in DATETIME_COMPUTED:
             moment = facts.computed.get(DATETIME_COMPUTED[name])
             result = datetime_matches(moment, node["op"], node.get("value"), now)
@@ -919,7 +989,12 @@ def explain(
         detail = "no score" if score is None else f"score {float(score):.2f}"
     else:  # pragma: no cover - the schema admits no other kind
         raise ValueError(kind)
-    return {"text": describe_node(node), "result": bool(result), "detail": detail, "children": children}
+    return {
+        "text": describe_node(node),
+        "result": bool(result),
+        "detail": detail,
+        "children": children,
+    }
 
 
 def _short(value: Any) -> str:
@@ -1001,7 +1076,7 @@ def _words_times(count: Mapping[str, Any]) -> str:
     n = count["value"]
     if count["op"] == "gte" and n == 1:
         return ""
-    if count["op"] == "eq" and n == 0 or count["op"] == "lt" and n == 1:
+    if (count["op"] == "eq" and n == 0) or (count["op"] == "lt" and n == 1):
         return " never"
     return f" {COUNT_WORDS[count['op']]} {n} time{'s' if n != 1 else ''}"
 
@@ -1033,7 +1108,8 @@ def describe_node(node: Mapping[str, Any]) -> str:
         for key in ("first", "last"):
             if key in node:
                 spec = node[key]
-                return f"{text}, {key} time {OP_WORDS[spec['op']].removeprefix('is ')} {_words_value(spec['op'], spec['value'])}"
+                verb = OP_WORDS[spec["op"]].removeprefix("is ")
+                return f"{text}, {key} time {verb} {_words_value(spec['op'], spec['value'])}"
         text += _words_times(node.get("count", {"op": "gte", "value": 1}))
         window = node.get("within")
         if window:
@@ -1050,19 +1126,27 @@ def describe_node(node: Mapping[str, Any]) -> str:
         return text
     if kind == "computed":
         value = _words_value(node["op"], node.get("value"))
-        suffix = " days" if node["computed"] == "recency" and node["op"] not in ("exists", "not_exists") else ""
-        return f"whose {COMPUTED_WORDS[node['computed']]} {OP_WORDS[node['op']]} {value}{suffix}".strip()
+        suffix = (
+            " days"
+            if node["computed"] == "recency" and node["op"] not in ("exists", "not_exists")
+            else ""
+        )
+        words = COMPUTED_WORDS[node["computed"]]
+        return f"whose {words} {OP_WORDS[node['op']]} {value}{suffix}".strip()
     if kind == "consent":
         return f"who granted consent to {node['consent'].replace('_', ' ')}"
     if kind == "has_identifier":
         return f"who have a known {node['has_identifier'].replace('_', ' ')}"
     if kind == "segment":
-        return f"who {'are' if node.get('member', True) else 'are not'} in segment #{node['segment']}"
+        return (
+            f"who {'are' if node.get('member', True) else 'are not'} in segment #{node['segment']}"
+        )
     if kind == "cluster":
         return f"who belong to cluster {node['cluster']}"
     if kind == "propensity":
         words = {"purchase_30d": "likelihood to buy in 30 days", "churn": "likelihood to churn"}
-        return f"whose {words[node['propensity']]} {OP_WORDS[node['op']]} {_words_value(node['op'], node['value'])}"
+        value = _words_value(node["op"], node["value"])
+        return f"whose {words[node['propensity']]} {OP_WORDS[node['op']]} {value}"
     raise ValueError(kind)
 
 
