@@ -360,6 +360,33 @@ def _profiles_save_postgres(profiles: Sequence[Profile]) -> None:
         cursor.execute(sql, [columns[name][1] for name in names])
 
 
+def profile_traits_patch(*, profile: Profile, changes: dict[str, Any]) -> Profile:
+    """Merge `changes` into a profile's traits; a None value deletes that key.
+
+    Every key touched (set or deleted) gets the current time in `trait_timestamps`, so an
+    event older than this edit that arrives later does not undo it. The row is locked while
+    it changes, so a pipeline worker updating the same profile cannot lose this edit.
+    """
+    now = trait_time(timezone.now())
+    with transaction.atomic():
+        locked = Profile.objects.select_for_update().get(pk=profile.pk)
+        traits = dict(locked.traits or {})
+        timestamps = dict(locked.trait_timestamps or {})
+        for key, value in changes.items():
+            if value is None:
+                traits.pop(key, None)
+            else:
+                traits[key] = value
+            timestamps[key] = now
+        locked.traits = traits
+        locked.trait_timestamps = timestamps
+        locked.save(update_fields=["traits", "trait_timestamps", "updated_at"])
+    profile.traits = locked.traits
+    profile.trait_timestamps = locked.trait_timestamps
+    profile.updated_at = locked.updated_at
+    return profile
+
+
 # --- Claiming and marking events ----------------------------------------------------------
 
 
@@ -459,41 +486,3 @@ def _min(a: datetime | None, b: datetime | None) -> datetime | None:
 
 def _max(a: datetime | None, b: datetime | None) -> datetime | None:
     return b if a is None else a if b is None else max(a, b)
-
-
-# --- Reading computed features ------------------------------------------------------------
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
-def profile_computed(profile: Profile, *, now: datetime | None = None) -> dict[str, Any]:
-    """The profile's computed features as JSON-ready values (the API's `computed` object).
-
-    recency_days: whole days since last seen; frequency: number of orders; monetary and
-    lifetime_value: total revenue to date; avg_order_value: revenue per order; tenure_days:
-    days since first seen; days_since_last_order.
-    """
-    now = now or timezone.now()
-    revenue = Decimal(profile.revenue)
-    orders = profile.order_count
-    return {
-        "first_seen": _iso(profile.first_seen),
-        "last_seen": _iso(profile.last_seen),
-        "event_count": profile.event_count,
-        "session_count": profile.session_count,
-        "order_count": orders,
-        "revenue": float(revenue),
-        "first_order_at": _iso(profile.first_order_at),
-        "last_order_at": _iso(profile.last_order_at),
-        "recency_days": (now - profile.last_seen).days if profile.last_seen else None,
-        "tenure_days": (now - profile.first_seen).days if profile.first_seen else None,
-        "days_since_last_order": (
-            (now - profile.last_order_at).days if profile.last_order_at else None
-        ),
-        "frequency": orders,
-        "monetary": float(revenue),
-        "lifetime_value": float(revenue),
-        "avg_order_value": float((revenue / orders).quantize(CENTS)) if orders else None,
-    }
