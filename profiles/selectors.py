@@ -1,22 +1,165 @@
-"""Reads of profiles and their timelines.
+"""Reads of profiles and their timelines, with their joins chosen here (STYLE.md rule 3).
 
-Identities are reached through the reverse relation `Profile.identities` so that this app (the
-bottom layer) never imports `identity`.
+`profiles` is the bottom layer: it never imports `identity`. It reaches a profile's identifiers
+through the reverse relation `Profile.identities` that `identity.Identity` declares.
 """
 
-from __future__ import annotations
-
-from dataclasses import dataclass
+import contextlib
+import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import phonenumbers
 from django.conf import settings
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from profiles.models import Event, Profile
+
+# Most levels of nesting a trait filter path may have (`trait.address.city` has two).
+MAX_TRAIT_PATH_DEPTH = 5
+
+
+class InvalidLookupError(ValueError):
+    """A lookup value that can never match (e.g. a phone number that does not parse)."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field_name = field_name
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ProfileFilters:
+    """What `GET /api/v1/profiles/` filters by. Identifier lookups are exact, after the same
+    normalization ingestion applies; trait filters map a dotted path to the wanted value."""
+
+    email: str | None = None
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    phone: str | None = None
+    traits: dict[tuple[str, ...], str] = field(default_factory=dict)
+
+
+def email_normalize(value: str) -> str:
+    return value.strip().lower()
+
+
+def phone_normalize(value: str) -> str:
+    """E.164, reading numbers without a country code in PHONE_DEFAULT_REGION."""
+    try:
+        number = phonenumbers.parse(value.strip(), settings.PHONE_DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_possible_number(number):
+        raise InvalidLookupError("phone", f"{value!r} is not a phone number.")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _identities_prefetch() -> Prefetch:
+    identity_model = Profile._meta.get_field("identities").related_model
+    return Prefetch(
+        "identities",
+        queryset=identity_model.objects.only("id", "kind", "value", "profile_id").order_by(
+            "kind", "value"
+        ),
+    )
+
+
+def _trait_condition(path: tuple[str, ...], raw: str) -> Q:
+    """The trait at `path` equals `raw`, read as a string or, when it parses as a JSON number,
+    boolean or null, as that value too (`?trait.age=42` matches 42 and "42")."""
+    candidates: list[Any] = [raw]
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        parsed = raw
+    if not isinstance(parsed, str | dict | list):
+        candidates.append(parsed)
+    condition = Q()
+    for candidate in candidates:
+        document: Any = candidate
+        for key in reversed(path):
+            document = {key: document}
+        # `@>` containment: a GIN index on traits, when there is one, serves it.
+        condition |= Q(traits__contains=document)
+    return condition
+
+
+def profile_list(*, filters: ProfileFilters | None = None) -> QuerySet[Profile]:
+    """Live profiles (not merged away), newest first, identities prefetched."""
+    filters = filters or ProfileFilters()
+    queryset = Profile.objects.filter(merged_into__isnull=True)
+    identity_model = Profile._meta.get_field("identities").related_model
+    lookups = {
+        "email": email_normalize(filters.email) if filters.email is not None else None,
+        "user_id": filters.user_id,
+        "anonymous_id": filters.anonymous_id,
+        "phone": phone_normalize(filters.phone) if filters.phone is not None else None,
+    }
+    for kind, value in lookups.items():
+        if value is None:
+            continue
+        queryset = queryset.filter(
+            Exists(identity_model.objects.filter(profile_id=OuterRef("pk"), kind=kind, value=value))
+        )
+    for path, raw in filters.traits.items():
+        queryset = queryset.filter(_trait_condition(path, raw))
+    return queryset.prefetch_related(_identities_prefetch()).order_by("-id")
+
+
+def profile_get(*, profile_id: int) -> Profile | None:
+    """One profile, merged or not (callers decide what a merged one means), with identities."""
+    return Profile.objects.prefetch_related(_identities_prefetch()).filter(pk=profile_id).first()
+
+
+def profile_survivor(*, profile: Profile) -> Profile:
+    """The profile a merged-away profile finally lives on (merges can chain)."""
+    seen = {profile.pk}
+    while profile.merged_into_id is not None:
+        successor = Profile.objects.filter(pk=profile.merged_into_id).first()
+        if successor is None or successor.pk in seen:
+            break
+        seen.add(successor.pk)
+        profile = successor
+    return profile
+
+
+def profile_events(*, profile: Profile) -> QuerySet[Event]:
+    """A profile's timeline, newest first (ties broken by id so paging is stable)."""
+    return (
+        Event.objects.filter(profile=profile)
+        .select_related("source")
+        .defer("payload")
+        .order_by("-timestamp", "-id")
+    )
+
+
+def profile_computed_features(profile: Profile, *, now: datetime | None = None) -> dict[str, Any]:
+    """The computed features of a profile, in one place for the API and the pages.
+
+    Columns the pipeline maintains, plus RFM read from them: `recency_days` is whole days since
+    the last order (null without orders), `frequency` the number of orders, `monetary` the
+    average order value, `lifetime_value` the revenue to date.
+    """
+    now = now or timezone.now()
+    revenue = float(profile.revenue or 0)
+    orders = profile.order_count or 0
+    last_order = profile.last_order_at
+    return {
+        "event_count": profile.event_count,
+        "session_count": profile.session_count,
+        "order_count": orders,
+        "revenue": revenue,
+        "first_order_at": profile.first_order_at,
+        "last_order_at": last_order,
+        "recency_days": max((now - last_order).days, 0) if last_order else None,
+        "frequency": orders,
+        "monetary": round(revenue / orders, 2) if orders else 0.0,
+        "lifetime_value": revenue,
+    }
+
 
 # ---------------------------------------------------------------------------------------------
 # Profile explorer and profile 360° page (UI)
@@ -26,8 +169,6 @@ from profiles.models import Event, Profile
 NAME_TRAIT_KEYS = ("name", "firstName", "lastName", "first_name", "last_name", "email")
 EXPLORER_PAGE_SIZE = 25
 TIMELINE_PAGE_SIZE = 25
-# Merge chains are short (a survivor is re-pointed on each merge); the bound only stops a cycle.
-MAX_MERGE_HOPS = 20
 
 
 @dataclass(frozen=True)
@@ -49,16 +190,11 @@ def _identity_lookups(query: str) -> list[tuple[str, str]]:
     """The (kind, normalized value) pairs an exact identifier search should look up."""
     pairs = [("user_id", query), ("anonymous_id", query), ("device_id", query)]
     if "@" in query:
-        pairs.append(("email", query.lower()))
-    if any(ch.isdigit() for ch in query):
-        try:
-            number = phonenumbers.parse(query, settings.PHONE_DEFAULT_REGION)
-        except phonenumbers.NumberParseException:
-            number = None
-        if number is not None and phonenumbers.is_valid_number(number):
-            pairs.append(
-                ("phone", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
-            )
+        pairs.append(("email", email_normalize(query)))
+    if sum(ch.isdigit() for ch in query) >= 6:
+        # Not a phone number: the other lookups still apply.
+        with contextlib.suppress(InvalidLookupError):
+            pairs.append(("phone", phone_normalize(query)))
     return pairs
 
 
@@ -99,7 +235,7 @@ def profile_search_page(
     size: int = EXPLORER_PAGE_SIZE,
 ) -> ProfilePage:
     """A page of `profile_search` by keyset on id: `after` goes older, `before` newer."""
-    profiles = profile_search(query=query).prefetch_related("identities")
+    profiles = profile_search(query=query).prefetch_related(_identities_prefetch())
     if before is not None:
         rows = list(profiles.filter(pk__gt=before).order_by("id")[: size + 1])
         has_newer = len(rows) > size
@@ -119,37 +255,6 @@ def profile_search_page(
         next_after=rows[-1].pk if rows and has_older else None,
         prev_before=rows[0].pk if rows and after is not None else None,
     )
-
-
-def profile_survivor(*, profile_id: int) -> Profile | None:
-    """The live profile for an id: itself, or the profile it was merged into (followed to the
-    end of the chain). None when no such profile exists."""
-    profile = Profile.objects.filter(pk=profile_id).first()
-    hops = 0
-    while profile is not None and profile.merged_into_id is not None and hops < MAX_MERGE_HOPS:
-        profile = Profile.objects.filter(pk=profile.merged_into_id).first()
-        hops += 1
-    return profile
-
-
-def profile_for_page(*, profile_id: int) -> Profile | None:
-    """A profile with its identities loaded, for the 360° page."""
-    # The reverse relation's model, so that profiles never imports identity.
-    identity_model = Profile._meta.get_field("identities").related_model
-    identities = Prefetch("identities", queryset=identity_model.objects.order_by("kind", "value"))
-    return Profile.objects.filter(pk=profile_id).prefetch_related(identities).first()
-
-
-def profile_merged_ids(*, profile: Profile) -> list[int]:
-    """The profile and every profile merged into it, directly or through others."""
-    ids = [profile.pk]
-    frontier = [profile.pk]
-    while frontier and len(ids) < 10_000:
-        frontier = list(
-            Profile.objects.filter(merged_into_id__in=frontier).values_list("pk", flat=True)
-        )
-        ids.extend(frontier)
-    return ids
 
 
 def _cursor_encode(event: Event) -> str:
@@ -172,14 +277,10 @@ def timeline_cursor_decode(cursor: str) -> tuple[datetime, int]:
 def profile_timeline(
     *, profile: Profile, cursor: str | None = None, size: int = TIMELINE_PAGE_SIZE
 ) -> TimelinePage:
-    """Events of a profile (and of profiles merged into it), newest first, by keyset on
-    (timestamp, id) so that paging stays on the (profile, -timestamp) index."""
-    ids = profile_merged_ids(profile=profile)
-    events = (
-        Event.objects.filter(profile_id__in=ids)
-        .select_related("source")
-        .order_by("-timestamp", "-id")
-    )
+    """A page of `profile_events`, newest first, by keyset on (timestamp, id) so that paging
+    stays on the (profile, -timestamp) index however far back it goes. (A merge moves the
+    duplicate's events onto the survivor, so they are here too.)"""
+    events = profile_events(profile=profile)
     if cursor:
         moment, event_id = timeline_cursor_decode(cursor)
         events = events.filter(Q(timestamp__lt=moment) | Q(timestamp=moment, id__lt=event_id))
@@ -189,26 +290,22 @@ def profile_timeline(
     return TimelinePage(events=rows, next_cursor=_cursor_encode(rows[-1]) if has_more else None)
 
 
-def profile_features(*, profile: Profile) -> list[tuple[str, Any]]:
-    """The computed features shown on the 360° page, as (label, value) in display order."""
-    now = timezone.now()
-    recency = (now - profile.last_seen).days if profile.last_seen else None
-    average_order = (
-        (profile.revenue / profile.order_count).quantize(Decimal("0.01"))
-        if profile.order_count
-        else None
-    )
+def profile_feature_rows(*, profile: Profile) -> list[tuple[str, Any]]:
+    """The computed features for the 360° page as (label, value), in reading order."""
+    features = profile_computed_features(profile)
+    last_seen_days = (timezone.now() - profile.last_seen).days if profile.last_seen else None
     return [
-        ("Events", profile.event_count),
-        ("Sessions", profile.session_count),
-        ("Orders", profile.order_count),
-        ("Revenue", profile.revenue),
-        ("Average order", average_order),
+        ("Events", features["event_count"]),
+        ("Sessions", features["session_count"]),
         ("First seen", profile.first_seen),
         ("Last seen", profile.last_seen),
-        ("Days since last seen", recency),
-        ("First order", profile.first_order_at),
-        ("Last order", profile.last_order_at),
+        ("Days since last seen", last_seen_days),
+        ("Orders (frequency)", features["frequency"]),
+        ("Average order (monetary)", features["monetary"] if features["frequency"] else None),
+        ("Lifetime value", features["lifetime_value"]),
+        ("Days since last order (recency)", features["recency_days"]),
+        ("First order", features["first_order_at"]),
+        ("Last order", features["last_order_at"]),
     ]
 
 

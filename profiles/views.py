@@ -7,6 +7,7 @@ from django.urls import reverse
 from cdp.roles import ADMIN, COMPLIANCE, MARKETER, roles_required
 from profiles import selectors
 from profiles.forms import ProfileSearchForm
+from profiles.models import Profile
 
 
 def _wants_partial(request: HttpRequest) -> bool:
@@ -35,32 +36,30 @@ def profile_list(request: HttpRequest) -> HttpResponse:
     return render(request, template, context, status=status)
 
 
-def _survivor_or_404(profile_id: int) -> tuple[int, bool]:
-    survivor = selectors.profile_survivor(profile_id=profile_id)
-    if survivor is None:
+def _live_profile(profile_id: int) -> tuple[Profile, bool]:
+    """The profile to show for an id, and whether it is another one (the id was merged away)."""
+    profile = selectors.profile_get(profile_id=profile_id)
+    if profile is None:
         raise Http404("No such profile")
-    return survivor.pk, survivor.pk != profile_id
+    if profile.merged_into_id is None:
+        return profile, False
+    return selectors.profile_survivor(profile=profile), True
 
 
 @roles_required(MARKETER, COMPLIANCE, ADMIN)
 def profile_detail(request: HttpRequest, profile_id: int) -> HttpResponse:
-    survivor_id, moved = _survivor_or_404(profile_id)
+    profile, moved = _live_profile(profile_id)
     if moved:
-        return redirect("profiles:detail", profile_id=survivor_id)
-    profile = selectors.profile_for_page(profile_id=survivor_id)
+        return redirect("profiles:detail", profile_id=profile.pk)
     cursor = request.GET.get("cursor") or None
     try:
         timeline = selectors.profile_timeline(profile=profile, cursor=cursor)
     except ValueError as exc:
-        return render(
-            request,
-            "profiles/detail.html",
-            {"profile": profile, "cursor_error": f"cursor: {exc}"},
-            status=400,
-        )
+        context = {"profile": profile, "cursor_error": f"cursor: {exc}"}
+        return render(request, "profiles/detail.html", context, status=400)
     context = {
         "profile": profile,
-        "features": selectors.profile_features(profile=profile),
+        "features": selectors.profile_feature_rows(profile=profile),
         "context_rows": selectors.profile_context_rows(context=profile.context),
         "timeline": timeline,
         "older_page": cursor is not None,
@@ -71,12 +70,10 @@ def profile_detail(request: HttpRequest, profile_id: int) -> HttpResponse:
 @roles_required(MARKETER, COMPLIANCE, ADMIN)
 def profile_timeline(request: HttpRequest, profile_id: int) -> HttpResponse:
     """The next page of the timeline as list items, for the "Load older events" button."""
-    survivor_id, moved = _survivor_or_404(profile_id)
+    profile, moved = _live_profile(profile_id)
     if moved:
-        return redirect(
-            reverse("profiles:timeline", args=[survivor_id]) + "?" + request.GET.urlencode()
-        )
-    profile = selectors.profile_for_page(profile_id=survivor_id)
+        target = reverse("profiles:timeline", args=[profile.pk])
+        return redirect(f"{target}?{request.GET.urlencode()}")
     try:
         timeline = selectors.profile_timeline(
             profile=profile, cursor=request.GET.get("cursor") or None

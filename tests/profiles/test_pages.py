@@ -305,15 +305,6 @@ def test_the_timeline_pages_older_events_without_gaps_or_repeats(staff_client, m
     assert seen == expected
 
 
-def test_the_timeline_includes_events_of_profiles_merged_into_this_one(
-    staff_client, marketer, source, anna
-):
-    merged = make_profile(merged_into=anna)
-    make_events(merged, source, 1, event="Before the merge")
-    body = staff_client(marketer).get(f"/profiles/{anna.pk}/").content.decode()
-    assert "Before the merge" in body
-
-
 @pytest.mark.parametrize("cursor", ["nonsense", "12_x", "99999999999999999999999_1"])
 def test_a_bad_timeline_cursor_gets_400_saying_so(staff_client, marketer, anna, cursor):
     client = staff_client(marketer)
