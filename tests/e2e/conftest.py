@@ -1,5 +1,7 @@
 """Real-browser fixtures: headless Debian chromium driven by Playwright's sync API against
-pytest-django's live server. Every test here is marked `e2e`.
+pytest-django's live server. Every test here is marked `e2e`. Do not set
+DJANGO_ALLOW_ASYNC_UNSAFE at import time in a test module: the `browser` fixture sets it for as
+long as the browser runs.
 
     def test_something(page, live_server, marketer, login):
         login(marketer)                     # through the real login form
@@ -15,10 +17,6 @@ import pytest
 from django.contrib.auth.models import User
 
 from tests.conftest import PASSWORD
-
-# Playwright's sync API runs an event loop in this thread; Django refuses ORM calls from a thread
-# with a running loop unless told that this is deliberate.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -51,14 +49,26 @@ def _roles_exist(transactional_db) -> None:
         Group.objects.get_or_create(name=role)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator:
+    """One chromium per test module. Playwright's sync API runs an event loop in this thread,
+    and Django refuses ORM calls from a thread with a running loop unless told it is deliberate:
+    the variable is set only while the browser lives (set at import time it would leak into
+    every other test, e.g. into `check --deploy` subprocesses, which rightly refuse it)."""
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
