@@ -616,6 +616,10 @@ class DemoStats:
     orders: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    # What ingestion said: stored, already there (same message id), quarantined.
+    accepted: int = 0
+    already_stored: int = 0
+    quarantined: int = 0
 
 
 def demo_messages(
@@ -658,14 +662,21 @@ def demo_seed(
 
     now = now or timezone.now()
     stats = DemoStats()
-    batch: list[dict] = []
     started = time.monotonic()
+
+    def send(batch: list[dict]) -> None:
+        result = ingest_messages(source=source, messages=batch, received_at=timezone.now())
+        stats.accepted += result.accepted
+        stats.already_stored += result.duplicates
+        stats.quarantined += result.quarantined
+
+    batch: list[dict] = []
     for message in demo_messages(profiles=profiles, seed=seed, now=now, stats=stats):
         batch.append(message)
         if len(batch) >= batch_size:
-            ingest_messages(source=source, messages=batch, received_at=timezone.now())
+            send(batch)
             batch = []
     if batch:
-        ingest_messages(source=source, messages=batch, received_at=timezone.now())
+        send(batch)
     stats.seconds = time.monotonic() - started
     return stats

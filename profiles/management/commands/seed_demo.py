@@ -33,5 +33,6 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Seeded {stats.people} people ({stats.duplicates} registered twice) into "
             f"{source!r}: {stats.messages} messages ({kinds}), {stats.orders} orders, "
-            f"in {stats.seconds:.1f} s."
+            f"in {stats.seconds:.1f} s. Stored {stats.accepted}, already there "
+            f"{stats.already_stored}, quarantined {stats.quarantined}."
         )
