@@ -628,6 +628,10 @@ def demo_messages(
     """Segment-spec messages for `profiles` people, one person's history at a time."""
     catalog = demo_catalog(seed=seed)
     stats = stats if stats is not None else DemoStats()
+    # Two people with the same name can draw the same address: an email (and phone) is one
+    # person's exact identifier, so a later person whose draw is taken gets a numbered one.
+    emails: set[str] = set()
+    phones: set[str] = set()
     for index in range(profiles):
         person = demo_person(seed=seed, index=index)
         people = [person]
@@ -635,6 +639,14 @@ def demo_messages(
             people.append(demo_duplicate(person=person, seed=seed))
             stats.duplicates += 1
         for one in people:
+            if one.email in emails:
+                local, domain = one.email.split("@")
+                one.email = f"{local}.{index}@{domain}"
+            if one.phone in phones:
+                one.phone = None
+            emails.add(one.email)
+            if one.phone:
+                phones.add(one.phone)
             messages, orders = _person_messages(person=one, catalog=catalog, seed=seed, now=now)
             stats.orders += orders
             for message in messages:
