@@ -1,4 +1,4 @@
-"""Benchmarks: each module `bench/<name>.py` has a `main()` that prints figures next to targets.
+"""Benchmarks that print figures next to the issues' targets (not tests).
 
-`python -m bench` runs them all; `python -m bench ingest` runs one.
-"""
+Each module `bench/<name>.py` has a `main()`. `python -m bench` runs them all; `python -m bench
+<name> [args...]` runs the one named, with the remaining arguments left in sys.argv for it."""

@@ -1,4 +1,5 @@
-"""Run every benchmark, or the ones named: `python -m bench [name ...]`."""
+"""Run every benchmark module in bench/ (each has a `main()`), or the one named: `python -m bench
+ingest`. Extra arguments after the name are left in sys.argv for that bench."""
 
 import importlib
 import pkgutil
@@ -11,22 +12,20 @@ def available() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules([str(folder)]) if not m.name.startswith("_"))
 
 
-def main(argv: list[str]) -> int:
-    names = argv or available()
-    unknown = [name for name in names if name not in available()]
-    if unknown:
-        print(
-            f"unknown benchmark(s): {', '.join(unknown)}; available: {', '.join(available())}",
-            file=sys.stderr,
-        )
-        return 2
+def main() -> int:
+    names = available()
+    wanted = sys.argv[1:2] or names
+    sys.argv = sys.argv[:1] + sys.argv[2:]
     failed = 0
-    for name in names:
+    for name in wanted:
+        if name not in names:
+            print(f"unknown bench {name!r}; known: {', '.join(names)}", file=sys.stderr)
+            return 2
         print(f"== bench {name}", flush=True)
-        module = importlib.import_module(f"bench.{name}")
-        failed += bool(module.main())
+        # A bench returns nothing or 0 when it ran; a non-zero result marks a failed run.
+        failed += bool(importlib.import_module(f"bench.{name}").main())
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())
