@@ -97,9 +97,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # write to one file: wait, do not fail. IMMEDIATE takes the write lock when a transaction
     # begins; a deferred one that reads then writes gets "database is locked" at once instead
     # of waiting for the timeout.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        timeout=20, transaction_mode="IMMEDIATE"
-    )
+    DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
