@@ -36,6 +36,7 @@ from profiles.services import (
     profiles_save,
     profiles_sessions_recount,
 )
+from segments.services import segment_memberships_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ logger = logging.getLogger(__name__)
 # effects outside the database (sending, publishing) must defer them with
 # `transaction.on_commit`.
 AFTER_PROFILE_UPDATE: list[Callable[..., None]] = []
+# Segments: re-evaluate only the segments these events can affect; enter/exit recorded and
+# announced after commit (segments.signals.segment_membership_changed).
+AFTER_PROFILE_UPDATE.append(segment_memberships_refresh)
 
 # Deadlocks between workers (detected and broken by Postgres) and identity rows written
 # concurrently by something other than the pipeline are retried with the whole chunk.

@@ -14,7 +14,9 @@ class SegmentForm(forms.Form):
         required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2})
     )
     definition = forms.CharField(widget=forms.HiddenInput(attrs={"id": "definition-input"}))
-    webhook_url = forms.URLField(required=False, label="Webhook URL (optional)")
+    webhook_url = forms.URLField(
+        required=False, label="Webhook URL (optional)", assume_scheme="https"
+    )
 
     def __init__(self, *args: Any, segment: Any = None, **kwargs: Any) -> None:
         self.segment = segment

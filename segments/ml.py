@@ -168,7 +168,7 @@ def cluster_features(orders: Any, activity: Any, now: Any) -> Any:
     base = pd.DataFrame(index=sorted(customers))
     columns = ["recency", "frequency", "monetary", "events_30d", "events_total"]
     for column in columns:
-        base[column] = feats[column] if column in feats else 0.0
+        base[column] = feats.get(column, 0.0)
     base["recency"] = base["recency"].fillna(365.0)
     if activity is not None and "category" in activity and activity["category"].notna().any():
         top = activity["category"].dropna().value_counts().index[:5]
@@ -549,19 +549,23 @@ def bench_report(print_fn: Callable[[str], None] = print) -> None:
     seconds = time.perf_counter() - started
     x_test, y_test = fitted["x_test"], fitted["y_test"]
     print_fn(
-        f"  UCI Online Retail, cut-off {cut:%Y-%m-%d}: {len(x_test)} customers, {y_test.mean():.1%} buy in the next 30 days"
+        f"  UCI Online Retail, cut-off {cut:%Y-%m-%d}: {len(x_test)} customers, "
+        f"{y_test.mean():.1%} buy in the next 30 days"
     )
     print_fn(
-        f"    anchor recency alone            AUC {roc_auc_score(y_test, -x_test['recency']):.3f}  (reference 0.673)"
+        "    anchor recency alone            AUC "
+        f"{roc_auc_score(y_test, -x_test['recency']):.3f}  (reference 0.673)"
     )
     print_fn(
-        f"    anchor frequency alone          AUC {roc_auc_score(y_test, x_test['frequency']):.3f}  (reference 0.724)"
+        "    anchor frequency alone          AUC "
+        f"{roc_auc_score(y_test, x_test['frequency']):.3f}  (reference 0.724)"
     )
     x1, y1 = stacked(orders, None, [cut - pd.Timedelta(days=HORIZON_DAYS)], "purchase_30d")
     rfm = ["recency", "frequency", "monetary"]
     default = HistGradientBoostingClassifier(random_state=RANDOM_STATE).fit(x1[rfm], y1)
     print_fn(
-        f"    default HGB on RFM, one cut     AUC {roc_auc_score(y_test, default.predict_proba(x_test[rfm])[:, 1]):.3f}  (reference 0.720)"
+        "    default HGB on RFM, one cut     AUC "
+        f"{roc_auc_score(y_test, default.predict_proba(x_test[rfm])[:, 1]):.3f}  (reference 0.720)"
     )
     verdict = "OK" if fitted["auc"] >= 0.76 else "MISSED"
     print_fn(
@@ -604,6 +608,7 @@ def _bench_project_models(print_fn: Callable[[str], None]) -> None:
         test_cut = now - dt.timedelta(days=HORIZON_DAYS)
         evaluated = fit_propensity(orders, activity, test_cut, label=kind)
         print_fn(
-            f"    propensity {kind:<12} {time.perf_counter() - started:.1f} s  held-out AUC {evaluated['auc']:.3f} "
+            f"    propensity {kind:<12} {time.perf_counter() - started:.1f} s  "
+            f"held-out AUC {evaluated['auc']:.3f} "
             f"(synthetic events: no real signal expected)"
         )

@@ -145,9 +145,11 @@ def segment_detail(request: HttpRequest, segment_id: int) -> HttpResponse:
     members = Paginator(selectors.segment_members(segment=segment).order_by("-id"), 25)
     page = members.get_page(request.GET.get("page"))
     snapshots = selectors.segment_snapshots(segment=segment)
+    size = selectors.segment_size(segment=segment)
+    # The live size closes the series, so a new segment's chart is a line, not a dot.
     chart = {
-        "labels": [s.at.strftime("%Y-%m-%d %H:%M") for s in snapshots],
-        "datasets": [{"label": "Members", "data": [s.size for s in snapshots]}],
+        "labels": [s.at.strftime("%Y-%m-%d %H:%M") for s in snapshots] + ["now"],
+        "datasets": [{"label": "Members", "data": [s.size for s in snapshots] + [size]}],
     }
     return render(
         request,
@@ -156,7 +158,7 @@ def segment_detail(request: HttpRequest, segment_id: int) -> HttpResponse:
             "segment": segment,
             "words": conditions.describe(segment.definition),
             "definition_json": json.dumps(segment.definition, indent=2),
-            "size": selectors.segment_size(segment=segment),
+            "size": size,
             "page": page,
             "history": selectors.segment_history(segment=segment, limit=20),
             "chart": chart,
@@ -193,7 +195,8 @@ def segment_action(request: HttpRequest, segment_id: int, action: str) -> HttpRe
         result = services.segment_refresh(segment=segment)
         messages.success(
             request,
-            f"Refreshed: {result.size} members ({len(result.entered)} entered, {len(result.exited)} left).",
+            f"Refreshed: {result.size} members "
+            f"({len(result.entered)} entered, {len(result.exited)} left).",
         )
     elif action == "duplicate":
         copy = services.segment_duplicate(segment=segment, actor=request.user)

@@ -257,14 +257,17 @@
     };
     var valueSlot = el("span");
     var opSlot = el("span");
+    var drawnType = null;
     function redraw() {
+      drawnType = type();
       opSlot.textContent = "";
       valueSlot.textContent = "";
       opSlot.appendChild(self.opSelect(node, OPS[type()], redraw));
       valueSlot.appendChild(self.valueWidget(node, type()));
     }
     body.appendChild(this.text(node.trait, function (v) { node.trait = v; }, { list: "seg-trait-keys", placeholder: "trait, e.g. country", "aria-label": "Trait", class: "path",
-      onchange: function () { redraw(); self.changed(false); } }));
+      // Only a known trait of another type changes the widgets (and never while typing).
+      onchange: function () { if (type() !== drawnType) { redraw(); self.changed(false); } } }));
     body.appendChild(opSlot);
     body.appendChild(valueSlot);
     redraw();
