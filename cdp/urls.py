@@ -16,4 +16,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("cdp.api_urls")),
+    path("data/", include("profiles.data_urls")),
+    path("settings/", include("cdp.access_urls")),
 ]
