@@ -23,8 +23,8 @@ from profiles.data_forms import (
     SourceCreateForm,
     TrackingPlanForm,
 )
+from profiles.ingestion import TrackingPlanInvalidError, tracking_plan_save
 from profiles.models import TrackingPlan
-from profiles.plans import tracking_plan_save
 
 VIEW_ROLES = (MARKETER, ADMIN)
 MANAGE_ROLES = (ADMIN,)
@@ -111,11 +111,15 @@ def source_plan_save(request: HttpRequest, source_id: int) -> HttpResponse:
     form = TrackingPlanForm(request.POST)
     if not form.is_valid():
         return _source_page(request, source_id, plan_form=form)
-    tracking_plan_save(
-        source=source,
-        mode=form.cleaned_data["mode"],
-        event_schemas=form.cleaned_data["event_schemas"],
-    )
+    try:
+        tracking_plan_save(
+            source=source,
+            mode=form.cleaned_data["mode"],
+            event_schemas=form.cleaned_data["event_schemas"],
+        )
+    except TrackingPlanInvalidError as error:
+        form.add_error("event_schemas", str(error))
+        return _source_page(request, source_id, plan_form=form)
     messages.success(request, f"Tracking plan of {source.name} saved.")
     return redirect("data:source", source_id=source.pk)
 

@@ -9,8 +9,8 @@ from django.utils import timezone
 from cdp.models import Source
 from cdp.selectors import source_for_write_key
 from cdp.services import source_create
+from profiles.ingestion import tracking_plan_save
 from profiles.models import Event, QuarantinedMessage, TrackingPlan
-from profiles.plans import tracking_plan_save
 from tests.conftest import WRITE_KEY
 
 pytestmark = pytest.mark.django_db
@@ -165,7 +165,8 @@ def test_an_admin_saves_a_tracking_plan(staff_client, admin_user, source):
         ("flag", '["Order Completed"]', "must be a JSON object mapping event names"),
         ("flag", '{"Order Completed": {"type": "nonsense"}}', "not a valid JSON Schema"),
         ("flag", '{"Order Completed": {"required": "revenue"}}', "not a valid JSON Schema"),
-        ("flag", '{"Order Completed": 3}', "the schema must be a JSON object"),
+        ("flag", '{"Order Completed": 3}', "must be a JSON object"),
+        ("flag", '{" ": {}}', "not a valid event name"),
         ("delete-everything", "{}", "Select a valid choice"),
     ],
 )
