@@ -76,7 +76,7 @@ def worker(transactional_db):
     try:
         yield process
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)  # warm shutdown: running tasks finish
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
