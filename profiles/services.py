@@ -438,7 +438,12 @@ def events_claim(*, event_ids: Sequence[int], fill_to: int = 0) -> list[Event]:
         return list(
             Event.objects.select_for_update(skip_locked=True)
             .filter(pk__in=ids, processed_at__isnull=True)
-            .only(*[name.removesuffix("_id") for name in _CLAIMED_FIELDS if name != "id"])
+            .only(
+                *[
+                    {"source_id": "source", "profile_id": "profile"}.get(f, f)
+                    for f in _CLAIMED_FIELDS
+                ]
+            )
             .annotate(
                 group_id=KeyTextTransform("groupId", "payload"),
                 previous_id=KeyTextTransform("previousId", "payload"),
