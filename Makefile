@@ -29,9 +29,9 @@ run: venv
 	$(PY) manage.py bootstrap
 	@if [ -n "$$REDIS_URL" ]; then \
 		echo "REDIS_URL is set: starting a Celery worker and beat beside the server"; \
-		$(VENV)/bin/celery -A cdp worker -Q ingest,default,ml -l warning & \
-		$(VENV)/bin/celery -A cdp beat -l warning & \
-		trap 'kill 0' EXIT INT TERM; \
+		$(VENV)/bin/celery -A cdp worker -Q ingest,default,ml -l warning & worker=$$!; \
+		$(VENV)/bin/celery -A cdp beat -l warning & beat=$$!; \
+		trap 'kill -TERM $$worker $$beat 2>/dev/null; wait $$worker $$beat 2>/dev/null' EXIT INT TERM; \
 		DEBUG=true $(PY) manage.py runserver $(HOST):$(PORT); \
 	else \
 		DEBUG=true $(PY) manage.py runserver $(HOST):$(PORT); \

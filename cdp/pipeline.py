@@ -1,27 +1,113 @@
 """The data flow, top to bottom: every stage's service is called from here, in order.
 
-Stages: identity resolution → consent → profile update → segments → campaigns.
+Accepted events (stored by ingestion with no profile) are processed in chunks, in one
+transaction per chunk:
+
+    claim the chunk's unprocessed events (skipping any another worker holds)
+    → identity: resolve every event to one profile (create / join / merge)
+    → per profile, in event-time order:
+        (consent: drop what a suppression or missing consent forbids — to come)
+        profiles: update traits, context and computed features
+    → save profiles, link events to them and mark them processed
+    → AFTER_PROFILE_UPDATE stages (segments, campaigns, recommendations) per profile
+
+Re-running a chunk changes nothing: processed events are never claimed again. Workers that
+see the same people at once serialise on the people's identifiers (see identity.services), so
+one person never becomes two profiles.
 """
 
-from django.db import transaction
-from django.utils import timezone
+from __future__ import annotations
 
-from profiles.models import Event
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, OperationalError, transaction
+
+from identity.services import identity_resolve
+from profiles.models import Event, Profile
+from profiles.services import (
+    events_claim,
+    events_mark_processed,
+    events_pending_ids,
+    profile_apply_events,
+    profiles_save,
+    profiles_sessions_recount,
+)
+
+logger = logging.getLogger(__name__)
+
+# Stages that run after a profile took its new events, each called as
+# `stage(profile=profile, events=events)` inside the chunk's transaction (events in event-time
+# order, already linked to the profile). Later stages (segment membership refresh, campaign
+# triggers, recommendation feedback) append themselves here, in flow order. A stage with side
+# effects outside the database (sending, publishing) must defer them with
+# `transaction.on_commit`.
+AFTER_PROFILE_UPDATE: list[Callable[..., None]] = []
+
+# Deadlocks between workers (detected and broken by Postgres) and identity rows written
+# concurrently by something other than the pipeline are retried with the whole chunk.
+RETRIES = 5
 
 
-def events_process(*, event_ids: list[int]) -> None:
-    """Process accepted events into profiles. Idempotent: already processed events are skipped."""
-    with transaction.atomic():
-        Event.objects.filter(pk__in=event_ids, processed_at__isnull=True).update(
-            processed_at=timezone.now()
-        )
+def events_process(*, event_ids: Sequence[int]) -> int:
+    """Process accepted events into profiles; returns how many this call processed.
+
+    Idempotent: events already processed (or being processed by another worker) are skipped.
+    """
+    for attempt in range(1, RETRIES + 1):
+        try:
+            return _events_process_chunk(event_ids)
+        except (OperationalError, IntegrityError) as error:
+            if attempt == RETRIES:
+                raise
+            logger.warning("event chunk retried (attempt %s): %s", attempt, type(error).__name__)
+            time.sleep(0.05 * attempt)
+    return 0  # unreachable
 
 
-def events_process_pending() -> None:
-    pending = list(
-        Event.objects.filter(processed_at__isnull=True)
-        .order_by("id")
-        .values_list("id", flat=True)[:5000]
-    )
-    if pending:
-        events_process(event_ids=pending)
+@transaction.atomic
+def _events_process_chunk(event_ids: Sequence[int]) -> int:
+    events = events_claim(event_ids=event_ids)
+    if not events:
+        return 0
+
+    resolved: list[tuple[Profile, list[Event]]] = identity_resolve(events=events)
+
+    late: list[Profile] = []
+    for profile, profile_events in resolved:
+        # consent stage goes here: profile_events = <consent filter>(profile=..., events=...)
+        if profile_apply_events(profile=profile, events=profile_events):
+            late.append(profile)
+
+    events_mark_processed(events=events)
+    profiles_sessions_recount(profiles=late)
+    profiles_save(profiles=[profile for profile, _ in resolved])
+
+    for stage in AFTER_PROFILE_UPDATE:
+        for profile, profile_events in resolved:
+            stage(profile=profile, events=profile_events)
+    return len(events)
+
+
+def events_process_pending(
+    *, older_than: timedelta = timedelta(seconds=60), max_chunks: int = 50
+) -> int:
+    """Safety net: process events whose processing task was lost; returns how many.
+
+    Only events accepted more than `older_than` ago are picked, so events whose task is merely
+    queued are left to it. Works through at most `max_chunks` chunks per call.
+    """
+    chunk = settings.INGEST_PROCESS_CHUNK
+    processed = 0
+    for _ in range(max_chunks):
+        pending = events_pending_ids(older_than=older_than, limit=chunk)
+        if not pending:
+            break
+        done = events_process(event_ids=pending)
+        processed += done
+        if done == 0:
+            break  # all held by other workers right now
+    return processed

@@ -16,5 +16,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("cdp.api_urls")),
+    path("v1/", include("profiles.ingest_urls")),
     path("privacy/", include("consent.urls")),
 ]

@@ -128,3 +128,27 @@ class QuarantinedMessage(models.Model):
 
     def __str__(self) -> str:
         return f"Quarantined {self.message_id or self.pk}: {self.reason[:60]}"
+
+
+class DroppedMessageCount(models.Model):
+    """How many valid messages an ingest filter dropped, per source, reason and day.
+
+    Dropped messages are not stored (that is the point of dropping them, e.g. for lack of
+    consent), so this count is the only trace they leave; see `register_ingest_filter`.
+    """
+
+    source = models.ForeignKey("cdp.Source", on_delete=models.CASCADE, related_name="drops")
+    reason = models.CharField(max_length=200)
+    day = models.DateField()
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day", "source", "reason"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "reason", "day"], name="dropped_count_source_reason_day_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} dropped from {self.source_id} on {self.day}: {self.reason}"

@@ -1,16 +1,27 @@
-"""Celery adapters for the ingestion pipeline: they take ids and call cdp.pipeline."""
+"""Celery adapters for the ingestion pipeline: they take ids and call cdp.pipeline.
+
+Both run on the "ingest" queue (settings.CELERY_TASK_ROUTES) and are acknowledged late, so a
+worker that dies mid-chunk leaves the task to be redelivered; redelivery is harmless because
+processing claims only unprocessed events.
+"""
 
 from celery import shared_task
+from django.db import OperationalError
 
 from cdp import pipeline
 
 
-@shared_task(acks_late=True)
-def events_process_task(event_ids: list[int]) -> None:
-    pipeline.events_process(event_ids=event_ids)
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def events_process_task(event_ids: list[int]) -> int:
+    return pipeline.events_process(event_ids=event_ids)
 
 
 @shared_task(acks_late=True)
-def events_process_pending_task() -> None:
-    """Beat safety net: picks up accepted events whose processing task was lost."""
-    pipeline.events_process_pending()
+def events_process_pending_task() -> int:
+    """Beat safety net (every minute): picks up accepted events whose processing task was lost."""
+    return pipeline.events_process_pending()
