@@ -8,6 +8,8 @@ from typing import Any
 
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -62,6 +64,9 @@ class ConsentCreateApi(APIView):
     permission_classes = [ResourcePermission]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ConsentInput"
+
         subject = serializers.DictField()
         purpose = serializers.CharField(max_length=64)
         granted = serializers.BooleanField()
@@ -89,6 +94,9 @@ class ConsentCreateApi(APIView):
             return value
 
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ConsentRecord"
+
         id = serializers.IntegerField()
         profile_id = serializers.IntegerField()
         purpose = serializers.CharField(source="purpose.code")
@@ -98,6 +106,18 @@ class ConsentCreateApi(APIView):
         occurred_at = serializers.DateTimeField()
         recorded_at = serializers.DateTimeField()
 
+    @extend_schema(
+        operation_id="consents_create",
+        tags=["consents"],
+        summary="Record a consent decision (e.g. from a CMS consent banner)",
+        description=(
+            "The subject is named by `email`, `user_id`, `phone`, `anonymous_id` or "
+            "`profile_id`; 404 when no profile holds it. Appends to the profile's consent "
+            "history; the decision takes effect at once."
+        ),
+        request=InputSerializer,
+        responses={201: OutputSerializer},
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -138,6 +158,9 @@ class ProfileConsentsApi(APIView):
     permission_classes = [ResourcePermission]
 
     class StateSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ConsentState"
+
         purpose = serializers.CharField()
         granted = serializers.BooleanField()
         by_default = serializers.BooleanField()
@@ -146,6 +169,21 @@ class ProfileConsentsApi(APIView):
         policy_version = serializers.CharField()
         occurred_at = serializers.DateTimeField(allow_null=True)
 
+    @extend_schema(
+        operation_id="profile_consents",
+        tags=["consents"],
+        summary="Current consent per purpose, and the history, of one profile",
+        responses={
+            200: inline_serializer(
+                "ProfileConsents",
+                {
+                    "profile_id": serializers.IntegerField(),
+                    "state": StateSerializer(many=True),
+                    "records": ConsentCreateApi.OutputSerializer(many=True),
+                },
+            )
+        },
+    )
     def get(self, request: Request, profile_id: int) -> Response:
         profile = get_object_or_404(Profile, pk=profile_id)
         records = selectors.consent_records_of_profile(profile=profile)[:500]
@@ -173,6 +211,24 @@ class PurposeListApi(APIView):
     write_roles = (ADMIN,)
     permission_classes = [ResourcePermission]
 
+    @extend_schema(
+        operation_id="consent_purposes",
+        tags=["consents"],
+        summary="Purposes consent is asked for, with legal basis and default",
+        responses={
+            200: inline_serializer(
+                "Purpose",
+                {
+                    "code": serializers.CharField(),
+                    "name": serializers.CharField(),
+                    "description": serializers.CharField(),
+                    "legal_basis": serializers.CharField(),
+                    "granted_by_default": serializers.BooleanField(),
+                },
+                many=True,
+            )
+        },
+    )
     def get(self, request: Request) -> Response:
         return Response(
             [
@@ -226,11 +282,25 @@ class PrivacyRequestListCreateApi(APIView):
     permission_classes = [ResourcePermission]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "PrivacyRequestInput"
+
         regulation_type = serializers.ChoiceField(choices=RegulationType.choices)
         regulation = serializers.ChoiceField(choices=Regulation.choices, default=Regulation.GDPR)
         subject = SubjectField()
         changes = serializers.DictField(required=False)
 
+    @extend_schema(
+        operation_id="privacy_requests_list",
+        tags=["privacy"],
+        summary="The privacy request queue, by due date",
+        parameters=[
+            OpenApiParameter("status", str, description="A status, or `open`."),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("offset", int),
+        ],
+        responses={200: PrivacyRequestOutput(many=True)},
+    )
     def get(self, request: Request) -> Response:
         status_filter = request.query_params.get("status") or None
         queue = selectors.privacy_requests_queue(status=status_filter)
@@ -238,6 +308,18 @@ class PrivacyRequestListCreateApi(APIView):
         rows = page.paginate_queryset(queue, request, view=self)
         return page.get_paginated_response(PrivacyRequestOutput(rows, many=True).data)
 
+    @extend_schema(
+        operation_id="privacy_requests_create",
+        tags=["privacy"],
+        summary="Submit a privacy request (Segment regulation types, plus ACCESS and RECTIFY)",
+        description=(
+            "`subject` names the person by `email`, `user_id`, `phone` or `anonymous_id`. A "
+            "request sent with an API key (scope `privacy:write`) counts as verified and is "
+            'queued at once. RECTIFY takes `changes: {"traits": {...}}`.'
+        ),
+        request=InputSerializer,
+        responses={201: PrivacyRequestOutput},
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -265,6 +347,12 @@ class PrivacyRequestDetailApi(APIView):
     write_roles = (COMPLIANCE, ADMIN)
     permission_classes = [ResourcePermission]
 
+    @extend_schema(
+        operation_id="privacy_request_detail",
+        tags=["privacy"],
+        summary="Follow one privacy request",
+        responses={200: PrivacyRequestOutput},
+    )
     def get(self, request: Request, request_id: int) -> Response:
         privacy_request = get_object_or_404(PrivacyRequest, pk=request_id)
         return Response(PrivacyRequestOutput(privacy_request).data)
@@ -276,6 +364,12 @@ class PrivacyRequestExportApi(APIView):
     write_roles = (COMPLIANCE, ADMIN)
     permission_classes = [ResourcePermission]
 
+    @extend_schema(
+        operation_id="privacy_request_export",
+        tags=["privacy"],
+        summary="Download the JSON export of an ACCESS request",
+        responses={(200, "application/json"): OpenApiTypes.BINARY},
+    )
     def get(self, request: Request, request_id: int) -> FileResponse:
         privacy_request = get_object_or_404(PrivacyRequest, pk=request_id)
         if not privacy_request.export_file:
@@ -290,6 +384,9 @@ class AuditLogListApi(APIView):
     permission_classes = [ResourcePermission]
 
     class FilterSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "AuditFilter"
+
         actor = serializers.CharField(required=False, default="")
         action = serializers.CharField(required=False, default="")
         resource = serializers.CharField(required=False, default="")
@@ -299,6 +396,7 @@ class AuditLogListApi(APIView):
 
     class OutputSerializer(serializers.ModelSerializer):
         class Meta:
+            ref_name = "AuditLogEntry"
             model = AuditLog
             fields = [
                 "id",
@@ -312,6 +410,17 @@ class AuditLogListApi(APIView):
                 "details",
             ]
 
+    @extend_schema(
+        operation_id="audit_log",
+        tags=["audit"],
+        summary="The audit log: who viewed, exported, changed or erased what, when, from where",
+        parameters=[
+            FilterSerializer,
+            OpenApiParameter("limit", int),
+            OpenApiParameter("offset", int),
+        ],
+        responses={200: OutputSerializer(many=True)},
+    )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)

@@ -161,27 +161,56 @@ def consent_apply_signals(*, profile: Profile, event: Event) -> list[ConsentReco
 
 
 _MINIMAL_EVENT_FIELDS = ("type", "event", "userId", "anonymousId", "messageId", "timestamp")
+# Who the person is stays even without analytics consent: it is what their rights attach to.
+_IDENTITY_TYPES = ("identify", "alias", "group")
+
+
+def _event_strip(event: Event) -> None:
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    event.properties = {}
+    event.context = {}
+    event.payload = {k: payload[k] for k in _MINIMAL_EVENT_FIELDS if k in payload}
 
 
 def consent_allows_processing(*, profile: Profile, event: Event) -> bool:
-    """Pipeline gate. False: stop (the subject is suppressed, or has no `analytics` consent
-    under the "drop" policy). Without `analytics` under "minimal", the event is stripped to
-    type, name, ids and time (saved) and processing goes on."""
+    """Gate for one event. False: stop (the subject is suppressed, or has no `analytics`
+    consent under the "drop" policy). Without `analytics` under "minimal", the event is
+    stripped to type, name, ids and time (saved) and processing goes on."""
+    kept = consent_filter_events(profile=profile, events=[event], apply_signals=False)
+    return bool(kept)
+
+
+def consent_filter_events(
+    *, profile: Profile, events: list[Event], apply_signals: bool = True
+) -> list[Event]:
+    """Pipeline stage, per profile and chunk: record the consent signals the events carry,
+    then keep what consent allows. A suppressed profile's events are deleted (they slipped in
+    before the suppression reached ingestion); without `analytics` the configured policy
+    (CONSENT_WITHOUT_ANALYTICS) strips or drops behavioural events."""
+    if not events:
+        return events
+    if apply_signals:
+        for event in events:
+            consent_apply_signals(profile=profile, event=event)
     if selectors.profile_is_suppressed(profile=profile):
-        return False
+        Event.objects.filter(pk__in=[e.pk for e in events if e.pk]).delete()
+        return []
     if selectors.consent_allows(profile=profile, purpose="analytics"):
-        return True
+        return events
     policy = settings.CONSENT_WITHOUT_ANALYTICS
+    if policy == "keep":
+        return events
+    behavioural = [e for e in events if e.type not in _IDENTITY_TYPES]
     if policy == "drop":
-        return False
-    if policy == "minimal":
-        event.properties = {}
-        event.context = {}
-        event.payload = {
-            k: event.payload.get(k) for k in _MINIMAL_EVENT_FIELDS if k in event.payload
-        }
-        event.save(update_fields=["properties", "context", "payload"])
-    return True
+        Event.objects.filter(pk__in=[e.pk for e in behavioural if e.pk]).delete()
+        dropped = {id(e) for e in behavioural}
+        return [e for e in events if id(e) not in dropped]
+    for event in behavioural:
+        _event_strip(event)
+    Event.objects.bulk_update(
+        [e for e in behavioural if e.pk], ["properties", "context", "payload"], batch_size=500
+    )
+    return events
 
 
 # --- suppression ---------------------------------------------------------------------------

@@ -47,8 +47,12 @@ def test_the_queryset_gate_agrees_with_the_single_profile_gate(make_person):
         make_person(email=f"p{i}@example.com", user_id=f"user-{i:04}", phone=f"+1555555010{i}")
         for i in range(4)
     ]
-    services.consent_record(profile=people[0].profile, purpose="advertising", granted=True, source="api")
-    services.consent_record(profile=people[1].profile, purpose="personalization", granted=False, source="api")
+    services.consent_record(
+        profile=people[0].profile, purpose="advertising", granted=True, source="api"
+    )
+    services.consent_record(
+        profile=people[1].profile, purpose="personalization", granted=False, source="api"
+    )
     for purpose in ("advertising", "personalization", "analytics"):
         allowed = set(
             selectors.consent_profiles_allowed(purpose=purpose, profiles=Profile.objects.all())
@@ -99,7 +103,12 @@ def test_segment_rudderstack_and_google_consent_mode_signals_are_read():
     }
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(), lambda c: st.lists(c) | st.dictionaries(st.text(), c)))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(),
+        lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+    )
+)
 def test_signal_parsing_never_raises_on_any_json(context):
     prefs = category_preferences(context)
     assert all(isinstance(v, bool) for v in prefs.values())
@@ -149,10 +158,14 @@ def test_an_event_context_records_consent_once_and_withdrawal_stops_analytics(ma
     assert again.payload == {"type": "track", "event": "Product Viewed"}
 
 
-def test_under_the_drop_policy_an_event_without_analytics_consent_stops(make_person, source, settings):
+def test_under_the_drop_policy_an_event_without_analytics_consent_stops(
+    make_person, source, settings
+):
     settings.CONSENT_WITHOUT_ANALYTICS = "drop"
     person = make_person()
-    services.consent_record(profile=person.profile, purpose="analytics", granted=False, source="api")
+    services.consent_record(
+        profile=person.profile, purpose="analytics", granted=False, source="api"
+    )
     event = _event_with(person.profile, source, {})
     assert services.consent_allows_processing(profile=person.profile, event=event) is False
 
@@ -186,11 +199,22 @@ def test_a_cms_records_consent_by_email_and_reads_it_back(make_person, api_clien
     "body, field",
     [
         ({"purpose": "push", "granted": True}, "subject"),
-        ({"subject": {"email": "x@example.com"}, "purpose": "telepathy", "granted": True}, "purpose"),
+        (
+            {"subject": {"email": "x@example.com"}, "purpose": "telepathy", "granted": True},
+            "purpose",
+        ),
         ({"subject": {"email": "x@example.com"}, "purpose": "push", "granted": "maybe"}, "granted"),
         ({"subject": {"fax": "123"}, "purpose": "push", "granted": True}, "subject"),
         ({"subject": {"email": "not-an-email"}, "purpose": "push", "granted": True}, "subject"),
-        ({"subject": {"email": "x@example.com"}, "purpose": "push", "granted": True, "source": "pigeon"}, "source"),
+        (
+            {
+                "subject": {"email": "x@example.com"},
+                "purpose": "push",
+                "granted": True,
+                "source": "pigeon",
+            },
+            "source",
+        ),
     ],
 )
 def test_bad_consent_input_gets_a_400_naming_the_field(api_client_with_scopes, body, field):
