@@ -5,9 +5,9 @@ transaction per chunk:
 
     claim the chunk's unprocessed events (skipping any another worker holds)
     → identity: resolve every event to one profile (create / join / merge)
+    → consent: record the consent signals events carry; drop what a suppression or missing
+               consent forbids (consent.services.consent_filter_resolved)
     → per profile, in event-time order:
-        consent: record the consent signals events carry; drop what a suppression or
-                 missing consent forbids (consent.services.consent_filter_events)
         profiles: update traits, context and computed features
     → save profiles, link events to them and mark them processed
     → AFTER_PROFILE_UPDATE stages (segments, campaigns, recommendations) per profile
@@ -27,7 +27,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
 
-from consent.services import consent_filter_events
+from consent.services import consent_filter_resolved
 from identity.services import identity_resolve
 from profiles.models import Event, Profile
 from profiles.services import (
@@ -78,10 +78,10 @@ def _events_process_chunk(event_ids: Sequence[int]) -> int:
 
     resolved: list[tuple[Profile, list[Event]]] = identity_resolve(events=events)
 
+    resolved = consent_filter_resolved(resolved=resolved)
+
     late: list[Profile] = []
-    for index, (profile, profile_events) in enumerate(resolved):
-        profile_events = consent_filter_events(profile=profile, events=profile_events)
-        resolved[index] = (profile, profile_events)
+    for profile, profile_events in resolved:
         if profile_apply_events(profile=profile, events=profile_events):
             late.append(profile)
 

@@ -33,8 +33,20 @@ class UnknownPurposeError(LookupError):
     pass
 
 
+def _defaults_restore(code: str) -> bool:
+    """A default purpose missing from the table (emptied database) is put back."""
+    from consent.defaults import DEFAULT_PURPOSES, defaults_install
+
+    if code not in {c for c, *_ in DEFAULT_PURPOSES}:
+        return False
+    defaults_install(Purpose, ConsentCategoryMapping)
+    return True
+
+
 def purpose_get(*, code: str) -> Purpose:
     purpose = Purpose.objects.filter(code=code).first()
+    if purpose is None and _defaults_restore(code):
+        purpose = Purpose.objects.filter(code=code).first()
     if purpose is None:
         known = ", ".join(Purpose.objects.values_list("code", flat=True))
         raise UnknownPurposeError(f"unknown purpose {code!r}; known: {known}")
@@ -42,11 +54,16 @@ def purpose_get(*, code: str) -> Purpose:
 
 
 def purposes_all() -> QuerySet[Purpose]:
+    if not Purpose.objects.exists():
+        _defaults_restore("analytics")
     return Purpose.objects.order_by("code")
 
 
 def category_mapping() -> dict[str, str]:
-    return dict(ConsentCategoryMapping.objects.values_list("category", "purpose__code"))
+    mapping = dict(ConsentCategoryMapping.objects.values_list("category", "purpose__code"))
+    if not mapping and _defaults_restore("analytics"):
+        mapping = dict(ConsentCategoryMapping.objects.values_list("category", "purpose__code"))
+    return mapping
 
 
 def _profile_id(profile: Profile | int) -> int:
@@ -77,7 +94,8 @@ def consent_allows(*, profile: Profile | int, purpose: str) -> bool:
         .first()
     )
     if row is None:
-        purpose_get(code=purpose)  # raises UnknownPurposeError with the known codes
+        purpose_get(code=purpose)  # restores a missing default, or raises UnknownPurposeError
+        return consent_allows(profile=profile, purpose=purpose)
     default, latest_granted, suppressed = row
     allowed = default if latest_granted is None else latest_granted
     return bool(allowed) and not suppressed

@@ -125,38 +125,74 @@ def consent_record(
 
 
 def consent_apply_signals(*, profile: Profile, event: Event) -> list[ConsentRecord]:
-    """Pipeline stage: record what the event's context says about consent, when it differs
-    from the profile's current state (a banner re-sending the same choice adds nothing)."""
-    preferences = category_preferences(event.context)
-    if not preferences:
+    """Record what one event's context says about consent, where it differs from the
+    profile's current state (a banner re-sending the same choice adds nothing)."""
+    return _signals_apply([(profile, [event])])
+
+
+def _signals_apply(resolved: list[tuple[Profile, list[Event]]]) -> list[ConsentRecord]:
+    """Consent signals of a whole chunk in a few queries: the mapping and the current state
+    are read once, and the events of each profile are applied in event-time order."""
+    found = [
+        (profile, event, prefs)
+        for profile, events in resolved
+        for event in sorted(events, key=lambda e: (e.timestamp, e.pk or 0))
+        if (prefs := category_preferences(event.context))
+    ]
+    if not found:
         return []
-    wanted = purposes_from(preferences, selectors.category_mapping())
-    if not wanted:
-        return []
-    current = {row["purpose"]: row for row in selectors.consent_current_state(profile=profile)}
-    records = []
-    for code, granted in sorted(wanted.items()):
-        row = current.get(code)
-        if row is None:
-            continue
-        if not row["by_default"] and row["granted"] == granted and not row["suppressed"]:
-            continue
-        if row["occurred_at"] and event.timestamp and row["occurred_at"] > event.timestamp:
-            continue  # a late event must not undo a newer decision
-        records.append(
-            consent_record(
-                profile=profile,
-                purpose=code,
-                granted=granted,
-                source=ConsentSource.SDK,
-                occurred_at=event.timestamp,
-                evidence={
-                    "event_id": event.pk,
-                    "message_id": event.message_id[:255],
-                    "categories": {k: v for k, v in sorted(preferences.items())[:50]},
-                },
+    mapping = selectors.category_mapping()
+    purposes = {p.code: p for p in selectors.purposes_all()}
+    profile_ids = {profile.pk for profile, _, _ in found}
+    # (profile id, purpose id) -> (granted, occurred_at) of the latest record
+    latest: dict[tuple[int, int], tuple[bool, datetime]] = {}
+    for pid, purpose_id, granted, occurred in (
+        ConsentRecord.objects.filter(profile_id__in=profile_ids)
+        .order_by("profile_id", "purpose_id", "-occurred_at", "-id")
+        .values_list("profile_id", "purpose_id", "granted", "occurred_at")
+    ):
+        latest.setdefault((pid, purpose_id), (granted, occurred))
+    records: list[ConsentRecord] = []
+    for profile, event, prefs in found:
+        for code, granted in sorted(purposes_from(prefs, mapping).items()):
+            purpose = purposes.get(code)
+            if purpose is None:
+                continue
+            current = latest.get((profile.pk, purpose.pk))
+            if current is not None:
+                if current[0] == granted:
+                    continue
+                if event.timestamp and current[1] > event.timestamp:
+                    continue  # a late event must not undo a newer decision
+            latest[profile.pk, purpose.pk] = (granted, event.timestamp)
+            records.append(
+                ConsentRecord(
+                    profile=profile,
+                    purpose=purpose,
+                    granted=granted,
+                    source=ConsentSource.SDK,
+                    occurred_at=event.timestamp or timezone.now(),
+                    evidence={
+                        "event_id": event.pk,
+                        "message_id": event.message_id[:255],
+                        "categories": dict(sorted(prefs.items())[:50]),
+                    },
+                )
             )
+    if not records:
+        return []
+    ConsentRecord.objects.bulk_create(records)
+    AuditLog.objects.bulk_create(
+        AuditLog(
+            actor_label="system",
+            action="consent.grant" if r.granted else "consent.withdraw",
+            resource="consents",
+            resource_id=str(r.pk or ""),
+            profile_id=r.profile.pk,
+            details={"purpose": r.purpose.code, "source": ConsentSource.SDK},
         )
+        for r in records
+    )
     return records
 
 
@@ -183,34 +219,58 @@ def consent_allows_processing(*, profile: Profile, event: Event) -> bool:
 def consent_filter_events(
     *, profile: Profile, events: list[Event], apply_signals: bool = True
 ) -> list[Event]:
-    """Pipeline stage, per profile and chunk: record the consent signals the events carry,
-    then keep what consent allows. A suppressed profile's events are deleted (they slipped in
-    before the suppression reached ingestion); without `analytics` the configured policy
-    (CONSENT_WITHOUT_ANALYTICS) strips or drops behavioural events."""
-    if not events:
-        return events
+    """`consent_filter_resolved` for one profile's events."""
+    return consent_filter_resolved(resolved=[(profile, events)], apply_signals=apply_signals)[0][1]
+
+
+def consent_filter_resolved(
+    *, resolved: list[tuple[Profile, list[Event]]], apply_signals: bool = True
+) -> list[tuple[Profile, list[Event]]]:
+    """Pipeline stage, per chunk: record the consent signals the events carry, then keep what
+    consent allows. A suppressed profile's events are deleted (they slipped in before the
+    suppression reached ingestion); without `analytics` the configured policy
+    (CONSENT_WITHOUT_ANALYTICS) strips or drops behavioural events. A handful of queries per
+    chunk, whatever its size."""
+    resolved = [(profile, list(events)) for profile, events in resolved]
+    if not any(events for _, events in resolved):
+        return resolved
     if apply_signals:
-        for event in events:
-            consent_apply_signals(profile=profile, event=event)
-    if selectors.profile_is_suppressed(profile=profile):
-        Event.objects.filter(pk__in=[e.pk for e in events if e.pk]).delete()
-        return []
-    if selectors.consent_allows(profile=profile, purpose="analytics"):
-        return events
-    policy = settings.CONSENT_WITHOUT_ANALYTICS
-    if policy == "keep":
-        return events
-    behavioural = [e for e in events if e.type not in _IDENTITY_TYPES]
-    if policy == "drop":
-        Event.objects.filter(pk__in=[e.pk for e in behavioural if e.pk]).delete()
-        dropped = {id(e) for e in behavioural}
-        return [e for e in events if id(e) not in dropped]
-    for event in behavioural:
-        _event_strip(event)
-    Event.objects.bulk_update(
-        [e for e in behavioural if e.pk], ["properties", "context", "payload"], batch_size=500
+        _signals_apply(resolved)
+    ids = [profile.pk for profile, _ in resolved]
+    suppressed = set(
+        Suppression.objects.filter(profile_id__in=ids).values_list("profile_id", flat=True)
     )
-    return events
+    allowed = set(
+        selectors.consent_profiles_allowed(
+            purpose="analytics", profiles=Profile.objects.filter(pk__in=ids)
+        ).values_list("pk", flat=True)
+    )
+    policy = settings.CONSENT_WITHOUT_ANALYTICS
+    doomed: list[int] = []
+    stripped: list[Event] = []
+    kept: list[tuple[Profile, list[Event]]] = []
+    for profile, events in resolved:
+        if profile.pk in suppressed:
+            doomed += [e.pk for e in events if e.pk]
+            kept.append((profile, []))
+            continue
+        if profile.pk in allowed or policy == "keep":
+            kept.append((profile, events))
+            continue
+        behavioural = [e for e in events if e.type not in _IDENTITY_TYPES]
+        if policy == "drop":
+            doomed += [e.pk for e in behavioural if e.pk]
+            kept.append((profile, [e for e in events if e.type in _IDENTITY_TYPES]))
+            continue
+        for event in behavioural:
+            _event_strip(event)
+        stripped += [e for e in behavioural if e.pk]
+        kept.append((profile, events))
+    if doomed:
+        Event.objects.filter(pk__in=doomed).delete()
+    if stripped:
+        Event.objects.bulk_update(stripped, ["properties", "context", "payload"], batch_size=500)
+    return kept
 
 
 # --- suppression ---------------------------------------------------------------------------
