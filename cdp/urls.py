@@ -19,6 +19,7 @@ urlpatterns = [
     path("v1/", include("profiles.ingest_urls")),
     path("profiles/", include("profiles.urls")),
     path("segments/", include("segments.urls")),
+    path("privacy/", include("consent.urls")),
     path("data/", include("profiles.data_urls")),
     path("settings/", include("cdp.access_urls")),
 ]
