@@ -328,14 +328,15 @@ def project_frames(*, profile_ids: Any = None) -> tuple[Any, Any]:
 
 
 def _personalization_allowed() -> Any:
+    """Profiles whose data may train models: the consent gate for `personalization`."""
     try:
-        from consent import selectors as consent_selectors  # type: ignore[attr-defined]
+        from consent import selectors as consent_selectors
     except ImportError:
         return None
-    gate = getattr(consent_selectors, "consent_granted_q", None)
-    if gate is None:
-        return None
-    return gate(purpose="personalization").values("pk")
+    from profiles.models import Profile
+
+    gate = consent_selectors.consent_profiles_allowed
+    return gate(purpose="personalization", profiles=Profile.objects.all()).values("pk")
 
 
 def model_train_request(*, kind: str, actor: Any = None) -> Any:

@@ -75,10 +75,19 @@ def segment_definition_check(
                         )
                     ]
                 )
-        if "consent" in node and selectors.consent_q_or_none() is None:
-            raise conditions.InvalidDefinition(
-                [conditions.ConditionError(pointer, "consent conditions need the consent app")]
-            )
+        if "consent" in node:
+            if selectors.consent_q_or_none() is None:
+                raise conditions.InvalidDefinition(
+                    [conditions.ConditionError(pointer, "consent conditions need the consent app")]
+                )
+            if not selectors.consent_purpose_known(node["consent"]):
+                raise conditions.InvalidDefinition(
+                    [
+                        conditions.ConditionError(
+                            pointer, f"unknown consent purpose {node['consent']!r}"
+                        )
+                    ]
+                )
     return conditions.dependencies(definition, resolver)
 
 
@@ -390,7 +399,12 @@ def segment_index() -> list[IndexedSegment]:
                     definition=definition,
                     trait_keys=frozenset(deps.get("trait_keys", ())),
                     event_names=frozenset(names),
-                    any_event=bool(computed - ORDER_ONLY_FEATURES or deps.get("identifiers")),
+                    # Consent arrives with events too (SDK context), recorded by the consent stage.
+                    any_event=bool(
+                        computed - ORDER_ONLY_FEATURES
+                        or deps.get("identifiers")
+                        or deps.get("consents")
+                    ),
                     cacheable=not deps.get("date_windows", True),
                 )
             )
