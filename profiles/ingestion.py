@@ -52,7 +52,7 @@ from dateutil import parser as dateutil_parser
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, JSONField, Value
 from django.utils import timezone
 from jsonschema import SchemaError
 from jsonschema.validators import validator_for
@@ -772,6 +772,8 @@ def _quarantine_record(rejected: _Rejected, source: Source, received_at: datetim
         message = orjson.loads(_dumps(_strip_nul(message)))
     except (TypeError, orjson.JSONEncodeError):
         message = {"unserialisable": repr(message)[:1000]}
+    if message is None:  # a JSON null, which JSONField would otherwise store as SQL NULL
+        message = Value(None, JSONField())
     as_dict = message if isinstance(message, dict) else {}
     message_id = as_dict.get("messageId")
     event = as_dict.get("event") or as_dict.get("name")
