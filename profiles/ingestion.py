@@ -35,8 +35,11 @@ A message without `messageId` gets a deterministic one, a digest of its content 
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
+import os
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable
@@ -53,6 +56,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, JSONField, Value
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 from jsonschema import SchemaError
 from jsonschema.validators import validator_for
@@ -64,9 +69,13 @@ from profiles.schemas import FAST_VALIDATORS, MESSAGE_TYPES, MESSAGE_VALIDATORS
 
 logger = logging.getLogger(__name__)
 
+LOCAL_CACHE_SECONDS = 2
 SOURCE_CACHE_SECONDS = 5
 PLAN_CACHE_SECONDS = 5
 LAST_EVENT_AT_EVERY_SECONDS = 60
+# Requests with fewer new events than this have them queued together (see _ProcessingQueue).
+DIRECT_ENQUEUE_MIN = 50
+ENQUEUE_DELAY_SECONDS = 0.2
 
 
 # --- Errors -----------------------------------------------------------------------------------
@@ -197,19 +206,48 @@ def ingest_body_parse(raw: bytes, *, content_encoding: str = "") -> Any:
 # --- Write keys and sources ------------------------------------------------------------------
 
 
+_local_sources: dict[str, tuple[float, Source]] = {}
+
+
 def source_for_write_key_cached(*, write_key: str) -> Source | None:
-    """The enabled source of a write key, cached a few seconds so a busy SDK costs one query
-    every SOURCE_CACHE_SECONDS, not one per request. (So disabling a source or rotating its key
-    takes effect within that delay.)"""
+    """The enabled source of a write key, with its tracking plan, cached so that a busy SDK
+    costs no query and no network round trip per request.
+
+    Two levels: this process's memory (LOCAL_CACHE_SECONDS) and the shared cache
+    (SOURCE_CACHE_SECONDS), so disabling a source, rotating its key or editing its plan
+    elsewhere than through `tracking_plan_save` takes effect within a few seconds. The local
+    level is skipped inside a transaction (tests run in one that is rolled back) and cleared
+    when a Source or TrackingPlan row is saved or deleted in this process.
+    """
     if not write_key or len(write_key) > 512:
         return None
-    key = f"ingest:source:{token_digest(write_key)}"
+    digest = token_digest(write_key)
+    use_local = not connection.in_atomic_block
+    if use_local:
+        hit = _local_sources.get(digest)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+    key = f"ingest:source:{digest}"
     source = cache.get(key)
     if source is None:
         source = source_for_write_key(write_key=write_key)
-        if source is not None:
-            cache.set(key, source, SOURCE_CACHE_SECONDS)
+        if source is None:
+            return None
+        source._ingest_plan = _plan_state_load(source.pk)
+        cache.set(key, source, SOURCE_CACHE_SECONDS)
+    if use_local:
+        if len(_local_sources) > 10_000:
+            _local_sources.clear()
+        _local_sources[digest] = (time.monotonic() + LOCAL_CACHE_SECONDS, source)
     return source
+
+
+@receiver(post_save, sender=Source)
+@receiver(post_delete, sender=Source)
+@receiver(post_save, sender=TrackingPlan)
+@receiver(post_delete, sender=TrackingPlan)
+def _local_sources_forget(**kwargs: Any) -> None:
+    _local_sources.clear()
 
 
 # --- Tracking plans ----------------------------------------------------------------------------
@@ -233,15 +271,20 @@ def _schema_validator(schema: dict) -> Any:
     return cls(schema)
 
 
+def _plan_state_load(source_id: int) -> tuple[str, dict, str]:
+    """(mode, event_schemas, version) of a source's plan, ("", {}, "") without one."""
+    plan = TrackingPlan.objects.filter(source_id=source_id).first()
+    return (plan.mode, plan.event_schemas, plan.updated_at.isoformat()) if plan else ("", {}, "")
+
+
 def _plan_for_source(source: Source) -> _CompiledPlan | None:
-    cached = cache.get(_plan_cache_key(source.pk))
-    if cached is None:
-        plan = TrackingPlan.objects.filter(source_id=source.pk).first()
-        cached = (
-            (plan.mode, plan.event_schemas, plan.updated_at.isoformat()) if plan else ("", {}, "")
-        )
-        cache.set(_plan_cache_key(source.pk), cached, PLAN_CACHE_SECONDS)
-    mode, schemas, version = cached
+    state = getattr(source, "_ingest_plan", None)  # set by source_for_write_key_cached
+    if state is None:
+        state = cache.get(_plan_cache_key(source.pk))
+        if state is None:
+            state = _plan_state_load(source.pk)
+            cache.set(_plan_cache_key(source.pk), state, PLAN_CACHE_SECONDS)
+    mode, schemas, version = state
     if not mode:
         return None
     compiled = _compiled_plans.get((source.pk, version))
@@ -290,14 +333,15 @@ def tracking_plan_save(
         plan, _ = TrackingPlan.objects.update_or_create(
             source=source, defaults={"mode": mode, "event_schemas": event_schemas}
         )
-        key = _plan_cache_key(source.pk)
-        cache.delete(key)
-        transaction.on_commit(partial(cache.delete, key))
+        keys = [_plan_cache_key(source.pk), f"ingest:source:{source.write_key_hash}"]
+        cache.delete_many(keys)
+        transaction.on_commit(partial(cache.delete_many, keys))
     return plan
 
 
 # --- Per-message preparation ---------------------------------------------------------------------
 
+_OWN_COLUMNS = frozenset({"properties", "context"})
 _ID_FIELDS = ("userId", "anonymousId", "messageId", "previousId", "groupId")
 _TIME_FIELDS = ("timestamp", "originalTimestamp", "sentAt")
 _MIN_TIME = datetime(1900, 1, 1, tzinfo=UTC)
@@ -593,7 +637,8 @@ def _prepare(
         properties=message.get("properties") or {},
         traits=traits,
         context=context,
-        payload=payload,
+        # properties and context have their own columns: stored once (Event.message rejoins).
+        payload=_dumps({k: v for k, v in message.items() if k not in _OWN_COLUMNS}),
         is_bot=_user_agent_is_bot(user_agent) if isinstance(user_agent, str) else False,
         violations=[],
         message=message,
@@ -613,25 +658,24 @@ def _plan_violations(plan: _CompiledPlan, row: _Row) -> list[dict[str, str]]:
 
 # --- Storage -----------------------------------------------------------------------------------
 
-_COLUMNS = (
-    "source_id",
-    "message_id",
-    "type",
-    "event",
-    "user_id",
-    "anonymous_id",
-    "timestamp",
-    "original_timestamp",
-    "sent_at",
-    "received_at",
-    "properties",
-    "traits",
-    "context",
-    "payload",
-    "is_bot",
-    "violations",
-)
-_JSON_COLUMNS = {"properties", "traits", "context", "payload", "violations"}
+# Columns ingestion fills, with their SQL types in the json_to_recordset row definition.
+_COLUMNS = {
+    "message_id": "text",
+    "type": "text",
+    "event": "text",
+    "user_id": "text",
+    "anonymous_id": "text",
+    "timestamp": "timestamptz",
+    "original_timestamp": "timestamptz",
+    "sent_at": "timestamptz",
+    "properties": "jsonb",
+    "traits": "jsonb",
+    "context": "jsonb",
+    "payload": "jsonb",
+    "is_bot": "boolean",
+    "violations": "jsonb",
+}
+_FIXED_COLUMNS = ("source_id", "received_at")
 
 
 def _extra_columns(cursor: Any, now: datetime) -> tuple[list[str], list[str]]:
@@ -639,7 +683,8 @@ def _extra_columns(cursor: Any, now: datetime) -> tuple[list[str], list[str]]:
     defaults, so a new field with a default never breaks the raw insert."""
     names, literals = [], []
     for model_field in Event._meta.concrete_fields:
-        if model_field.primary_key or model_field.column in _COLUMNS:
+        column = model_field.column
+        if model_field.primary_key or column in _COLUMNS or column in _FIXED_COLUMNS:
             continue
         if model_field.has_db_default():
             continue
@@ -652,50 +697,53 @@ def _extra_columns(cursor: Any, now: datetime) -> tuple[list[str], list[str]]:
         else:
             value = model_field.get_default()
         prepared = model_field.get_db_prep_save(value, connection)
-        names.append(connection.ops.quote_name(model_field.column))
+        names.append(connection.ops.quote_name(column))
         literals.append(cursor.mogrify("%s", [prepared]).decode())
     return names, literals
 
 
 def _insert_postgresql(source: Source, rows: list[_Row], received_at: datetime) -> list[int]:
-    from psycopg2.extras import execute_values
-
+    """One statement for the whole request: the rows travel as one JSON array that PostgreSQL
+    unpacks with json_to_recordset, so no per-row work is left in Python but building that
+    array (in C, by orjson, embedding each payload already serialised)."""
+    quote = connection.ops.quote_name
     with connection.cursor() as cursor:
-        raw_cursor = cursor.cursor
-        extra_names, extra_literals = _extra_columns(raw_cursor, received_at)
-        columns = ", ".join([*(connection.ops.quote_name(c) for c in _COLUMNS), *extra_names])
-        placeholders = ["%s::jsonb" if c in _JSON_COLUMNS else "%s" for c in _COLUMNS]
-        template = "(" + ", ".join([*placeholders, *extra_literals]) + ")"
-        table = connection.ops.quote_name(Event._meta.db_table)
+        extra_names, extra_literals = _extra_columns(cursor.cursor, received_at)
+        columns = ", ".join(
+            [*(quote(c) for c in _FIXED_COLUMNS), *(quote(c) for c in _COLUMNS), *extra_names]
+        )
+        selected = ", ".join(["%s", "%s", *(f"r.{quote(c)}" for c in _COLUMNS), *extra_literals])
+        row_type = ", ".join(f"{quote(c)} {sql_type}" for c, sql_type in _COLUMNS.items())
+        table = quote(Event._meta.db_table)
         sql = (
-            f"INSERT INTO {table} ({columns}) VALUES %s "  # noqa: S608 (names are ours)
+            f"INSERT INTO {table} ({columns}) SELECT {selected} "  # noqa: S608 (names are ours)
+            f"FROM json_to_recordset(%s) AS r({row_type}) "
             "ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id"
         )
-        values = [
-            (
-                source.pk,
-                row.message_id,
-                row.type,
-                row.event,
-                row.user_id,
-                row.anonymous_id,
-                row.timestamp,
-                row.original_timestamp,
-                row.sent_at,
-                received_at,
-                _dumps(row.properties).decode(),
-                _dumps(row.traits).decode(),
-                _dumps(row.context).decode(),
-                row.payload.decode(),
-                row.is_bot,
-                _dumps(row.violations).decode() if row.violations else "[]",
-            )
-            for row in rows
-        ]
-        result = execute_values(
-            raw_cursor, sql, values, template=template, page_size=len(values), fetch=True
+        document = orjson.dumps(
+            [
+                {
+                    "message_id": row.message_id,
+                    "type": row.type,
+                    "event": row.event,
+                    "user_id": row.user_id,
+                    "anonymous_id": row.anonymous_id,
+                    "timestamp": row.timestamp,
+                    "original_timestamp": row.original_timestamp,
+                    "sent_at": row.sent_at,
+                    "properties": row.properties,
+                    "traits": row.traits,
+                    "context": row.context,
+                    "payload": orjson.Fragment(row.payload),
+                    "is_bot": row.is_bot,
+                    "violations": row.violations,
+                }
+                for row in rows
+            ],
+            default=_json_default,
         )
-    return [event_id for (event_id,) in result]
+        cursor.execute(sql, [source.pk, received_at, document.decode()])
+        return [event_id for (event_id,) in cursor.fetchall()]
 
 
 def _insert_portable(source: Source, rows: list[_Row], received_at: datetime) -> list[int]:
@@ -788,12 +836,67 @@ def _quarantine_record(rejected: _Rejected, source: Source, received_at: datetim
     )
 
 
-def _events_enqueue(event_ids: list[int]) -> None:
+def _events_publish(event_ids: list[int]) -> None:
     from profiles.tasks import events_process_task
 
     chunk = settings.INGEST_PROCESS_CHUNK
     for start in range(0, len(event_ids), chunk):
         events_process_task.delay(event_ids[start : start + chunk])
+
+
+class _ProcessingQueue:
+    """Hands committed event ids to `events_process_task`.
+
+    A request with many events (a batch) publishes its chunks at once. Small requests (single
+    events from browsers and apps) are gathered per process for up to ENQUEUE_DELAY_SECONDS
+    and published together, so a thousand single events a second cost a few tasks, not a
+    thousand (publishing and processing one event per task would cost more CPU than the rest
+    of ingestion). Ids still gathered when a process dies are picked up by the beat sweep
+    (`events_process_pending_task`); the events themselves are already committed.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids: list[int] = []
+        self._timer: threading.Timer | None = None
+        self._pid = os.getpid()
+
+    def add(self, event_ids: list[int]) -> None:
+        from cdp.celery import app
+
+        if app.conf.task_always_eager or len(event_ids) >= DIRECT_ENQUEUE_MIN:
+            _events_publish(event_ids)
+            return
+        ready: list[int] = []
+        with self._lock:
+            if self._pid != os.getpid():  # forked: the parent's timer does not exist here
+                self._ids, self._timer, self._pid = [], None, os.getpid()
+            self._ids.extend(event_ids)
+            if len(self._ids) >= DIRECT_ENQUEUE_MIN:
+                ready, self._ids = self._ids, []
+            elif self._timer is None:
+                self._timer = threading.Timer(ENQUEUE_DELAY_SECONDS, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+        if ready:
+            _events_publish(ready)
+
+    def flush(self) -> None:
+        with self._lock:
+            ready, self._ids, self._timer = self._ids, [], None
+        if ready:
+            try:
+                _events_publish(ready)
+            except Exception:  # broker down: the beat sweep processes them later
+                logger.exception("could not queue %s events for processing", len(ready))
+
+
+_processing_queue = _ProcessingQueue()
+atexit.register(_processing_queue.flush)
+
+
+def _events_enqueue(event_ids: list[int]) -> None:
+    _processing_queue.add(event_ids)
 
 
 _last_event_at_touched: dict[int, float] = {}

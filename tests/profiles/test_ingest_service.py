@@ -312,3 +312,36 @@ def test_accepted_events_are_queued_for_processing_after_commit_in_chunks(
     assert [len(chunk) for chunk in chunks] == [2, 2, 1]
     assert sorted(i for chunk in chunks for i in chunk) == sorted(result.event_ids)
     assert not Event.objects.filter(processed_at__isnull=True).exists()
+
+
+def test_small_requests_are_queued_together_for_processing(settings):
+    """With a real broker, ids of single-event requests are gathered and published as one task
+    shortly after, instead of one task per event."""
+    import time
+
+    import redis
+    from django.conf import settings as django_settings
+
+    from cdp.celery import app as celery_app
+    from profiles.ingestion import _events_enqueue
+
+    if not django_settings.REDIS_URL:
+        pytest.skip("needs the Redis broker (REDIS_URL)")
+    broker = redis.Redis.from_url(django_settings.REDIS_URL)
+    broker.delete("ingest")
+    celery_app.conf.task_always_eager = False
+    try:
+        for event_id in (101, 102, 103):
+            _events_enqueue([event_id])
+        deadline = time.monotonic() + 10
+        while broker.llen("ingest") == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # nothing else follows
+        messages = [json.loads(raw) for raw in broker.lrange("ingest", 0, -1)]
+    finally:
+        celery_app.conf.task_always_eager = True
+        broker.delete("ingest")
+    assert len(messages) == 1
+    assert messages[0]["headers"]["task"] == "profiles.tasks.events_process_task"
+    args = json.loads(base64.b64decode(messages[0]["body"]))[0]
+    assert args == [[101, 102, 103]]
