@@ -323,7 +323,7 @@ def test_small_requests_are_queued_together_for_processing(settings):
     from django.conf import settings as django_settings
 
     from cdp.celery import app as celery_app
-    from profiles.ingestion import _events_enqueue
+    from profiles.ingestion.storage import events_enqueue
 
     if not django_settings.REDIS_URL:
         pytest.skip("needs the Redis broker (REDIS_URL)")
@@ -332,7 +332,7 @@ def test_small_requests_are_queued_together_for_processing(settings):
     celery_app.conf.task_always_eager = False
     try:
         for event_id in (101, 102, 103):
-            _events_enqueue([event_id])
+            events_enqueue([event_id])
         deadline = time.monotonic() + 10
         while broker.llen("ingest") == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
