@@ -65,6 +65,7 @@ from profiles.ingestion.storage import (
     dropped_count_add,
     events_enqueue,
     events_insert,
+    events_insert_is_one_statement,
     quarantine_record,
     source_touch,
 )
@@ -198,7 +199,13 @@ def ingest_messages(
         rows[prepared.message_id] = prepared
 
     event_ids: list[int] = []
-    if rows or rejected or dropped:
+    if rows and not rejected and not dropped and events_insert_is_one_statement():
+        # The common case: one INSERT, committed on its own (autocommit), so no BEGIN/COMMIT
+        # round trips; committed when it returns, so processing can be queued at once.
+        event_ids = events_insert(source, list(rows.values()), received_at)
+        if event_ids:
+            _events_enqueue_safely(event_ids)
+    elif rows or rejected or dropped:
         with transaction.atomic():
             if rows:
                 event_ids = events_insert(source, list(rows.values()), received_at)
@@ -209,9 +216,9 @@ def ingest_messages(
             if dropped:
                 dropped_count_add(source, dropped, received_at.date())
             if event_ids:
-                transaction.on_commit(partial(events_enqueue, event_ids), robust=True)
-        if rows:
-            source_touch(source, received_at)
+                transaction.on_commit(partial(_events_enqueue_safely, event_ids))
+    if rows:
+        source_touch(source, received_at)
     return IngestResult(
         accepted=len(event_ids),
         duplicates=duplicates + len(rows) - len(event_ids),
@@ -219,6 +226,15 @@ def ingest_messages(
         dropped=sum(dropped.values()),
         event_ids=event_ids,
     )
+
+
+def _events_enqueue_safely(event_ids: list[int]) -> None:
+    """Queue processing; if the broker is down the events (already committed) are still
+    processed later by the beat sweep, so the request must not fail."""
+    try:
+        events_enqueue(event_ids)
+    except Exception:
+        logger.exception("could not queue %s events for processing", len(event_ids))
 
 
 def _filters_reason(source: Source, message: dict[str, Any]) -> str | None:

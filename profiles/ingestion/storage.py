@@ -163,6 +163,12 @@ def _insert_portable(source: Source, rows: list[Row], received_at: datetime) -> 
     )
 
 
+def events_insert_is_one_statement() -> bool:
+    """Whether events_insert is a single statement outside any transaction (so it commits by
+    itself): PostgreSQL, and not called inside an atomic block."""
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
 def events_insert(source: Source, rows: list[Row], received_at: datetime) -> list[int]:
     if connection.vendor == "postgresql":
         return _insert_postgresql(source, rows, received_at)

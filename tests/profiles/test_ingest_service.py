@@ -345,3 +345,15 @@ def test_small_requests_are_queued_together_for_processing(settings):
     assert messages[0]["headers"]["task"] == "profiles.tasks.events_process_task"
     args = json.loads(base64.b64decode(messages[0]["body"]))[0]
     assert args == [[101, 102, 103]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_events_are_committed_and_processed(source):
+    from django.db import connection
+
+    assert not connection.in_atomic_block
+    result = ingest_messages(source=source, messages=[track(messageId="a"), track(messageId="b")])
+    assert result.accepted == 2
+    assert Event.objects.filter(pk__in=result.event_ids, processed_at__isnull=False).count() == 2
+    again = ingest_messages(source=source, messages=[track(messageId="a")])
+    assert (again.accepted, again.duplicates) == (0, 1)
