@@ -215,3 +215,20 @@ def test_the_settings_entry_shows_in_the_menu_for_admins_only(
     assert 'href="/settings/"' in staff_client(admin_user).get("/").content.decode()
     assert 'href="/settings/"' not in staff_client(marketer).get("/").content.decode()
     assert 'href="/settings/"' not in staff_client(compliance).get("/").content.decode()
+
+
+@pytest.mark.parametrize(
+    ("url", "queries"),
+    # session, user, roles; then keys with their creators | users, and their groups.
+    [("/settings/api-keys/", 4), ("/settings/users/", 5)],
+)
+def test_settings_lists_run_a_fixed_number_of_queries(
+    staff_client, admin_user, django_assert_num_queries, url, queries
+):
+    for n in range(6):
+        api_key_create(name=f"key {n}", scopes=["profiles:read"], created_by=admin_user)
+        staff = User.objects.create_user(username=f"staff{n}", email=f"staff{n}@example.com")
+        staff.groups.add(*admin_user.groups.all())
+    client = staff_client(admin_user)
+    with django_assert_num_queries(queries):
+        assert client.get(url).status_code == 200
