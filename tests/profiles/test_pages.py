@@ -92,7 +92,10 @@ def test_profile_pages_send_an_anonymous_visitor_to_the_login_page(client, anna,
 
 @pytest.mark.parametrize("page", PAGES)
 def test_profile_pages_refuse_a_user_without_a_role(staff_client, no_role_user, anna, page):
-    assert staff_client(no_role_user).get(page.format(id=anna.pk)).status_code == 403
+    response = staff_client(no_role_user).get(page.format(id=anna.pk))
+    assert response.status_code == 403
+    assert "Your account has no role yet" in response.content.decode()
+    assert "Anna" not in response.content.decode()
 
 
 @pytest.mark.parametrize("role", ["marketer", "compliance", "admin_user"])
