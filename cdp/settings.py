@@ -214,6 +214,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "profiles.tasks.events_process_pending_task",
         "schedule": crontab(minute="*"),
     },
+    # Time-relative segment conditions ("no order in 30 days") move without events.
+    "segments-refresh-all": {
+        "task": "segments.tasks.segments_refresh_all_task",
+        "schedule": crontab(minute="*/15"),
+    },
 }
 CELERY_TIMEZONE = TIME_ZONE
 
