@@ -236,3 +236,35 @@ def test_the_data_entry_shows_in_the_menu_for_marketers_and_admins_only(
     assert 'href="/data/"' in staff_client(marketer).get("/").content.decode()
     assert 'href="/data/"' in staff_client(admin_user).get("/").content.decode()
     assert 'href="/data/"' not in staff_client(compliance).get("/").content.decode()
+
+
+@pytest.mark.parametrize(
+    ("url", "queries"),
+    # session, user, roles; then the page's own: sources with counts | count, page, the source
+    # filter's choices | the source with counts, its recent quarantine.
+    [("/data/", 4), ("/data/quarantine/", 6), ("/data/sources/{id}/", 5)],
+)
+def test_data_pages_run_a_fixed_number_of_queries(
+    staff_client, admin_user, source, django_assert_num_queries, url, queries
+):
+    for n in range(6):
+        other = source_create(name=f"Source {n}").record
+        _quarantine(other, n)
+        _quarantine(source, n + 10)
+    client = staff_client(admin_user)
+    with django_assert_num_queries(queries):
+        assert client.get(url.format(id=source.pk)).status_code == 200
+
+
+def test_source_changes_are_audited_without_the_write_key(staff_client, admin_user, source):
+    from consent.models import AuditLog
+
+    client = staff_client(admin_user)
+    created = client.post("/data/sources/new/", {"name": "CRM"}).content.decode()
+    rotated = client.post(f"/data/sources/{source.pk}/rotate/").content.decode()
+    client.post(f"/data/sources/{source.pk}/enabled/", {"enabled": "0"})
+    keys = [re.search(r'id="write-key">([^<]+)<', html).group(1) for html in (created, rotated)]
+    rows = list(AuditLog.objects.filter(actor=admin_user).order_by("id"))
+    assert [row.action for row in rows] == ["source.create", "source.rotate_key", "source.disable"]
+    for row in rows:
+        assert not any(key in str(row.details) for key in keys)
