@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("cdp.api_urls")),
     path("profiles/", include("profiles.urls")),
+    path("segments/", include("segments.urls")),
     path("privacy/", include("consent.urls")),
     path("data/", include("profiles.data_urls")),
     path("settings/", include("cdp.access_urls")),
