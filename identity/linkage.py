@@ -49,6 +49,7 @@ def model_fit(
     prepared: Prepared,
     rule_codes: dict[str, np.ndarray],
     li: np.ndarray,
+    ri: np.ndarray,
     levels: np.ndarray,
     *,
     rules: Sequence[BlockingRule] = DEFAULT_RULES,
@@ -66,6 +67,7 @@ def model_fit(
     ui, uj = random_pairs(n, count, seed=seed, groups=groups)
     u = u_estimate(prepared.fields, pairs_compare(prepared, prepared, ui, uj))
     rng = np.random.default_rng(seed)
+    candidate_codes = li * n + ri  # sorted: candidate_pairs returns them in code order
     sessions = []
     for rule in rules:
         codes = rule_codes.get(rule.name)
@@ -74,7 +76,8 @@ def model_fit(
         if len(codes) > session_sample:
             codes = rng.choice(codes, session_sample, replace=False)
         excluded = rule_fields(rule, prepared.fields)
-        session_levels = pairs_compare(prepared, prepared, codes // n, codes % n)
+        # Every rule's pairs are among the candidates, whose levels are already known.
+        session_levels = levels[np.searchsorted(candidate_codes, codes)]
         fitted = em_fit(prepared.fields, session_levels, u, prior=0.3, exclude=excluded)
         sessions.append((fitted, excluded, fitted.prior * len(codes)))
     model = models_combine(prepared.fields, sessions, u)
@@ -125,7 +128,7 @@ def batch_match(
     timings["compare"] = time.perf_counter() - t
     t = time.perf_counter()
     if model is None:
-        model = model_fit(prepared, stats.rule_codes, li, levels, rules=rules, groups=groups)
+        model = model_fit(prepared, stats.rule_codes, li, ri, levels, rules=rules, groups=groups)
     timings["fit"] = time.perf_counter() - t
     t = time.perf_counter()
     probability = model.probability(levels)
