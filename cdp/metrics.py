@@ -1,30 +1,83 @@
 """Figures for /metrics and the dashboard, read from the database at scrape time so that every
-web node reports the same numbers."""
+web node reports the same numbers.
 
+Every query here must stay cheap on tables of hundreds of millions of events: counts over a
+time window go through the `received_at` index, pending events through their partial index,
+and whole-table totals use PostgreSQL's planner estimate once a table is large.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.apps import apps
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Count, Model
+from django.db.models.functions import TruncMinute
+from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+# Above this many rows an exact COUNT(*) costs seconds; the planner's estimate is good enough.
+EXACT_COUNT_LIMIT = 1_000_000
+DASHBOARD_WINDOWS_HOURS = (1, 3, 6, 24)
+DASHBOARD_DEFAULT_HOURS = 3
+# Several browsers refresh every 10 s; they share one computation per window for this long.
+DASHBOARD_CACHE_SECONDS = 5
 
-def _table_counts() -> dict[str, int]:
+
+@dataclass(frozen=True)
+class Tally:
+    value: int
+    approximate: bool = False
+
+
+def _estimated_rows(model: type[Model]) -> int | None:
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+            [model._meta.db_table],
+        )
+        row = cursor.fetchone()
+    # -1 means "never analyzed": fall back to counting.
+    return int(row[0]) if row and row[0] >= 0 else None
+
+
+def _table_total(model: type[Model]) -> Tally:
+    estimate = _estimated_rows(model)
+    if estimate is not None and estimate > EXACT_COUNT_LIMIT:
+        return Tally(estimate, approximate=True)
+    return Tally(model._default_manager.count())
+
+
+def _live_profiles() -> Tally:
     Profile = apps.get_model("profiles", "Profile")
+    estimate = _estimated_rows(Profile)
+    if estimate is not None and estimate > EXACT_COUNT_LIMIT:
+        return Tally(estimate, approximate=True)
+    return Tally(Profile.objects.filter(merged_into__isnull=True).count())
+
+
+def _table_counts() -> dict[str, Tally]:
     Event = apps.get_model("profiles", "Event")
     Quarantined = apps.get_model("profiles", "QuarantinedMessage")
     return {
-        "profiles": Profile.objects.filter(merged_into__isnull=True).count(),
-        "events": Event.objects.count(),
-        "events_pending": Event.objects.filter(processed_at__isnull=True).count(),
-        "quarantined": Quarantined.objects.count(),
+        "profiles": _live_profiles(),
+        "events": _table_total(Event),
+        # The partial index on unprocessed events keeps this proportional to the backlog.
+        "events_pending": Tally(Event.objects.filter(processed_at__isnull=True).count()),
+        "quarantined": _table_total(Quarantined),
     }
 
 
 class _TableCollector:
     def collect(self):
-        for name, value in _table_counts().items():
+        for name, count in _table_counts().items():
             yield GaugeMetricFamily(
-                f"cdp_{name}", f"Number of {name.replace('_', ' ')}", value=value
+                f"cdp_{name}", f"Number of {name.replace('_', ' ')}", value=count.value
             )
 
 
@@ -34,5 +87,96 @@ def prometheus_exposition() -> tuple[bytes, str]:
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
-def dashboard_figures() -> dict[str, Any]:
-    return {"counts": _table_counts()}
+def events_per_minute(*, since: datetime, until: datetime) -> list[tuple[datetime, int]]:
+    """Events received in each minute of [since, until), zeros included, oldest first."""
+    Event = apps.get_model("profiles", "Event")
+    rows = (
+        Event.objects.filter(received_at__gte=since, received_at__lt=until)
+        .annotate(minute=TruncMinute("received_at"))
+        .values("minute")
+        .annotate(n=Count("pk"))
+        .order_by("minute")
+    )
+    counts = {row["minute"]: row["n"] for row in rows}
+    start = since.replace(second=0, microsecond=0)
+    minutes = int((until - start).total_seconds() // 60) + 1
+    series = []
+    for step in range(minutes):
+        minute = start + timedelta(minutes=step)
+        if minute < until:
+            series.append((minute, counts.get(minute, 0)))
+    return series
+
+
+def events_by_source(*, since: datetime) -> list[dict[str, Any]]:
+    """Every source with its events received since a moment, busiest first."""
+    Event = apps.get_model("profiles", "Event")
+    Source = apps.get_model("cdp", "Source")
+    counts = dict(
+        Event.objects.filter(received_at__gte=since)
+        .values("source_id")
+        .annotate(n=Count("pk"))
+        .values_list("source_id", "n")
+    )
+    sources = [
+        {
+            "id": source.pk,
+            "name": source.name,
+            "enabled": source.enabled,
+            "last_event_at": source.last_event_at,
+            "events": counts.get(source.pk, 0),
+        }
+        for source in Source.objects.order_by("name")
+    ]
+    return sorted(sources, key=lambda row: (-row["events"], row["name"]))
+
+
+def _oldest_pending_received_at() -> datetime | None:
+    Event = apps.get_model("profiles", "Event")
+    return (
+        Event.objects.filter(processed_at__isnull=True)
+        .order_by("id")
+        .values_list("received_at", flat=True)
+        .first()
+    )
+
+
+def _quarantined_since(since: datetime) -> int:
+    Quarantined = apps.get_model("profiles", "QuarantinedMessage")
+    return Quarantined.objects.filter(received_at__gte=since).count()
+
+
+def dashboard_figures(*, hours: int = DASHBOARD_DEFAULT_HOURS) -> dict[str, Any]:
+    """Everything the dashboard shows for a window of the last `hours` hours."""
+    key = f"dashboard-figures:{hours}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    now = timezone.now()
+    # Whole minutes only: the current minute is still filling and would plot as a drop.
+    until = now.replace(second=0, microsecond=0)
+    since = until - timedelta(hours=hours)
+    series = events_per_minute(since=since, until=until)
+    in_window = sum(n for _, n in series)
+    oldest_pending = _oldest_pending_received_at()
+    figures = {
+        "hours": hours,
+        "windows": DASHBOARD_WINDOWS_HOURS,
+        "generated_at": now,
+        "counts": _table_counts(),
+        "events_in_window": in_window,
+        "events_per_minute_avg": round(in_window / max(len(series), 1), 1),
+        "events_per_minute_peak": max((n for _, n in series), default=0),
+        "pending_oldest_at": oldest_pending,
+        "pending_lag_seconds": int((now - oldest_pending).total_seconds())
+        if oldest_pending
+        else None,
+        "quarantined_24h": _quarantined_since(now - timedelta(hours=24)),
+        "sources": events_by_source(since=since),
+        "chart": {
+            "labels": [minute.strftime("%H:%M") for minute, _ in series],
+            "datasets": [{"label": "Events per minute", "data": [n for _, n in series]}],
+        },
+    }
+    cache.set(key, figures, DASHBOARD_CACHE_SECONDS)
+    return figures

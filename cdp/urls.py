@@ -17,4 +17,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("cdp.api_urls")),
     path("v1/", include("profiles.ingest_urls")),
+    path("profiles/", include("profiles.urls")),
 ]

@@ -5,8 +5,9 @@ import os
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import render
+from django.urls import Resolver404, resolve
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -16,7 +17,28 @@ from cdp.roles import ADMIN, COMPLIANCE, MARKETER, roles_required
 
 @roles_required(MARKETER, COMPLIANCE, ADMIN)
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "cdp/dashboard.html", cdp_metrics.dashboard_figures())
+    """Ingestion at a glance. htmx re-requests the figures partial every few seconds."""
+    raw_hours = request.GET.get("hours", str(cdp_metrics.DASHBOARD_DEFAULT_HOURS))
+    allowed = cdp_metrics.DASHBOARD_WINDOWS_HOURS
+    if not raw_hours.isdigit() or int(raw_hours) not in allowed:
+        return HttpResponseBadRequest(
+            f"hours: must be one of {', '.join(map(str, allowed))}", content_type="text/plain"
+        )
+    context = cdp_metrics.dashboard_figures(hours=int(raw_hours))
+    context["quarantine_url"] = _path_if_routed("/data/quarantine/")
+    partial = request.headers.get("HX-Request") == "true"
+    return render(
+        request, "cdp/dashboard.html#figures" if partial else "cdp/dashboard.html", context
+    )
+
+
+def _path_if_routed(path: str) -> str:
+    """The path when some view serves it (areas land independently), else ""."""
+    try:
+        resolve(path)
+    except Resolver404:
+        return ""
+    return path
 
 
 @require_GET

@@ -616,6 +616,10 @@ class DemoStats:
     orders: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    # What ingestion said: stored, already there (same message id), quarantined.
+    accepted: int = 0
+    already_stored: int = 0
+    quarantined: int = 0
 
 
 def demo_messages(
@@ -624,6 +628,10 @@ def demo_messages(
     """Segment-spec messages for `profiles` people, one person's history at a time."""
     catalog = demo_catalog(seed=seed)
     stats = stats if stats is not None else DemoStats()
+    # Two people with the same name can draw the same address: an email (and phone) is one
+    # person's exact identifier, so a later person whose draw is taken gets a numbered one.
+    emails: set[str] = set()
+    phones: set[str] = set()
     for index in range(profiles):
         person = demo_person(seed=seed, index=index)
         people = [person]
@@ -631,6 +639,14 @@ def demo_messages(
             people.append(demo_duplicate(person=person, seed=seed))
             stats.duplicates += 1
         for one in people:
+            if one.email in emails:
+                local, domain = one.email.split("@")
+                one.email = f"{local}.{index}@{domain}"
+            if one.phone in phones:
+                one.phone = None
+            emails.add(one.email)
+            if one.phone:
+                phones.add(one.phone)
             messages, orders = _person_messages(person=one, catalog=catalog, seed=seed, now=now)
             stats.orders += orders
             for message in messages:
@@ -658,14 +674,21 @@ def demo_seed(
 
     now = now or timezone.now()
     stats = DemoStats()
-    batch: list[dict] = []
     started = time.monotonic()
+
+    def send(batch: list[dict]) -> None:
+        result = ingest_messages(source=source, messages=batch, received_at=timezone.now())
+        stats.accepted += result.accepted
+        stats.already_stored += result.duplicates
+        stats.quarantined += result.quarantined
+
+    batch: list[dict] = []
     for message in demo_messages(profiles=profiles, seed=seed, now=now, stats=stats):
         batch.append(message)
         if len(batch) >= batch_size:
-            ingest_messages(source=source, messages=batch, received_at=timezone.now())
+            send(batch)
             batch = []
     if batch:
-        ingest_messages(source=source, messages=batch, received_at=timezone.now())
+        send(batch)
     stats.seconds = time.monotonic() - started
     return stats

@@ -4,9 +4,10 @@
 through the reverse relation `Profile.identities` that `identity.Identity` declares.
 """
 
+import contextlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import phonenumbers
@@ -158,3 +159,204 @@ def profile_computed_features(profile: Profile, *, now: datetime | None = None) 
         "monetary": round(revenue / orders, 2) if orders else 0.0,
         "lifetime_value": revenue,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Profile explorer and profile 360° page (UI)
+# ---------------------------------------------------------------------------------------------
+
+# Trait keys that hold a person's name or email, as SDKs send them (camelCase and snake_case).
+NAME_TRAIT_KEYS = ("name", "firstName", "lastName", "first_name", "last_name", "email")
+EXPLORER_PAGE_SIZE = 25
+TIMELINE_PAGE_SIZE = 25
+
+
+@dataclass(frozen=True)
+class ProfilePage:
+    """One keyset page of the explorer: ids descending, no COUNT over the table."""
+
+    profiles: list[Profile]
+    next_after: int | None  # pass as ?after= for the following (older) page
+    prev_before: int | None  # pass as ?before= for the preceding (newer) page
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    events: list[Event]
+    next_cursor: str | None  # pass as ?cursor= for older events
+
+
+def _identity_lookups(query: str) -> list[tuple[str, str]]:
+    """The (kind, normalized value) pairs an exact identifier search should look up."""
+    pairs = [("user_id", query), ("anonymous_id", query), ("device_id", query)]
+    if "@" in query:
+        pairs.append(("email", email_normalize(query)))
+    if sum(ch.isdigit() for ch in query) >= 6:
+        # Not a phone number: the other lookups still apply.
+        with contextlib.suppress(InvalidLookupError):
+            pairs.append(("phone", phone_normalize(query)))
+    return pairs
+
+
+def profile_search(*, query: str) -> QuerySet[Profile]:
+    """Live profiles matching a search box entry, newest first.
+
+    Matches the profile id, any exact identifier (user id, anonymous id, device id, email,
+    phone), or, word by word, the name and email traits (so "ann smi" finds Anna Smith).
+    Exact identifiers go through the (kind, value) unique index; the trait match scans, which
+    the explorer bounds with keyset paging (it never counts the whole result).
+    """
+    profiles = Profile.objects.filter(merged_into__isnull=True)
+    query = " ".join(query.split())
+    if not query:
+        return profiles.order_by("-id")
+
+    identity_match = Q()
+    for kind, value in _identity_lookups(query):
+        identity_match |= Q(identities__kind=kind, identities__value=value)
+    matches = Q(pk__in=Profile.objects.filter(identity_match).values("pk"))
+    if query.isdigit() and len(query) < 19:
+        matches |= Q(pk=int(query))
+    words = Q()
+    for word in query.split():
+        any_key = Q()
+        for key in NAME_TRAIT_KEYS:
+            any_key |= Q(**{f"traits__{key}__icontains": word})
+        words &= any_key
+    matches |= words
+    return profiles.filter(matches).order_by("-id")
+
+
+def profile_search_page(
+    *,
+    query: str,
+    after: int | None = None,
+    before: int | None = None,
+    size: int = EXPLORER_PAGE_SIZE,
+) -> ProfilePage:
+    """A page of `profile_search` by keyset on id: `after` goes older, `before` newer."""
+    profiles = profile_search(query=query).prefetch_related(_identities_prefetch())
+    if before is not None:
+        rows = list(profiles.filter(pk__gt=before).order_by("id")[: size + 1])
+        has_newer = len(rows) > size
+        rows = rows[:size][::-1]
+        return ProfilePage(
+            profiles=rows,
+            next_after=rows[-1].pk if rows else None,
+            prev_before=rows[0].pk if rows and has_newer else None,
+        )
+    if after is not None:
+        profiles = profiles.filter(pk__lt=after)
+    rows = list(profiles[: size + 1])
+    has_older = len(rows) > size
+    rows = rows[:size]
+    return ProfilePage(
+        profiles=rows,
+        next_after=rows[-1].pk if rows and has_older else None,
+        prev_before=rows[0].pk if rows and after is not None else None,
+    )
+
+
+def _cursor_encode(event: Event) -> str:
+    micros = int(event.timestamp.timestamp() * 1_000_000)
+    return f"{micros}_{event.pk}"
+
+
+def timeline_cursor_decode(cursor: str) -> tuple[datetime, int]:
+    """Parse a timeline cursor; ValueError says what is wrong with it."""
+    micros, sep, event_id = cursor.partition("_")
+    if not sep or not micros.lstrip("-").isdigit() or not event_id.isdigit():
+        raise ValueError("cursor must look like <microseconds>_<event id>")
+    try:
+        moment = datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ValueError("cursor time is out of range") from exc
+    return moment, int(event_id)
+
+
+def profile_timeline(
+    *, profile: Profile, cursor: str | None = None, size: int = TIMELINE_PAGE_SIZE
+) -> TimelinePage:
+    """A page of `profile_events`, newest first, by keyset on (timestamp, id) so that paging
+    stays on the (profile, -timestamp) index however far back it goes. (A merge moves the
+    duplicate's events onto the survivor, so they are here too.)"""
+    events = profile_events(profile=profile)
+    if cursor:
+        moment, event_id = timeline_cursor_decode(cursor)
+        events = events.filter(Q(timestamp__lt=moment) | Q(timestamp=moment, id__lt=event_id))
+    rows = list(events[: size + 1])
+    has_more = len(rows) > size
+    rows = rows[:size]
+    return TimelinePage(events=rows, next_cursor=_cursor_encode(rows[-1]) if has_more else None)
+
+
+def profile_feature_rows(*, profile: Profile) -> list[tuple[str, Any]]:
+    """The computed features for the 360° page as (label, value), in reading order."""
+    features = profile_computed_features(profile)
+    last_seen_days = (timezone.now() - profile.last_seen).days if profile.last_seen else None
+    return [
+        ("Events", features["event_count"]),
+        ("Sessions", features["session_count"]),
+        ("First seen", profile.first_seen),
+        ("Last seen", profile.last_seen),
+        ("Days since last seen", last_seen_days),
+        ("Orders (frequency)", features["frequency"]),
+        ("Average order (monetary)", features["monetary"] if features["frequency"] else None),
+        ("Lifetime value", features["lifetime_value"]),
+        ("Days since last order (recency)", features["recency_days"]),
+        ("First order", features["first_order_at"]),
+        ("Last order", features["last_order_at"]),
+    ]
+
+
+ACRONYMS = {"os": "OS", "ip": "IP", "id": "ID", "url": "URL", "utm": "UTM"}
+
+
+def _context_label(path: str) -> str:
+    plain = path.replace("_", " ").replace(".", " ")
+    # camelCase → words: "userAgent" → "user Agent"
+    spaced = "".join(f" {ch}" if ch.isupper() else ch for ch in plain)
+    words = [ACRONYMS.get(word, word) for word in spaced.lower().split()]
+    text = " ".join(words)
+    return text[:1].upper() + text[1:]
+
+
+# Context groups in the order a reader looks for them; anything else follows alphabetically.
+CONTEXT_ORDER = (
+    "device",
+    "os",
+    "browser",
+    "userAgent",
+    "locale",
+    "timezone",
+    "location",
+    "ip",
+    "campaign",
+    "referrer",
+    "page",
+    "app",
+    "screen",
+    "network",
+    "library",
+)
+
+
+def profile_context_rows(*, context: dict[str, Any]) -> list[tuple[str, str]]:
+    """Flatten a profile's context (Segment's nested `context` shape, or flat) into labelled
+    rows: {"device": {"type": "mobile"}} → ("Device type", "mobile")."""
+    rows: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value: Any, depth: int) -> None:
+        if isinstance(value, dict) and depth < 3:
+            for key in sorted(value, key=str):
+                walk(f"{prefix}.{key}" if prefix else str(key), value[key], depth + 1)
+        elif value not in (None, "", [], {}):
+            text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+            rows.append((prefix, text))
+
+    if not isinstance(context, dict):
+        return rows
+    order = {key: n for n, key in enumerate(CONTEXT_ORDER)}
+    for key in sorted(context, key=lambda k: (order.get(k, len(order)), str(k))):
+        walk(str(key), context[key], 1)
+    return [(_context_label(path), text) for path, text in rows]

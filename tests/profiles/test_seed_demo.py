@@ -1,5 +1,6 @@
 """The demo shop: deterministic, Segment-shaped, with the signal later stages need."""
 
+import io
 import json
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
@@ -155,3 +156,41 @@ def test_orders_carry_revenue_and_their_products(shop):
         lines = sum(p["price"] * p["quantity"] for p in properties["products"])
         assert properties["revenue"] == pytest.approx(lines, abs=0.01)
         assert properties["order_id"] and properties["currency"] == "USD"
+
+
+def test_seed_demo_builds_profiles_through_ingestion_and_a_second_run_adds_nothing(
+    db, django_capture_on_commit_callbacks
+):
+    from django.core.management import call_command
+
+    from identity.models import Identity
+    from profiles.models import Event, Profile
+
+    out = io.StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", profiles=25, seed=3, stdout=out)
+    assert "Seeded 25 people" in out.getvalue()
+    stored = Event.objects.count()
+    expected = DemoStats()
+    for _ in demo_messages(profiles=25, seed=3, now=NOW, stats=expected):
+        pass
+    assert stored == expected.messages
+    assert not Event.objects.filter(processed_at__isnull=True).exists()
+    assert Profile.objects.filter(merged_into__isnull=True).count() >= 20
+    joined = Identity.objects.filter(kind="user_id").values("profile")
+    assert Identity.objects.filter(kind="anonymous_id", profile__in=joined).exists()
+    buyers = Profile.objects.filter(order_count__gt=0, revenue__gt=0)
+    assert buyers.exists()
+    assert all(p.traits.get("email") for p in buyers)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", profiles=25, seed=3, stdout=io.StringIO())
+    assert Event.objects.count() == stored
+
+
+def test_seed_demo_refuses_a_count_below_one(db):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="--profiles must be at least 1"):
+        call_command("seed_demo", profiles=0)

@@ -1,0 +1,467 @@
+"""Ingestion benchmark: gunicorn and Celery workers on PostgreSQL and Redis, loaded over loopback.
+
+What it does, in one run on a dedicated database (`cdp_bench`, dropped and migrated first):
+1. starts gunicorn (gthread workers) and Celery worker(s) on the `ingest` and `default` queues;
+2. posts demo-shop messages to `/v1/batch` in batches of 100 from several client processes with
+   keep-alive connections: accepted events/s is events / time until the last 200 came back;
+3. waits until every event has `processed_at` and a profile: end-to-end events/s is events /
+   time from the first request to then;
+4. copies the same stored rows with a bare `COPY` into a table shaped like the event table
+   (same columns, indexes and unique constraint), for scale;
+5. posts single events to `/v1/track` from 32 connections for a fixed time: requests/s and
+   latency p50/p99.
+The load generator is pure Python (http.client, processes x threads) so nothing extra is needed;
+it shares the 2 cores with the server, which the figures include.
+
+Environment: BENCH_DATABASE_URL (postgres://postgres@127.0.0.1:5432/cdp_bench), BENCH_REDIS_URL
+(redis://127.0.0.1:6379/2; its Celery queues are emptied), BENCH_EVENTS (50000),
+BENCH_SINGLE_SECONDS (15), BENCH_WEB_WORKERS (3), BENCH_WEB_THREADS (8), BENCH_CELERY_WORKERS (2),
+BENCH_BATCH_CONNECTIONS (8), BENCH_PORT (8765), BENCH_PROCESS_TIMEOUT (300 s).
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import itertools
+import json
+import multiprocessing
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+BIN = Path(sys.executable).parent
+
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cdp_bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
+EVENTS = int(os.environ.get("BENCH_EVENTS", "50000"))
+BATCH_SIZE = 100
+SINGLE_SECONDS = float(os.environ.get("BENCH_SINGLE_SECONDS", "15"))
+SINGLE_CONNECTIONS = 32
+WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "3"))
+WEB_THREADS = int(os.environ.get("BENCH_WEB_THREADS", "8"))
+CELERY_WORKERS = int(os.environ.get("BENCH_CELERY_WORKERS", "2"))
+BATCH_CONNECTIONS = int(os.environ.get("BENCH_BATCH_CONNECTIONS", "8"))
+PORT = int(os.environ.get("BENCH_PORT", "8765"))
+PROCESS_TIMEOUT = float(os.environ.get("BENCH_PROCESS_TIMEOUT", "300"))
+CLIENT_PROCESSES = 4
+WRITE_KEY = "bench_write_key_0123456789abcdef"
+AUTH = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
+
+TARGET_ACCEPTED = 10_000
+TARGET_END_TO_END = 3_000
+TARGET_SINGLE_RPS = 1_000
+TARGET_SINGLE_P99_MS = 50
+
+# Filled before the client processes fork, so they inherit it instead of receiving pickles.
+_BODIES: list[bytes] = []
+_SINGLE_TEMPLATES: list[dict] = []
+SENT = [0]
+
+
+# -- set-up ------------------------------------------------------------------------------------
+def _server_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
+    env.update(
+        DATABASE_URL=DATABASE_URL,
+        REDIS_URL=REDIS_URL,
+        DEBUG="false",
+        SECRET_KEY="bench-" + "k" * 20 + uuid.uuid4().hex,
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        LOG_LEVEL="WARNING",
+        DB_CONN_MAX_AGE="600",
+        DJANGO_SETTINGS_MODULE="cdp.settings",
+    )
+    return env
+
+
+def _reset_database(env: dict[str, str]) -> None:
+    import psycopg2
+
+    parts = urlsplit(DATABASE_URL)
+    name = parts.path.lstrip("/")
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    conn = psycopg2.connect(admin_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    subprocess.run(
+        [PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+    )
+    subprocess.run(
+        [PYTHON, "manage.py", "create_source", "Bench", "--write-key", WRITE_KEY],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    import redis
+
+    # Only this database's Celery queues: other work on the same Redis is left alone.
+    redis.Redis.from_url(REDIS_URL).delete(
+        "ingest", "default", "ml", "unacked", "unacked_index", "unacked_mutex"
+    )
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    # Own session, so stopping it takes its children (gunicorn and Celery forks) along.
+    return subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _wait_until_serving(web: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if web.poll() is not None:
+            raise RuntimeError("gunicorn exited; see its log")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status in (200, 503):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("gunicorn did not answer within a minute")
+
+
+def _build_payloads() -> None:
+    """Demo-shop messages (realistic sizes and shapes), cut into batch bodies of 100."""
+    from profiles.demo import demo_messages
+
+    now = datetime.now(UTC)
+    people = EVENTS // 20 + 10
+    messages = list(itertools.islice(demo_messages(profiles=people, seed=2024, now=now), EVENTS))
+    sent_at = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    _BODIES.clear()
+    for start in range(0, len(messages), BATCH_SIZE):
+        chunk = messages[start : start + BATCH_SIZE]
+        _BODIES.append(json.dumps({"batch": chunk, "sentAt": sent_at}).encode())
+    SENT[0] = len(messages)
+    _SINGLE_TEMPLATES[:] = [m for m in messages if m["type"] == "track"][:2000]
+
+
+# -- load generator ----------------------------------------------------------------------------
+def _post(conn: http.client.HTTPConnection, path: str, body: bytes) -> int:
+    conn.request(
+        "POST",
+        path,
+        body=body,
+        headers={"Content-Type": "application/json", "Authorization": AUTH},
+    )
+    response = conn.getresponse()
+    response.read()
+    return response.status
+
+
+def _client_process(kind: str, worker: int, threads: int, start_at: float, out) -> None:
+    """One client process: `threads` keep-alive connections; reports statuses and latencies."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    deadline = start_at + SINGLE_SECONDS
+
+    def run(thread: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+        mine: list[float] = []
+        seen: dict[int, int] = {}
+        slot = worker * threads + thread
+        stride = CLIENT_PROCESSES * threads
+        while time.time() < start_at:
+            time.sleep(0.001)
+        if kind == "batch":
+            work = (("/v1/batch", body) for body in _BODIES[slot::stride])
+        else:
+            work = _single_bodies(slot, deadline)
+        for path, body in work:
+            began = time.perf_counter()
+            try:
+                status = _post(conn, path, body)
+            except (OSError, http.client.HTTPException):
+                status = 0
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+            mine.append(time.perf_counter() - began)
+            seen[status] = seen.get(status, 0) + 1
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            for status, count in seen.items():
+                statuses[status] = statuses.get(status, 0) + count
+
+    pool = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    out.put((statuses, latencies))
+
+
+def _single_bodies(slot: int, deadline: float):
+    templates = _SINGLE_TEMPLATES
+    for n in itertools.count(slot):
+        if time.time() >= deadline:
+            return
+        message = dict(templates[n % len(templates)])
+        message["messageId"] = str(uuid.uuid4())
+        yield "/v1/track", json.dumps(message).encode()
+
+
+def _load(kind: str, connections: int) -> tuple[float, float, dict[int, int], list[float]]:
+    """Run the client processes; returns start time, wall seconds, statuses and latencies."""
+    context = multiprocessing.get_context("fork")
+    out = context.Queue()
+    threads = max(1, connections // CLIENT_PROCESSES)
+    start_at = time.time() + 1.0
+    processes = [
+        context.Process(target=_client_process, args=(kind, w, threads, start_at, out))
+        for w in range(CLIENT_PROCESSES)
+    ]
+    for process in processes:
+        process.start()
+    statuses: dict[int, int] = {}
+    latencies: list[float] = []
+    for _ in processes:
+        got_statuses, got_latencies = out.get(timeout=SINGLE_SECONDS + PROCESS_TIMEOUT)
+        for status, count in got_statuses.items():
+            statuses[status] = statuses.get(status, 0) + count
+        latencies.extend(got_latencies)
+    elapsed = time.time() - start_at
+    for process in processes:
+        process.join(timeout=10)
+    return start_at, elapsed, statuses, latencies
+
+
+# -- measurements -------------------------------------------------------------------------------
+def _connect():
+    import psycopg2
+
+    return psycopg2.connect(DATABASE_URL)
+
+
+def _event_count() -> int:
+    with _connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM profiles_event")
+        return cur.fetchone()[0]
+
+
+def _wait_processed(started: float) -> tuple[float | None, int, int]:
+    """Seconds from `started` until every event has processed_at and a profile (or None)."""
+    conn = _connect()
+    conn.autocommit = True
+    deadline = time.time() + PROCESS_TIMEOUT
+    with conn.cursor() as cur:
+        while True:
+            cur.execute(
+                "SELECT count(*) FILTER (WHERE processed_at IS NULL OR profile_id IS NULL), "
+                "count(*) FROM profiles_event"
+            )
+            pending, total = cur.fetchone()
+            if pending == 0:
+                conn.close()
+                return time.time() - started, pending, total
+            if time.time() > deadline:
+                conn.close()
+                return None, pending, total
+            time.sleep(0.2)
+
+
+def _copy_baseline() -> tuple[int, float]:
+    """Bare COPY of the stored event rows into a table with the event table's shape."""
+    conn = _connect()
+    with conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS bench_copy")
+        cur.execute("CREATE TABLE bench_copy (LIKE profiles_event INCLUDING ALL)")
+        conn.commit()
+        rows = io.BytesIO()
+        cur.copy_expert("COPY (SELECT * FROM profiles_event ORDER BY id) TO STDOUT", rows)
+        count = rows.getvalue().count(b"\n")
+        rows.seek(0)
+        began = time.perf_counter()
+        cur.copy_expert("COPY bench_copy FROM STDIN", rows)
+        conn.commit()
+        elapsed = time.perf_counter() - began
+        cur.execute("DROP TABLE bench_copy")
+        conn.commit()
+    conn.close()
+    return count, elapsed
+
+
+def _percentile(values: list[float], q: int) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def _row(label: str, value: str, target: str, ok: bool | None) -> None:
+    verdict = "" if ok is None else ("  ok" if ok else "  BELOW TARGET")
+    print(f"  {label:<44}{value:>18}   {target}{verdict}", flush=True)
+
+
+def main() -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
+    import django
+
+    django.setup()
+    env = _server_env()
+    logs = ROOT / "bench" / "results"
+    logs.mkdir(exist_ok=True)
+    print(
+        f"ingest: {EVENTS} events; gunicorn {WEB_WORKERS} workers x {WEB_THREADS} threads, "
+        f"{CELERY_WORKERS} Celery worker processes; database {urlsplit(DATABASE_URL).path[1:]}, "
+        f"logs in {logs.relative_to(ROOT)}/",
+        flush=True,
+    )
+    _reset_database(env)
+    _build_payloads()
+    processes: list[subprocess.Popen] = []
+    try:
+        web = _start(
+            [
+                str(BIN / "gunicorn"),
+                "cdp.wsgi",
+                "--bind",
+                f"127.0.0.1:{PORT}",
+                "--workers",
+                str(WEB_WORKERS),
+                "--worker-class",
+                "gthread",
+                "--threads",
+                str(WEB_THREADS),
+                "--keep-alive",
+                "30",
+                "--backlog",
+                "2048",
+                "--log-level",
+                "warning",
+            ],
+            env,
+            logs / "gunicorn.log",
+        )
+        processes.append(web)
+        processes.append(
+            _start(
+                [
+                    str(BIN / "celery"),
+                    "-A",
+                    "cdp",
+                    "worker",
+                    "-Q",
+                    "ingest,default",
+                    "-c",
+                    str(CELERY_WORKERS),
+                    "-l",
+                    "warning",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                ],
+                env,
+                logs / "celery.log",
+            )
+        )
+        _wait_until_serving(web)
+
+        started, accept_seconds, statuses, latencies = _load("batch", BATCH_CONNECTIONS)
+        stored = _event_count()
+        processed_seconds, pending, total = _wait_processed(started)
+        copied, copy_seconds = _copy_baseline()
+        _, single_seconds, single_statuses, single_latencies = _load("single", SINGLE_CONNECTIONS)
+    finally:
+        _stop(processes)
+
+    accepted = statuses.get(200, 0) * BATCH_SIZE
+    accepted_rate = accepted / accept_seconds
+    copy_rate = copied / copy_seconds if copied else 0.0
+    single_ok = single_statuses.get(200, 0)
+    single_rate = single_ok / single_seconds
+    p50 = _percentile(single_latencies, 50) * 1000
+    p99 = _percentile(single_latencies, 99) * 1000
+    batch_p50 = _percentile(latencies, 50) * 1000
+    batch_p99 = _percentile(latencies, 99) * 1000
+
+    print("ingest results (2 cores shared by server, workers, database and load generator):")
+    _row(
+        "accepted, batches of 100",
+        f"{accepted_rate:,.0f} ev/s",
+        f"target >= {TARGET_ACCEPTED:,} ev/s",
+        accepted_rate >= TARGET_ACCEPTED,
+    )
+    _row("  batch request latency p50 / p99", f"{batch_p50:.0f} / {batch_p99:.0f} ms", "", None)
+    _row("  events stored / sent", f"{stored:,} / {SENT[0]:,}", "", None)
+    if processed_seconds is None:
+        _row(
+            "end to end (processed_at and a profile)",
+            "not finished",
+            f"{pending:,} of {total:,} pending after {PROCESS_TIMEOUT:.0f} s",
+            False,
+        )
+        end_to_end = 0.0
+    else:
+        end_to_end = total / processed_seconds
+        _row(
+            "end to end (processed_at and a profile)",
+            f"{end_to_end:,.0f} ev/s",
+            f"target >= {TARGET_END_TO_END:,} ev/s",
+            end_to_end >= TARGET_END_TO_END,
+        )
+    _row(
+        f"single events, {SINGLE_CONNECTIONS} connections",
+        f"{single_rate:,.0f} req/s",
+        f"target >= {TARGET_SINGLE_RPS:,} req/s",
+        single_rate >= TARGET_SINGLE_RPS,
+    )
+    _row(
+        "  latency p50 / p99",
+        f"{p50:.1f} / {p99:.1f} ms",
+        f"target p99 < {TARGET_SINGLE_P99_MS} ms",
+        p99 < TARGET_SINGLE_P99_MS,
+    )
+    _row(
+        "bare COPY of the same rows (same table shape)",
+        f"{copy_rate:,.0f} rows/s",
+        f"{copied:,} rows",
+        None,
+    )
+    if copy_rate:
+        _row("accepted / COPY", f"{accepted_rate / copy_rate:.2f}", "", None)
+    errors = {s: c for s, c in statuses.items() if s != 200}
+    single_errors = {s: c for s, c in single_statuses.items() if s != 200}
+    if errors or single_errors:
+        print(f"  non-200 responses: batches {errors or 'none'}, singles {single_errors or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
