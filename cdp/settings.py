@@ -205,6 +205,7 @@ CELERY_TASK_ROUTES = {
     "profiles.tasks.*": {"queue": "ingest"},
     "recommendations.tasks.*": {"queue": "ml"},
     "segments.tasks.model_*": {"queue": "ml"},
+    "identity.tasks.identity_rescan_task": {"queue": "ml"},
 }
 # Redis redelivers an unacknowledged task after this; longer than any task may run.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 2}
@@ -213,6 +214,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "events-process-pending": {
         "task": "profiles.tasks.events_process_pending_task",
         "schedule": crontab(minute="*"),
+    },
+    "identity-match-incremental": {
+        "task": "identity.tasks.identity_match_incremental_task",
+        "schedule": crontab(minute="*/10"),
     },
 }
 CELERY_TIMEZONE = TIME_ZONE

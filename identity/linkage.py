@@ -31,6 +31,10 @@ from identity.matching import (
     u_estimate,
 )
 
+# Below this many records m keeps its defaults (most of a match's mass on "exact"); u and the
+# prior are still estimated from the data.
+MIN_FIT_RECORDS = 1000
+
 
 def random_pairs(
     n: int, count: int, *, seed: int = 0, groups: np.ndarray | None = None
@@ -67,6 +71,8 @@ def model_fit(
     ui, uj = random_pairs(n, count, seed=seed, groups=groups)
     u = u_estimate(prepared.fields, pairs_compare(prepared, prepared, ui, uj))
     rng = np.random.default_rng(seed)
+    if n < MIN_FIT_RECORDS:
+        rules = ()  # too few records for EM to tell matches from non-matches: default m
     candidate_codes = li * n + ri  # sorted: candidate_pairs returns them in code order
     sessions = []
     for rule in rules:
@@ -86,7 +92,10 @@ def model_fit(
     else:
         sizes = np.bincount(groups)
         total_pairs = int((sizes.sum() ** 2 - (sizes**2).sum()) // 2)
-    model.prior = prior_estimate(model, levels, total_pairs)
+    # At least one record in a hundred has a duplicate: keeps a small or duplicate-free batch
+    # from fitting a prior of ~0 that would never let anything merge later.
+    floor = 0.01 * n / max(total_pairs, 1)
+    model.prior = max(prior_estimate(model, levels, total_pairs), floor)
     model.meta = {"sessions": len(sessions), "pairs": len(li), "random_pairs": len(ui)}
     return model
 

@@ -38,7 +38,7 @@ _NOT_LETTER = re.compile(r"[^\w\s]|[\d_]", re.UNICODE)
 _NOT_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
 _SPACES = re.compile(r"\s+")
 SEPARATOR = "\x1f"
-_MISSING = {"", "null", "none", "nan", "n/a", "na", "-", "unknown"}
+_MISSING = {"", "null", "none", "nan", "n/a", "-", "unknown"}  # not "na": a surname
 
 
 def _is_missing(value: Any) -> bool:
@@ -893,12 +893,20 @@ def u_estimate(fields: Sequence[FieldSpec], random_levels: np.ndarray) -> list[n
 
 
 def _m_start(spec: FieldSpec) -> np.ndarray:
+    """Default m before (or without) EM: most of a match's mass on "exact", the partial levels
+    sharing a little, "else" small, except for contact fields people often have several of."""
     k = len(LEVELS[spec.kind])
-    # Most of a match's mass on "exact", the rest spread, "else" small.
     m = np.zeros(k + 1)
-    m[1] = 0.9
-    if k > 1:
-        m[2:] = 0.1 / (k - 1)
+    other = 0.3 if spec.kind in ("email", "phone") else 0.04
+    if k == 1:
+        m[1] = 1.0
+        return m
+    m[k] = other
+    m[1] = 0.8 - (other - 0.04)
+    if k > 2:
+        m[2:k] = (1 - m[1] - other) / (k - 2)
+    else:
+        m[1] = 1 - other
     return m
 
 

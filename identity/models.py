@@ -242,14 +242,7 @@ class RescanJob(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        constraints = [
-            # One run at a time: a second request while one is queued or running is refused.
-            models.UniqueConstraint(
-                fields=["status"],
-                condition=models.Q(status__in=["queued", "running"]),
-                name="rescan_one_active",
-            )
-        ]
+        # One run at a time: identity.rescan.rescan_job_create checks under a lock.
 
     def __str__(self) -> str:
         return f"{self.kind} rescan {self.pk} ({self.status})"
