@@ -26,7 +26,7 @@ venv-dev: $(VENV)/.installed-dev
 
 run: venv
 	$(PY) manage.py migrate --noinput -v0
-	$(PY) manage.py bootstrap
+	SITE_URL=$${SITE_URL:-http://$(HOST):$(PORT)} $(PY) manage.py bootstrap
 	@if [ -n "$$REDIS_URL" ]; then \
 		echo "REDIS_URL is set: starting a Celery worker and beat beside the server"; \
 		$(VENV)/bin/celery -A cdp worker -Q ingest,default,ml -l warning & worker=$$!; \

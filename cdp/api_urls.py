@@ -4,6 +4,7 @@ from django.urls import path
 
 from cdp import schema  # noqa: F401  (registers the API key scheme for OpenAPI)
 from profiles import api as profiles_api
+from segments import api as segments_api
 
 urlpatterns: list = [
     path("profiles/", profiles_api.ProfileListApi.as_view(), name="api-profile-list"),
@@ -16,5 +17,43 @@ urlpatterns: list = [
         "profiles/<int:profile_id>/events/",
         profiles_api.ProfileEventsApi.as_view(),
         name="api-profile-events",
+    ),
+    path("segments/", segments_api.SegmentListApi.as_view(), name="api-segment-list"),
+    path("segments/preview/", segments_api.SegmentPreviewApi.as_view(), name="api-segment-preview"),
+    path("segments/schema/", segments_api.SegmentSchemaApi.as_view(), name="api-segment-schema"),
+    path(
+        "segments/<int:segment_id>/",
+        segments_api.SegmentDetailApi.as_view(),
+        name="api-segment-detail",
+    ),
+    path(
+        "segments/<int:segment_id>/archive/",
+        segments_api.SegmentArchiveApi.as_view(),
+        name="api-segment-archive",
+    ),
+    path(
+        "segments/<int:segment_id>/refresh/",
+        segments_api.SegmentRefreshApi.as_view(),
+        name="api-segment-refresh",
+    ),
+    path(
+        "segments/<int:segment_id>/members/",
+        segments_api.SegmentMembersApi.as_view(),
+        name="api-segment-members",
+    ),
+    path(
+        "segments/<int:segment_id>/export.csv",
+        segments_api.SegmentExportApi.as_view(),
+        name="api-segment-export",
+    ),
+    path(
+        "segments/<int:segment_id>/explain/<int:profile_id>/",
+        segments_api.SegmentExplainApi.as_view(),
+        name="api-segment-explain",
+    ),
+    path(
+        "profiles/<int:profile_id>/segments/",
+        segments_api.ProfileSegmentsApi.as_view(),
+        name="api-profile-segments",
     ),
 ]

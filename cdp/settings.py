@@ -93,8 +93,11 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # Several threads of the dev server and inline tasks write to one file: wait, do not fail.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Several threads of the dev server, inline tasks and (with REDIS_URL) worker processes
+    # write to one file: wait, do not fail. IMMEDIATE takes the write lock when a transaction
+    # begins; a deferred one that reads then writes gets "database is locked" at once instead
+    # of waiting for the timeout.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -218,6 +221,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "identity-match-incremental": {
         "task": "identity.tasks.identity_match_incremental_task",
         "schedule": crontab(minute="*/10"),
+    },
+    # Time-relative segment conditions ("no order in 30 days") move without events.
+    "segments-refresh-all": {
+        "task": "segments.tasks.segments_refresh_all_task",
+        "schedule": crontab(minute="*/15"),
     },
 }
 CELERY_TIMEZONE = TIME_ZONE

@@ -1,0 +1,346 @@
+"""Segment REST API (routes in cdp/api_urls.py).
+
+An invalid definition answers 400 `{"definition": [{"pointer": "/all/1/trait", "message": ...}]}`
+where `pointer` is the JSON pointer of the offending node inside the definition.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+from typing import Any
+
+from django.conf import settings
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from cdp.auth import ResourcePermission
+from cdp.pagination import KeysetPagination
+from cdp.roles import ADMIN, COMPLIANCE, MARKETER
+from profiles.api import ProfileOutputSerializer
+from profiles.models import Profile
+from segments import conditions, selectors, services
+from segments.models import Segment
+
+
+class SegmentsResource:
+    """`segments:read` / `segments:write` keys; marketers and admins build, compliance reads."""
+
+    resource = "segments"
+    read_roles = (MARKETER, COMPLIANCE, ADMIN)
+    write_roles = (MARKETER, ADMIN)
+    permission_classes = [ResourcePermission]
+
+
+def definition_or_400(definition: Any, segment: Segment | None = None) -> None:
+    try:
+        services.segment_definition_check(definition=definition, segment=segment)
+    except conditions.InvalidDefinition as error:
+        raise ValidationError({"definition": [e.as_dict() for e in error.errors]}) from None
+
+
+class SegmentOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    definition = serializers.JSONField()
+    definition_version = serializers.IntegerField()
+    description_in_words = serializers.SerializerMethodField()
+    status = serializers.CharField()
+    size = serializers.IntegerField()
+    refreshed_at = serializers.DateTimeField(allow_null=True)
+    webhook_url = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    def get_description_in_words(self, segment: Segment) -> str:
+        return conditions.describe(segment.definition)
+
+
+class SegmentInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    definition = serializers.JSONField(
+        help_text="A condition tree; see the JSON Schema at /api/v1/segments/schema/."
+    )
+    webhook_url = serializers.URLField(required=False, allow_blank=True)
+
+
+class SegmentListApi(SegmentsResource, APIView):
+    @extend_schema(
+        tags=["segments"],
+        parameters=[OpenApiParameter("archived", bool, description="Include archived segments.")],
+        responses={200: SegmentOutputSerializer(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        include = request.query_params.get("archived", "").lower() in ("1", "true", "yes")
+        segments = selectors.segment_list(include_archived=include)
+        return Response({"results": SegmentOutputSerializer(segments, many=True).data})
+
+    @extend_schema(
+        tags=["segments"], request=SegmentInputSerializer, responses={201: SegmentOutputSerializer}
+    )
+    def post(self, request: Request) -> Response:
+        data = SegmentInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        definition_or_400(data.validated_data["definition"])
+        segment = services.segment_create(
+            name=data.validated_data["name"],
+            definition=data.validated_data["definition"],
+            description=data.validated_data.get("description", ""),
+            webhook_url=data.validated_data.get("webhook_url", ""),
+            actor=request.user if getattr(request.user, "pk", None) else None,
+        )
+        segment.refresh_from_db()
+        return Response(SegmentOutputSerializer(segment).data, status=status.HTTP_201_CREATED)
+
+
+def _segment_or_404(segment_id: int) -> Segment:
+    segment = selectors.segment_get(segment_id=segment_id)
+    if segment is None:
+        raise NotFound(f"No segment with id {segment_id}.")
+    return segment
+
+
+class SegmentDetailApi(SegmentsResource, APIView):
+    class UpdateSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200, required=False)
+        description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+        definition = serializers.JSONField(required=False)
+        webhook_url = serializers.URLField(required=False, allow_blank=True)
+
+    @extend_schema(tags=["segments"], responses={200: SegmentOutputSerializer})
+    def get(self, request: Request, segment_id: int) -> Response:
+        return Response(SegmentOutputSerializer(_segment_or_404(segment_id)).data)
+
+    @extend_schema(
+        tags=["segments"], request=UpdateSerializer, responses={200: SegmentOutputSerializer}
+    )
+    def patch(self, request: Request, segment_id: int) -> Response:
+        segment = _segment_or_404(segment_id)
+        data = self.UpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if "definition" in data.validated_data:
+            definition_or_400(data.validated_data["definition"], segment)
+        segment = services.segment_update(segment=segment, **data.validated_data)
+        return Response(SegmentOutputSerializer(segment).data)
+
+    @extend_schema(tags=["segments"], responses={200: SegmentOutputSerializer})
+    def delete(self, request: Request, segment_id: int) -> Response:
+        """Archives (definitions and history are kept)."""
+        segment = services.segment_archive(segment=_segment_or_404(segment_id))
+        return Response(SegmentOutputSerializer(segment).data)
+
+
+class SegmentArchiveApi(SegmentsResource, APIView):
+    @extend_schema(tags=["segments"], request=None, responses={200: SegmentOutputSerializer})
+    def post(self, request: Request, segment_id: int) -> Response:
+        segment = services.segment_archive(segment=_segment_or_404(segment_id))
+        return Response(SegmentOutputSerializer(segment).data)
+
+
+class SegmentRefreshApi(SegmentsResource, APIView):
+    @extend_schema(
+        tags=["segments"],
+        request=None,
+        responses={
+            200: inline_serializer(
+                "SegmentRefreshResult",
+                {
+                    "size": serializers.IntegerField(),
+                    "entered": serializers.IntegerField(),
+                    "exited": serializers.IntegerField(),
+                },
+            )
+        },
+    )
+    def post(self, request: Request, segment_id: int) -> Response:
+        result = services.segment_refresh(segment=_segment_or_404(segment_id))
+        return Response(
+            {"size": result.size, "entered": len(result.entered), "exited": len(result.exited)}
+        )
+
+
+class PreviewProfileSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    traits = serializers.JSONField()
+    last_seen = serializers.DateTimeField(allow_null=True)
+
+
+class SegmentPreviewApi(SegmentsResource, APIView):
+    class InputSerializer(serializers.Serializer):
+        definition = serializers.JSONField()
+        sample_size = serializers.IntegerField(
+            required=False, min_value=0, max_value=50, default=10
+        )
+
+    @extend_schema(
+        tags=["segments"],
+        request=InputSerializer,
+        responses={
+            200: inline_serializer(
+                "SegmentPreview",
+                {
+                    "count": serializers.IntegerField(),
+                    "sample": PreviewProfileSerializer(many=True),
+                },
+            )
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        definition_or_400(data.validated_data["definition"])
+        preview = selectors.definition_preview(
+            data.validated_data["definition"], sample_size=data.validated_data["sample_size"]
+        )
+        return Response(
+            {
+                "count": preview.count,
+                "sample": PreviewProfileSerializer(preview.sample, many=True).data,
+            }
+        )
+
+
+class SegmentSchemaApi(SegmentsResource, APIView):
+    @extend_schema(tags=["segments"], responses={200: dict})
+    def get(self, request: Request) -> Response:
+        return Response(conditions.SCHEMA)
+
+
+class SegmentMembersApi(SegmentsResource, APIView):
+    pagination_class = KeysetPagination
+
+    @extend_schema(tags=["segments"], responses={200: ProfileOutputSerializer(many=True)})
+    def get(self, request: Request, segment_id: int) -> Response:
+        segment = _segment_or_404(segment_id)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(
+            selectors.segment_members(segment=segment), request, view=self
+        )
+        return paginator.get_paginated_response(ProfileOutputSerializer(page, many=True).data)
+
+
+def pseudonym(value: Any) -> str:
+    """A stable keyed hash: joins across exports without revealing the value."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), str(value).encode(), hashlib.sha256)
+    return digest.hexdigest()[:20]
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+class SegmentExportApi(SegmentsResource, APIView):
+    """CSV of the members. `?pseudonymised=true` replaces ids and identifiers by keyed hashes
+    and leaves traits out."""
+
+    COLUMNS = (
+        "profile_id",
+        "email",
+        "phone",
+        "user_id",
+        "first_seen",
+        "last_seen",
+        "order_count",
+        "revenue",
+    )
+
+    @extend_schema(
+        tags=["segments"],
+        parameters=[OpenApiParameter("pseudonymised", bool)],
+        responses={(200, "text/csv"): str},
+    )
+    def get(self, request: Request, segment_id: int) -> StreamingHttpResponse:
+        segment = _segment_or_404(segment_id)
+        pseudo = request.query_params.get("pseudonymised", "").lower() in ("1", "true", "yes")
+        writer = csv.writer(_Echo())
+
+        def rows() -> Any:
+            yield writer.writerow(self.COLUMNS)
+            members = selectors.segment_members(segment=segment).order_by("id")
+            for profile in members.iterator(chunk_size=1000):
+                ids: dict[str, str] = {}
+                for identity in profile.identities.all():
+                    ids.setdefault(identity.kind, identity.value)
+                values = [
+                    profile.pk,
+                    ids.get("email", ""),
+                    ids.get("phone", ""),
+                    ids.get("user_id", ""),
+                ]
+                if pseudo:
+                    values = [pseudonym(v) if v != "" else "" for v in values]
+                yield writer.writerow(
+                    [
+                        *values,
+                        profile.first_seen.isoformat() if profile.first_seen else "",
+                        profile.last_seen.isoformat() if profile.last_seen else "",
+                        profile.order_count,
+                        profile.revenue,
+                    ]
+                )
+
+        response = StreamingHttpResponse(rows(), content_type="text/csv")
+        suffix = "-pseudonymised" if pseudo else ""
+        response["Content-Disposition"] = f'attachment; filename="segment-{segment.pk}{suffix}.csv"'
+        return response
+
+
+class SegmentExplainApi(SegmentsResource, APIView):
+    @extend_schema(tags=["segments"], responses={200: dict})
+    def get(self, request: Request, segment_id: int, profile_id: int) -> Response:
+        segment = _segment_or_404(segment_id)
+        profile = Profile.objects.filter(pk=profile_id).first()
+        if profile is None:
+            raise NotFound(f"No profile with id {profile_id}.")
+        explained = selectors.segment_explain(segment=segment, profile=profile)
+        return Response(
+            {
+                "member": explained["member"],
+                "matches_now": explained["matches_now"],
+                "explanation": explained["tree"],
+            }
+        )
+
+
+class ProfileSegmentsApi(SegmentsResource, APIView):
+    @extend_schema(
+        tags=["segments"],
+        responses={
+            200: inline_serializer(
+                "ProfileSegments",
+                {
+                    "results": inline_serializer(
+                        "ProfileSegment",
+                        {
+                            "id": serializers.IntegerField(),
+                            "name": serializers.CharField(),
+                            "entered_at": serializers.DateTimeField(),
+                        },
+                        many=True,
+                    )
+                },
+            )
+        },
+    )
+    def get(self, request: Request, profile_id: int) -> Response:
+        profile = Profile.objects.filter(pk=profile_id).first()
+        if profile is None:
+            raise NotFound(f"No profile with id {profile_id}.")
+        rows = selectors.profile_segments(profile=profile)
+        return Response(
+            {
+                "results": [
+                    {"id": m.segment_id, "name": m.segment.name, "entered_at": m.entered_at}
+                    for m in rows
+                ]
+            }
+        )

@@ -1,0 +1,334 @@
+"""Compile a validated definition (segments/conditions.py) into a Django `Q` on Profile.
+
+Nothing from a definition becomes SQL text: trait and property paths become JSON key
+transforms (keys travel as parameters), names and values become lookup parameters. The only
+SQL written here is `JSONTypeOf`, a fixed function template per database. Works on PostgreSQL
+and SQLite; `tests/segments/test_differential.py` holds it equal to `conditions.evaluate`.
+
+Every leaf compiles to an expression that is never NULL (a missing key is guarded by its JSON
+type), so negation (`none`, `neq`, `not_in`, `not_exists`) stays two-valued.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from django.db.models import (
+    CharField,
+    Count,
+    DateTimeField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Func,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+)
+from django.db.models.fields.json import KT
+from django.db.models.functions import Substr
+from django.db.models.lookups import (
+    Exact,
+    GreaterThan,
+    GreaterThanOrEqual,
+    In,
+    LessThan,
+    LessThanOrEqual,
+)
+
+from identity.models import Identity
+from profiles.models import Event, Profile
+from segments import conditions as c
+
+ISO_DATE_REGEX = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+
+
+class ConsentUnavailable(Exception):
+    """A consent condition was used but no consent gate is installed."""
+
+
+class JSONTypeOf(Func):
+    """The JSON type at a key path: string, number, boolean, null, array, object or missing."""
+
+    output_field = CharField()
+
+    def __init__(self, column: str, keys: tuple[str, ...]) -> None:
+        super().__init__(F(column))
+        self.keys = keys
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"COALESCE(jsonb_typeof({sql} #> %s), 'missing')", [*params, list(self.keys)]
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+        sql, params = compiler.compile(self.source_expressions[0])
+        path = "$" + "".join(f'."{key}"' for key in self.keys)
+        return (
+            f"CASE json_type({sql}, %s) WHEN 'integer' THEN 'number' WHEN 'real' THEN 'number' "
+            f"WHEN 'text' THEN 'string' WHEN 'true' THEN 'boolean' WHEN 'false' THEN 'boolean' "
+            f"ELSE COALESCE(json_type({sql}, %s), 'missing') END",
+            [*params, path, *params, path],
+        )
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+        raise NotImplementedError(f"segments need PostgreSQL or SQLite, not {connection.vendor}")
+
+
+def _path_lookup(column: str, keys: tuple[str, ...], lookup: str, value: Any) -> Q:
+    """Django's JSON key transforms, built from validated keys (no "__", safe characters).
+    An explicit final lookup means no key is ever read as a lookup name."""
+    return Q(**{f"{column}__{'__'.join(keys)}__{lookup}": value})
+
+
+def _typed(typ: Any, kind: str) -> Q:
+    return Q(Exact(typ, kind))
+
+
+NEGATIONS = {"neq": "eq", "not_in": "in", "not_exists": "exists"}
+
+
+def json_value_q(column: str, path: str, op: str, value: Any, now: dt.datetime) -> Q:
+    """`column` (a JSONField) at dotted `path`, compared like conditions.value_matches."""
+    if op in NEGATIONS:
+        return ~json_value_q(column, path, NEGATIONS[op], value, now)
+    keys = tuple(path.split("."))
+    typ = JSONTypeOf(column, keys)
+    if op == "exists":
+        return ~Q(In(typ, ["missing", "null"]))
+    if op == "eq":
+        return _typed(typ, c.json_type(value)) & _path_lookup(column, keys, "exact", value)
+    if op == "in":
+        q = Q(pk__in=[])
+        for kind in ("string", "number", "boolean"):
+            group = [v for v in value if c.json_type(v) == kind]
+            if kind == "boolean":
+                for item in group:
+                    q |= _typed(typ, kind) & _path_lookup(column, keys, "exact", item)
+            elif group:
+                q |= _typed(typ, kind) & _path_lookup(column, keys, "in", group)
+        return q
+    if op in ("contains", "starts_with"):
+        lookup = "icontains" if op == "contains" else "istartswith"
+        return _typed(typ, "string") & _path_lookup(column, keys, lookup, value)
+    if op in ("gt", "gte", "lt", "lte") or (op == "between" and c._is_number(value[0])):
+        if op == "between":
+            return (
+                _typed(typ, "number")
+                & _path_lookup(column, keys, "gte", value[0])
+                & _path_lookup(column, keys, "lte", value[1])
+            )
+        return _typed(typ, "number") & _path_lookup(column, keys, op, value)
+    # Date operators on strings that start with an ISO date: compare the date part as text.
+    if op == "within_last":
+        op, value = (
+            "between",
+            [(now - c.duration(value)).date().isoformat(), now.date().isoformat()],
+        )
+    day = Substr(KT(f"{column}__{'__'.join(keys)}"), 1, 10, output_field=CharField())
+    guard = _typed(typ, "string") & _path_lookup(column, keys, "regex", ISO_DATE_REGEX)
+    if op == "before":
+        return guard & Q(LessThan(day, value))
+    if op == "after":
+        return guard & Q(GreaterThan(day, value))
+    if op == "between":
+        return guard & Q(GreaterThanOrEqual(day, value[0])) & Q(LessThanOrEqual(day, value[1]))
+    raise ValueError(op)
+
+
+def datetime_q(field: str, op: str, value: Any, now: dt.datetime) -> Q:
+    """A nullable datetime column against a date operator (conditions.datetime_matches)."""
+    if op == "not_exists":
+        return Q(**{f"{field}__isnull": True})
+    present = Q(**{f"{field}__isnull": False})
+    if op == "exists":
+        return present
+    if op == "before":
+        return present & Q(**{f"{field}__lt": c.day_start(dt.date.fromisoformat(value))})
+    if op == "after":
+        start = c.day_start(dt.date.fromisoformat(value) + dt.timedelta(days=1))
+        return present & Q(**{f"{field}__gte": start})
+    if op == "between":
+        start = c.day_start(dt.date.fromisoformat(value[0]))
+        end = c.day_start(dt.date.fromisoformat(value[1]) + dt.timedelta(days=1))
+        return present & Q(**{f"{field}__gte": start, f"{field}__lt": end})
+    if op == "within_last":
+        return present & Q(**{f"{field}__gte": now - c.duration(value), f"{field}__lte": now})
+    raise ValueError(op)
+
+
+class Compiler:
+    """compile(definition) -> Q on Profile; `profile_id` narrows event subqueries to one
+    profile (the real-time path), `now` fixes every relative window."""
+
+    def __init__(
+        self,
+        *,
+        now: dt.datetime,
+        segments: Callable[[int], Mapping[str, Any] | None] = lambda _id: None,
+        profile_id: int | None = None,
+        consent_q: Callable[[str, int | None], Q] | None = None,
+    ) -> None:
+        self.now = now
+        self.segments = segments
+        self.profile_id = profile_id
+        self.consent_q = consent_q
+
+    def compile(self, node: Mapping[str, Any], _seen: frozenset[int] = frozenset()) -> Q:
+        kind = c.node_kind(node)
+        if kind in c.GROUP_KEYS:
+            parts = [self.compile(child, _seen) for child in node[kind]]
+            combined = parts[0]
+            for part in parts[1:]:
+                combined = combined & part if kind == "all" else combined | part
+            return ~combined if kind == "none" else combined
+        if kind == "trait":
+            return json_value_q("traits", node["trait"], node["op"], node.get("value"), self.now)
+        if kind == "event":
+            return self.event_q(node)
+        if kind == "computed":
+            return self.computed_q(node)
+        if kind == "has_identifier":
+            return Q(
+                Exists(
+                    self._narrow(Identity.objects.filter(kind=node["has_identifier"]), "profile_id")
+                )
+            )
+        if kind == "consent":
+            if self.consent_q is None:
+                raise ConsentUnavailable("consent conditions need the consent app")
+            return self.consent_q(node["consent"], self.profile_id)
+        if kind == "segment":
+            target = self.segments(node["segment"]) if node["segment"] not in _seen else None
+            inner = self.compile(target, _seen | {node["segment"]}) if target else Q(pk__in=[])
+            return inner if node.get("member", True) else ~inner
+        if kind == "cluster":
+            return self._score_q("cluster", Q(value=node["cluster"]))
+        if kind == "propensity":
+            op, value = node["op"], node["value"]
+            cond = (
+                Q(value__gte=value[0], value__lte=value[1])
+                if op == "between"
+                else Q(**{f"value__{op}": value})
+            )
+            return self._score_q(node["propensity"], cond)
+        raise ValueError(kind)
+
+    def _narrow(self, qs: QuerySet, column: str) -> QuerySet:
+        """Correlate a subquery with the outer profile (and pin it when checking one)."""
+        qs = qs.filter(**{column: OuterRef("pk")})
+        if self.profile_id is not None:
+            qs = qs.filter(**{column: self.profile_id})
+        return qs
+
+    def _score_q(self, kind: str, cond: Q) -> Q:
+        from segments.models import ProfileScore
+
+        return Q(Exists(self._narrow(ProfileScore.objects.filter(cond, kind=kind), "profile_id")))
+
+    def computed_q(self, node: Mapping[str, Any]) -> Q:
+        name, op, value = node["computed"], node["op"], node.get("value")
+        if name in c.DATETIME_COMPUTED:
+            return datetime_q(c.DATETIME_COMPUTED[name], op, value, self.now)
+        if name == "recency":
+            return self._recency_q(op, value)
+        column = c.NUMERIC_COMPUTED[name]
+        if op == "between":
+            return Q(**{f"{column}__gte": value[0], f"{column}__lte": value[1]})
+        if op == "neq":
+            return ~Q(**{column: value})
+        return Q(**{f"{column}__{'exact' if op == 'eq' else op}": value})
+
+    def _recency_q(self, op: str, value: Any) -> Q:
+        ordered = Q(last_order_at__isnull=False)
+        seen_only = Q(last_order_at__isnull=True, last_seen__isnull=False)
+        if op == "not_exists":
+            return Q(last_order_at__isnull=True, last_seen__isnull=True)
+        if op == "exists":
+            return ordered | seen_only
+        # recency > N  <=>  reference < now - N days; reference = last order, else last seen.
+        if op == "between":
+            low = self.now - dt.timedelta(days=value[1])
+            high = self.now - dt.timedelta(days=value[0])
+            conds = {"gte": low, "lte": high}
+        else:
+            cut = self.now - dt.timedelta(days=value)
+            conds = {{"gt": "lt", "gte": "lte", "lt": "gt", "lte": "gte"}[op]: cut}
+        on_order = Q(**{f"last_order_at__{k}": v for k, v in conds.items()})
+        on_seen = Q(**{f"last_seen__{k}": v for k, v in conds.items()})
+        return (ordered & on_order) | (seen_only & on_seen)
+
+    def _events(self, name: str, where: list[Mapping[str, Any]]) -> QuerySet:
+        qs = Event.objects.filter(event=name, profile__isnull=False)
+        if self.profile_id is not None:
+            qs = qs.filter(profile_id=self.profile_id)
+        for item in where:
+            qs = qs.filter(
+                json_value_q(
+                    "properties", item["property"], item["op"], item.get("value"), self.now
+                )
+            )
+        return qs
+
+    def event_q(self, node: Mapping[str, Any]) -> Q:
+        qs = self._events(node["event"], node.get("where", []))
+        start, end = c.window_bounds(node.get("within"), self.now)
+        if start is not None:
+            qs = qs.filter(timestamp__gte=start)
+        if end is not None:
+            qs = qs.filter(timestamp__lt=end)
+        for key, agg in (("first", Min), ("last", Max)):
+            if key in node:
+                spec = node[key]
+                moments = qs.values("profile_id").annotate(moment=agg("timestamp"))
+                matching = moments.filter(datetime_q("moment", spec["op"], spec["value"], self.now))
+                return Q(pk__in=matching.values("profile_id"))
+        follow = node.get("not_followed_by")
+        if follow is not None:
+            delta = c.duration(follow["within"])
+            later = self._events(follow["event"], follow.get("where", [])).filter(
+                profile_id=OuterRef("profile_id"),
+                timestamp__gt=OuterRef("timestamp"),
+                timestamp__lte=ExpressionWrapper(
+                    OuterRef("timestamp") + Value(delta), output_field=DateTimeField()
+                ),
+            )
+            unanswered = qs.filter(timestamp__lte=self.now - delta).filter(~Exists(later))
+            return Q(pk__in=unanswered.values("profile_id"))
+        count = node.get("count", {"op": "gte", "value": 1})
+        op, n = count["op"], count["value"]
+        if (op, n) in (("gte", 1), ("gt", 0)):
+            return Q(Exists(qs.filter(profile_id=OuterRef("pk"))))
+        counted = qs.values("profile_id").annotate(n=Count("id"))
+        holds = Q(**{f"n__{'exact' if op in ('eq', 'neq') else op}": n})
+        if op == "neq":
+            holds = ~holds
+        if c._compare(0, op, n):
+            # Zero events satisfy it: members are everyone except those whose count fails.
+            return ~Q(pk__in=counted.filter(~holds).values("profile_id"))
+        return Q(pk__in=counted.filter(holds).values("profile_id"))
+
+
+def base_profiles() -> QuerySet[Profile]:
+    """Profiles a segment can contain: merged-away duplicates never count."""
+    return Profile.objects.filter(merged_into__isnull=True)
+
+
+def compile_definition(
+    definition: Mapping[str, Any],
+    *,
+    now: dt.datetime,
+    segments: Callable[[int], Mapping[str, Any] | None] = lambda _id: None,
+    profile_id: int | None = None,
+    consent_q: Callable[[str, int | None], Q] | None = None,
+) -> Q:
+    return Compiler(now=now, segments=segments, profile_id=profile_id, consent_q=consent_q).compile(
+        definition
+    )
+
+
+__all__ = ["ConsentUnavailable", "base_profiles", "compile_definition"]

@@ -1,0 +1,278 @@
+"""Reads: segment lists, live counts of unsaved definitions, materialised members, the facts
+the reference evaluator needs for one profile, and autocomplete vocabularies."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.cache import cache
+from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from identity.models import Identity
+from profiles.models import Event, Profile
+from segments import conditions
+from segments.compiler import ConsentUnavailable, base_profiles, compile_definition
+from segments.models import (
+    MembershipChange,
+    ModelRun,
+    ProfileScore,
+    Segment,
+    SegmentMembership,
+    SegmentSnapshot,
+)
+
+EXPLAIN_EVENT_LIMIT = 5000
+
+
+def segment_list(*, include_archived: bool = False) -> QuerySet[Segment]:
+    qs = Segment.objects.select_related("created_by")
+    if not include_archived:
+        qs = qs.filter(status=Segment.Status.ACTIVE)
+    return qs.order_by("name", "id")
+
+
+def segment_get(*, segment_id: int) -> Segment | None:
+    return Segment.objects.filter(pk=segment_id).first()
+
+
+def definition_resolver(*, exclude: int | None = None) -> Callable[[int], Mapping[str, Any] | None]:
+    """A lookup of saved definitions by segment id (loaded lazily, once per id)."""
+    loaded: dict[int, Mapping[str, Any] | None] = {}
+
+    def resolve(segment_id: int) -> Mapping[str, Any] | None:
+        if segment_id not in loaded:
+            row = Segment.objects.filter(pk=segment_id).values_list("definition", flat=True).first()
+            loaded[segment_id] = row
+        return loaded[segment_id]
+
+    return resolve
+
+
+def consent_q_or_none() -> Callable[[str, int | None], Q] | None:
+    """The consent gate's condition builder, once the consent app provides one."""
+    try:
+        from consent import selectors as consent_selectors  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    builder = getattr(consent_selectors, "consent_granted_q", None)
+    if builder is None:
+        return None
+
+    def consent_q(purpose: str, profile_id: int | None) -> Q:
+        return Q(pk__in=builder(purpose=purpose).values("pk"))
+
+    return consent_q
+
+
+def definition_q(
+    definition: Mapping[str, Any], *, now: dt.datetime, profile_id: int | None = None
+) -> Q:
+    return compile_definition(
+        definition,
+        now=now,
+        segments=definition_resolver(),
+        profile_id=profile_id,
+        consent_q=consent_q_or_none(),
+    )
+
+
+def definition_profiles(
+    definition: Mapping[str, Any], *, now: dt.datetime | None = None
+) -> QuerySet[Profile]:
+    """Profiles that satisfy an (already validated) definition now, computed live."""
+    now = now or timezone.now()
+    return base_profiles().filter(definition_q(definition, now=now))
+
+
+@dataclass(frozen=True)
+class Preview:
+    count: int
+    sample: list[Profile]
+
+
+def definition_preview(definition: Mapping[str, Any], *, sample_size: int = 10) -> Preview:
+    profiles = definition_profiles(definition)
+    sample = list(
+        profiles.order_by("-last_seen", "-id").prefetch_related("identities")[:sample_size]
+    )
+    return Preview(count=profiles.count(), sample=sample)
+
+
+def segment_members(*, segment: Segment) -> QuerySet[Profile]:
+    """The materialised members, with identities prefetched for serializers."""
+    return Profile.objects.filter(segment_memberships__segment=segment).prefetch_related(
+        Prefetch("identities", queryset=Identity.objects.order_by("kind", "value"))
+    )
+
+
+def segment_size(*, segment: Segment) -> int:
+    return SegmentMembership.objects.filter(segment=segment).count()
+
+
+def profile_segments(*, profile: Profile) -> QuerySet[SegmentMembership]:
+    return (
+        SegmentMembership.objects.filter(profile=profile)
+        .select_related("segment")
+        .order_by("segment__name", "segment_id")
+    )
+
+
+def segment_history(*, segment: Segment, limit: int = 50) -> QuerySet[MembershipChange]:
+    return MembershipChange.objects.filter(segment=segment).order_by("-at", "-id")[:limit]
+
+
+def segment_snapshots(*, segment: Segment, limit: int = 500) -> list[SegmentSnapshot]:
+    rows = SegmentSnapshot.objects.filter(segment=segment).order_by("-at")[:limit]
+    return list(reversed(rows))
+
+
+def segments_using(*, segment_id: int) -> list[Segment]:
+    """Active segments whose definitions refer to `segment_id` directly."""
+    return [
+        s
+        for s in Segment.objects.filter(status=Segment.Status.ACTIVE).exclude(pk=segment_id)
+        if segment_id in conditions.referenced_segments(s.definition)
+    ]
+
+
+def profile_facts(*, profile: Profile) -> conditions.ProfileFacts:
+    """Everything the reference evaluator needs about one profile."""
+    events = [
+        conditions.EventFact(id=e[0], name=e[1], timestamp=e[2], properties=e[3] or {})
+        for e in Event.objects.filter(profile=profile)
+        .order_by("-timestamp", "-id")
+        .values_list("id", "event", "timestamp", "properties")[:EXPLAIN_EVENT_LIMIT]
+    ]
+    computed = {
+        field: getattr(profile, field)
+        for field in (
+            "first_seen",
+            "last_seen",
+            "event_count",
+            "session_count",
+            "order_count",
+            "revenue",
+            "first_order_at",
+            "last_order_at",
+        )
+    }
+    scores = dict(ProfileScore.objects.filter(profile=profile).values_list("kind", "value"))
+    consents: set[str] = set()
+    consent_q = consent_q_or_none()
+    if consent_q is not None:
+        from consent import selectors as consent_selectors  # type: ignore[attr-defined]
+
+        purposes = getattr(consent_selectors, "consent_purposes_granted", None)
+        if purposes is not None:
+            consents = set(purposes(profile=profile))
+    return conditions.ProfileFacts(
+        id=profile.pk,
+        traits=profile.traits or {},
+        computed=computed,
+        events=events,
+        identifiers=set(Identity.objects.filter(profile=profile).values_list("kind", flat=True)),
+        consents=consents,
+        scores=scores,
+    )
+
+
+def segment_explain(
+    *, segment: Segment, profile: Profile, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """Why `profile` is in or out of `segment`, from the reference evaluator."""
+    now = now or timezone.now()
+    facts = profile_facts(profile=profile)
+    tree = conditions.explain(segment.definition, facts, now=now, segments=definition_resolver())
+    member = SegmentMembership.objects.filter(segment=segment, profile=profile).exists()
+    return {"tree": tree, "matches_now": tree["result"], "member": member, "now": now}
+
+
+def model_runs(*, kind: str | None = None, limit: int = 20) -> QuerySet[ModelRun]:
+    qs = ModelRun.objects.defer("artifact")
+    if kind:
+        qs = qs.filter(kind=kind)
+    return qs.order_by("-created_at", "-id")[:limit]
+
+
+def active_model(*, kind: str) -> ModelRun | None:
+    return ModelRun.objects.filter(kind=kind, is_active=True).first()
+
+
+# --- Autocomplete vocabularies (sampled, cached: they guide, they do not validate) ----------
+
+VOCAB_TTL = 300
+VOCAB_SAMPLE = 2000
+
+
+def _flatten_keys(data: Mapping[str, Any], prefix: str = "", depth: int = 0) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and depth < 2:
+            found.update(_flatten_keys(value, path + ".", depth + 1))
+        else:
+            found[path] = conditions.json_type(value)
+    return found
+
+
+def observed_trait_keys() -> dict[str, str]:
+    """Trait paths seen on recent profiles -> their JSON type."""
+    cached = cache.get("segments:vocab:traits")
+    if cached is None:
+        cached = {}
+        for traits in Profile.objects.order_by("-id").values_list("traits", flat=True)[
+            :VOCAB_SAMPLE
+        ]:
+            for path, kind in _flatten_keys(traits or {}).items():
+                if _safe_path(path):
+                    cached.setdefault(path, kind)
+        cached = dict(sorted(cached.items()))
+        cache.set("segments:vocab:traits", cached, VOCAB_TTL)
+    return cached
+
+
+def observed_event_names() -> list[str]:
+    cached = cache.get("segments:vocab:events")
+    if cached is None:
+        recent = Event.objects.exclude(event="").order_by("-id").values_list("event", flat=True)
+        cached = sorted(set(recent[: VOCAB_SAMPLE * 5]))[:500]
+        cache.set("segments:vocab:events", cached, VOCAB_TTL)
+    return cached
+
+
+def observed_event_properties(*, event: str) -> dict[str, str]:
+    key = f"segments:vocab:props:{hash(event)}"
+    cached = cache.get(key)
+    if cached is None:
+        cached = {}
+        rows = (
+            Event.objects.filter(event=event).order_by("-id").values_list("properties", flat=True)
+        )
+        for props in rows[:VOCAB_SAMPLE]:
+            for path, kind in _flatten_keys(props or {}).items():
+                if _safe_path(path):
+                    cached.setdefault(path, kind)
+        cached = dict(sorted(cached.items()))
+        cache.set(key, cached, VOCAB_TTL)
+    return cached
+
+
+def _safe_path(path: str) -> bool:
+    import re
+
+    return re.match(conditions.PATH_PATTERN, path) is not None
+
+
+def identifier_kinds() -> list[str]:
+    from identity.models import IdentityKind
+
+    return sorted(
+        {*IdentityKind.values, *Identity.objects.values_list("kind", flat=True).distinct()[:50]}
+    )
+
+
+__all__ = ["ConsentUnavailable"]

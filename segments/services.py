@@ -1,0 +1,511 @@
+"""Writes: segment definitions, membership refresh (full and real-time), webhooks.
+
+Membership is materialised in `SegmentMembership`; every enter/exit is also a `MembershipChange`
+row, announced after commit with `segments.signals.segment_membership_changed` and, when the
+segment has a webhook, recorded as a `WebhookDelivery` that a task sends after commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import BooleanField, ExpressionWrapper, F
+from django.utils import timezone
+
+from profiles.models import Event, Profile
+from segments import conditions, selectors
+from segments.compiler import base_profiles
+from segments.models import (
+    MembershipChange,
+    Segment,
+    SegmentMembership,
+    SegmentSnapshot,
+    WebhookDelivery,
+)
+from segments.signals import segment_membership_changed
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_BATCH = 500
+WEBHOOK_MAX_ATTEMPTS = 5
+INDEX_VERSION_KEY = "segments:index:version"
+
+
+class TransientError(Exception):
+    """A failure worth retrying (the receiver was down or answered 5xx)."""
+
+
+# --- Definitions ---------------------------------------------------------------------------
+
+
+def segment_definition_check(
+    *, definition: Any, segment: Segment | None = None
+) -> conditions.Dependencies:
+    """Validate a definition fully: schema, semantics, referenced segments exist, no cycle,
+    consent available. Raises conditions.InvalidDefinition; returns its dependencies."""
+    conditions.validate(definition, segment_exists=lambda i: Segment.objects.filter(pk=i).exists())
+    resolver = selectors.definition_resolver()
+    own_id = segment.pk if segment else None
+    for pointer, node in conditions.walk_with_pointers(definition):
+        if "segment" in node:
+            if node["segment"] == own_id:
+                raise conditions.InvalidDefinition(
+                    [conditions.ConditionError(pointer, "a segment cannot contain itself")]
+                )
+            target = resolver(node["segment"])
+            cycle = (
+                conditions.find_cycle(own_id, target or {"all": []}, resolver) if own_id else None
+            )
+            if cycle:
+                chain = " → ".join(f"#{i}" for i in [own_id, node["segment"], *cycle[1:]])
+                raise conditions.InvalidDefinition(
+                    [
+                        conditions.ConditionError(
+                            pointer, f"segments would refer in a cycle: {chain}"
+                        )
+                    ]
+                )
+        if "consent" in node and selectors.consent_q_or_none() is None:
+            raise conditions.InvalidDefinition(
+                [conditions.ConditionError(pointer, "consent conditions need the consent app")]
+            )
+    return conditions.dependencies(definition, resolver)
+
+
+def _index_changed() -> None:
+    try:
+        cache.incr(INDEX_VERSION_KEY)
+    except ValueError:
+        cache.set(INDEX_VERSION_KEY, 1, None)
+
+
+@transaction.atomic
+def segment_create(
+    *,
+    name: str,
+    definition: Mapping[str, Any],
+    actor: AbstractBaseUser | None = None,
+    description: str = "",
+    webhook_url: str = "",
+) -> Segment:
+    """Create a segment and queue its first refresh after commit."""
+    deps = segment_definition_check(definition=definition)
+    segment = Segment.objects.create(
+        name=name,
+        description=description,
+        definition=definition,
+        definition_version=conditions.DEFINITION_VERSION,
+        dependencies=deps.as_dict(),
+        webhook_url=webhook_url,
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
+    _index_changed()
+    _queue_refresh(segment, cause=MembershipChange.Cause.DEFINITION)
+    return segment
+
+
+@transaction.atomic
+def segment_update(
+    *,
+    segment: Segment,
+    name: str | None = None,
+    definition: Mapping[str, Any] | None = None,
+    description: str | None = None,
+    webhook_url: str | None = None,
+) -> Segment:
+    """Change a segment; a new definition is re-checked and membership refreshed."""
+    segment = Segment.objects.select_for_update().get(pk=segment.pk)
+    if name is not None:
+        segment.name = name
+    if description is not None:
+        segment.description = description
+    if webhook_url is not None:
+        segment.webhook_url = webhook_url
+    definition_changed = definition is not None and definition != segment.definition
+    if definition_changed:
+        deps = segment_definition_check(definition=definition, segment=segment)
+        segment.definition = definition
+        segment.definition_version = conditions.DEFINITION_VERSION
+        segment.dependencies = deps.as_dict()
+    segment.save()
+    if definition_changed:
+        # Segments that embed this one depend on what it depends on now.
+        resolver = selectors.definition_resolver()
+        for user in selectors.segments_using(segment_id=segment.pk):
+            user.dependencies = conditions.dependencies(user.definition, resolver).as_dict()
+            user.save(update_fields=["dependencies", "updated_at"])
+            _queue_refresh(user, cause=MembershipChange.Cause.DEFINITION)
+        _queue_refresh(segment, cause=MembershipChange.Cause.DEFINITION)
+    _index_changed()
+    return segment
+
+
+def segment_archive(*, segment: Segment) -> Segment:
+    """Archived segments stop refreshing; their members and history stay readable."""
+    segment.status = Segment.Status.ARCHIVED
+    segment.save(update_fields=["status", "updated_at"])
+    _index_changed()
+    return segment
+
+
+def segment_unarchive(*, segment: Segment) -> Segment:
+    segment.status = Segment.Status.ACTIVE
+    segment.save(update_fields=["status", "updated_at"])
+    _index_changed()
+    _queue_refresh(segment, cause=MembershipChange.Cause.REFRESH)
+    return segment
+
+
+def segment_duplicate(*, segment: Segment, actor: AbstractBaseUser | None = None) -> Segment:
+    return segment_create(
+        name=f"{segment.name} (copy)"[:200],
+        definition=segment.definition,
+        actor=actor,
+        description=segment.description,
+    )
+
+
+def _queue_refresh(segment: Segment, *, cause: str) -> None:
+    from segments.tasks import segment_refresh_task
+
+    segment_id = segment.pk
+    transaction.on_commit(lambda: segment_refresh_task.delay(segment_id, cause))
+
+
+# --- Full refresh --------------------------------------------------------------------------
+
+
+@dataclass
+class RefreshResult:
+    segment_id: int
+    entered: list[int] = field(default_factory=list)
+    exited: list[int] = field(default_factory=list)
+    size: int = 0
+
+
+def segment_refresh(
+    *, segment: Segment, now: dt.datetime | None = None, cause: str = MembershipChange.Cause.REFRESH
+) -> RefreshResult:
+    """Recompute a segment's membership from its definition, in set-based SQL, record every
+    enter/exit, snapshot the size. Safe to rerun; concurrent runs of one segment serialise on
+    the segment row."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        segment = Segment.objects.select_for_update().get(pk=segment.pk)
+        if not segment.is_active:
+            return RefreshResult(segment_id=segment.pk, size=segment.size)
+        target = (
+            base_profiles()
+            .filter(selectors.definition_q(segment.definition, now=now))
+            .order_by()
+            .values("pk")
+        )
+        if connection.vendor == "postgresql":
+            entered, exited = _refresh_postgresql(segment, target, now)
+        else:
+            entered, exited = _refresh_portable(segment, target, now)
+        size = SegmentMembership.objects.filter(segment=segment).count()
+        Segment.objects.filter(pk=segment.pk).update(size=size, refreshed_at=now)
+        SegmentSnapshot.objects.create(segment=segment, at=now, size=size)
+        _record_changes(segment, entered, exited, cause=cause, at=now)
+    return RefreshResult(segment_id=segment.pk, entered=entered, exited=exited, size=size)
+
+
+def _refresh_postgresql(
+    segment: Segment, target: Any, now: dt.datetime
+) -> tuple[list[int], list[int]]:
+    # The target query is the ORM's own SQL with its parameters (the definition only ever
+    # contributes parameters): one statement deletes leavers and inserts newcomers.
+    target_sql, target_params = target.query.sql_with_params()
+    membership = SegmentMembership._meta.db_table
+    sql = f"""
+        WITH target (id) AS ({target_sql}),
+        gone AS (
+            DELETE FROM {membership} m WHERE m.segment_id = %s
+            AND NOT EXISTS (SELECT 1 FROM target t WHERE t.id = m.profile_id)
+            RETURNING m.profile_id
+        ),
+        added AS (
+            INSERT INTO {membership} (segment_id, profile_id, entered_at)
+            SELECT %s, t.id, %s FROM target t
+            WHERE NOT EXISTS (
+                SELECT 1 FROM {membership} m WHERE m.segment_id = %s AND m.profile_id = t.id
+            )
+            ON CONFLICT DO NOTHING
+            RETURNING profile_id
+        )
+        SELECT 'exit', profile_id FROM gone UNION ALL SELECT 'enter', profile_id FROM added
+    """  # noqa: S608 - table names are ours, the definition only contributes parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*target_params, segment.pk, segment.pk, now, segment.pk])
+        rows = cursor.fetchall()
+    entered = [pid for kind, pid in rows if kind == "enter"]
+    exited = [pid for kind, pid in rows if kind == "exit"]
+    return entered, exited
+
+
+def _refresh_portable(
+    segment: Segment, target: Any, now: dt.datetime
+) -> tuple[list[int], list[int]]:
+    wanted = set(target.values_list("pk", flat=True))
+    current = set(
+        SegmentMembership.objects.filter(segment=segment).values_list("profile_id", flat=True)
+    )
+    entered, exited = sorted(wanted - current), sorted(current - wanted)
+    SegmentMembership.objects.filter(segment=segment, profile_id__in=exited).delete()
+    SegmentMembership.objects.bulk_create(
+        [SegmentMembership(segment=segment, profile_id=pid, entered_at=now) for pid in entered],
+        batch_size=2000,
+        ignore_conflicts=True,
+    )
+    return entered, exited
+
+
+def _record_changes(
+    segment: Segment, entered: list[int], exited: list[int], *, cause: str, at: dt.datetime
+) -> None:
+    if not entered and not exited:
+        return
+    MembershipChange.objects.bulk_create(
+        [
+            *(
+                MembershipChange(segment=segment, profile_id=p, kind="enter", cause=cause, at=at)
+                for p in entered
+            ),
+            *(
+                MembershipChange(segment=segment, profile_id=p, kind="exit", cause=cause, at=at)
+                for p in exited
+            ),
+        ],
+        batch_size=5000,
+    )
+    if segment.webhook_url:
+        _record_webhooks(segment, entered, exited, cause=cause, at=at)
+
+    def announce() -> None:
+        segment_membership_changed.send(
+            sender=Segment, segment=segment, entered=entered, exited=exited, cause=cause, at=at
+        )
+
+    transaction.on_commit(announce)
+
+
+def _record_webhooks(
+    segment: Segment, entered: list[int], exited: list[int], *, cause: str, at: dt.datetime
+) -> None:
+    from segments.tasks import webhook_deliver_task
+
+    changes = [("enter", p) for p in entered] + [("exit", p) for p in exited]
+    for start in range(0, len(changes), WEBHOOK_BATCH):
+        chunk = changes[start : start + WEBHOOK_BATCH]
+        delivery = WebhookDelivery.objects.create(
+            segment=segment,
+            url=segment.webhook_url,
+            payload={
+                "segment": {"id": segment.pk, "name": segment.name},
+                "at": at.isoformat(),
+                "cause": cause,
+                "entered": [p for kind, p in chunk if kind == "enter"],
+                "exited": [p for kind, p in chunk if kind == "exit"],
+            },
+        )
+        delivery_id = delivery.pk
+        transaction.on_commit(lambda d=delivery_id: webhook_deliver_task.delay(d))
+
+
+def segments_refresh_all() -> list[int]:
+    """Queue a refresh of every active segment (beat): time-relative conditions move on their
+    own, and every refresh adds a point to the size chart."""
+    from segments.tasks import segment_refresh_task
+
+    ids = list(Segment.objects.filter(status=Segment.Status.ACTIVE).values_list("pk", flat=True))
+    for segment_id in ids:
+        segment_refresh_task.delay(segment_id, MembershipChange.Cause.REFRESH)
+    return ids
+
+
+# --- Real time -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IndexedSegment:
+    id: int
+    definition: Mapping[str, Any]
+    trait_keys: frozenset[str]
+    event_names: frozenset[str]
+    any_event: bool  # computed features and identifiers move with every processed event
+
+
+_index: tuple[Any, list[IndexedSegment]] = (None, [])
+
+
+def segment_index() -> list[IndexedSegment]:
+    """Active segments with what they depend on; reloaded when any segment changes."""
+    global _index
+    version = cache.get(INDEX_VERSION_KEY)
+    if version is None:
+        cache.add(INDEX_VERSION_KEY, 1, None)
+        version = cache.get(INDEX_VERSION_KEY)
+    if _index[0] != version or version is None:
+        rows = Segment.objects.filter(status=Segment.Status.ACTIVE).values_list(
+            "pk", "definition", "dependencies"
+        )
+        entries = [
+            IndexedSegment(
+                id=pk,
+                definition=definition,
+                trait_keys=frozenset(deps.get("trait_keys", ())),
+                event_names=frozenset(deps.get("event_names", ())),
+                any_event=bool(deps.get("computed") or deps.get("identifiers")),
+            )
+            for pk, definition, deps in rows
+        ]
+        _index = (version, entries)
+    return _index[1]
+
+
+@dataclass(frozen=True)
+class MembershipChangeSet:
+    segment_id: int
+    entered: bool  # True: entered, False: exited
+
+
+def segment_candidates(events: Iterable[Event]) -> list[IndexedSegment]:
+    """Only segments that can depend on what these events changed."""
+    names: set[str] = set()
+    traits: set[str] = set()
+    any_event = False
+    for event in events:
+        any_event = True
+        if event.event:
+            names.add(event.event)
+        traits.update((event.traits or {}).keys())
+        traits.update(((event.context or {}).get("traits") or {}).keys())
+    if not any_event:
+        return []
+    return [
+        s for s in segment_index() if s.any_event or s.event_names & names or s.trait_keys & traits
+    ]
+
+
+def segment_memberships_refresh(
+    *, profile: Profile, events: Iterable[Event], now: dt.datetime | None = None
+) -> list[MembershipChangeSet]:
+    """Pipeline stage: re-evaluate, for one profile, the segments these events can affect;
+    record and announce every enter/exit. One query evaluates all candidate segments."""
+    candidates = segment_candidates(events)
+    if not candidates:
+        return []
+    now = now or timezone.now()
+    verdicts = _evaluate_for_profile(profile.pk, candidates, now)
+    current = set(
+        SegmentMembership.objects.filter(
+            profile_id=profile.pk, segment_id__in=[s.id for s in candidates]
+        ).values_list("segment_id", flat=True)
+    )
+    changes: list[MembershipChangeSet] = []
+    for entry in candidates:
+        inside = verdicts.get(entry.id, False)
+        if inside and entry.id not in current:
+            changes.append(MembershipChangeSet(entry.id, True))
+        elif not inside and entry.id in current:
+            changes.append(MembershipChangeSet(entry.id, False))
+    if changes:
+        _apply_profile_changes(profile.pk, changes, now)
+    return changes
+
+
+def _evaluate_for_profile(
+    profile_id: int, candidates: list[IndexedSegment], now: dt.datetime
+) -> dict[int, bool]:
+    annotations = {
+        f"s{entry.id}": ExpressionWrapper(
+            selectors.definition_q(entry.definition, now=now, profile_id=profile_id),
+            output_field=BooleanField(),
+        )
+        for entry in candidates
+    }
+    row = base_profiles().filter(pk=profile_id).annotate(**annotations).values(*annotations).first()
+    if row is None:  # merged away: in no segment
+        return {}
+    return {int(key[1:]): bool(value) for key, value in row.items()}
+
+
+def _apply_profile_changes(
+    profile_id: int, changes: list[MembershipChangeSet], now: dt.datetime
+) -> None:
+    with transaction.atomic():
+        segments = {s.pk: s for s in Segment.objects.filter(pk__in=[c.segment_id for c in changes])}
+        for change in changes:
+            segment = segments[change.segment_id]
+            if change.entered:
+                _, created = SegmentMembership.objects.get_or_create(
+                    segment=segment, profile_id=profile_id, defaults={"entered_at": now}
+                )
+                if created:
+                    _record_changes(segment, [profile_id], [], cause="realtime", at=now)
+            else:
+                deleted, _ = SegmentMembership.objects.filter(
+                    segment=segment, profile_id=profile_id
+                ).delete()
+                if deleted:
+                    _record_changes(segment, [], [profile_id], cause="realtime", at=now)
+
+
+# --- Webhooks ------------------------------------------------------------------------------
+
+
+def webhook_delivery_send(*, delivery_id: int) -> WebhookDelivery | None:
+    """POST one recorded delivery. Idempotent: only a pending delivery is sent; a failure
+    raises TransientError until the attempts run out, then the delivery is marked failed."""
+    delivery = WebhookDelivery.objects.filter(
+        pk=delivery_id, state=WebhookDelivery.State.PENDING
+    ).first()
+    if delivery is None:
+        return None
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(attempts=F("attempts") + 1)
+    delivery.attempts += 1
+    body = json.dumps(delivery.payload).encode()
+    request = urllib.request.Request(  # noqa: S310 - URLField validated to http(s)
+        delivery.url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "cdp-segments/1"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            status = response.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    except (urllib.error.URLError, OSError) as error:
+        return _webhook_failed(delivery, f"connection failed: {error.__class__.__name__}")
+    if 200 <= status < 300:
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            state=WebhookDelivery.State.SENT, sent_at=timezone.now(), last_error=""
+        )
+        delivery.state = WebhookDelivery.State.SENT
+        return delivery
+    return _webhook_failed(delivery, f"HTTP {status}")
+
+
+def _webhook_failed(delivery: WebhookDelivery, reason: str) -> WebhookDelivery:
+    final = delivery.attempts >= WEBHOOK_MAX_ATTEMPTS
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        last_error=reason[:300],
+        state=WebhookDelivery.State.FAILED if final else WebhookDelivery.State.PENDING,
+    )
+    log.warning("segment webhook %s attempt %s failed: %s", delivery.pk, delivery.attempts, reason)
+    if not final:
+        raise TransientError(reason)
+    delivery.state = WebhookDelivery.State.FAILED
+    return delivery

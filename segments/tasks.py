@@ -1,0 +1,29 @@
+"""Celery adapters: they take ids and call one service (STYLE rule 6)."""
+
+from celery import shared_task
+
+from segments import services
+from segments.models import MembershipChange, Segment
+
+
+@shared_task(acks_late=True)
+def segment_refresh_task(segment_id: int, cause: str = MembershipChange.Cause.REFRESH) -> None:
+    segment = Segment.objects.filter(pk=segment_id).first()
+    if segment is not None:
+        services.segment_refresh(segment=segment, cause=cause)
+
+
+@shared_task(acks_late=True)
+def segments_refresh_all_task() -> None:
+    services.segments_refresh_all()
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(services.TransientError,),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    max_retries=services.WEBHOOK_MAX_ATTEMPTS,
+)
+def webhook_deliver_task(delivery_id: int) -> None:
+    services.webhook_delivery_send(delivery_id=delivery_id)
