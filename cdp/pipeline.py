@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 
 from identity.services import identity_resolve
 from profiles.models import Event, Profile
@@ -52,14 +52,16 @@ AFTER_PROFILE_UPDATE: list[Callable[..., None]] = []
 RETRIES = 5
 
 
-def events_process(*, event_ids: Sequence[int]) -> int:
+def events_process(*, event_ids: Sequence[int], fill_to: int = 0) -> int:
     """Process accepted events into profiles; returns how many this call processed.
 
     Idempotent: events already processed (or being processed by another worker) are skipped.
+    With `fill_to`, other pending events are taken on too, up to that many in the chunk (see
+    `events_claim`).
     """
     for attempt in range(1, RETRIES + 1):
         try:
-            return _events_process_chunk(event_ids)
+            return _events_process_chunk(event_ids, fill_to)
         except (OperationalError, IntegrityError) as error:
             if attempt == RETRIES:
                 raise
@@ -69,8 +71,9 @@ def events_process(*, event_ids: Sequence[int]) -> int:
 
 
 @transaction.atomic
-def _events_process_chunk(event_ids: Sequence[int]) -> int:
-    events = events_claim(event_ids=event_ids)
+def _events_process_chunk(event_ids: Sequence[int], fill_to: int) -> int:
+    _commit_without_waiting_for_disk()
+    events = events_claim(event_ids=event_ids, fill_to=fill_to)
     if not events:
         return 0
 
@@ -111,3 +114,16 @@ def events_process_pending(
         if done == 0:
             break  # all held by other workers right now
     return processed
+
+
+def _commit_without_waiting_for_disk() -> None:
+    """Let this transaction's commit return before its WAL reaches disk (Postgres only).
+
+    Safe here because processing is derived and re-runnable: a crash can lose at most the last
+    fraction of a second of commits, which leaves those events unprocessed (never half done),
+    and the pending-events safety net processes them again. Accepted events themselves are
+    stored by ingestion with normal, durable commits.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")

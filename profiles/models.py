@@ -51,7 +51,11 @@ class Profile(models.Model):
 
 
 class Event(models.Model):
-    source = models.ForeignKey("cdp.Source", on_delete=models.PROTECT, related_name="events")
+    # No index of its own on either foreign key: (source, message_id) and (profile, -timestamp)
+    # below lead with them, and every index costs each insert and each processing update.
+    source = models.ForeignKey(
+        "cdp.Source", on_delete=models.PROTECT, related_name="events", db_index=False
+    )
     message_id = models.CharField(max_length=255)
     type = models.CharField(max_length=16, choices=EventType.choices)
     # Track event name, or page/screen name.
@@ -72,7 +76,12 @@ class Event(models.Model):
     # Tracking-plan violations of a source in "flag" mode; empty when the event conforms.
     violations = models.JSONField(default=list, blank=True)
     profile = models.ForeignKey(
-        Profile, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+        Profile,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="events",
+        db_index=False,
     )
     processed_at = models.DateTimeField(null=True, blank=True)
 

@@ -6,6 +6,7 @@ processing claims only unprocessed events.
 """
 
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 
 from cdp import pipeline
@@ -18,7 +19,9 @@ from cdp import pipeline
     max_retries=5,
 )
 def events_process_task(event_ids: list[int]) -> int:
-    return pipeline.events_process(event_ids=event_ids)
+    # Taking on other pending events up to a full chunk turns a flood of small tasks into a
+    # few large transactions; the tasks left behind find their events done and return.
+    return pipeline.events_process(event_ids=event_ids, fill_to=settings.INGEST_PROCESS_CHUNK)
 
 
 @shared_task(acks_late=True)
