@@ -125,7 +125,7 @@ class SuggestionListApi(IdentityResource, APIView):
 class SuggestionDecideApi(IdentityResource, APIView):
     """Decide one or many suggestions: merge them, or "not the same person"."""
 
-    class InputSerializer(serializers.Serializer):
+    class DecisionInputSerializer(serializers.Serializer):
         ids = serializers.ListField(
             child=serializers.IntegerField(min_value=1), min_length=1, max_length=500
         )
@@ -133,7 +133,7 @@ class SuggestionDecideApi(IdentityResource, APIView):
 
     @extend_schema(
         tags=["identity"],
-        request=InputSerializer,
+        request=DecisionInputSerializer,
         responses={
             200: inline_serializer(
                 "SuggestionDecision",
@@ -142,7 +142,7 @@ class SuggestionDecideApi(IdentityResource, APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.DecisionInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         ids = data.validated_data["ids"]
         found = list(MatchCandidate.objects.filter(pk__in=ids).order_by("-probability", "pk"))
@@ -162,17 +162,17 @@ class SuggestionDecideApi(IdentityResource, APIView):
 class MergeApi(IdentityResource, APIView):
     """Merge two profiles now (the survivor is chosen by the settings' rule)."""
 
-    class InputSerializer(serializers.Serializer):
+    class MergeInputSerializer(serializers.Serializer):
         profiles = serializers.ListField(
             child=serializers.IntegerField(min_value=1), min_length=2, max_length=2
         )
         reason = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
     @extend_schema(
-        tags=["identity"], request=InputSerializer, responses={201: MergeOutputSerializer}
+        tags=["identity"], request=MergeInputSerializer, responses={201: MergeOutputSerializer}
     )
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.MergeInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         first_id, second_id = data.validated_data["profiles"]
         profiles = {p.pk: p for p in Profile.objects.filter(pk__in=[first_id, second_id])}
@@ -319,7 +319,7 @@ class RescanOutputSerializer(serializers.Serializer):
 
 
 class RescanApi(IdentityResource, APIView):
-    class InputSerializer(serializers.Serializer):
+    class RescanInputSerializer(serializers.Serializer):
         full = serializers.BooleanField(default=False)
 
     @extend_schema(tags=["identity"], responses={200: RescanOutputSerializer(many=True)})
@@ -328,12 +328,12 @@ class RescanApi(IdentityResource, APIView):
         return Response({"results": RescanOutputSerializer(jobs, many=True).data})
 
     @extend_schema(
-        tags=["identity"], request=InputSerializer, responses={202: RescanOutputSerializer}
+        tags=["identity"], request=RescanInputSerializer, responses={202: RescanOutputSerializer}
     )
     def post(self, request: Request) -> Response:
         from identity.tasks import identity_rescan_task
 
-        data = self.InputSerializer(data=request.data)
+        data = self.RescanInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             job = rescan_job_create(full=data.validated_data["full"], actor=_actor(request))
