@@ -18,4 +18,5 @@ urlpatterns = [
     path("api/v1/", include("cdp.api_urls")),
     path("v1/", include("profiles.ingest_urls")),
     path("profiles/", include("profiles.urls")),
+    path("identity/", include("identity.urls")),
 ]

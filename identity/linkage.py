@@ -24,10 +24,12 @@ from identity.matching import (
     Model,
     Prepared,
     Thresholds,
+    compared_fields,
     em_fit,
     models_combine,
     pairs_compare,
     prior_estimate,
+    u_default,
     u_estimate,
 )
 
@@ -72,7 +74,10 @@ def model_fit(
     u = u_estimate(prepared.fields, pairs_compare(prepared, prepared, ui, uj))
     rng = np.random.default_rng(seed)
     if n < MIN_FIT_RECORDS:
-        rules = ()  # too few records for EM to tell matches from non-matches: default m
+        # Too few records for EM to tell matches from non-matches, or for random pairs to be
+        # mostly non-matches: default m and u.
+        rules = ()
+        u = [u_default(spec) for spec in compared_fields(prepared.fields)]
     candidate_codes = li * n + ri  # sorted: candidate_pairs returns them in code order
     sessions = []
     for rule in rules:

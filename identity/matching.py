@@ -910,6 +910,36 @@ def _m_start(spec: FieldSpec) -> np.ndarray:
     return m
 
 
+# P(exact agreement) for two different people, by kind: used instead of random pairs when a
+# batch is too small to sample non-matches from (a handful of profiles, mostly duplicates).
+_U_EXACT = {
+    "first_name": 0.01,
+    "last_name": 0.003,
+    "date": 5e-5,
+    "postcode": 1e-3,
+    "street": 1e-5,
+    "address": 1e-5,
+    "city": 0.01,
+    "text": 0.01,
+    "email": 1e-7,
+    "phone": 1e-7,
+    "id": 1e-7,
+    "exact": 0.1,
+}
+
+
+def u_default(spec: FieldSpec) -> np.ndarray:
+    """Default u: exact agreement as rare as `_U_EXACT` says, each partial level 3x likelier
+    than exact (but small), the rest "else"."""
+    k = len(LEVELS[spec.kind])
+    u = np.zeros(k + 1)
+    u[1] = _U_EXACT[spec.kind]
+    if k > 1:
+        u[2:k] = min(3 * u[1], 0.05)
+    u[k] = 1 - u[1:k].sum()
+    return u
+
+
 def em_fit(
     fields: Sequence[FieldSpec],
     levels: np.ndarray,
