@@ -5,8 +5,9 @@ transaction per chunk:
 
     claim the chunk's unprocessed events (skipping any another worker holds)
     → identity: resolve every event to one profile (create / join / merge)
+    → consent: record the consent signals events carry; drop what a suppression or missing
+               consent forbids (consent.services.consent_filter_resolved)
     → per profile, in event-time order:
-        (consent: drop what a suppression or missing consent forbids — to come)
         profiles: update traits, context and computed features
     → save profiles, link events to them and mark them processed
     → AFTER_PROFILE_UPDATE stages (segments, campaigns, recommendations) per profile
@@ -26,6 +27,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 
+from consent.services import consent_filter_resolved
 from identity.services import identity_resolve
 from profiles.models import Event, Profile
 from profiles.services import (
@@ -79,9 +81,10 @@ def _events_process_chunk(event_ids: Sequence[int], fill_to: int) -> int:
 
     resolved: list[tuple[Profile, list[Event]]] = identity_resolve(events=events)
 
+    resolved = consent_filter_resolved(resolved=resolved)
+
     late: list[Profile] = []
     for profile, profile_events in resolved:
-        # consent stage goes here: profile_events = <consent filter>(profile=..., events=...)
         if profile_apply_events(profile=profile, events=profile_events):
             late.append(profile)
 

@@ -246,3 +246,40 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Consent and privacy (consent/). Identifiers kept after an erasure (suppressions, tombstones,
+# finished requests) are HMAC-SHA256 hashes under this key; changing it orphans them.
+PRIVACY_HASH_KEY = os.environ.get("PRIVACY_HASH_KEY", SECRET_KEY)
+# Days to answer a request, per regulation (GDPR art. 12(3): one month; CCPA: 45 days).
+PRIVACY_DUE_DAYS = {
+    "GDPR": int(os.environ.get("PRIVACY_DUE_DAYS_GDPR", "30")),
+    "CCPA": int(os.environ.get("PRIVACY_DUE_DAYS_CCPA", "45")),
+    "OTHER": int(os.environ.get("PRIVACY_DUE_DAYS_OTHER", "30")),
+}
+# Access exports (JSON files) live under MEDIA_ROOT/<this>; only compliance/admin download them.
+PRIVACY_EXPORT_DIR = os.environ.get("PRIVACY_EXPORT_DIR", "exports")
+# Trait names holding personal data: masked for roles outside PII_VISIBLE_ROLES and pseudonymised
+# in marketing exports.
+PII_TRAITS = env_list(
+    "PII_TRAITS",
+    "email,phone,name,first_name,last_name,firstName,lastName,address,street,birthday,"
+    "date_of_birth,ip",
+)
+PII_VISIBLE_ROLES = env_list("PII_VISIBLE_ROLES", "compliance,admin")
+# What happens to an event whose profile has not consented to `analytics`: "minimal" keeps
+# type, name, ids and time and strips properties and context; "drop" discards it; "keep" keeps
+# everything (for deployments that process analytics on another legal basis).
+CONSENT_WITHOUT_ANALYTICS = os.environ.get("CONSENT_WITHOUT_ANALYTICS", "minimal")
+# Other processes see a new suppression within this many seconds (the creating one at once).
+SUPPRESSION_REFRESH_SECONDS = float(os.environ.get("SUPPRESSION_REFRESH_SECONDS", "1"))
+RETENTION_PURGE_BATCH = int(os.environ.get("RETENTION_PURGE_BATCH", "5000"))
+CELERY_BEAT_SCHEDULE |= {
+    "privacy-requests-process": {
+        "task": "consent.tasks.privacy_requests_process_due_task",
+        "schedule": crontab(minute="*/5"),
+    },
+    "retention-purge": {
+        "task": "consent.tasks.retention_purge_task",
+        "schedule": crontab(minute=17),
+    },
+}

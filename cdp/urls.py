@@ -19,4 +19,7 @@ urlpatterns = [
     path("v1/", include("profiles.ingest_urls")),
     path("profiles/", include("profiles.urls")),
     path("identity/", include("identity.urls")),
+    path("privacy/", include("consent.urls")),
+    path("data/", include("profiles.data_urls")),
+    path("settings/", include("cdp.access_urls")),
 ]

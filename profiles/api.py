@@ -21,6 +21,7 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
+    extend_schema_serializer,
     inline_serializer,
 )
 from rest_framework import serializers, status
@@ -215,6 +216,7 @@ class ProfileListApi(ProfilesResource, APIView):
 class ProfileDetailApi(ProfilesResource, APIView):
     parser_classes = [JSONParser]
 
+    @extend_schema_serializer(component_name="ProfileTraitsUpdate")
     class InputSerializer(serializers.Serializer):
         traits = serializers.JSONField(
             help_text="Keys to set; a null value deletes the key. Other traits are kept."

@@ -1,0 +1,131 @@
+"""Access management pages under /settings/: API keys and staff users with their roles.
+
+Admins only. An API key is shown once, on the page answering the POST that created it.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.models import User
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from cdp import selectors, services
+from cdp.access_forms import ApiKeyCreateForm, StaffRolesForm, StaffUserCreateForm
+from cdp.auth import RESOURCES
+from cdp.models import ApiKey
+from cdp.roles import ADMIN, ROLES, roles_required
+
+ACCESS_ROLES = (ADMIN,)
+
+
+def _scope_rows(form: ApiKeyCreateForm) -> list[dict]:
+    chosen = set(form["scopes"].value() or [])
+    return [
+        {
+            "resource": resource,
+            "read": f"{resource}:read",
+            "write": f"{resource}:write",
+            "read_checked": f"{resource}:read" in chosen,
+            "write_checked": f"{resource}:write" in chosen,
+        }
+        for resource in RESOURCES
+    ]
+
+
+def _api_keys_page(request: HttpRequest, form: ApiKeyCreateForm) -> HttpResponse:
+    return render(
+        request,
+        "cdp/access/api_keys.html",
+        {"api_keys": selectors.api_keys_list(), "form": form, "scope_rows": _scope_rows(form)},
+    )
+
+
+@require_GET
+@roles_required(*ACCESS_ROLES)
+def settings_home(request: HttpRequest) -> HttpResponse:
+    return redirect("access:api-keys")
+
+
+@require_GET
+@roles_required(*ACCESS_ROLES)
+def api_keys(request: HttpRequest) -> HttpResponse:
+    return _api_keys_page(request, ApiKeyCreateForm())
+
+
+@require_POST
+@roles_required(*ACCESS_ROLES)
+def api_key_create(request: HttpRequest) -> HttpResponse:
+    form = ApiKeyCreateForm(request.POST)
+    if not form.is_valid():
+        return _api_keys_page(request, form)
+    issued = services.api_key_create(
+        name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"], created_by=request.user
+    )
+    response = render(
+        request, "cdp/access/key_issued.html", {"api_key": issued.record, "key": issued.key}
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@roles_required(*ACCESS_ROLES)
+def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
+    api_key = get_object_or_404(ApiKey, pk=key_id)
+    services.api_key_revoke(api_key=api_key)
+    messages.success(request, f"API key “{api_key.name}” ({api_key.prefix}…) revoked.")
+    return redirect("access:api-keys")
+
+
+def _users_page(request: HttpRequest, form: StaffUserCreateForm) -> HttpResponse:
+    return render(
+        request, "cdp/access/users.html", {"users": selectors.staff_users_list(), "form": form}
+    )
+
+
+@require_GET
+@roles_required(*ACCESS_ROLES)
+def staff_users(request: HttpRequest) -> HttpResponse:
+    return _users_page(request, StaffUserCreateForm())
+
+
+@require_POST
+@roles_required(*ACCESS_ROLES)
+def staff_user_create(request: HttpRequest) -> HttpResponse:
+    form = StaffUserCreateForm(request.POST)
+    if not form.is_valid():
+        return _users_page(request, form)
+    user = services.staff_user_create(
+        email=form.cleaned_data["email"],
+        password=form.cleaned_data["password"],
+        roles=form.cleaned_data["roles"],
+        actor=request.user,
+    )
+    messages.success(request, f"{user.email} can now log in.")
+    return redirect("access:users")
+
+
+@require_http_methods(["GET", "POST"])
+@roles_required(*ACCESS_ROLES)
+def staff_user_roles(request: HttpRequest, user_id: int) -> HttpResponse:
+    staff = get_object_or_404(User, pk=user_id)
+    current = sorted(staff.groups.filter(name__in=ROLES).values_list("name", flat=True))
+    if request.method == "POST":
+        form = StaffRolesForm(request.POST)
+        if form.is_valid():
+            try:
+                services.staff_roles_set(
+                    user=staff, roles=form.cleaned_data["roles"], actor=request.user
+                )
+            except services.RoleChangeRefusedError as error:
+                form.add_error("roles", str(error))
+            else:
+                messages.success(request, f"Roles of {staff.email or staff.username} saved.")
+                return redirect("access:users")
+    else:
+        form = StaffRolesForm(initial={"roles": current})
+    return render(
+        request,
+        "cdp/access/user_roles.html",
+        {"staff": staff, "form": form, "current": current},
+    )

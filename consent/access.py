@@ -1,0 +1,80 @@
+"""Access export: everything we hold about a subject, as one JSON file.
+
+The file holds the profiles (traits, context, computed features) and, for every model with a
+foreign key to `profiles.Profile` (identities, events, consents, segment memberships,
+deliveries and whatever later parts add), its rows for those profiles. Rows are streamed to
+disk so a profile with a million events does not need a million objects in memory.
+"""
+
+import json
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils import timezone
+
+from consent.erasure import _profile_relations
+from consent.models import PrivacyRequest
+from profiles.models import Event, Profile
+
+EXPORT_FORMAT = 1
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False)
+
+
+def _row(obj_values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj_values.items()}
+
+
+def access_export_build(
+    *,
+    request: PrivacyRequest,
+    profile_ids: list[int],
+    progress: Callable[[int], None] = lambda pct: None,
+) -> str:
+    """Write the export; returns its path relative to MEDIA_ROOT."""
+    folder = Path(settings.MEDIA_ROOT) / settings.PRIVACY_EXPORT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    relative = f"{settings.PRIVACY_EXPORT_DIR}/privacy-{request.pk}-{secrets.token_hex(8)}.json"
+    relations = sorted(_profile_relations(), key=lambda r: r[0]._meta.label)
+    total_events = Event.objects.filter(profile_id__in=profile_ids).count() if profile_ids else 0
+    steps = len(relations) + 1
+    done_steps = 0
+    with open(Path(settings.MEDIA_ROOT) / relative, "w", encoding="utf-8") as out:
+        out.write("{\n")
+        out.write(f'"format": {EXPORT_FORMAT},\n')
+        out.write(f'"request_id": {request.pk},\n')
+        out.write(f'"regulation_type": {_dumps(request.regulation_type)},\n')
+        out.write(f'"generated_at": {_dumps(timezone.now())},\n')
+        profiles = list(Profile.objects.filter(pk__in=profile_ids).values())
+        out.write(f'"profiles": {_dumps(profiles)},\n')
+        done_steps += 1
+        progress(int(100 * done_steps / steps))
+        out.write('"related": {')
+        first_model = True
+        for model, field_name in relations:
+            label = f"{model._meta.label}.{field_name}"
+            out.write(("" if first_model else ",") + f"\n{_dumps(label)}: [")
+            first_model = False
+            rows = (
+                model._base_manager.filter(**{f"{field_name}__in": profile_ids})
+                .order_by("pk")
+                .values()
+            )
+            first_row = True
+            for i, row in enumerate(rows.iterator(chunk_size=2000)):
+                out.write(("" if first_row else ",") + "\n" + _dumps(_row(row)))
+                first_row = False
+                if model is Event and total_events and i % 5000 == 0:
+                    fraction = (done_steps + i / total_events) / steps
+                    progress(min(99, int(100 * fraction)))
+            out.write("]")
+            done_steps += 1
+            progress(min(99, int(100 * done_steps / steps)))
+        out.write("\n}\n}\n")
+    return relative

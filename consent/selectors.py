@@ -1,0 +1,257 @@
+"""Reads: the consent gate, subjects, the privacy queue, the audit log.
+
+`consent_allows(profile=..., purpose=...)` is THE answer to "may we use this profile for purpose
+P now?"; `consent_profiles_allowed(...)` is the same gate for a queryset (campaign recipients,
+model training sets). Both read the history directly, so a withdrawal counts at once.
+
+Subjects are resolved to profiles through the identity graph's table, read through the app
+registry (`apps.get_model("identity", "Identity")`): consent sits below identity in the layer
+contract, so it depends on that table's shape (kind, value, profile), never on identity's code.
+"""
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.apps import apps
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+
+from consent.hashing import SUBJECT_KINDS, identifier_normalize
+from consent.models import (
+    AuditLog,
+    ConsentCategoryMapping,
+    ConsentRecord,
+    PrivacyRequest,
+    Purpose,
+    RequestStatus,
+    Suppression,
+)
+from profiles.models import Profile
+
+
+class UnknownPurposeError(LookupError):
+    pass
+
+
+def _defaults_restore(code: str) -> bool:
+    """A default purpose missing from the table (emptied database) is put back."""
+    from consent.defaults import DEFAULT_PURPOSES, defaults_install
+
+    if code not in {c for c, *_ in DEFAULT_PURPOSES}:
+        return False
+    defaults_install(Purpose, ConsentCategoryMapping)
+    return True
+
+
+def purpose_get(*, code: str) -> Purpose:
+    purpose = Purpose.objects.filter(code=code).first()
+    if purpose is None and _defaults_restore(code):
+        purpose = Purpose.objects.filter(code=code).first()
+    if purpose is None:
+        known = ", ".join(Purpose.objects.values_list("code", flat=True))
+        raise UnknownPurposeError(f"unknown purpose {code!r}; known: {known}")
+    return purpose
+
+
+def purposes_all() -> QuerySet[Purpose]:
+    if not Purpose.objects.exists():
+        _defaults_restore("analytics")
+    return Purpose.objects.order_by("code")
+
+
+def category_mapping() -> dict[str, str]:
+    mapping = dict(ConsentCategoryMapping.objects.values_list("category", "purpose__code"))
+    if not mapping and _defaults_restore("analytics"):
+        mapping = dict(ConsentCategoryMapping.objects.values_list("category", "purpose__code"))
+    return mapping
+
+
+def _profile_id(profile: Profile | int) -> int:
+    return profile if isinstance(profile, int) else profile.pk
+
+
+def profile_is_suppressed(*, profile: Profile | int) -> bool:
+    return Suppression.objects.filter(profile_id=_profile_id(profile)).exists()
+
+
+def consent_allows(*, profile: Profile | int, purpose: str) -> bool:
+    """May we use this profile for `purpose` now? The latest record wins; with none, the
+    purpose's default (its legal basis) answers. A suppressed profile is allowed nothing.
+    One query, straight from the history: a withdrawal counts at once."""
+    profile_id = _profile_id(profile)
+    latest = (
+        ConsentRecord.objects.filter(profile_id=profile_id, purpose=OuterRef("pk"))
+        .order_by("-occurred_at", "-id")
+        .values("granted")[:1]
+    )
+    row = (
+        Purpose.objects.filter(code=purpose)
+        .annotate(
+            _latest=Subquery(latest),
+            _suppressed=Exists(Suppression.objects.filter(profile_id=profile_id)),
+        )
+        .values_list("granted_by_default", "_latest", "_suppressed")
+        .first()
+    )
+    if row is None:
+        purpose_get(code=purpose)  # restores a missing default, or raises UnknownPurposeError
+        return consent_allows(profile=profile, purpose=purpose)
+    default, latest_granted, suppressed = row
+    allowed = default if latest_granted is None else latest_granted
+    return bool(allowed) and not suppressed
+
+
+def consent_profiles_allowed(*, purpose: str, profiles: QuerySet[Profile]) -> QuerySet[Profile]:
+    """The gate for many profiles at once: `profiles` narrowed to those allowing `purpose`."""
+    purpose_obj = purpose_get(code=purpose)
+    latest = (
+        ConsentRecord.objects.filter(profile_id=OuterRef("pk"), purpose=purpose_obj)
+        .order_by("-occurred_at", "-id")
+        .values("granted")[:1]
+    )
+    suppressed = Suppression.objects.filter(profile_id=OuterRef("pk"))
+    annotated = profiles.annotate(_consent_latest=Subquery(latest)).filter(~Exists(suppressed))
+    if purpose_obj.granted_by_default:
+        return annotated.filter(Q(_consent_latest=True) | Q(_consent_latest__isnull=True))
+    return annotated.filter(_consent_latest=True)
+
+
+def consent_current_state(*, profile: Profile | int) -> list[dict[str, Any]]:
+    """One row per purpose: granted now?, whether from a record or the default, and when."""
+    profile_id = _profile_id(profile)
+    latest: dict[int, ConsentRecord] = {}
+    for record in ConsentRecord.objects.filter(profile_id=profile_id).order_by(
+        "purpose_id", "-occurred_at", "-id"
+    ):
+        latest.setdefault(record.purpose_id, record)
+    suppressed = profile_is_suppressed(profile=profile_id)
+    state = []
+    for purpose in purposes_all():
+        record = latest.get(purpose.pk)
+        granted = purpose.granted_by_default if record is None else record.granted
+        state.append(
+            {
+                "purpose": purpose.code,
+                "granted": granted and not suppressed,
+                "by_default": record is None,
+                "suppressed": suppressed,
+                "source": record.source if record else "",
+                "policy_version": record.policy_version if record else "",
+                "occurred_at": record.occurred_at if record else None,
+            }
+        )
+    return state
+
+
+def consent_records_of_profile(*, profile: Profile | int) -> QuerySet[ConsentRecord]:
+    return ConsentRecord.objects.filter(profile_id=_profile_id(profile)).select_related("purpose")
+
+
+def subject_identifiers(subject: dict[str, Any]) -> dict[str, str]:
+    """Normalised {kind: value} of a subject; raises InvalidIdentifierError / ValueError."""
+    if not isinstance(subject, dict) or not subject:
+        raise ValueError("subject must be an object with one of: " + ", ".join(SUBJECT_KINDS))
+    unknown = sorted(set(subject) - set(SUBJECT_KINDS) - {"profile_id"})
+    if unknown:
+        raise ValueError(
+            f"unknown subject field(s) {', '.join(unknown)}; use: {', '.join(SUBJECT_KINDS)}"
+        )
+    return {
+        kind: identifier_normalize(kind, value)
+        for kind, value in subject.items()
+        if kind != "profile_id"
+    }
+
+
+def _identity_model():
+    return apps.get_model("identity", "Identity")
+
+
+def subject_profile_ids(*, identifiers: dict[str, str], profile_id: int | None = None) -> list[int]:
+    """Every profile holding one of the identifiers, plus the profiles merged into those."""
+    Identity = _identity_model()
+    query = Q()
+    for kind, value in identifiers.items():
+        query |= Q(kind=kind, value=value)
+    ids: set[int] = set()
+    if query:
+        ids |= set(Identity.objects.filter(query).values_list("profile_id", flat=True))
+    if "user_id" in identifiers and not ids:
+        # Not yet resolved: events carry the user id before identity resolution ran.
+        ids |= set(
+            Profile.objects.filter(events__user_id=identifiers["user_id"])
+            .values_list("pk", flat=True)
+            .distinct()
+        )
+    if profile_id is not None and Profile.objects.filter(pk=profile_id).exists():
+        ids.add(profile_id)
+    frontier = set(ids)
+    while frontier:  # follow merges both ways: survivors and the duplicates merged into them
+        linked = set(
+            Profile.objects.filter(Q(merged_into__in=frontier) | Q(merged_profiles__in=frontier))
+            .values_list("pk", flat=True)
+            .distinct()
+        )
+        frontier = linked - ids
+        ids |= linked
+    return sorted(ids)
+
+
+def identities_of_profiles(*, profile_ids: Iterable[int]) -> list[tuple[str, str]]:
+    return list(
+        _identity_model()
+        .objects.filter(profile_id__in=list(profile_ids))
+        .values_list("kind", "value")
+        .distinct()
+    )
+
+
+def privacy_requests_queue(
+    *, status: str | None = None, regulation_type: str | None = None
+) -> QuerySet[PrivacyRequest]:
+    requests = PrivacyRequest.objects.select_related("assigned_to", "submitted_by")
+    if status == "open":
+        requests = requests.filter(
+            status__in=[
+                RequestStatus.NOT_VERIFIED,
+                RequestStatus.INITIALIZED,
+                RequestStatus.RUNNING,
+            ]
+        )
+    elif status:
+        requests = requests.filter(status=status)
+    if regulation_type:
+        requests = requests.filter(regulation_type=regulation_type)
+    return requests.order_by("due_at", "id")
+
+
+def privacy_requests_due() -> QuerySet[PrivacyRequest]:
+    """Verified requests waiting to run, oldest due date first."""
+    return PrivacyRequest.objects.filter(
+        status=RequestStatus.INITIALIZED, verified_at__isnull=False
+    ).order_by("due_at", "id")
+
+
+def audit_log_filtered(
+    *,
+    actor: str = "",
+    action: str = "",
+    resource: str = "",
+    profile_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[AuditLog]:
+    rows = AuditLog.objects.all()
+    if actor:
+        rows = rows.filter(actor_label__icontains=actor)
+    if action:
+        rows = rows.filter(action=action)
+    if resource:
+        rows = rows.filter(resource=resource)
+    if profile_id is not None:
+        rows = rows.filter(profile_id=profile_id)
+    if since is not None:
+        rows = rows.filter(created_at__gte=since)
+    if until is not None:
+        rows = rows.filter(created_at__lt=until)
+    return rows.order_by("-created_at", "-id")

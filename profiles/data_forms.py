@@ -1,0 +1,66 @@
+"""Forms of the Data pages (sources, tracking plans, quarantine)."""
+
+import json
+from typing import Any
+
+from django import forms
+
+from cdp.models import Source
+from profiles.models import TrackingPlan
+
+PLAN_EXAMPLE = json.dumps(
+    {
+        "Order Completed": {
+            "type": "object",
+            "required": ["order_id", "revenue"],
+            "properties": {"order_id": {"type": "string"}, "revenue": {"type": "number"}},
+        }
+    },
+    indent=2,
+)
+
+
+class SourceCreateForm(forms.Form):
+    name = forms.CharField(
+        max_length=200, help_text="What sends the events, e.g. “Website” or “iOS app”."
+    )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if Source.objects.filter(name__iexact=name).exists():
+            raise forms.ValidationError(f"There is already a source named “{name}”.")
+        return name
+
+
+class TrackingPlanForm(forms.Form):
+    mode = forms.ChoiceField(choices=TrackingPlan.Mode.choices)
+    event_schemas = forms.CharField(
+        label="Event schemas",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false", "class": "code"}),
+        help_text="A JSON object: event name → JSON Schema of its properties. "
+        "Empty means no events are planned.",
+    )
+
+    def clean_event_schemas(self) -> dict[str, Any]:
+        raw = self.cleaned_data["event_schemas"].strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as error:
+            raise forms.ValidationError(
+                f"Not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}."
+            ) from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError(
+                "The plan must be a JSON object mapping event names to JSON Schemas."
+            )
+        # Each schema is checked by tracking_plan_save, whose error the view shows here.
+        return value
+
+
+class QuarantineFilterForm(forms.Form):
+    source = forms.ModelChoiceField(
+        queryset=Source.objects.order_by("name"), required=False, empty_label="All sources"
+    )

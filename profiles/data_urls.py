@@ -1,0 +1,17 @@
+"""The Data pages, mounted at /data/."""
+
+from django.urls import path
+
+from profiles import data_views
+
+app_name = "data"
+
+urlpatterns = [
+    path("", data_views.sources, name="sources"),
+    path("sources/new/", data_views.source_create, name="source-create"),
+    path("sources/<int:source_id>/", data_views.source_detail, name="source"),
+    path("sources/<int:source_id>/plan/", data_views.source_plan_save, name="source-plan"),
+    path("sources/<int:source_id>/rotate/", data_views.source_rotate_key, name="source-rotate"),
+    path("sources/<int:source_id>/enabled/", data_views.source_set_enabled, name="source-enabled"),
+    path("quarantine/", data_views.quarantine, name="quarantine"),
+]
