@@ -554,6 +554,8 @@ def _person_messages(*, person: Person, catalog: list[Product], seed: int, now: 
     starts.sort()
     messages: list[dict] = []
     signup_at = rng.randint(0, sessions - 1) if rng.random() < 0.5 else None
+    if person.duplicate_of is not None:
+        signup_at = 0  # the second registration is the point of a duplicate
     for number, start in enumerate(starts):
         # Most visits come from the main device; every third from the second one, if any.
         device = person.devices[0] if number % 3 != 2 else person.devices[-1]

@@ -168,11 +168,11 @@ def test_seed_demo_builds_profiles_through_ingestion_and_a_second_run_adds_nothi
 
     out = io.StringIO()
     with django_capture_on_commit_callbacks(execute=True):
-        call_command("seed_demo", profiles=25, seed=3, stdout=out)
+        call_command("seed_demo", profiles=25, seed=4, stdout=out)
     assert "Seeded 25 people" in out.getvalue()
     stored = Event.objects.count()
     expected = DemoStats()
-    for _ in demo_messages(profiles=25, seed=3, now=NOW, stats=expected):
+    for _ in demo_messages(profiles=25, seed=4, now=NOW, stats=expected):
         pass
     assert stored == expected.messages
     assert not Event.objects.filter(processed_at__isnull=True).exists()
@@ -182,9 +182,18 @@ def test_seed_demo_builds_profiles_through_ingestion_and_a_second_run_adds_nothi
     buyers = Profile.objects.filter(order_count__gt=0, revenue__gt=0)
     assert buyers.exists()
     assert all(p.traits.get("email") for p in buyers)
+    # People registered twice stay two profiles (no shared exact identifier) that agree on
+    # birthday and address: work for fuzzy identity resolution.
+    assert expected.duplicates == 2
+    by_person = Counter(
+        (p.traits["birthday"], p.traits["address"]["postalCode"])
+        for p in Profile.objects.filter(merged_into__isnull=True)
+        if "birthday" in p.traits
+    )
+    assert sum(1 for count in by_person.values() if count == 2) == expected.duplicates
 
     with django_capture_on_commit_callbacks(execute=True):
-        call_command("seed_demo", profiles=25, seed=3, stdout=io.StringIO())
+        call_command("seed_demo", profiles=25, seed=4, stdout=io.StringIO())
     assert Event.objects.count() == stored
 
 
