@@ -36,14 +36,18 @@ DEFAULT_RULES: tuple[BlockingRule, ...] = (
     BlockingRule("name_phonetic_postcode", ("name:phonetic", "address:postcode")),
     BlockingRule("email_local_part", ("email:local",)),
     BlockingRule("phone_suffix", ("phone:suffix",)),
-    BlockingRule("birthday_initial", ("date", "name:initial")),
-    BlockingRule("names_phonetic", ("@names:phonetic",)),
+    BlockingRule("birthday_initials", ("date", "@names:initials")),
+    BlockingRule("names_phonetic_birth_year", ("@names:phonetic", "date:year")),
     BlockingRule("street_postcode", ("address:street", "address:postcode"), train=False),
     BlockingRule("birthday_postcode", ("date", "address:postcode")),
+    BlockingRule("birthday_house_number", ("date", "address:street_number")),
+    BlockingRule("street_city", ("address:street_name", "address:city"), train=False),
+    BlockingRule("surname_phonetic_city", ("last_name:phonetic", "address:city")),
     BlockingRule("id_exact", ("id",)),
 )
 """Rule parts: "kind" or "kind:derived" name prepared columns by field kind; "@column" names a
-column computed over several fields (`@names:phonetic`: both names' codes, in sorted order)."""
+column computed over several fields (`@names:phonetic`, `@names:initials`: both names' codes or
+initials in sorted order, so swapped first and last names agree)."""
 
 SEPARATOR = "\x1f"
 _KIND_ALIASES = {"name": ("first_name", "last_name")}

@@ -492,6 +492,7 @@ def records_prepare(
         del out.cols[full]
     if first and last:
         out.set("names:phonetic", _names_key(out.cols[first], out.cols[last]))
+        out.set("names:initials", _initials_key(out.cols[first], out.cols[last]))
     for spec in fields:
         p = spec.path
         if spec.kind in ("first_name", "last_name"):
@@ -500,6 +501,7 @@ def records_prepare(
             if spec.kind == "first_name":
                 out.derive(f"{p}:canonical", p, name_canonical)
         elif spec.kind == "date":
+            out.derive(f"{p}:year", p, lambda v: v[:4])
             codes, uniques = out.coded(p)
             for part, (start, stop) in {"y": (0, 4), "m": (4, 6), "d": (6, 8)}.items():
                 table = np.array(
@@ -554,6 +556,17 @@ def _names_key(first: np.ndarray, last: np.ndarray) -> np.ndarray:
         if not a or not b:
             return ""
         return SEPARATOR.join(sorted((jellyfish.metaphone(a), jellyfish.metaphone(b))))
+
+    return _column_map(pairs, key)[0]
+
+
+def _initials_key(first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Both initials in sorted order ("" unless both are known), blind to swapped names."""
+    pairs = _concat([first, last], SEPARATOR)
+
+    def key(value: str) -> str:
+        a, _, b = (value or "").partition(SEPARATOR)
+        return "".join(sorted((a[:1], b[:1]))) if a and b else ""
 
     return _column_map(pairs, key)[0]
 
