@@ -16,8 +16,8 @@ it shares the 2 cores with the server, which the figures include.
 Environment: BENCH_DATABASE_URL (postgres://postgres@127.0.0.1:5432/cdp_bench), BENCH_REDIS_URL
 (redis://127.0.0.1:6379/2; its Celery queues are emptied), BENCH_EVENTS (50000),
 BENCH_SINGLE_SECONDS (15), BENCH_WEB_WORKERS (cores), BENCH_WEB_THREADS (16),
-BENCH_CELERY_WORKERS (2),
-BENCH_BATCH_CONNECTIONS (8), BENCH_PORT (8765), BENCH_PROCESS_TIMEOUT (300 s).
+BENCH_CELERY_WORKERS (2), BENCH_BATCH_CONNECTIONS (8), BENCH_PORT (8765), BENCH_PROCESS_TIMEOUT
+(300 s).
 """
 
 from __future__ import annotations
