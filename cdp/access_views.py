@@ -72,7 +72,7 @@ def api_key_create(request: HttpRequest) -> HttpResponse:
 @roles_required(*ACCESS_ROLES)
 def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
     api_key = get_object_or_404(ApiKey, pk=key_id)
-    services.api_key_revoke(api_key=api_key)
+    services.api_key_revoke(api_key=api_key, actor=request.user)
     messages.success(request, f"API key “{api_key.name}” ({api_key.prefix}…) revoked.")
     return redirect("access:api-keys")
 

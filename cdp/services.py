@@ -1,5 +1,6 @@
-"""Writes for sources and API keys. A key is returned in clear once, at creation, and only its
-digest is stored."""
+"""Writes for sources, API keys and staff access. A key is returned in clear once, at creation,
+and only its digest is stored. Every change of access writes an audit row (consent's audit log)
+naming who did it; the rows hold ids, names of sources and keys, scopes and roles, never a key."""
 
 import logging
 import secrets
@@ -14,6 +15,7 @@ from cdp.auth import SCOPES
 from cdp.models import ApiKey, Source
 from cdp.roles import ADMIN, ROLES
 from cdp.selectors import token_digest
+from consent.services import audit_record
 
 logger = logging.getLogger(__name__)
 
@@ -28,20 +30,38 @@ class IssuedKey:
     key: str
 
 
-def source_create(*, name: str, write_key: str | None = None) -> IssuedKey:
+def source_create(
+    *, name: str, write_key: str | None = None, actor: AbstractBaseUser | None = None
+) -> IssuedKey:
     """Create a source; `write_key` lets an operator keep a key an SDK already ships with."""
     key = write_key or secrets.token_urlsafe(24)
-    source = Source.objects.create(
-        name=name, write_key_prefix=key[:8], write_key_hash=token_digest(key)
-    )
+    with transaction.atomic():
+        source = Source.objects.create(
+            name=name, write_key_prefix=key[:8], write_key_hash=token_digest(key)
+        )
+        audit_record(
+            actor=actor,
+            action="source.create",
+            resource="sources",
+            resource_id=source.pk,
+            details={"name": source.name, "key_prefix": source.write_key_prefix},
+        )
     return IssuedKey(record=source, key=key)
 
 
-def source_rotate_write_key(*, source: Source) -> IssuedKey:
+def source_rotate_write_key(*, source: Source, actor: AbstractBaseUser | None = None) -> IssuedKey:
     key = secrets.token_urlsafe(24)
     source.write_key_prefix = key[:8]
     source.write_key_hash = token_digest(key)
-    source.save(update_fields=["write_key_prefix", "write_key_hash"])
+    with transaction.atomic():
+        source.save(update_fields=["write_key_prefix", "write_key_hash"])
+        audit_record(
+            actor=actor,
+            action="source.rotate_key",
+            resource="sources",
+            resource_id=source.pk,
+            details={"key_prefix": source.write_key_prefix},
+        )
     return IssuedKey(record=source, key=key)
 
 
@@ -64,17 +84,44 @@ def api_key_create(
             scopes=sorted(set(scopes)),
             created_by=created_by,
         )
+        audit_record(
+            actor=created_by,
+            action="apikey.create",
+            resource="api_keys",
+            resource_id=api_key.pk,
+            details={"name": api_key.name, "prefix": api_key.prefix, "scopes": api_key.scopes},
+        )
     return IssuedKey(record=api_key, key=key)
 
 
-def api_key_revoke(*, api_key: ApiKey) -> None:
-    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+def api_key_revoke(*, api_key: ApiKey, actor: AbstractBaseUser | None = None) -> None:
+    with transaction.atomic():
+        revoked = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        if revoked:
+            audit_record(
+                actor=actor,
+                action="apikey.revoke",
+                resource="api_keys",
+                resource_id=api_key.pk,
+                details={"prefix": api_key.prefix},
+            )
 
 
-def source_set_enabled(*, source: Source, enabled: bool) -> Source:
+def source_set_enabled(
+    *, source: Source, enabled: bool, actor: AbstractBaseUser | None = None
+) -> Source:
     """A disabled source's write key stops opening ingestion; its events and plan stay."""
     source.enabled = enabled
-    source.save(update_fields=["enabled"])
+    with transaction.atomic():
+        source.save(update_fields=["enabled"])
+        audit_record(
+            actor=actor,
+            action="source.enable" if enabled else "source.disable",
+            resource="sources",
+            resource_id=source.pk,
+        )
     return source
 
 
@@ -91,6 +138,7 @@ def staff_user_create(
     with transaction.atomic():
         user = User.objects.create_user(username=email[:150], email=email, password=password)
         EmailAddress.objects.create(user=user, email=email, primary=True, verified=True)
+        audit_record(actor=actor, action="staff.create", resource="staff", resource_id=user.pk)
         staff_roles_set(user=user, roles=roles, actor=actor)
     logger.info("staff user %s created by %s", user.pk, getattr(actor, "pk", None))
     return user
@@ -105,8 +153,16 @@ def staff_roles_set(*, user: User, roles: list[str], actor: AbstractBaseUser | N
     if actor is not None and actor.pk == user.pk and ADMIN not in roles:
         raise RoleChangeRefusedError("You cannot remove the admin role from yourself.")
     with transaction.atomic():
+        before = sorted(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
         user.groups.remove(*Group.objects.filter(name__in=set(ROLES) - set(roles)))
         user.groups.add(*Group.objects.filter(name__in=roles))
+        audit_record(
+            actor=actor,
+            action="staff.roles",
+            resource="staff",
+            resource_id=user.pk,
+            details={"before": before, "after": sorted(set(roles))},
+        )
     if hasattr(user, "_cdp_roles"):
         del user._cdp_roles
     logger.info(

@@ -232,3 +232,33 @@ def test_settings_lists_run_a_fixed_number_of_queries(
     client = staff_client(admin_user)
     with django_assert_num_queries(queries):
         assert client.get(url).status_code == 200
+
+
+def test_access_changes_are_audited_with_their_actor_and_no_secret(
+    staff_client, admin_user, marketer
+):
+    from consent.models import AuditLog
+
+    client = staff_client(admin_user)
+    response = client.post("/settings/api-keys/new/", {"name": "CRM", "scopes": ["profiles:read"]})
+    key = re.search(r'id="api-key">([^<]+)<', response.content.decode()).group(1)
+    record = ApiKey.objects.get(name="CRM")
+    client.post(f"/settings/api-keys/{record.pk}/revoke/")
+    client.post(f"/settings/users/{marketer.pk}/", {"roles": ["compliance"]})
+    client.post(
+        "/settings/users/new/",
+        {"email": "new@example.com", "password": "Long-enough-pw-9", "roles": ["marketer"]},
+    )
+    rows = list(AuditLog.objects.order_by("id"))
+    assert [row.action for row in rows] == [
+        "apikey.create",
+        "apikey.revoke",
+        "staff.roles",
+        "staff.create",
+        "staff.roles",
+    ]
+    assert all(row.actor == admin_user for row in rows)
+    assert rows[2].details == {"before": ["marketer"], "after": ["compliance"]}
+    for row in rows:
+        assert key not in str(row.details)
+        assert "new@example.com" not in str(row.details) + row.resource_id

@@ -254,3 +254,17 @@ def test_data_pages_run_a_fixed_number_of_queries(
     client = staff_client(admin_user)
     with django_assert_num_queries(queries):
         assert client.get(url.format(id=source.pk)).status_code == 200
+
+
+def test_source_changes_are_audited_without_the_write_key(staff_client, admin_user, source):
+    from consent.models import AuditLog
+
+    client = staff_client(admin_user)
+    created = client.post("/data/sources/new/", {"name": "CRM"}).content.decode()
+    rotated = client.post(f"/data/sources/{source.pk}/rotate/").content.decode()
+    client.post(f"/data/sources/{source.pk}/enabled/", {"enabled": "0"})
+    keys = [re.search(r'id="write-key">([^<]+)<', html).group(1) for html in (created, rotated)]
+    rows = list(AuditLog.objects.filter(actor=admin_user).order_by("id"))
+    assert [row.action for row in rows] == ["source.create", "source.rotate_key", "source.disable"]
+    for row in rows:
+        assert not any(key in str(row.details) for key in keys)
