@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 from consent.services import consent_filter_resolved
 from identity.services import identity_resolve
@@ -38,19 +40,24 @@ from profiles.services import (
     profiles_save,
     profiles_sessions_recount,
 )
+from segments.services import segment_memberships_refresh
 
 logger = logging.getLogger(__name__)
 
 # Stages that run after a profile took its new events, each called as
 # `stage(profile=profile, events=events)` inside the chunk's transaction (events in event-time
 # order, already linked to the profile). Later stages (segment membership refresh, campaign
-# triggers, recommendation feedback) append themselves here, in flow order. A stage with side
-# effects outside the database (sending, publishing) must defer them with
-# `transaction.on_commit`.
+# triggers, recommendation feedback) are listed here, in flow order. A stage with side effects
+# outside the database (sending, publishing) must defer them with `transaction.on_commit`.
 AFTER_PROFILE_UPDATE: list[Callable[..., None]] = []
+# Segments: re-evaluate only the segments these events can affect; enter/exit recorded and
+# announced after commit (segments.signals.segment_membership_changed).
+AFTER_PROFILE_UPDATE.append(segment_memberships_refresh)
 
-# Deadlocks between workers (detected and broken by Postgres) and identity rows written
-# concurrently by something other than the pipeline are retried with the whole chunk.
+# Postgres errors worth running the whole chunk again for: a deadlock between workers (broken
+# by Postgres), a serialization failure, and an identity row inserted concurrently by something
+# other than the pipeline (unique violation).
+_RETRYABLE_CODES = {"40P01", "40001", "23505"}
 RETRIES = 5
 
 
@@ -59,17 +66,45 @@ def events_process(*, event_ids: Sequence[int], fill_to: int = 0) -> int:
 
     Idempotent: events already processed (or being processed by another worker) are skipped.
     With `fill_to`, other pending events are taken on too, up to that many in the chunk (see
-    `events_claim`).
+    `events_claim`). A chunk that keeps failing for reasons other than a lost database
+    connection is split in halves until the event at fault is found; that one is logged and
+    left unprocessed, so it cannot hold back the others.
     """
     for attempt in range(1, RETRIES + 1):
         try:
             return _events_process_chunk(event_ids, fill_to)
-        except (OperationalError, IntegrityError) as error:
-            if attempt == RETRIES:
-                raise
-            logger.warning("event chunk retried (attempt %s): %s", attempt, type(error).__name__)
-            time.sleep(0.05 * attempt)
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception as error:
+            code = getattr(error.__cause__, "pgcode", None)
+            if code in _RETRYABLE_CODES and attempt < RETRIES:
+                logger.warning("event chunk retried (attempt %s): pgcode %s", attempt, code)
+                time.sleep(0.05 * attempt)
+                continue
+            lost_connection = isinstance(error, InterfaceError) or (
+                isinstance(error, OperationalError) and code not in _RETRYABLE_CODES
+            )
+            if lost_connection:
+                raise  # the task retries later, once the database is back
+            return _events_process_split(event_ids, error)
     return 0  # unreachable
+
+
+def _events_process_split(event_ids: Sequence[int], error: BaseException) -> int:
+    ids = list(event_ids)
+    if len(ids) <= 1:
+        # Where and what, never the message: it may quote the event's personal data.
+        frames = traceback.extract_tb(error.__traceback__)
+        where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+        logger.error(
+            "event %s could not be processed and stays pending: %s at %s",
+            ids[0] if ids else None,
+            type(error).__name__,
+            where,
+        )
+        return 0
+    middle = len(ids) // 2
+    return events_process(event_ids=ids[:middle]) + events_process(event_ids=ids[middle:])
 
 
 @transaction.atomic

@@ -19,6 +19,7 @@ from typing import Any
 
 GCM_FIELDS = ("ad_storage", "analytics_storage", "ad_user_data", "ad_personalization")
 _GCM_CONTAINERS = ("consentMode", "googleConsentMode", "gcm")
+_SIGNAL_KEYS = frozenset(("consent", "consentManagement", *_GCM_CONTAINERS))
 
 # The documented default mapping (installed by migration 0002, editable in the admin).
 DEFAULT_CATEGORY_MAPPING: dict[str, str] = {
@@ -72,31 +73,32 @@ def _merge(into: dict[str, bool], category: Any, granted: bool | None) -> None:
 def category_preferences(context: Any) -> dict[str, bool]:
     """Every consent category this context states, lower-cased, to granted/denied."""
     found: dict[str, bool] = {}
-    if not isinstance(context, Mapping):
+    # Decoded JSON is made of dicts: plain `dict` checks keep this cheap, as it runs per event.
+    if not isinstance(context, dict) or not _SIGNAL_KEYS.intersection(context):
         return found
     consent = context.get("consent")
-    if isinstance(consent, Mapping):
+    if isinstance(consent, dict):
         prefs = consent.get("categoryPreferences")
-        if isinstance(prefs, Mapping):
+        if isinstance(prefs, dict):
             for category, value in prefs.items():
                 _merge(found, category, _as_bool(value))
         for field in GCM_FIELDS:
             if field in consent:
                 _merge(found, field, _as_bool(consent[field]))
     management = context.get("consentManagement")
-    if isinstance(management, Mapping):
+    if isinstance(management, dict):
         for key, granted in (("allowedConsentIds", True), ("deniedConsentIds", False)):
             ids = management.get(key)
             if isinstance(ids, list | tuple):
                 for category in ids:
                     _merge(found, category, granted)
-            elif isinstance(ids, Mapping):  # {"C0001": "Necessary", ...}
+            elif isinstance(ids, dict):  # {"C0001": "Necessary", ...}
                 for category, name in ids.items():
                     _merge(found, category, granted)
                     _merge(found, name, granted)
     for container in _GCM_CONTAINERS:
         block = context.get(container)
-        if isinstance(block, Mapping):
+        if isinstance(block, dict):
             for field in GCM_FIELDS:
                 if field in block:
                     _merge(found, field, _as_bool(block[field]))

@@ -8,12 +8,12 @@ What goes, in order:
    through the app registry, so new tables are covered without registration;
 3. events not yet resolved to a profile that carry the subject's user or anonymous id;
 4. the profiles themselves;
-5. a sweep of the "message" tables (events, quarantined messages, and any a hook registered
-   with `erasure_sweep_model_register`) for rows that mention an identifier anywhere;
-6. cache entries holding an identifier, or keyed `profile:<id>`;
-7. access exports made earlier for the same subject.
+5. cache entries holding an identifier, or keyed `profile:<id>`;
+6. access exports made earlier for the same subject.
 
-Then only hashed tombstones remain, and `erasure_verify` scans every model and the cache.
+Then only hashed tombstones remain, and `erasure_sweep_and_verify` scans every model and the
+cache; rows of the "message" tables (events, quarantined messages, and any registered with
+`erasure_sweep_model_register`) that merely mention an identifier are deleted as it meets them.
 """
 
 import logging
@@ -91,6 +91,13 @@ def subject_erase(
     started = time.monotonic()
     needles = sorted({v for v in identifiers if v})
     removed: dict[str, int] = {}
+    timings: dict[str, float] = {}
+    lap = [time.monotonic()]
+
+    def timed(phase: str) -> None:
+        now = time.monotonic()
+        timings[phase] = round(now - lap[0], 3)
+        lap[0] = now
 
     def add(label: str, count: int) -> None:
         if count:
@@ -98,6 +105,7 @@ def subject_erase(
 
     for name, hook in erasure_hooks().items():
         add(f"hook:{name}", int(hook(profile_ids=list(profile_ids), identifiers=needles) or 0))
+    timed("hooks")
 
     if profile_ids:
         for model, field_name in _profile_relations():
@@ -105,6 +113,7 @@ def subject_erase(
                 model._base_manager.filter(**{f"{field_name}__in": profile_ids})
             )
             add(model._meta.label, count)
+    timed("related rows")
 
     unresolved = Q(pk__in=[])
     for value in needles:
@@ -114,25 +123,14 @@ def subject_erase(
     if profile_ids:
         with transaction.atomic():
             Profile.objects.filter(pk__in=profile_ids).update(merged_into=None)
-            deleted, per_model = Profile.objects.filter(pk__in=profile_ids).delete()
+            _, per_model = Profile.objects.filter(pk__in=profile_ids).delete()
         for label, count in per_model.items():
             add(label, count)
-
-    for label in sorted(_SWEEP_MODELS):
-        try:
-            model = apps.get_model(label)
-        except LookupError:
-            continue
-        pks: list[Any] = []
-        scan.scan_model(model, needles, all_pks=pks)
-        for start in range(0, len(pks), DELETE_BATCH):
-            deleted, _ = model._base_manager.filter(
-                pk__in=pks[start : start + DELETE_BATCH]
-            ).delete()
-            add(f"{label} (mentions)", deleted)
+    timed("unresolved events and profiles")
 
     add("cache", scan.cache_erase(needles, profile_ids=profile_ids))
     add("exports", _exports_erase(needles, keep=request))
+    timed("cache and exports")
     if request is not None:
         ErasureTombstone.objects.bulk_create(
             ErasureTombstone(identifier_hash=h, kind=kind, request=request)
@@ -144,7 +142,7 @@ def subject_erase(
         len(profile_ids),
         time.monotonic() - started,
     )
-    return {"profiles": len(profile_ids), "removed": removed}
+    return {"profiles": len(profile_ids), "removed": removed, "seconds": timings}
 
 
 def _exports_erase(needles: list[str], *, keep: PrivacyRequest | None) -> int:
@@ -164,21 +162,41 @@ def _exports_erase(needles: list[str], *, keep: PrivacyRequest | None) -> int:
     return count
 
 
-def erasure_verify(
+def erasure_sweep_and_verify(
     *, identifiers: Iterable[str], profile_ids: Iterable[int], request: PrivacyRequest | None
 ) -> dict[str, Any]:
-    """Scan every model registered with Django and the cache for the identifiers."""
+    """Scan every model registered with Django and the cache for the identifiers.
+
+    Rows of the message tables (`erasure_sweep_model_register`) that merely mention the
+    subject (an event of someone else naming them, a quarantined message) are deleted when the
+    scan meets them, and those tables scanned again; what is left anywhere is reported. One
+    pass over each table in the common case, which is what keeps a large erasure fast."""
     started = time.monotonic()
     needles = sorted({v for v in identifiers if v})
     exclude = {"consent.PrivacyRequest": [request.pk]} if request is not None else {}
-    hits = scan.scan_database(needles, exclude=exclude)
+    hits: list[scan.ScanHit] = []
+    swept: dict[str, int] = {}
+    models_scanned = scan.scannable_models()
+    for model in models_scanned:
+        label = model._meta.label
+        pks: list[Any] | None = [] if label in _SWEEP_MODELS else None
+        found = scan.scan_model(model, needles, exclude_pks=exclude.get(label, ()), all_pks=pks)
+        if pks:
+            for start in range(0, len(pks), DELETE_BATCH):
+                deleted, _ = model._base_manager.filter(
+                    pk__in=pks[start : start + DELETE_BATCH]
+                ).delete()
+                swept[label] = swept.get(label, 0) + deleted
+            found = scan.scan_model(model, needles, exclude_pks=exclude.get(label, ()))
+        hits += found
     remaining_profiles = Profile.objects.filter(pk__in=list(profile_ids)).count()
     cache_keys = scan.scan_cache(needles, profile_ids=profile_ids)
     return {
         "clean": not hits and not cache_keys and not remaining_profiles,
         "scanned_at": timezone.now().isoformat(),
-        "models_scanned": len(scan.scannable_models()),
+        "models_scanned": len(models_scanned),
         "identifiers_searched": len(needles),
+        "swept": swept,
         "hits": [
             {
                 "model": h.model,

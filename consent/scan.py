@@ -14,6 +14,7 @@ hold it as a whole JSON string ("42" with its quotes).
 import json
 import pickle
 import re
+import string
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,35 @@ def _match_sql(column_sql: str, is_json: bool, needle: str) -> tuple[str, list[s
     return contains.format(text), [lowered]
 
 
+_ARE_SPECIAL = set(string.punctuation)
+
+
+def _are_escape(text: str) -> str:
+    # In a Postgres ARE a backslash before a non-alphanumeric character makes it literal.
+    return "".join("\\" + c if c in _ARE_SPECIAL else c for c in text)
+
+
+def _column_condition(column_sql: str, is_json: bool, needles: list[str]) -> tuple[str, list]:
+    """One condition per column. On Postgres the long needles are one case-insensitive regex
+    alternation, so the column is cast to text and searched once per row."""
+    long_needles = [n for n in needles if len(n) >= SHORT]
+    parts: list[str] = []
+    params: list[str] = []
+    if connection.vendor == "postgresql" and long_needles:
+        encoded = [
+            json.dumps(n.lower(), ensure_ascii=False)[1:-1] if is_json else n.lower()
+            for n in long_needles
+        ]
+        parts.append(f"CAST({column_sql} AS TEXT) ~* %s")
+        params.append("|".join(_are_escape(e) for e in encoded))
+        needles = [n for n in needles if len(n) < SHORT]
+    for needle in needles:
+        sql, p = _match_sql(column_sql, is_json, needle)
+        parts.append(sql)
+        params += p
+    return "(" + " OR ".join(parts) + ")", params
+
+
 def scannable_models() -> list[type[models.Model]]:
     return [
         m
@@ -87,14 +117,10 @@ def scan_model(
     qn = connection.ops.quote_name
     table = model._meta.db_table
     pk_col = qn(model._meta.pk.column)
-    column_conditions: list[tuple[str, list[str]]] = []
-    for col in columns:
-        parts, params = [], []
-        for needle in needles:
-            sql, p = _match_sql(qn(col.column), isinstance(col, models.JSONField), needle)
-            parts.append(sql)
-            params += p
-        column_conditions.append(("(" + " OR ".join(parts) + ")", params))
+    column_conditions = [
+        _column_condition(qn(col.column), isinstance(col, models.JSONField), needles)
+        for col in columns
+    ]
     where = " OR ".join(c for c, _ in column_conditions)
     where_params = [p for _, ps in column_conditions for p in ps]
     extra, extra_params = "", []

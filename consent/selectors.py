@@ -53,10 +53,11 @@ def purpose_get(*, code: str) -> Purpose:
     return purpose
 
 
-def purposes_all() -> QuerySet[Purpose]:
-    if not Purpose.objects.exists():
-        _defaults_restore("analytics")
-    return Purpose.objects.order_by("code")
+def purposes_all() -> list[Purpose]:
+    purposes = list(Purpose.objects.order_by("code"))
+    if not purposes and _defaults_restore("analytics"):
+        purposes = list(Purpose.objects.order_by("code"))
+    return purposes
 
 
 def category_mapping() -> dict[str, str]:

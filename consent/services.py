@@ -11,11 +11,12 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -130,9 +131,46 @@ def consent_apply_signals(*, profile: Profile, event: Event) -> list[ConsentReco
     return _signals_apply([(profile, [event])])
 
 
-def _signals_apply(resolved: list[tuple[Profile, list[Event]]]) -> list[ConsentRecord]:
+Latest = dict[tuple[int, int], tuple[bool, datetime]]
+
+
+def _latest_records(profile_ids: set[int]) -> Latest:
+    """(profile id, purpose id) -> (granted, occurred_at) of the latest record, one query."""
+    latest: Latest = {}
+    if not profile_ids:
+        return latest
+    if connection.vendor == "postgresql":
+        # One row per (profile, purpose), and the ids as one array parameter: this runs for
+        # every chunk the pipeline processes.
+        table = ConsentRecord._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT DISTINCT ON (profile_id, purpose_id) profile_id, purpose_id, granted, "  # noqa: S608
+                f"occurred_at FROM {table} WHERE profile_id = ANY(%s) "
+                "ORDER BY profile_id, purpose_id, occurred_at DESC, id DESC",
+                [sorted(profile_ids)],
+            )
+            rows = cursor.fetchall()
+    else:
+        rows = list(
+            ConsentRecord.objects.filter(profile_id__in=profile_ids)
+            .order_by("profile_id", "purpose_id", "-occurred_at", "-id")
+            .values_list("profile_id", "purpose_id", "granted", "occurred_at")
+        )
+    for pid, purpose_id, granted, occurred in rows:
+        latest.setdefault((pid, purpose_id), (granted, occurred))
+    return latest
+
+
+def _signals_apply(
+    resolved: list[tuple[Profile, list[Event]]],
+    *,
+    purposes: dict[str, Any] | None = None,
+    latest: Latest | None = None,
+) -> list[ConsentRecord]:
     """Consent signals of a whole chunk in a few queries: the mapping and the current state
-    are read once, and the events of each profile are applied in event-time order."""
+    are read once, and the events of each profile are applied in event-time order. `latest`
+    (when given) is updated with what was recorded."""
     found = [
         (profile, event, prefs)
         for profile, events in resolved
@@ -142,16 +180,10 @@ def _signals_apply(resolved: list[tuple[Profile, list[Event]]]) -> list[ConsentR
     if not found:
         return []
     mapping = selectors.category_mapping()
-    purposes = {p.code: p for p in selectors.purposes_all()}
-    profile_ids = {profile.pk for profile, _, _ in found}
-    # (profile id, purpose id) -> (granted, occurred_at) of the latest record
-    latest: dict[tuple[int, int], tuple[bool, datetime]] = {}
-    for pid, purpose_id, granted, occurred in (
-        ConsentRecord.objects.filter(profile_id__in=profile_ids)
-        .order_by("profile_id", "purpose_id", "-occurred_at", "-id")
-        .values_list("profile_id", "purpose_id", "granted", "occurred_at")
-    ):
-        latest.setdefault((pid, purpose_id), (granted, occurred))
+    if purposes is None:
+        purposes = {p.code: p for p in selectors.purposes_all()}
+    if latest is None:
+        latest = _latest_records({profile.pk for profile, _, _ in found})
     records: list[ConsentRecord] = []
     for profile, event, prefs in found:
         for code, granted in sorted(purposes_from(prefs, mapping).items()):
@@ -164,14 +196,15 @@ def _signals_apply(resolved: list[tuple[Profile, list[Event]]]) -> list[ConsentR
                     continue
                 if event.timestamp and current[1] > event.timestamp:
                     continue  # a late event must not undo a newer decision
-            latest[profile.pk, purpose.pk] = (granted, event.timestamp)
+            occurred = event.timestamp or timezone.now()
+            latest[profile.pk, purpose.pk] = (granted, occurred)
             records.append(
                 ConsentRecord(
                     profile=profile,
                     purpose=purpose,
                     granted=granted,
                     source=ConsentSource.SDK,
-                    occurred_at=event.timestamp or timezone.now(),
+                    occurred_at=occurred,
                     evidence={
                         "event_id": event.pk,
                         "message_id": event.message_id[:255],
@@ -243,17 +276,17 @@ def consent_filter_resolved(
     resolved = [(profile, list(events)) for profile, events in resolved]
     if not any(events for _, events in resolved):
         return resolved
+    ids = {profile.pk for profile, _ in resolved}
+    purposes = {p.code: p for p in selectors.purposes_all()}
+    # The same history the gate reads (consent_allows), for the whole chunk in one query.
+    latest = _latest_records(ids)
     if apply_signals:
-        _signals_apply(resolved)
-    ids = [profile.pk for profile, _ in resolved]
-    suppressed = set(
-        Suppression.objects.filter(profile_id__in=ids).values_list("profile_id", flat=True)
-    )
-    allowed = set(
-        selectors.consent_profiles_allowed(
-            purpose="analytics", profiles=Profile.objects.filter(pk__in=ids)
-        ).values_list("pk", flat=True)
-    )
+        _signals_apply(resolved, purposes=purposes, latest=latest)
+    suppressed = _suppressed.current().profile_ids & ids
+    analytics = purposes.get("analytics") or selectors.purpose_get(code="analytics")
+    allowed = {
+        pid for pid in ids if latest.get((pid, analytics.pk), (analytics.granted_by_default,))[0]
+    }
     policy = settings.CONSENT_WITHOUT_ANALYTICS
     doomed: list[int] = []
     stripped: list[Event] = []
@@ -287,15 +320,22 @@ def consent_filter_resolved(
 _VERSION_KEY = "consent:suppression-version"
 
 
+class _Suppressed(NamedTuple):
+    hashes: frozenset[str]
+    kinds: frozenset[str]
+    profile_ids: frozenset[int]
+
+
 class _SuppressionSet:
-    """The hashes of suppressed identifiers, held per process and reloaded when another
-    process bumps the version in the shared cache (checked every SUPPRESSION_REFRESH_SECONDS).
-    Ingestion consults it for every message, so the fast path is a set lookup."""
+    """The suppressed identifiers' hashes (and profile ids), held per process and reloaded
+    when another process bumps the version in the shared cache (checked at most every
+    SUPPRESSION_REFRESH_SECONDS). Ingestion consults it for every message and the pipeline
+    for every chunk, so the fast path is a set lookup; the process that creates or removes
+    a suppression sees it at once, others within the refresh interval."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.hashes: frozenset[str] = frozenset()
-        self.kinds: frozenset[str] = frozenset()
+        self.state = _Suppressed(frozenset(), frozenset(), frozenset())
         self.version: str | None = None
         self.checked = 0.0
 
@@ -304,22 +344,27 @@ class _SuppressionSet:
             self.version = None
             self.checked = 0.0
 
-    def current(self) -> tuple[frozenset[str], frozenset[str]]:
+    def current(self) -> _Suppressed:
         now = time.monotonic()
         if self.version is not None and now - self.checked < settings.SUPPRESSION_REFRESH_SECONDS:
-            return self.hashes, self.kinds
+            return self.state
         with self.lock:
             shared = cache.get(_VERSION_KEY)
             if shared is None or shared != self.version:
-                rows = list(Suppression.objects.values_list("identifier_hash", "kind"))
-                self.hashes = frozenset(h for h, _ in rows)
-                self.kinds = frozenset(k for _, k in rows)
+                rows = list(
+                    Suppression.objects.values_list("identifier_hash", "kind", "profile_id")
+                )
+                self.state = _Suppressed(
+                    frozenset(h for h, _, _ in rows),
+                    frozenset(k for _, k, _ in rows),
+                    frozenset(p for _, _, p in rows if p is not None),
+                )
                 if shared is None:
                     shared = uuid.uuid4().hex
                     cache.add(_VERSION_KEY, shared, timeout=None)
                 self.version = shared
             self.checked = now
-            return self.hashes, self.kinds
+            return self.state
 
 
 _suppressed = _SuppressionSet()
@@ -332,36 +377,40 @@ def _suppression_changed() -> None:
     transaction.on_commit(lambda: cache.set(_VERSION_KEY, uuid.uuid4().hex, timeout=None))
 
 
-def _message_identifiers(message: Mapping[str, Any], kinds: frozenset[str]):
-    if "user_id" in kinds and message.get("userId") not in (None, ""):
-        yield "user_id", message.get("userId")
-    if "anonymous_id" in kinds and message.get("anonymousId") not in (None, ""):
-        yield "anonymous_id", message.get("anonymousId")
-    trait_blocks = [message.get("traits")]
-    context = message.get("context")
-    if isinstance(context, Mapping):
-        trait_blocks.append(context.get("traits"))
-    for traits in trait_blocks:
-        if not isinstance(traits, Mapping):
-            continue
-        for kind in ("email", "phone"):
-            if kind in kinds and traits.get(kind):
-                yield kind, traits.get(kind)
+@lru_cache(maxsize=65536)
+def _message_identifier_hash(kind: str, value: str) -> str | None:
+    """Normalise and hash an identifier as sent; cached, since the same people keep sending."""
+    try:
+        return identifier_hash(kind, identifier_normalize(kind, value))
+    except ValueError:
+        return None
 
 
 def suppression_ingest_filter(source: Any, message: Any) -> str | None:
     """Ingestion filter: "suppressed" when the message names a suppressed subject (the caller
     drops it, counts it, stores nothing), else None."""
-    hashes, kinds = _suppressed.current()
+    hashes, kinds, _ = _suppressed.current()
     if not hashes or not isinstance(message, Mapping):
         return None
-    for kind, value in _message_identifiers(message, kinds):
-        try:
-            normalized = identifier_normalize(kind, value)
-        except ValueError:
+    candidates: list[tuple[str, Any]] = []
+    if "user_id" in kinds and message.get("userId"):
+        candidates.append(("user_id", message["userId"]))
+    if "anonymous_id" in kinds and message.get("anonymousId"):
+        candidates.append(("anonymous_id", message["anonymousId"]))
+    context = message.get("context")
+    for traits in (
+        message.get("traits"),
+        context.get("traits") if isinstance(context, Mapping) else None,
+    ):
+        if isinstance(traits, Mapping):
+            for kind in ("email", "phone"):
+                if kind in kinds and traits.get(kind):
+                    candidates.append((kind, traits[kind]))
+    for kind, value in candidates:
+        if not isinstance(value, str | int) or isinstance(value, bool):
             continue
-        digest = identifier_hash(kind, normalized)
-        if digest in hashes:
+        digest = _message_identifier_hash(kind, str(value))
+        if digest is not None and digest in hashes:
             Suppression.objects.filter(identifier_hash=digest).update(
                 dropped_count=F("dropped_count") + 1, last_dropped_at=timezone.now()
             )
@@ -370,7 +419,7 @@ def suppression_ingest_filter(source: Any, message: Any) -> str | None:
 
 
 def subject_is_suppressed(*, identifiers: dict[str, str]) -> bool:
-    hashes, _ = _suppressed.current()
+    hashes = _suppressed.current().hashes
     return any(identifier_hash(k, v) in hashes for k, v in identifiers.items())
 
 
@@ -642,9 +691,11 @@ def privacy_request_process(*, request: PrivacyRequest, actor: Any = None) -> Pr
             )
             _progress(request.pk, 70)
             _seal(request.pk)
-            verification = erasure.erasure_verify(
+            verification = erasure.erasure_sweep_and_verify(
                 identifiers=needles, profile_ids=profile_ids, request=request
             )
+            for label, count in verification["swept"].items():
+                result["removed"][f"{label} (mentions)"] = count
             if not verification["clean"]:
                 status = RequestStatus.PARTIAL_SUCCESS
         for pid in profile_ids or [None]:

@@ -309,3 +309,26 @@ def test_the_tasks_process_events_and_the_pending_task_picks_up_lost_ones(source
     assert events_process_pending_task.delay().get() == 1
     lost.refresh_from_db()
     assert lost.processed_at is not None and lost.profile is not None
+
+
+def test_an_event_that_cannot_be_processed_does_not_hold_back_the_others(source, caplog):
+    def poisoned_stage(*, profile, events):
+        if any(event.event == "Poison" for event in events):
+            raise ValueError("a later stage failed on this event")
+
+    ids = events_store(
+        [event_build(source, user_id=f"u{n}", event="Fine", at=timedelta(n)) for n in range(6)]
+        + [event_build(source, user_id="u-bad", event="Poison")]
+    )
+    pipeline.AFTER_PROFILE_UPDATE.append(poisoned_stage)
+    try:
+        assert pipeline.events_process(event_ids=ids) == 6
+    finally:
+        pipeline.AFTER_PROFILE_UPDATE.remove(poisoned_stage)
+
+    assert list(
+        Event.objects.filter(processed_at__isnull=True).values_list("event", flat=True)
+    ) == ["Poison"]
+    assert Profile.objects.count() == 6
+    assert "could not be processed and stays pending: ValueError" in caplog.text
+    assert "u-bad" not in caplog.text
