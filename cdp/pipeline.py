@@ -40,6 +40,7 @@ from profiles.services import (
     profiles_save,
     profiles_sessions_recount,
 )
+from segments.services import segment_memberships_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,9 @@ logger = logging.getLogger(__name__)
 # triggers, recommendation feedback) are listed here, in flow order. A stage with side effects
 # outside the database (sending, publishing) must defer them with `transaction.on_commit`.
 AFTER_PROFILE_UPDATE: list[Callable[..., None]] = []
+# Segments: re-evaluate only the segments these events can affect; enter/exit recorded and
+# announced after commit (segments.signals.segment_membership_changed).
+AFTER_PROFILE_UPDATE.append(segment_memberships_refresh)
 
 # Postgres errors worth running the whole chunk again for: a deadlock between workers (broken
 # by Postgres), a serialization failure, and an identity row inserted concurrently by something

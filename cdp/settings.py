@@ -222,6 +222,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "segments.tasks.segments_refresh_all_task",
         "schedule": crontab(minute="*/15"),
     },
+    "segments-models-retrain": {
+        "task": "segments.tasks.models_retrain_all_task",
+        "schedule": crontab(hour="3", minute="30"),
+    },
 }
 CELERY_TIMEZONE = TIME_ZONE
 

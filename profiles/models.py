@@ -70,7 +70,8 @@ class Event(models.Model):
     properties = models.JSONField(default=dict, blank=True)
     traits = models.JSONField(default=dict, blank=True)
     context = models.JSONField(default=dict, blank=True)
-    # The whole message as accepted (batch context merged in), for replay and export.
+    # The message as accepted (batch context merged in, ids as strings) except its `properties`
+    # and `context`, which are the columns above: stored once. `message` rejoins them.
     payload = models.JSONField(default=dict)
     is_bot = models.BooleanField(default=False)
     # Tracking-plan violations of a source in "flag" mode; empty when the event conforms.
@@ -102,6 +103,14 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.event or ''} ({self.message_id})"
+
+    @property
+    def message(self) -> dict:
+        """The whole message as accepted, for replay and export."""
+        whole = {**self.payload, "context": self.context}
+        if self.type in (EventType.TRACK, EventType.PAGE, EventType.SCREEN):
+            whole["properties"] = self.properties
+        return whole
 
 
 class TrackingPlan(models.Model):

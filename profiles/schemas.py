@@ -8,7 +8,7 @@ an unparseable one), and unknown fields are kept. Validators are compiled once, 
 Two validators are compiled from each schema: `fastjsonschema` (the schema turned into Python
 code, ~20x faster) decides validity on the hot path, and `jsonschema` explains the failures of
 the few messages that do not pass, with the path of each error. The schemas stay in draft-07,
-which both implement; tests/profiles/test_ingest_schemas.py checks that the two always agree.
+which both implement; tests/profiles/test_ingest_fuzz.py checks that the two always agree.
 
 `errorMessage` is our own keyword (validators ignore unknown keywords): when a subschema that
 carries it fails, ingestion reports that sentence instead of the validator's generic one.

@@ -22,17 +22,21 @@ def _wants_partial(request: HttpRequest) -> bool:
 def profile_list(request: HttpRequest) -> HttpResponse:
     form = ProfileSearchForm(request.GET)
     page = None
+    too_slow = False
     status = 200
     if form.is_valid():
-        page = selectors.profile_search_page(
-            query=form.cleaned_data["q"],
-            after=form.cleaned_data["after"],
-            before=form.cleaned_data["before"],
-        )
+        try:
+            page = selectors.profile_search_page(
+                query=form.cleaned_data["q"],
+                after=form.cleaned_data["after"],
+                before=form.cleaned_data["before"],
+            )
+        except selectors.SearchTooSlowError:
+            too_slow = True
     else:
         status = 400
     template = "profiles/list.html#results" if _wants_partial(request) else "profiles/list.html"
-    context = {"form": form, "page": page, "query": form.data.get("q", "")}
+    context = {"form": form, "page": page, "too_slow": too_slow, "query": form.data.get("q", "")}
     return render(request, template, context, status=status)
 
 

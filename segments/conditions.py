@@ -375,12 +375,15 @@ def _is_number(value: Any) -> bool:
 
 
 def _parse_date(value: Any) -> dt.date | None:
+    """A date YYYY-MM-DD before the year 8000 (later years are reserved: see
+    segments.services.SENTINEL_NOW)."""
     if not isinstance(value, str) or not re.match(DATE_PATTERN, value):
         return None
     try:
-        return dt.date.fromisoformat(value)
+        date = dt.date.fromisoformat(value)
     except ValueError:
         return None
+    return date if date.year < 8000 else None
 
 
 def _check_value(op: str, value: Any, has_value: bool, *, numeric_only: bool = False) -> str | None:
@@ -622,6 +625,8 @@ class Dependencies:
     scores: set[str] = field(default_factory=set)
     # Conditions relative to "now" change without any event: the scheduled refresh handles them.
     time_relative: bool = False
+    # within_last on a trait compares date strings computed from "now".
+    date_windows: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -632,6 +637,7 @@ class Dependencies:
             "consents": sorted(self.consents),
             "scores": sorted(self.scores),
             "time_relative": self.time_relative,
+            "date_windows": self.date_windows,
         }
 
 
@@ -648,6 +654,7 @@ def dependencies(
         elif kind == "trait":
             deps.trait_keys.add(node["trait"].split(".")[0])
             deps.time_relative |= node["op"] == "within_last"
+            deps.date_windows |= node["op"] == "within_last"
         elif kind == "event":
             deps.event_names.add(node["event"])
             if "not_followed_by" in node:

@@ -53,19 +53,33 @@ def definition_resolver(*, exclude: int | None = None) -> Callable[[int], Mappin
 
 
 def consent_q_or_none() -> Callable[[str, int | None], Q] | None:
-    """The consent gate's condition builder, once the consent app provides one."""
+    """Consent conditions go through the consent app's gate (`consent_profiles_allowed`: latest
+    record, else the purpose's default; suppressed profiles allow nothing)."""
     try:
-        from consent import selectors as consent_selectors  # type: ignore[attr-defined]
+        from consent import selectors as consent_selectors
     except ImportError:
         return None
-    builder = getattr(consent_selectors, "consent_granted_q", None)
-    if builder is None:
+    gate = getattr(consent_selectors, "consent_profiles_allowed", None)
+    if gate is None:
         return None
 
     def consent_q(purpose: str, profile_id: int | None) -> Q:
-        return Q(pk__in=builder(purpose=purpose).values("pk"))
+        profiles = Profile.objects.all()
+        if profile_id is not None:
+            profiles = profiles.filter(pk=profile_id)
+        return Q(pk__in=gate(purpose=purpose, profiles=profiles).values("pk"))
 
     return consent_q
+
+
+def consent_purpose_known(code: str) -> bool:
+    from consent import selectors as consent_selectors
+
+    try:
+        consent_selectors.purpose_get(code=code)
+    except consent_selectors.UnknownPurposeError:
+        return False
+    return True
 
 
 def definition_q(
@@ -162,13 +176,14 @@ def profile_facts(*, profile: Profile) -> conditions.ProfileFacts:
     }
     scores = dict(ProfileScore.objects.filter(profile=profile).values_list("kind", "value"))
     consents: set[str] = set()
-    consent_q = consent_q_or_none()
-    if consent_q is not None:
-        from consent import selectors as consent_selectors  # type: ignore[attr-defined]
+    if consent_q_or_none() is not None:
+        from consent import selectors as consent_selectors
 
-        purposes = getattr(consent_selectors, "consent_purposes_granted", None)
-        if purposes is not None:
-            consents = set(purposes(profile=profile))
+        consents = {
+            row["purpose"]
+            for row in consent_selectors.consent_current_state(profile=profile)
+            if row["granted"]
+        }
     return conditions.ProfileFacts(
         id=profile.pk,
         traits=profile.traits or {},

@@ -75,10 +75,19 @@ def segment_definition_check(
                         )
                     ]
                 )
-        if "consent" in node and selectors.consent_q_or_none() is None:
-            raise conditions.InvalidDefinition(
-                [conditions.ConditionError(pointer, "consent conditions need the consent app")]
-            )
+        if "consent" in node:
+            if selectors.consent_q_or_none() is None:
+                raise conditions.InvalidDefinition(
+                    [conditions.ConditionError(pointer, "consent conditions need the consent app")]
+                )
+            if not selectors.consent_purpose_known(node["consent"]):
+                raise conditions.InvalidDefinition(
+                    [
+                        conditions.ConditionError(
+                            pointer, f"unknown consent purpose {node['consent']!r}"
+                        )
+                    ]
+                )
     return conditions.dependencies(definition, resolver)
 
 
@@ -337,13 +346,31 @@ def segments_refresh_all() -> list[int]:
 # --- Real time -----------------------------------------------------------------------------
 
 
+# Computed features that only an order moves (profiles.services counts orders from this
+# event); the others (last_seen, event_count, recency...) move with every event.
+ORDER_EVENT = "Order Completed"
+ORDER_ONLY_FEATURES = frozenset(
+    {
+        "frequency",
+        "monetary",
+        "lifetime_value",
+        "order_count",
+        "revenue",
+        "first_order_at",
+        "last_order_at",
+    }
+)
+
+
 @dataclass(frozen=True)
 class IndexedSegment:
     id: int
     definition: Mapping[str, Any]
     trait_keys: frozenset[str]
     event_names: frozenset[str]
-    any_event: bool  # computed features and identifiers move with every processed event
+    any_event: bool  # features and identifiers that move with every processed event
+    # Real-time evaluation can reuse compiled SQL (no date-string windows inside).
+    cacheable: bool = True
 
 
 _index: tuple[Any, list[IndexedSegment]] = (None, [])
@@ -360,16 +387,27 @@ def segment_index() -> list[IndexedSegment]:
         rows = Segment.objects.filter(status=Segment.Status.ACTIVE).values_list(
             "pk", "definition", "dependencies"
         )
-        entries = [
-            IndexedSegment(
-                id=pk,
-                definition=definition,
-                trait_keys=frozenset(deps.get("trait_keys", ())),
-                event_names=frozenset(deps.get("event_names", ())),
-                any_event=bool(deps.get("computed") or deps.get("identifiers")),
+        entries = []
+        for pk, definition, deps in rows:
+            computed = set(deps.get("computed", ()))
+            names = set(deps.get("event_names", ()))
+            if computed & ORDER_ONLY_FEATURES:
+                names.add(ORDER_EVENT)
+            entries.append(
+                IndexedSegment(
+                    id=pk,
+                    definition=definition,
+                    trait_keys=frozenset(deps.get("trait_keys", ())),
+                    event_names=frozenset(names),
+                    # Consent arrives with events too (SDK context), recorded by the consent stage.
+                    any_event=bool(
+                        computed - ORDER_ONLY_FEATURES
+                        or deps.get("identifiers")
+                        or deps.get("consents")
+                    ),
+                    cacheable=not deps.get("date_windows", True),
+                )
             )
-            for pk, definition, deps in rows
-        ]
         _index = (version, entries)
     return _index[1]
 
@@ -425,7 +463,63 @@ def segment_memberships_refresh(
     return changes
 
 
+# Compiling a query costs more than running it for one profile, so the real-time path compiles
+# each set of candidate segments once, with a sentinel `now` and profile id, and substitutes the
+# real values into the parameters: every datetime parameter at or after year 8000 is the
+# sentinel shifted by a window (definitions may only hold dates before 8000), and the sentinel
+# id is the profile. Definitions with date-string windows (within_last on a trait) are never
+# cached. PostgreSQL only: its driver receives datetimes as such.
+SENTINEL_NOW = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
+SENTINEL_PROFILE = -987_654_321_987
+_compiled: dict[tuple, tuple[str, list]] = {}
+
+
 def _evaluate_for_profile(
+    profile_id: int, candidates: list[IndexedSegment], now: dt.datetime
+) -> dict[int, bool]:
+    if connection.vendor != "postgresql" or not all(c.cacheable for c in candidates):
+        return _evaluate_uncached(profile_id, candidates, now)
+    # The index version covers definitions of segments referred to by these ones.
+    key = (_index[0], tuple((c.id, json.dumps(c.definition, sort_keys=True)) for c in candidates))
+    compiled = _compiled.get(key)
+    if compiled is None:
+        if len(_compiled) > 512:
+            _compiled.clear()
+        qs = _evaluation_queryset(SENTINEL_PROFILE, candidates, SENTINEL_NOW)
+        sql, params = qs.query.sql_with_params()
+        compiled = _compiled[key] = (sql, list(params))
+    sql, template = compiled
+    params = [
+        now + (p - SENTINEL_NOW)
+        if isinstance(p, dt.datetime) and p.year >= 8000
+        else profile_id
+        if type(p) is int and p == SENTINEL_PROFILE
+        else p
+        for p in template
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+        names = [column[0] for column in cursor.description]
+    if row is None:  # merged away: in no segment
+        return {}
+    return {int(name[1:]): bool(value) for name, value in zip(names, row, strict=True)}
+
+
+def _evaluation_queryset(
+    profile_id: int, candidates: list[IndexedSegment], now: dt.datetime
+) -> Any:
+    annotations = {
+        f"s{entry.id}": ExpressionWrapper(
+            selectors.definition_q(entry.definition, now=now, profile_id=profile_id),
+            output_field=BooleanField(),
+        )
+        for entry in candidates
+    }
+    return base_profiles().filter(pk=profile_id).annotate(**annotations).values(*annotations)
+
+
+def _evaluate_uncached(
     profile_id: int, candidates: list[IndexedSegment], now: dt.datetime
 ) -> dict[int, bool]:
     annotations = {

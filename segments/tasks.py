@@ -27,3 +27,18 @@ def segments_refresh_all_task() -> None:
 )
 def webhook_deliver_task(delivery_id: int) -> None:
     services.webhook_delivery_send(delivery_id=delivery_id)
+
+
+@shared_task(acks_late=True)
+def model_train_task(run_id: int) -> None:
+    from segments import ml
+
+    ml.model_train(run_id=run_id)
+
+
+@shared_task(acks_late=True)
+def models_retrain_all_task() -> None:
+    """Beat: queue a training of every model kind (each retrains only if its data changed)."""
+    from segments import ml
+
+    ml.models_retrain_all()

@@ -137,3 +137,20 @@ def test_large_tables_are_counted_from_the_planner_estimate(source, monkeypatch)
     assert counts["events"].approximate
     assert counts["events"].value == 10
     assert not counts["quarantined"].approximate
+
+
+def test_settled_minutes_are_counted_once_and_recent_minutes_every_time(
+    source, django_assert_num_queries
+):
+    until = timezone.now().replace(second=0, microsecond=0)
+    since = until - timedelta(minutes=30)
+    add_events(source, [since + timedelta(minutes=1), until - timedelta(seconds=30)])
+    assert sum(n for _, n in metrics.events_per_minute(since=since, until=until)) == 2
+
+    # A late row in a settled minute is not re-read; one in the last minutes is.
+    add_events(source, [since + timedelta(minutes=2)], processed=False)
+    add_events(source, [until - timedelta(seconds=10)], processed=False)
+    with django_assert_num_queries(1):
+        series = metrics.events_per_minute(since=since, until=until)
+    assert [n for _, n in series][1:3] == [1, 0]
+    assert series[-1][1] == 2

@@ -269,3 +269,33 @@ def test_profiles_are_ordered_newest_first(reader):
     listed = [r["id"] for r in reader.get("/api/v1/profiles/").json()["results"]]
     assert listed == sorted(ids, reverse=True)
     assert Profile.objects.count() == 3
+
+
+def test_a_trait_edit_through_the_api_survives_older_events_processed_later(writer, source):
+    from cdp import pipeline
+    from tests.identity.factories import event_make
+
+    first = event_make(
+        source, "identify", user_id="u-9", traits={"plan": "free", "nickname": "ada"}
+    )
+    pipeline.events_process(event_ids=[first.pk])
+    [listed] = writer.get("/api/v1/profiles/?user_id=u-9").json()["results"]
+    response = writer.patch(
+        f"/api/v1/profiles/{listed['id']}/",
+        {"traits": {"plan": "pro", "nickname": None}},
+        format="json",
+    )
+    assert response.status_code == 200
+    # An identify sent before the edit (a queued SDK retry, say) arrives afterwards.
+    late = event_make(
+        source,
+        "identify",
+        user_id="u-9",
+        traits={"plan": "basic", "nickname": "ada2", "city": "Paris"},
+        at=timedelta(hours=1),
+    )
+    pipeline.events_process(event_ids=[late.pk])
+    body = writer.get(f"/api/v1/profiles/{listed['id']}/").json()
+    assert body["traits"] == {"plan": "pro", "city": "Paris"}
+    timeline = writer.get(f"/api/v1/profiles/{listed['id']}/events/").json()["results"]
+    assert [e["message_id"] for e in timeline] == [late.message_id, first.message_id]

@@ -179,3 +179,11 @@ def test_truncated_gzip_is_a_400(client, source):
     wire = gzip.compress(json.dumps({"batch": []}).encode())[:-6]
     response = post(client, "/v1/batch", wire, HTTP_CONTENT_ENCODING="gzip")
     assert_refused(response, 400, "invalid_encoding", "gzip")
+
+
+def test_a_null_message_in_a_batch_is_quarantined_as_json_null(client, source):
+    response = post(client, "/v1/batch", {"batch": [None]})
+    assert response.status_code == 200
+    quarantined = QuarantinedMessage.objects.get()
+    assert quarantined.message is None
+    assert quarantined.errors[0]["message"] == "must be an object, not null"

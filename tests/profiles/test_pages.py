@@ -92,7 +92,10 @@ def test_profile_pages_send_an_anonymous_visitor_to_the_login_page(client, anna,
 
 @pytest.mark.parametrize("page", PAGES)
 def test_profile_pages_refuse_a_user_without_a_role(staff_client, no_role_user, anna, page):
-    assert staff_client(no_role_user).get(page.format(id=anna.pk)).status_code == 403
+    response = staff_client(no_role_user).get(page.format(id=anna.pk))
+    assert response.status_code == 403
+    assert "Your account has no role yet" in response.content.decode()
+    assert "Anna" not in response.content.decode()
 
 
 @pytest.mark.parametrize("role", ["marketer", "compliance", "admin_user"])
@@ -168,6 +171,31 @@ def test_htmx_history_restore_gets_the_whole_page(staff_client, marketer, anna):
     assert "<html" in response.content.decode()
 
 
+def test_an_exact_identifier_wins_over_names_that_contain_it(staff_client, marketer, anna):
+    make_profile(traits={"name": "Fan of u-42"})
+    response = staff_client(marketer).get("/profiles/", {"q": "u-42"})
+    assert result_ids(response) == [anna.pk]
+    assert "exact match" in response.content.decode()
+
+
+def test_a_name_search_past_the_time_limit_asks_for_a_more_specific_search(
+    staff_client, marketer, anna, monkeypatch
+):
+    from django.db.models.expressions import RawSQL
+
+    from profiles import selectors
+
+    # A query that sleeps for half a second cannot finish within 10 ms.
+    monkeypatch.setattr(selectors, "SEARCH_TIMEOUT_MS", 10)
+    slow = RawSQL("SELECT id FROM profiles_profile, pg_sleep(0.5)", [])
+    monkeypatch.setattr(
+        selectors, "_name_matches", lambda query: Profile.objects.filter(pk__in=slow)
+    )
+    response = staff_client(marketer).get("/profiles/", {"q": "nobody"})
+    assert response.status_code == 200
+    assert "That search is taking too long" in response.content.decode()
+
+
 def test_the_explorer_pages_by_keyset_older_and_back_newer(staff_client, marketer):
     profiles = [make_profile(traits={"name": f"Person {n}"}) for n in range(30)]
     newest_first = [p.pk for p in reversed(profiles)]
@@ -210,8 +238,9 @@ def test_the_explorer_runs_a_fixed_number_of_queries(
         make_profile(traits={"name": f"P{n}"}, identities=[("user_id", f"u{n}")])
     client = staff_client(marketer)
     client.get("/profiles/")  # warm the session and the roles lookup
-    # session, user, roles, the profiles page, their identities
-    with django_assert_num_queries(5):
+    # session, user, roles; then savepoint, statement timeout, exact-identifier check, the
+    # profiles page, their identities, release (the test's transaction makes atomic a savepoint)
+    with django_assert_num_queries(9):
         response = client.get("/profiles/", {"q": "p"})
     assert len(result_ids(response)) == 25
 

@@ -130,7 +130,7 @@ def test_csv_export_pseudonymised_hides_identifiers(
         ({"computed": "revenue", "op": "before", "value": "2026-01-01"}, ""),
         ({"has_identifier": "email' OR '1'='1"}, "/has_identifier"),
         ({"all": [{"segment": 999999}]}, "/all/0"),
-        ({"all": [{"consent": "email_marketing"}]}, "/all/0"),
+        ({"all": [{"consent": "no_such_purpose"}]}, "/all/0"),
         ({"all": [GERMANS], "sql": "SELECT 1"}, ""),
         ("SELECT * FROM profiles_profile", ""),
     ],

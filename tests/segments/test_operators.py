@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from segments import conditions
+from segments import conditions, services
 from segments.compiler import base_profiles, compile_definition
 from segments.models import ModelRun, ProfileScore, Segment
 from segments.selectors import definition_resolver, profile_facts
@@ -226,13 +226,23 @@ def _check(cast, definition, expected):
     }
     assert by_query == expected, f"compiled query: {definition}"
     assert by_reference == expected, f"reference evaluator: {definition}"
-    # The single-profile form (real time) agrees too.
+    # The single-profile forms (real time, compiled once and reused) agree too.
+    entry = services.IndexedSegment(
+        id=990,
+        definition=definition,
+        trait_keys=frozenset(),
+        event_names=frozenset(),
+        any_event=True,
+        cacheable=not conditions.dependencies(definition, definition_resolver()).date_windows,
+    )
     for pk, name in label.items():
         single = base_profiles().filter(
             compile_definition(definition, now=NOW, segments=definition_resolver(), profile_id=pk),
             pk=pk,
         )
         assert single.exists() == (name in expected), f"single profile {name}: {definition}"
+        verdict = services._evaluate_for_profile(pk, [entry], NOW).get(990, False)
+        assert verdict == (name in expected), f"real-time path {name}: {definition}"
 
 
 @pytest.mark.parametrize(("definition", "expected"), CASES, ids=[str(i) for i in range(len(CASES))])

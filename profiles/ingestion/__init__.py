@@ -1,0 +1,262 @@
+"""Ingestion: parse, validate, deduplicate and store Segment-spec messages, then queue processing.
+
+The HTTP views (`profiles/ingest_views.py`) are thin: they read the body and the write key and
+call `ingest_body_parse` and `ingest_messages`. Other code that injects events (seed_demo, the
+tests) calls `ingest_messages` directly, so every event goes through the same checks.
+
+What happens to each message, in order:
+1. batch-level `context`/`integrations`/`sentAt` are merged in (the message's own keys win) and
+   `writeKey` is removed (a secret must not be copied into every event);
+2. it is checked against the JSON Schema of its type (`profiles/schemas.py`) and its timestamps
+   are parsed; over 32 KB or invalid, it is quarantined with the reason (a single-message request
+   is refused with a 400 instead, and nothing is stored);
+3. ingest filters (`register_ingest_filter`, e.g. consent) may drop it: it is then counted in
+   `DroppedMessageCount`, not stored;
+4. a track event is checked against the source's tracking plan: in "flag" mode violations are
+   recorded on the event, in "quarantine" mode a violating or unplanned event is quarantined;
+5. all events of the request are inserted in ONE statement, ignoring (source, messageId)
+   duplicates, in one transaction with the quarantined rows; after commit their ids are queued
+   to `events_process_task` in chunks of settings.INGEST_PROCESS_CHUNK.
+
+Timestamps (as Segment and RudderStack compute them; all four are kept):
+- `originalTimestamp` is the client's clock when the call was made: the message's
+  `originalTimestamp` (RudderStack) or else its `timestamp` (Segment libraries).
+- `timestamp`, the event time used everywhere downstream, is an explicit `timestamp` sent next
+  to an `originalTimestamp`, or the one a server-side library sent (server clocks are trusted:
+  that is how historical events are imported); otherwise the client clock is corrected for skew
+  as `receivedAt - (sentAt - originalTimestamp)` when `sentAt` is known. Client messages are
+  those of the browser/mobile routes (`/v1/{i,t,p,s,g,a,b}`: `correct_clock_skew=True`) and
+  RudderStack messages that only carry `originalTimestamp`.
+- Without any of them, the event time is `receivedAt`.
+
+A message without `messageId` gets a deterministic one, a digest of its content (minus
+`sentAt`), so a retried identical request is still deduplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from cdp.models import Source
+from profiles.ingestion.errors import (
+    IngestError,
+    InvalidMessageError,
+    InvalidWriteKeyError,
+    MalformedBodyError,
+    PayloadTooLargeError,
+    TrackingPlanInvalidError,
+)
+from profiles.ingestion.messages import Rejected, Row, json_type, message_prepare, plan_violations
+from profiles.ingestion.parsing import ingest_body_parse
+from profiles.ingestion.sources import (
+    plan_for_source,
+    source_for_write_key_cached,
+    tracking_plan_save,
+)
+from profiles.ingestion.storage import (
+    dropped_count_add,
+    events_enqueue,
+    events_insert,
+    events_insert_is_one_statement,
+    quarantine_record,
+    source_touch,
+)
+from profiles.models import QuarantinedMessage, TrackingPlan
+
+logger = logging.getLogger(__name__)
+
+# --- Results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    dropped: int = 0
+    event_ids: list[int] = field(default_factory=list)
+
+
+# --- Ingest filters (extension point) -----------------------------------------------------------
+
+IngestFilter = Callable[[Source, dict[str, Any]], str | None]
+_INGEST_FILTERS: list[IngestFilter] = []
+
+
+def register_ingest_filter(fn: IngestFilter) -> IngestFilter:
+    """Register `fn(source, message) -> reason | None`, called for every valid message.
+
+    Contract: `message` is the normalised message (ids as strings, batch context merged); the
+    filter must not modify it, must be fast (it runs in the request, once per message) and must
+    not raise. A message for which a filter returns a reason (a short constant string such as
+    "no consent for analytics") is dropped: not stored, not quarantined, and counted per
+    (source, reason, day) in `DroppedMessageCount`. Registering the same function twice is a
+    no-op. Usable as a decorator; register from an AppConfig.ready().
+    """
+    if fn not in _INGEST_FILTERS:
+        _INGEST_FILTERS.append(fn)
+    return fn
+
+
+def unregister_ingest_filter(fn: IngestFilter) -> None:
+    if fn in _INGEST_FILTERS:
+        _INGEST_FILTERS.remove(fn)
+
+
+# --- The service ---------------------------------------------------------------------------------
+
+
+def _rejection_text(rejected: Rejected, field_prefix: str = "messages") -> str:
+    parts = []
+    for error in rejected.errors[:5]:
+        where = f"{field_prefix}[{rejected.index}]"
+        if error["field"] != "(message)":
+            where += f".{error['field']}"
+        parts.append(f"{where}: {error['message']}")
+    return "; ".join(parts)
+
+
+def ingest_messages(
+    *,
+    source: Source,
+    messages: Iterable[Any],
+    context: dict | None = None,
+    integrations: dict | None = None,
+    sent_at: Any = None,
+    received_at: datetime | None = None,
+    strict: bool = False,
+    correct_clock_skew: bool = False,
+) -> IngestResult:
+    """Validate, filter, deduplicate and durably store messages of one source.
+
+    `context`/`integrations`/`sent_at` are batch-level values merged into each message.
+    With `strict` (a single-message request) an invalid message raises InvalidMessageError and
+    nothing is stored; otherwise invalid messages are quarantined and the rest stored.
+    `correct_clock_skew` marks messages from client (browser/mobile) SDKs whose `timestamp` is
+    the device clock (see the module docstring). Returns counts and the new events' ids; the
+    events are committed when this returns, and queued for processing after commit.
+    """
+    received_at = received_at or timezone.now()
+    if context is not None and not isinstance(context, dict):
+        raise InvalidMessageError(f"context: must be an object, not {json_type(context)}")
+    if integrations is not None and not isinstance(integrations, dict):
+        raise InvalidMessageError(f"integrations: must be an object, not {json_type(integrations)}")
+    rows: dict[str, Row] = {}
+    rejected: list[Rejected] = []
+    dropped: dict[str, int] = {}
+    plan = None
+    plan_loaded = False
+    duplicates = 0
+    for index, raw in enumerate(messages):
+        prepared = message_prepare(
+            index,
+            raw,
+            batch_context=context,
+            batch_integrations=integrations,
+            batch_sent_at=sent_at,
+            received_at=received_at,
+            correct_clock_skew=correct_clock_skew,
+        )
+        if isinstance(prepared, Rejected):
+            if strict:
+                raise InvalidMessageError(_rejection_text(prepared))
+            rejected.append(prepared)
+            continue
+        if _INGEST_FILTERS:
+            reason = _filters_reason(source, prepared.message)
+            if reason:
+                dropped[reason] = dropped.get(reason, 0) + 1
+                continue
+        if prepared.type == "track":
+            if not plan_loaded:
+                plan, plan_loaded = plan_for_source(source), True
+            if plan is not None:
+                violations = plan_violations(plan, prepared)
+                if violations and plan.mode == TrackingPlan.Mode.QUARANTINE:
+                    rejected.append(
+                        Rejected(
+                            index,
+                            "tracking plan: " + violations[0]["message"]
+                            if violations[0]["field"] == "event"
+                            else "tracking plan: properties do not match the plan",
+                            violations,
+                            prepared.message,
+                        )
+                    )
+                    continue
+                prepared.violations = violations
+        if prepared.message_id in rows:
+            duplicates += 1
+            continue
+        rows[prepared.message_id] = prepared
+
+    event_ids: list[int] = []
+    if rows and not rejected and not dropped and events_insert_is_one_statement():
+        # The common case: one INSERT, committed on its own (autocommit), so no BEGIN/COMMIT
+        # round trips; committed when it returns, so processing can be queued at once.
+        event_ids = events_insert(source, list(rows.values()), received_at)
+        if event_ids:
+            _events_enqueue_safely(event_ids)
+    elif rows or rejected or dropped:
+        with transaction.atomic():
+            if rows:
+                event_ids = events_insert(source, list(rows.values()), received_at)
+            if rejected:
+                QuarantinedMessage.objects.bulk_create(
+                    [quarantine_record(r, source, received_at) for r in rejected]
+                )
+            if dropped:
+                dropped_count_add(source, dropped, received_at.date())
+            if event_ids:
+                transaction.on_commit(partial(_events_enqueue_safely, event_ids))
+    if rows:
+        source_touch(source, received_at)
+    return IngestResult(
+        accepted=len(event_ids),
+        duplicates=duplicates + len(rows) - len(event_ids),
+        quarantined=len(rejected),
+        dropped=sum(dropped.values()),
+        event_ids=event_ids,
+    )
+
+
+def _events_enqueue_safely(event_ids: list[int]) -> None:
+    """Queue processing; if the broker is down the events (already committed) are still
+    processed later by the beat sweep, so the request must not fail."""
+    try:
+        events_enqueue(event_ids)
+    except Exception:
+        logger.exception("could not queue %s events for processing", len(event_ids))
+
+
+def _filters_reason(source: Source, message: dict[str, Any]) -> str | None:
+    for ingest_filter in _INGEST_FILTERS:
+        reason = ingest_filter(source, message)
+        if reason:
+            return str(reason)
+    return None
+
+
+__all__ = [
+    "IngestError",
+    "IngestResult",
+    "InvalidMessageError",
+    "InvalidWriteKeyError",
+    "MalformedBodyError",
+    "PayloadTooLargeError",
+    "TrackingPlanInvalidError",
+    "ingest_body_parse",
+    "ingest_messages",
+    "register_ingest_filter",
+    "source_for_write_key_cached",
+    "tracking_plan_save",
+    "unregister_ingest_filter",
+]

@@ -1,0 +1,334 @@
+"""One message: merge batch values, validate, normalise ids and timestamps, build its row."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+import fastjsonschema
+import orjson
+from dateutil import parser as dateutil_parser
+from django.conf import settings
+
+from profiles.ingestion.sources import CompiledPlan
+from profiles.schemas import FAST_VALIDATORS, MESSAGE_TYPES, MESSAGE_VALIDATORS
+
+# --- Per-message preparation ---------------------------------------------------------------------
+
+_OWN_COLUMNS = frozenset({"properties", "context"})
+_ID_FIELDS = ("userId", "anonymousId", "messageId", "previousId", "groupId")
+_TIME_FIELDS = ("timestamp", "originalTimestamp", "sentAt")
+MIN_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+MAX_TIME = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, set | frozenset):
+        return list(value)
+    return str(value)
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=json_default)
+
+
+def id_str(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def strip_nul(value: Any) -> Any:
+    """PostgreSQL text and jsonb cannot hold U+0000: replace it with U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {strip_nul(k): strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [strip_nul(v) for v in value]
+    return value
+
+
+def _parse_time(value: Any) -> datetime | None:
+    """A lenient timestamp parser: ISO 8601 (any precision, Z or offset, naive = UTC), RFC 2822
+    and other common formats, or epoch seconds/milliseconds. Raises ValueError."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = value / 1000 if abs(value) > 1e11 else value
+        try:
+            parsed = datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise ValueError("out of range") from exc
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            try:
+                parsed = dateutil_parser.parse(value)
+            except (ValueError, OverflowError, TypeError) as exc:
+                raise ValueError("not a date-time (ISO 8601 expected)") from exc
+    else:
+        raise ValueError("not a date-time")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        in_range = MIN_TIME <= parsed <= MAX_TIME
+    except (OverflowError, ValueError) as exc:  # odd offsets near datetime.min/max
+        raise ValueError("out of range") from exc
+    if not in_range:
+        raise ValueError("out of range (years 1900 to 2200)")
+    return parsed
+
+
+@lru_cache(maxsize=8192)
+def _user_agent_is_bot(user_agent: str) -> bool:
+    from user_agents import parse  # ua-parser's regexes load on first use
+
+    return bool(parse(user_agent[:512]).is_bot)
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _schema_errors(message_type: str, message: dict) -> list[dict[str, str]]:
+    """Why a message fails its schema: [{"field": "event", "message": "..."}], most useful first."""
+    errors = []
+    for error in MESSAGE_VALIDATORS[message_type].iter_errors(message):
+        path = ".".join(str(part) for part in error.absolute_path)
+        custom = error.schema.get("errorMessage") if isinstance(error.schema, dict) else None
+        if custom:
+            field_name, _, text = custom.partition(": ")
+        elif error.validator == "required":
+            missing = [name for name in error.validator_value if name not in error.instance]
+            field_name = ".".join(filter(None, [path, missing[0] if missing else ""]))
+            text = f"required for {message_type}"
+        elif error.validator == "type":
+            expected = error.validator_value
+            expected = " or ".join(expected) if isinstance(expected, list) else expected
+            field_name, text = path, f"must be {expected}, not {json_type(error.instance)}"
+        elif error.validator == "maxLength":
+            field_name, text = path, f"longer than {error.validator_value} characters"
+        elif error.validator == "minLength":
+            field_name, text = path, "must not be empty"
+        elif error.validator == "enum":
+            allowed = ", ".join(str(v) for v in error.validator_value)
+            field_name, text = path, f"must be one of {allowed}"
+        else:
+            field_name, text = path, error.message
+        errors.append({"field": field_name or "(message)", "message": text})
+    errors.sort(key=lambda e: (e["field"] == "(message)", e["field"]))
+    return errors or [{"field": "(message)", "message": "does not match the spec"}]
+
+
+@dataclass(slots=True)
+class Row:
+    message_id: str
+    type: str
+    event: str
+    user_id: str
+    anonymous_id: str
+    timestamp: datetime
+    original_timestamp: datetime | None
+    sent_at: datetime | None
+    properties: Any
+    traits: Any
+    context: Any
+    payload: bytes
+    is_bot: bool
+    violations: list
+    message: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Rejected:
+    index: int
+    reason: str
+    errors: list[dict[str, str]]
+    message: Any
+
+
+def _merged(value: Any, defaults: dict | None) -> Any:
+    if not defaults:
+        return value
+    if value is None:
+        return dict(defaults)
+    if isinstance(value, dict):
+        return {**defaults, **value}
+    return value  # not an object: the schema reports it
+
+
+def message_prepare(
+    index: int,
+    raw: Any,
+    *,
+    batch_context: dict | None,
+    batch_integrations: dict | None,
+    batch_sent_at: Any,
+    received_at: datetime,
+    correct_clock_skew: bool,
+) -> Row | Rejected:
+    if not isinstance(raw, dict):
+        return Rejected(
+            index,
+            "not a JSON object",
+            [{"field": "(message)", "message": f"must be an object, not {json_type(raw)}"}],
+            raw,
+        )
+    message = dict(raw)
+    message.pop("writeKey", None)
+    if batch_context:
+        message["context"] = _merged(message.get("context"), batch_context)
+    if batch_integrations:
+        message["integrations"] = _merged(message.get("integrations"), batch_integrations)
+    if batch_sent_at is not None and message.get("sentAt") is None:
+        message["sentAt"] = batch_sent_at
+    for name in _TIME_FIELDS:
+        if isinstance(message.get(name), datetime):  # direct callers may pass datetimes
+            message[name] = message[name].isoformat()
+
+    message_type = message.get("type")
+    fast_validator = FAST_VALIDATORS.get(message_type) if isinstance(message_type, str) else None
+    if fast_validator is None:
+        return Rejected(
+            index,
+            "invalid message",
+            [{"field": "type", "message": f"must be one of {', '.join(MESSAGE_TYPES)}"}],
+            message,
+        )
+    try:
+        fast_validator(message)
+    except fastjsonschema.JsonSchemaException:
+        return Rejected(index, "invalid message", _schema_errors(message_type, message), message)
+
+    for name in _ID_FIELDS:
+        value = message.get(name)
+        if value is not None and not isinstance(value, str):
+            message[name] = id_str(value)
+
+    times: dict[str, datetime | None] = {}
+    time_errors = []
+    for name in _TIME_FIELDS:
+        value = message.get(name)
+        if value is None or value == "":
+            times[name] = None
+            continue
+        try:
+            times[name] = _parse_time(value)
+        except ValueError as exc:
+            time_errors.append({"field": name, "message": str(exc)})
+    if time_errors:
+        return Rejected(index, "invalid message", time_errors, message)
+
+    sent_at = times["sentAt"]
+    if times["originalTimestamp"] is not None:
+        original = times["originalTimestamp"]
+        event_time = times["timestamp"]
+        if event_time is None:
+            event_time = received_at - (sent_at - original) if sent_at else original
+    else:
+        original = times["timestamp"]
+        if original is None:
+            event_time = received_at
+        elif correct_clock_skew and sent_at is not None:
+            event_time = received_at - (sent_at - original)
+        else:
+            event_time = original
+    if not MIN_TIME <= event_time <= MAX_TIME:
+        return Rejected(
+            index,
+            "invalid message",
+            [{"field": "sentAt", "message": "skew correction gives a time out of range"}],
+            message,
+        )
+
+    if not message.get("messageId"):
+        digest_source = {k: v for k, v in message.items() if k != "sentAt"}
+        digest = hashlib.sha256(
+            orjson.dumps(digest_source, default=json_default, option=orjson.OPT_SORT_KEYS)
+        ).hexdigest()
+        message["messageId"] = f"gen-{digest[:48]}"
+
+    payload = dumps(message)
+    if b"\\u0000" in payload:
+        message = strip_nul(message)
+        payload = dumps(message)
+    if len(payload) > settings.INGEST_MAX_MESSAGE_BYTES:
+        return Rejected(
+            index,
+            "message too large",
+            [
+                {
+                    "field": "(message)",
+                    "message": f"{len(payload)} bytes, over the "
+                    f"{settings.INGEST_MAX_MESSAGE_BYTES // 1024} KB limit per message",
+                }
+            ],
+            message,
+        )
+
+    context = message.get("context") or {}
+    if message_type == "identify":
+        context_traits = context.get("traits")
+        traits = message.get("traits") or {}
+        if isinstance(context_traits, dict) and context_traits:
+            traits = {**context_traits, **traits}  # top-level traits win
+    elif message_type == "group":
+        traits = message.get("traits") or {}
+    else:
+        traits = {}
+    if message_type == "track":
+        event = message["event"]
+    elif message_type in ("page", "screen"):
+        event = message.get("name") or ""
+    else:
+        event = ""
+    user_agent = context.get("userAgent")
+    return Row(
+        message_id=message["messageId"],
+        type=message_type,
+        event=event,
+        user_id=message.get("userId") or "",
+        anonymous_id=message.get("anonymousId") or "",
+        timestamp=event_time,
+        original_timestamp=original,
+        sent_at=sent_at,
+        properties=message.get("properties") or {},
+        traits=traits,
+        context=context,
+        # properties and context have their own columns: stored once (Event.message rejoins).
+        payload=dumps({k: v for k, v in message.items() if k not in _OWN_COLUMNS}),
+        is_bot=_user_agent_is_bot(user_agent) if isinstance(user_agent, str) else False,
+        violations=[],
+        message=message,
+    )
+
+
+def plan_violations(plan: CompiledPlan, row: Row) -> list[dict[str, str]]:
+    validator = plan.validators.get(row.event)
+    if validator is None:
+        return [{"field": "event", "message": f"{row.event!r} is not in the tracking plan"}]
+    violations = []
+    for error in validator.iter_errors(row.properties):
+        path = ".".join(["properties", *(str(part) for part in error.absolute_path)])
+        violations.append({"field": path, "message": error.message[:500]})
+    return violations

@@ -1,0 +1,127 @@
+"""Clustering and propensity: trained through the task, recorded with metrics, features, format
+version and data hash; the previous model kept; outputs usable in conditions."""
+
+import datetime as dt
+import io
+import random
+
+import joblib
+import pytest
+from django.utils import timezone
+
+from profiles.models import Event, Profile
+from segments import ml
+from segments.compiler import base_profiles, compile_definition
+from segments.models import ModelRun, ProfileScore
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def shop(source):
+    rng = random.Random(3)
+    now = timezone.now()
+    events = []
+    for i in range(80):
+        profile = Profile.objects.create(traits={"n": i})
+        loyal = i % 3 == 0
+        for n in range(rng.randint(1, 25 if loyal else 5)):
+            at = now - dt.timedelta(days=rng.uniform(0, 200 if loyal else 300))
+            name = "Order Completed" if rng.random() < (0.5 if loyal else 0.2) else "Product Viewed"
+            events.append(
+                Event(
+                    source=source,
+                    message_id=f"m{i}-{n}",
+                    type="track",
+                    event=name,
+                    timestamp=at,
+                    received_at=at,
+                    properties={
+                        "revenue": rng.uniform(10, 200),
+                        "category": rng.choice(["Shoes", "Hats"]),
+                    },
+                    profile=profile,
+                )
+            )
+    Event.objects.bulk_create(events)
+    return now
+
+
+def _train(kind, capture):
+    with capture(execute=True):
+        run = ml.model_train_request(kind=kind)
+    run.refresh_from_db()
+    return run
+
+
+def test_clustering_chooses_k_by_silhouette_describes_clusters_and_scores_profiles(
+    shop, django_capture_on_commit_callbacks
+):
+    run = _train("cluster", django_capture_on_commit_callbacks)
+    assert run.status == "done" and run.is_active and run.progress == 100, run.message
+    assert 2 <= run.metrics["k"] <= 8 and -1 <= run.metrics["silhouette"] <= 1
+    assert run.features[:3] == ["recency", "frequency", "monetary"]
+    assert len(run.summary) == run.metrics["k"] and all(row["description"] for row in run.summary)
+    assert len(run.data_hash) == 64
+    artifact = joblib.load(io.BytesIO(bytes(run.artifact)))
+    assert artifact["format_version"] == ml.FORMAT_VERSION
+    assert ProfileScore.objects.filter(kind="cluster").count() == 80
+    members = base_profiles().filter(compile_definition({"cluster": 0}, now=shop))
+    assert members.count() == run.summary[0]["size"]
+
+
+def test_propensity_reports_held_out_auc_and_keeps_the_previous_model(
+    shop, django_capture_on_commit_callbacks
+):
+    first = _train("purchase_30d", django_capture_on_commit_callbacks)
+    assert first.status == "done", first.message
+    assert 0 <= first.metrics["auc_held_out"] <= 1 and first.metrics["test_rows"] > 0
+    assert "recency" in first.features
+    second = _train("purchase_30d", django_capture_on_commit_callbacks)
+    first.refresh_from_db()
+    assert second.is_active and not first.is_active and first.status == "done"
+    scores = ProfileScore.objects.filter(kind="purchase_30d")
+    assert scores.exists() and set(scores.values_list("run_id", flat=True)) == {second.pk}
+    assert all(0 <= v <= 1 for v in scores.values_list("value", flat=True))
+    likely = base_profiles().filter(
+        compile_definition({"propensity": "purchase_30d", "op": "gte", "value": 0}, now=shop)
+    )
+    assert likely.count() == scores.count()
+
+
+def test_churn_trains_too_and_scheduled_retraining_skips_unchanged_data(
+    shop, django_capture_on_commit_callbacks
+):
+    run = _train("churn", django_capture_on_commit_callbacks)
+    assert run.status == "done", run.message
+    with django_capture_on_commit_callbacks(execute=True):
+        queued = ml.models_retrain_all()
+    assert {r.kind for r in queued} == {"cluster", "purchase_30d"}  # churn's data did not change
+
+
+def test_a_run_without_data_fails_with_a_message(db, django_capture_on_commit_callbacks):
+    run = _train("purchase_30d", django_capture_on_commit_callbacks)
+    assert run.status == "failed" and "no orders" in run.message
+    assert not ModelRun.objects.filter(is_active=True).exists()
+
+
+def test_models_page_shows_runs_and_trains_on_demand(
+    staff_client, marketer, shop, django_capture_on_commit_callbacks
+):
+    client = staff_client(marketer)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/segments/models/train/", {"kind": "cluster"}, HTTP_HX_REQUEST="true"
+        )
+    assert response.status_code == 200
+    page = client.get("/segments/models/").content.decode()
+    assert "silhouette" in page and "active" in page
+    assert client.post("/segments/models/train/", {"kind": "nope"}).status_code == 400
+
+
+def test_centroids_in_words():
+    assert (
+        ml.describe_centroid({"recency": -1.2, "monetary": 0.9, "frequency": 0.1})
+        == "recently active, high spenders"
+    )
+    assert ml.describe_centroid({"recency": 0.1}) == "average on every feature"
