@@ -67,7 +67,8 @@ def _event_identifiers(event: Event) -> EventIdentifiers:
     return event_identifiers(
         user_id=event.user_id,
         anonymous_id=event.anonymous_id,
-        traits=event.traits,
+        # A group's traits describe the company (its email is info@acme.com), not the person.
+        traits=None if event.type == "group" else event.traits,
         context=event.context,
         previous_id=getattr(event, "previous_id", None) if event.type == "alias" else None,
     )
