@@ -22,6 +22,7 @@ from django.db.models import (
     Exists,
     ExpressionWrapper,
     F,
+    FloatField,
     Func,
     Max,
     Min,
@@ -238,10 +239,10 @@ class Compiler:
             return self._recency_q(op, value)
         column = c.NUMERIC_COMPUTED[name]
         if op == "between":
-            return Q(**{f"{column}__gte": value[0], f"{column}__lte": value[1]})
+            return Q(**{f"{column}__gte": _number(value[0]), f"{column}__lte": _number(value[1])})
         if op == "neq":
-            return ~Q(**{column: value})
-        return Q(**{f"{column}__{'exact' if op == 'eq' else op}": value})
+            return ~Q(**{column: _number(value)})
+        return Q(**{f"{column}__{'exact' if op == 'eq' else op}": _number(value)})
 
     def _recency_q(self, op: str, value: Any) -> Q:
         ordered = Q(last_order_at__isnull=False)
@@ -332,3 +333,11 @@ def compile_definition(
 
 
 __all__ = ["ConsentUnavailable", "base_profiles", "compile_definition"]
+
+
+def _number(value: Any) -> Any:
+    """A fractional bound stays fractional: an integer column's lookup would otherwise truncate
+    it (event_count = 0.5 would match 0 events)."""
+    if isinstance(value, float) and not value.is_integer():
+        return Value(value, output_field=FloatField())
+    return value

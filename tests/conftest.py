@@ -1,15 +1,26 @@
 """The fixed cast: one staff user per role, a user with no role, and factories for sources and
 API keys. Tasks run inline unless a test starts a real worker (tests/cdp/test_worker.py)."""
 
+import os
 from collections.abc import Callable
 
 import pytest
 from django.contrib.auth.models import Group, User
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from cdp.celery import app as celery_app
 from cdp.roles import ADMIN, COMPLIANCE, MARKETER
 from cdp.services import api_key_create, source_create
+
+# Property tests are deterministic (the same examples on every run, CI included); set
+# HYPOTHESIS_PROFILE=explore to search with fresh random examples while developing.
+hypothesis_settings.register_profile(
+    "deterministic", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.register_profile("explore", deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 PASSWORD = "correct-horse-battery-staple"
 WRITE_KEY = "WRITE_KEY_test123"  # the key every SDK capture in tests/fixtures was made with

@@ -171,6 +171,12 @@ CASES = [
     ({"computed": "monetary", "op": "gt", "value": 100}, {"de"}),
     ({"computed": "frequency", "op": "gte", "value": 1}, {"de", "fr"}),
     ({"computed": "order_count", "op": "eq", "value": 0}, {"empty", "nullish"}),
+    # A fractional bound on an integer column is not truncated.
+    ({"computed": "order_count", "op": "eq", "value": 0.5}, set()),
+    ({"computed": "order_count", "op": "neq", "value": 0.5}, {"de", "fr", "empty", "nullish"}),
+    ({"computed": "order_count", "op": "gte", "value": 0.5}, {"de", "fr"}),
+    ({"computed": "order_count", "op": "lt", "value": 0.5}, {"empty", "nullish"}),
+    ({"computed": "order_count", "op": "between", "value": [0.5, 1.5]}, {"fr"}),
     ({"computed": "revenue", "op": "neq", "value": 50}, {"de", "empty", "nullish"}),
     ({"computed": "lifetime_value", "op": "between", "value": [40, 60]}, {"fr"}),
     ({"computed": "event_count", "op": "lte", "value": 0}, ALL),
