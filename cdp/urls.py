@@ -8,6 +8,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from cdp import views
 
 urlpatterns = [
+    # First: ingestion is by far the busiest route, and resolving stops at the first match.
+    path("v1/", include("profiles.ingest_urls")),
     path("", views.dashboard, name="dashboard"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
@@ -16,7 +18,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("cdp.api_urls")),
-    path("v1/", include("profiles.ingest_urls")),
     path("profiles/", include("profiles.urls")),
     path("segments/", include("segments.urls")),
     path("privacy/", include("consent.urls")),

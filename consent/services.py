@@ -234,11 +234,20 @@ _MINIMAL_EVENT_FIELDS = ("type", "event", "userId", "anonymousId", "messageId", 
 _IDENTITY_TYPES = ("identify", "alias", "group")
 
 
-def _event_strip(event: Event) -> None:
-    payload = event.payload if isinstance(event.payload, dict) else {}
-    event.properties = {}
-    event.context = {}
-    event.payload = {k: payload[k] for k in _MINIMAL_EVENT_FIELDS if k in payload}
+def _events_strip(events: list[Event]) -> None:
+    # The pipeline loads events with their payload deferred: read the payloads in one query,
+    # not one per event (that was a third of the processing time for people without consent).
+    deferred = [e.pk for e in events if e.pk and "payload" in e.get_deferred_fields()]
+    payloads = (
+        dict(Event.objects.filter(pk__in=deferred).values_list("pk", "payload")) if deferred else {}
+    )
+    for event in events:
+        # A deferred field is absent from the instance's __dict__ (reading it would query).
+        payload = event.__dict__.get("payload", payloads.get(event.pk))
+        payload = payload if isinstance(payload, dict) else {}
+        event.properties = {}
+        event.context = {}
+        event.payload = {k: payload[k] for k in _MINIMAL_EVENT_FIELDS if k in payload}
 
 
 def consent_allows_processing(*, profile: Profile, event: Event) -> bool:
@@ -295,12 +304,12 @@ def consent_filter_resolved(
             doomed += [e.pk for e in behavioural if e.pk]
             kept.append((profile, [e for e in events if e.type in _IDENTITY_TYPES]))
             continue
-        for event in behavioural:
-            _event_strip(event)
-        stripped += [e for e in behavioural if e.pk]
+        stripped += behavioural
         kept.append((profile, events))
     if doomed:
         Event.objects.filter(pk__in=doomed).delete()
+    _events_strip(stripped)
+    stripped = [e for e in stripped if e.pk]
     if stripped:
         Event.objects.bulk_update(stripped, ["properties", "context", "payload"], batch_size=500)
     return kept

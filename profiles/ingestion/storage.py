@@ -72,24 +72,45 @@ def _extra_columns(cursor: Any, now: datetime) -> tuple[list[str], list[str]]:
     return names, literals
 
 
+_insert_sql_cached: str | None = None
+
+
+def _insert_sql(cursor: Any, received_at: datetime) -> str:
+    """The INSERT statement, built once per process unless a column's value is per request."""
+    global _insert_sql_cached
+    if _insert_sql_cached is not None:
+        return _insert_sql_cached
+    quote = connection.ops.quote_name
+    extra_names, extra_literals = _extra_columns(cursor, received_at)
+    columns = ", ".join(
+        [*(quote(c) for c in _FIXED_COLUMNS), *(quote(c) for c in _COLUMNS), *extra_names]
+    )
+    selected = ", ".join(["%s", "%s", *(f"r.{quote(c)}" for c in _COLUMNS), *extra_literals])
+    row_type = ", ".join(f"{quote(c)} {sql_type}" for c, sql_type in _COLUMNS.items())
+    table = quote(Event._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} ({columns}) SELECT {selected} "  # noqa: S608 (names are ours)
+        f"FROM json_to_recordset(%s) AS r({row_type}) "
+        "ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id"
+    )
+    per_request = any(
+        getattr(f, "auto_now", False)
+        or getattr(f, "auto_now_add", False)
+        or (f.has_default() and callable(f.default))
+        for f in Event._meta.concrete_fields
+        if f.column not in _COLUMNS and f.column not in _FIXED_COLUMNS and not f.primary_key
+    )
+    if not per_request:
+        _insert_sql_cached = sql
+    return sql
+
+
 def _insert_postgresql(source: Source, rows: list[Row], received_at: datetime) -> list[int]:
     """One statement for the whole request: the rows travel as one JSON array that PostgreSQL
     unpacks with json_to_recordset, so no per-row work is left in Python but building that
     array (in C, by orjson, embedding each payload already serialised)."""
-    quote = connection.ops.quote_name
     with connection.cursor() as cursor:
-        extra_names, extra_literals = _extra_columns(cursor.cursor, received_at)
-        columns = ", ".join(
-            [*(quote(c) for c in _FIXED_COLUMNS), *(quote(c) for c in _COLUMNS), *extra_names]
-        )
-        selected = ", ".join(["%s", "%s", *(f"r.{quote(c)}" for c in _COLUMNS), *extra_literals])
-        row_type = ", ".join(f"{quote(c)} {sql_type}" for c, sql_type in _COLUMNS.items())
-        table = quote(Event._meta.db_table)
-        sql = (
-            f"INSERT INTO {table} ({columns}) SELECT {selected} "  # noqa: S608 (names are ours)
-            f"FROM json_to_recordset(%s) AS r({row_type}) "
-            "ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id"
-        )
+        sql = _insert_sql(cursor.cursor, received_at)
         document = orjson.dumps(
             [
                 {
