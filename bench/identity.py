@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import subprocess
 import sys
@@ -423,15 +424,89 @@ def scale_run(size: int, incremental_samples: int = 2000) -> None:
     )
 
 
+DB_URL = os.environ.get(
+    "BENCH_IDENTITY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cdp_bench_identity"
+)
+
+
+def _database_recreate() -> None:
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg2
+
+    parts = urlsplit(DB_URL)
+    name = parts.path.lstrip("/")
+    conn = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
+    conn.autocommit = True
+    with conn.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+
+
+def db_child(size: int) -> None:
+    """In a process set up for the bench database: store `size` synthetic profiles, then time
+    the real full rescan service (load, match, index, merge, queue) and an incremental run."""
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from identity.rescan import identity_rescan
+    from profiles.models import Profile
+
+    call_command("migrate", verbosity=0)
+    columns, _ = synthetic_profiles(size)
+    rows = []
+    for k in range(size):
+        traits: dict = {}
+        for path, values in columns.items():
+            value = values[k]
+            if value is None:
+                continue
+            if path.startswith("address."):
+                traits.setdefault("address", {})[path.split(".", 1)[1]] = str(value)
+            else:
+                traits[path] = str(value)
+        rows.append(Profile(traits=traits))
+    Profile.objects.bulk_create(rows, batch_size=5000)
+    start = time.perf_counter()
+    summary = identity_rescan(full=True)
+    full_s = time.perf_counter() - start
+    print(
+        f"db full rescan, {size:,} profiles in PostgreSQL (identity.rescan, incl. loading, "
+        f"the MatchKey index and {summary.merged:,} merges with their records): {full_s:.1f} s; "
+        f"{summary.pairs:,} pairs, {summary.merged:,} merged, {summary.queued:,} queued",
+        flush=True,
+    )
+    Profile.objects.filter(pk__in=Profile.objects.order_by("-pk").values("pk")[:50]).update(
+        traits={"firstName": "Changed", "lastName": "Person"}
+    )
+    start = time.perf_counter()
+    summary = identity_rescan(full=False)
+    print(
+        f"db incremental rescan of {summary.profiles} changed/neighbour profiles: "
+        f"{time.perf_counter() - start:.2f} s",
+        flush=True,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench identity")
     parser.add_argument("--scale", default="100000,1000000")
     parser.add_argument("--skip-febrl", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument(
+        "--db", type=int, default=20000, help="profiles for the database-backed rescan (0: skip)"
+    )
     parser.add_argument("--one-scale", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--db-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.one_scale:
         scale_run(args.one_scale)
+        return
+    if args.db_child:
+        db_child(args.db_child)
         return
     if not args.skip_febrl:
         febrl3()
@@ -442,6 +517,20 @@ def main(argv: Sequence[str] | None = None) -> None:
             subprocess.run(
                 [sys.executable, "-m", "bench.identity", "--one-scale", str(size)], check=True
             )
+    if args.db:
+        _database_recreate()
+        env = {
+            **os.environ,
+            "DATABASE_URL": DB_URL,
+            "DJANGO_SETTINGS_MODULE": "cdp.settings",
+            "LOG_LEVEL": "WARNING",
+        }
+        env.pop("REDIS_URL", None)  # tasks inline: the bench calls the service directly
+        subprocess.run(
+            [sys.executable, "-m", "bench.identity", "--db-child", str(args.db)],
+            check=True,
+            env=env,
+        )
 
 
 if __name__ == "__main__":

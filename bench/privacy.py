@@ -14,7 +14,7 @@
 Environment: BENCH_PRIVACY_DATABASE_URL (postgres://postgres@127.0.0.1:5432/cdp_bench_privacy,
 dropped and migrated first), BENCH_REDIS_URL (redis://127.0.0.1:6379/2; only keys under its
 own cache prefix are touched), BENCH_PRIVACY_EVENTS (100000), BENCH_PRIVACY_OTHERS (2000),
-BENCH_PRIVACY_INGEST (4000 messages per round), BENCH_PRIVACY_ROUNDS (6). The machine is
+BENCH_PRIVACY_INGEST (4000 messages per round), BENCH_PRIVACY_ROUNDS (8). The machine is
 shared, so besides the A/B rates it prints the time spent inside the checks themselves (the
 filter and the consent stage, timed in the with-checks rounds) as a share of the rest.
 """
@@ -34,7 +34,7 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
 SUBJECT_EVENTS = int(os.environ.get("BENCH_PRIVACY_EVENTS", "100000"))
 OTHERS = int(os.environ.get("BENCH_PRIVACY_OTHERS", "2000"))
 INGEST = int(os.environ.get("BENCH_PRIVACY_INGEST", "4000"))
-ROUNDS = int(os.environ.get("BENCH_PRIVACY_ROUNDS", "6"))
+ROUNDS = int(os.environ.get("BENCH_PRIVACY_ROUNDS", "8"))
 TARGET_ERASE_S = 10.0
 TARGET_OVERHEAD = 0.10
 
@@ -299,8 +299,8 @@ def bench_ingestion_overhead() -> bool:
             spent["stage"] += time.perf_counter() - started
 
     # Processing is timed on its own below, not inside ingestion's after-commit enqueue.
-    real_enqueue = ingestion._events_enqueue
-    ingestion._events_enqueue = lambda event_ids: None
+    real_enqueue = ingestion.events_enqueue
+    ingestion.events_enqueue = lambda event_ids: None
     real_stage = pipeline.consent_filter_resolved
     ingestion.unregister_ingest_filter(services.suppression_ingest_filter)
 
@@ -346,8 +346,9 @@ def bench_ingestion_overhead() -> bool:
         ("process", False): 0.0,
     }
     round_no = 1
-    for _ in range(ROUNDS):
-        for with_checks in (False, True):
+    for repeat in range(ROUNDS):
+        # Alternate which side goes first: the event table grows as rounds go on.
+        for with_checks in (False, True) if repeat % 2 == 0 else (True, False):
             rate, ids = ingest(round_no, with_checks)
             best["ingest", with_checks] = max(best["ingest", with_checks], rate)
             best["process", with_checks] = max(
@@ -357,7 +358,7 @@ def bench_ingestion_overhead() -> bool:
     ingestion.unregister_ingest_filter(filter_fn)
     ingestion.register_ingest_filter(services.suppression_ingest_filter)
     pipeline.consent_filter_resolved = real_stage
-    ingestion._events_enqueue = real_enqueue
+    ingestion.events_enqueue = real_enqueue
     ok = True
     for stage, label in (
         ("ingest", "ingestion (ingest_messages, batches of 100)"),
@@ -387,9 +388,10 @@ def bench_ingestion_overhead() -> bool:
 def run() -> int:
     _recreate_database()
     _setup_django()
-    ok = bench_erasure()
-    ok &= bench_ingestion_overhead()
-    return 0 if ok else 1
+    # The figures say OK or MISSED next to each target; the run itself succeeded.
+    bench_erasure()
+    bench_ingestion_overhead()
+    return 0
 
 
 def main() -> int:
@@ -397,7 +399,7 @@ def main() -> int:
     if "--run" in sys.argv:
         return run()
     completed = subprocess.run([sys.executable, "-m", "bench.privacy", "--run"], check=False)
-    return 0 if completed.returncode in (0, 1) else completed.returncode
+    return completed.returncode
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from django.urls import path
 
 from cdp import schema  # noqa: F401  (registers the API key scheme for OpenAPI)
 from consent import api as consent_api
+from identity import api as identity_api
 from profiles import api as profiles_api
 from segments import api as segments_api
 
@@ -56,6 +57,31 @@ urlpatterns: list = [
         "profiles/<int:profile_id>/segments/",
         segments_api.ProfileSegmentsApi.as_view(),
         name="api-profile-segments",
+    ),
+    path(
+        "identity/suggestions/",
+        identity_api.SuggestionListApi.as_view(),
+        name="api-identity-suggestions",
+    ),
+    path(
+        "identity/suggestions/decide/",
+        identity_api.SuggestionDecideApi.as_view(),
+        name="api-identity-decide",
+    ),
+    path("identity/merge/", identity_api.MergeApi.as_view(), name="api-identity-merge"),
+    path("identity/merges/", identity_api.MergeHistoryApi.as_view(), name="api-identity-merges"),
+    path(
+        "identity/merges/<int:merge_id>/unmerge/",
+        identity_api.UnmergeApi.as_view(),
+        name="api-identity-unmerge",
+    ),
+    path("identity/lookup/", identity_api.IdentityLookupApi.as_view(), name="api-identity-lookup"),
+    path("identity/settings/", identity_api.SettingsApi.as_view(), name="api-identity-settings"),
+    path("identity/rescans/", identity_api.RescanApi.as_view(), name="api-identity-rescans"),
+    path(
+        "identity/rescans/<int:job_id>/",
+        identity_api.RescanDetailApi.as_view(),
+        name="api-identity-rescan",
     ),
 ]
 

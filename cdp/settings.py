@@ -208,6 +208,7 @@ CELERY_TASK_ROUTES = {
     "profiles.tasks.*": {"queue": "ingest"},
     "recommendations.tasks.*": {"queue": "ml"},
     "segments.tasks.model_*": {"queue": "ml"},
+    "identity.tasks.identity_rescan_task": {"queue": "ml"},
 }
 # Redis redelivers an unacknowledged task after this; longer than any task may run.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 2}
@@ -216,6 +217,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "events-process-pending": {
         "task": "profiles.tasks.events_process_pending_task",
         "schedule": crontab(minute="*"),
+    },
+    "identity-match-incremental": {
+        "task": "identity.tasks.identity_match_incremental_task",
+        "schedule": crontab(minute="*/10"),
     },
     # Time-relative segment conditions ("no order in 30 days") move without events.
     "segments-refresh-all": {

@@ -36,14 +36,18 @@ DEFAULT_RULES: tuple[BlockingRule, ...] = (
     BlockingRule("name_phonetic_postcode", ("name:phonetic", "address:postcode")),
     BlockingRule("email_local_part", ("email:local",)),
     BlockingRule("phone_suffix", ("phone:suffix",)),
-    BlockingRule("birthday_initial", ("date", "name:initial")),
-    BlockingRule("names_phonetic", ("@names:phonetic",)),
+    BlockingRule("birthday_initials", ("date", "@names:initials")),
+    BlockingRule("names_phonetic_birth_year", ("@names:phonetic", "date:year")),
     BlockingRule("street_postcode", ("address:street", "address:postcode"), train=False),
     BlockingRule("birthday_postcode", ("date", "address:postcode")),
+    BlockingRule("birthday_house_number", ("date", "address:street_number")),
+    BlockingRule("street_city", ("address:street_name", "address:city"), train=False),
+    BlockingRule("surname_phonetic_city", ("last_name:phonetic", "address:city")),
     BlockingRule("id_exact", ("id",)),
 )
 """Rule parts: "kind" or "kind:derived" name prepared columns by field kind; "@column" names a
-column computed over several fields (`@names:phonetic`: both names' codes, in sorted order)."""
+column computed over several fields (`@names:phonetic`, `@names:initials`: both names' codes or
+initials in sorted order, so swapped first and last names agree)."""
 
 SEPARATOR = "\x1f"
 _KIND_ALIASES = {"name": ("first_name", "last_name")}
@@ -67,23 +71,40 @@ def _variants(rule: BlockingRule, fields: Sequence[FieldSpec]) -> list[tuple[str
     return list(itertools.product(*per_part))
 
 
+def _value_hashes(prepared: Prepared, column: str) -> np.ndarray:
+    """A 64-bit hash of each record's value of a column (0 for ""), computed once per
+    distinct value within a batch; the same value hashes the same in every batch."""
+    if prepared.size > 1:
+        codes, uniques = prepared.coded(column)
+        table = np.append(pd.util.hash_array(uniques, categorize=False), np.uint64(0))
+        return table[codes]  # code -1 picks the trailing 0
+    values = prepared.cols[column]
+    hashed = pd.util.hash_array(values.astype(object), categorize=False)
+    hashed[values == ""] = 0
+    return hashed
+
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
 def rule_keys(prepared: Prepared, rule: BlockingRule) -> list[np.ndarray]:
     """One uint64 array per key variant (all in one key space); 0 marks "no key"."""
     out: list[np.ndarray] = []
     for columns in _variants(rule, prepared.fields):
         if any(c not in prepared.cols for c in columns):
             continue
-        parts = [prepared.cols[c] for c in columns]
+        key = np.zeros(prepared.size, dtype=np.uint64)
         missing = np.zeros(prepared.size, dtype=bool)
-        for part in parts:
-            missing |= part == ""
-        joined = pd.Series(parts[0], dtype=object)
-        for part in parts[1:]:
-            joined = joined + SEPARATOR + pd.Series(part, dtype=object)
-        hashed = pd.util.hash_array(joined.to_numpy(dtype=object), categorize=True)
-        hashed = hashed | np.uint64(1)  # never 0, so 0 can mean "no key"
-        hashed[missing] = 0
-        out.append(hashed)
+        with np.errstate(over="ignore"):
+            for position, column in enumerate(columns):
+                hashed = _value_hashes(prepared, column)
+                missing |= hashed == 0
+                # Position-dependent mixing: ("a", "b") and ("b", "a") get different keys.
+                key = (key ^ hashed) * (_MIX + np.uint64(2 * position))
+                key ^= key >> np.uint64(29)
+        key |= np.uint64(1)  # never 0, so 0 can mean "no key"
+        key[missing] = 0
+        out.append(key)
     return out
 
 
@@ -133,6 +154,13 @@ class BlockingStats:
     pairs: int = 0
 
 
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    values = np.sort(values)
+    if len(values) == 0:
+        return values
+    return values[np.r_[True, values[1:] != values[:-1]]]
+
+
 def rule_fields(rule: BlockingRule, fields: Sequence[FieldSpec]) -> set[str]:
     """The field paths a rule's keys are made of (their agreement is what put a pair here)."""
     paths: set[str] = set()
@@ -164,7 +192,7 @@ def candidate_pairs(
         if groups is not None:
             keep &= groups[i] != groups[j]
         i, j = i[keep], j[keep]
-        rule_codes = np.unique(i * n + j)
+        rule_codes = _sorted_unique(i * n + j)
         codes.append(rule_codes)
         if keep_rule_pairs:
             stats.rule_codes[rule.name] = rule_codes
@@ -172,7 +200,7 @@ def candidate_pairs(
         stats.skipped_blocks[rule.name] = skipped
     if not codes:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), stats
-    unique = np.unique(np.concatenate(codes))
+    unique = _sorted_unique(np.concatenate(codes))
     stats.pairs = len(unique)
     return unique // n, unique % n, stats
 

@@ -24,12 +24,18 @@ from identity.matching import (
     Model,
     Prepared,
     Thresholds,
+    compared_fields,
     em_fit,
     models_combine,
     pairs_compare,
     prior_estimate,
+    u_default,
     u_estimate,
 )
+
+# Below this many records m keeps its defaults (most of a match's mass on "exact"); u and the
+# prior are still estimated from the data.
+MIN_FIT_RECORDS = 1000
 
 
 def random_pairs(
@@ -49,6 +55,7 @@ def model_fit(
     prepared: Prepared,
     rule_codes: dict[str, np.ndarray],
     li: np.ndarray,
+    ri: np.ndarray,
     levels: np.ndarray,
     *,
     rules: Sequence[BlockingRule] = DEFAULT_RULES,
@@ -66,6 +73,12 @@ def model_fit(
     ui, uj = random_pairs(n, count, seed=seed, groups=groups)
     u = u_estimate(prepared.fields, pairs_compare(prepared, prepared, ui, uj))
     rng = np.random.default_rng(seed)
+    if n < MIN_FIT_RECORDS:
+        # Too few records for EM to tell matches from non-matches, or for random pairs to be
+        # mostly non-matches: default m and u.
+        rules = ()
+        u = [u_default(spec) for spec in compared_fields(prepared.fields)]
+    candidate_codes = li * n + ri  # sorted: candidate_pairs returns them in code order
     sessions = []
     for rule in rules:
         codes = rule_codes.get(rule.name)
@@ -74,7 +87,8 @@ def model_fit(
         if len(codes) > session_sample:
             codes = rng.choice(codes, session_sample, replace=False)
         excluded = rule_fields(rule, prepared.fields)
-        session_levels = pairs_compare(prepared, prepared, codes // n, codes % n)
+        # Every rule's pairs are among the candidates, whose levels are already known.
+        session_levels = levels[np.searchsorted(candidate_codes, codes)]
         fitted = em_fit(prepared.fields, session_levels, u, prior=0.3, exclude=excluded)
         sessions.append((fitted, excluded, fitted.prior * len(codes)))
     model = models_combine(prepared.fields, sessions, u)
@@ -83,7 +97,10 @@ def model_fit(
     else:
         sizes = np.bincount(groups)
         total_pairs = int((sizes.sum() ** 2 - (sizes**2).sum()) // 2)
-    model.prior = prior_estimate(model, levels, total_pairs)
+    # At least one record in a hundred has a duplicate: keeps a small or duplicate-free batch
+    # from fitting a prior of ~0 that would never let anything merge later.
+    floor = 0.01 * n / max(total_pairs, 1)
+    model.prior = max(prior_estimate(model, levels, total_pairs), floor)
     model.meta = {"sessions": len(sessions), "pairs": len(li), "random_pairs": len(ui)}
     return model
 
@@ -125,7 +142,7 @@ def batch_match(
     timings["compare"] = time.perf_counter() - t
     t = time.perf_counter()
     if model is None:
-        model = model_fit(prepared, stats.rule_codes, li, levels, rules=rules, groups=groups)
+        model = model_fit(prepared, stats.rule_codes, li, ri, levels, rules=rules, groups=groups)
     timings["fit"] = time.perf_counter() - t
     t = time.perf_counter()
     probability = model.probability(levels)

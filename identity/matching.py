@@ -27,7 +27,7 @@ from typing import Any
 import jellyfish
 import numpy as np
 import pandas as pd
-from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
+from rapidfuzz.distance import OSA, JaroWinkler
 from rapidfuzz.process import cpdist
 
 # ---------------------------------------------------------------------------------------------
@@ -38,7 +38,7 @@ _NOT_LETTER = re.compile(r"[^\w\s]|[\d_]", re.UNICODE)
 _NOT_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
 _SPACES = re.compile(r"\s+")
 SEPARATOR = "\x1f"
-_MISSING = {"", "null", "none", "nan", "n/a", "na", "-", "unknown"}
+_MISSING = {"", "null", "none", "nan", "n/a", "-", "unknown"}  # not "na": a surname
 
 
 def _is_missing(value: Any) -> bool:
@@ -53,8 +53,14 @@ def text_fold(value: Any) -> str:
     """NFKC, case-fold, strip accents (é → e, ß → ss), punctuation to spaces, single spaces."""
     if _is_missing(value):
         return ""
-    text = unicodedata.normalize("NFKC", str(value)).casefold()
-    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    text = str(value)
+    if text.isascii():
+        text = text.lower()
+    else:
+        text = unicodedata.normalize("NFKC", text).casefold()
+        text = "".join(
+            c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
+        )
     text = _NOT_ALNUM.sub(" ", text)
     return _SPACES.sub(" ", text).strip()
 
@@ -132,8 +138,14 @@ def date_normalize(value: Any) -> str:
 
 def street_split(value: Any) -> tuple[str, str]:
     """("12a", "main street") from "12A Main Street"; the house number is compared apart."""
-    folded = text_fold(value)
-    match = re.match(r"^(\d+[a-z]?)\s*(.*)$", folded)
+    return _street_split_folded(text_fold(value))
+
+
+_HOUSE_NUMBER = re.compile(r"^(\d+[a-z]?)\s*(.*)$")
+
+
+def _street_split_folded(folded: str) -> tuple[str, str]:
+    match = _HOUSE_NUMBER.match(folded)
     if match:
         return match.group(1), match.group(2).replace(" ", "")
     return "", folded.replace(" ", "")
@@ -238,7 +250,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
     "street": ("exact", "same_number_similar_name", "similar", "same_number", "else"),
     "city": ("exact", "jaro_winkler>=0.92", "jaro_winkler>=0.8", "else"),
     "text": ("exact", "jaro_winkler>=0.92", "jaro_winkler>=0.8", "else"),
-    "email": ("exact", "same_local_part", "damerau<=2", "else"),
+    "email": ("exact", "same_local_part", "typo_same_digits", "else"),
     "phone": ("exact", "damerau<=1", "else"),
     "id": ("exact", "damerau<=1", "damerau<=2", "else"),
     "exact": ("exact", "else"),
@@ -334,18 +346,79 @@ _NORMALIZERS = {
 }
 
 
-def _column_map(values: Sequence[Any], fn: Any) -> np.ndarray:
-    """fn over each distinct value only; returns an object array aligned with `values`."""
-    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
-    mapped = [fn(u) for u in uniques]
-    table = np.empty(len(mapped) + 1, dtype=object)
-    table[: len(mapped)] = mapped
+def _encode(table: np.ndarray, raw_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Values, codes (-1 for "") and distinct values, from a table of mapped values indexed
+    by `raw_codes` (whose -1 picks the table's last entry)."""
+    norm_codes, uniques = _factorize(table)
+    codes = norm_codes[raw_codes].astype(np.int32)
+    empty = np.nonzero(uniques == "")[0] if len(uniques) else []
+    if len(empty):
+        codes[codes == empty[0]] = -1
+    uniques = np.asarray(uniques, dtype=object)
+    values = np.append(uniques, "")[codes] if len(uniques) else np.full(len(codes), "", object)
+    return values, codes, uniques
+
+
+def _factorize(values: Any) -> tuple[np.ndarray, np.ndarray]:
+    """pd.factorize, in plain Python for a handful of values (one new profile): pandas'
+    per-call overhead would dominate there. Missing values get code -1."""
+    if len(values) > 32:
+        return pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+    seen: dict[Any, int] = {}
+    codes = np.empty(len(values), dtype=np.int64)
+    for position, value in enumerate(values):
+        if _is_missing(value) and not isinstance(value, str):
+            codes[position] = -1
+            continue
+        codes[position] = seen.setdefault(value, len(seen))
+    uniques = np.empty(len(seen), dtype=object)
+    uniques[:] = list(seen)
+    return codes, uniques
+
+
+def _column_map(values: Sequence[Any], fn: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """fn over each distinct value only → (values, codes, distinct values)."""
+    raw_codes, raw_uniques = _factorize(values)
+    table = np.empty(len(raw_uniques) + 1, dtype=object)
+    table[: len(raw_uniques)] = [fn(u) for u in raw_uniques]
     table[-1] = fn(None)
-    return table[codes]  # code -1 (missing) picks the last entry
+    return _encode(table, raw_codes)
 
 
-def _derived(column: np.ndarray, fn: Any) -> np.ndarray:
-    return _column_map(column, lambda v: fn(v) if v else "")
+class _Columns:
+    """The prepared columns being built, with their codes where known (else found later)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.cols: dict[str, np.ndarray] = {}
+        self.codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def map(self, name: str, raw: Sequence[Any] | None, fn: Any) -> None:
+        if raw is None:
+            raw = [None] * self.size
+        values, codes, uniques = _column_map(raw, fn)
+        self.cols[name], self.codes[name] = values, (codes, uniques)
+
+    def derive(self, name: str, source: str, fn: Any) -> None:
+        """fn over the distinct values of another column ("" stays "")."""
+        codes, uniques = self.coded(source)
+        table = np.empty(len(uniques) + 1, dtype=object)
+        table[: len(uniques)] = [fn(u) if u else "" for u in uniques]
+        table[-1] = ""
+        values, new_codes, new_uniques = _encode(table, codes)
+        self.cols[name], self.codes[name] = values, (new_codes, new_uniques)
+
+    def set(self, name: str, values: np.ndarray) -> None:
+        self.cols[name] = values
+        self.codes.pop(name, None)
+
+    def coded(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        if name not in self.codes:
+            raw_codes, uniques = _factorize(self.cols[name])
+            table = np.append(np.asarray(uniques, dtype=object), "")
+            _, codes, uniques = _encode(table, raw_codes)
+            self.codes[name] = (codes, uniques)
+        return self.codes[name]
 
 
 @dataclass
@@ -355,9 +428,23 @@ class Prepared:
     fields: tuple[FieldSpec, ...]
     cols: dict[str, np.ndarray]
     size: int
+    _codes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def take(self, index: np.ndarray) -> Prepared:
         return Prepared(self.fields, {k: v[index] for k, v in self.cols.items()}, len(index))
+
+    def coded(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """(codes, distinct values) of a column, codes -1 for "": equality of values is
+        equality of codes, and a similarity is computed once per distinct pair of values."""
+        if column not in self._codes:
+            values = self.cols[column]
+            codes, uniques = pd.factorize(values)
+            codes = codes.astype(np.int32)
+            empty = np.nonzero(uniques == "")[0] if len(uniques) else []
+            if len(empty):
+                codes[codes == empty[0]] = -1
+            self._codes[column] = (codes, np.asarray(uniques, dtype=object))
+        return self._codes[column]
 
     def value(self, path: str, i: int) -> str:
         return str(self.cols[path][i])
@@ -383,88 +470,86 @@ def records_prepare(
     """Normalize column-wise raw trait values (missing columns count as empty)."""
     fields = tuple(fields)
     size = max((len(v) for v in columns.values()), default=0)
-    empty = np.full(size, "", dtype=object)
-    cols: dict[str, np.ndarray] = {}
-    full_name = None
+    out = _Columns(size)
     for spec in fields:
         if spec.kind == "address":
-            cols.update(_address_columns(spec.path, columns, empty))
-            continue
-        raw = columns.get(spec.path)
-        col = empty if raw is None else _column_map(raw, _NORMALIZERS[spec.kind])
-        if spec.kind == "full_name":
-            full_name = col
-            continue
-        cols[spec.path] = col
+            _address_columns(out, spec.path, columns)
+        else:
+            out.map(spec.path, columns.get(spec.path), _NORMALIZERS[spec.kind])
     first = next((f.path for f in fields if f.kind == "first_name"), None)
     last = next((f.path for f in fields if f.kind == "last_name"), None)
-    if full_name is not None:
+    full = next((f.path for f in fields if f.kind == "full_name"), None)
+    if full is not None:
         # "name" fills first/last names where those are missing: first and last token.
-        tokens_first = _derived(full_name, lambda v: name_normalize(v.split()[0]))
-        tokens_last = _derived(
-            full_name, lambda v: name_normalize(v.split()[-1]) if " " in v else ""
+        out.derive(f"{full}:first", full, lambda v: name_normalize(v.split()[0]))
+        out.derive(
+            f"{full}:last", full, lambda v: name_normalize(v.split()[-1]) if " " in v else ""
         )
-        if first:
-            cols[first] = np.where(cols[first] == "", tokens_first, cols[first])
-        if last:
-            cols[last] = np.where(cols[last] == "", tokens_last, cols[last])
+        for path, token in ((first, f"{full}:first"), (last, f"{full}:last")):
+            if path and (out.cols[token] != "").any():
+                current = out.cols[path]
+                out.set(path, np.where(current == "", out.cols[token], current))
+        del out.cols[full]
     if first and last:
-        cols["names:phonetic"] = _names_key(cols[first], cols[last])
+        out.set("names:phonetic", _names_key(out.cols[first], out.cols[last]))
+        out.set("names:initials", _initials_key(out.cols[first], out.cols[last]))
     for spec in fields:
-        if spec.kind == "full_name":
-            continue
-        col = cols[spec.path]
+        p = spec.path
         if spec.kind in ("first_name", "last_name"):
-            cols[f"{spec.path}:phonetic"] = _derived(col, jellyfish.metaphone)
-            cols[f"{spec.path}:initial"] = _derived(col, lambda v: v[:1])
+            out.derive(f"{p}:phonetic", p, jellyfish.metaphone)
+            out.derive(f"{p}:initial", p, lambda v: v[:1])
             if spec.kind == "first_name":
-                cols[f"{spec.path}:canonical"] = _derived(col, name_canonical)
+                out.derive(f"{p}:canonical", p, name_canonical)
         elif spec.kind == "date":
-            cols[f"{spec.path}:y"] = _int_part(col, 0, 4)
-            cols[f"{spec.path}:m"] = _int_part(col, 4, 6)
-            cols[f"{spec.path}:d"] = _int_part(col, 6, 8)
+            out.derive(f"{p}:year", p, lambda v: v[:4])
+            codes, uniques = out.coded(p)
+            for part, (start, stop) in {"y": (0, 4), "m": (4, 6), "d": (6, 8)}.items():
+                table = np.array(
+                    [int(u[start:stop]) if u else -1 for u in uniques] + [-1], dtype=np.int32
+                )
+                out.set(f"{p}:{part}", table[codes])
         elif spec.kind == "street":
-            cols[f"{spec.path}:number"] = _derived(col, lambda v: street_split(v)[0])
-            cols[f"{spec.path}:name"] = _derived(col, lambda v: street_split(v)[1])
+            out.derive(f"{p}:number", p, lambda v: _street_split_folded(v)[0])
+            out.derive(f"{p}:name", p, lambda v: _street_split_folded(v)[1])
         elif spec.kind == "email":
-            cols[f"{spec.path}:local"] = _derived(col, lambda v: v.split("@")[0])
+            out.derive(f"{p}:local", p, lambda v: v.split("@")[0])
+            out.derive(f"{p}:digits", p, lambda v: "".join(c for c in v if c.isdigit()) or "-")
         elif spec.kind == "phone":
-            cols[f"{spec.path}:suffix"] = _derived(col, lambda v: v[-7:])
-    return Prepared(fields, cols, size)
+            out.derive(f"{p}:suffix", p, lambda v: v[-7:])
+    prepared = Prepared(fields, out.cols, size)
+    prepared._codes.update({k: v for k, v in out.codes.items() if k in out.cols})
+    return prepared
 
 
-def _address_columns(
-    path: str, columns: Mapping[str, Sequence[Any]], empty: np.ndarray
-) -> dict[str, np.ndarray]:
-    def part(name: str, fn: Any) -> np.ndarray:
-        raw = columns.get(f"{path}.{name}")
-        return empty if raw is None else _column_map(raw, fn)
-
-    street = part("street", text_fold)
-    out = {
-        f"{path}:street": street,
-        f"{path}:street_number": _derived(street, lambda v: street_split(v)[0]),
-        f"{path}:street_name": _derived(street, lambda v: street_split(v)[1]),
-        f"{path}:city": part("city", name_normalize),
-        f"{path}:postcode": part("postalCode", postcode_normalize),
-        f"{path}:state": part("state", text_fold),
-        f"{path}:country": part("country", text_fold),
-    }
+def _address_columns(out: _Columns, path: str, columns: Mapping[str, Sequence[Any]]) -> None:
+    parts = {"street": text_fold, "city": name_normalize, "postalCode": postcode_normalize}
+    parts |= {"state": text_fold, "country": text_fold}
+    for name, fn in parts.items():
+        out.map(
+            f"{path}:{'postcode' if name == 'postalCode' else name}",
+            columns.get(f"{path}.{name}"),
+            fn,
+        )
+    out.derive(f"{path}:street_number", f"{path}:street", lambda v: _street_split_folded(v)[0])
+    out.derive(f"{path}:street_name", f"{path}:street", lambda v: _street_split_folded(v)[1])
     # The whole address, for exact comparison and for showing; "" when nothing locates it.
-    joined = pd.Series(street, dtype=object)
-    for name in ("postcode", "city", "state", "country"):
-        joined = joined + ", " + pd.Series(out[f"{path}:{name}"], dtype=object)
-    located = (street != "") | (out[f"{path}:postcode"] != "") | (out[f"{path}:city"] != "")
-    whole = joined.to_numpy(dtype=object)
+    street = out.cols[f"{path}:street"]
+    joined = _concat(
+        [out.cols[f"{path}:{name}"] for name in ("street", "postcode", "city", "state", "country")],
+        ", ",
+    )
+    located = (
+        (street != "") | (out.cols[f"{path}:postcode"] != "") | (out.cols[f"{path}:city"] != "")
+    )
+    whole = joined
     whole[~located] = ""
-    out[path] = whole
-    return out
+    out.set(path, whole)
 
 
 def _names_key(first: np.ndarray, last: np.ndarray) -> np.ndarray:
     """Both names' phonetic codes in sorted order ("" unless both are known): the same for
     "Ann Smith" and "Smith Ann"."""
-    pairs = pd.Series(first, dtype=object) + SEPARATOR + pd.Series(last, dtype=object)
+    pairs = _concat([first, last], SEPARATOR)
 
     def key(value: str) -> str:
         a, _, b = (value or "").partition(SEPARATOR)
@@ -472,12 +557,30 @@ def _names_key(first: np.ndarray, last: np.ndarray) -> np.ndarray:
             return ""
         return SEPARATOR.join(sorted((jellyfish.metaphone(a), jellyfish.metaphone(b))))
 
-    return _column_map(pairs.to_numpy(dtype=object), key)
+    return _column_map(pairs, key)[0]
 
 
-def _int_part(col: np.ndarray, start: int, stop: int) -> np.ndarray:
-    parts = _column_map(col, lambda v: int(v[start:stop]) if v else -1)
-    return parts.astype(np.int32)
+def _initials_key(first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Both initials in sorted order ("" unless both are known), blind to swapped names."""
+    pairs = _concat([first, last], SEPARATOR)
+
+    def key(value: str) -> str:
+        a, _, b = (value or "").partition(SEPARATOR)
+        return "".join(sorted((a[:1], b[:1]))) if a and b else ""
+
+    return _column_map(pairs, key)[0]
+
+
+def _concat(columns: Sequence[np.ndarray], separator: str) -> np.ndarray:
+    """Element-wise join of string columns."""
+    if len(columns[0]) <= 32:
+        out = np.empty(len(columns[0]), dtype=object)
+        out[:] = [separator.join(parts) for parts in zip(*columns, strict=True)]
+        return out
+    joined = pd.Series(columns[0], dtype=object)
+    for column in columns[1:]:
+        joined = joined + separator + pd.Series(column, dtype=object)
+    return joined.to_numpy(dtype=object)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -485,16 +588,19 @@ def _int_part(col: np.ndarray, start: int, stop: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-def _similarity(a: np.ndarray, b: np.ndarray, scorer: Any, workers: int = 1) -> np.ndarray:
+# rapidfuzz's worker threads per similarity batch (the scorers release the GIL).
+WORKERS = 1
+
+
+def _similarity(a: Sequence[str], b: Sequence[str], scorer: Any, **kwargs: Any) -> np.ndarray:
     if len(a) == 0:
-        return np.zeros(0, dtype=np.float32)
-    return cpdist(list(a), list(b), scorer=scorer, workers=workers)
+        return np.zeros(0, dtype=np.float64)
+    return cpdist(list(a), list(b), scorer=scorer, workers=WORKERS, **kwargs)
 
 
-def _bucket(
-    n: int, null: np.ndarray, conditions: Sequence[np.ndarray | None], todo: np.ndarray
-) -> np.ndarray:
+def _bucket(null: np.ndarray, conditions: Sequence[np.ndarray | None]) -> np.ndarray:
     """Level per pair: 0 if null, else the first true condition (1-based), else the last."""
+    n = len(null)
     levels = np.full(n, len(conditions) + 1, dtype=np.int8)
     remaining = ~null
     for number, cond in enumerate(conditions, start=1):
@@ -507,120 +613,168 @@ def _bucket(
     return levels
 
 
-def _sub(mask: np.ndarray, values: np.ndarray, n: int, fill: float) -> np.ndarray:
-    out = np.full(n, fill, dtype=np.float64)
-    out[mask] = values
-    return out
+class _Pairs:
+    """Column access for a set of pairs. Within one batch (dedupe) equality is a comparison
+    of integer codes and each similarity is computed once per distinct pair of values; across
+    batches (one new record against an index) plain strings are compared."""
+
+    def __init__(self, left: Prepared, right: Prepared, li: np.ndarray, ri: np.ndarray) -> None:
+        self.left, self.right, self.li, self.ri = left, right, li, ri
+        self.same = left is right
+        self.n = len(li)
+
+    def codes(self, column: str) -> tuple[np.ndarray, np.ndarray] | None:
+        if not self.same:
+            return None
+        codes, _ = self.left.coded(column)
+        return codes[self.li], codes[self.ri]
+
+    def values(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.left.cols[column][self.li], self.right.cols[column][self.ri]
+
+    def present(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        coded = self.codes(column)
+        if coded is not None:
+            return coded[0] >= 0, coded[1] >= 0
+        a, b = self.values(column)
+        return a != "", b != ""
+
+    def equal(self, column: str) -> np.ndarray:
+        """Both present and equal."""
+        coded = self.codes(column)
+        if coded is not None:
+            return (coded[0] == coded[1]) & (coded[0] >= 0)
+        a, b = self.values(column)
+        return (a == b) & (a != "")
+
+    def similarity(
+        self,
+        column: str,
+        scorer: Any,
+        mask: np.ndarray,
+        fill: float,
+        other: str | None = None,
+        **kwargs: Any,
+    ) -> np.ndarray:
+        """scorer(left[column], right[other or column]) where `mask`, `fill` elsewhere."""
+        out = np.full(self.n, fill, dtype=np.float64)
+        idx = np.nonzero(mask)[0]
+        if len(idx) == 0:
+            return out
+        other = other or column
+        if self.same and other == column:
+            codes, uniques = self.left.coded(column)
+            ca, cb = codes[self.li[idx]].astype(np.int64), codes[self.ri[idx]].astype(np.int64)
+            if len(uniques) * 4 < self.left.size:  # few distinct values: dedupe value pairs
+                keys = ca * len(uniques) + cb
+                inverse, distinct = pd.factorize(keys)
+                scores = _similarity(
+                    uniques[distinct // len(uniques)],
+                    uniques[distinct % len(uniques)],
+                    scorer,
+                    **kwargs,
+                )
+                out[idx] = scores[inverse]
+                return out
+            out[idx] = _similarity(uniques[ca], uniques[cb], scorer, **kwargs)
+            return out
+        a = self.left.cols[column][self.li[idx]]
+        b = self.right.cols[other][self.ri[idx]]
+        out[idx] = _similarity(a, b, scorer, **kwargs)
+        return out
 
 
-def _compare_field(
-    spec: FieldSpec,
-    left: Prepared,
-    right: Prepared,
-    li: np.ndarray,
-    ri: np.ndarray,
-    partner: str | None,
-) -> np.ndarray:
+def _jw(pairs: _Pairs, column: str, mask: np.ndarray, other: str | None = None) -> np.ndarray:
+    return pairs.similarity(
+        column, JaroWinkler.normalized_similarity, mask, 0.0, other, score_cutoff=0.75
+    )
+
+
+def _osa(pairs: _Pairs, column: str, mask: np.ndarray, cutoff: int) -> np.ndarray:
+    # Optimal string alignment: Damerau-Levenshtein where no substring is edited twice, the
+    # same as jellyfish's for the one or two typos that matter here, and bit-parallel fast.
+    return pairs.similarity(column, OSA.distance, mask, 99.0, score_cutoff=cutoff)
+
+
+def _compare_field(spec: FieldSpec, pairs: _Pairs, partner: str | None) -> np.ndarray:
     p = spec.path
-    a, b = left.cols[p][li], right.cols[p][ri]
-    n = len(li)
-    null = (a == "") | (b == "")
-    exact = (a == b) & ~null
+    has_a, has_b = pairs.present(p)
+    null = ~has_a | ~has_b
+    exact = pairs.equal(p)
     todo = ~null & ~exact
     kind = spec.kind
 
-    def jw(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return _sub(todo, _similarity(x[todo], y[todo], JaroWinkler.normalized_similarity), n, 0)
-
-    def dl(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return _sub(todo, _similarity(x[todo], y[todo], DamerauLevenshtein.distance), n, 99)
-
     if kind in ("first_name", "last_name"):
-        sim = jw(a, b)
+        sim = _jw(pairs, p, todo)
         swapped = None
         if partner is not None:
             # Entered the wrong way round: this name is (nearly) the other side's partner name.
-            pb = right.cols[partner][ri]
-            both = todo & (pb != "")
-            cross = _sub(
-                both, _similarity(a[both], pb[both], JaroWinkler.normalized_similarity), n, 0
-            )
+            _, partner_b = pairs.present(partner)
+            cross = _jw(pairs, p, todo & partner_b & (sim < 0.84), other=partner)
             swapped = cross >= 0.88
         if kind == "first_name":
-            can = (left.cols[f"{p}:canonical"][li] == right.cols[f"{p}:canonical"][ri]) & todo
+            can = pairs.equal(f"{p}:canonical") & todo
             conds = [exact, can, sim >= 0.92, sim >= 0.84, swapped]
         else:
-            phon = left.cols[f"{p}:phonetic"][li] == right.cols[f"{p}:phonetic"][ri]
-            conds = [exact, sim >= 0.92, sim >= 0.84, swapped, phon & todo]
-        return _bucket(n, null, conds, todo)
+            phon = pairs.equal(f"{p}:phonetic") & todo
+            conds = [exact, sim >= 0.92, sim >= 0.84, swapped, phon]
+        return _bucket(null, conds)
     if kind == "date":
-        ya, ma, da = (left.cols[f"{p}:{x}"][li] for x in "ymd")
-        yb, mb, db = (right.cols[f"{p}:{x}"][ri] for x in "ymd")
+        ya, yb = pairs.values(f"{p}:y")
+        ma, mb = pairs.values(f"{p}:m")
+        da, db = pairs.values(f"{p}:d")
         swapped = (ya == yb) & (ma == db) & (da == mb)
-        dist = dl(a, b)
-        return _bucket(n, null, [exact, swapped, dist <= 1, (ya == yb) & (ma == mb)], todo)
+        dist = _osa(pairs, p, todo & ~swapped, 2)
+        return _bucket(null, [exact, swapped, dist <= 1, (ya == yb) & (ma == mb)])
     if kind == "postcode":
-        return _bucket(n, null, [exact, dl(a, b) <= 1], todo)
+        return _bucket(null, [exact, _osa(pairs, p, todo, 2) <= 1])
     if kind == "street":
-        na, nb = left.cols[f"{p}:number"][li], right.cols[f"{p}:number"][ri]
-        sa, sb = left.cols[f"{p}:name"][li], right.cols[f"{p}:name"][ri]
-        sim_name = _sub(
-            todo, _similarity(sa[todo], sb[todo], JaroWinkler.normalized_similarity), n, 0
-        )
-        same_number = (na == nb) & (na != "")
+        same_number = pairs.equal(f"{p}:number")
+        sim_name = _jw(pairs, f"{p}:name", todo)
         return _bucket(
-            n, null, [exact, same_number & (sim_name >= 0.88), sim_name >= 0.88, same_number], todo
+            null, [exact, same_number & (sim_name >= 0.88), sim_name >= 0.88, same_number]
         )
     if kind == "address":
-        return _compare_address(p, left, right, li, ri, null, exact, todo)
+        return _compare_address(p, pairs, null, exact, todo)
     if kind in ("city", "text"):
-        sim = jw(a, b)
-        return _bucket(n, null, [exact, sim >= 0.92, sim >= 0.8], todo)
+        sim = _jw(pairs, p, todo)
+        return _bucket(null, [exact, sim >= 0.92, sim >= 0.8])
     if kind == "email":
-        local = (left.cols[f"{p}:local"][li] == right.cols[f"{p}:local"][ri]) & todo
-        return _bucket(n, null, [exact, local, dl(a, b) <= 2], todo)
+        local = pairs.equal(f"{p}:local") & todo
+        # A typo keeps the digits: "ann.lee12@" vs "ann.lee21@" are two people's addresses.
+        a_digits, b_digits = pairs.values(f"{p}:digits")
+        typo = todo & ~local & (a_digits == b_digits)
+        return _bucket(null, [exact, local, _osa(pairs, p, typo, 3) <= 2])
     if kind == "phone":
-        return _bucket(n, null, [exact, dl(a, b) <= 1], todo)
+        return _bucket(null, [exact, _osa(pairs, p, todo, 2) <= 1])
     if kind == "id":
-        dist = dl(a, b)
-        return _bucket(n, null, [exact, dist <= 1, dist <= 2], todo)
-    return _bucket(n, null, [exact], todo)  # "exact"
+        dist = _osa(pairs, p, todo, 3)
+        return _bucket(null, [exact, dist <= 1, dist <= 2])
+    return _bucket(null, [exact])  # "exact"
 
 
 def _compare_address(
-    p: str,
-    left: Prepared,
-    right: Prepared,
-    li: np.ndarray,
-    ri: np.ndarray,
-    null: np.ndarray,
-    exact: np.ndarray,
-    todo: np.ndarray,
+    p: str, pairs: _Pairs, null: np.ndarray, exact: np.ndarray, todo: np.ndarray
 ) -> np.ndarray:
-    n = len(li)
+    def both(name: str) -> np.ndarray:
+        has_a, has_b = pairs.present(f"{p}:{name}")
+        return todo & has_a & has_b
 
-    def pair(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        a, b = left.cols[f"{p}:{name}"][li], right.cols[f"{p}:{name}"][ri]
-        return a, b, todo & (a != "") & (b != "")
-
-    def sim(name: str, scorer: Any, fill: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        a, b, both = pair(name)
-        return _sub(both, _similarity(a[both], b[both], scorer), n, fill), a, b
-
-    post_dist, post_a, post_b = sim("postcode", DamerauLevenshtein.distance, 99)
-    city_sim, city_a, city_b = sim("city", JaroWinkler.normalized_similarity, 0)
-    street_sim, street_a, street_b = sim("street", JaroWinkler.normalized_similarity, 0)
-    name_sim, _, _ = sim("street_name", JaroWinkler.normalized_similarity, 0)
-    num_a, num_b, num_both = pair("street_number")
+    post_dist = _osa(pairs, f"{p}:postcode", both("postcode"), 2)
+    city_sim = _jw(pairs, f"{p}:city", both("city"))
+    street_a, street_b = pairs.present(f"{p}:street")
+    street_both = todo & street_a & street_b
+    same_street = pairs.equal(f"{p}:street")
     same_area = (post_dist <= 1) | (city_sim >= 0.9)
-    same_street = (street_a == street_b) & (street_a != "")
-    name_a, name_b, _ = pair("street_name")
-    same_number = num_both & (num_a == num_b)
-    similar_street = (same_number & ((name_sim >= 0.88) | (name_a == "") | (name_b == ""))) | (
-        street_sim >= 0.88
-    )
-    same_postcode = (post_a == post_b) & (post_a != "")
-    same_city = ((city_a == city_b) & (city_a != "")) | (city_sim >= 0.92)
+    # Street similarity only counts in the same area: computed only there.
+    near = street_both & same_area & ~same_street
+    street_sim = _jw(pairs, f"{p}:street", near)
+    name_a, name_b = pairs.present(f"{p}:street_name")
+    same_number = pairs.equal(f"{p}:street_number")
+    name_sim = _jw(pairs, f"{p}:street_name", near & same_number & name_a & name_b)
+    similar_street = (same_number & ((name_sim >= 0.88) | ~name_a | ~name_b)) | (street_sim >= 0.88)
+    same_postcode = pairs.equal(f"{p}:postcode")
+    same_city = pairs.equal(f"{p}:city") | (city_sim >= 0.92)
     conds = [
         exact,
         same_street & same_area,
@@ -628,7 +782,7 @@ def _compare_address(
         same_postcode,
         same_city,
     ]
-    return _bucket(n, null, conds, todo)
+    return _bucket(null, conds)
 
 
 def _partners(fields: Sequence[FieldSpec]) -> dict[str, str]:
@@ -645,9 +799,10 @@ def pairs_compare(left: Prepared, right: Prepared, li: np.ndarray, ri: np.ndarra
     li = np.asarray(li, dtype=np.int64)
     ri = np.asarray(ri, dtype=np.int64)
     partners = _partners(fields)
+    pairs = _Pairs(left, right, li, ri)
     out = np.zeros((len(li), len(fields)), dtype=np.int8)
     for column, spec in enumerate(fields):
-        out[:, column] = _compare_field(spec, left, right, li, ri, partners.get(spec.path))
+        out[:, column] = _compare_field(spec, pairs, partners.get(spec.path))
     return out
 
 
@@ -751,13 +906,51 @@ def u_estimate(fields: Sequence[FieldSpec], random_levels: np.ndarray) -> list[n
 
 
 def _m_start(spec: FieldSpec) -> np.ndarray:
+    """Default m before (or without) EM: most of a match's mass on "exact", the partial levels
+    sharing a little, "else" small, except for contact fields people often have several of."""
     k = len(LEVELS[spec.kind])
-    # Most of a match's mass on "exact", the rest spread, "else" small.
     m = np.zeros(k + 1)
-    m[1] = 0.9
-    if k > 1:
-        m[2:] = 0.1 / (k - 1)
+    other = 0.3 if spec.kind in ("email", "phone") else 0.04
+    if k == 1:
+        m[1] = 1.0
+        return m
+    m[k] = other
+    m[1] = 0.8 - (other - 0.04)
+    if k > 2:
+        m[2:k] = (1 - m[1] - other) / (k - 2)
+    else:
+        m[1] = 1 - other
     return m
+
+
+# P(exact agreement) for two different people, by kind: used instead of random pairs when a
+# batch is too small to sample non-matches from (a handful of profiles, mostly duplicates).
+_U_EXACT = {
+    "first_name": 0.01,
+    "last_name": 0.003,
+    "date": 5e-5,
+    "postcode": 1e-3,
+    "street": 1e-5,
+    "address": 1e-5,
+    "city": 0.01,
+    "text": 0.01,
+    "email": 1e-7,
+    "phone": 1e-7,
+    "id": 1e-7,
+    "exact": 0.1,
+}
+
+
+def u_default(spec: FieldSpec) -> np.ndarray:
+    """Default u: exact agreement as rare as `_U_EXACT` says, each partial level 3x likelier
+    than exact (but small), the rest "else"."""
+    k = len(LEVELS[spec.kind])
+    u = np.zeros(k + 1)
+    u[1] = _U_EXACT[spec.kind]
+    if k > 1:
+        u[2:k] = min(3 * u[1], 0.05)
+    u[k] = 1 - u[1:k].sum()
+    return u
 
 
 def em_fit(

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from django.db.models import QuerySet
 
-from identity.models import Identity
+from identity.models import Identity, MatchCandidate, MatchSettings, MergeRecord, RescanJob
 from identity.normalize import Key
 from profiles.models import Profile
 
@@ -30,3 +30,42 @@ def profile_by_identity(*, kind: str, value: str) -> Profile | None:
     """The profile an exact (already normalized) identifier belongs to, if any."""
     identity = Identity.objects.select_related("profile").filter(kind=kind, value=value).first()
     return identity.profile if identity else None
+
+
+def match_settings() -> MatchSettings:
+    """The identity-resolution settings row (created with defaults on first use)."""
+    settings, _ = MatchSettings.objects.get_or_create(pk=1)
+    return settings
+
+
+def profile_current(*, profile: Profile) -> Profile:
+    """The profile itself, or the survivor it was merged into (followed to the end)."""
+    seen = {profile.pk}
+    while profile.merged_into_id is not None and profile.merged_into_id not in seen:
+        seen.add(profile.merged_into_id)
+        profile = Profile.objects.get(pk=profile.merged_into_id)
+    return profile
+
+
+def candidates_list(
+    *,
+    status: str = "pending",
+    min_probability: float | None = None,
+    max_probability: float | None = None,
+) -> QuerySet[MatchCandidate]:
+    queryset = MatchCandidate.objects.select_related("profile_a", "profile_b", "decided_by")
+    if status:
+        queryset = queryset.filter(status=status)
+    if min_probability is not None:
+        queryset = queryset.filter(probability__gte=min_probability)
+    if max_probability is not None:
+        queryset = queryset.filter(probability__lte=max_probability)
+    return queryset.order_by("-probability", "id")
+
+
+def merge_history() -> QuerySet[MergeRecord]:
+    return MergeRecord.objects.select_related("survivor", "duplicate", "actor", "unmerged_by")
+
+
+def rescan_jobs() -> QuerySet[RescanJob]:
+    return RescanJob.objects.select_related("requested_by").order_by("-created_at", "-id")

@@ -23,19 +23,41 @@ database file lock anyway.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, models, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
-from identity.models import Identity
+from identity.hooks import merge_hooks
+from identity.models import (
+    CandidateStatus,
+    Identity,
+    MatchCandidate,
+    MatchSettings,
+    MergeRecord,
+    NotSamePerson,
+)
 from identity.normalize import USER_ID, EventIdentifiers, Key, event_identifiers
-from identity.selectors import identities_owners
+from identity.rules import candidate_for_limit, match_rules, merge_breaks_limits
+from identity.selectors import identities_owners, match_settings, profile_current
 from profiles.models import Event, Profile
-from profiles.services import profile_absorb
+from profiles.services import (
+    COMPUTED_FIELDS,
+    profile_absorb,
+    profile_apply_events,
+    profiles_save,
+    profiles_sessions_recount,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +89,8 @@ def _event_identifiers(event: Event) -> EventIdentifiers:
     return event_identifiers(
         user_id=event.user_id,
         anonymous_id=event.anonymous_id,
-        traits=event.traits,
+        # A group's traits describe the company (its email is info@acme.com), not the person.
+        traits=None if event.type == "group" else event.traits,
         context=event.context,
         previous_id=getattr(event, "previous_id", None) if event.type == "alias" else None,
     )
@@ -128,7 +151,8 @@ def identity_resolve(*, events: Sequence[Event]) -> list[tuple[Profile, list[Eve
     are left out. Sets `event.profile` on the returned events (not saved). Must run inside the
     transaction that claimed the events.
     """
-    identifiers = {event.pk: _event_identifiers(event) for event in events}
+    rules = match_rules()
+    identifiers = {event.pk: rules.allowed(_event_identifiers(event)) for event in events}
     all_keys = {key for found in identifiers.values() for key in found.all_keys()}
     identity_keys_lock(keys=all_keys)
     owners = identities_owners(keys=all_keys)
@@ -180,6 +204,12 @@ def identity_resolve(*, events: Sequence[Event]) -> list[tuple[Profile, list[Eve
             continue
         survivor, *duplicates = existing
         for duplicate in duplicates:
+            if rules.limits and merge_breaks_limits(
+                survivor=survivor, duplicate=duplicate, limits=rules.limits
+            ):
+                # Not automatic: staff decide (Segment's per-kind limits).
+                candidate_for_limit(first=survivor, second=duplicate)
+                continue
             profile_merge(survivor=survivor, duplicate=duplicate, reason="shared identifier")
         group_profile[root] = survivor
     if new_profiles:
@@ -211,16 +241,18 @@ def profile_merge(
     duplicate: Profile,
     actor: AbstractBaseUser | None = None,
     reason: str = "",
+    candidate: MatchCandidate | None = None,
 ) -> Profile:
     """Merge `duplicate` into `survivor`: one person found under two profiles.
 
-    Moves the duplicate's identities and events to the survivor, merges traits (the most
-    recently set value of each trait wins), combines computed features and recounts sessions,
-    then leaves the duplicate's row in place, empty, with `merged_into=survivor` (so links to
-    it can be followed, and an unmerge has something to restore into). Locks both rows (in id
-    order). `actor` is the staff user who asked for it (None for automatic merges) and
-    `reason` says why; both are for the merge record of the identity review work.
-    Returns the survivor.
+    Moves the duplicate's identities and events to the survivor, merges traits (by the
+    settings' strategy: the most recently set value of each trait wins, or the survivor's),
+    combines computed features and recounts sessions, runs the merge hooks (consent, segment
+    memberships, ...), then leaves the duplicate's row in place, empty, with
+    `merged_into=survivor`. A `MergeRecord` keeps both profiles as they were and what moved,
+    for `profile_unmerge`. Locks both rows (in id order). `actor` is the staff user who asked
+    for it (None for automatic merges). Returns the survivor; the record is
+    `survivor.merge_record`.
     """
     if survivor.pk == duplicate.pk:
         raise ValueError("cannot merge a profile into itself")
@@ -236,9 +268,49 @@ def profile_merge(
             setattr(profile, field.attname, getattr(fresh, field.attname))
     if duplicate.merged_into_id is not None:
         raise ValueError(f"profile {duplicate.pk} was already merged into another")
+    if survivor.merged_into_id is not None:
+        raise ValueError(f"profile {survivor.pk} was already merged into another")
+
+    record = MergeRecord(
+        survivor=survivor,
+        duplicate=duplicate,
+        actor=actor if getattr(actor, "pk", None) else None,
+        reason=reason[:200],
+        candidate=candidate,
+        survivor_before=profile_snapshot(survivor),
+        duplicate_before=profile_snapshot(duplicate),
+        moved_identities=list(
+            Identity.objects.filter(profile=duplicate).values_list("pk", flat=True)
+        ),
+        moved_events=list(Event.objects.filter(profile=duplicate).values_list("pk", flat=True)),
+        moved_profiles=list(
+            Profile.objects.filter(merged_into=duplicate).values_list("pk", flat=True)
+        ),
+        last_event_id=Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0,
+    )
+    strategy = match_settings().trait_strategy
+    own_traits = dict(survivor.traits), dict(survivor.trait_timestamps)
 
     Identity.objects.filter(profile=duplicate).update(profile=survivor)
     profile_absorb(survivor=survivor, duplicate=duplicate)
+    if strategy == MatchSettings.TraitStrategy.SURVIVOR:
+        traits, stamps = own_traits
+        survivor.traits = {**survivor.traits, **traits}
+        survivor.trait_timestamps = {**survivor.trait_timestamps, **stamps}
+        profiles_save(profiles=[survivor])
+    record.trait_sources = {
+        name: "survivor" if own_traits[0].get(name, _MISSING) == value else "duplicate"
+        for name, value in survivor.traits.items()
+    }
+    record.hooks = {
+        hook.name: hook.merge(survivor=survivor, duplicate=duplicate) or {}
+        for hook in merge_hooks()
+    }
+    record.save()
+    MatchCandidate.objects.filter(
+        Q(profile_a=duplicate) | Q(profile_b=duplicate), status=CandidateStatus.PENDING
+    ).exclude(pk=getattr(candidate, "pk", None)).update(status=CandidateStatus.STALE)
+    survivor.merge_record = record  # type: ignore[attr-defined]
     logger.info(
         "merged profile %s into %s (%s)%s",
         duplicate.pk,
@@ -247,3 +319,223 @@ def profile_merge(
         f" by user {actor.pk}" if actor is not None else "",
     )
     return survivor
+
+
+_MISSING = object()
+
+_SNAPSHOT_FIELDS = ("traits", "trait_timestamps", "context", *COMPUTED_FIELDS)
+
+
+def profile_snapshot(profile: Profile) -> dict[str, Any]:
+    """The merge-relevant state of a profile as JSON (datetimes ISO, revenue as text)."""
+    out: dict[str, Any] = {}
+    for name in _SNAPSHOT_FIELDS:
+        value = getattr(profile, name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, Decimal):
+            value = str(value)
+        elif isinstance(value, dict):
+            value = json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+        out[name] = value
+    return out
+
+
+def _snapshot_restore(profile: Profile, snapshot: dict[str, Any]) -> None:
+    for name in _SNAPSHOT_FIELDS:
+        value = snapshot.get(name)
+        field = Profile._meta.get_field(name)
+        if isinstance(field, models.DateTimeField):
+            value = parse_datetime(value) if value else None
+        elif isinstance(field, models.DecimalField):
+            value = Decimal(value or 0)
+        elif isinstance(field, models.JSONField):
+            value = value or {}
+        setattr(profile, name, value)
+
+
+def merge_survivor_choose(*, first: Profile, second: Profile) -> tuple[Profile, Profile]:
+    """(survivor, duplicate) by the settings' rule: oldest first seen, or most events."""
+    if match_settings().survivor_rule == MatchSettings.SurvivorRule.MOST_EVENTS:
+        ordered = sorted((first, second), key=lambda p: (-p.event_count, p.pk))
+    else:
+        ordered = sorted((first, second), key=_oldest_first)
+    return ordered[0], ordered[1]
+
+
+def profiles_merge(
+    *,
+    first: Profile,
+    second: Profile,
+    actor: AbstractBaseUser | None = None,
+    reason: str = "",
+    candidate: MatchCandidate | None = None,
+) -> MergeRecord:
+    """Merge two profiles, the survivor chosen by rule; both are followed to their current
+    survivors first. Raises ValueError when they are already one profile."""
+    first, second = profile_current(profile=first), profile_current(profile=second)
+    if first.pk == second.pk:
+        raise ValueError("these profiles are already one")
+    survivor, duplicate = merge_survivor_choose(first=first, second=second)
+    merged = profile_merge(
+        survivor=survivor, duplicate=duplicate, actor=actor, reason=reason, candidate=candidate
+    )
+    return merged.merge_record  # type: ignore[attr-defined]
+
+
+@transaction.atomic
+def profile_unmerge(*, merge_record: MergeRecord, actor: AbstractBaseUser | None) -> MergeRecord:
+    """Undo a merge: both profiles back as they were, plus whatever arrived since.
+
+    What moved (identities, events, profiles merged earlier into the duplicate) moves back;
+    events that arrived since go to the duplicate when they carry one of its identifiers, with
+    the identities they created; both profiles are rebuilt from their snapshots plus those
+    events; the merge hooks restore their rows. The pair is then recorded as "not the same
+    person", so the matcher does not merge it again. Refused (ValueError) when already undone
+    or when the survivor has since been merged into another profile (undo that first).
+    """
+    record = MergeRecord.objects.select_for_update().get(pk=merge_record.pk)
+    if record.unmerged_at is not None:
+        raise ValueError("this merge was already undone")
+    ids = sorted([record.survivor_id, record.duplicate_id])
+    locked = {
+        p.pk: p for p in Profile.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    }
+    survivor, duplicate = locked[record.survivor_id], locked[record.duplicate_id]
+    if survivor.merged_into_id is not None:
+        raise ValueError(
+            f"profile {survivor.pk} was merged into {survivor.merged_into_id} since: "
+            "undo that first"
+        )
+    if duplicate.merged_into_id != survivor.pk:
+        raise ValueError(f"profile {duplicate.pk} is no longer merged into {survivor.pk}")
+
+    for hook in reversed(merge_hooks()):
+        if hook.unmerge is not None and hook.name in record.hooks:
+            hook.unmerge(survivor=survivor, duplicate=duplicate, state=record.hooks[hook.name])
+
+    Identity.objects.filter(pk__in=record.moved_identities, profile=survivor).update(
+        profile=duplicate
+    )
+    Event.objects.filter(pk__in=record.moved_events, profile=survivor).update(profile=duplicate)
+    Profile.objects.filter(pk__in=record.moved_profiles, merged_into=survivor).update(
+        merged_into=duplicate
+    )
+    # Since the merge: attributed by identifier.
+    duplicate_keys = set(Identity.objects.filter(profile=duplicate).values_list("kind", "value"))
+    since = list(
+        Event.objects.filter(profile=survivor, pk__gt=record.last_event_id).order_by(
+            "timestamp", "pk"
+        )
+    )
+    to_duplicate, to_survivor = [], []
+    new_keys: set[Key] = set()
+    for event in since:
+        keys = set(_event_identifiers(event).all_keys())
+        if keys & duplicate_keys:
+            to_duplicate.append(event)
+            new_keys |= keys
+        else:
+            to_survivor.append(event)
+    Event.objects.filter(pk__in=[e.pk for e in to_duplicate]).update(profile=duplicate)
+    for kind, value in new_keys - duplicate_keys:
+        Identity.objects.filter(
+            kind=kind, value=value, profile=survivor, created_at__gt=record.created_at
+        ).update(profile=duplicate)
+
+    _snapshot_restore(survivor, record.survivor_before)
+    _snapshot_restore(duplicate, record.duplicate_before)
+    duplicate.merged_into = None
+    late = [
+        profile
+        for profile, events in ((survivor, to_survivor), (duplicate, to_duplicate))
+        if events and profile_apply_events(profile=profile, events=events)
+    ]
+    profiles_sessions_recount(profiles=late)
+    profiles_save(profiles=[survivor, duplicate])
+    Profile.objects.filter(pk=duplicate.pk).update(merged_into=None)
+
+    record.unmerged_at = timezone.now()
+    record.unmerged_by = actor if getattr(actor, "pk", None) else None
+    record.save(update_fields=["unmerged_at", "unmerged_by"])
+    a, b = sorted([survivor.pk, duplicate.pk])
+    NotSamePerson.objects.get_or_create(
+        profile_a_id=a, profile_b_id=b, defaults={"decided_by": record.unmerged_by}
+    )
+    MatchCandidate.objects.filter(profile_a_id=a, profile_b_id=b).update(
+        status=CandidateStatus.REJECTED
+    )
+    logger.info("unmerged profile %s from %s", duplicate.pk, survivor.pk)
+    return record
+
+
+# --- Review decisions and settings ------------------------------------------------------------
+
+
+class DecisionError(ValueError):
+    """A decision that cannot be taken (already decided, profiles gone)."""
+
+
+@transaction.atomic
+def candidate_decide(
+    *, candidate: MatchCandidate, merge: bool, actor: AbstractBaseUser | None
+) -> MergeRecord | None:
+    """Staff decision on a suggested pair: merge them (returns the merge record), or record
+    that they are not the same person (never suggested again)."""
+    candidate = MatchCandidate.objects.select_for_update().get(pk=candidate.pk)
+    if candidate.status != CandidateStatus.PENDING:
+        raise DecisionError(f"this suggestion was already decided ({candidate.status})")
+    who = actor if getattr(actor, "pk", None) else None
+    record = None
+    if merge:
+        try:
+            record = profiles_merge(
+                first=candidate.profile_a,
+                second=candidate.profile_b,
+                actor=actor,
+                reason=f"review: {candidate.get_reason_display()}",
+                candidate=candidate,
+            )
+        except ValueError as error:
+            raise DecisionError(str(error)) from error
+        candidate.status = CandidateStatus.MERGED
+    else:
+        NotSamePerson.objects.get_or_create(
+            profile_a_id=candidate.profile_a_id,
+            profile_b_id=candidate.profile_b_id,
+            defaults={"decided_by": who},
+        )
+        candidate.status = CandidateStatus.REJECTED
+    candidate.decided_by = who
+    candidate.decided_at = timezone.now()
+    candidate.save(update_fields=["status", "decided_by", "decided_at", "updated_at"])
+    return record
+
+
+def candidates_decide(
+    *, candidates: Sequence[MatchCandidate], merge: bool, actor: AbstractBaseUser | None
+) -> tuple[int, list[str]]:
+    """Bulk decision; returns (how many were decided, why the others were not)."""
+    done, problems = 0, []
+    for candidate in candidates:
+        try:
+            candidate_decide(candidate=candidate, merge=merge, actor=actor)
+            done += 1
+        except DecisionError as error:
+            problems.append(f"suggestion {candidate.pk}: {error}")
+    return done, problems
+
+
+def match_settings_update(*, actor: AbstractBaseUser | None, **values: Any) -> MatchSettings:
+    """Validate and save identity-resolution settings; ValueError {field: message} if bad."""
+    from identity.schemas import settings_validate
+
+    cleaned = settings_validate(values)
+    settings = match_settings()
+    for name, value in cleaned.items():
+        setattr(settings, name, value)
+    if "fields" in cleaned:
+        settings.model = {}  # a different field set needs a new model
+    settings.updated_by = actor if getattr(actor, "pk", None) else None
+    settings.save()
+    return settings

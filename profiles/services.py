@@ -29,9 +29,9 @@ from functools import lru_cache
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import JSONField, Q
 from django.db.models.base import ModelState
-from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 from profiles.models import Event, EventType, Profile
@@ -392,25 +392,6 @@ def profile_traits_patch(*, profile: Profile, changes: dict[str, Any]) -> Profil
 # --- Claiming and marking events ----------------------------------------------------------
 
 
-_CLAIMED_FIELDS = [
-    "id",
-    "source_id",
-    "message_id",
-    "type",
-    "event",
-    "user_id",
-    "anonymous_id",
-    "timestamp",
-    "received_at",
-    "properties",
-    "traits",
-    "context",
-    "is_bot",
-    "profile_id",
-    "processed_at",
-]
-
-
 def events_claim(*, event_ids: Sequence[int], fill_to: int = 0) -> list[Event]:
     """Lock the given events that are still unprocessed, skipping ones another worker holds.
 
@@ -419,9 +400,8 @@ def events_claim(*, event_ids: Sequence[int], fill_to: int = 0) -> list[Event]:
     the tasks whose events were taken find nothing left to do.
 
     Call inside a transaction; the claim lasts until it ends, and `events_mark_processed` makes
-    it permanent. Events come in event-time order, with `group_id` and `previous_id` read from
-    the stored message; the raw payload and other fields the pipeline does not need are
-    deferred (loaded on access).
+    it permanent. Events come in event-time order, fully loaded (later stages may read any
+    field without a query per event), with `group_id` and `previous_id` set from the message.
     """
     ids = list(event_ids)
     if fill_to > len(ids):
@@ -434,37 +414,35 @@ def events_claim(*, event_ids: Sequence[int], fill_to: int = 0) -> list[Event]:
         )
     if not ids:
         return []
-    if connection.vendor != "postgresql":
-        return list(
+    if connection.vendor == "postgresql":
+        events = _events_lock_postgres(ids)
+    else:
+        events = list(
             Event.objects.select_for_update(skip_locked=True)
             .filter(pk__in=ids, processed_at__isnull=True)
-            .only(
-                *[
-                    {"source_id": "source", "profile_id": "profile"}.get(f, f)
-                    for f in _CLAIMED_FIELDS
-                ]
-            )
-            .annotate(
-                group_id=KeyTextTransform("groupId", "payload"),
-                previous_id=KeyTextTransform("previousId", "payload"),
-            )
             .order_by("timestamp", "id")
         )
-    # The hot path of processing: one statement, and instances built without the ORM's
-    # per-row machinery (it costs more than the query). The CASEs keep Postgres from reading
-    # the (large, often TOASTed) payload of every event for two keys only some types have.
+    for event in events:
+        payload = event.payload if isinstance(event.payload, dict) else {}
+        event.group_id = payload.get("groupId") if event.type == EventType.GROUP else None
+        event.previous_id = payload.get("previousId") if event.type == EventType.ALIAS else None
+    return events
+
+
+def _events_lock_postgres(ids: list[int]) -> list[Event]:
+    """The hot path of processing: one statement, and instances built without the ORM's
+    per-row machinery (on a chunk of events it costs more than the query itself)."""
+    fields = Event._meta.concrete_fields
+    names = [field.attname for field in fields]
+    json_at = [i for i, field in enumerate(fields) if isinstance(field, JSONField)]
     sql = (
-        f"SELECT {', '.join(_CLAIMED_FIELDS)}, "  # noqa: S608 - names are ours, values bound
-        "CASE WHEN type = 'group' THEN payload->>'groupId' END, "
-        "CASE WHEN type = 'alias' THEN payload->>'previousId' END "
+        f"SELECT {', '.join(connection.ops.quote_name(f.column) for f in fields)} "  # noqa: S608
         f"FROM {Event._meta.db_table} WHERE id = ANY(%s) AND processed_at IS NULL "
         "ORDER BY timestamp, id FOR UPDATE SKIP LOCKED"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [ids])
         rows = cursor.fetchall()
-    names = [*_CLAIMED_FIELDS, "group_id", "previous_id"]
-    json_at = [names.index(name) for name in ("properties", "traits", "context")]
     events = []
     for row in rows:
         values = list(row)

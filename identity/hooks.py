@@ -1,0 +1,49 @@
+"""Merge hooks: how apps that keep per-profile data (consent, segment memberships, ...) take
+part in a merge and its unmerge without identity importing them.
+
+Contract: an app registers, once at import time (its `AppConfig.ready`),
+
+    merge_hook_register(merge_fn, name="consent", unmerge=unmerge_fn)
+
+`merge_fn(*, survivor, duplicate) -> dict` runs inside the merge's transaction, after the
+duplicate's identities and events moved, and moves or combines the app's rows; it returns a
+JSON-serialisable state that the merge record keeps. `unmerge_fn(*, survivor, duplicate,
+state) -> None` gets that state back and restores the duplicate's rows. Consent merges
+conservatively: a withdrawal or a missing consent wins over a grant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+MergeFn = Callable[..., dict[str, Any] | None]
+UnmergeFn = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class MergeHook:
+    name: str
+    merge: MergeFn
+    unmerge: UnmergeFn | None = None
+
+
+_HOOKS: dict[str, MergeHook] = {}
+
+
+def merge_hook_register(
+    merge: MergeFn, *, name: str | None = None, unmerge: UnmergeFn | None = None
+) -> MergeFn:
+    """Register (or replace, by name) a merge hook; returns `merge` so it can decorate."""
+    hook_name = name or f"{merge.__module__}.{merge.__qualname__}"
+    _HOOKS[hook_name] = MergeHook(hook_name, merge, unmerge)
+    return merge
+
+
+def merge_hook_unregister(name: str) -> None:
+    _HOOKS.pop(name, None)
+
+
+def merge_hooks() -> list[MergeHook]:
+    return list(_HOOKS.values())

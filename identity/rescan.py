@@ -1,0 +1,378 @@
+"""Fuzzy matching runs over the profiles in the database (the services behind the Celery jobs
+and `manage.py identity_rescan`).
+
+- **Full**: every active profile is loaded, blocked, compared and scored; the model is refitted
+  (EM, no labels) and refined from staff decisions; the blocking-key index (`MatchKey`) is
+  rebuilt.
+- **Incremental**: only profiles updated since the last run are prepared; their candidates are
+  looked up in the `MatchKey` index (no rescan of the rest), loaded, and scored with the saved
+  model.
+
+Either way: pairs above the upper threshold are merged (unless a per-kind limit forbids it:
+then queued), pairs between the thresholds are queued for review, pairs staff marked "not the
+same person" are skipped.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+from django.db import connection, transaction
+from django.utils import timezone
+
+from identity.blocking import DEFAULT_RULES, candidate_pairs, rule_keys
+from identity.linkage import batch_match
+from identity.matching import (
+    LEVELS,
+    Model,
+    Prepared,
+    Thresholds,
+    columns_from_traits,
+    fields_from_config,
+    model_refine,
+    pair_explain,
+    pairs_compare,
+    records_prepare,
+)
+from identity.models import (
+    CandidateStatus,
+    MatchCandidate,
+    MatchKey,
+    MatchSettings,
+    NotSamePerson,
+    RescanJob,
+)
+from identity.rules import candidate_for_limit, match_rules, merge_breaks_limits
+from identity.selectors import match_settings
+from profiles.models import Profile
+
+logger = logging.getLogger(__name__)
+
+MAX_BLOCK = 200
+LOAD_BATCH = 5000
+
+
+class RescanBusyError(Exception):
+    """Another rescan is queued or running."""
+
+
+@dataclass
+class RescanSummary:
+    kind: str
+    profiles: int = 0
+    pairs: int = 0
+    candidates: int = 0
+    merged: int = 0
+    queued: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Progress = Callable[[float, str], None]
+
+
+def _no_progress(fraction: float, step: str) -> None:
+    return None
+
+
+def _load(profile_ids: Sequence[int] | None = None) -> tuple[np.ndarray, list[dict]]:
+    """(profile ids, traits) of active profiles (all, or those given), in id order."""
+    queryset = Profile.objects.filter(merged_into__isnull=True).order_by("pk")
+    if profile_ids is not None:
+        queryset = queryset.filter(pk__in=list(profile_ids))
+    ids, traits = [], []
+    for pk, value in queryset.values_list("pk", "traits").iterator(chunk_size=LOAD_BATCH):
+        ids.append(pk)
+        traits.append(value if isinstance(value, dict) else {})
+    return np.asarray(ids, dtype=np.int64), traits
+
+
+def _labels_from_decisions(model: Model) -> tuple[np.ndarray, np.ndarray]:
+    """Level vectors of the pairs staff merged, read back from their stored explanations."""
+    rows = []
+    names = [(spec.path, LEVELS[spec.kind]) for spec in model.compared]
+    decided = MatchCandidate.objects.filter(
+        status=CandidateStatus.MERGED, decided_by__isnull=False, reason="fuzzy"
+    ).values_list("explanation", flat=True)
+    for explanation in decided.iterator():
+        by_path = {f.get("path"): f.get("level") for f in (explanation or {}).get("fields", [])}
+        row = []
+        for path, levels in names:
+            label = by_path.get(path, "null")
+            row.append(levels.index(label) + 1 if label in levels else 0)
+        rows.append(row)
+    if not rows:
+        return np.zeros((0, len(names)), np.int8), np.zeros(0, bool)
+    return np.asarray(rows, dtype=np.int8), np.ones(len(rows), dtype=bool)
+
+
+def _keys_store(prepared: Prepared, ids: np.ndarray, *, replace_all: bool) -> None:
+    """Write the blocking keys of these profiles into the MatchKey index."""
+    if replace_all:
+        MatchKey.objects.all().delete()
+    else:
+        MatchKey.objects.filter(profile_id__in=ids.tolist()).delete()
+    rows: list[tuple[int, int, int]] = []
+    for number, rule in enumerate(DEFAULT_RULES):
+        for keys in rule_keys(prepared, rule):
+            present = np.nonzero(keys)[0]
+            signed = keys[present].view(np.int64)
+            rows.extend(
+                zip(ids[present].tolist(), [number] * len(present), signed.tolist(), strict=True)
+            )
+    if connection.vendor == "postgresql" and rows:
+        buffer = io.StringIO("".join(f"{p}\t{r}\t{k}\n" for p, r, k in rows))
+        with connection.cursor() as cursor:
+            cursor.copy_from(buffer, MatchKey._meta.db_table, columns=("profile_id", "rule", "key"))
+        return
+    MatchKey.objects.bulk_create(
+        [MatchKey(profile_id=p, rule=r, key=k) for p, r, k in rows], batch_size=2000
+    )
+
+
+def _neighbours(prepared: Prepared, ids: np.ndarray) -> set[int]:
+    """Profile ids sharing a blocking key with the given (changed) profiles, from the index;
+    keys shared by more than MAX_BLOCK profiles are skipped, as in a full run."""
+    found: set[int] = set()
+    for number, rule in enumerate(DEFAULT_RULES):
+        wanted = {
+            int(k)
+            for keys in rule_keys(prepared, rule)
+            for k in keys[keys != 0].view(np.int64).tolist()
+        }
+        wanted_list = list(wanted)
+        for start in range(0, len(wanted_list), 1000):
+            chunk = wanted_list[start : start + 1000]
+            rows = MatchKey.objects.filter(rule=number, key__in=chunk).values_list(
+                "key", "profile_id"
+            )
+            by_key: dict[int, list[int]] = {}
+            for key, pid in rows:
+                by_key.setdefault(key, []).append(pid)
+            for members in by_key.values():
+                if len(members) <= MAX_BLOCK:
+                    found.update(members)
+    return found - set(ids.tolist())
+
+
+def identity_rescan(*, full: bool, progress: Progress = _no_progress) -> RescanSummary:
+    """Run the matcher over the database's profiles (see the module docstring)."""
+    started = time.perf_counter()
+    moment = timezone.now()
+    settings = match_settings()
+    fields = fields_from_config(settings.fields)
+    thresholds = Thresholds(merge=settings.merge_threshold, review=settings.review_threshold)
+    model = Model.from_json(settings.model) if settings.model else None
+    if model is not None and model.fields != fields:
+        model = None  # the field set changed: refit
+    if model is None or settings.matched_until is None:
+        full = True
+    summary = RescanSummary(kind="full" if full else "incremental")
+
+    progress(0.05, "loading profiles")
+    if full:
+        ids, traits = _load()
+        changed_mask = None
+    else:
+        changed_ids = list(
+            Profile.objects.filter(
+                merged_into__isnull=True, updated_at__gte=settings.matched_until
+            ).values_list("pk", flat=True)
+        )
+        changed, changed_traits = _load(changed_ids)
+        if len(changed) == 0:
+            _finish(settings, moment)
+            summary.seconds = time.perf_counter() - started
+            return summary
+        changed_prepared = records_prepare(columns_from_traits(changed_traits, fields), fields)
+        _keys_store(changed_prepared, changed, replace_all=False)
+        neighbours = _neighbours(changed_prepared, changed)
+        ids, traits = _load(sorted(set(changed.tolist()) | neighbours))
+        changed_mask = np.isin(ids, changed)
+    summary.profiles = len(ids)
+    if len(ids) < 2:
+        if full:
+            MatchKey.objects.all().delete()
+        _finish(settings, moment)
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    progress(0.2, "preparing")
+    prepared = records_prepare(columns_from_traits(traits, fields), fields)
+    progress(0.35, "blocking and comparing")
+    if full:
+        result = batch_match(prepared, thresholds=thresholds, max_block=MAX_BLOCK)
+        model = result.model
+        levels, labels = _labels_from_decisions(model)
+        if len(labels):
+            model = model_refine(model, levels, labels)
+            result.probability = model.probability(result.levels)
+            result.decision = thresholds.decide(result.probability)
+        settings.model = model.to_json()
+        settings.model_fitted_at = timezone.now()
+        progress(0.6, "indexing")
+        _keys_store(prepared, ids, replace_all=True)
+        left, right, probability, decision = (
+            result.left,
+            result.right,
+            result.probability,
+            result.decision,
+        )
+    else:
+        assert model is not None and changed_mask is not None
+        left, right, _ = candidate_pairs(prepared, max_block=MAX_BLOCK)
+        keep = changed_mask[left] | changed_mask[right]
+        left, right = left[keep], right[keep]
+        levels = pairs_compare(prepared, prepared, left, right)
+        probability = model.probability(levels)
+        decision = thresholds.decide(probability)
+    summary.pairs = len(left)
+
+    progress(0.7, "merging and queueing")
+    selected = np.nonzero(decision >= 1)[0]
+    selected = selected[np.argsort(-probability[selected], kind="stable")]
+    summary.candidates = len(selected)
+    _decide(summary, model, prepared, ids, left[selected], right[selected], decision[selected])
+    _finish(settings, moment)
+    progress(1.0, "done")
+    summary.seconds = time.perf_counter() - started
+    logger.info("identity rescan: %s", summary.as_dict())
+    return summary
+
+
+def _finish(settings: MatchSettings, moment: Any) -> None:
+    MatchSettings.objects.filter(pk=settings.pk).update(
+        matched_until=moment, model=settings.model, model_fitted_at=settings.model_fitted_at
+    )
+
+
+def _decide(
+    summary: RescanSummary,
+    model: Model,
+    prepared: Prepared,
+    ids: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    decision: np.ndarray,
+) -> None:
+    from identity.services import profiles_merge
+
+    rejected = set(NotSamePerson.objects.values_list("profile_a_id", "profile_b_id"))
+    decided = set(
+        MatchCandidate.objects.exclude(status=CandidateStatus.PENDING).values_list(
+            "profile_a_id", "profile_b_id"
+        )
+    )
+    limits = match_rules().limits
+    for i, j, verdict in zip(left.tolist(), right.tolist(), decision.tolist(), strict=True):
+        a, b = sorted((int(ids[i]), int(ids[j])))
+        if (a, b) in rejected or (a, b) in decided:
+            continue
+        explanation = pair_explain(model, prepared, prepared, i, j)
+        with transaction.atomic():
+            first, second = Profile.objects.filter(pk__in=[a, b]).order_by("pk")[:2]
+            if first.merged_into_id is not None or second.merged_into_id is not None:
+                continue  # merged in this run already; the next run sees the survivor
+            values = {
+                "probability": explanation.probability,
+                "weight": explanation.weight,
+                "explanation": explanation.to_json(),
+                "reason": MatchCandidate.Reason.FUZZY,
+            }
+            if (
+                verdict == 2
+                and limits
+                and merge_breaks_limits(survivor=first, duplicate=second, limits=limits)
+            ):
+                candidate_for_limit(first=first, second=second)
+                summary.queued += 1
+                continue
+            candidate, _ = MatchCandidate.objects.update_or_create(
+                profile_a_id=a, profile_b_id=b, defaults=values
+            )
+            if verdict == 2:
+                profiles_merge(
+                    first=first,
+                    second=second,
+                    reason=f"fuzzy match p={explanation.probability:.4f}",
+                    candidate=candidate,
+                )
+                MatchCandidate.objects.filter(pk=candidate.pk).update(
+                    status=CandidateStatus.MERGED, decided_at=timezone.now()
+                )
+                MatchKey.objects.filter(profile_id__in=[a, b]).exclude(
+                    profile__merged_into__isnull=True
+                ).delete()
+                summary.merged += 1
+            else:
+                summary.queued += 1
+
+
+# --- Jobs -------------------------------------------------------------------------------------
+
+
+# A job "running" for longer than this died with its worker: it no longer blocks new runs.
+STALE_AFTER = timedelta(hours=2)
+
+
+def rescan_job_create(*, full: bool, actor: Any = None) -> RescanJob:
+    """Record a queued rescan; RescanBusyError if one is queued or running already."""
+    with transaction.atomic():
+        # The settings row serialises concurrent requests.
+        MatchSettings.objects.get_or_create(pk=1)
+        MatchSettings.objects.select_for_update().get(pk=1)
+        active = RescanJob.objects.filter(
+            status__in=[RescanJob.Status.QUEUED, RescanJob.Status.RUNNING],
+            created_at__gt=timezone.now() - STALE_AFTER,
+        )
+        if active.exists():
+            raise RescanBusyError("a rescan is already queued or running")
+        return RescanJob.objects.create(
+            kind=RescanJob.Kind.FULL if full else RescanJob.Kind.INCREMENTAL,
+            requested_by=actor if getattr(actor, "pk", None) else None,
+        )
+
+
+def rescan_job_run(*, job: RescanJob) -> RescanSummary:
+    """Run a queued job, recording progress on it as it goes (idempotent: a job already done
+    or running is not run twice)."""
+    claimed = RescanJob.objects.filter(pk=job.pk, status=RescanJob.Status.QUEUED).update(
+        status=RescanJob.Status.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        job.refresh_from_db()
+        return RescanSummary(kind=job.kind)
+
+    def progress(fraction: float, step: str) -> None:
+        RescanJob.objects.filter(pk=job.pk).update(progress=fraction, step=step)
+
+    try:
+        summary = identity_rescan(full=job.kind == RescanJob.Kind.FULL, progress=progress)
+    except Exception as error:
+        RescanJob.objects.filter(pk=job.pk).update(
+            status=RescanJob.Status.FAILED,
+            error=type(error).__name__,
+            finished_at=timezone.now(),
+        )
+        raise
+    RescanJob.objects.filter(pk=job.pk).update(
+        status=RescanJob.Status.DONE,
+        progress=1.0,
+        step="done",
+        profiles=summary.profiles,
+        candidates=summary.candidates,
+        merged=summary.merged,
+        queued=summary.queued,
+        finished_at=timezone.now(),
+    )
+    job.refresh_from_db()
+    return summary
