@@ -60,10 +60,10 @@ def shop_data(source):
     return anna
 
 
-def test_a_marketer_logs_in_finds_a_profile_and_reads_its_timeline(
-    page, live_server, marketer, login, shot, shop_data
+def test_an_admin_logs_in_finds_a_profile_and_reads_its_timeline(
+    page, live_server, admin_user, login, shot, shop_data
 ):
-    login(marketer)
+    login(admin_user)
     shot("dashboard")
     assert page.locator("canvas#events-per-minute").is_visible()
 

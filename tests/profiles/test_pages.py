@@ -249,9 +249,9 @@ def test_the_explorer_runs_a_fixed_number_of_queries(
 
 
 def test_the_profile_page_shows_traits_features_identities_context_and_timeline(
-    staff_client, marketer, anna
+    staff_client, admin_user, anna
 ):
-    body = staff_client(marketer).get(f"/profiles/{anna.pk}/").content.decode()
+    body = staff_client(admin_user).get(f"/profiles/{anna.pk}/").content.decode()
     for text in [
         "Anna Smith",
         "anna@example.org",
@@ -270,10 +270,23 @@ def test_the_profile_page_shows_traits_features_identities_context_and_timeline(
         assert text in body, text
 
 
-def test_traits_written_by_outsiders_are_escaped(staff_client, marketer, source):
+def test_a_marketer_sees_personal_data_masked_on_the_profile_page(staff_client, marketer, anna):
+    body = staff_client(marketer).get(f"/profiles/{anna.pk}/").content.decode()
+    for personal in ["Anna Smith", "anna@example.org", "+14155552671"]:
+        assert personal not in body, personal
+    assert "a•••@e•••.org" in body
+    assert "u-42" in body  # ids are not personal data by themselves
+
+
+def test_compliance_sees_personal_data_unmasked(staff_client, compliance, anna):
+    body = staff_client(compliance).get(f"/profiles/{anna.pk}/").content.decode()
+    assert "anna@example.org" in body and "+14155552671" in body
+
+
+def test_traits_written_by_outsiders_are_escaped(staff_client, admin_user, source):
     profile = make_profile(traits={"name": "<script>alert(1)</script>", "note": "<b>x</b>"})
     make_events(profile, source, 1, properties={"title": "<img src=x onerror=alert(1)>"})
-    body = staff_client(marketer).get(f"/profiles/{profile.pk}/").content.decode()
+    body = staff_client(admin_user).get(f"/profiles/{profile.pk}/").content.decode()
     assert "<script>alert(1)</script>" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
     assert "<img src=x" not in body
