@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "cdp.audit.ProfileAccessAuditMiddleware",
 ]
 
 ROOT_URLCONF = "cdp.urls"
