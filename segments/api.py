@@ -21,8 +21,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cdp.auth import ResourcePermission
+from cdp.models import ApiKey
 from cdp.pagination import KeysetPagination
 from cdp.roles import ADMIN, COMPLIANCE, MARKETER
+from consent.pii import pii_can_see
+from consent.services import audit_record
+from consent.views_common import client_ip
 from profiles.api import ProfileOutputSerializer
 from profiles.models import Profile
 from segments import conditions, selectors, services
@@ -240,7 +244,8 @@ class _Echo:
 
 class SegmentExportApi(SegmentsResource, APIView):
     """CSV of the members. `?pseudonymised=true` replaces ids and identifiers by keyed hashes
-    and leaves traits out."""
+    and leaves traits out; staff whose role may not see PII always get the pseudonymised file.
+    Every export is audited."""
 
     COLUMNS = (
         "profile_id",
@@ -260,7 +265,17 @@ class SegmentExportApi(SegmentsResource, APIView):
     )
     def get(self, request: Request, segment_id: int) -> StreamingHttpResponse:
         segment = _segment_or_404(segment_id)
-        pseudo = request.query_params.get("pseudonymised", "").lower() in ("1", "true", "yes")
+        asked = request.query_params.get("pseudonymised", "").lower() in ("1", "true", "yes")
+        staff_without_pii = not isinstance(request.auth, ApiKey) and not pii_can_see(request.user)
+        pseudo = asked or staff_without_pii
+        audit_record(
+            actor=request.user,
+            action="export",
+            resource="segment",
+            resource_id=segment.pk,
+            ip=client_ip(request),
+            details={"pseudonymised": pseudo},
+        )
         writer = csv.writer(_Echo())
 
         def rows() -> Any:

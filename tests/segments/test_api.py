@@ -7,6 +7,7 @@ import io
 import pytest
 from rest_framework.test import APIClient
 
+from consent.models import AuditLog
 from segments.models import Segment
 from tests.segments.conftest import NOW
 
@@ -91,15 +92,21 @@ def test_profile_segments_and_explanation(api, people, django_capture_on_commit_
 
 
 def test_csv_export_pseudonymised_hides_identifiers(
-    api, people, django_capture_on_commit_callbacks
+    api, admin_user, people, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
         segment_id = api.post(
             "/api/v1/segments/", {"name": "Germans", "definition": GERMANS}, format="json"
         ).json()["id"]
-    plain = api.get(f"/api/v1/segments/{segment_id}/export.csv")
+    admin_api = APIClient()
+    admin_api.force_authenticate(admin_user)
+    plain = admin_api.get(f"/api/v1/segments/{segment_id}/export.csv")
     rows = list(csv.DictReader(io.StringIO(b"".join(plain.streaming_content).decode())))
     assert {r["email"] for r in rows} == {f"email-{p.pk}@example.com" for p in people[:3]}
+    # A marketer's role may not see PII: the file is pseudonymised whatever was asked.
+    marketer_file = b"".join(api.get(f"/api/v1/segments/{segment_id}/export.csv").streaming_content)
+    assert b"@example.com" not in marketer_file
+    assert AuditLog.objects.filter(action="export", resource="segment").count() == 2
     pseudo = api.get(f"/api/v1/segments/{segment_id}/export.csv?pseudonymised=true")
     text = b"".join(pseudo.streaming_content).decode()
     assert "@example.com" not in text
