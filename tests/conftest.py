@@ -2,10 +2,17 @@
 API keys. Tasks run inline unless a test starts a real worker (tests/cdp/test_worker.py)."""
 
 import os
-from collections.abc import Callable
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import Group, User
+from django.db import connection
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
@@ -96,3 +103,50 @@ def api_client_with_scopes(db) -> Callable[..., APIClient]:
         return api
 
     return make
+
+
+def _test_database_url() -> str:
+    """The test database (pytest-django renamed it) as a URL for a subprocess's settings."""
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@contextmanager
+def celery_worker(
+    *, queue: str, concurrency: int = 1, pool: str = "solo", env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen]:
+    """A real `celery worker` subprocess on Redis and the test database, consuming `queue`
+    (purged first); tasks stop running inline while it lives. Needs `transactional_db`."""
+    celery_app.conf.task_always_eager = False
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(queue)
+    worker_env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "REDIS_URL": django_settings.REDIS_URL,
+        "DB_CONN_MAX_AGE": "0",
+        **(env or {}),
+    }
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "celery", "-A", "cdp", "worker", "-Q", queue),
+            *("--concurrency", str(concurrency), "--pool", pool),
+            *("--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "warning"),
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        env=worker_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)  # warm shutdown: running tasks finish
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        celery_app.conf.task_always_eager = True

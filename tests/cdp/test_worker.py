@@ -1,24 +1,18 @@
 """A real Celery worker, on Redis and the test database, processes a batch end to end."""
 
-import os
-import signal
 import subprocess
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.db import connection
 
-from cdp.celery import app as celery_app
 from identity.models import Identity
 from profiles.models import Event, Profile
 from profiles.tasks import events_process_task
+from tests.conftest import celery_worker
 from tests.identity.factories import event_build, events_store
-
-ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [
     pytest.mark.worker,
@@ -29,60 +23,10 @@ pytestmark = [
 ]
 
 
-def _database_url() -> str:
-    """The test database (pytest-django renamed it) as a URL for the worker's settings."""
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @pytest.fixture
 def worker(transactional_db):
-    celery_app.conf.task_always_eager = False
-    with celery_app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("ingest")
-    env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "DB_CONN_MAX_AGE": "0",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "cdp",
-            "worker",
-            "-Q",
-            "ingest",
-            "--concurrency",
-            "2",
-            "--pool",
-            "prefork",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "-l",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    with celery_worker(queue="ingest", concurrency=2, pool="prefork") as process:
         yield process
-    finally:
-        process.send_signal(signal.SIGTERM)  # warm shutdown: running tasks finish
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        celery_app.conf.task_always_eager = True
 
 
 def _wait_until_processed(ids: list[int], worker: subprocess.Popen, timeout: float = 90) -> None:

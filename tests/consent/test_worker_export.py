@@ -1,10 +1,6 @@
 """A real Celery worker builds an access export that a CRM requested through the API."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,10 +9,10 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from cdp.celery import app as celery_app
 from consent.models import PrivacyRequest, RequestStatus
 from identity.models import Identity
 from profiles.models import Event, Profile
+from tests.conftest import celery_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,61 +25,11 @@ pytestmark = [
 ]
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @pytest.fixture
 def worker(transactional_db, tmp_path, settings):
     settings.MEDIA_ROOT = tmp_path
-    celery_app.conf.task_always_eager = False
-    with celery_app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("default")
-    env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "DB_CONN_MAX_AGE": "0",
-        "MEDIA_ROOT": str(tmp_path),
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "cdp",
-            "worker",
-            "-Q",
-            "default",
-            "--concurrency",
-            "1",
-            "--pool",
-            "solo",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "-l",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    with celery_worker(queue="default", env={"MEDIA_ROOT": str(tmp_path)}) as process:
         yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        celery_app.conf.task_always_eager = True
 
 
 def test_a_real_worker_builds_the_access_export_with_progress(
