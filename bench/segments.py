@@ -249,7 +249,7 @@ def scale_inner() -> None:
         created = Segment.objects.create(
             name=name, definition=definition, dependencies=deps.as_dict()
         )
-        services._index_changed()
+        services.segment_index_invalidate()
         return created
 
     segment = quiet_create("bench three", THREE_CONDITIONS)

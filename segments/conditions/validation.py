@@ -110,7 +110,7 @@ def _schema_errors(definition: Any) -> list[ConditionError]:
 
 def _parse_date(value: Any) -> dt.date | None:
     """A date YYYY-MM-DD before the year 8000 (later years are reserved: see
-    segments.services.SENTINEL_NOW)."""
+    segments.services.realtime.SENTINEL_NOW)."""
     if not isinstance(value, str) or not re.match(DATE_PATTERN, value):
         return None
     try:

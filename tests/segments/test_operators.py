@@ -9,6 +9,7 @@ from segments import conditions, services
 from segments.compiler import base_profiles, compile_definition
 from segments.models import ModelRun, ProfileScore, Segment
 from segments.selectors import definition_resolver, profile_facts
+from segments.services import realtime
 from tests.segments.conftest import NOW
 
 pytestmark = pytest.mark.django_db
@@ -247,7 +248,7 @@ def _check(cast, definition, expected):
             pk=pk,
         )
         assert single.exists() == (name in expected), f"single profile {name}: {definition}"
-        verdict = services._evaluate_for_profile(pk, [entry], NOW).get(990, False)
+        verdict = realtime._evaluate_for_profile(pk, [entry], NOW).get(990, False)
         assert verdict == (name in expected), f"real-time path {name}: {definition}"
 
 

@@ -1,0 +1,73 @@
+"""Writes: segment definitions, membership refresh (full and real-time), webhooks.
+
+Membership is materialised in `SegmentMembership`; every enter/exit is also a `MembershipChange`
+row, announced after commit with `segments.signals.segment_membership_changed` and, when the
+segment has a webhook, recorded as a `WebhookDelivery` that a task sends after commit.
+
+Modules: `definitions`, `refresh` (full refresh and the recording of changes), `realtime`
+(the pipeline stage) and `webhooks`. Everything public is importable from here.
+"""
+
+from segments.services.definitions import (
+    segment_archive,
+    segment_create,
+    segment_definition_check,
+    segment_duplicate,
+    segment_unarchive,
+    segment_update,
+)
+from segments.services.realtime import (
+    INDEX_VERSION_KEY,
+    ORDER_EVENT,
+    ORDER_ONLY_FEATURES,
+    SENTINEL_NOW,
+    SENTINEL_PROFILE,
+    IndexedSegment,
+    MembershipChangeSet,
+    segment_candidates,
+    segment_index,
+    segment_index_invalidate,
+    segment_memberships_refresh,
+)
+from segments.services.refresh import (
+    RefreshResult,
+    membership_changes_record,
+    segment_refresh,
+    segments_refresh_all,
+)
+from segments.services.webhooks import (
+    WEBHOOK_BATCH,
+    WEBHOOK_MAX_ATTEMPTS,
+    TransientError,
+    webhook_deliveries_record,
+    webhook_delivery_send,
+)
+
+__all__ = [
+    "INDEX_VERSION_KEY",
+    "ORDER_EVENT",
+    "ORDER_ONLY_FEATURES",
+    "SENTINEL_NOW",
+    "SENTINEL_PROFILE",
+    "WEBHOOK_BATCH",
+    "WEBHOOK_MAX_ATTEMPTS",
+    "IndexedSegment",
+    "MembershipChangeSet",
+    "RefreshResult",
+    "TransientError",
+    "membership_changes_record",
+    "segment_archive",
+    "segment_candidates",
+    "segment_create",
+    "segment_definition_check",
+    "segment_duplicate",
+    "segment_index",
+    "segment_index_invalidate",
+    "segment_memberships_refresh",
+    "segment_refresh",
+    "segment_unarchive",
+    "segment_update",
+    "segments_refresh_all",
+    "webhook_deliveries_record",
+    "webhook_delivery_send",
+]

@@ -1,0 +1,152 @@
+"""Writes to segment definitions: check, create, update, archive, duplicate."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from segments import conditions, selectors
+from segments.models import (
+    MembershipChange,
+    Segment,
+)
+from segments.services.realtime import segment_index_invalidate
+
+
+def segment_definition_check(
+    *, definition: Any, segment: Segment | None = None
+) -> conditions.Dependencies:
+    """Validate a definition fully: schema, semantics, referenced segments exist, no cycle,
+    consent available. Raises conditions.InvalidDefinition; returns its dependencies."""
+    conditions.validate(definition, segment_exists=lambda i: Segment.objects.filter(pk=i).exists())
+    resolver = selectors.definition_resolver()
+    own_id = segment.pk if segment else None
+    for pointer, node in conditions.walk_with_pointers(definition):
+        if "segment" in node:
+            if node["segment"] == own_id:
+                raise conditions.InvalidDefinition(
+                    [conditions.ConditionError(pointer, "a segment cannot contain itself")]
+                )
+            target = resolver(node["segment"])
+            cycle = (
+                conditions.find_cycle(own_id, target or {"all": []}, resolver) if own_id else None
+            )
+            if cycle:
+                chain = " → ".join(f"#{i}" for i in [own_id, node["segment"], *cycle[1:]])
+                raise conditions.InvalidDefinition(
+                    [
+                        conditions.ConditionError(
+                            pointer, f"segments would refer in a cycle: {chain}"
+                        )
+                    ]
+                )
+        if "consent" in node:
+            if selectors.consent_q_or_none() is None:
+                raise conditions.InvalidDefinition(
+                    [conditions.ConditionError(pointer, "consent conditions need the consent app")]
+                )
+            if not selectors.consent_purpose_known(node["consent"]):
+                raise conditions.InvalidDefinition(
+                    [
+                        conditions.ConditionError(
+                            pointer, f"unknown consent purpose {node['consent']!r}"
+                        )
+                    ]
+                )
+    return conditions.dependencies(definition, resolver)
+
+
+@transaction.atomic
+def segment_create(
+    *,
+    name: str,
+    definition: Mapping[str, Any],
+    actor: AbstractBaseUser | None = None,
+    description: str = "",
+    webhook_url: str = "",
+) -> Segment:
+    """Create a segment and queue its first refresh after commit."""
+    deps = segment_definition_check(definition=definition)
+    segment = Segment.objects.create(
+        name=name,
+        description=description,
+        definition=definition,
+        definition_version=conditions.DEFINITION_VERSION,
+        dependencies=deps.as_dict(),
+        webhook_url=webhook_url,
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
+    segment_index_invalidate()
+    _queue_refresh(segment, cause=MembershipChange.Cause.DEFINITION)
+    return segment
+
+
+@transaction.atomic
+def segment_update(
+    *,
+    segment: Segment,
+    name: str | None = None,
+    definition: Mapping[str, Any] | None = None,
+    description: str | None = None,
+    webhook_url: str | None = None,
+) -> Segment:
+    """Change a segment; a new definition is re-checked and membership refreshed."""
+    segment = Segment.objects.select_for_update().get(pk=segment.pk)
+    if name is not None:
+        segment.name = name
+    if description is not None:
+        segment.description = description
+    if webhook_url is not None:
+        segment.webhook_url = webhook_url
+    definition_changed = definition is not None and definition != segment.definition
+    if definition_changed:
+        deps = segment_definition_check(definition=definition, segment=segment)
+        segment.definition = definition
+        segment.definition_version = conditions.DEFINITION_VERSION
+        segment.dependencies = deps.as_dict()
+    segment.save()
+    if definition_changed:
+        # Segments that embed this one depend on what it depends on now.
+        resolver = selectors.definition_resolver()
+        for user in selectors.segments_using(segment_id=segment.pk):
+            user.dependencies = conditions.dependencies(user.definition, resolver).as_dict()
+            user.save(update_fields=["dependencies", "updated_at"])
+            _queue_refresh(user, cause=MembershipChange.Cause.DEFINITION)
+        _queue_refresh(segment, cause=MembershipChange.Cause.DEFINITION)
+    segment_index_invalidate()
+    return segment
+
+
+def segment_archive(*, segment: Segment) -> Segment:
+    """Archived segments stop refreshing; their members and history stay readable."""
+    segment.status = Segment.Status.ARCHIVED
+    segment.save(update_fields=["status", "updated_at"])
+    segment_index_invalidate()
+    return segment
+
+
+def segment_unarchive(*, segment: Segment) -> Segment:
+    segment.status = Segment.Status.ACTIVE
+    segment.save(update_fields=["status", "updated_at"])
+    segment_index_invalidate()
+    _queue_refresh(segment, cause=MembershipChange.Cause.REFRESH)
+    return segment
+
+
+def segment_duplicate(*, segment: Segment, actor: AbstractBaseUser | None = None) -> Segment:
+    return segment_create(
+        name=f"{segment.name} (copy)"[:200],
+        definition=segment.definition,
+        actor=actor,
+        description=segment.description,
+    )
+
+
+def _queue_refresh(segment: Segment, *, cause: str) -> None:
+    from segments.tasks import segment_refresh_task
+
+    segment_id = segment.pk
+    transaction.on_commit(lambda: segment_refresh_task.delay(segment_id, cause))
