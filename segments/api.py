@@ -7,11 +7,8 @@ where `pointer` is the JSON pointer of the offending node inside the definition.
 from __future__ import annotations
 
 import csv
-import hashlib
-import hmac
 from typing import Any
 
-from django.conf import settings
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -24,7 +21,7 @@ from cdp.auth import ResourcePermission
 from cdp.models import ApiKey
 from cdp.pagination import KeysetPagination
 from cdp.roles import ADMIN, COMPLIANCE, MARKETER
-from consent.pii import pii_can_see
+from consent.pii import pii_can_see, pii_pseudonym
 from consent.services import audit_record
 from consent.views_common import client_ip
 from profiles.api import ProfileOutputSerializer
@@ -231,12 +228,6 @@ class SegmentMembersApi(SegmentsResource, APIView):
         return paginator.get_paginated_response(ProfileOutputSerializer(page, many=True).data)
 
 
-def pseudonym(value: Any) -> str:
-    """A stable keyed hash: joins across exports without revealing the value."""
-    digest = hmac.new(settings.SECRET_KEY.encode(), str(value).encode(), hashlib.sha256)
-    return digest.hexdigest()[:20]
-
-
 class _Echo:
     def write(self, value: str) -> str:
         return value
@@ -292,7 +283,7 @@ class SegmentExportApi(SegmentsResource, APIView):
                     ids.get("user_id", ""),
                 ]
                 if pseudo:
-                    values = [pseudonym(v) if v != "" else "" for v in values]
+                    values = [pii_pseudonym(v) if v != "" else "" for v in values]
                 yield writer.writerow(
                     [
                         *values,
