@@ -66,7 +66,12 @@ class ComputedOutputSerializer(serializers.Serializer):
         allow_null=True, help_text="Whole days since the last order; null without orders."
     )
     frequency = serializers.IntegerField(help_text="Number of orders.")
-    monetary = serializers.FloatField(help_text="Average order value.")
+    monetary = serializers.FloatField(
+        help_text="Total revenue of Order Completed events (RFM monetary, as in segments)."
+    )
+    average_order_value = serializers.FloatField(
+        allow_null=True, help_text="Revenue per order; null without orders."
+    )
     lifetime_value = serializers.FloatField(help_text="Revenue to date.")
 
 

@@ -144,7 +144,9 @@ def profile_computed_features(profile: Profile, *, now: datetime | None = None) 
 
     Columns the pipeline maintains, plus RFM read from them: `recency_days` is whole days since
     the last order (null without orders), `frequency` the number of orders, `monetary` the
-    average order value, `lifetime_value` the revenue to date.
+    total revenue of Order Completed events (the same `monetary` segments and models use),
+    `average_order_value` revenue per order (null without orders), `lifetime_value` the revenue
+    to date.
     """
     now = now or timezone.now()
     revenue = float(profile.revenue or 0)
@@ -159,7 +161,8 @@ def profile_computed_features(profile: Profile, *, now: datetime | None = None) 
         "last_order_at": last_order,
         "recency_days": max((now - last_order).days, 0) if last_order else None,
         "frequency": orders,
-        "monetary": round(revenue / orders, 2) if orders else 0.0,
+        "monetary": revenue,
+        "average_order_value": round(revenue / orders, 2) if orders else None,
         "lifetime_value": revenue,
     }
 
@@ -379,7 +382,8 @@ def profile_feature_rows(*, profile: Profile) -> list[tuple[str, Any]]:
         ("Last seen", profile.last_seen),
         ("Days since last seen", last_seen_days),
         ("Orders (frequency)", features["frequency"]),
-        ("Average order (monetary)", features["monetary"] if features["frequency"] else None),
+        ("Total spent (monetary)", features["monetary"]),
+        ("Average order value", features["average_order_value"]),
         ("Lifetime value", features["lifetime_value"]),
         ("Days since last order (recency)", features["recency_days"]),
         ("First order", features["first_order_at"]),

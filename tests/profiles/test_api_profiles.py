@@ -43,7 +43,9 @@ def test_a_profile_is_listed_with_traits_computed_features_and_identities(reader
     assert computed["order_count"] == 2
     assert computed["revenue"] == 150.5
     assert computed["frequency"] == 2
-    assert computed["monetary"] == 75.25
+    # RFM monetary is the total spent, as in segments; the average order has its own name.
+    assert computed["monetary"] == 150.5
+    assert computed["average_order_value"] == 75.25
     assert computed["lifetime_value"] == 150.5
     assert computed["recency_days"] == (timezone.now() - (T0 + timedelta(days=1))).days
     assert item["first_seen"].startswith("2026-03-01T12:00:00")
@@ -53,6 +55,7 @@ def test_computed_features_of_a_profile_without_orders_have_no_recency():
     features = profile_computed_features(make_profile())
     assert features["recency_days"] is None
     assert features["monetary"] == 0.0
+    assert features["average_order_value"] is None
     assert features["revenue"] == 0.0
 
 

@@ -5,6 +5,7 @@ import datetime as dt
 
 import pytest
 
+from profiles.selectors import profile_computed_features
 from segments import conditions, services
 from segments.compiler import base_profiles, compile_definition
 from segments.models import ModelRun, ProfileScore, Segment
@@ -270,3 +271,15 @@ def test_a_merged_profile_is_in_no_segment(cast):
         compile_definition({"trait": "country", "op": "exists"}, now=NOW)
     )
     assert set(compiled.values_list("pk", flat=True)) == {cast["de"].pk}
+
+
+def test_monetary_means_total_revenue_in_segments_and_in_the_profile_api(profile_maker):
+    # Two orders of 40 and 80: monetary is the total (120), the average order is 60.
+    buyer = profile_maker(order_count=2, revenue=120)
+    features = profile_computed_features(buyer)
+    assert features["monetary"] == 120.0 and features["average_order_value"] == 60.0
+    for op, value, inside in (("eq", 120, True), ("gt", 100, True), ("lte", 60, False)):
+        definition = {"computed": "monetary", "op": op, "value": value}
+        compiled = base_profiles().filter(compile_definition(definition, now=NOW), pk=buyer.pk)
+        assert compiled.exists() is inside
+        assert conditions.evaluate(definition, profile_facts(profile=buyer), now=NOW) is inside
