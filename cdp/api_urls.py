@@ -34,6 +34,11 @@ urlpatterns: list = [
         name="api-segment-archive",
     ),
     path(
+        "segments/<int:segment_id>/webhook-secret/",
+        segments_api.SegmentWebhookSecretApi.as_view(),
+        name="api-segment-webhook-secret",
+    ),
+    path(
         "segments/<int:segment_id>/refresh/",
         segments_api.SegmentRefreshApi.as_view(),
         name="api-segment-refresh",

@@ -146,6 +146,44 @@ class SegmentArchiveApi(SegmentsResource, APIView):
         return Response(SegmentOutputSerializer(segment).data)
 
 
+class SegmentWebhookSecretApi(SegmentsResource, APIView):
+    """The secret that signs this segment's webhook deliveries (`X-CDP-Signature`, see the
+    README). POST only, so only writers (marketers, admins, `segments:write` keys) see it;
+    `{"rotate": true}` replaces it first. Every reveal is audited."""
+
+    class InputSerializer(serializers.Serializer):
+        rotate = serializers.BooleanField(required=False, default=False)
+
+    @extend_schema(
+        tags=["segments"],
+        request=InputSerializer,
+        responses={
+            200: inline_serializer(
+                "SegmentWebhookSecret",
+                {"secret": serializers.CharField(), "header": serializers.CharField()},
+            )
+        },
+    )
+    def post(self, request: Request, segment_id: int) -> Response:
+        segment = _segment_or_404(segment_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        rotate = data.validated_data["rotate"]
+        if rotate:
+            secret = services.webhook_secret_rotate(segment=segment)
+        else:
+            secret = services.webhook_secret(segment=segment)
+        audit_record(
+            actor=request.user,
+            action="webhook_secret",
+            resource="segment",
+            resource_id=segment.pk,
+            ip=client_ip(request),
+            details={"rotated": rotate},
+        )
+        return Response({"secret": secret, "header": services.SIGNATURE_HEADER})
+
+
 class SegmentRefreshApi(SegmentsResource, APIView):
     @extend_schema(
         tags=["segments"],

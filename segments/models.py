@@ -2,9 +2,15 @@
 membership with history and size snapshots, and the clustering/propensity models whose outputs
 conditions can use."""
 
+import secrets
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+
+def new_webhook_secret_salt() -> str:
+    return secrets.token_hex(16)
 
 
 class Segment(models.Model):
@@ -22,6 +28,11 @@ class Segment(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     # Optional: enter/exit changes are POSTed here (record-then-send, segments.tasks).
     webhook_url = models.URLField(blank=True, default="")
+    # The webhook signing secret is derived from SECRET_KEY and this salt, never stored
+    # (segments.services.webhooks.webhook_secret); rotating the secret draws a new salt.
+    webhook_secret_salt = models.CharField(
+        max_length=32, default=new_webhook_secret_salt, editable=False
+    )
     size = models.PositiveIntegerField(default=0)
     refreshed_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(

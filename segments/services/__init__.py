@@ -36,11 +36,15 @@ from segments.services.refresh import (
     segments_refresh_all,
 )
 from segments.services.webhooks import (
+    SIGNATURE_HEADER,
     WEBHOOK_BATCH,
     WEBHOOK_MAX_ATTEMPTS,
     TransientError,
     webhook_deliveries_record,
     webhook_delivery_send,
+    webhook_secret,
+    webhook_secret_rotate,
+    webhook_signature,
 )
 
 __all__ = [
@@ -49,6 +53,7 @@ __all__ = [
     "ORDER_ONLY_FEATURES",
     "SENTINEL_NOW",
     "SENTINEL_PROFILE",
+    "SIGNATURE_HEADER",
     "WEBHOOK_BATCH",
     "WEBHOOK_MAX_ATTEMPTS",
     "IndexedSegment",
@@ -70,4 +75,7 @@ __all__ = [
     "segments_refresh_all",
     "webhook_deliveries_record",
     "webhook_delivery_send",
+    "webhook_secret",
+    "webhook_secret_rotate",
+    "webhook_signature",
 ]

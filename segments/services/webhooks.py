@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
-from segments.models import (
-    Segment,
-    WebhookDelivery,
-)
+from segments.models import Segment, WebhookDelivery, new_webhook_secret_salt
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,37 @@ WEBHOOK_BATCH = 500
 WEBHOOK_MAX_ATTEMPTS = 5
 
 
+SIGNATURE_HEADER = "X-CDP-Signature"
+
+
 class TransientError(Exception):
     """A failure worth retrying (the receiver was down or answered 5xx)."""
+
+
+def webhook_secret(*, segment: Segment) -> str:
+    """The segment's webhook signing secret. Derived, not stored: an HMAC keyed by SECRET_KEY
+    (Django's salted_hmac) over the segment id and its random salt, so a database dump alone
+    does not reveal it. Changing SECRET_KEY or rotating the salt changes it."""
+    digest = salted_hmac(
+        "segments.webhook-secret",
+        f"{segment.pk}:{segment.webhook_secret_salt}",
+        algorithm="sha256",
+    ).hexdigest()
+    return f"whsec_{digest}"
+
+
+def webhook_secret_rotate(*, segment: Segment) -> str:
+    """A new signing secret for the segment (the old one stops verifying at once)."""
+    segment.webhook_secret_salt = new_webhook_secret_salt()
+    segment.save(update_fields=["webhook_secret_salt", "updated_at"])
+    return webhook_secret(segment=segment)
+
+
+def webhook_signature(*, secret: str, timestamp: int, body: bytes) -> str:
+    """`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>`: the receiver recomputes it and
+    refuses an old timestamp, so a captured delivery cannot be replayed later."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
 
 
 def webhook_deliveries_record(
@@ -53,9 +83,11 @@ def webhook_deliveries_record(
 def webhook_delivery_send(*, delivery_id: int) -> WebhookDelivery | None:
     """POST one recorded delivery. Idempotent: only a pending delivery is sent; a failure
     raises TransientError until the attempts run out, then the delivery is marked failed."""
-    delivery = WebhookDelivery.objects.filter(
-        pk=delivery_id, state=WebhookDelivery.State.PENDING
-    ).first()
+    delivery = (
+        WebhookDelivery.objects.filter(pk=delivery_id, state=WebhookDelivery.State.PENDING)
+        .select_related("segment")
+        .first()
+    )
     if delivery is None:
         return None
     WebhookDelivery.objects.filter(pk=delivery.pk).update(attempts=F("attempts") + 1)
@@ -65,7 +97,17 @@ def webhook_delivery_send(*, delivery_id: int) -> WebhookDelivery | None:
         delivery.url,
         data=body,
         method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "cdp-segments/1"},
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "cdp-segments/1",
+            "X-CDP-Delivery": str(delivery.pk),
+            # Signed at each attempt, so a retry carries a fresh timestamp.
+            SIGNATURE_HEADER: webhook_signature(
+                secret=webhook_secret(segment=delivery.segment),
+                timestamp=int(time.time()),
+                body=body,
+            ),
+        },
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
