@@ -15,6 +15,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from django.db import connection
 from django.db.models import (
     CharField,
     Count,
@@ -93,6 +94,13 @@ def _typed(typ: Any, kind: str) -> Q:
 NEGATIONS = {"neq": "eq", "not_in": "in", "not_exists": "exists"}
 
 
+def _nested(keys: tuple[str, ...], value: Any) -> Any:
+    """{"a": {"b": value}} for the path a.b."""
+    for key in reversed(keys):
+        value = {key: value}
+    return value
+
+
 def json_value_q(column: str, path: str, op: str, value: Any, now: dt.datetime) -> Q:
     """`column` (a JSONField) at dotted `path`, compared like conditions.value_matches."""
     if op in NEGATIONS:
@@ -102,6 +110,11 @@ def json_value_q(column: str, path: str, op: str, value: Any, now: dt.datetime) 
     if op == "exists":
         return ~Q(In(typ, ["missing", "null"]))
     if op == "eq":
+        if connection.vendor == "postgresql":
+            # jsonb containment is type-exact (1 is not "1", true is not 1, 1 equals 1.0) and
+            # never NULL on these non-null columns: one operator instead of a type probe and a
+            # comparison per row (the segment count scans every profile).
+            return Q(**{f"{column}__contains": _nested(keys, value)})
         return _typed(typ, c.json_type(value)) & _path_lookup(column, keys, "exact", value)
     if op == "in":
         q = Q(pk__in=[])
@@ -162,6 +175,12 @@ def datetime_q(field: str, op: str, value: Any, now: dt.datetime) -> Q:
     raise ValueError(op)
 
 
+# Cheapest first: PostgreSQL keeps the written order of predicates it estimates to cost the
+# same, so a column comparison (computed features) runs before a JSON probe (traits), and both
+# before subqueries, which then only see the rows that passed.
+COST_RANK = {"computed": 0, "trait": 1}
+
+
 class Compiler:
     """compile(definition) -> Q on Profile; `profile_id` narrows event subqueries to one
     profile (the real-time path), `now` fixes every relative window."""
@@ -182,7 +201,8 @@ class Compiler:
     def compile(self, node: Mapping[str, Any], _seen: frozenset[int] = frozenset()) -> Q:
         kind = c.node_kind(node)
         if kind in c.GROUP_KEYS:
-            parts = [self.compile(child, _seen) for child in node[kind]]
+            children = sorted(node[kind], key=lambda child: COST_RANK.get(c.node_kind(child), 2))
+            parts = [self.compile(child, _seen) for child in children]
             combined = parts[0]
             for part in parts[1:]:
                 combined = combined & part if kind == "all" else combined | part

@@ -37,7 +37,7 @@ def segment_refresh(
     enter/exit, snapshot the size. Safe to rerun; concurrent runs of one segment serialise on
     the segment row."""
     now = now or timezone.now()
-    with transaction.atomic():
+    with selectors.analytical_transaction():
         segment = Segment.objects.select_for_update().get(pk=segment.pk)
         if not segment.is_active:
             return RefreshResult(segment_id=segment.pk, size=segment.size)
