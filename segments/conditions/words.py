@@ -111,9 +111,15 @@ def describe_node(node: Mapping[str, Any]) -> str:
         text = f"who did “{node['event']}”{_words_where(node.get('where', []))}"
         for key in ("first", "last"):
             if key in node:
-                spec = node[key]
-                verb = OP_WORDS[spec["op"]].removeprefix("is ")
-                return f"{text}, {key} time {verb} {_words_value(spec['op'], spec['value'])}"
+                op, value = node[key]["op"], node[key]["value"]
+                if op == "within_last":
+                    moment = f"in the last {_words_duration(value)}"
+                elif op == "between":
+                    moment = f"between {value[0]} and {value[1]}"
+                else:
+                    moment = f"{op} {value}"
+                where = _words_where(node.get("where", []))
+                return f"who {key} did “{node['event']}”{where} {moment}"
         text += _words_times(node.get("count", {"op": "gte", "value": 1}))
         window = node.get("within")
         if window:

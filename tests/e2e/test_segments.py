@@ -99,3 +99,75 @@ def test_build_a_two_group_segment_watch_the_count_save_and_open_it(
     explanation = page.locator("#explanation").inner_text()
     assert "not a member" in explanation and "value: 'free'" in explanation
     shot("segments-detail")
+
+
+def _count_is(page, expected: int) -> None:
+    page.wait_for_function(
+        f"document.querySelector('[data-preview-count]')?.textContent.trim() === '{expected}'"
+    )
+
+
+def test_an_event_condition_on_the_first_or_last_time(
+    page, live_server, marketer, login, shoppers, source, shot
+):
+    # Dora's first view was 20 days ago; Anna's and Carl's first views are from today.
+    Event.objects.create(
+        source=source,
+        message_id="Dora-old",
+        type="track",
+        event="Product Viewed",
+        timestamp=timezone.now() - timedelta(days=20),
+        received_at=timezone.now(),
+        properties={"category": "Hats"},
+        profile=shoppers["Dora"],
+    )
+    login(marketer)
+    page.goto(f"{live_server.url}/segments/new/")
+    _count_is(page, 3)
+    condition = page.locator('[data-pointer="/all/0"]')
+    condition.locator("select[aria-label='Condition kind']").select_option("event")
+    condition = page.locator('[data-pointer="/all/0"]')
+    condition.locator("input[aria-label=Event]").fill("Product Viewed")
+    _count_is(page, 3)  # did it at least once: Anna, Carl, Dora
+
+    condition.locator("select[aria-label=Occurrence]").select_option("first")
+    condition = page.locator('[data-pointer="/all/0"]')
+    # The count and window widgets give way to "when": within the last 30 days by default.
+    assert condition.locator("select[aria-label='Count operator']").count() == 0
+    assert condition.locator("select[aria-label=Operator]").input_value() == "within_last"
+    _count_is(page, 3)
+    condition.locator("input[aria-label=Days]").fill("7")
+    _count_is(page, 2)  # Dora first viewed 20 days ago
+    words = page.locator(".preview-panel .words")
+    assert "People who first did “Product Viewed” in the last 7 days" in words.inner_text()
+    shot("segments-builder-first-time")
+
+    condition.locator("select[aria-label=Occurrence]").select_option("last")
+    condition = page.locator('[data-pointer="/all/0"]')
+    condition.locator("input[aria-label=Days]").fill("7")
+    _count_is(page, 3)  # everyone's last view is from today
+    assert "People who last did “Product Viewed” in the last 7 days" in words.inner_text()
+
+    condition.locator("select[aria-label=Occurrence]").select_option("first")
+    condition = page.locator('[data-pointer="/all/0"]')
+    condition.locator("select[aria-label=Operator]").select_option("before")
+    condition.locator("input[aria-label=Date]").fill(
+        (timezone.now() - timedelta(days=10)).date().isoformat()
+    )
+    _count_is(page, 1)  # only Dora had a first view before ten days ago
+    page.fill("#id_name", "Early viewers")
+    page.click("button[type=submit].primary")
+    page.wait_for_url(f"{live_server.url}/segments/*/")
+    segment = Segment.objects.get(name="Early viewers")
+    assert segment.definition == {
+        "all": [
+            {
+                "event": "Product Viewed",
+                "first": {
+                    "op": "before",
+                    "value": (timezone.now() - timedelta(days=10)).date().isoformat(),
+                },
+            }
+        ]
+    }
+    assert page.locator("[data-segment-size]").inner_text() == "1"

@@ -14,6 +14,7 @@
     date: ["within_last", "before", "after", "between", "exists", "not_exists"],
     recency: ["gt", "gte", "lt", "lte", "between", "exists", "not_exists"],
     score: ["gte", "gt", "lte", "lt", "between"],
+    occurrence: ["within_last", "before", "after", "between"],
   };
   var OP_LABELS = {
     eq: "is", neq: "is not", contains: "contains", starts_with: "starts with", in: "is one of",
@@ -289,6 +290,26 @@
     body.appendChild(this.text(node.event, function (v) { node.event = v; }, { list: "seg-event-names", placeholder: "event name", "aria-label": "Event", class: "path", onchange: loadProperties }));
     body.appendChild(datalist);
     loadProperties();
+    // How the occurrences count: how many times (in a window), or when the first / last one was.
+    var mode = node.first ? "first" : node.last ? "last" : "count";
+    body.appendChild(select([["count", "how many times"], ["first", "first time"], ["last", "last time"]], mode, function (v) {
+      delete node.first; delete node.last;
+      if (v !== "count") {
+        delete node.count; delete node.within; delete node.not_followed_by;
+        node[v] = { op: "within_last", value: { days: 30 } };
+      }
+      self.changed(true);
+    }, "Occurrence"));
+    if (mode !== "count") {
+      var spec = node[mode];
+      var whenSlot = el("span");
+      var redrawWhen = function () { whenSlot.textContent = ""; whenSlot.appendChild(self.valueWidget(spec, "date")); };
+      body.appendChild(this.opSelect(spec, OPS.occurrence, redrawWhen));
+      body.appendChild(whenSlot);
+      redrawWhen();
+      body.appendChild(this.eventFilters(node, listId, false));
+      return;
+    }
     var count = node.count || { op: "gte", value: 1 };
     body.appendChild(select(Object.keys(COUNT_LABELS).map(function (k) { return [k, COUNT_LABELS[k]]; }), count.op, function (v) {
       count.op = v; node.count = count; self.changed(false);
@@ -317,7 +338,12 @@
     }, "Time window"));
     body.appendChild(windowSlot);
     drawWindow(window);
-    // Property filters.
+    body.appendChild(this.eventFilters(node, listId, true));
+  };
+
+  // Property filters (and, for counted occurrences, "and then did not do ...").
+  Builder.prototype.eventFilters = function (node, listId, withFollow) {
+    var self = this;
     var filters = el("div", { class: "cond-filters" });
     function drawFilters() {
       filters.textContent = "";
@@ -335,29 +361,34 @@
         } }));
         filters.appendChild(row);
       });
-      var follow = node.not_followed_by;
-      var followRow = el("div", { class: "cond-filter" });
-      var check = el("input", { type: "checkbox", "aria-label": "Not followed by" });
-      check.checked = !!follow;
-      check.addEventListener("change", function () {
-        if (check.checked) { node.not_followed_by = { event: "Order Completed", within: { hours: 1 } }; delete node.count; }
-        else delete node.not_followed_by;
-        drawFilters(); self.changed(false);
-      });
-      followRow.appendChild(el("label", { class: "inline" }, [check, el("span", { text: " and then did not do" })]));
-      if (follow) {
-        followRow.appendChild(self.text(follow.event, function (v) { follow.event = v; }, { list: "seg-event-names", "aria-label": "Follow-up event", class: "path" }));
-        followRow.appendChild(el("span", { text: "within" }));
-        followRow.appendChild(self.number(follow.within.hours, function (v) { follow.within = { hours: v === null ? 0 : Math.max(0, Math.round(v)) }; }, { min: 0, step: 1, "aria-label": "Hours" }));
-        followRow.appendChild(el("span", { text: "hours" }));
-      }
-      filters.appendChild(followRow);
+      if (withFollow) filters.appendChild(self.followRow(node, drawFilters));
       filters.appendChild(el("button", { type: "button", class: "secondary small", text: "+ Property filter", onclick: function () {
         node.where = node.where || []; node.where.push({ property: "", op: "eq", value: "" }); drawFilters(); self.changed(false);
       } }));
     }
     drawFilters();
-    body.appendChild(filters);
+    return filters;
+  };
+
+  Builder.prototype.followRow = function (node, drawFilters) {
+    var self = this;
+    var follow = node.not_followed_by;
+    var row = el("div", { class: "cond-filter" });
+    var check = el("input", { type: "checkbox", "aria-label": "Not followed by" });
+    check.checked = !!follow;
+    check.addEventListener("change", function () {
+      if (check.checked) { node.not_followed_by = { event: "Order Completed", within: { hours: 1 } }; delete node.count; }
+      else delete node.not_followed_by;
+      drawFilters(); self.changed(false);
+    });
+    row.appendChild(el("label", { class: "inline" }, [check, el("span", { text: " and then did not do" })]));
+    if (follow) {
+      row.appendChild(self.text(follow.event, function (v) { follow.event = v; }, { list: "seg-event-names", "aria-label": "Follow-up event", class: "path" }));
+      row.appendChild(el("span", { text: "within" }));
+      row.appendChild(self.number(follow.within.hours, function (v) { follow.within = { hours: v === null ? 0 : Math.max(0, Math.round(v)) }; }, { min: 0, step: 1, "aria-label": "Hours" }));
+      row.appendChild(el("span", { text: "hours" }));
+    }
+    return row;
   };
 
   Builder.prototype.render_computed = function (node, body) {
