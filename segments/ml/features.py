@@ -1,0 +1,123 @@
+"""Features and time-based labels per customer and cut-off (pure: pandas in, pandas out)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+HORIZON_DAYS = 30
+RANDOM_STATE = 7
+
+
+def order_features(orders: Any, cutoff: Any, activity: Any = None) -> Any:
+    """One row per customer with at least one order before `cutoff`."""
+    import numpy as np
+    import pandas as pd
+
+    past = orders[orders["time"] < cutoff]
+    if past.empty:
+        return pd.DataFrame()
+    age_days = (cutoff - past["time"]).dt.total_seconds() / 86400.0
+    past = past.assign(age=age_days.to_numpy())
+    g = past.groupby("customer")
+    feats = pd.DataFrame(
+        {
+            "recency": g["age"].min(),
+            "tenure": g["age"].max(),
+            "frequency": g["time"].nunique(),
+            "monetary": g["amount"].sum(),
+        }
+    )
+    feats["avg_order"] = feats["monetary"] / feats["frequency"]
+    for days in (14, 30, 60, 90, 180):
+        recent = past[past["age"] < days].groupby("customer")
+        feats[f"orders_{days}d"] = recent["time"].nunique()
+        feats[f"amount_{days}d"] = recent["amount"].sum()
+    # Regularity: mean gap between orders and how overdue the next one is.
+    span = (feats["tenure"] - feats["recency"]).clip(lower=0)
+    feats["mean_gap"] = np.where(
+        feats["frequency"] > 1, span / (feats["frequency"] - 1).clip(lower=1), np.nan
+    )
+    feats["overdue"] = feats["recency"] / feats["mean_gap"]
+    feats["rate"] = feats["frequency"] / (feats["tenure"] + HORIZON_DAYS)
+    active_days = past.assign(day=past["time"].dt.floor("D")).groupby("customer")["day"].nunique()
+    feats["active_days"] = active_days
+    if activity is not None and not activity.empty:
+        seen = activity[activity["time"] < cutoff]
+        seen_age = (cutoff - seen["time"]).dt.total_seconds() / 86400.0
+        seen = seen.assign(age=seen_age.to_numpy())
+        ga = seen.groupby("customer")
+        feats["events_total"] = ga.size()
+        feats["last_event"] = ga["age"].min()
+        for days in (7, 30):
+            feats[f"events_{days}d"] = seen[seen["age"] < days].groupby("customer").size()
+    return feats.fillna(
+        {c: 0 for c in feats.columns if c not in ("mean_gap", "overdue", "last_event")}
+    )
+
+
+def purchase_labels(orders: Any, cutoff: Any, customers: Any) -> Any:
+    end = cutoff + dt.timedelta(days=HORIZON_DAYS)
+    buyers = set(orders[(orders["time"] >= cutoff) & (orders["time"] < end)]["customer"])
+    import pandas as pd
+
+    return pd.Series([c in buyers for c in customers], index=customers, dtype=int)
+
+
+def churn_labels(activity: Any, cutoff: Any, customers: Any) -> Any:
+    """Churn: no activity at all in the 30 days after the cut-off."""
+    end = cutoff + dt.timedelta(days=HORIZON_DAYS)
+    active = set(activity[(activity["time"] >= cutoff) & (activity["time"] < end)]["customer"])
+    import pandas as pd
+
+    return pd.Series([c not in active for c in customers], index=customers, dtype=int)
+
+
+def stacked(orders: Any, activity: Any, cuts: list[Any], label: str) -> tuple[Any, Any]:
+    import pandas as pd
+
+    frames, labels = [], []
+    for cut in cuts:
+        feats = order_features(orders, cut, activity)
+        if feats.empty:
+            continue
+        if label == "purchase_30d":
+            y = purchase_labels(orders, cut, feats.index)
+        else:
+            y = churn_labels(activity if activity is not None else orders, cut, feats.index)
+        frames.append(feats)
+        labels.append(y)
+    if not frames:
+        return pd.DataFrame(), pd.Series(dtype=int)
+    return pd.concat(frames), pd.concat(labels)
+
+
+def cluster_features(orders: Any, activity: Any, now: Any) -> Any:
+    """Standardisable RFM + engagement + category affinity per customer."""
+    import numpy as np
+    import pandas as pd
+
+    feats = order_features(orders, now, activity) if not orders.empty else pd.DataFrame()
+    customers = set(feats.index)
+    if activity is not None and not activity.empty:
+        customers |= set(activity["customer"])
+    base = pd.DataFrame(index=sorted(customers))
+    columns = ["recency", "frequency", "monetary", "events_30d", "events_total"]
+    for column in columns:
+        base[column] = feats.get(column, 0.0)
+    base["recency"] = base["recency"].fillna(365.0)
+    if activity is not None and "category" in activity and activity["category"].notna().any():
+        top = activity["category"].dropna().value_counts().index[:5]
+        counts = (
+            activity[activity["category"].isin(top)]
+            .groupby(["customer", "category"])
+            .size()
+            .unstack(fill_value=0)
+        )
+        shares = counts.div(counts.sum(axis=1), axis=0)
+        for category in top:
+            base[f"affinity:{category}"] = shares.get(category)
+    base = base.fillna(0.0)
+    for column in ("frequency", "monetary", "events_30d", "events_total"):
+        base[column] = np.log1p(base[column].clip(lower=0))
+    return base
