@@ -10,7 +10,13 @@ from typing import Any
 from segments.ml.artifacts import FORMAT_VERSION, data_hash, dump_artifact
 from segments.ml.clustering import fit_clusters
 from segments.ml.features import HORIZON_DAYS, cluster_features, order_features, stacked
-from segments.ml.propensity import CUT_STEP_DAYS, TRAIN_CUTS, fit_propensity, propensity_model
+from segments.ml.propensity import (
+    CUT_STEP_DAYS,
+    TRAIN_CUTS,
+    capped,
+    fit_propensity,
+    propensity_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +213,7 @@ def _train_propensity(
     progress(70, f"Held-out AUC {evaluated['auc']:.3f}; refitting on every cut-off")
     cuts = [test_cut - dt.timedelta(days=CUT_STEP_DAYS * i) for i in range(TRAIN_CUTS)]
     x_all, y_all = stacked(orders, activity, cuts, kind)
-    model = propensity_model().fit(x_all, y_all)
+    model = propensity_model().fit(*capped(x_all, y_all))
     current = order_features(orders, now, activity)
     scores = model.predict_proba(current[x_all.columns])[:, 1] if len(current) else []
     outputs = dict(zip(current.index.tolist(), [float(s) for s in scores], strict=True))
