@@ -151,12 +151,12 @@ class SegmentWebhookSecretApi(SegmentsResource, APIView):
     README). POST only, so only writers (marketers, admins, `segments:write` keys) see it;
     `{"rotate": true}` replaces it first. Every reveal is audited."""
 
-    class InputSerializer(serializers.Serializer):
+    class WebhookSecretInputSerializer(serializers.Serializer):
         rotate = serializers.BooleanField(required=False, default=False)
 
     @extend_schema(
         tags=["segments"],
-        request=InputSerializer,
+        request=WebhookSecretInputSerializer,
         responses={
             200: inline_serializer(
                 "SegmentWebhookSecret",
@@ -166,7 +166,7 @@ class SegmentWebhookSecretApi(SegmentsResource, APIView):
     )
     def post(self, request: Request, segment_id: int) -> Response:
         segment = _segment_or_404(segment_id)
-        data = self.InputSerializer(data=request.data)
+        data = self.WebhookSecretInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         rotate = data.validated_data["rotate"]
         if rotate:
