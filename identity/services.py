@@ -48,7 +48,7 @@ from identity.models import (
     NotSamePerson,
 )
 from identity.normalize import USER_ID, EventIdentifiers, Key, event_identifiers
-from identity.rules import candidate_for_limit, match_rules, merge_breaks_limits
+from identity.rules import MatchRules, candidate_for_limit, match_rules, merge_breaks_limits
 from identity.selectors import identities_owners, match_settings, profile_current
 from profiles.models import Event, Profile
 from profiles.services import (
@@ -144,6 +144,126 @@ def _profiles_lock(profile_ids: Iterable[int]) -> dict[int, Profile]:
     return resolved
 
 
+def _event_keys(found: EventIdentifiers, owners: dict[Key, int]) -> list[Key]:
+    """The keys an event joins: its own, plus an alias's previousId where it exists."""
+    keys = list(found.keys)
+    existing_alternatives = [key for key in found.alternatives if key in owners]
+    if found.alternatives and not existing_alternatives:
+        # An alias whose previousId nobody has seen yet: remember it as a user id.
+        keys.append(next(k for k in found.alternatives if k[0] == USER_ID))
+    keys.extend(existing_alternatives)
+    return keys
+
+
+def _events_group_limited(
+    events: Sequence[Event],
+    identifiers: dict[int, EventIdentifiers],
+    owners: dict[Key, int],
+    profiles: dict[int, Profile],
+    rules: MatchRules,
+    groups: _Groups,
+    event_root_key: dict[int, Key],
+) -> list[tuple[object, object]]:
+    """Group events and keys as Segment's identity resolution settings say, event by event.
+
+    Each event's identifiers are taken in priority order (`kind_priority`; kinds not listed
+    come last). The first one anchors the event: its profile, or a new one. Each next
+    identifier joins the anchor's group (attaching a new key, or merging the profile that owns
+    it) only if the group then keeps within every per-kind limit; otherwise it is left out and,
+    when another profile owns it, the two groups are returned as a conflict for staff to
+    decide. Fills `groups` and `event_root_key`; returns the conflicts (nodes of both groups).
+    """
+    rank = {kind: number for number, kind in enumerate(rules.priority)}
+    limits = rules.limits
+    # Per group root: the values it holds of each limited kind.
+    held: dict[object, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    survivors = {profile.pk for profile in profiles.values()}
+    for pid, kind, value in Identity.objects.filter(
+        profile_id__in=survivors, kind__in=list(limits)
+    ).values_list("profile_id", "kind", "value"):
+        held[groups.find(("profile", pid))][kind].add(value)
+    for key, pid in owners.items():
+        _union_held(groups, held, ("profile", profiles[pid].pk), key)
+
+    def fits(root: object, other: dict[str, set[str]]) -> bool:
+        mine = held.get(root, {})
+        return all(
+            len(mine.get(kind, set()) | other.get(kind, set())) <= limit
+            for kind, limit in limits.items()
+        )
+
+    conflicts: list[tuple[object, object]] = []
+    placed = set(owners)
+    dropped = 0
+    for event in events:
+        keys = sorted(
+            _event_keys(identifiers[event.pk], owners),
+            key=lambda k: rank.get(k[0], len(rank)),
+        )
+        if not keys:
+            continue
+        anchor = keys[0]
+        event_root_key[event.pk] = anchor
+        if anchor not in placed:
+            placed.add(anchor)
+            if anchor[0] in limits:
+                held[groups.find(anchor)][anchor[0]].add(anchor[1])
+        for key in keys[1:]:
+            root = groups.find(anchor)
+            if key in placed:
+                other = groups.find(key)
+                if other == root:
+                    continue
+                if fits(root, held.get(other, {})):
+                    _union_held(groups, held, anchor, key)
+                else:
+                    conflicts.append((anchor, key))
+            elif key[0] not in limits or fits(root, {key[0]: {key[1]}}):
+                placed.add(key)
+                _union_held(groups, held, anchor, key)
+                if key[0] in limits:
+                    held[groups.find(anchor)][key[0]].add(key[1])
+            else:
+                dropped += 1  # a second value of a limited kind: the event still has it
+    if dropped:
+        logger.info("%s identifiers left off their profiles by per-kind limits", dropped)
+    return conflicts
+
+
+def _union_held(
+    groups: _Groups, held: dict[object, dict[str, set[str]]], a: object, b: object
+) -> None:
+    ra, rb = groups.find(a), groups.find(b)
+    if ra == rb:
+        return
+    groups.union(ra, rb)
+    kept = groups.find(ra)
+    gone = rb if kept == ra else ra
+    if gone in held:
+        into = held[kept]
+        for kind, values in held.pop(gone).items():
+            into[kind] |= values
+
+
+def _candidate_for_conflict(
+    first: object,
+    second: object,
+    group_profile: dict[object, Profile],
+    group_profiles: dict[object, dict[int, Profile]],
+) -> None:
+    """Queue two groups that a per-kind limit kept apart, for staff to decide."""
+
+    def profile_of(root: object) -> Profile | None:
+        if root in group_profile:
+            return group_profile[root]
+        existing = sorted(group_profiles.get(root, {}).values(), key=_oldest_first)
+        return existing[0] if existing else None
+
+    a, b = profile_of(first), profile_of(second)
+    if a is not None and b is not None and a.pk != b.pk:
+        candidate_for_limit(first=a, second=b)
+
+
 def identity_resolve(*, events: Sequence[Event]) -> list[tuple[Profile, list[Event]]]:
     """Resolve a chunk of events to profiles, creating and merging profiles as needed.
 
@@ -160,21 +280,21 @@ def identity_resolve(*, events: Sequence[Event]) -> list[tuple[Profile, list[Eve
 
     groups = _Groups()
     event_root_key: dict[int, Key] = {}
-    for event in events:
-        found = identifiers[event.pk]
-        keys = list(found.keys)
-        existing_alternatives = [key for key in found.alternatives if key in owners]
-        if found.alternatives and not existing_alternatives:
-            # An alias whose previousId nobody has seen yet: remember it as a user id.
-            keys.append(next(k for k in found.alternatives if k[0] == USER_ID))
-        keys.extend(existing_alternatives)
-        if not keys:
-            continue
-        event_root_key[event.pk] = keys[0]
-        for key in keys:
-            groups.union(keys[0], key)
-            if key in owners:
-                groups.union(key, ("profile", profiles[owners[key]].pk))
+    conflicts: list[tuple[object, object]] = []
+    if rules.limits:
+        conflicts = _events_group_limited(
+            events, identifiers, owners, profiles, rules, groups, event_root_key
+        )
+    else:  # everything an event carries joins one group
+        for event in events:
+            keys = _event_keys(identifiers[event.pk], owners)
+            if not keys:
+                continue
+            event_root_key[event.pk] = keys[0]
+            for key in keys:
+                groups.union(keys[0], key)
+                if key in owners:
+                    groups.union(key, ("profile", profiles[owners[key]].pk))
 
     # Group members: the keys to own and the existing profiles to unite.
     group_keys: dict[object, set[Key]] = defaultdict(set)
@@ -223,6 +343,10 @@ def identity_resolve(*, events: Sequence[Event]) -> list[tuple[Profile, list[Eve
         if (kind, value) not in owners and groups.find((kind, value)) == root
     ]
     Identity.objects.bulk_create(new_identities)
+    for first, second in conflicts:
+        _candidate_for_conflict(
+            groups.find(first), groups.find(second), group_profile, group_profiles
+        )
 
     by_profile: dict[int, tuple[Profile, list[Event]]] = {}
     for event in events:
