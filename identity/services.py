@@ -514,7 +514,7 @@ def profile_unmerge(*, merge_record: MergeRecord, actor: AbstractBaseUser | None
     What moved (identities, events, profiles merged earlier into the duplicate) moves back;
     events that arrived since go to the duplicate when they carry one of its identifiers, with
     the identities they created; both profiles are rebuilt from their snapshots plus those
-    events; the merge hooks restore their rows. The pair is then recorded as "not the same
+    events; then the merge hooks restore their rows. The pair is then recorded as "not the same
     person", so the matcher does not merge it again. Refused (ValueError) when already undone
     or when the survivor has since been merged into another profile (undo that first).
     """
@@ -533,10 +533,6 @@ def profile_unmerge(*, merge_record: MergeRecord, actor: AbstractBaseUser | None
         )
     if duplicate.merged_into_id != survivor.pk:
         raise ValueError(f"profile {duplicate.pk} is no longer merged into {survivor.pk}")
-
-    for hook in reversed(merge_hooks()):
-        if hook.unmerge is not None and hook.name in record.hooks:
-            hook.unmerge(survivor=survivor, duplicate=duplicate, state=record.hooks[hook.name])
 
     Identity.objects.filter(pk__in=record.moved_identities, profile=survivor).update(
         profile=duplicate
@@ -578,6 +574,10 @@ def profile_unmerge(*, merge_record: MergeRecord, actor: AbstractBaseUser | None
     profiles_sessions_recount(profiles=late)
     profiles_save(profiles=[survivor, duplicate])
     Profile.objects.filter(pk=duplicate.pk).update(merged_into=None)
+    # Hooks see both profiles rebuilt (segment membership is evaluated on them).
+    for hook in reversed(merge_hooks()):
+        if hook.unmerge is not None and hook.name in record.hooks:
+            hook.unmerge(survivor=survivor, duplicate=duplicate, state=record.hooks[hook.name])
 
     record.unmerged_at = timezone.now()
     record.unmerged_by = actor if getattr(actor, "pk", None) else None
