@@ -26,7 +26,8 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -38,7 +39,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from identity.hooks import merge_hooks
+from identity.hooks import hook_merge_states, merge_hooks
 from identity.models import (
     CandidateStatus,
     Identity,
@@ -53,10 +54,11 @@ from identity.selectors import identities_owners, match_settings, profile_curren
 from profiles.models import Event, Profile
 from profiles.services import (
     COMPUTED_FIELDS,
-    profile_absorb,
     profile_apply_events,
+    profiles_absorb,
     profiles_save,
     profiles_sessions_recount,
+    rows_update_from_map,
 )
 
 logger = logging.getLogger(__name__)
@@ -394,55 +396,131 @@ def profile_merge(
         raise ValueError(f"profile {duplicate.pk} was already merged into another")
     if survivor.merged_into_id is not None:
         raise ValueError(f"profile {survivor.pk} was already merged into another")
-
-    record = MergeRecord(
-        survivor=survivor,
-        duplicate=duplicate,
-        actor=actor if getattr(actor, "pk", None) else None,
-        reason=reason[:200],
-        candidate=candidate,
-        survivor_before=profile_snapshot(survivor),
-        duplicate_before=profile_snapshot(duplicate),
-        moved_identities=list(
-            Identity.objects.filter(profile=duplicate).values_list("pk", flat=True)
-        ),
-        moved_events=list(Event.objects.filter(profile=duplicate).values_list("pk", flat=True)),
-        moved_profiles=list(
-            Profile.objects.filter(merged_into=duplicate).values_list("pk", flat=True)
-        ),
-        last_event_id=Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0,
+    (record,) = _merges_apply(
+        [PlannedMerge(survivor, duplicate, reason=reason, candidate=candidate)], actor=actor
     )
-    strategy = match_settings().trait_strategy
-    own_traits = dict(survivor.traits), dict(survivor.trait_timestamps)
-
-    Identity.objects.filter(profile=duplicate).update(profile=survivor)
-    profile_absorb(survivor=survivor, duplicate=duplicate)
-    if strategy == MatchSettings.TraitStrategy.SURVIVOR:
-        traits, stamps = own_traits
-        survivor.traits = {**survivor.traits, **traits}
-        survivor.trait_timestamps = {**survivor.trait_timestamps, **stamps}
-        profiles_save(profiles=[survivor])
-    record.trait_sources = {
-        name: "survivor" if own_traits[0].get(name, _MISSING) == value else "duplicate"
-        for name, value in survivor.traits.items()
-    }
-    record.hooks = {
-        hook.name: hook.merge(survivor=survivor, duplicate=duplicate) or {}
-        for hook in merge_hooks()
-    }
-    record.save()
-    MatchCandidate.objects.filter(
-        Q(profile_a=duplicate) | Q(profile_b=duplicate), status=CandidateStatus.PENDING
-    ).exclude(pk=getattr(candidate, "pk", None)).update(status=CandidateStatus.STALE)
     survivor.merge_record = record  # type: ignore[attr-defined]
-    logger.info(
-        "merged profile %s into %s (%s)%s",
-        duplicate.pk,
-        survivor.pk,
-        reason or "no reason given",
-        f" by user {actor.pk}" if actor is not None else "",
-    )
     return survivor
+
+
+@dataclass
+class PlannedMerge:
+    survivor: Profile
+    duplicate: Profile
+    reason: str = ""
+    candidate: MatchCandidate | None = None
+
+
+@transaction.atomic
+def profiles_merge_batch(*, merges: Sequence[PlannedMerge]) -> list[MergeRecord]:
+    """Automatic merges of many pairs at once, each exactly as `profile_merge` does it (one
+    `MergeRecord` each, unmerge works the same), in a fixed number of statements per batch.
+
+    No profile may appear in two merges of one batch (a survivor taking several duplicates
+    does so over several batches). Pairs of which a profile was merged away meanwhile are
+    skipped. Returns the records of the merges done.
+    """
+    ids = [profile.pk for merge in merges for profile in (merge.survivor, merge.duplicate)]
+    if len(ids) != len(set(ids)):
+        raise ValueError("a profile appears in two merges of one batch")
+    locked = {
+        p.pk: p for p in Profile.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    }
+    todo = []
+    for merge in merges:
+        survivor, duplicate = locked.get(merge.survivor.pk), locked.get(merge.duplicate.pk)
+        if survivor is None or duplicate is None:
+            continue  # erased meanwhile
+        if survivor.merged_into_id is None and duplicate.merged_into_id is None:
+            todo.append(PlannedMerge(survivor, duplicate, merge.reason, merge.candidate))
+    return _merges_apply(todo, actor=None)
+
+
+def _merges_apply(
+    merges: Sequence[PlannedMerge], *, actor: AbstractBaseUser | None
+) -> list[MergeRecord]:
+    """The merge itself, for profiles already locked, fresh and checked, none in two merges."""
+    if not merges:
+        return []
+    moves = {merge.duplicate.pk: merge.survivor.pk for merge in merges}
+    moved: dict[str, dict[int, list[int]]] = {"identities": {}, "events": {}, "profiles": {}}
+    for name, rows in (
+        (
+            "identities",
+            Identity.objects.filter(profile_id__in=list(moves)).values_list("profile_id", "pk"),
+        ),
+        (
+            "events",
+            Event.objects.filter(profile_id__in=list(moves)).values_list("profile_id", "pk"),
+        ),
+        (
+            "profiles",
+            Profile.objects.filter(merged_into_id__in=list(moves)).values_list(
+                "merged_into_id", "pk"
+            ),
+        ),
+    ):
+        for owner, pk in rows.order_by("pk").iterator(chunk_size=10000):
+            moved[name].setdefault(owner, []).append(pk)
+    last_event_id = Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    records = []
+    for merge in merges:
+        survivor, duplicate = merge.survivor, merge.duplicate
+        records.append(
+            MergeRecord(
+                survivor=survivor,
+                duplicate=duplicate,
+                actor=actor if getattr(actor, "pk", None) else None,
+                reason=merge.reason[:200],
+                candidate=merge.candidate,
+                survivor_before=profile_snapshot(survivor),
+                duplicate_before=profile_snapshot(duplicate),
+                moved_identities=moved["identities"].get(duplicate.pk, []),
+                moved_events=moved["events"].get(duplicate.pk, []),
+                moved_profiles=moved["profiles"].get(duplicate.pk, []),
+                last_event_id=last_event_id,
+            )
+        )
+    strategy = match_settings().trait_strategy
+    own_traits = {
+        m.survivor.pk: (dict(m.survivor.traits), dict(m.survivor.trait_timestamps)) for m in merges
+    }
+    pairs = [(merge.survivor, merge.duplicate) for merge in merges]
+
+    rows_update_from_map(model=Identity, key="profile_id", column="profile_id", mapping=moves)
+    profiles_absorb(pairs=pairs)
+    if strategy == MatchSettings.TraitStrategy.SURVIVOR:
+        for survivor, _ in pairs:
+            traits, stamps = own_traits[survivor.pk]
+            survivor.traits = {**survivor.traits, **traits}
+            survivor.trait_timestamps = {**survivor.trait_timestamps, **stamps}
+        profiles_save(profiles=[survivor for survivor, _ in pairs])
+    for record, (survivor, _) in zip(records, pairs, strict=True):
+        mine = own_traits[survivor.pk][0]
+        record.trait_sources = {
+            name: "survivor" if mine.get(name, _MISSING) == value else "duplicate"
+            for name, value in survivor.traits.items()
+        }
+        record.hooks = {}
+    for hook in merge_hooks():
+        for record, state in zip(records, hook_merge_states(hook, pairs), strict=True):
+            record.hooks[hook.name] = state
+    MergeRecord.objects.bulk_create(records)
+    MatchCandidate.objects.filter(
+        Q(profile_a_id__in=list(moves)) | Q(profile_b_id__in=list(moves)),
+        status=CandidateStatus.PENDING,
+    ).exclude(pk__in=[m.candidate.pk for m in merges if m.candidate is not None]).update(
+        status=CandidateStatus.STALE
+    )
+    for merge in merges:
+        logger.info(
+            "merged profile %s into %s (%s)%s",
+            merge.duplicate.pk,
+            merge.survivor.pk,
+            merge.reason or "no reason given",
+            f" by user {actor.pk}" if actor is not None else "",
+        )
+    return records
 
 
 _MISSING = object()
@@ -478,12 +556,16 @@ def _snapshot_restore(profile: Profile, snapshot: dict[str, Any]) -> None:
         setattr(profile, name, value)
 
 
+def survivor_order(rule: str) -> Callable[[Profile], tuple[Any, ...]]:
+    """Sort key putting the survivor first, by a `MatchSettings.SurvivorRule`."""
+    if rule == MatchSettings.SurvivorRule.MOST_EVENTS:
+        return lambda p: (-p.event_count, p.pk)
+    return _oldest_first
+
+
 def merge_survivor_choose(*, first: Profile, second: Profile) -> tuple[Profile, Profile]:
     """(survivor, duplicate) by the settings' rule: oldest first seen, or most events."""
-    if match_settings().survivor_rule == MatchSettings.SurvivorRule.MOST_EVENTS:
-        ordered = sorted((first, second), key=lambda p: (-p.event_count, p.pk))
-    else:
-        ordered = sorted((first, second), key=_oldest_first)
+    ordered = sorted((first, second), key=survivor_order(match_settings().survivor_rule))
     return ordered[0], ordered[1]
 
 

@@ -20,7 +20,13 @@ the thresholds). Callers import from `identity.matching`.
 """
 
 from identity.matching.compare import WORKERS, pairs_compare
-from identity.matching.explain import Explanation, FieldScore, Thresholds, pair_explain
+from identity.matching.explain import (
+    Explanation,
+    FieldScore,
+    Thresholds,
+    pair_explain,
+    pairs_explain,
+)
 from identity.matching.fields import (
     ADDRESS_PARTS,
     DEFAULT_FIELDS,
@@ -84,6 +90,7 @@ __all__ = [
     "name_normalize",
     "pair_explain",
     "pairs_compare",
+    "pairs_explain",
     "phone_digits",
     "postcode_normalize",
     "prior_estimate",

@@ -41,26 +41,37 @@ class Explanation:
 
 def pair_explain(model: Model, left: Prepared, right: Prepared, i: int, j: int) -> Explanation:
     """Every compared field's values, level and weight for one pair."""
-    levels = pairs_compare(left, right, np.array([i]), np.array([j]))[0]
+    return pairs_explain(model, left, right, np.array([i]), np.array([j]))[0]
+
+
+def pairs_explain(
+    model: Model, left: Prepared, right: Prepared, li: np.ndarray, ri: np.ndarray
+) -> list[Explanation]:
+    """`pair_explain` for many pairs, their levels compared in one vectorised pass."""
+    all_levels = pairs_compare(left, right, li, ri)
     weights = model.weights()
-    scores = []
-    for column, spec in enumerate(model.compared):
-        level = int(levels[column])
-        label = "null" if level == 0 else LEVELS[spec.kind][level - 1]
-        scores.append(
-            FieldScore(
-                spec.path,
-                spec.kind,
-                left.value(spec.path, i),
-                right.value(spec.path, j),
-                label,
-                round(float(weights[column][level]), 4),
+    prior = model.prior_weight()
+    explained = []
+    for levels, i, j in zip(all_levels, li.tolist(), ri.tolist(), strict=True):
+        scores = []
+        for column, spec in enumerate(model.compared):
+            level = int(levels[column])
+            label = "null" if level == 0 else LEVELS[spec.kind][level - 1]
+            scores.append(
+                FieldScore(
+                    spec.path,
+                    spec.kind,
+                    left.value(spec.path, i),
+                    right.value(spec.path, j),
+                    label,
+                    round(float(weights[column][level]), 4),
+                )
             )
+        total = prior + sum(s.weight for s in scores)
+        explained.append(
+            Explanation(tuple(scores), prior, total, float(weight_to_probability(total)))
         )
-    total = model.prior_weight() + sum(s.weight for s in scores)
-    return Explanation(
-        tuple(scores), model.prior_weight(), total, float(weight_to_probability(total))
-    )
+    return explained
 
 
 @dataclass(frozen=True)
