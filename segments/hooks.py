@@ -22,7 +22,8 @@ from django.utils.dateparse import parse_datetime
 from identity.hooks import merge_hook_register
 from profiles.models import Profile
 from segments.models import MembershipChange, Segment, SegmentMembership
-from segments.services import _evaluate_for_profile, _record_changes, segment_index
+from segments.services import membership_changes_record, segment_index
+from segments.services.realtime import _evaluate_for_profile
 
 HOOK_NAME = "segments"
 CAUSE = MembershipChange.Cause.MERGE
@@ -45,7 +46,7 @@ def _changes_record(
 ) -> None:
     """Record and announce enters/exits given as {segment id: [profile ids]}."""
     for segment in Segment.objects.filter(pk__in=joins.keys() | leaves.keys()).order_by("pk"):
-        _record_changes(
+        membership_changes_record(
             segment, joins.get(segment.pk, []), leaves.get(segment.pk, []), cause=CAUSE, at=now
         )
 

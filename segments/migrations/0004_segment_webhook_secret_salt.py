@@ -17,7 +17,7 @@ def distinct_salts(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("segments", "0002_event_name_time_profile_index"),
+        ("segments", "0003_membershipchange_cause_merge"),
     ]
 
     operations = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -61,7 +62,7 @@ def segment_index() -> list[IndexedSegment]:
     global _index
     version = cache.get(INDEX_VERSION_KEY)
     if version is None:
-        cache.add(INDEX_VERSION_KEY, 1, None)
+        cache.add(INDEX_VERSION_KEY, uuid.uuid4().hex, None)
         version = cache.get(INDEX_VERSION_KEY)
     if _index[0] != version or version is None:
         rows = Segment.objects.filter(status=Segment.Status.ACTIVE).values_list(
@@ -237,7 +238,6 @@ def _apply_profile_changes(
 
 
 def segment_index_invalidate() -> None:
-    try:
-        cache.incr(INDEX_VERSION_KEY)
-    except ValueError:
-        cache.set(INDEX_VERSION_KEY, 1, None)
+    # A fresh random version, never a counter: after a cache flush a counter starts again at
+    # a number some worker's stale index may still carry.
+    cache.set(INDEX_VERSION_KEY, uuid.uuid4().hex, None)
