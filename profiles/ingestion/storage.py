@@ -75,25 +75,29 @@ def _extra_columns(cursor: Any, now: datetime) -> tuple[list[str], list[str]]:
     return names, literals
 
 
-_insert_sql_cached: str | None = None
+_insert_sql_cached: dict[bool, str] = {}
 
 
-def _insert_sql(cursor: Any, received_at: datetime) -> str:
-    """The INSERT statement, built once per process unless a column's value is per request."""
-    global _insert_sql_cached
-    if _insert_sql_cached is not None:
-        return _insert_sql_cached
+def _insert_sql(cursor: Any, received_at: datetime, *, one_row: bool) -> str:
+    """The INSERT statement (for one row, or for a JSON array of rows), built once per process
+    unless a column's value is per request."""
+    if one_row in _insert_sql_cached:
+        return _insert_sql_cached[one_row]
     quote = connection.ops.quote_name
     extra_names, extra_literals = _extra_columns(cursor, received_at)
     columns = ", ".join(
         [*(quote(c) for c in _FIXED_COLUMNS), *(quote(c) for c in _COLUMNS), *extra_names]
     )
-    selected = ", ".join(["%s", "%s", *(f"r.{quote(c)}" for c in _COLUMNS), *extra_literals])
-    row_type = ", ".join(f"{quote(c)} {sql_type}" for c, sql_type in _COLUMNS.items())
     table = quote(Event._meta.db_table)
+    if one_row:
+        values = ", ".join(["%s", "%s", *("%s" for _ in _COLUMNS), *extra_literals])
+        rows_sql = f"VALUES ({values})"
+    else:
+        selected = ", ".join(["%s", "%s", *(f"r.{quote(c)}" for c in _COLUMNS), *extra_literals])
+        row_type = ", ".join(f"{quote(c)} {sql_type}" for c, sql_type in _COLUMNS.items())
+        rows_sql = f"SELECT {selected} FROM json_to_recordset(%s) AS r({row_type})"  # noqa: S608
     sql = (
-        f"INSERT INTO {table} ({columns}) SELECT {selected} "  # noqa: S608 (names are ours)
-        f"FROM json_to_recordset(%s) AS r({row_type}) "
+        f"INSERT INTO {table} ({columns}) {rows_sql} "
         "ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id"
     )
     per_request = any(
@@ -104,16 +108,39 @@ def _insert_sql(cursor: Any, received_at: datetime) -> str:
         if f.column not in _COLUMNS and f.column not in _FIXED_COLUMNS and not f.primary_key
     )
     if not per_request:
-        _insert_sql_cached = sql
+        _insert_sql_cached[one_row] = sql
     return sql
 
 
 def _insert_postgresql(source: Source, rows: list[Row], received_at: datetime) -> list[int]:
-    """One statement for the whole request: the rows travel as one JSON array that PostgreSQL
+    """One statement for the whole request. Many rows travel as one JSON array that PostgreSQL
     unpacks with json_to_recordset, so no per-row work is left in Python but building that
-    array (in C, by orjson, embedding each payload already serialised)."""
+    array (in C, by orjson, embedding each payload already serialised); a single row (most
+    browser and app requests) as plain parameters, cheaper for both sides."""
     with connection.cursor() as cursor:
-        sql = _insert_sql(cursor.cursor, received_at)
+        if len(rows) == 1:
+            row = rows[0]
+            params = [
+                source.pk,
+                received_at,
+                row.message_id,
+                row.type,
+                row.event,
+                row.user_id,
+                row.anonymous_id,
+                row.timestamp,
+                row.original_timestamp,
+                row.sent_at,
+                dumps(row.properties).decode(),
+                dumps(row.traits).decode(),
+                dumps(row.context).decode(),
+                row.payload.decode(),
+                row.is_bot,
+                dumps(row.violations).decode(),
+            ]
+            cursor.execute(_insert_sql(cursor.cursor, received_at, one_row=True), params)
+            return [event_id for (event_id,) in cursor.fetchall()]
+        sql = _insert_sql(cursor.cursor, received_at, one_row=False)
         document = orjson.dumps(
             [
                 {

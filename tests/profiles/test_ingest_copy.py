@@ -1,6 +1,7 @@
-"""Requests with many events are stored with COPY: the rows must be exactly those the INSERT
-statement stores, duplicates are still skipped (stored ones, inside a request, and concurrent
-ones), quarantine still works beside it, and a retried request changes nothing."""
+"""The three ways events are stored on PostgreSQL (COPY for requests with many events, one INSERT
+of a JSON array, one INSERT of a single row) store exactly the same rows; with COPY duplicates
+are still skipped (stored ones, inside a request, and concurrent ones), quarantine still works
+beside it, and a retried request changes nothing."""
 
 import threading
 
@@ -109,6 +110,17 @@ def test_copy_stores_exactly_the_rows_the_insert_statement_stores(source):
     assert event.is_bot and event.user_id == "user\t0\\"
 
 
+def test_single_row_statements_store_exactly_what_the_array_statement_stores(source):
+    one_by_one = source_create(name="One by one").record
+    received_at = timezone.now()
+    rows = prepared(awkward_messages(), received_at)
+    assert len(_insert_postgresql(source, rows, received_at)) == len(rows)
+    for row in rows:
+        assert len(_insert_postgresql(one_by_one, [row], received_at)) == 1
+        assert _insert_postgresql(one_by_one, [row], received_at) == []  # the duplicate skipped
+    assert stored_rows(source) == stored_rows(one_by_one)
+
+
 json_values = st.recursive(
     st.none()
     | st.booleans()
@@ -126,10 +138,11 @@ json_values = st.recursive(
     strings=st.lists(st.text(min_size=1, max_size=30), min_size=1, max_size=5),
     properties=st.dictionaries(st.text(max_size=20), json_values, max_size=5),
 )
-def test_copy_and_insert_agree_on_any_strings_and_properties(strings, properties):
+def test_copy_and_inserts_agree_on_any_strings_and_properties(strings, properties):
     with transaction.atomic():
         by_copy = source_create(name="Copy").record
         by_insert = source_create(name="Insert").record
+        by_row = source_create(name="Row by row").record
         messages = [
             track(n, event=strings[n % len(strings)], userId=strings[-1], properties=properties)
             for n in range(COPY_MIN_ROWS)
@@ -138,7 +151,9 @@ def test_copy_and_insert_agree_on_any_strings_and_properties(strings, properties
         rows = prepared(messages, received_at)
         assert _insert_copy(by_copy, rows, received_at) is not None
         _insert_postgresql(by_insert, rows, received_at)
-        assert stored_rows(by_copy) == stored_rows(by_insert)
+        for row in rows:
+            _insert_postgresql(by_row, [row], received_at)
+        assert stored_rows(by_copy) == stored_rows(by_insert) == stored_rows(by_row)
         transaction.set_rollback(True)
 
 
