@@ -12,6 +12,7 @@ import json
 import logging
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,10 +93,9 @@ def segment_definition_check(
 
 
 def _index_changed() -> None:
-    try:
-        cache.incr(INDEX_VERSION_KEY)
-    except ValueError:
-        cache.set(INDEX_VERSION_KEY, 1, None)
+    # A fresh random version, never a counter: after a cache flush a counter starts again at
+    # a number some worker's stale index may still carry.
+    cache.set(INDEX_VERSION_KEY, uuid.uuid4().hex, None)
 
 
 @transaction.atomic
@@ -381,7 +381,7 @@ def segment_index() -> list[IndexedSegment]:
     global _index
     version = cache.get(INDEX_VERSION_KEY)
     if version is None:
-        cache.add(INDEX_VERSION_KEY, 1, None)
+        cache.add(INDEX_VERSION_KEY, uuid.uuid4().hex, None)
         version = cache.get(INDEX_VERSION_KEY)
     if _index[0] != version or version is None:
         rows = Segment.objects.filter(status=Segment.Status.ACTIVE).values_list(
