@@ -13,43 +13,52 @@ can take it over by registering its own hook under the same name.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.utils import timezone
 
 from identity.hooks import merge_hook_register
 from profiles.models import Profile
+from profiles.services import rows_update_from_map
 
 HOOK_NAME = "consent"
 
 
-def _effective(profile_id: int) -> dict[str, tuple[bool, bool]]:
-    """{purpose code: (granted now, from a record)}, suppression ignored."""
+def _effective(profile_ids: list[int]) -> dict[int, dict[str, bool]]:
+    """{profile id: {purpose code: granted now}} (suppression ignored), in two queries."""
     from consent.models import ConsentRecord, Purpose
 
-    latest: dict[int, bool] = {}
-    for purpose_id, granted in (
-        ConsentRecord.objects.filter(profile_id=profile_id)
-        .order_by("purpose_id", "-occurred_at", "-id")
-        .values_list("purpose_id", "granted")
+    latest: dict[tuple[int, int], bool] = {}
+    for profile_id, purpose_id, granted in (
+        ConsentRecord.objects.filter(profile_id__in=profile_ids)
+        .order_by("profile_id", "purpose_id", "-occurred_at", "-id")
+        .values_list("profile_id", "purpose_id", "granted")
     ):
-        latest.setdefault(purpose_id, granted)
+        latest.setdefault((profile_id, purpose_id), granted)
+    purposes = list(Purpose.objects.all())
     return {
-        p.code: (latest.get(p.pk, p.granted_by_default), p.pk in latest)
-        for p in Purpose.objects.all()
+        profile_id: {p.code: latest.get((profile_id, p.pk), p.granted_by_default) for p in purposes}
+        for profile_id in profile_ids
     }
 
 
 def consent_merge(*, survivor: Profile, duplicate: Profile) -> dict[str, Any]:
+    return consent_merge_many(pairs=[(survivor, duplicate)])[0]
+
+
+def consent_merge_many(*, pairs: Sequence[tuple[Profile, Profile]]) -> list[dict[str, Any]]:
     from consent.models import ConsentRecord, ConsentSource, Purpose, Suppression
 
-    ours, theirs = _effective(survivor.pk), _effective(duplicate.pk)
-    withdrawn = []
-    now = timezone.now()
     purposes = {p.code: p for p in Purpose.objects.all()}
-    for code, (granted, _) in ours.items():
-        if granted and not theirs.get(code, (False, False))[0]:
-            ConsentRecord.objects.create(
+    effective = _effective([profile.pk for pair in pairs for profile in pair]) if purposes else {}
+    now = timezone.now()
+    withdrawals, states = [], []
+    for survivor, duplicate in pairs:
+        ours, theirs = effective.get(survivor.pk, {}), effective.get(duplicate.pk, {})
+        withdrawn = [code for code, granted in ours.items() if granted and not theirs.get(code)]
+        withdrawals.extend(
+            ConsentRecord(
                 profile=survivor,
                 purpose=purposes[code],
                 granted=False,
@@ -57,10 +66,19 @@ def consent_merge(*, survivor: Profile, duplicate: Profile) -> dict[str, Any]:
                 occurred_at=now,
                 evidence={"identity_merge": {"duplicate": duplicate.pk, "rule": "strictest"}},
             )
-            withdrawn.append(code)
-    moved = list(Suppression.objects.filter(profile_id=duplicate.pk).values_list("pk", flat=True))
-    Suppression.objects.filter(pk__in=moved).update(profile_id=survivor.pk)
-    return {"withdrawn": withdrawn, "suppressions": moved}
+            for code in withdrawn
+        )
+        states.append({"withdrawn": withdrawn, "suppressions": []})
+    ConsentRecord.objects.bulk_create(withdrawals)
+    index = {duplicate.pk: number for number, (_, duplicate) in enumerate(pairs)}
+    moves = {}
+    for pk, profile_id in Suppression.objects.filter(profile_id__in=index).values_list(
+        "pk", "profile_id"
+    ):
+        states[index[profile_id]]["suppressions"].append(pk)
+        moves[pk] = pairs[index[profile_id]][0].pk
+    rows_update_from_map(model=Suppression, key="id", column="profile_id", mapping=moves)
+    return states
 
 
 def consent_unmerge(*, survivor: Profile, duplicate: Profile, state: dict[str, Any]) -> None:
@@ -81,4 +99,6 @@ def consent_unmerge(*, survivor: Profile, duplicate: Profile, state: dict[str, A
 
 
 def register() -> None:
-    merge_hook_register(consent_merge, name=HOOK_NAME, unmerge=consent_unmerge)
+    merge_hook_register(
+        consent_merge, name=HOOK_NAME, unmerge=consent_unmerge, merge_many=consent_merge_many
+    )

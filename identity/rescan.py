@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from identity.blocking import DEFAULT_RULES, candidate_pairs, rule_keys
@@ -37,26 +38,30 @@ from identity.matching import (
     columns_from_traits,
     fields_from_config,
     model_refine,
-    pair_explain,
     pairs_compare,
+    pairs_explain,
     records_prepare,
 )
 from identity.models import (
     CandidateStatus,
+    Identity,
     MatchCandidate,
     MatchKey,
     MatchSettings,
     NotSamePerson,
     RescanJob,
 )
-from identity.rules import candidate_for_limit, match_rules, merge_breaks_limits
+from identity.rules import candidate_for_limit, match_rules
 from identity.selectors import match_settings
+from identity.services import PlannedMerge, profiles_merge_batch, survivor_order
 from profiles.models import Profile
 
 logger = logging.getLogger(__name__)
 
 MAX_BLOCK = 200
 LOAD_BATCH = 5000
+# Merges per statement batch (and per transaction) in a rescan.
+MERGE_BATCH = 500
 
 
 class RescanBusyError(Exception):
@@ -264,57 +269,144 @@ def _decide(
     right: np.ndarray,
     decision: np.ndarray,
 ) -> None:
-    from identity.services import profiles_merge
+    """Queue the uncertain pairs and merge the sure ones (pairs in descending probability).
 
+    Planned in memory first, with the decisions one merge at a time would take: a pair is
+    skipped once either profile was merged away in this run (the next run compares the
+    survivor), a merge that would break a per-kind limit is queued instead, the survivor is
+    chosen by the settings' rule on the profiles as merged so far. Then the candidates are
+    written in bulk and the merges done in batches of profiles that do not overlap
+    (`profiles_merge_batch`), each with its own merge record.
+    """
     rejected = set(NotSamePerson.objects.values_list("profile_a_id", "profile_b_id"))
     decided = set(
         MatchCandidate.objects.exclude(status=CandidateStatus.PENDING).values_list(
             "profile_a_id", "profile_b_id"
         )
     )
+    keep = []
+    for number, (i, j) in enumerate(zip(ids[left].tolist(), ids[right].tolist(), strict=True)):
+        if (min(i, j), max(i, j)) not in rejected and (min(i, j), max(i, j)) not in decided:
+            keep.append(number)
+    kept = np.asarray(keep, dtype=np.int64)
+    left, right, decision = left[kept], right[kept], decision[kept]
+    explanations = pairs_explain(model, prepared, prepared, left, right) if keep else []
+    pairs = [
+        (explanation, *sorted((int(ids[i]), int(ids[j]))), verdict)
+        for explanation, i, j, verdict in zip(
+            explanations, left.tolist(), right.tolist(), decision.tolist(), strict=True
+        )
+    ]
+    involved = sorted({pid for *_, a, b, _ in pairs for pid in (a, b)})
+    profiles = {
+        p.pk: p
+        for start in range(0, len(involved), LOAD_BATCH)
+        for p in Profile.objects.filter(
+            pk__in=involved[start : start + LOAD_BATCH], merged_into__isnull=True
+        ).only("pk", "first_seen", "event_count")
+    }
     limits = match_rules().limits
-    for i, j, verdict in zip(left.tolist(), right.tolist(), decision.tolist(), strict=True):
-        a, b = sorted((int(ids[i]), int(ids[j])))
-        if (a, b) in rejected or (a, b) in decided:
+    held: dict[int, dict[str, set[str]]] = {}
+    if limits:
+        for pid, kind, value in Identity.objects.filter(
+            profile_id__in=list(profiles), kind__in=list(limits)
+        ).values_list("profile_id", "kind", "value"):
+            held.setdefault(pid, {}).setdefault(kind, set()).add(value)
+    survivor_key = survivor_order(match_settings().survivor_rule)
+
+    candidates: dict[tuple[int, int], MatchCandidate] = {}
+    plan: list[tuple[int, int, str, tuple[int, int]]] = []
+    for explanation, a, b, verdict in pairs:
+        if a not in profiles or b not in profiles:
+            continue  # merged in this run already; the next run sees the survivor
+        mine, theirs = held.get(a, {}), held.get(b, {})
+        if verdict == 2 and any(
+            len(mine.get(kind, set()) | theirs.get(kind, set())) > limit
+            for kind, limit in limits.items()
+        ):
+            candidate_for_limit(first=profiles[a], second=profiles[b])
+            summary.queued += 1
             continue
-        explanation = pair_explain(model, prepared, prepared, i, j)
-        with transaction.atomic():
-            first, second = Profile.objects.filter(pk__in=[a, b]).order_by("pk")[:2]
-            if first.merged_into_id is not None or second.merged_into_id is not None:
-                continue  # merged in this run already; the next run sees the survivor
-            values = {
-                "probability": explanation.probability,
-                "weight": explanation.weight,
-                "explanation": explanation.to_json(),
-                "reason": MatchCandidate.Reason.FUZZY,
-            }
-            if (
-                verdict == 2
-                and limits
-                and merge_breaks_limits(survivor=first, duplicate=second, limits=limits)
-            ):
-                candidate_for_limit(first=first, second=second)
-                summary.queued += 1
-                continue
-            candidate, _ = MatchCandidate.objects.update_or_create(
-                profile_a_id=a, profile_b_id=b, defaults=values
-            )
-            if verdict == 2:
-                profiles_merge(
-                    first=first,
-                    second=second,
-                    reason=f"fuzzy match p={explanation.probability:.4f}",
-                    candidate=candidate,
-                )
-                MatchCandidate.objects.filter(pk=candidate.pk).update(
-                    status=CandidateStatus.MERGED, decided_at=timezone.now()
-                )
-                MatchKey.objects.filter(profile_id__in=[a, b]).exclude(
-                    profile__merged_into__isnull=True
+        candidates[(a, b)] = MatchCandidate(
+            profile_a_id=a,
+            profile_b_id=b,
+            probability=explanation.probability,
+            weight=explanation.weight,
+            explanation=explanation.to_json(),
+            reason=MatchCandidate.Reason.FUZZY,
+        )
+        if verdict != 2:
+            summary.queued += 1
+            continue
+        survivor, duplicate = sorted((profiles[a], profiles[b]), key=survivor_key)
+        plan.append(
+            (survivor.pk, duplicate.pk, f"fuzzy match p={explanation.probability:.4f}", (a, b))
+        )
+        # The survivor as it will be once merged, for the next decisions.
+        survivor.first_seen = min(
+            (t for t in (survivor.first_seen, duplicate.first_seen) if t is not None),
+            default=None,
+        )
+        survivor.event_count += duplicate.event_count
+        for kind, values in held.pop(duplicate.pk, {}).items():
+            held.setdefault(survivor.pk, {}).setdefault(kind, set()).update(values)
+        del profiles[duplicate.pk]
+
+    _candidates_store(candidates)
+    summary.merged += _merges_run(plan, candidates)
+
+
+def _candidates_store(candidates: dict[tuple[int, int], MatchCandidate]) -> None:
+    """Insert or refresh the candidates (their status is kept); sets their primary keys."""
+    rows = list(candidates.values())
+    for start in range(0, len(rows), MERGE_BATCH):
+        MatchCandidate.objects.bulk_create(
+            rows[start : start + MERGE_BATCH],
+            update_conflicts=True,
+            unique_fields=["profile_a", "profile_b"],
+            update_fields=["probability", "weight", "explanation", "reason", "updated_at"],
+        )
+    missing = [key for key, row in candidates.items() if row.pk is None]
+    for start in range(0, len(missing), MERGE_BATCH):
+        chunk = missing[start : start + MERGE_BATCH]
+        query = Q()
+        for a, b in chunk:
+            query |= Q(profile_a_id=a, profile_b_id=b)
+        for pk, a, b in MatchCandidate.objects.filter(query).values_list(
+            "pk", "profile_a_id", "profile_b_id"
+        ):
+            candidates[(a, b)].pk = pk
+
+
+def _merges_run(
+    plan: list[tuple[int, int, str, tuple[int, int]]],
+    candidates: dict[tuple[int, int], MatchCandidate],
+) -> int:
+    """Do the planned merges, in order, batched: a merge goes one round after the last merge
+    that touched either of its profiles, so a round's merges never overlap."""
+    rounds: list[list[PlannedMerge]] = []
+    last_round: dict[int, int] = {}
+    for survivor, duplicate, reason, pair in plan:
+        number = max(last_round.get(survivor, -1), last_round.get(duplicate, -1)) + 1
+        last_round[survivor] = last_round[duplicate] = number
+        if number == len(rounds):
+            rounds.append([])
+        rounds[number].append(
+            PlannedMerge(Profile(pk=survivor), Profile(pk=duplicate), reason, candidates[pair])
+        )
+    done = 0
+    for merges in rounds:
+        for start in range(0, len(merges), MERGE_BATCH):
+            with transaction.atomic():
+                records = profiles_merge_batch(merges=merges[start : start + MERGE_BATCH])
+                MatchCandidate.objects.filter(
+                    pk__in=[record.candidate_id for record in records]
+                ).update(status=CandidateStatus.MERGED, decided_at=timezone.now())
+                MatchKey.objects.filter(
+                    profile_id__in=[record.duplicate_id for record in records]
                 ).delete()
-                summary.merged += 1
-            else:
-                summary.queued += 1
+            done += len(records)
+    return done
 
 
 # --- Jobs -------------------------------------------------------------------------------------

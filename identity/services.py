@@ -26,7 +26,8 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -38,7 +39,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from identity.hooks import merge_hooks
+from identity.hooks import hook_merge_states, merge_hooks
 from identity.models import (
     CandidateStatus,
     Identity,
@@ -48,15 +49,16 @@ from identity.models import (
     NotSamePerson,
 )
 from identity.normalize import USER_ID, EventIdentifiers, Key, event_identifiers
-from identity.rules import candidate_for_limit, match_rules, merge_breaks_limits
+from identity.rules import MatchRules, candidate_for_limit, match_rules, merge_breaks_limits
 from identity.selectors import identities_owners, match_settings, profile_current
 from profiles.models import Event, Profile
 from profiles.services import (
     COMPUTED_FIELDS,
-    profile_absorb,
     profile_apply_events,
+    profiles_absorb,
     profiles_save,
     profiles_sessions_recount,
+    rows_update_from_map,
 )
 
 logger = logging.getLogger(__name__)
@@ -144,6 +146,126 @@ def _profiles_lock(profile_ids: Iterable[int]) -> dict[int, Profile]:
     return resolved
 
 
+def _event_keys(found: EventIdentifiers, owners: dict[Key, int]) -> list[Key]:
+    """The keys an event joins: its own, plus an alias's previousId where it exists."""
+    keys = list(found.keys)
+    existing_alternatives = [key for key in found.alternatives if key in owners]
+    if found.alternatives and not existing_alternatives:
+        # An alias whose previousId nobody has seen yet: remember it as a user id.
+        keys.append(next(k for k in found.alternatives if k[0] == USER_ID))
+    keys.extend(existing_alternatives)
+    return keys
+
+
+def _events_group_limited(
+    events: Sequence[Event],
+    identifiers: dict[int, EventIdentifiers],
+    owners: dict[Key, int],
+    profiles: dict[int, Profile],
+    rules: MatchRules,
+    groups: _Groups,
+    event_root_key: dict[int, Key],
+) -> list[tuple[object, object]]:
+    """Group events and keys as Segment's identity resolution settings say, event by event.
+
+    Each event's identifiers are taken in priority order (`kind_priority`; kinds not listed
+    come last). The first one anchors the event: its profile, or a new one. Each next
+    identifier joins the anchor's group (attaching a new key, or merging the profile that owns
+    it) only if the group then keeps within every per-kind limit; otherwise it is left out and,
+    when another profile owns it, the two groups are returned as a conflict for staff to
+    decide. Fills `groups` and `event_root_key`; returns the conflicts (nodes of both groups).
+    """
+    rank = {kind: number for number, kind in enumerate(rules.priority)}
+    limits = rules.limits
+    # Per group root: the values it holds of each limited kind.
+    held: dict[object, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    survivors = {profile.pk for profile in profiles.values()}
+    for pid, kind, value in Identity.objects.filter(
+        profile_id__in=survivors, kind__in=list(limits)
+    ).values_list("profile_id", "kind", "value"):
+        held[groups.find(("profile", pid))][kind].add(value)
+    for key, pid in owners.items():
+        _union_held(groups, held, ("profile", profiles[pid].pk), key)
+
+    def fits(root: object, other: dict[str, set[str]]) -> bool:
+        mine = held.get(root, {})
+        return all(
+            len(mine.get(kind, set()) | other.get(kind, set())) <= limit
+            for kind, limit in limits.items()
+        )
+
+    conflicts: list[tuple[object, object]] = []
+    placed = set(owners)
+    dropped = 0
+    for event in events:
+        keys = sorted(
+            _event_keys(identifiers[event.pk], owners),
+            key=lambda k: rank.get(k[0], len(rank)),
+        )
+        if not keys:
+            continue
+        anchor = keys[0]
+        event_root_key[event.pk] = anchor
+        if anchor not in placed:
+            placed.add(anchor)
+            if anchor[0] in limits:
+                held[groups.find(anchor)][anchor[0]].add(anchor[1])
+        for key in keys[1:]:
+            root = groups.find(anchor)
+            if key in placed:
+                other = groups.find(key)
+                if other == root:
+                    continue
+                if fits(root, held.get(other, {})):
+                    _union_held(groups, held, anchor, key)
+                else:
+                    conflicts.append((anchor, key))
+            elif key[0] not in limits or fits(root, {key[0]: {key[1]}}):
+                placed.add(key)
+                _union_held(groups, held, anchor, key)
+                if key[0] in limits:
+                    held[groups.find(anchor)][key[0]].add(key[1])
+            else:
+                dropped += 1  # a second value of a limited kind: the event still has it
+    if dropped:
+        logger.info("%s identifiers left off their profiles by per-kind limits", dropped)
+    return conflicts
+
+
+def _union_held(
+    groups: _Groups, held: dict[object, dict[str, set[str]]], a: object, b: object
+) -> None:
+    ra, rb = groups.find(a), groups.find(b)
+    if ra == rb:
+        return
+    groups.union(ra, rb)
+    kept = groups.find(ra)
+    gone = rb if kept == ra else ra
+    if gone in held:
+        into = held[kept]
+        for kind, values in held.pop(gone).items():
+            into[kind] |= values
+
+
+def _candidate_for_conflict(
+    first: object,
+    second: object,
+    group_profile: dict[object, Profile],
+    group_profiles: dict[object, dict[int, Profile]],
+) -> None:
+    """Queue two groups that a per-kind limit kept apart, for staff to decide."""
+
+    def profile_of(root: object) -> Profile | None:
+        if root in group_profile:
+            return group_profile[root]
+        existing = sorted(group_profiles.get(root, {}).values(), key=_oldest_first)
+        return existing[0] if existing else None
+
+    a, b = profile_of(first), profile_of(second)
+    if a is not None and b is not None and a.pk != b.pk:
+        candidate_for_limit(first=a, second=b)
+
+
 def identity_resolve(*, events: Sequence[Event]) -> list[tuple[Profile, list[Event]]]:
     """Resolve a chunk of events to profiles, creating and merging profiles as needed.
 
@@ -160,21 +282,21 @@ def identity_resolve(*, events: Sequence[Event]) -> list[tuple[Profile, list[Eve
 
     groups = _Groups()
     event_root_key: dict[int, Key] = {}
-    for event in events:
-        found = identifiers[event.pk]
-        keys = list(found.keys)
-        existing_alternatives = [key for key in found.alternatives if key in owners]
-        if found.alternatives and not existing_alternatives:
-            # An alias whose previousId nobody has seen yet: remember it as a user id.
-            keys.append(next(k for k in found.alternatives if k[0] == USER_ID))
-        keys.extend(existing_alternatives)
-        if not keys:
-            continue
-        event_root_key[event.pk] = keys[0]
-        for key in keys:
-            groups.union(keys[0], key)
-            if key in owners:
-                groups.union(key, ("profile", profiles[owners[key]].pk))
+    conflicts: list[tuple[object, object]] = []
+    if rules.limits:
+        conflicts = _events_group_limited(
+            events, identifiers, owners, profiles, rules, groups, event_root_key
+        )
+    else:  # everything an event carries joins one group
+        for event in events:
+            keys = _event_keys(identifiers[event.pk], owners)
+            if not keys:
+                continue
+            event_root_key[event.pk] = keys[0]
+            for key in keys:
+                groups.union(keys[0], key)
+                if key in owners:
+                    groups.union(key, ("profile", profiles[owners[key]].pk))
 
     # Group members: the keys to own and the existing profiles to unite.
     group_keys: dict[object, set[Key]] = defaultdict(set)
@@ -223,6 +345,10 @@ def identity_resolve(*, events: Sequence[Event]) -> list[tuple[Profile, list[Eve
         if (kind, value) not in owners and groups.find((kind, value)) == root
     ]
     Identity.objects.bulk_create(new_identities)
+    for first, second in conflicts:
+        _candidate_for_conflict(
+            groups.find(first), groups.find(second), group_profile, group_profiles
+        )
 
     by_profile: dict[int, tuple[Profile, list[Event]]] = {}
     for event in events:
@@ -270,55 +396,131 @@ def profile_merge(
         raise ValueError(f"profile {duplicate.pk} was already merged into another")
     if survivor.merged_into_id is not None:
         raise ValueError(f"profile {survivor.pk} was already merged into another")
-
-    record = MergeRecord(
-        survivor=survivor,
-        duplicate=duplicate,
-        actor=actor if getattr(actor, "pk", None) else None,
-        reason=reason[:200],
-        candidate=candidate,
-        survivor_before=profile_snapshot(survivor),
-        duplicate_before=profile_snapshot(duplicate),
-        moved_identities=list(
-            Identity.objects.filter(profile=duplicate).values_list("pk", flat=True)
-        ),
-        moved_events=list(Event.objects.filter(profile=duplicate).values_list("pk", flat=True)),
-        moved_profiles=list(
-            Profile.objects.filter(merged_into=duplicate).values_list("pk", flat=True)
-        ),
-        last_event_id=Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0,
+    (record,) = _merges_apply(
+        [PlannedMerge(survivor, duplicate, reason=reason, candidate=candidate)], actor=actor
     )
-    strategy = match_settings().trait_strategy
-    own_traits = dict(survivor.traits), dict(survivor.trait_timestamps)
-
-    Identity.objects.filter(profile=duplicate).update(profile=survivor)
-    profile_absorb(survivor=survivor, duplicate=duplicate)
-    if strategy == MatchSettings.TraitStrategy.SURVIVOR:
-        traits, stamps = own_traits
-        survivor.traits = {**survivor.traits, **traits}
-        survivor.trait_timestamps = {**survivor.trait_timestamps, **stamps}
-        profiles_save(profiles=[survivor])
-    record.trait_sources = {
-        name: "survivor" if own_traits[0].get(name, _MISSING) == value else "duplicate"
-        for name, value in survivor.traits.items()
-    }
-    record.hooks = {
-        hook.name: hook.merge(survivor=survivor, duplicate=duplicate) or {}
-        for hook in merge_hooks()
-    }
-    record.save()
-    MatchCandidate.objects.filter(
-        Q(profile_a=duplicate) | Q(profile_b=duplicate), status=CandidateStatus.PENDING
-    ).exclude(pk=getattr(candidate, "pk", None)).update(status=CandidateStatus.STALE)
     survivor.merge_record = record  # type: ignore[attr-defined]
-    logger.info(
-        "merged profile %s into %s (%s)%s",
-        duplicate.pk,
-        survivor.pk,
-        reason or "no reason given",
-        f" by user {actor.pk}" if actor is not None else "",
-    )
     return survivor
+
+
+@dataclass
+class PlannedMerge:
+    survivor: Profile
+    duplicate: Profile
+    reason: str = ""
+    candidate: MatchCandidate | None = None
+
+
+@transaction.atomic
+def profiles_merge_batch(*, merges: Sequence[PlannedMerge]) -> list[MergeRecord]:
+    """Automatic merges of many pairs at once, each exactly as `profile_merge` does it (one
+    `MergeRecord` each, unmerge works the same), in a fixed number of statements per batch.
+
+    No profile may appear in two merges of one batch (a survivor taking several duplicates
+    does so over several batches). Pairs of which a profile was merged away meanwhile are
+    skipped. Returns the records of the merges done.
+    """
+    ids = [profile.pk for merge in merges for profile in (merge.survivor, merge.duplicate)]
+    if len(ids) != len(set(ids)):
+        raise ValueError("a profile appears in two merges of one batch")
+    locked = {
+        p.pk: p for p in Profile.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    }
+    todo = []
+    for merge in merges:
+        survivor, duplicate = locked.get(merge.survivor.pk), locked.get(merge.duplicate.pk)
+        if survivor is None or duplicate is None:
+            continue  # erased meanwhile
+        if survivor.merged_into_id is None and duplicate.merged_into_id is None:
+            todo.append(PlannedMerge(survivor, duplicate, merge.reason, merge.candidate))
+    return _merges_apply(todo, actor=None)
+
+
+def _merges_apply(
+    merges: Sequence[PlannedMerge], *, actor: AbstractBaseUser | None
+) -> list[MergeRecord]:
+    """The merge itself, for profiles already locked, fresh and checked, none in two merges."""
+    if not merges:
+        return []
+    moves = {merge.duplicate.pk: merge.survivor.pk for merge in merges}
+    moved: dict[str, dict[int, list[int]]] = {"identities": {}, "events": {}, "profiles": {}}
+    for name, rows in (
+        (
+            "identities",
+            Identity.objects.filter(profile_id__in=list(moves)).values_list("profile_id", "pk"),
+        ),
+        (
+            "events",
+            Event.objects.filter(profile_id__in=list(moves)).values_list("profile_id", "pk"),
+        ),
+        (
+            "profiles",
+            Profile.objects.filter(merged_into_id__in=list(moves)).values_list(
+                "merged_into_id", "pk"
+            ),
+        ),
+    ):
+        for owner, pk in rows.order_by("pk").iterator(chunk_size=10000):
+            moved[name].setdefault(owner, []).append(pk)
+    last_event_id = Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    records = []
+    for merge in merges:
+        survivor, duplicate = merge.survivor, merge.duplicate
+        records.append(
+            MergeRecord(
+                survivor=survivor,
+                duplicate=duplicate,
+                actor=actor if getattr(actor, "pk", None) else None,
+                reason=merge.reason[:200],
+                candidate=merge.candidate,
+                survivor_before=profile_snapshot(survivor),
+                duplicate_before=profile_snapshot(duplicate),
+                moved_identities=moved["identities"].get(duplicate.pk, []),
+                moved_events=moved["events"].get(duplicate.pk, []),
+                moved_profiles=moved["profiles"].get(duplicate.pk, []),
+                last_event_id=last_event_id,
+            )
+        )
+    strategy = match_settings().trait_strategy
+    own_traits = {
+        m.survivor.pk: (dict(m.survivor.traits), dict(m.survivor.trait_timestamps)) for m in merges
+    }
+    pairs = [(merge.survivor, merge.duplicate) for merge in merges]
+
+    rows_update_from_map(model=Identity, key="profile_id", column="profile_id", mapping=moves)
+    profiles_absorb(pairs=pairs)
+    if strategy == MatchSettings.TraitStrategy.SURVIVOR:
+        for survivor, _ in pairs:
+            traits, stamps = own_traits[survivor.pk]
+            survivor.traits = {**survivor.traits, **traits}
+            survivor.trait_timestamps = {**survivor.trait_timestamps, **stamps}
+        profiles_save(profiles=[survivor for survivor, _ in pairs])
+    for record, (survivor, _) in zip(records, pairs, strict=True):
+        mine = own_traits[survivor.pk][0]
+        record.trait_sources = {
+            name: "survivor" if mine.get(name, _MISSING) == value else "duplicate"
+            for name, value in survivor.traits.items()
+        }
+        record.hooks = {}
+    for hook in merge_hooks():
+        for record, state in zip(records, hook_merge_states(hook, pairs), strict=True):
+            record.hooks[hook.name] = state
+    MergeRecord.objects.bulk_create(records)
+    MatchCandidate.objects.filter(
+        Q(profile_a_id__in=list(moves)) | Q(profile_b_id__in=list(moves)),
+        status=CandidateStatus.PENDING,
+    ).exclude(pk__in=[m.candidate.pk for m in merges if m.candidate is not None]).update(
+        status=CandidateStatus.STALE
+    )
+    for merge in merges:
+        logger.info(
+            "merged profile %s into %s (%s)%s",
+            merge.duplicate.pk,
+            merge.survivor.pk,
+            merge.reason or "no reason given",
+            f" by user {actor.pk}" if actor is not None else "",
+        )
+    return records
 
 
 _MISSING = object()
@@ -354,12 +556,16 @@ def _snapshot_restore(profile: Profile, snapshot: dict[str, Any]) -> None:
         setattr(profile, name, value)
 
 
+def survivor_order(rule: str) -> Callable[[Profile], tuple[Any, ...]]:
+    """Sort key putting the survivor first, by a `MatchSettings.SurvivorRule`."""
+    if rule == MatchSettings.SurvivorRule.MOST_EVENTS:
+        return lambda p: (-p.event_count, p.pk)
+    return _oldest_first
+
+
 def merge_survivor_choose(*, first: Profile, second: Profile) -> tuple[Profile, Profile]:
     """(survivor, duplicate) by the settings' rule: oldest first seen, or most events."""
-    if match_settings().survivor_rule == MatchSettings.SurvivorRule.MOST_EVENTS:
-        ordered = sorted((first, second), key=lambda p: (-p.event_count, p.pk))
-    else:
-        ordered = sorted((first, second), key=_oldest_first)
+    ordered = sorted((first, second), key=survivor_order(match_settings().survivor_rule))
     return ordered[0], ordered[1]
 
 
@@ -390,7 +596,7 @@ def profile_unmerge(*, merge_record: MergeRecord, actor: AbstractBaseUser | None
     What moved (identities, events, profiles merged earlier into the duplicate) moves back;
     events that arrived since go to the duplicate when they carry one of its identifiers, with
     the identities they created; both profiles are rebuilt from their snapshots plus those
-    events; the merge hooks restore their rows. The pair is then recorded as "not the same
+    events; then the merge hooks restore their rows. The pair is then recorded as "not the same
     person", so the matcher does not merge it again. Refused (ValueError) when already undone
     or when the survivor has since been merged into another profile (undo that first).
     """
@@ -409,10 +615,6 @@ def profile_unmerge(*, merge_record: MergeRecord, actor: AbstractBaseUser | None
         )
     if duplicate.merged_into_id != survivor.pk:
         raise ValueError(f"profile {duplicate.pk} is no longer merged into {survivor.pk}")
-
-    for hook in reversed(merge_hooks()):
-        if hook.unmerge is not None and hook.name in record.hooks:
-            hook.unmerge(survivor=survivor, duplicate=duplicate, state=record.hooks[hook.name])
 
     Identity.objects.filter(pk__in=record.moved_identities, profile=survivor).update(
         profile=duplicate
@@ -454,6 +656,10 @@ def profile_unmerge(*, merge_record: MergeRecord, actor: AbstractBaseUser | None
     profiles_sessions_recount(profiles=late)
     profiles_save(profiles=[survivor, duplicate])
     Profile.objects.filter(pk=duplicate.pk).update(merged_into=None)
+    # Hooks see both profiles rebuilt (segment membership is evaluated on them).
+    for hook in reversed(merge_hooks()):
+        if hook.unmerge is not None and hook.name in record.hooks:
+            hook.unmerge(survivor=survivor, duplicate=duplicate, state=record.hooks[hook.name])
 
     record.unmerged_at = timezone.now()
     record.unmerged_by = actor if getattr(actor, "pk", None) else None

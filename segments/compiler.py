@@ -135,7 +135,7 @@ def json_value_q(column: str, path: str, op: str, value: Any, now: dt.datetime) 
     if op in ("contains", "starts_with"):
         lookup = "icontains" if op == "contains" else "istartswith"
         return _typed(typ, "string") & _path_lookup(column, keys, lookup, value)
-    if op in ("gt", "gte", "lt", "lte") or (op == "between" and c._is_number(value[0])):
+    if op in ("gt", "gte", "lt", "lte") or (op == "between" and c.is_number(value[0])):
         if op == "between":
             return (
                 _typed(typ, "number")
@@ -328,7 +328,7 @@ class Compiler:
         holds = Q(**{f"n__{'exact' if op in ('eq', 'neq') else op}": n})
         if op == "neq":
             holds = ~holds
-        if c._compare(0, op, n):
+        if c.compare(0, op, n):
             # Zero events satisfy it: members are everyone except those whose count fails.
             return ~Q(pk__in=counted.filter(~holds).values("profile_id"))
         return Q(pk__in=counted.filter(holds).values("profile_id"))

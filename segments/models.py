@@ -72,6 +72,7 @@ class MembershipChange(models.Model):
         REALTIME = "realtime", "An event was processed"
         REFRESH = "refresh", "Scheduled or manual refresh"
         DEFINITION = "definition", "The definition changed"
+        MERGE = "merge", "Profiles were merged or unmerged"
 
     segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="changes")
     profile = models.ForeignKey(

@@ -93,8 +93,8 @@ def segment_definition_check(
 
 
 def _index_changed() -> None:
-    # A fresh token, not a counter: after the cache is emptied a counter starts again at a
-    # value some process may still hold with an older index.
+    # A fresh random version, never a counter: after a cache flush a counter starts again at
+    # a number some worker's stale index may still carry.
     cache.set(INDEX_VERSION_KEY, uuid.uuid4().hex, None)
 
 
