@@ -1,0 +1,31 @@
+"""Clustering and propensity models (STYLE rule 14: heavy imports inside functions, artifacts
+carry a format version and the hash of their training data, requests only read saved output).
+
+Both work on plain frames so the same code runs on the project's events and on the UCI Online
+Retail transactions the benchmark uses:
+- `orders`: one row per order — customer, time, amount;
+- `activity` (optional): one row per event — customer, time, name, category.
+
+Propensity labels are time-based: features are computed from what happened before a cut-off
+and the label is what happens in the 30 days after it. Training stacks several cut-offs; the
+held-out AUC is measured on the most recent cut-off whose 30 days are complete, with the model
+trained only on earlier ones.
+
+Modules: `features` (pure frames in, frames out), `propensity` and `clustering` (fitting),
+`artifacts` (format version, data hash), `training` (the project's data, runs and scores) and
+`retail` (the benchmark on UCI Online Retail).
+"""
+
+from segments.ml.artifacts import FORMAT_VERSION
+from segments.ml.clustering import describe_centroid
+from segments.ml.retail import bench_report
+from segments.ml.training import model_train, model_train_request, models_retrain_all
+
+__all__ = [
+    "FORMAT_VERSION",
+    "bench_report",
+    "describe_centroid",
+    "model_train",
+    "model_train_request",
+    "models_retrain_all",
+]

@@ -1,0 +1,142 @@
+"""Features and time-based labels per customer and cut-off (pure: pandas in, pandas out)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+HORIZON_DAYS = 30
+RANDOM_STATE = 7
+
+
+ORDER_WINDOWS_DAYS = (14, 30, 60, 90, 180, 365)
+# Exponentially decayed order counts, sum of exp(-age / scale): smooth purchase-rate estimates
+# that weigh recent orders more; the long scales were the strongest single features.
+DECAY_SCALES_DAYS = (7, 15, 30, 60, 120, 240)
+# Undefined for one-order customers: left missing (the models handle or impute it).
+MAYBE_MISSING = ("mean_gap", "gap_std", "overdue", "days_past_expected", "last_event")
+
+
+def order_features(orders: Any, cutoff: Any, activity: Any = None) -> Any:
+    """One row per customer with at least one order before `cutoff`: recency, frequency and
+    monetary value over several windows, decayed counts, regularity of the gaps between orders,
+    trend, tenure and months active; with `activity`, engagement too."""
+    import numpy as np
+    import pandas as pd
+
+    past = orders[orders["time"] < cutoff]
+    if past.empty:
+        return pd.DataFrame()
+    age_days = (cutoff - past["time"]).dt.total_seconds() / 86400.0
+    past = past.assign(age=age_days.to_numpy())
+    g = past.groupby("customer")
+    feats = pd.DataFrame(
+        {
+            "recency": g["age"].min(),
+            "tenure": g["age"].max(),
+            "frequency": g["time"].nunique(),
+            "monetary": g["amount"].sum(),
+        }
+    )
+    feats["avg_order"] = feats["monetary"] / feats["frequency"]
+    feats["max_order"] = g["amount"].max()
+    for days in ORDER_WINDOWS_DAYS:
+        recent = past[past["age"] < days].groupby("customer")
+        feats[f"orders_{days}d"] = recent["time"].nunique()
+        feats[f"amount_{days}d"] = recent["amount"].sum()
+    before = past[(past["age"] >= 90) & (past["age"] < 180)].groupby("customer")["time"].nunique()
+    # Trend: the last 90 days against the 90 before them (smoothed so that 0/0 is 1).
+    feats["trend_90d"] = (feats["orders_90d"].fillna(0) + 1) / (
+        before.reindex(feats.index).fillna(0) + 1
+    )
+    for scale in DECAY_SCALES_DAYS:
+        feats[f"decay_{scale}d"] = np.exp(-past["age"] / scale).groupby(past["customer"]).sum()
+    # Regularity: the gaps between distinct order times, and how overdue the next order is.
+    times = past[["customer", "time"]].drop_duplicates().sort_values(["customer", "time"])
+    gaps = times.groupby("customer")["time"].diff().dt.total_seconds() / 86400.0
+    by_customer = gaps.groupby(times["customer"])
+    feats["mean_gap"] = by_customer.mean()
+    feats["gap_std"] = by_customer.std()
+    feats["overdue"] = feats["recency"] / feats["mean_gap"]
+    feats["days_past_expected"] = feats["recency"] - feats["mean_gap"]
+    feats["rate"] = feats["frequency"] / (feats["tenure"] + HORIZON_DAYS)
+    feats["active_days"] = past["time"].dt.floor("D").groupby(past["customer"]).nunique()
+    month = past["time"].dt.year * 12 + past["time"].dt.month
+    feats["active_months"] = month.groupby(past["customer"]).nunique()
+    if activity is not None and not activity.empty:
+        seen = activity[activity["time"] < cutoff]
+        seen_age = (cutoff - seen["time"]).dt.total_seconds() / 86400.0
+        seen = seen.assign(age=seen_age.to_numpy())
+        ga = seen.groupby("customer")
+        feats["events_total"] = ga.size()
+        feats["last_event"] = ga["age"].min()
+        for days in (7, 30):
+            feats[f"events_{days}d"] = seen[seen["age"] < days].groupby("customer").size()
+    return feats.fillna({c: 0 for c in feats.columns if c not in MAYBE_MISSING})
+
+
+def purchase_labels(orders: Any, cutoff: Any, customers: Any) -> Any:
+    end = cutoff + dt.timedelta(days=HORIZON_DAYS)
+    buyers = set(orders[(orders["time"] >= cutoff) & (orders["time"] < end)]["customer"])
+    import pandas as pd
+
+    return pd.Series([c in buyers for c in customers], index=customers, dtype=int)
+
+
+def churn_labels(activity: Any, cutoff: Any, customers: Any) -> Any:
+    """Churn: no activity at all in the 30 days after the cut-off."""
+    end = cutoff + dt.timedelta(days=HORIZON_DAYS)
+    active = set(activity[(activity["time"] >= cutoff) & (activity["time"] < end)]["customer"])
+    import pandas as pd
+
+    return pd.Series([c not in active for c in customers], index=customers, dtype=int)
+
+
+def stacked(orders: Any, activity: Any, cuts: list[Any], label: str) -> tuple[Any, Any]:
+    import pandas as pd
+
+    frames, labels = [], []
+    for cut in cuts:
+        feats = order_features(orders, cut, activity)
+        if feats.empty:
+            continue
+        if label == "purchase_30d":
+            y = purchase_labels(orders, cut, feats.index)
+        else:
+            y = churn_labels(activity if activity is not None else orders, cut, feats.index)
+        frames.append(feats)
+        labels.append(y)
+    if not frames:
+        return pd.DataFrame(), pd.Series(dtype=int)
+    return pd.concat(frames), pd.concat(labels)
+
+
+def cluster_features(orders: Any, activity: Any, now: Any) -> Any:
+    """Standardisable RFM + engagement + category affinity per customer."""
+    import numpy as np
+    import pandas as pd
+
+    feats = order_features(orders, now, activity) if not orders.empty else pd.DataFrame()
+    customers = set(feats.index)
+    if activity is not None and not activity.empty:
+        customers |= set(activity["customer"])
+    base = pd.DataFrame(index=sorted(customers))
+    columns = ["recency", "frequency", "monetary", "events_30d", "events_total"]
+    for column in columns:
+        base[column] = feats.get(column, 0.0)
+    base["recency"] = base["recency"].fillna(365.0)
+    if activity is not None and "category" in activity and activity["category"].notna().any():
+        top = activity["category"].dropna().value_counts().index[:5]
+        counts = (
+            activity[activity["category"].isin(top)]
+            .groupby(["customer", "category"])
+            .size()
+            .unstack(fill_value=0)
+        )
+        shares = counts.div(counts.sum(axis=1), axis=0)
+        for category in top:
+            base[f"affinity:{category}"] = shares.get(category)
+    base = base.fillna(0.0)
+    for column in ("frequency", "monetary", "events_30d", "events_total"):
+        base[column] = np.log1p(base[column].clip(lower=0))
+    return base

@@ -1,0 +1,245 @@
+"""The project's data, training runs and scores written to profiles."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from segments.ml.artifacts import FORMAT_VERSION, data_hash, dump_artifact
+from segments.ml.clustering import fit_clusters
+from segments.ml.features import HORIZON_DAYS, cluster_features, order_features, stacked
+from segments.ml.propensity import (
+    CUT_STEP_DAYS,
+    TRAIN_CUTS,
+    capped,
+    fit_propensity,
+    propensity_model,
+)
+
+log = logging.getLogger(__name__)
+
+ORDER_EVENT = "Order Completed"
+
+
+def project_frames(*, profile_ids: Any = None) -> tuple[Any, Any]:
+    """(orders, activity) frames from the events table; customers are profile ids. Profiles
+    without `personalization` consent are left out once the consent app answers that."""
+    import pandas as pd
+
+    from profiles.models import Event
+
+    events = Event.objects.filter(profile__isnull=False, profile__merged_into__isnull=True)
+    if profile_ids is not None:
+        events = events.filter(profile_id__in=profile_ids)
+    allowed = _personalization_allowed()
+    if allowed is not None:
+        events = events.filter(profile_id__in=allowed)
+    rows = events.values_list(
+        "profile_id",
+        "timestamp",
+        "event",
+        "properties__category",
+        "properties__revenue",
+        "properties__total",
+    )
+    activity = pd.DataFrame.from_records(
+        rows.iterator(chunk_size=20000),
+        columns=["customer", "time", "name", "category", "revenue", "total"],
+    )
+    if activity.empty:
+        return pd.DataFrame(columns=["customer", "time", "amount"]), activity
+    activity["time"] = pd.to_datetime(activity["time"], utc=True)
+    orders = activity[activity["name"] == ORDER_EVENT].copy()
+    amount = pd.to_numeric(orders["revenue"], errors="coerce").fillna(
+        pd.to_numeric(orders["total"], errors="coerce")
+    )
+    orders = pd.DataFrame(
+        {"customer": orders["customer"], "time": orders["time"], "amount": amount.fillna(0.0)}
+    )
+    return orders, activity[["customer", "time", "name", "category"]]
+
+
+def _personalization_allowed() -> Any:
+    """Profiles whose data may train models: the consent gate for `personalization`."""
+    try:
+        from consent import selectors as consent_selectors
+    except ImportError:
+        return None
+    from profiles.models import Profile
+
+    gate = consent_selectors.consent_profiles_allowed
+    return gate(purpose="personalization", profiles=Profile.objects.all()).values("pk")
+
+
+def model_train_request(*, kind: str, actor: Any = None) -> Any:
+    """Record a queued run and start its task after commit (the ml queue)."""
+    from django.db import transaction
+
+    from segments.models import ModelRun
+    from segments.tasks import model_train_task
+
+    run = ModelRun.objects.create(
+        kind=kind, requested_by=actor if getattr(actor, "pk", None) else None
+    )
+    transaction.on_commit(lambda: model_train_task.delay(run.pk))
+    return run
+
+
+def data_fingerprint() -> str:
+    """Cheap change detector for scheduled retraining: events and profiles seen so far."""
+    from django.db.models import Count, Max
+
+    from profiles.models import Event
+
+    agg = Event.objects.filter(profile__isnull=False).aggregate(n=Count("id"), last=Max("id"))
+    return f"{agg['n']}:{agg['last']}"
+
+
+def models_retrain_all() -> list[Any]:
+    """Queue every kind whose data changed since its active model was trained."""
+    from segments.models import ModelRun
+
+    fingerprint = data_fingerprint()
+    queued = []
+    for kind in ModelRun.Kind.values:
+        active = ModelRun.objects.filter(kind=kind, is_active=True).first()
+        if active is not None and active.metrics.get("fingerprint") == fingerprint:
+            continue
+        queued.append(model_train_request(kind=kind))
+    return queued
+
+
+def model_train(*, run_id: int, now: Any = None) -> Any:
+    """Train one recorded run, reporting progress on the row; on success it becomes the active
+    model of its kind (the previous stays recorded) and its outputs are written to profiles."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from segments.models import ModelRun
+
+    run = ModelRun.objects.get(pk=run_id)
+    if run.status not in (ModelRun.Status.QUEUED, ModelRun.Status.FAILED):
+        return run
+    now = now or timezone.now()
+
+    def progress(percent: int, message: str) -> None:
+        ModelRun.objects.filter(pk=run.pk).update(
+            progress=percent, message=message[:300], status=ModelRun.Status.RUNNING
+        )
+
+    try:
+        progress(5, "Loading events")
+        fingerprint = data_fingerprint()
+        orders, activity = project_frames()
+        progress(30, "Computing features")
+        from threadpoolctl import threadpool_limits
+
+        # Two threads: the ml queue shares small machines with everything else.
+        with threadpool_limits(limits=2):
+            if run.kind == ModelRun.Kind.CLUSTER:
+                outputs, fields = _train_clusters(orders, activity, now, progress)
+            else:
+                outputs, fields = _train_propensity(run.kind, orders, activity, now, progress)
+        fields["data_hash"] = data_hash(orders, activity)
+        fields["metrics"]["fingerprint"] = fingerprint
+        progress(90, "Writing scores")
+        with transaction.atomic():
+            _write_scores(run, outputs)
+            ModelRun.objects.filter(kind=run.kind, is_active=True).update(is_active=False)
+            ModelRun.objects.filter(pk=run.pk).update(
+                status=ModelRun.Status.DONE,
+                progress=100,
+                message="Done",
+                is_active=True,
+                finished_at=timezone.now(),
+                format_version=FORMAT_VERSION,
+                **fields,
+            )
+    except Exception as error:
+        log.exception("model run %s failed", run.pk)
+        ModelRun.objects.filter(pk=run.pk).update(
+            status=ModelRun.Status.FAILED,
+            message=f"{error.__class__.__name__}: {error}"[:300],
+            finished_at=timezone.now(),
+        )
+    run.refresh_from_db()
+    return run
+
+
+def _train_clusters(
+    orders: Any, activity: Any, now: Any, progress: Callable
+) -> tuple[dict[int, float], dict[str, Any]]:
+    import pandas as pd
+
+    features = cluster_features(orders, activity, pd.Timestamp(now))
+    if len(features) < 10:
+        raise ValueError("too few profiles with events to cluster")
+    progress(50, f"Choosing k for {len(features)} profiles")
+    fitted = fit_clusters(features)
+    outputs = dict(
+        zip(features.index.tolist(), fitted["labels"].astype(float).tolist(), strict=True)
+    )
+    return outputs, {
+        "features": list(features.columns),
+        "metrics": {
+            "k": fitted["k"],
+            "silhouette": round(fitted["silhouette"], 4),
+            "silhouettes": {str(k): round(v, 4) for k, v in fitted["silhouettes"].items()},
+            "profiles": len(features),
+        },
+        "summary": fitted["summary"],
+        "artifact": dump_artifact(
+            {
+                "model": fitted["model"],
+                "scaler": fitted["scaler"],
+                "features": list(features.columns),
+            }
+        ),
+    }
+
+
+def _train_propensity(
+    kind: str, orders: Any, activity: Any, now: Any, progress: Callable
+) -> tuple[dict[int, float], dict[str, Any]]:
+    import pandas as pd
+
+    now = pd.Timestamp(now)
+    if orders.empty and kind == "purchase_30d":
+        raise ValueError("no orders to learn from")
+    test_cut = now - dt.timedelta(days=HORIZON_DAYS)
+    evaluated = fit_propensity(orders, activity, test_cut, label=kind)
+    progress(70, f"Held-out AUC {evaluated['auc']:.3f}; refitting on every cut-off")
+    cuts = [test_cut - dt.timedelta(days=CUT_STEP_DAYS * i) for i in range(TRAIN_CUTS)]
+    x_all, y_all = stacked(orders, activity, cuts, kind)
+    model = propensity_model().fit(*capped(x_all, y_all))
+    current = order_features(orders, now, activity)
+    scores = model.predict_proba(current[x_all.columns])[:, 1] if len(current) else []
+    outputs = dict(zip(current.index.tolist(), [float(s) for s in scores], strict=True))
+    return outputs, {
+        "features": list(x_all.columns),
+        "metrics": {
+            "auc_held_out": round(evaluated["auc"], 4),
+            "held_out_cutoff": test_cut.isoformat(),
+            "train_rows": evaluated["train_rows"],
+            "test_rows": evaluated["test_rows"],
+            "test_positive_rate": round(evaluated["test_positive_rate"], 4),
+            "scored_profiles": len(outputs),
+        },
+        "summary": [],
+        "artifact": dump_artifact({"model": model, "features": list(x_all.columns)}),
+    }
+
+
+def _write_scores(run: Any, outputs: dict[int, float]) -> None:
+    from segments.models import ProfileScore
+
+    ProfileScore.objects.filter(kind=run.kind).delete()
+    ProfileScore.objects.bulk_create(
+        [
+            ProfileScore(profile_id=pid, kind=run.kind, value=value, run=run)
+            for pid, value in outputs.items()
+        ],
+        batch_size=5000,
+    )

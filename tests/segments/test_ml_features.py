@@ -1,0 +1,91 @@
+"""The propensity features and model: pure frames in and out, no database."""
+
+import math
+
+import numpy as np
+import pandas as pd
+from hypothesis import given
+from hypothesis import strategies as st
+
+from segments.ml.features import DECAY_SCALES_DAYS, order_features, purchase_labels
+from segments.ml.propensity import capped, propensity_model
+
+CUT = pd.Timestamp("2024-03-31", tz="UTC")
+
+
+def _orders(rows: list[tuple[str, float, float]]) -> pd.DataFrame:
+    """(customer, days before the cut-off, amount) rows as an orders frame."""
+    return pd.DataFrame(
+        {
+            "customer": [c for c, _, _ in rows],
+            "time": [CUT - pd.Timedelta(days=d) for _, d, _ in rows],
+            "amount": [a for _, _, a in rows],
+        }
+    )
+
+
+def test_order_features_by_hand_for_a_regular_and_a_one_order_customer():
+    orders = _orders([("a", 100, 10.0), ("a", 40, 20.0), ("a", 10, 30.0), ("b", 200, 5.0)])
+    feats = order_features(orders, CUT)
+    a, b = feats.loc["a"], feats.loc["b"]
+    assert (a["recency"], a["tenure"], a["frequency"], a["monetary"]) == (10, 100, 3, 60)
+    assert (a["avg_order"], a["max_order"]) == (20, 30)
+    assert (a["orders_30d"], a["orders_90d"], a["orders_180d"]) == (1, 2, 3)
+    assert (a["amount_30d"], a["amount_90d"]) == (30, 50)
+    # Two orders in the last 90 days against one in the 90 before: (2 + 1) / (1 + 1).
+    assert a["trend_90d"] == 1.5
+    assert a["mean_gap"] == 45 and math.isclose(a["gap_std"], np.std([60, 30], ddof=1))
+    assert math.isclose(a["overdue"], 10 / 45) and a["days_past_expected"] == -35
+    # 21 March, 20 February, 22 December: three calendar months.
+    assert a["active_months"] == 3 and a["active_days"] == 3
+    for scale in DECAY_SCALES_DAYS:
+        expected = sum(math.exp(-age / scale) for age in (10, 40, 100))
+        assert math.isclose(a[f"decay_{scale}d"], expected)
+    # One order: no gaps, so regularity is missing rather than a made-up zero; counts are 0.
+    assert b["frequency"] == 1 and b["orders_180d"] == 0 and b["trend_90d"] == 1
+    assert all(math.isnan(b[c]) for c in ("mean_gap", "gap_std", "overdue", "days_past_expected"))
+
+
+order_rows = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c"]),
+        st.floats(min_value=-60, max_value=400, allow_nan=False),
+        st.floats(min_value=0, max_value=500, allow_nan=False),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@given(order_rows)
+def test_features_see_nothing_at_or_after_the_cutoff_and_ignore_row_order(rows):
+    orders = _orders(rows)
+    before = orders[orders["time"] < CUT]
+    feats = order_features(orders, CUT)
+    if before.empty:
+        assert feats.empty
+        return
+    pd.testing.assert_frame_equal(feats, order_features(before.iloc[::-1], CUT))
+    assert set(feats.index) == set(before["customer"])
+    labels = purchase_labels(orders, CUT, feats.index)
+    after = orders[(orders["time"] >= CUT) & (orders["time"] < CUT + pd.Timedelta(days=30))]
+    assert set(labels[labels == 1].index) == set(after["customer"]) & set(feats.index)
+
+
+def test_the_model_averages_boosting_and_a_linear_model_into_probabilities():
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"frequency": rng.poisson(3, 600), "mean_gap": rng.uniform(1, 90, 600)})
+    x.loc[:50, "mean_gap"] = np.nan  # one-order customers
+    y = pd.Series((x["frequency"] + rng.normal(0, 1, 600) > 3).astype(int))
+    scores = propensity_model().fit(x, y).predict_proba(x)[:, 1]
+    assert ((scores >= 0) & (scores <= 1)).all()
+    assert scores[y.to_numpy() == 1].mean() > scores[y.to_numpy() == 0].mean()
+
+
+def test_training_rows_are_capped_by_a_deterministic_sample(monkeypatch):
+    monkeypatch.setattr("segments.ml.propensity.MAX_TRAIN_ROWS", 10)
+    x = pd.DataFrame({"f": range(100)}, index=[7] * 100)
+    y = pd.Series(range(100), index=[7] * 100)
+    small_x, small_y = capped(x, y)
+    assert len(small_x) == 10 and (small_x["f"].to_numpy() == small_y.to_numpy()).all()
+    assert (capped(x, y)[0]["f"].to_numpy() == small_x["f"].to_numpy()).all()
