@@ -48,5 +48,9 @@ test: venv-dev lint
 		$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: venv-dev
+	@# bench/ingest.py loads the server with wrk when it can (much lighter than its Python client).
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		{ apt-get install -y -q wrk || { apt-get update -q && apt-get install -y -q wrk; }; } \
+		>/dev/null 2>&1; } || echo "wrk not installed: bench/ingest.py uses its Python load generator"
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cdp_bench} REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/2} \
 		$(PY) -m bench $(BENCH_ARGS)

@@ -1,7 +1,8 @@
 """Ingestion benchmark: gunicorn and Celery workers on PostgreSQL and Redis, loaded over loopback.
 
 What it does, in one run on a dedicated database (`cdp_bench`, dropped and migrated first):
-1. starts gunicorn (gthread workers) and Celery worker(s) on the `ingest` and `default` queues;
+1. starts gunicorn (the web nodes' settings, cdp/gunicorn.py) and Celery worker(s) on the
+   `ingest` and `default` queues;
 2. posts demo-shop messages to `/v1/batch` in batches of 100 from several client processes with
    keep-alive connections: accepted events/s is events / time until the last 200 came back;
 3. waits until every event has `processed_at` and a profile: end-to-end events/s is events /
@@ -10,14 +11,18 @@ What it does, in one run on a dedicated database (`cdp_bench`, dropped and migra
    (same columns, indexes and unique constraint), for scale;
 5. posts single events to `/v1/track` from 32 connections for a fixed time: requests/s and
    latency p50/p99.
-The load generator is pure Python (http.client, processes x threads) so nothing extra is needed;
-it shares the 2 cores with the server, which the figures include.
+Batches are sent by a pure Python client (http.client, processes x threads: each body exactly
+once; its cost is small next to the server's per 100 events). Single events are sent by `wrk`
+(C, event loop, the Lua script below) when it is installed (`make bench` installs it with apt
+when it can), else by the same Python client, which then needs about as much CPU per request as
+the server and shares the 2 cores with it: the output says which one ran.
+BENCH_LOAD_GENERATOR=wrk|python forces one for the singles.
 
 Environment: BENCH_DATABASE_URL (postgres://postgres@127.0.0.1:5432/cdp_bench), BENCH_REDIS_URL
 (redis://127.0.0.1:6379/2; its Celery queues are emptied), BENCH_EVENTS (50000),
-BENCH_SINGLE_SECONDS (15), BENCH_WEB_WORKERS (cores), BENCH_WEB_THREADS (16),
+BENCH_SINGLE_SECONDS (15), BENCH_WEB_WORKERS and BENCH_WEB_THREADS (cdp/gunicorn.py's),
 BENCH_CELERY_WORKERS (2), BENCH_BATCH_CONNECTIONS (8), BENCH_PORT (8765), BENCH_PROCESS_TIMEOUT
-(300 s).
+(300 s), BENCH_LOAD_GENERATOR (auto).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import itertools
 import json
 import multiprocessing
 import os
+import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -36,9 +43,12 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+from cdp import gunicorn as gunicorn_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -50,15 +60,15 @@ EVENTS = int(os.environ.get("BENCH_EVENTS", "50000"))
 BATCH_SIZE = 100
 SINGLE_SECONDS = float(os.environ.get("BENCH_SINGLE_SECONDS", "15"))
 SINGLE_CONNECTIONS = 32
-# One gunicorn process per core, threads to cover the 32 connections: measured better here than
-# 3x8 or 4x4 (fewer processes contend less for the 2 cores the database also needs).
-WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", str(os.cpu_count() or 2)))
-WEB_THREADS = int(os.environ.get("BENCH_WEB_THREADS", "16"))
+# The production web-node settings (cdp/gunicorn.py) unless overridden here.
+WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", str(gunicorn_settings.workers)))
+WEB_THREADS = int(os.environ.get("BENCH_WEB_THREADS", str(gunicorn_settings.threads)))
 CELERY_WORKERS = int(os.environ.get("BENCH_CELERY_WORKERS", "2"))
 BATCH_CONNECTIONS = int(os.environ.get("BENCH_BATCH_CONNECTIONS", "8"))
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
 PROCESS_TIMEOUT = float(os.environ.get("BENCH_PROCESS_TIMEOUT", "300"))
 CLIENT_PROCESSES = 4
+LOAD_GENERATOR = os.environ.get("BENCH_LOAD_GENERATOR", "auto")
 WRITE_KEY = "bench_write_key_0123456789abcdef"
 AUTH = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
 
@@ -241,8 +251,25 @@ def _single_bodies(slot: int, deadline: float):
         yield "/v1/track", json.dumps(message).encode()
 
 
-def _load(kind: str, connections: int) -> tuple[float, float, dict[int, int], list[float]]:
-    """Run the client processes; returns start time, wall seconds, statuses and latencies."""
+@dataclass
+class LoadResult:
+    started: float  # epoch seconds of the first request
+    seconds: float
+    statuses: dict[int, int]
+    p50: float  # seconds
+    p99: float
+
+
+def _use_wrk() -> bool:
+    if LOAD_GENERATOR == "python":
+        return False
+    if LOAD_GENERATOR == "wrk" and not shutil.which("wrk"):
+        raise RuntimeError("BENCH_LOAD_GENERATOR=wrk but wrk is not installed")
+    return shutil.which("wrk") is not None
+
+
+def _load_python(kind: str, connections: int) -> LoadResult:
+    """Run the Python client processes."""
     context = multiprocessing.get_context("fork")
     out = context.Queue()
     threads = max(1, connections // CLIENT_PROCESSES)
@@ -263,7 +290,94 @@ def _load(kind: str, connections: int) -> tuple[float, float, dict[int, int], li
     elapsed = time.time() - start_at
     for process in processes:
         process.join(timeout=10)
-    return start_at, elapsed, statuses, latencies
+    return LoadResult(
+        start_at, elapsed, statuses, _percentile(latencies, 50), _percentile(latencies, 99)
+    )
+
+
+# wrk script for single events: a fresh messageId in every request; prints the status counts
+# of all threads and the latency percentiles on one line.
+_WRK_SINGLE = """
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("id", #threads)
+  thread:set("ok", 0)
+  thread:set("other", 0)
+end
+local templates, counter, prefix = {}, 0, ""
+function init(args)
+  prefix = string.format("%s-%d-", args[2], id)
+  for line in io.lines(args[1]) do
+    local at = string.find(line, "@MESSAGE_ID@", 1, true)
+    table.insert(templates, {string.sub(line, 1, at - 1), string.sub(line, at + 12)})
+  end
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Authorization"] = args[3]
+end
+function request()
+  counter = counter + 1
+  local t = templates[counter % #templates + 1]
+  return wrk.format(nil, "/v1/track", nil, t[1] .. prefix .. counter .. t[2])
+end
+function response(status, headers, body)
+  if status == 200 then ok = ok + 1 else other = other + 1 end
+end
+function done(summary, latency, requests)
+  local good, bad = 0, 0
+  for _, thread in ipairs(threads) do
+    good = good + thread:get("ok")
+    bad = bad + thread:get("other")
+  end
+  local e = summary.errors
+  io.write(string.format(
+    "RESULT ok=%d other=%d socket_errors=%d seconds=%.6f p50_us=%d p99_us=%d\\n",
+    good, bad, e.connect + e.read + e.write + e.timeout, summary.duration / 1e6,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def _load_wrk_single(logs: Path) -> LoadResult:
+    """Single events from wrk: SINGLE_CONNECTIONS connections on 2 threads for SINGLE_SECONDS."""
+    script = logs / "wrk_single.lua"
+    script.write_text(_WRK_SINGLE)
+    templates = logs / "wrk_single_templates.txt"
+    lines = [json.dumps(dict(t, messageId="@MESSAGE_ID@")) for t in _SINGLE_TEMPLATES]
+    templates.write_text("\n".join(lines) + "\n")
+    command = [
+        "wrk",
+        "--threads=2",
+        f"--connections={SINGLE_CONNECTIONS}",
+        f"--duration={SINGLE_SECONDS:.0f}s",
+        "--timeout=30s",
+        f"--script={script}",
+        f"http://127.0.0.1:{PORT}",
+        "--",
+        str(templates),
+        uuid.uuid4().hex[:12],  # messageId prefix: unique to this run
+        AUTH,
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    finished = time.time()
+    found = re.search(r"^RESULT (.*)$", output, re.MULTILINE)
+    if not found:
+        raise RuntimeError(f"wrk printed no result:\n{output}")
+    values = dict(item.split("=") for item in found.group(1).split())
+    statuses = {200: int(values["ok"])}
+    if int(values["other"]):
+        statuses[-1] = int(values["other"])  # the script counts every non-200 answer together
+    if int(values["socket_errors"]):
+        statuses[0] = int(values["socket_errors"])
+    seconds = float(values["seconds"])
+    return LoadResult(
+        finished - seconds,
+        seconds,
+        statuses,
+        int(values["p50_us"]) / 1e6,
+        int(values["p99_us"]) / 1e6,
+    )
 
 
 # -- measurements -------------------------------------------------------------------------------
@@ -346,6 +460,19 @@ def main() -> int:
         f"logs in {logs.relative_to(ROOT)}/",
         flush=True,
     )
+    # Batches: the Python client's cost is small next to the server's 100 events per request,
+    # and it sends every body exactly once. Singles: there it would cost about as much CPU as
+    # the server's own work per request, so wrk is used when installed.
+    single_generator = (
+        "wrk, 2 threads"
+        if _use_wrk()
+        else f"Python http.client, {CLIENT_PROCESSES} processes (install wrk for a lighter one)"
+    )
+    print(
+        f"load generators: batches Python http.client, {CLIENT_PROCESSES} processes x "
+        f"{max(1, BATCH_CONNECTIONS // CLIENT_PROCESSES)} connections; singles {single_generator}",
+        flush=True,
+    )
     load_before = os.getloadavg()[0]
     _reset_database(env)
     _build_payloads()
@@ -354,19 +481,15 @@ def main() -> int:
         web = _start(
             [
                 str(BIN / "gunicorn"),
+                "--config",
+                "python:cdp.gunicorn",
                 "cdp.wsgi",
                 "--bind",
                 f"127.0.0.1:{PORT}",
                 "--workers",
                 str(WEB_WORKERS),
-                "--worker-class",
-                "gthread",
                 "--threads",
                 str(WEB_THREADS),
-                "--keep-alive",
-                "30",
-                "--backlog",
-                "2048",
                 "--log-level",
                 "warning",
             ],
@@ -397,23 +520,23 @@ def main() -> int:
         )
         _wait_until_serving(web)
 
-        started, accept_seconds, statuses, latencies = _load("batch", BATCH_CONNECTIONS)
+        batches = _load_python("batch", BATCH_CONNECTIONS)
         stored = _event_count()
-        processed_seconds, pending, total = _wait_processed(started)
+        processed_seconds, pending, total = _wait_processed(batches.started)
         copied, copy_seconds = _copy_baseline()
-        _, single_seconds, single_statuses, single_latencies = _load("single", SINGLE_CONNECTIONS)
+        if _use_wrk():
+            singles = _load_wrk_single(logs)
+        else:
+            singles = _load_python("single", SINGLE_CONNECTIONS)
     finally:
         _stop(processes)
 
-    accepted = statuses.get(200, 0) * BATCH_SIZE
-    accepted_rate = accepted / accept_seconds
+    accepted = batches.statuses.get(200, 0) * BATCH_SIZE
+    accepted_rate = accepted / batches.seconds
     copy_rate = copied / copy_seconds if copied else 0.0
-    single_ok = single_statuses.get(200, 0)
-    single_rate = single_ok / single_seconds
-    p50 = _percentile(single_latencies, 50) * 1000
-    p99 = _percentile(single_latencies, 99) * 1000
-    batch_p50 = _percentile(latencies, 50) * 1000
-    batch_p99 = _percentile(latencies, 99) * 1000
+    single_rate = singles.statuses.get(200, 0) / singles.seconds
+    p50, p99 = singles.p50 * 1000, singles.p99 * 1000
+    batch_p50, batch_p99 = batches.p50 * 1000, batches.p99 * 1000
 
     cores = os.cpu_count() or 1
     load = os.getloadavg()[0]
@@ -465,8 +588,8 @@ def main() -> int:
     )
     if copy_rate:
         _row("accepted / COPY", f"{accepted_rate / copy_rate:.2f}", "", None)
-    errors = {s: c for s, c in statuses.items() if s != 200}
-    single_errors = {s: c for s, c in single_statuses.items() if s != 200}
+    errors = {s: c for s, c in batches.statuses.items() if s != 200}
+    single_errors = {s: c for s, c in singles.statuses.items() if s != 200}
     if errors or single_errors:
         print(f"  non-200 responses: batches {errors or 'none'}, singles {single_errors or 'none'}")
     if max(load_before, load) > cores:

@@ -14,8 +14,9 @@ What happens to each message, in order:
    `DroppedMessageCount`, not stored;
 4. a track event is checked against the source's tracking plan: in "flag" mode violations are
    recorded on the event, in "quarantine" mode a violating or unplanned event is quarantined;
-5. all events of the request are inserted in ONE statement, ignoring (source, messageId)
-   duplicates, in one transaction with the quarantined rows; after commit their ids are queued
+5. all events of the request are inserted (COPY for many, else one INSERT statement), ignoring
+   (source, messageId) duplicates, in one transaction with the quarantined rows (one transaction
+   of their own when there are none); after commit their ids are queued
    to `events_process_task` in chunks of settings.INGEST_PROCESS_CHUNK.
 
 Timestamps (as Segment and RudderStack compute them; all four are kept):
@@ -65,7 +66,7 @@ from profiles.ingestion.storage import (
     dropped_count_add,
     events_enqueue,
     events_insert,
-    events_insert_is_one_statement,
+    events_insert_commits,
     quarantine_record,
     source_touch,
 )
@@ -199,9 +200,9 @@ def ingest_messages(
         rows[prepared.message_id] = prepared
 
     event_ids: list[int] = []
-    if rows and not rejected and not dropped and events_insert_is_one_statement():
-        # The common case: one INSERT, committed on its own (autocommit), so no BEGIN/COMMIT
-        # round trips; committed when it returns, so processing can be queued at once.
+    if rows and not rejected and not dropped and events_insert_commits():
+        # The common case: the insert commits on its own (COPY in its transaction, or one
+        # statement in autocommit), so processing can be queued as soon as it returns.
         event_ids = events_insert(source, list(rows.values()), received_at)
         if event_ids:
             _events_enqueue_safely(event_ids)

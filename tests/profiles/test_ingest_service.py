@@ -347,6 +347,39 @@ def test_small_requests_are_queued_together_for_processing(settings):
     assert args == [[101, 102, 103]]
 
 
+def test_ids_are_published_in_full_chunks_and_the_rest_after_the_delay(settings):
+    """Batches are gathered too: 300 + 300 ids with chunks of 500 are one task of 500 at once
+    (before any delay) and one of 100 shortly after."""
+    import time
+
+    import redis
+    from django.conf import settings as django_settings
+
+    from cdp.celery import app as celery_app
+    from profiles.ingestion.storage import events_enqueue
+
+    if not django_settings.REDIS_URL:
+        pytest.skip("needs the Redis broker (REDIS_URL)")
+    settings.INGEST_PROCESS_CHUNK = 500
+    broker = redis.Redis.from_url(django_settings.REDIS_URL)
+    broker.delete("ingest")
+    celery_app.conf.task_always_eager = False
+    try:
+        events_enqueue(list(range(1, 301)))
+        assert broker.llen("ingest") == 0
+        events_enqueue(list(range(301, 601)))
+        assert broker.llen("ingest") == 1  # published by the call itself
+        deadline = time.monotonic() + 10
+        while broker.llen("ingest") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        messages = [json.loads(raw) for raw in reversed(broker.lrange("ingest", 0, -1))]
+    finally:
+        celery_app.conf.task_always_eager = True
+        broker.delete("ingest")
+    chunks = [json.loads(base64.b64decode(m["body"]))[0][0] for m in messages]
+    assert chunks == [list(range(1, 501)), list(range(501, 601))]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_outside_a_transaction_events_are_committed_and_processed(source):
     from django.db import connection
