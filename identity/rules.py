@@ -1,5 +1,6 @@
-"""Segment-style identity rules applied to exact identifiers: blocked values and per-kind
-limits (priority orders the kinds for staff, most trusted first)."""
+"""Segment-style identity rules applied to exact identifiers: blocked values, per-kind limits
+and the priority of kinds (most trusted first; `identity.services.identity_resolve` takes an
+event's identifiers in that order)."""
 
 from __future__ import annotations
 
