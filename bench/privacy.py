@@ -291,10 +291,10 @@ def bench_ingestion_overhead() -> bool:
         finally:
             spent["filter"] += time.perf_counter() - started
 
-    def timed_stage(*, resolved, _real=pipeline.consent_filter_resolved):
+    def timed_stage(*, resolved, _real=pipeline.consent_filter_resolved, **options):
         started = time.perf_counter()
         try:
-            return _real(resolved=resolved)
+            return _real(resolved=resolved, **options)
         finally:
             spent["stage"] += time.perf_counter() - started
 
@@ -324,7 +324,7 @@ def bench_ingestion_overhead() -> bool:
 
     def process(ids: list[int], with_checks: bool) -> float:
         pipeline.consent_filter_resolved = (
-            timed_stage if with_checks else (lambda *, resolved: resolved)
+            timed_stage if with_checks else (lambda *, resolved, **_: resolved)
         )
         started = time.perf_counter()
         for start in range(0, len(ids), 500):

@@ -6,11 +6,14 @@ transaction per chunk:
     claim the chunk's unprocessed events (skipping any another worker holds)
     → identity: resolve every event to one profile (create / join / merge)
     → consent: record the consent signals events carry; drop what a suppression or missing
-               consent forbids (consent.services.consent_filter_resolved)
+               consent forbids, strip what it limits (consent.services.consent_filter_resolved)
     → per profile, in event-time order:
         profiles: update traits, context and computed features
-    → save profiles, link events to them and mark them processed
-    → AFTER_PROFILE_UPDATE stages (segments, campaigns, recommendations) per profile
+    → save profiles; link events to them and mark them processed (with the stripped events'
+      new content: one write per event row)
+    → AFTER_PROFILE_UPDATE stages (segments, campaigns, recommendations), each called once
+      for the whole chunk, so that it can answer for all of the chunk's profiles in a few
+      queries (segments: one query per segment these events can affect)
 
 Re-running a chunk changes nothing: processed events are never claimed again. Workers that
 see the same people at once serialise on the people's identifiers (see identity.services), so
@@ -44,14 +47,17 @@ from segments.services import segment_memberships_refresh
 
 logger = logging.getLogger(__name__)
 
-# Stages that run after a profile took its new events, each called as
-# `stage(profile=profile, events=events)` inside the chunk's transaction (events in event-time
-# order, already linked to the profile). Later stages (segment membership refresh, campaign
-# triggers, recommendation feedback) are listed here, in flow order. A stage with side effects
-# outside the database (sending, publishing) must defer them with `transaction.on_commit`.
-AFTER_PROFILE_UPDATE: list[Callable[..., None]] = []
-# Segments: re-evaluate only the segments these events can affect; enter/exit recorded and
-# announced after commit (segments.signals.segment_membership_changed).
+# Stages that run after the chunk's profiles took their new events, each called once per chunk
+# as `stage(resolved=resolved)` inside the chunk's transaction: `resolved` is the list of
+# (profile, its events) pairs, events in event-time order and already linked to the profile.
+# A stage should work per chunk, not per profile (a query per profile is what makes a
+# pipeline slow). Later stages (segment membership refresh, campaign triggers,
+# recommendation feedback) are listed here, in flow order. A stage with side effects outside
+# the database (sending, publishing) must defer them with `transaction.on_commit`.
+AFTER_PROFILE_UPDATE: list[Callable[..., object]] = []
+# Segments: re-evaluate only the segments these events can affect, for the profiles whose
+# events can affect them; enter/exit recorded and announced after commit
+# (segments.signals.segment_membership_changed).
 AFTER_PROFILE_UPDATE.append(segment_memberships_refresh)
 
 # Postgres errors worth running the whole chunk again for: a deadlock between workers (broken
@@ -116,20 +122,20 @@ def _events_process_chunk(event_ids: Sequence[int], fill_to: int) -> int:
 
     resolved: list[tuple[Profile, list[Event]]] = identity_resolve(events=events)
 
-    resolved = consent_filter_resolved(resolved=resolved)
+    stripped: list[Event] = []
+    resolved = consent_filter_resolved(resolved=resolved, stripped=stripped)
 
     late: list[Profile] = []
     for profile, profile_events in resolved:
         if profile_apply_events(profile=profile, events=profile_events):
             late.append(profile)
 
-    events_mark_processed(events=events)
+    events_mark_processed(events=events, rewritten=stripped)
     profiles_sessions_recount(profiles=late)
     profiles_save(profiles=[profile for profile, _ in resolved])
 
     for stage in AFTER_PROFILE_UPDATE:
-        for profile, profile_events in resolved:
-            stage(profile=profile, events=profile_events)
+        stage(resolved=resolved)
     return len(events)
 
 

@@ -37,6 +37,7 @@ from consent.models import (
     Suppression,
 )
 from profiles.models import Event, Profile
+from profiles.services import events_content_save
 
 logger = logging.getLogger(__name__)
 
@@ -266,13 +267,21 @@ def consent_filter_events(
 
 
 def consent_filter_resolved(
-    *, resolved: list[tuple[Profile, list[Event]]], apply_signals: bool = True
+    *,
+    resolved: list[tuple[Profile, list[Event]]],
+    apply_signals: bool = True,
+    stripped: list[Event] | None = None,
 ) -> list[tuple[Profile, list[Event]]]:
     """Pipeline stage, per chunk: record the consent signals the events carry, then keep what
     consent allows. A suppressed profile's events are deleted (they slipped in before the
     suppression reached ingestion); without `analytics` the configured policy
     (CONSENT_WITHOUT_ANALYTICS) strips or drops behavioural events. A handful of queries per
-    chunk, whatever its size."""
+    chunk, whatever its size.
+
+    Stripped events are saved here, unless `stripped` is given: they are then added to it for
+    the caller to save (the pipeline saves them with its processing update, one write per
+    event row).
+    """
     resolved = [(profile, list(events)) for profile, events in resolved]
     if not any(events for _, events in resolved):
         return resolved
@@ -289,7 +298,7 @@ def consent_filter_resolved(
     }
     policy = settings.CONSENT_WITHOUT_ANALYTICS
     doomed: list[int] = []
-    stripped: list[Event] = []
+    rewritten: list[Event] = []
     kept: list[tuple[Profile, list[Event]]] = []
     for profile, events in resolved:
         if profile.pk in suppressed:
@@ -304,14 +313,15 @@ def consent_filter_resolved(
             doomed += [e.pk for e in behavioural if e.pk]
             kept.append((profile, [e for e in events if e.type in _IDENTITY_TYPES]))
             continue
-        stripped += behavioural
+        rewritten += behavioural
         kept.append((profile, events))
     if doomed:
         Event.objects.filter(pk__in=doomed).delete()
-    _events_strip(stripped)
-    stripped = [e for e in stripped if e.pk]
-    if stripped:
-        Event.objects.bulk_update(stripped, ["properties", "context", "payload"], batch_size=500)
+    _events_strip(rewritten)
+    if stripped is None:
+        events_content_save(events=[e for e in rewritten if e.pk])
+    else:
+        stripped.extend(rewritten)
     return kept
 
 

@@ -56,7 +56,9 @@ class SettingsForm(forms.Form):
     trait_strategy = forms.ChoiceField(choices=MatchSettings.TraitStrategy.choices)
     survivor_rule = forms.ChoiceField(choices=MatchSettings.SurvivorRule.choices)
     kind_priority = forms.CharField(
-        required=False, help_text="Identifier kinds, most trusted first, comma separated."
+        required=False,
+        help_text="Identifier kinds, most trusted first, comma separated. An event goes to the "
+        "profile of its highest-priority identifier; kinds not listed come last.",
     )
     kind_limits = forms.CharField(
         required=False,

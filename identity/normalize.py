@@ -12,6 +12,7 @@ identifier written two ways (`" Ann@Example.COM"`, `"+1 (415) 555-0100"`) is one
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -32,6 +33,9 @@ DEVICE_ID = IdentityKind.DEVICE_ID.value
 
 # Identity.value is a varchar(320): the longest valid email address.
 MAX_VALUE_LENGTH = 320
+# What str.isspace() calls white space (a regex is several times faster than testing each
+# character, and every processed event's email goes through here).
+_WHITESPACE = re.compile(r"\s")
 
 
 def _text(value: Any) -> str:
@@ -56,7 +60,7 @@ def email_normalize(value: Any) -> str:
     local, at, domain = email.rpartition("@")
     if not at or not local or not domain or len(email) > MAX_VALUE_LENGTH:
         return ""
-    if any(ch.isspace() for ch in email):
+    if _WHITESPACE.search(email):
         return ""
     return email
 

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -224,8 +224,6 @@ def identity_rescan(*, full: bool, progress: Progress = _no_progress) -> RescanS
             result.decision = thresholds.decide(result.probability)
         settings.model = model.to_json()
         settings.model_fitted_at = timezone.now()
-        progress(0.6, "indexing")
-        _keys_store(prepared, ids, replace_all=True)
         left, right, probability, decision = (
             result.left,
             result.right,
@@ -246,7 +244,14 @@ def identity_rescan(*, full: bool, progress: Progress = _no_progress) -> RescanS
     selected = np.nonzero(decision >= 1)[0]
     selected = selected[np.argsort(-probability[selected], kind="stable")]
     summary.candidates = len(selected)
-    _decide(summary, model, prepared, ids, left[selected], right[selected], decision[selected])
+    merged_away = _decide(
+        summary, model, prepared, ids, left[selected], right[selected], decision[selected]
+    )
+    if full:
+        # After the merges: the profiles merged away need no keys.
+        progress(0.9, "indexing")
+        alive = np.nonzero(~np.isin(ids, merged_away))[0]
+        _keys_store(prepared.take(alive), ids[alive], replace_all=True)
     _finish(settings, moment)
     progress(1.0, "done")
     summary.seconds = time.perf_counter() - started
@@ -268,8 +273,9 @@ def _decide(
     left: np.ndarray,
     right: np.ndarray,
     decision: np.ndarray,
-) -> None:
-    """Queue the uncertain pairs and merge the sure ones (pairs in descending probability).
+) -> list[int]:
+    """Queue the uncertain pairs and merge the sure ones (pairs in descending probability);
+    returns the profiles merged away.
 
     Planned in memory first, with the decisions one merge at a time would take: a pair is
     skipped once either profile was merged away in this run (the next run compares the
@@ -299,11 +305,11 @@ def _decide(
     ]
     involved = sorted({pid for *_, a, b, _ in pairs for pid in (a, b)})
     profiles = {
-        p.pk: p
+        pk: _Side(pk, first_seen, event_count)
         for start in range(0, len(involved), LOAD_BATCH)
-        for p in Profile.objects.filter(
+        for pk, first_seen, event_count in Profile.objects.filter(
             pk__in=involved[start : start + LOAD_BATCH], merged_into__isnull=True
-        ).only("pk", "first_seen", "event_count")
+        ).values_list("pk", "first_seen", "event_count")
     }
     limits = match_rules().limits
     held: dict[int, dict[str, set[str]]] = {}
@@ -324,7 +330,7 @@ def _decide(
             len(mine.get(kind, set()) | theirs.get(kind, set())) > limit
             for kind, limit in limits.items()
         ):
-            candidate_for_limit(first=profiles[a], second=profiles[b])
+            candidate_for_limit(first=Profile(pk=a), second=Profile(pk=b))
             summary.queued += 1
             continue
         candidates[(a, b)] = MatchCandidate(
@@ -353,7 +359,18 @@ def _decide(
         del profiles[duplicate.pk]
 
     _candidates_store(candidates)
-    summary.merged += _merges_run(plan, candidates)
+    merged_away = _merges_run(plan, candidates)
+    summary.merged += len(merged_away)
+    return merged_away
+
+
+@dataclass
+class _Side:
+    """What choosing a survivor needs of a profile, as merged so far in the plan."""
+
+    pk: int
+    first_seen: datetime | None
+    event_count: int
 
 
 def _candidates_store(candidates: dict[tuple[int, int], MatchCandidate]) -> None:
@@ -381,9 +398,10 @@ def _candidates_store(candidates: dict[tuple[int, int], MatchCandidate]) -> None
 def _merges_run(
     plan: list[tuple[int, int, str, tuple[int, int]]],
     candidates: dict[tuple[int, int], MatchCandidate],
-) -> int:
-    """Do the planned merges, in order, batched: a merge goes one round after the last merge
-    that touched either of its profiles, so a round's merges never overlap."""
+) -> list[int]:
+    """Do the planned merges in order, batched: a merge goes one round after the last merge
+    that touched either of its profiles, so a round's merges never overlap. Returns the
+    profiles merged away."""
     rounds: list[list[PlannedMerge]] = []
     last_round: dict[int, int] = {}
     for survivor, duplicate, reason, pair in plan:
@@ -391,10 +409,8 @@ def _merges_run(
         last_round[survivor] = last_round[duplicate] = number
         if number == len(rounds):
             rounds.append([])
-        rounds[number].append(
-            PlannedMerge(Profile(pk=survivor), Profile(pk=duplicate), reason, candidates[pair])
-        )
-    done = 0
+        rounds[number].append(PlannedMerge(survivor, duplicate, reason, candidates[pair]))
+    merged_away: list[int] = []
     for merges in rounds:
         for start in range(0, len(merges), MERGE_BATCH):
             with transaction.atomic():
@@ -405,8 +421,8 @@ def _merges_run(
                 MatchKey.objects.filter(
                     profile_id__in=[record.duplicate_id for record in records]
                 ).delete()
-            done += len(records)
-    return done
+            merged_away.extend(record.duplicate_id for record in records)
+    return merged_away
 
 
 # --- Jobs -------------------------------------------------------------------------------------

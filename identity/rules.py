@@ -1,5 +1,6 @@
-"""Segment-style identity rules applied to exact identifiers: blocked values and per-kind
-limits (priority orders the kinds for staff, most trusted first)."""
+"""Segment-style identity rules applied to exact identifiers: blocked values, per-kind limits
+and the priority of kinds (most trusted first; `identity.services.identity_resolve` takes an
+event's identifiers in that order)."""
 
 from __future__ import annotations
 
@@ -43,11 +44,18 @@ class MatchRules:
     limits: dict[str, int] = field(default_factory=dict)
     priority: list[str] = field(default_factory=list)
 
+    # Verdicts so far: a chunk of events repeats the same few identifiers many times.
+    _verdicts: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
+
     def blocked(self, value: str) -> bool:
-        folded = value.strip().casefold()
-        if folded in self.blocked_exact:
-            return True
-        return any(p.fullmatch(value) for p in self.blocked_patterns)
+        verdict = self._verdicts.get(value)
+        if verdict is None:
+            folded = value.strip().casefold()
+            verdict = folded in self.blocked_exact or any(
+                p.fullmatch(value) for p in self.blocked_patterns
+            )
+            self._verdicts[value] = verdict
+        return verdict
 
     def allowed(self, identifiers: EventIdentifiers) -> EventIdentifiers:
         """The event's identifiers without blocked values."""

@@ -396,17 +396,15 @@ def profile_merge(
         raise ValueError(f"profile {duplicate.pk} was already merged into another")
     if survivor.merged_into_id is not None:
         raise ValueError(f"profile {survivor.pk} was already merged into another")
-    (record,) = _merges_apply(
-        [PlannedMerge(survivor, duplicate, reason=reason, candidate=candidate)], actor=actor
-    )
+    (record,) = _merges_apply([_Merge(survivor, duplicate, reason, candidate)], actor=actor)
     survivor.merge_record = record  # type: ignore[attr-defined]
     return survivor
 
 
 @dataclass
 class PlannedMerge:
-    survivor: Profile
-    duplicate: Profile
+    survivor_id: int
+    duplicate_id: int
     reason: str = ""
     candidate: MatchCandidate | None = None
 
@@ -420,7 +418,7 @@ def profiles_merge_batch(*, merges: Sequence[PlannedMerge]) -> list[MergeRecord]
     does so over several batches). Pairs of which a profile was merged away meanwhile are
     skipped. Returns the records of the merges done.
     """
-    ids = [profile.pk for merge in merges for profile in (merge.survivor, merge.duplicate)]
+    ids = [pk for merge in merges for pk in (merge.survivor_id, merge.duplicate_id)]
     if len(ids) != len(set(ids)):
         raise ValueError("a profile appears in two merges of one batch")
     locked = {
@@ -428,17 +426,23 @@ def profiles_merge_batch(*, merges: Sequence[PlannedMerge]) -> list[MergeRecord]
     }
     todo = []
     for merge in merges:
-        survivor, duplicate = locked.get(merge.survivor.pk), locked.get(merge.duplicate.pk)
+        survivor, duplicate = locked.get(merge.survivor_id), locked.get(merge.duplicate_id)
         if survivor is None or duplicate is None:
             continue  # erased meanwhile
         if survivor.merged_into_id is None and duplicate.merged_into_id is None:
-            todo.append(PlannedMerge(survivor, duplicate, merge.reason, merge.candidate))
+            todo.append(_Merge(survivor, duplicate, merge.reason, merge.candidate))
     return _merges_apply(todo, actor=None)
 
 
-def _merges_apply(
-    merges: Sequence[PlannedMerge], *, actor: AbstractBaseUser | None
-) -> list[MergeRecord]:
+@dataclass
+class _Merge:
+    survivor: Profile
+    duplicate: Profile
+    reason: str
+    candidate: MatchCandidate | None
+
+
+def _merges_apply(merges: Sequence[_Merge], *, actor: AbstractBaseUser | None) -> list[MergeRecord]:
     """The merge itself, for profiles already locked, fresh and checked, none in two merges."""
     if not merges:
         return []

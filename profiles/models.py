@@ -94,7 +94,13 @@ class Event(models.Model):
         ]
         indexes = [
             models.Index(fields=["profile", "-timestamp"], name="event_profile_time_idx"),
-            models.Index(fields=["event", "timestamp"], name="event_name_time_idx"),
+            # Real-time segment checks: "did this profile do X (in a window, how often, when
+            # last)" reads only that profile's rows of that event, even for a profile with
+            # thousands of events. Events by name across all profiles use the segments app's
+            # (event, timestamp, profile) index, which made an (event, timestamp) one redundant.
+            models.Index(
+                fields=["profile", "event", "timestamp"], name="event_profile_name_time_idx"
+            ),
             models.Index(fields=["received_at"], name="event_received_idx"),
             models.Index(
                 fields=["id"], name="event_pending_idx", condition=Q(processed_at__isnull=True)

@@ -12,7 +12,7 @@ type), so negation (`none`, `neq`, `not_in`, `not_exists`) stays two-valued.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from django.db import connection
@@ -41,6 +41,7 @@ from django.db.models.lookups import (
     In,
     LessThan,
     LessThanOrEqual,
+    Lookup,
 )
 
 from identity.models import Identity
@@ -79,6 +80,24 @@ class JSONTypeOf(Func):
 
     def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
         raise NotImplementedError(f"segments need PostgreSQL or SQLite, not {connection.vendor}")
+
+
+class AnyOf(Lookup):
+    """`column` is one of `ids`: a single array parameter on PostgreSQL (`= ANY(%s)`), so the
+    SQL text is the same whatever the number of profiles and can be compiled once; an IN list
+    elsewhere."""
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list]:
+        lhs, params = self.process_lhs(compiler, connection)
+        ids = [int(i) for i in self.rhs]
+        if connection.vendor == "postgresql":
+            return f"{lhs} = ANY(%s::bigint[])", [*params, ids]
+        if not ids:
+            return "1 = 0", list(params)
+        return f"{lhs} IN ({', '.join(['%s'] * len(ids))})", [*params, *ids]
 
 
 def _path_lookup(column: str, keys: tuple[str, ...], lookup: str, value: Any) -> Q:
@@ -182,20 +201,21 @@ COST_RANK = {"computed": 0, "trait": 1}
 
 
 class Compiler:
-    """compile(definition) -> Q on Profile; `profile_id` narrows event subqueries to one
-    profile (the real-time path), `now` fixes every relative window."""
+    """compile(definition) -> Q on Profile; `profile_ids` narrows event subqueries to those
+    profiles (the real-time path checks a chunk's profiles), `now` fixes every relative
+    window."""
 
     def __init__(
         self,
         *,
         now: dt.datetime,
         segments: Callable[[int], Mapping[str, Any] | None] = lambda _id: None,
-        profile_id: int | None = None,
-        consent_q: Callable[[str, int | None], Q] | None = None,
+        profile_ids: Collection[int] | None = None,
+        consent_q: Callable[[str, Collection[int] | None], Q] | None = None,
     ) -> None:
         self.now = now
         self.segments = segments
-        self.profile_id = profile_id
+        self.profile_ids = None if profile_ids is None else sorted(profile_ids)
         self.consent_q = consent_q
 
     def compile(self, node: Mapping[str, Any], _seen: frozenset[int] = frozenset()) -> Q:
@@ -222,7 +242,7 @@ class Compiler:
         if kind == "consent":
             if self.consent_q is None:
                 raise ConsentUnavailable("consent conditions need the consent app")
-            return self.consent_q(node["consent"], self.profile_id)
+            return self.consent_q(node["consent"], self.profile_ids)
         if kind == "segment":
             target = self.segments(node["segment"]) if node["segment"] not in _seen else None
             inner = self.compile(target, _seen | {node["segment"]}) if target else Q(pk__in=[])
@@ -240,10 +260,10 @@ class Compiler:
         raise ValueError(kind)
 
     def _narrow(self, qs: QuerySet, column: str) -> QuerySet:
-        """Correlate a subquery with the outer profile (and pin it when checking one)."""
+        """Correlate a subquery with the outer profile (and pin it when checking a few)."""
         qs = qs.filter(**{column: OuterRef("pk")})
-        if self.profile_id is not None:
-            qs = qs.filter(**{column: self.profile_id})
+        if self.profile_ids is not None:
+            qs = qs.filter(AnyOf(F(column), self.profile_ids))
         return qs
 
     def _score_q(self, kind: str, cond: Q) -> Q:
@@ -285,8 +305,8 @@ class Compiler:
 
     def _events(self, name: str, where: list[Mapping[str, Any]]) -> QuerySet:
         qs = Event.objects.filter(event=name, profile__isnull=False)
-        if self.profile_id is not None:
-            qs = qs.filter(profile_id=self.profile_id)
+        if self.profile_ids is not None:
+            qs = qs.filter(AnyOf(F("profile_id"), self.profile_ids))
         for item in where:
             qs = qs.filter(
                 json_value_q(
@@ -344,12 +364,12 @@ def compile_definition(
     *,
     now: dt.datetime,
     segments: Callable[[int], Mapping[str, Any] | None] = lambda _id: None,
-    profile_id: int | None = None,
-    consent_q: Callable[[str, int | None], Q] | None = None,
+    profile_ids: Collection[int] | None = None,
+    consent_q: Callable[[str, Collection[int] | None], Q] | None = None,
 ) -> Q:
-    return Compiler(now=now, segments=segments, profile_id=profile_id, consent_q=consent_q).compile(
-        definition
-    )
+    return Compiler(
+        now=now, segments=segments, profile_ids=profile_ids, consent_q=consent_q
+    ).compile(definition)
 
 
 __all__ = ["ConsentUnavailable", "base_profiles", "compile_definition"]

@@ -23,7 +23,7 @@ from identity.hooks import merge_hook_register
 from profiles.models import Profile
 from segments.models import MembershipChange, Segment, SegmentMembership
 from segments.services import membership_changes_record, segment_index
-from segments.services.realtime import _evaluate_for_profile
+from segments.services.realtime import _memberships_evaluate
 
 HOOK_NAME = "segments"
 CAUSE = MembershipChange.Cause.MERGE
@@ -65,9 +65,12 @@ def _reconcile(profiles: dict[int, Entered], now: dt.datetime) -> None:
     joins: dict[int, list[int]] = defaultdict(list)
     leaves: dict[int, list[int]] = defaultdict(list)
     created = []
+    # Every active segment for all these profiles, in one statement.
+    inside, _ = _memberships_evaluate(
+        {entry.id: sorted(profiles) for entry in index}, {entry.id: entry for entry in index}, now
+    )
     for profile_id, entered in profiles.items():
-        verdicts = _evaluate_for_profile(profile_id, index, now)
-        wanted = {entry.id for entry in index if verdicts.get(entry.id)}
+        wanted = {entry.id for entry in index if (entry.id, profile_id) in inside}
         for segment_id in wanted - current[profile_id]:
             joins[segment_id].append(profile_id)
             at = parse_datetime(entered.get(str(segment_id), "")) or now

@@ -4,20 +4,20 @@ the reference evaluator needs for one profile, and autocomplete vocabularies."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from identity.models import Identity
 from profiles.models import Event, Profile
 from segments import conditions
-from segments.compiler import ConsentUnavailable, base_profiles, compile_definition
+from segments.compiler import AnyOf, ConsentUnavailable, base_profiles, compile_definition
 from segments.models import (
     MembershipChange,
     ModelRun,
@@ -54,7 +54,7 @@ def definition_resolver(*, exclude: int | None = None) -> Callable[[int], Mappin
     return resolve
 
 
-def consent_q_or_none() -> Callable[[str, int | None], Q] | None:
+def consent_q_or_none() -> Callable[[str, Collection[int] | None], Q] | None:
     """Consent conditions go through the consent app's gate (`consent_profiles_allowed`: latest
     record, else the purpose's default; suppressed profiles allow nothing)."""
     try:
@@ -65,10 +65,10 @@ def consent_q_or_none() -> Callable[[str, int | None], Q] | None:
     if gate is None:
         return None
 
-    def consent_q(purpose: str, profile_id: int | None) -> Q:
+    def consent_q(purpose: str, profile_ids: Collection[int] | None) -> Q:
         profiles = Profile.objects.all()
-        if profile_id is not None:
-            profiles = profiles.filter(pk=profile_id)
+        if profile_ids is not None:
+            profiles = profiles.filter(AnyOf(F("pk"), profile_ids))
         return Q(pk__in=gate(purpose=purpose, profiles=profiles).values("pk"))
 
     return consent_q
@@ -85,13 +85,16 @@ def consent_purpose_known(code: str) -> bool:
 
 
 def definition_q(
-    definition: Mapping[str, Any], *, now: dt.datetime, profile_id: int | None = None
+    definition: Mapping[str, Any],
+    *,
+    now: dt.datetime,
+    profile_ids: Collection[int] | None = None,
 ) -> Q:
     return compile_definition(
         definition,
         now=now,
         segments=definition_resolver(),
-        profile_id=profile_id,
+        profile_ids=profile_ids,
         consent_q=consent_q_or_none(),
     )
 

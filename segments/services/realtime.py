@@ -1,28 +1,26 @@
-"""The real-time pipeline stage: re-evaluate, for one profile, only the segments that can
-depend on what its events changed."""
+"""The real-time pipeline stage: once per processed chunk, re-evaluate only the segments the
+chunk's events can affect, each only for the profiles whose events can affect it."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import BooleanField, ExpressionWrapper
+from django.db.models import F
 from django.utils import timezone
 
 from profiles.models import Event, Profile
 from segments import selectors
-from segments.compiler import base_profiles
-from segments.models import (
-    Segment,
-    SegmentMembership,
-)
-from segments.services.refresh import membership_changes_record
+from segments.compiler import AnyOf, base_profiles
+from segments.models import MembershipChange, Segment, SegmentMembership
+from segments.services.webhooks import webhook_deliveries_record
+from segments.signals import segment_membership_changed
 
 INDEX_VERSION_KEY = "segments:index:version"
 
@@ -52,6 +50,7 @@ class IndexedSegment:
     any_event: bool  # features and identifiers that move with every processed event
     # Real-time evaluation can reuse compiled SQL (no date-string windows inside).
     cacheable: bool = True
+    webhook_url: str = ""
 
 
 _index: tuple[Any, list[IndexedSegment]] = (None, [])
@@ -66,10 +65,10 @@ def segment_index() -> list[IndexedSegment]:
         version = cache.get(INDEX_VERSION_KEY)
     if _index[0] != version or version is None:
         rows = Segment.objects.filter(status=Segment.Status.ACTIVE).values_list(
-            "pk", "definition", "dependencies"
+            "pk", "definition", "dependencies", "webhook_url"
         )
         entries = []
-        for pk, definition, deps in rows:
+        for pk, definition, deps, webhook_url in rows:
             computed = set(deps.get("computed", ()))
             names = set(deps.get("event_names", ()))
             if computed & ORDER_ONLY_FEATURES:
@@ -87,6 +86,7 @@ def segment_index() -> list[IndexedSegment]:
                         or deps.get("consents")
                     ),
                     cacheable=not deps.get("date_windows", True),
+                    webhook_url=webhook_url,
                 )
             )
         _index = (version, entries)
@@ -96,10 +96,13 @@ def segment_index() -> list[IndexedSegment]:
 @dataclass(frozen=True)
 class MembershipChangeSet:
     segment_id: int
+    profile_id: int
     entered: bool  # True: entered, False: exited
 
 
-def segment_candidates(events: Iterable[Event]) -> list[IndexedSegment]:
+def segment_candidates(
+    events: Iterable[Event], *, index: list[IndexedSegment] | None = None
+) -> list[IndexedSegment]:
     """Only segments that can depend on what these events changed."""
     names: set[str] = set()
     traits: set[str] = set()
@@ -113,128 +116,229 @@ def segment_candidates(events: Iterable[Event]) -> list[IndexedSegment]:
     if not any_event:
         return []
     return [
-        s for s in segment_index() if s.any_event or s.event_names & names or s.trait_keys & traits
+        s
+        for s in (segment_index() if index is None else index)
+        if s.any_event or s.event_names & names or s.trait_keys & traits
     ]
 
 
 def segment_memberships_refresh(
-    *, profile: Profile, events: Iterable[Event], now: dt.datetime | None = None
+    *, resolved: Sequence[tuple[Profile, Sequence[Event]]], now: dt.datetime | None = None
 ) -> list[MembershipChangeSet]:
-    """Pipeline stage: re-evaluate, for one profile, the segments these events can affect;
-    record and announce every enter/exit. One query evaluates all candidate segments."""
-    candidates = segment_candidates(events)
-    if not candidates:
+    """Pipeline stage, once per chunk: re-evaluate the segments the chunk's events can affect,
+    each only for the profiles whose events can affect it (one query per segment, all sent as
+    one statement with the current memberships), then record and announce every enter/exit.
+    Returns the changes, by segment then profile."""
+    index = segment_index()
+    wanted: dict[int, set[int]] = {}
+    for profile, events in resolved:
+        for entry in segment_candidates(events, index=index):
+            wanted.setdefault(entry.id, set()).add(profile.pk)
+    if not wanted:
         return []
     now = now or timezone.now()
-    verdicts = _evaluate_for_profile(profile.pk, candidates, now)
-    current = set(
-        SegmentMembership.objects.filter(
-            profile_id=profile.pk, segment_id__in=[s.id for s in candidates]
-        ).values_list("segment_id", flat=True)
+    inside, current = _memberships_evaluate(
+        {segment_id: sorted(ids) for segment_id, ids in wanted.items()},
+        {entry.id: entry for entry in index},
+        now,
     )
-    changes: list[MembershipChangeSet] = []
-    for entry in candidates:
-        inside = verdicts.get(entry.id, False)
-        if inside and entry.id not in current:
-            changes.append(MembershipChangeSet(entry.id, True))
-        elif not inside and entry.id in current:
-            changes.append(MembershipChangeSet(entry.id, False))
-    if changes:
-        _apply_profile_changes(profile.pk, changes, now)
-    return changes
+    entering = sorted(inside - current)
+    leaving = sorted(current - inside)
+    if not entering and not leaving:
+        return []
+    return _memberships_apply(entering, leaving, {entry.id: entry for entry in index}, now)
 
 
-# Compiling a query costs more than running it for one profile, so the real-time path compiles
-# each set of candidate segments once, with a sentinel `now` and profile id, and substitutes the
-# real values into the parameters: every datetime parameter at or after year 8000 is the
-# sentinel shifted by a window (definitions may only hold dates before 8000), and the sentinel
-# id is the profile. Definitions with date-string windows (within_last on a trait) are never
-# cached. PostgreSQL only: its driver receives datetimes as such.
+# Compiling a query costs more than running it for a few profiles, so on PostgreSQL each
+# segment's real-time query is compiled once, with a sentinel `now` and profile list, and the
+# real values are substituted into its parameters: every datetime parameter at or after year
+# 8000 is the sentinel shifted by a window (definitions may only hold dates before 8000), and
+# the profiles are one array parameter (compiler.AnyOf). Definitions with date-string windows
+# (within_last on a trait) are never cached.
 SENTINEL_NOW = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
-SENTINEL_PROFILE = -987_654_321_987
-_compiled: dict[tuple, tuple[str, list]] = {}
+SENTINEL_PROFILES = [-987_654_321_987]
+_compiled: dict[tuple[Any, int, str], tuple[str, list]] = {}
 
 
-def _evaluate_for_profile(
-    profile_id: int, candidates: list[IndexedSegment], now: dt.datetime
-) -> dict[int, bool]:
-    if connection.vendor != "postgresql" or not all(c.cacheable for c in candidates):
-        return _evaluate_uncached(profile_id, candidates, now)
-    # The index version covers definitions of segments referred to by these ones.
-    key = (_index[0], tuple((c.id, json.dumps(c.definition, sort_keys=True)) for c in candidates))
+def _memberships_evaluate(
+    asked: Mapping[int, list[int]], index: Mapping[int, IndexedSegment], now: dt.datetime
+) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
+    """For the asked (segment, profiles): the (segment id, profile id) pairs that hold now, and
+    those that are members now. Each definition is evaluated with every subquery narrowed to
+    its profiles, so it reads only their rows; on PostgreSQL everything is one statement."""
+    pairs = {(segment_id, pk) for segment_id, ids in asked.items() for pk in ids}
+    everyone = sorted({pk for ids in asked.values() for pk in ids})
+    if connection.vendor != "postgresql":
+        inside = {
+            (segment_id, pk)
+            for segment_id, profile_ids in asked.items()
+            for pk in _members_queryset(index[segment_id], profile_ids, now)
+        }
+        current = SegmentMembership.objects.filter(
+            AnyOf(F("profile_id"), everyone), segment_id__in=list(asked)
+        ).values_list("segment_id", "profile_id")
+        return inside, pairs & set(current)
+    parts: list[str] = []
+    params: list[Any] = []
+    for segment_id, profile_ids in asked.items():
+        entry = index[segment_id]
+        if entry.cacheable:
+            sql, template = _compiled_sql(entry)
+            part_params = [
+                now + (p - SENTINEL_NOW)
+                if isinstance(p, dt.datetime) and p.year >= 8000
+                else profile_ids
+                if p == SENTINEL_PROFILES
+                else p
+                for p in template
+            ]
+        else:
+            sql, part_params = _members_queryset(entry, profile_ids, now).query.sql_with_params()
+        # The compiled SQL is the ORM's own; the definition only ever contributes parameters.
+        parts.append(f"SELECT true, {int(segment_id)}, m.* FROM ({sql}) AS m")  # noqa: S608
+        params += part_params
+    parts.append(
+        f"SELECT false, segment_id, profile_id FROM {SegmentMembership._meta.db_table} "  # noqa: S608
+        "WHERE profile_id = ANY(%s::bigint[]) AND segment_id = ANY(%s::bigint[])"
+    )
+    params += [everyone, list(asked)]
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        rows = cursor.fetchall()
+    inside = {(segment_id, pk) for holds, segment_id, pk in rows if holds}
+    current = {(segment_id, pk) for holds, segment_id, pk in rows if not holds}
+    return inside, pairs & current
+
+
+def _compiled_sql(entry: IndexedSegment) -> tuple[str, list]:
+    # The index version covers definitions of segments referred to by this one.
+    key = (_index[0], entry.id, json.dumps(entry.definition, sort_keys=True))
     compiled = _compiled.get(key)
     if compiled is None:
         if len(_compiled) > 512:
             _compiled.clear()
-        qs = _evaluation_queryset(SENTINEL_PROFILE, candidates, SENTINEL_NOW)
+        qs = _members_queryset(entry, SENTINEL_PROFILES, SENTINEL_NOW)
         sql, params = qs.query.sql_with_params()
         compiled = _compiled[key] = (sql, list(params))
-    sql, template = compiled
-    params = [
-        now + (p - SENTINEL_NOW)
-        if isinstance(p, dt.datetime) and p.year >= 8000
-        else profile_id
-        if type(p) is int and p == SENTINEL_PROFILE
-        else p
-        for p in template
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-        names = [column[0] for column in cursor.description]
-    if row is None:  # merged away: in no segment
-        return {}
-    return {int(name[1:]): bool(value) for name, value in zip(names, row, strict=True)}
+    return compiled
 
 
-def _evaluation_queryset(
-    profile_id: int, candidates: list[IndexedSegment], now: dt.datetime
-) -> Any:
-    annotations = {
-        f"s{entry.id}": ExpressionWrapper(
-            selectors.definition_q(entry.definition, now=now, profile_id=profile_id),
-            output_field=BooleanField(),
+def _members_queryset(entry: IndexedSegment, profile_ids: list[int], now: dt.datetime) -> Any:
+    return (
+        base_profiles()
+        .filter(AnyOf(F("pk"), profile_ids))
+        .filter(selectors.definition_q(entry.definition, now=now, profile_ids=profile_ids))
+        .order_by()
+        .values_list("pk", flat=True)
+    )
+
+
+def _memberships_apply(
+    entering: list[tuple[int, int]],
+    leaving: list[tuple[int, int]],
+    index: Mapping[int, IndexedSegment],
+    now: dt.datetime,
+) -> list[MembershipChangeSet]:
+    """Insert and delete membership rows and write their history; only rows this call really
+    changed (not one that a concurrent refresh changed first) are recorded and announced."""
+    cause = MembershipChange.Cause.REALTIME
+    if connection.vendor == "postgresql":
+        entered, exited = _memberships_apply_postgresql(entering, leaving, now)
+    else:
+        entered, exited = [], []
+        for segment_id, profile_id in entering:
+            _, created = SegmentMembership.objects.get_or_create(
+                segment_id=segment_id, profile_id=profile_id, defaults={"entered_at": now}
+            )
+            if created:
+                entered.append((segment_id, profile_id))
+        for segment_id, profile_id in leaving:
+            deleted, _ = SegmentMembership.objects.filter(
+                segment_id=segment_id, profile_id=profile_id
+            ).delete()
+            if deleted:
+                exited.append((segment_id, profile_id))
+        MembershipChange.objects.bulk_create(
+            MembershipChange(segment_id=s, profile_id=p, kind=kind, cause=cause, at=now)
+            for kind, pairs in (("enter", entered), ("exit", exited))
+            for s, p in pairs
         )
-        for entry in candidates
-    }
-    return base_profiles().filter(pk=profile_id).annotate(**annotations).values(*annotations)
+    changes = sorted(
+        [MembershipChangeSet(s, p, True) for s, p in entered]
+        + [MembershipChangeSet(s, p, False) for s, p in exited],
+        key=lambda c: (c.segment_id, not c.entered, c.profile_id),
+    )
+    by_segment: dict[int, tuple[list[int], list[int]]] = {}
+    for change in changes:
+        moved = by_segment.setdefault(change.segment_id, ([], []))
+        moved[0 if change.entered else 1].append(change.profile_id)
+    hooked = [i for i in by_segment if index[i].webhook_url]
+    for segment in Segment.objects.filter(pk__in=hooked).order_by("pk") if hooked else []:
+        webhook_deliveries_record(segment, *by_segment[segment.pk], cause=cause, at=now)
 
-
-def _evaluate_uncached(
-    profile_id: int, candidates: list[IndexedSegment], now: dt.datetime
-) -> dict[int, bool]:
-    annotations = {
-        f"s{entry.id}": ExpressionWrapper(
-            selectors.definition_q(entry.definition, now=now, profile_id=profile_id),
-            output_field=BooleanField(),
-        )
-        for entry in candidates
-    }
-    row = base_profiles().filter(pk=profile_id).annotate(**annotations).values(*annotations).first()
-    if row is None:  # merged away: in no segment
-        return {}
-    return {int(key[1:]): bool(value) for key, value in row.items()}
-
-
-def _apply_profile_changes(
-    profile_id: int, changes: list[MembershipChangeSet], now: dt.datetime
-) -> None:
-    with transaction.atomic():
-        segments = {s.pk: s for s in Segment.objects.filter(pk__in=[c.segment_id for c in changes])}
-        for change in changes:
-            segment = segments[change.segment_id]
-            if change.entered:
-                _, created = SegmentMembership.objects.get_or_create(
-                    segment=segment, profile_id=profile_id, defaults={"entered_at": now}
+    def announce() -> None:
+        segments = Segment.objects.in_bulk(list(by_segment))
+        for segment_id, (entered_ids, exited_ids) in sorted(by_segment.items()):
+            if segment_id in segments:
+                segment_membership_changed.send(
+                    sender=Segment,
+                    segment=segments[segment_id],
+                    entered=entered_ids,
+                    exited=exited_ids,
+                    cause=cause,
+                    at=now,
                 )
-                if created:
-                    membership_changes_record(segment, [profile_id], [], cause="realtime", at=now)
-            else:
-                deleted, _ = SegmentMembership.objects.filter(
-                    segment=segment, profile_id=profile_id
-                ).delete()
-                if deleted:
-                    membership_changes_record(segment, [], [profile_id], cause="realtime", at=now)
+
+    if by_segment:
+        transaction.on_commit(announce)
+    return changes
+
+
+def _memberships_apply_postgresql(
+    entering: list[tuple[int, int]], leaving: list[tuple[int, int]], now: dt.datetime
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """One statement: insert the newcomers, delete the leavers, write the history of both."""
+    membership = SegmentMembership._meta.db_table
+    history = MembershipChange._meta.db_table
+    sql = f"""
+        WITH added AS (
+            INSERT INTO {membership} (segment_id, profile_id, entered_at)
+            SELECT s, p, %(now)s FROM unnest(%(in_s)s::bigint[], %(in_p)s::bigint[]) AS u(s, p)
+            ON CONFLICT DO NOTHING
+            RETURNING segment_id, profile_id
+        ),
+        gone AS (
+            DELETE FROM {membership} m
+            USING unnest(%(out_s)s::bigint[], %(out_p)s::bigint[]) AS u(s, p)
+            WHERE m.segment_id = u.s AND m.profile_id = u.p
+            RETURNING m.segment_id, m.profile_id
+        ),
+        moved AS (
+            SELECT 'enter' AS kind, segment_id, profile_id FROM added
+            UNION ALL SELECT 'exit', segment_id, profile_id FROM gone
+        ),
+        recorded AS (
+            INSERT INTO {history} (segment_id, profile_id, kind, cause, at)
+            SELECT segment_id, profile_id, kind, %(cause)s, %(now)s FROM moved
+        )
+        SELECT kind, segment_id, profile_id FROM moved
+    """  # noqa: S608 - table names are ours, values bound
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            {
+                "now": now,
+                "cause": MembershipChange.Cause.REALTIME.value,
+                "in_s": [s for s, _ in entering],
+                "in_p": [p for _, p in entering],
+                "out_s": [s for s, _ in leaving],
+                "out_p": [p for _, p in leaving],
+            },
+        )
+        rows = cursor.fetchall()
+    entered = [(s, p) for kind, s, p in rows if kind == "enter"]
+    exited = [(s, p) for kind, s, p in rows if kind == "exit"]
+    return entered, exited
 
 
 def segment_index_invalidate() -> None:

@@ -9,7 +9,7 @@ from django.db import transaction
 
 from consent.models import ConsentRecord, Purpose
 from consent.services import consent_record
-from identity.models import Identity, MatchCandidate, MergeRecord
+from identity.models import Identity, MatchCandidate, MatchSettings, MergeRecord
 from identity.rescan import identity_rescan
 from identity.services import profile_snapshot, profile_unmerge, profiles_merge
 from profiles.models import Event, Profile
@@ -134,3 +134,20 @@ def test_batched_merges_unmerge_back_to_where_they_were(source):
     for record in MergeRecord.objects.order_by("-pk"):
         profile_unmerge(merge_record=record, actor=None)
     assert world() == before
+
+
+def test_a_sure_pair_that_would_break_a_per_kind_limit_is_queued_not_merged(source):
+    MatchSettings.objects.update_or_create(pk=1, defaults={"kind_limits": {"user_id": 1}})
+    people(source)
+    first, _, third = Profile.objects.order_by("pk")[:3]  # one person, three copies
+    Identity.objects.create(kind="user_id", value="u-1", profile=first)
+    Identity.objects.create(kind="user_id", value="u-2", profile=third)
+    identity_rescan(full=True)
+    # The copy without a user id joins one of them; the two user ids stay apart, for staff.
+    one, two = (Identity.objects.get(value=v).profile for v in ("u-1", "u-2"))
+    assert one.merged_into_id is None and two.merged_into_id is None and one.pk != two.pk
+    assert Profile.objects.filter(merged_into__in=[one, two]).count() == 1
+    candidate = MatchCandidate.objects.get(reason="limit")
+    assert {candidate.profile_a_id, candidate.profile_b_id} == {one.pk, two.pk}
+    assert candidate.status == "pending"
+    assert Profile.objects.filter(merged_into__isnull=False).count() == 2 * len(PEOPLE) - 1

@@ -7,6 +7,7 @@ import pytest
 
 from cdp import pipeline
 from identity.models import Identity
+from profiles import services as profile_services
 from profiles.models import Event, Profile
 from profiles.selectors import profile_computed_features
 from profiles.tasks import events_process_pending_task, events_process_task
@@ -300,6 +301,48 @@ def test_an_unparsable_phone_is_not_an_identity(source):
     assert identities_of(Profile.objects.get()) == {("user_id", "u1")}
 
 
+def test_a_task_takes_on_the_oldest_other_pending_events_up_to_its_chunk(
+    source, django_capture_on_commit_callbacks
+):
+    ids = events_store(
+        [event_build(source, user_id=f"u{n}", event="Seen", at=timedelta(n)) for n in range(6)]
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert pipeline.events_process(event_ids=[ids[4]], fill_to=3) == 3
+    done = Event.objects.filter(processed_at__isnull=False).values_list("pk", flat=True)
+    assert set(done) == {ids[0], ids[1], ids[4]}
+    # Once committed, this process's next fill starts past what it took (the pending index
+    # still lists the processed events until vacuum), and takes the rest.
+    assert profile_services._fill_floor == ids[1] + 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert pipeline.events_process(event_ids=[], fill_to=10) == 3
+    assert not Event.objects.filter(processed_at__isnull=True).exists()
+
+
+def test_a_chunk_that_fails_leaves_the_events_it_took_on_to_be_taken_again(source):
+    ids = events_store(
+        [event_build(source, user_id=f"u{n}", event="Seen", at=timedelta(n)) for n in range(4)]
+        + [event_build(source, user_id="u-bad", event="Poison")]
+    )
+
+    def poisoned_stage(*, resolved):
+        if any(event.event == "Poison" for _, events in resolved for event in events):
+            raise ValueError("a later stage failed on this event")
+
+    pipeline.AFTER_PROFILE_UPDATE.append(poisoned_stage)
+    try:
+        # The chunk (its own event and the ones it took on) fails and is split: its own event
+        # is found at fault; the others are pending again, for their own tasks.
+        assert pipeline.events_process(event_ids=[ids[4]], fill_to=5) == 0
+        assert Event.objects.filter(processed_at__isnull=True).count() == 5
+        assert pipeline.events_process(event_ids=ids[:4], fill_to=4) == 4
+    finally:
+        pipeline.AFTER_PROFILE_UPDATE.remove(poisoned_stage)
+    assert list(Event.objects.filter(processed_at__isnull=True).values_list("pk", flat=True)) == [
+        ids[4]
+    ]
+
+
 def test_the_tasks_process_events_and_the_pending_task_picks_up_lost_ones(source):
     fresh = event_make(source, anonymous_id="a1")
     assert events_process_task.delay([fresh.pk]).get() == 1
@@ -312,8 +355,8 @@ def test_the_tasks_process_events_and_the_pending_task_picks_up_lost_ones(source
 
 
 def test_an_event_that_cannot_be_processed_does_not_hold_back_the_others(source, caplog):
-    def poisoned_stage(*, profile, events):
-        if any(event.event == "Poison" for event in events):
+    def poisoned_stage(*, resolved):
+        if any(event.event == "Poison" for _, events in resolved for event in events):
             raise ValueError("a later stage failed on this event")
 
     ids = events_store(

@@ -27,7 +27,7 @@ def test_consent_condition_follows_the_gate_in_sql_and_in_the_reference(profile_
         expected = profile.pk in compiled
         assert conditions.evaluate(definition, profile_facts(profile=profile), now=NOW) is expected
         single = base_profiles().filter(
-            definition_q(definition, now=NOW, profile_id=profile.pk), pk=profile.pk
+            definition_q(definition, now=NOW, profile_ids=[profile.pk]), pk=profile.pk
         )
         assert single.exists() is expected
 

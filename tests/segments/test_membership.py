@@ -18,6 +18,7 @@ from segments.models import (
     SegmentSnapshot,
     WebhookDelivery,
 )
+from segments.services import realtime
 from segments.signals import segment_membership_changed
 from tests.segments.conftest import NOW
 
@@ -104,17 +105,17 @@ def test_real_time_enter_and_exit_after_events(
 
     event = _track(source, person, "Product Viewed", NOW)
     assert {s.id for s in services.segment_candidates([event])} == {viewers.pk}
-    assert services.segment_memberships_refresh(profile=person, events=[event], now=NOW) == []
+    assert services.segment_memberships_refresh(resolved=[(person, [event])], now=NOW) == []
     event = _track(source, person, "Product Viewed", NOW + dt.timedelta(minutes=1))
     with django_capture_on_commit_callbacks(execute=True):
-        changes = services.segment_memberships_refresh(profile=person, events=[event], now=NOW)
-    assert changes == [services.MembershipChangeSet(viewers.pk, True)]
+        changes = services.segment_memberships_refresh(resolved=[(person, [event])], now=NOW)
+    assert changes == [services.MembershipChangeSet(viewers.pk, person.pk, True)]
     assert SegmentMembership.objects.filter(segment=viewers, profile=person).exists()
 
     order = _track(source, person, "Order Completed", NOW + dt.timedelta(minutes=2))
     with django_capture_on_commit_callbacks(execute=True):
-        changes = services.segment_memberships_refresh(profile=person, events=[order], now=NOW)
-    assert changes == [services.MembershipChangeSet(buyers_not.pk, False)]
+        changes = services.segment_memberships_refresh(resolved=[(person, [order])], now=NOW)
+    assert changes == [services.MembershipChangeSet(buyers_not.pk, person.pk, False)]
     assert not SegmentMembership.objects.filter(segment=buyers_not, profile=person).exists()
     assert [
         (a["segment"].pk, a["entered"], a["exited"], a["cause"]) for a in announcements[-2:]
@@ -123,6 +124,93 @@ def test_real_time_enter_and_exit_after_events(
         (buyers_not.pk, [], [person.pk], "realtime"),
     ]
     assert not MembershipChange.objects.filter(segment=unrelated).exists()
+
+
+def test_real_time_checks_a_whole_chunk_with_one_query_and_records_each_change(
+    source,
+    profile_maker,
+    announcements,
+    django_capture_on_commit_callbacks,
+    django_assert_num_queries,
+):
+    germans = _segment({"trait": "country", "op": "eq", "value": "DE"})
+    viewers = _segment({"event": "Product Viewed", "count": {"op": "gte", "value": 2}})
+    quiet = _segment({"none": [{"event": "Product Viewed", "within": {"days": 7}}]})
+    people = [profile_maker(traits={"country": "DE" if n % 2 else "FR"}) for n in range(6)]
+    services.segment_refresh(segment=quiet, now=NOW)
+    assert SegmentMembership.objects.filter(segment=quiet).count() == 6
+    resolved = []
+    for n, person in enumerate(people):
+        events = [
+            _track(source, person, "Product Viewed", NOW - dt.timedelta(minutes=k))
+            for k in range(n % 3)
+        ]
+        if n == 0:
+            person.traits = {"country": "DE"}
+            person.save()
+            events.append(
+                Event.objects.create(
+                    source=source,
+                    message_id="identify-0",
+                    type="identify",
+                    traits=person.traits,
+                    timestamp=NOW,
+                    received_at=NOW,
+                    profile=person,
+                )
+            )
+        resolved.append((person, events))
+
+    services.segment_index()  # loaded once per process, not per chunk
+    # One statement evaluates every segment and reads the current memberships, one writes
+    # the enters, the exits and their history; the announcements go after commit.
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        django_assert_num_queries(2),
+    ):
+        changes = services.segment_memberships_refresh(resolved=resolved, now=NOW)
+
+    viewed = [p.pk for n, p in enumerate(people) if n % 3]
+    twice = [p.pk for n, p in enumerate(people) if n % 3 == 2]
+    assert changes == sorted(
+        [services.MembershipChangeSet(germans.pk, people[0].pk, True)]
+        + [services.MembershipChangeSet(viewers.pk, pk, True) for pk in twice]
+        + [services.MembershipChangeSet(quiet.pk, pk, False) for pk in viewed],
+        key=lambda c: (c.segment_id, not c.entered, c.profile_id),
+    )
+    assert set(
+        SegmentMembership.objects.filter(segment=viewers).values_list("profile_id", flat=True)
+    ) == set(twice)
+    assert set(
+        SegmentMembership.objects.filter(segment=quiet).values_list("profile_id", flat=True)
+    ) == {p.pk for p in people} - set(viewed)
+    by_segment = {a["segment"].pk: (a["entered"], a["exited"]) for a in announcements}
+    assert by_segment == {
+        germans.pk: ([people[0].pk], []),
+        viewers.pk: (twice, []),
+        quiet.pk: ([], viewed),
+    }
+    # Germans other than person 0 sent no trait: their membership was not even re-checked.
+    assert not SegmentMembership.objects.filter(segment=germans).exclude(profile=people[0]).exists()
+
+    # The same chunk again changes nothing and records nothing.
+    before = MembershipChange.objects.count()
+    assert services.segment_memberships_refresh(resolved=resolved, now=NOW) == []
+    assert MembershipChange.objects.count() == before
+
+
+def test_real_time_records_only_what_it_changed_itself(source, profile_maker, announcements):
+    viewers = _segment({"event": "Product Viewed"})
+    person = profile_maker()
+    event = _track(source, person, "Product Viewed", NOW)
+    # A full refresh committed in between: the row is there already, so nothing is recorded
+    # twice.
+    services.segment_refresh(segment=viewers, now=NOW)
+    entered = MembershipChange.objects.filter(segment=viewers, kind="enter").count()
+    index = {entry.id: entry for entry in services.segment_index()}
+    assert realtime._memberships_apply([(viewers.pk, person.pk)], [], index, NOW) == []
+    assert services.segment_memberships_refresh(resolved=[(person, [event])], now=NOW) == []
+    assert MembershipChange.objects.filter(segment=viewers, kind="enter").count() == entered
 
 
 def test_scheduled_refresh_moves_time_relative_conditions(
@@ -197,6 +285,22 @@ def test_webhook_is_recorded_then_sent_after_commit(
     # Redelivery of the task does not send twice.
     services.webhook_delivery_send(delivery_id=delivery.pk)
     assert len(handler.bodies) == 1
+
+
+def test_real_time_changes_reach_the_webhook_after_commit(
+    source, profile_maker, receiver, django_capture_on_commit_callbacks
+):
+    server, handler = receiver
+    url = f"http://127.0.0.1:{server.server_port}/hook"
+    segment = _segment({"event": "Product Viewed"}, webhook_url=url)
+    quiet = _segment({"event": "Signed In"})
+    person = profile_maker()
+    event = _track(source, person, "Product Viewed", NOW)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.segment_memberships_refresh(resolved=[(person, [event])], now=NOW)
+    sent = [(b["segment"]["id"], b["cause"], b["entered"], b["exited"]) for b in handler.bodies]
+    assert sent == [(segment.pk, "realtime", [person.pk], [])]
+    assert not WebhookDelivery.objects.filter(segment=quiet).exists()
 
 
 def test_a_failing_webhook_is_retried_then_marked_failed(profile_maker, receiver):

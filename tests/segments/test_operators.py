@@ -234,7 +234,8 @@ def _check(cast, definition, expected):
     }
     assert by_query == expected, f"compiled query: {definition}"
     assert by_reference == expected, f"reference evaluator: {definition}"
-    # The single-profile forms (real time, compiled once and reused) agree too.
+    # The real-time forms (a chunk's profiles, compiled once and reused) agree too: for each
+    # profile alone and for all of them at once.
     entry = services.IndexedSegment(
         id=990,
         definition=definition,
@@ -243,13 +244,19 @@ def _check(cast, definition, expected):
         any_event=True,
         cacheable=not conditions.dependencies(definition, definition_resolver()).date_windows,
     )
+    wanted = {(990, pk) for pk, name in label.items() if name in expected}
+    assert realtime._memberships_evaluate({990: sorted(label)}, {990: entry}, NOW)[0] == wanted, (
+        f"real-time path, all profiles: {definition}"
+    )
     for pk, name in label.items():
         single = base_profiles().filter(
-            compile_definition(definition, now=NOW, segments=definition_resolver(), profile_id=pk),
+            compile_definition(
+                definition, now=NOW, segments=definition_resolver(), profile_ids=[pk]
+            ),
             pk=pk,
         )
         assert single.exists() == (name in expected), f"single profile {name}: {definition}"
-        verdict = realtime._evaluate_for_profile(pk, [entry], NOW).get(990, False)
+        verdict = realtime._memberships_evaluate({990: [pk]}, {990: entry}, NOW)[0] == {(990, pk)}
         assert verdict == (name in expected), f"real-time path {name}: {definition}"
 
 
