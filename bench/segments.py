@@ -198,15 +198,18 @@ def _generate() -> None:
     print(f"  generation done in {time.perf_counter() - started:.0f} s", flush=True)
 
 
-def _timed(fn, repeat: int = 3) -> tuple[float, object]:
-    """Warm timing: one untimed run, then the median of `repeat` runs."""
-    result = fn()
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), result
+def _timed_pair(first, second, repeat: int = 7) -> tuple[float, object, float, object]:
+    """Warm timings of two queries, interleaved (the order alternates each round) so that load
+    from other processes on a shared machine falls on both alike: medians of `repeat` runs."""
+    results = [first(), second()]
+    times: list[list[float]] = [[], []]
+    fns = [first, second]
+    for round_ in range(repeat):
+        for i in (0, 1) if round_ % 2 == 0 else (1, 0):
+            started = time.perf_counter()
+            results[i] = fns[i]()
+            times[i].append(time.perf_counter() - started)
+    return statistics.median(times[0]), results[0], statistics.median(times[1]), results[1]
 
 
 def _verdict(value: float, target: float, higher_is_better: bool = False) -> str:
@@ -228,16 +231,18 @@ def scale_inner() -> None:
     from segments.models import Segment, SegmentMembership
 
     Segment.objects.all().delete()
-    # Count through the compiler vs the hand-written SQL.
-    seconds, count = _timed(lambda: selectors.definition_count(THREE_CONDITIONS))
 
+    # Count through the compiler vs the hand-written SQL.
     def baseline() -> int:
         with connection.cursor() as cursor:
             cursor.execute(BASELINE_SQL)
             return cursor.fetchone()[0]
 
-    base_seconds, base_count = _timed(baseline)
-    print(f"  3-condition segment count: {count:,} members")
+    seconds, count, base_seconds, base_count = _timed_pair(
+        lambda: selectors.definition_count(THREE_CONDITIONS), baseline
+    )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"  3-condition segment count: {count:,} members (load average {load})")
     print(
         f"    compiled ORM query  {seconds * 1000:8.0f} ms   target < 1000 ms  "
         f"{_verdict(seconds, 1.0)}"
