@@ -11,7 +11,9 @@ Ingestion is not running meanwhile (the ingest bench measures both together, end
 
 Environment: BENCH_PROCESS_DATABASE_URL (postgres://postgres@127.0.0.1:5432/cdp_bench_process),
 BENCH_REDIS_URL (redis://127.0.0.1:6379/2; its ingest queue is emptied), BENCH_PROCESS_EVENTS
-(30000), BENCH_CELERY_WORKERS (2), BENCH_PROCESS_TIMEOUT (300 s).
+(30000), BENCH_CELERY_WORKERS (2), BENCH_PROCESS_TIMEOUT (300 s), BENCH_PROCESS_SEGMENTS (0; 1
+makes the 12 segments of the segments bench's real-time figure active, so the real-time
+segments stage does real work).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
 EVENTS = int(os.environ.get("BENCH_PROCESS_EVENTS", "30000"))
 WORKERS = int(os.environ.get("BENCH_CELERY_WORKERS", "2"))
 TIMEOUT = float(os.environ.get("BENCH_PROCESS_TIMEOUT", "300"))
+SEGMENTS = os.environ.get("BENCH_PROCESS_SEGMENTS", "0") == "1"
 TASK_EVENTS = 100
 TARGET = 3000
 
@@ -67,6 +70,18 @@ def _child() -> None:
 
     call_command("migrate", verbosity=0)
     celery_app.conf.task_always_eager = False
+    if SEGMENTS:
+        from bench.segments import REALTIME_DEFINITIONS
+        from segments import services as segment_services
+        from segments.models import Segment
+
+        for number, definition in enumerate(REALTIME_DEFINITIONS, start=1):
+            # Not segment_create: its first refresh is not what is measured here.
+            deps = segment_services.segment_definition_check(definition=definition)
+            Segment.objects.create(
+                name=f"bench {number}", definition=definition, dependencies=deps.as_dict()
+            )
+        segment_services.segment_index_invalidate()
     source = source_create(name="bench").record
     batch: list[dict] = []
     stored = 0
@@ -122,7 +137,8 @@ def _child() -> None:
     merged = Profile.objects.filter(merged_into__isnull=False).count()
     print(
         f"processed {len(ids)} events into {profiles} profiles ({merged} merged away) "
-        f"with {WORKERS} worker processes in {elapsed:.1f} s",
+        f"with {WORKERS} worker processes in {elapsed:.1f} s"
+        + (f", {len(REALTIME_DEFINITIONS)} real-time segments active" if SEGMENTS else ""),
     )
     print(f"processing: {len(ids) / elapsed:,.0f} events/s   (target >= {TARGET:,} events/s)")
 

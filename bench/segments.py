@@ -61,6 +61,35 @@ SINGLE_BASELINE_SQL = """
     FROM profiles_profile p WHERE p.id = %s
 """
 
+# The active segments of the real-time figure (bench/process.py can make them active too).
+REALTIME_DEFINITIONS = [
+    THREE_CONDITIONS,
+    {"trait": "plan", "op": "eq", "value": "pro"},
+    {"event": "Order Completed", "within": {"days": 30}},
+    {
+        "event": "Product Added",
+        "within": {"hours": 24},
+        "not_followed_by": {"event": "Order Completed", "within": {"hours": 1}},
+    },
+    {"computed": "recency", "op": "gt", "value": 90},
+    {"computed": "frequency", "op": "gte", "value": 3},
+    {"event": "Newsletter Opened", "count": {"op": "gte", "value": 2}},
+    {
+        "any": [
+            {"trait": "country", "op": "in", "value": ["AT", "CH"]},
+            {"event": "Products Searched", "within": {"days": 7}},
+        ]
+    },
+    {
+        "event": "Product Viewed",
+        "where": [{"property": "category", "op": "eq", "value": "Shoes"}],
+        "within": {"days": 14},
+    },
+    {"none": [{"event": "Signed In", "within": {"days": 60}}]},
+    {"event": "Checkout Started", "last": {"op": "within_last", "value": {"days": 3}}},
+    {"trait": "age", "op": "between", "value": [25, 34]},
+]
+
 NAMES = [
     ("Page Viewed", 35),
     ("Product Viewed", 30),
@@ -275,34 +304,7 @@ def scale_inner() -> None:
         f"{rerun:6.2f} s   target < 5 s  {_verdict(rerun, 5.0)}"
     )
 
-    definitions = [
-        THREE_CONDITIONS,
-        {"trait": "plan", "op": "eq", "value": "pro"},
-        {"event": "Order Completed", "within": {"days": 30}},
-        {
-            "event": "Product Added",
-            "within": {"hours": 24},
-            "not_followed_by": {"event": "Order Completed", "within": {"hours": 1}},
-        },
-        {"computed": "recency", "op": "gt", "value": 90},
-        {"computed": "frequency", "op": "gte", "value": 3},
-        {"event": "Newsletter Opened", "count": {"op": "gte", "value": 2}},
-        {
-            "any": [
-                {"trait": "country", "op": "in", "value": ["AT", "CH"]},
-                {"event": "Products Searched", "within": {"days": 7}},
-            ]
-        },
-        {
-            "event": "Product Viewed",
-            "where": [{"property": "category", "op": "eq", "value": "Shoes"}],
-            "within": {"days": 14},
-        },
-        {"none": [{"event": "Signed In", "within": {"days": 60}}]},
-        {"event": "Checkout Started", "last": {"op": "within_last", "value": {"days": 3}}},
-        {"trait": "age", "op": "between", "value": [25, 34]},
-    ]
-    for i, definition in enumerate(definitions[1:], start=2):
+    for i, definition in enumerate(REALTIME_DEFINITIONS[1:], start=2):
         quiet_create(f"bench {i}", definition)
     print(f"  {Segment.objects.count()} active segments for the real-time figure")
     import random

@@ -14,9 +14,10 @@ What happens to each message, in order:
    `DroppedMessageCount`, not stored;
 4. a track event is checked against the source's tracking plan: in "flag" mode violations are
    recorded on the event, in "quarantine" mode a violating or unplanned event is quarantined;
-5. all events of the request are inserted (COPY for many, else one INSERT statement), ignoring
-   (source, messageId) duplicates, in one transaction with the quarantined rows (one transaction
-   of their own when there are none); after commit their ids are queued
+5. all events of the request are inserted (COPY for many, else one INSERT statement; a single
+   event shares its statement and commit with those of concurrent requests of the process),
+   ignoring (source, messageId) duplicates, in one transaction with the quarantined rows (one
+   transaction of their own when there are none); after commit their ids are queued
    to `events_process_task` in chunks of settings.INGEST_PROCESS_CHUNK.
 
 Timestamps (as Segment and RudderStack compute them; all four are kept):

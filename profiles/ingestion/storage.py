@@ -75,30 +75,33 @@ def _extra_columns(cursor: Any, now: datetime) -> tuple[list[str], list[str]]:
     return names, literals
 
 
-_insert_sql_cached: dict[bool, str] = {}
+_insert_sql_cached: dict[int, str] = {}
 
 
-def _insert_sql(cursor: Any, received_at: datetime, *, one_row: bool) -> str:
-    """The INSERT statement (for one row, or for a JSON array of rows), built once per process
-    unless a column's value is per request."""
-    if one_row in _insert_sql_cached:
-        return _insert_sql_cached[one_row]
+def _insert_sql(cursor: Any, received_at: datetime, *, value_rows: int = 0) -> str:
+    """The INSERT statement for `value_rows` rows of parameters (returning the id, source and
+    messageId of each row stored), or with 0 for one JSON array of rows of one source (returning
+    ids); built once per process unless a column's value is per request."""
+    if value_rows in _insert_sql_cached:
+        return _insert_sql_cached[value_rows]
     quote = connection.ops.quote_name
     extra_names, extra_literals = _extra_columns(cursor, received_at)
     columns = ", ".join(
         [*(quote(c) for c in _FIXED_COLUMNS), *(quote(c) for c in _COLUMNS), *extra_names]
     )
     table = quote(Event._meta.db_table)
-    if one_row:
-        values = ", ".join(["%s", "%s", *("%s" for _ in _COLUMNS), *extra_literals])
-        rows_sql = f"VALUES ({values})"
+    if value_rows:
+        one = ", ".join(["%s", "%s", *("%s" for _ in _COLUMNS), *extra_literals])
+        rows_sql = "VALUES " + ", ".join([f"({one})"] * value_rows)
+        returning = "id, source_id, message_id"
     else:
         selected = ", ".join(["%s", "%s", *(f"r.{quote(c)}" for c in _COLUMNS), *extra_literals])
         row_type = ", ".join(f"{quote(c)} {sql_type}" for c, sql_type in _COLUMNS.items())
         rows_sql = f"SELECT {selected} FROM json_to_recordset(%s) AS r({row_type})"  # noqa: S608
+        returning = "id"
     sql = (
         f"INSERT INTO {table} ({columns}) {rows_sql} "
-        "ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id"
+        f"ON CONFLICT (source_id, message_id) DO NOTHING RETURNING {returning}"
     )
     per_request = any(
         getattr(f, "auto_now", False)
@@ -107,9 +110,51 @@ def _insert_sql(cursor: Any, received_at: datetime, *, one_row: bool) -> str:
         for f in Event._meta.concrete_fields
         if f.column not in _COLUMNS and f.column not in _FIXED_COLUMNS and not f.primary_key
     )
-    if not per_request:
-        _insert_sql_cached[one_row] = sql
+    if not per_request and len(_insert_sql_cached) < 100:
+        _insert_sql_cached[value_rows] = sql
     return sql
+
+
+# (source, row, received_at) of one event to store.
+_Item = tuple[Source, Row, datetime]
+
+
+def _insert_values(items: list[_Item]) -> list[list[int]]:
+    """One INSERT of rows given as parameters, each with its own source and reception time
+    (rows of several requests); for each item, [its new id], or [] when it was already stored
+    (or is a repeat of an earlier item)."""
+    params: list[Any] = []
+    first: dict[tuple[int, str], int] = {}
+    for index, (source, row, received_at) in enumerate(items):
+        key = (source.pk, row.message_id)
+        if key in first:
+            continue
+        first[key] = index
+        params += [
+            source.pk,
+            received_at,
+            row.message_id,
+            row.type,
+            row.event,
+            row.user_id,
+            row.anonymous_id,
+            row.timestamp,
+            row.original_timestamp,
+            row.sent_at,
+            dumps(row.properties).decode(),
+            dumps(row.traits).decode(),
+            dumps(row.context).decode(),
+            row.payload.decode(),
+            row.is_bot,
+            dumps(row.violations).decode(),
+        ]
+    results: list[list[int]] = [[] for _ in items]
+    with connection.cursor() as cursor:
+        sql = _insert_sql(cursor.cursor, items[0][2], value_rows=len(first))
+        cursor.execute(sql, params)
+        for event_id, source_id, message_id in cursor.fetchall():
+            results[first[(source_id, message_id)]] = [event_id]
+    return results
 
 
 def _insert_postgresql(source: Source, rows: list[Row], received_at: datetime) -> list[int]:
@@ -117,30 +162,10 @@ def _insert_postgresql(source: Source, rows: list[Row], received_at: datetime) -
     unpacks with json_to_recordset, so no per-row work is left in Python but building that
     array (in C, by orjson, embedding each payload already serialised); a single row (most
     browser and app requests) as plain parameters, cheaper for both sides."""
+    if len(rows) == 1:
+        return _insert_values([(source, rows[0], received_at)])[0]
     with connection.cursor() as cursor:
-        if len(rows) == 1:
-            row = rows[0]
-            params = [
-                source.pk,
-                received_at,
-                row.message_id,
-                row.type,
-                row.event,
-                row.user_id,
-                row.anonymous_id,
-                row.timestamp,
-                row.original_timestamp,
-                row.sent_at,
-                dumps(row.properties).decode(),
-                dumps(row.traits).decode(),
-                dumps(row.context).decode(),
-                row.payload.decode(),
-                row.is_bot,
-                dumps(row.violations).decode(),
-            ]
-            cursor.execute(_insert_sql(cursor.cursor, received_at, one_row=True), params)
-            return [event_id for (event_id,) in cursor.fetchall()]
-        sql = _insert_sql(cursor.cursor, received_at, one_row=False)
+        sql = _insert_sql(cursor.cursor, received_at)
         document = orjson.dumps(
             [
                 {
@@ -165,6 +190,68 @@ def _insert_postgresql(source: Source, rows: list[Row], received_at: datetime) -
         )
         cursor.execute(sql, [source.pk, received_at, document.decode()])
         return [event_id for (event_id,) in cursor.fetchall()]
+
+
+class _Waiting:
+    __slots__ = ("error", "ids", "item", "ready")
+
+    def __init__(self, item: _Item) -> None:
+        self.item = item
+        self.ready = threading.Event()
+        self.ids: list[int] | None = None
+        self.error: BaseException | None = None
+
+
+class _SingleRowWriter:
+    """Group commit for single-event requests: while one thread of this process writes (its
+    INSERT and the commit, which waits for the disk), the single events of the other threads
+    wait, and the next writer stores all of them in one statement and one commit. Measured here
+    with 16 connections: ~400 us of PostgreSQL CPU per event one statement each, ~160 us in
+    statements of 4. Every request still answers only after its own row is committed.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: list[_Waiting] = []
+        self._writing = False
+
+    def insert(self, source: Source, row: Row, received_at: datetime) -> list[int]:
+        mine = _Waiting((source, row, received_at))
+        with self._lock:
+            self._waiting.append(mine)
+            lead = not self._writing
+            self._writing = True
+        if not lead:
+            mine.ready.wait()
+            # Handed the next group (see _write) when neither stored nor failed.
+            lead = mine.ids is None and mine.error is None
+        if lead:
+            self._write()
+        if mine.error is not None:
+            raise mine.error
+        return mine.ids or []
+
+    def _write(self) -> None:
+        with self._lock:
+            group, self._waiting = self._waiting, []
+        try:
+            for waiting, ids in zip(group, _insert_values([w.item for w in group]), strict=True):
+                waiting.ids = ids
+        except BaseException as exc:
+            for waiting in group:
+                waiting.error = exc
+            raise
+        finally:
+            with self._lock:
+                following = self._waiting[0] if self._waiting else None
+                self._writing = following is not None
+            for waiting in group:
+                waiting.ready.set()
+            if following is not None:
+                following.ready.set()  # it writes the group gathered meanwhile
+
+
+_single_row_writer = _SingleRowWriter()
 
 
 # COPY's text format: a backslash starts an escape, tab and newline separate fields and rows.
@@ -320,6 +407,8 @@ def events_insert(source: Source, rows: list[Row], received_at: datetime) -> lis
     """Insert the rows, skipping (source, messageId) pairs already stored; the new events' ids."""
     if connection.vendor != "postgresql":
         return _insert_portable(source, rows, received_at)
+    if len(rows) == 1 and not connection.in_atomic_block:
+        return _single_row_writer.insert(source, rows[0], received_at)
     if len(rows) >= COPY_MIN_ROWS:
         ids = _insert_copy(source, rows, received_at)
         if ids is not None:

@@ -64,14 +64,15 @@ def order_features(orders: Any, cutoff: Any, activity: Any = None) -> Any:
     month = past["time"].dt.year * 12 + past["time"].dt.month
     feats["active_months"] = month.groupby(past["customer"]).nunique()
     if activity is not None and not activity.empty:
-        seen = activity[activity["time"] < cutoff]
-        seen_age = (cutoff - seen["time"]).dt.total_seconds() / 86400.0
-        seen = seen.assign(age=seen_age.to_numpy())
-        ga = seen.groupby("customer")
-        feats["events_total"] = ga.size()
-        feats["last_event"] = ga["age"].min()
+        # Only the two columns needed: copying the text columns of millions of events per
+        # cut-off was most of the feature time at 100k profiles.
+        seen = activity.loc[activity["time"] < cutoff, ["customer", "time"]]
+        last = seen.groupby("customer")["time"].max()
+        feats["events_total"] = seen.groupby("customer").size()
+        feats["last_event"] = (cutoff - last).dt.total_seconds() / 86400.0
         for days in (7, 30):
-            feats[f"events_{days}d"] = seen[seen["age"] < days].groupby("customer").size()
+            recent = seen[seen["time"] > cutoff - pd.Timedelta(days=days)]
+            feats[f"events_{days}d"] = recent.groupby("customer").size()
     return feats.fillna({c: 0 for c in feats.columns if c not in MAYBE_MISSING})
 
 

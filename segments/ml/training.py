@@ -20,6 +20,11 @@ from segments.ml.propensity import (
 
 log = logging.getLogger(__name__)
 
+# One thread for scikit-learn's OpenMP/BLAS: the ml queue shares small machines with everything
+# else, and on a loaded 2-core machine two threads fitted the boosted model 7x slower than one
+# (spinning threads waiting for each other); workers scale by processes instead.
+ML_THREADS = 1
+
 ORDER_EVENT = "Order Completed"
 
 
@@ -136,12 +141,11 @@ def model_train(*, run_id: int, now: Any = None) -> Any:
         progress(30, "Computing features")
         from threadpoolctl import threadpool_limits
 
-        # Two threads: the ml queue shares small machines with everything else.
-        with threadpool_limits(limits=2):
+        with threadpool_limits(limits=ML_THREADS):
             if run.kind == ModelRun.Kind.CLUSTER:
-                outputs, fields = _train_clusters(orders, activity, now, progress)
+                outputs, fields = train_clusters(orders, activity, now, progress)
             else:
-                outputs, fields = _train_propensity(run.kind, orders, activity, now, progress)
+                outputs, fields = train_propensity(run.kind, orders, activity, now, progress)
         fields["data_hash"] = data_hash(orders, activity)
         fields["metrics"]["fingerprint"] = fingerprint
         progress(90, "Writing scores")
@@ -168,7 +172,7 @@ def model_train(*, run_id: int, now: Any = None) -> Any:
     return run
 
 
-def _train_clusters(
+def train_clusters(
     orders: Any, activity: Any, now: Any, progress: Callable
 ) -> tuple[dict[int, float], dict[str, Any]]:
     import pandas as pd
@@ -200,7 +204,7 @@ def _train_clusters(
     }
 
 
-def _train_propensity(
+def train_propensity(
     kind: str, orders: Any, activity: Any, now: Any, progress: Callable
 ) -> tuple[dict[int, float], dict[str, Any]]:
     import pandas as pd

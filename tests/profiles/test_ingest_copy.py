@@ -1,16 +1,20 @@
-"""The three ways events are stored on PostgreSQL (COPY for requests with many events, one INSERT
-of a JSON array, one INSERT of a single row) store exactly the same rows; with COPY duplicates
-are still skipped (stored ones, inside a request, and concurrent ones), quarantine still works
-beside it, and a retried request changes nothing."""
+"""The ways events are stored on PostgreSQL (COPY for requests with many events, one INSERT of a
+JSON array, one INSERT of parameters for single events, grouped across concurrent requests)
+store exactly the same rows; duplicates are still skipped (stored ones, inside a request or a
+group, and concurrent ones), quarantine still works beside COPY, a retried request changes
+nothing, and a failed group write fails its requests, not the next ones."""
 
 import threading
+import time
 
+import psycopg2
 import pytest
-from django.db import connection, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cdp.models import Source
 from cdp.services import source_create
 from profiles.ingestion import ingest_messages
 from profiles.ingestion.messages import message_prepare
@@ -18,6 +22,7 @@ from profiles.ingestion.storage import (
     COPY_MIN_ROWS,
     _insert_copy,
     _insert_postgresql,
+    _single_row_writer,
     events_insert,
 )
 from profiles.models import Event, QuarantinedMessage
@@ -240,3 +245,110 @@ def test_concurrent_copies_of_the_same_batch_store_it_once(source):
         thread.join()
     assert sorted(len(ids) for ids in results) == [0, len(messages)]
     assert Event.objects.count() == len(messages)
+
+
+# --- Group commit of single events -------------------------------------------------------------
+
+
+def _run_in_threads(count: int, target) -> list:
+    results: list = [None] * count
+
+    def run(index: int) -> None:
+        try:
+            results[index] = target(index)
+        except Exception as exc:  # reported to the test through the results
+            results[index] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def _wait_until(condition) -> None:
+    deadline = time.monotonic() + 20
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_single_events_are_all_stored_once_with_their_own_ids(source):
+    other = source_create(name="App").record
+    received_at = timezone.now()
+    # 24 requests: 16 distinct events of two sources, and 8 repeats of some of them.
+    messages = [(source if n % 2 else other, track(n % 16)) for n in range(24)]
+    barrier = threading.Barrier(len(messages))
+
+    def send(index: int) -> list[int]:
+        event_source, message = messages[index]
+        (row,) = prepared([message], received_at)
+        barrier.wait()
+        return events_insert(event_source, [row], received_at)
+
+    results = _run_in_threads(len(messages), send)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    stored = {(e.source_id, e.message_id): e.id for e in Event.objects.all()}
+    assert len(stored) == 16
+    firsts = {}
+    for (event_source, message), ids in zip(messages, results, strict=True):
+        key = (event_source.pk, message["messageId"])
+        if ids:
+            assert ids == [stored[key]] and key not in firsts  # its own row, stored once
+            firsts[key] = ids
+    assert set(firsts) == set(stored)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_single_events_waiting_on_a_write_are_committed_together(source):
+    """While one single event's INSERT is blocked (here by another transaction holding the same
+    messageId), the next two wait and are then written in one transaction (same xmin)."""
+    received_at = timezone.now()
+    rows = prepared([track(0), track(1), track(2)], received_at)
+    blocker = psycopg2.connect(**connection.get_connection_params())
+    try:
+        with blocker.cursor() as cursor:  # holds messageId m0, uncommitted
+            cursor.execute(
+                "INSERT INTO profiles_event (source_id, message_id, type, event, user_id,"
+                " anonymous_id, timestamp, received_at, properties, traits, context, payload,"
+                " is_bot, violations) VALUES (%s, 'm0', 'track', 'x', 'u', '', now(), now(),"
+                " '{}', '{}', '{}', '{}', false, '[]')",
+                [source.pk],
+            )
+
+        def send(index: int) -> list[int]:
+            if index:
+                _wait_until(lambda: _single_row_writer._writing)
+            return events_insert(source, [rows[index]], received_at)
+
+        results: list = []
+        senders = threading.Thread(target=lambda: results.extend(_run_in_threads(3, send)))
+        senders.start()
+        _wait_until(lambda: len(_single_row_writer._waiting) == 2)
+        blocker.rollback()
+        senders.join(timeout=60)
+    finally:
+        blocker.close()
+    assert all(isinstance(ids, list) and len(ids) == 1 for ids in results), results
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT message_id, xmin::text FROM profiles_event WHERE id = ANY(%s)",
+            [[ids[0] for ids in results]],
+        )
+        xmins = dict(cursor.fetchall())
+    assert xmins["m1"] == xmins["m2"] != xmins["m0"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_group_write_fails_its_requests_and_the_next_ones_are_stored(source):
+    received_at = timezone.now()
+    gone = Source(pk=source.pk + 1000, name="Deleted meanwhile")  # never saved: no such row
+    (row,) = prepared([track(1)], received_at)
+    with pytest.raises(IntegrityError):
+        events_insert(gone, [row], received_at)
+    assert events_insert(source, [row], received_at) != []
+    assert Event.objects.filter(source=source, message_id="m1").count() == 1

@@ -46,6 +46,22 @@ def test_order_features_by_hand_for_a_regular_and_a_one_order_customer():
     assert all(math.isnan(b[c]) for c in ("mean_gap", "gap_std", "overdue", "days_past_expected"))
 
 
+def test_activity_adds_engagement_counted_before_the_cutoff_only():
+    orders = _orders([("a", 50, 10.0)])
+    days = [60, 29, 6, 0.5, -1]  # the last one is after the cut-off
+    activity = pd.DataFrame(
+        {
+            "customer": ["a"] * len(days),
+            "time": [CUT - pd.Timedelta(days=d) for d in days],
+            "name": "Product Viewed",
+            "category": "Shoes",
+        }
+    )
+    a = order_features(orders, CUT, activity).loc["a"]
+    assert (a["events_total"], a["events_30d"], a["events_7d"]) == (4, 3, 2)
+    assert math.isclose(a["last_event"], 0.5)
+
+
 order_rows = st.lists(
     st.tuples(
         st.sampled_from(["a", "b", "c"]),
