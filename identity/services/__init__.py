@@ -1,0 +1,43 @@
+"""Writes: exact identity resolution, profile merges and their undoing, review decisions.
+
+Modules: `keys` (advisory locks on identity keys, an event's keys), `resolution` (the pipeline
+stage: events to profiles), `merge` (one merge or a batch, snapshots, the survivor rule,
+unmerge) and `decisions` (staff decisions on suggested pairs, match settings). Everything
+public is importable from here.
+"""
+
+from identity.services.decisions import (
+    DecisionError,
+    candidate_decide,
+    candidates_decide,
+    match_settings_update,
+)
+from identity.services.keys import identity_keys_lock
+from identity.services.merge import (
+    PlannedMerge,
+    merge_survivor_choose,
+    profile_merge,
+    profile_snapshot,
+    profile_unmerge,
+    profiles_merge,
+    profiles_merge_batch,
+    survivor_order,
+)
+from identity.services.resolution import identity_resolve
+
+__all__ = [
+    "DecisionError",
+    "PlannedMerge",
+    "candidate_decide",
+    "candidates_decide",
+    "identity_keys_lock",
+    "identity_resolve",
+    "match_settings_update",
+    "merge_survivor_choose",
+    "profile_merge",
+    "profile_snapshot",
+    "profile_unmerge",
+    "profiles_merge",
+    "profiles_merge_batch",
+    "survivor_order",
+]

@@ -1,0 +1,365 @@
+"""Profile merges (one, or many at once) and their undoing, with the survivor chosen by rule."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from identity.hooks import hook_merge_states, merge_hooks
+from identity.models import (
+    CandidateStatus,
+    Identity,
+    MatchCandidate,
+    MatchSettings,
+    MergeRecord,
+    NotSamePerson,
+)
+from identity.normalize import Key
+from identity.selectors import match_settings, profile_current
+from identity.services.keys import _event_identifiers
+from profiles.models import Event, Profile
+from profiles.services import (
+    COMPUTED_FIELDS,
+    profile_apply_events,
+    profiles_absorb,
+    profiles_save,
+    profiles_sessions_recount,
+    rows_update_from_map,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@transaction.atomic
+def profile_merge(
+    *,
+    survivor: Profile,
+    duplicate: Profile,
+    actor: AbstractBaseUser | None = None,
+    reason: str = "",
+    candidate: MatchCandidate | None = None,
+) -> Profile:
+    """Merge `duplicate` into `survivor`: one person found under two profiles.
+
+    Moves the duplicate's identities and events to the survivor, merges traits (by the
+    settings' strategy: the most recently set value of each trait wins, or the survivor's),
+    combines computed features and recounts sessions, runs the merge hooks (consent, segment
+    memberships, ...), then leaves the duplicate's row in place, empty, with
+    `merged_into=survivor`. A `MergeRecord` keeps both profiles as they were and what moved,
+    for `profile_unmerge`. Locks both rows (in id order). `actor` is the staff user who asked
+    for it (None for automatic merges). Returns the survivor; the record is
+    `survivor.merge_record`.
+    """
+    if survivor.pk == duplicate.pk:
+        raise ValueError("cannot merge a profile into itself")
+    locked = {
+        p.pk: p
+        for p in Profile.objects.select_for_update()
+        .filter(pk__in=[survivor.pk, duplicate.pk])
+        .order_by("pk")
+    }
+    for profile in (survivor, duplicate):
+        fresh = locked[profile.pk]
+        for field in Profile._meta.concrete_fields:
+            setattr(profile, field.attname, getattr(fresh, field.attname))
+    if duplicate.merged_into_id is not None:
+        raise ValueError(f"profile {duplicate.pk} was already merged into another")
+    if survivor.merged_into_id is not None:
+        raise ValueError(f"profile {survivor.pk} was already merged into another")
+    (record,) = _merges_apply([_Merge(survivor, duplicate, reason, candidate)], actor=actor)
+    survivor.merge_record = record  # type: ignore[attr-defined]
+    return survivor
+
+
+@dataclass
+class PlannedMerge:
+    survivor_id: int
+    duplicate_id: int
+    reason: str = ""
+    candidate: MatchCandidate | None = None
+
+
+@transaction.atomic
+def profiles_merge_batch(*, merges: Sequence[PlannedMerge]) -> list[MergeRecord]:
+    """Automatic merges of many pairs at once, each exactly as `profile_merge` does it (one
+    `MergeRecord` each, unmerge works the same), in a fixed number of statements per batch.
+
+    No profile may appear in two merges of one batch (a survivor taking several duplicates
+    does so over several batches). Pairs of which a profile was merged away meanwhile are
+    skipped. Returns the records of the merges done.
+    """
+    ids = [pk for merge in merges for pk in (merge.survivor_id, merge.duplicate_id)]
+    if len(ids) != len(set(ids)):
+        raise ValueError("a profile appears in two merges of one batch")
+    locked = {
+        p.pk: p for p in Profile.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    }
+    todo = []
+    for merge in merges:
+        survivor, duplicate = locked.get(merge.survivor_id), locked.get(merge.duplicate_id)
+        if survivor is None or duplicate is None:
+            continue  # erased meanwhile
+        if survivor.merged_into_id is None and duplicate.merged_into_id is None:
+            todo.append(_Merge(survivor, duplicate, merge.reason, merge.candidate))
+    return _merges_apply(todo, actor=None)
+
+
+@dataclass
+class _Merge:
+    survivor: Profile
+    duplicate: Profile
+    reason: str
+    candidate: MatchCandidate | None
+
+
+def _merges_apply(merges: Sequence[_Merge], *, actor: AbstractBaseUser | None) -> list[MergeRecord]:
+    """The merge itself, for profiles already locked, fresh and checked, none in two merges."""
+    if not merges:
+        return []
+    moves = {merge.duplicate.pk: merge.survivor.pk for merge in merges}
+    moved: dict[str, dict[int, list[int]]] = {"identities": {}, "events": {}, "profiles": {}}
+    for name, rows in (
+        (
+            "identities",
+            Identity.objects.filter(profile_id__in=list(moves)).values_list("profile_id", "pk"),
+        ),
+        (
+            "events",
+            Event.objects.filter(profile_id__in=list(moves)).values_list("profile_id", "pk"),
+        ),
+        (
+            "profiles",
+            Profile.objects.filter(merged_into_id__in=list(moves)).values_list(
+                "merged_into_id", "pk"
+            ),
+        ),
+    ):
+        for owner, pk in rows.order_by("pk").iterator(chunk_size=10000):
+            moved[name].setdefault(owner, []).append(pk)
+    last_event_id = Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    records = []
+    for merge in merges:
+        survivor, duplicate = merge.survivor, merge.duplicate
+        records.append(
+            MergeRecord(
+                survivor=survivor,
+                duplicate=duplicate,
+                actor=actor if getattr(actor, "pk", None) else None,
+                reason=merge.reason[:200],
+                candidate=merge.candidate,
+                survivor_before=profile_snapshot(survivor),
+                duplicate_before=profile_snapshot(duplicate),
+                moved_identities=moved["identities"].get(duplicate.pk, []),
+                moved_events=moved["events"].get(duplicate.pk, []),
+                moved_profiles=moved["profiles"].get(duplicate.pk, []),
+                last_event_id=last_event_id,
+            )
+        )
+    strategy = match_settings().trait_strategy
+    own_traits = {
+        m.survivor.pk: (dict(m.survivor.traits), dict(m.survivor.trait_timestamps)) for m in merges
+    }
+    pairs = [(merge.survivor, merge.duplicate) for merge in merges]
+
+    rows_update_from_map(model=Identity, key="profile_id", column="profile_id", mapping=moves)
+    profiles_absorb(pairs=pairs)
+    if strategy == MatchSettings.TraitStrategy.SURVIVOR:
+        for survivor, _ in pairs:
+            traits, stamps = own_traits[survivor.pk]
+            survivor.traits = {**survivor.traits, **traits}
+            survivor.trait_timestamps = {**survivor.trait_timestamps, **stamps}
+        profiles_save(profiles=[survivor for survivor, _ in pairs])
+    for record, (survivor, _) in zip(records, pairs, strict=True):
+        mine = own_traits[survivor.pk][0]
+        record.trait_sources = {
+            name: "survivor" if mine.get(name, _MISSING) == value else "duplicate"
+            for name, value in survivor.traits.items()
+        }
+        record.hooks = {}
+    for hook in merge_hooks():
+        for record, state in zip(records, hook_merge_states(hook, pairs), strict=True):
+            record.hooks[hook.name] = state
+    MergeRecord.objects.bulk_create(records)
+    MatchCandidate.objects.filter(
+        Q(profile_a_id__in=list(moves)) | Q(profile_b_id__in=list(moves)),
+        status=CandidateStatus.PENDING,
+    ).exclude(pk__in=[m.candidate.pk for m in merges if m.candidate is not None]).update(
+        status=CandidateStatus.STALE
+    )
+    for merge in merges:
+        logger.info(
+            "merged profile %s into %s (%s)%s",
+            merge.duplicate.pk,
+            merge.survivor.pk,
+            merge.reason or "no reason given",
+            f" by user {actor.pk}" if actor is not None else "",
+        )
+    return records
+
+
+_MISSING = object()
+
+_SNAPSHOT_FIELDS = ("traits", "trait_timestamps", "context", *COMPUTED_FIELDS)
+
+
+def profile_snapshot(profile: Profile) -> dict[str, Any]:
+    """The merge-relevant state of a profile as JSON (datetimes ISO, revenue as text)."""
+    out: dict[str, Any] = {}
+    for name in _SNAPSHOT_FIELDS:
+        value = getattr(profile, name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, Decimal):
+            value = str(value)
+        elif isinstance(value, dict):
+            value = json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+        out[name] = value
+    return out
+
+
+def _snapshot_restore(profile: Profile, snapshot: dict[str, Any]) -> None:
+    for name in _SNAPSHOT_FIELDS:
+        value = snapshot.get(name)
+        field = Profile._meta.get_field(name)
+        if isinstance(field, models.DateTimeField):
+            value = parse_datetime(value) if value else None
+        elif isinstance(field, models.DecimalField):
+            value = Decimal(value or 0)
+        elif isinstance(field, models.JSONField):
+            value = value or {}
+        setattr(profile, name, value)
+
+
+def _oldest_first(profile: Profile) -> tuple[bool, datetime | None, int]:
+    return (profile.first_seen is None, profile.first_seen, profile.pk)
+
+
+def survivor_order(rule: str) -> Callable[[Profile], tuple[Any, ...]]:
+    """Sort key putting the survivor first, by a `MatchSettings.SurvivorRule`."""
+    if rule == MatchSettings.SurvivorRule.MOST_EVENTS:
+        return lambda p: (-p.event_count, p.pk)
+    return _oldest_first
+
+
+def merge_survivor_choose(*, first: Profile, second: Profile) -> tuple[Profile, Profile]:
+    """(survivor, duplicate) by the settings' rule: oldest first seen, or most events."""
+    ordered = sorted((first, second), key=survivor_order(match_settings().survivor_rule))
+    return ordered[0], ordered[1]
+
+
+def profiles_merge(
+    *,
+    first: Profile,
+    second: Profile,
+    actor: AbstractBaseUser | None = None,
+    reason: str = "",
+    candidate: MatchCandidate | None = None,
+) -> MergeRecord:
+    """Merge two profiles, the survivor chosen by rule; both are followed to their current
+    survivors first. Raises ValueError when they are already one profile."""
+    first, second = profile_current(profile=first), profile_current(profile=second)
+    if first.pk == second.pk:
+        raise ValueError("these profiles are already one")
+    survivor, duplicate = merge_survivor_choose(first=first, second=second)
+    merged = profile_merge(
+        survivor=survivor, duplicate=duplicate, actor=actor, reason=reason, candidate=candidate
+    )
+    return merged.merge_record  # type: ignore[attr-defined]
+
+
+@transaction.atomic
+def profile_unmerge(*, merge_record: MergeRecord, actor: AbstractBaseUser | None) -> MergeRecord:
+    """Undo a merge: both profiles back as they were, plus whatever arrived since.
+
+    What moved (identities, events, profiles merged earlier into the duplicate) moves back;
+    events that arrived since go to the duplicate when they carry one of its identifiers, with
+    the identities they created; both profiles are rebuilt from their snapshots plus those
+    events; then the merge hooks restore their rows. The pair is then recorded as "not the same
+    person", so the matcher does not merge it again. Refused (ValueError) when already undone
+    or when the survivor has since been merged into another profile (undo that first).
+    """
+    record = MergeRecord.objects.select_for_update().get(pk=merge_record.pk)
+    if record.unmerged_at is not None:
+        raise ValueError("this merge was already undone")
+    ids = sorted([record.survivor_id, record.duplicate_id])
+    locked = {
+        p.pk: p for p in Profile.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    }
+    survivor, duplicate = locked[record.survivor_id], locked[record.duplicate_id]
+    if survivor.merged_into_id is not None:
+        raise ValueError(
+            f"profile {survivor.pk} was merged into {survivor.merged_into_id} since: "
+            "undo that first"
+        )
+    if duplicate.merged_into_id != survivor.pk:
+        raise ValueError(f"profile {duplicate.pk} is no longer merged into {survivor.pk}")
+
+    Identity.objects.filter(pk__in=record.moved_identities, profile=survivor).update(
+        profile=duplicate
+    )
+    Event.objects.filter(pk__in=record.moved_events, profile=survivor).update(profile=duplicate)
+    Profile.objects.filter(pk__in=record.moved_profiles, merged_into=survivor).update(
+        merged_into=duplicate
+    )
+    # Since the merge: attributed by identifier.
+    duplicate_keys = set(Identity.objects.filter(profile=duplicate).values_list("kind", "value"))
+    since = list(
+        Event.objects.filter(profile=survivor, pk__gt=record.last_event_id).order_by(
+            "timestamp", "pk"
+        )
+    )
+    to_duplicate, to_survivor = [], []
+    new_keys: set[Key] = set()
+    for event in since:
+        keys = set(_event_identifiers(event).all_keys())
+        if keys & duplicate_keys:
+            to_duplicate.append(event)
+            new_keys |= keys
+        else:
+            to_survivor.append(event)
+    Event.objects.filter(pk__in=[e.pk for e in to_duplicate]).update(profile=duplicate)
+    for kind, value in new_keys - duplicate_keys:
+        Identity.objects.filter(
+            kind=kind, value=value, profile=survivor, created_at__gt=record.created_at
+        ).update(profile=duplicate)
+
+    _snapshot_restore(survivor, record.survivor_before)
+    _snapshot_restore(duplicate, record.duplicate_before)
+    duplicate.merged_into = None
+    late = [
+        profile
+        for profile, events in ((survivor, to_survivor), (duplicate, to_duplicate))
+        if events and profile_apply_events(profile=profile, events=events)
+    ]
+    profiles_sessions_recount(profiles=late)
+    profiles_save(profiles=[survivor, duplicate])
+    Profile.objects.filter(pk=duplicate.pk).update(merged_into=None)
+    # Hooks see both profiles rebuilt (segment membership is evaluated on them).
+    for hook in reversed(merge_hooks()):
+        if hook.unmerge is not None and hook.name in record.hooks:
+            hook.unmerge(survivor=survivor, duplicate=duplicate, state=record.hooks[hook.name])
+
+    record.unmerged_at = timezone.now()
+    record.unmerged_by = actor if getattr(actor, "pk", None) else None
+    record.save(update_fields=["unmerged_at", "unmerged_by"])
+    a, b = sorted([survivor.pk, duplicate.pk])
+    NotSamePerson.objects.get_or_create(
+        profile_a_id=a, profile_b_id=b, defaults={"decided_by": record.unmerged_by}
+    )
+    MatchCandidate.objects.filter(profile_a_id=a, profile_b_id=b).update(
+        status=CandidateStatus.REJECTED
+    )
+    logger.info("unmerged profile %s from %s", duplicate.pk, survivor.pk)
+    return record
