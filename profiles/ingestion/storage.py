@@ -9,7 +9,7 @@ import os
 import threading
 import time
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from django.conf import settings
@@ -276,15 +276,18 @@ def _copy_time(value: datetime | None) -> bytes:
     return value.isoformat().encode() if value is not None else _NULL
 
 
-_copy_sql_cached: tuple[str, str] | None = None
+# False until first asked; the answer, None included, holds for the process (Event's columns
+# do not change while it runs), so a table COPY cannot fill is not re-examined per request.
+_copy_sql_cached: tuple[str, str] | Literal[False] | None = False
 
 
 def _copy_statements(cursor: Any, received_at: datetime) -> tuple[str, str] | None:
     """(name of the id sequence, COPY statement), or None when Event has columns this code
     does not fill (their defaults are Django's, not the table's): then the INSERT is used."""
     global _copy_sql_cached
-    if _copy_sql_cached is None:
+    if _copy_sql_cached is False:
         if _extra_columns(cursor, received_at)[0]:
+            _copy_sql_cached = None
             return None
         quote = connection.ops.quote_name
         table = Event._meta.db_table
