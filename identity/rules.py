@@ -84,12 +84,7 @@ def match_rules() -> MatchRules:
 
 def merge_breaks_limits(*, survivor: Profile, duplicate: Profile, limits: dict[str, int]) -> bool:
     """Whether the two profiles together would hold more identities of a kind than allowed."""
-    counts = (
-        Identity.objects.filter(profile__in=[survivor, duplicate], kind__in=list(limits))
-        .values("kind")
-        .annotate(n=Count("value", distinct=True))
-    )
-    return any(row["n"] > limits[row["kind"]] for row in counts)
+    return bool(limit_conflicts(first=survivor, second=duplicate, limits=limits))
 
 
 def limit_conflicts(*, first: Profile, second: Profile, limits: dict[str, int]) -> list[str]:
