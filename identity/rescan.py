@@ -292,7 +292,8 @@ def _decide(
     )
     keep = []
     for number, (i, j) in enumerate(zip(ids[left].tolist(), ids[right].tolist(), strict=True)):
-        if (min(i, j), max(i, j)) not in rejected and (min(i, j), max(i, j)) not in decided:
+        pair = (min(i, j), max(i, j))
+        if pair not in rejected and pair not in decided:
             keep.append(number)
     kept = np.asarray(keep, dtype=np.int64)
     left, right, decision = left[kept], right[kept], decision[kept]
