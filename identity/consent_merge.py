@@ -25,9 +25,9 @@ from profiles.services import rows_update_from_map
 HOOK_NAME = "consent"
 
 
-def _effective(profile_ids: list[int]) -> dict[int, dict[str, bool]]:
-    """{profile id: {purpose code: granted now}} (suppression ignored), in two queries."""
-    from consent.models import ConsentRecord, Purpose
+def _effective(profile_ids: list[int], purposes: list[Any]) -> dict[int, dict[str, bool]]:
+    """{profile id: {purpose code: granted now}} (suppression ignored), in one query."""
+    from consent.models import ConsentRecord
 
     latest: dict[tuple[int, int], bool] = {}
     for profile_id, purpose_id, granted in (
@@ -36,7 +36,6 @@ def _effective(profile_ids: list[int]) -> dict[int, dict[str, bool]]:
         .values_list("profile_id", "purpose_id", "granted")
     ):
         latest.setdefault((profile_id, purpose_id), granted)
-    purposes = list(Purpose.objects.all())
     return {
         profile_id: {p.code: latest.get((profile_id, p.pk), p.granted_by_default) for p in purposes}
         for profile_id in profile_ids
@@ -51,7 +50,11 @@ def consent_merge_many(*, pairs: Sequence[tuple[Profile, Profile]]) -> list[dict
     from consent.models import ConsentRecord, ConsentSource, Purpose, Suppression
 
     purposes = {p.code: p for p in Purpose.objects.all()}
-    effective = _effective([profile.pk for pair in pairs for profile in pair]) if purposes else {}
+    effective = (
+        _effective([profile.pk for pair in pairs for profile in pair], list(purposes.values()))
+        if purposes
+        else {}
+    )
     now = timezone.now()
     withdrawals, states = [], []
     for survivor, duplicate in pairs:

@@ -51,7 +51,7 @@ from identity.models import (
     NotSamePerson,
     RescanJob,
 )
-from identity.rules import candidate_for_limit, match_rules
+from identity.rules import candidate_for_limit, held_breaks_limits, match_rules
 from identity.selectors import match_settings
 from identity.services import PlannedMerge, profiles_merge_batch, survivor_order
 from profiles.models import Profile
@@ -292,7 +292,8 @@ def _decide(
     )
     keep = []
     for number, (i, j) in enumerate(zip(ids[left].tolist(), ids[right].tolist(), strict=True)):
-        if (min(i, j), max(i, j)) not in rejected and (min(i, j), max(i, j)) not in decided:
+        pair = (min(i, j), max(i, j))
+        if pair not in rejected and pair not in decided:
             keep.append(number)
     kept = np.asarray(keep, dtype=np.int64)
     left, right, decision = left[kept], right[kept], decision[kept]
@@ -325,11 +326,7 @@ def _decide(
     for explanation, a, b, verdict in pairs:
         if a not in profiles or b not in profiles:
             continue  # merged in this run already; the next run sees the survivor
-        mine, theirs = held.get(a, {}), held.get(b, {})
-        if verdict == 2 and any(
-            len(mine.get(kind, set()) | theirs.get(kind, set())) > limit
-            for kind, limit in limits.items()
-        ):
+        if verdict == 2 and held_breaks_limits(held.get(a, {}), held.get(b, {}), limits):
             candidate_for_limit(first=Profile(pk=a), second=Profile(pk=b))
             summary.queued += 1
             continue

@@ -5,6 +5,7 @@ event's identifiers in that order)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from django.db.models import Count
@@ -82,14 +83,20 @@ def match_rules() -> MatchRules:
     return rules
 
 
+def held_breaks_limits(
+    first: Mapping[str, set[str]], second: Mapping[str, set[str]], limits: dict[str, int]
+) -> bool:
+    """Whether two sets of held identifier values ({kind: values}) together exceed a per-kind
+    limit: the in-memory check of `merge_breaks_limits`, for callers that track them."""
+    return any(
+        len(first.get(kind, set()) | second.get(kind, set())) > limit
+        for kind, limit in limits.items()
+    )
+
+
 def merge_breaks_limits(*, survivor: Profile, duplicate: Profile, limits: dict[str, int]) -> bool:
     """Whether the two profiles together would hold more identities of a kind than allowed."""
-    counts = (
-        Identity.objects.filter(profile__in=[survivor, duplicate], kind__in=list(limits))
-        .values("kind")
-        .annotate(n=Count("value", distinct=True))
-    )
-    return any(row["n"] > limits[row["kind"]] for row in counts)
+    return bool(limit_conflicts(first=survivor, second=duplicate, limits=limits))
 
 
 def limit_conflicts(*, first: Profile, second: Profile, limits: dict[str, int]) -> list[str]:

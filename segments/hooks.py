@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -65,6 +66,7 @@ def _reconcile(profiles: dict[int, Entered], now: dt.datetime) -> None:
     joins: dict[int, list[int]] = defaultdict(list)
     leaves: dict[int, list[int]] = defaultdict(list)
     created = []
+    gone = Q(pk__in=[])
     # Every active segment for all these profiles, in one statement.
     inside, _ = _memberships_evaluate(
         {entry.id: sorted(profiles) for entry in index}, {entry.id: entry for entry in index}, now
@@ -79,7 +81,8 @@ def _reconcile(profiles: dict[int, Entered], now: dt.datetime) -> None:
             )
         for segment_id in current[profile_id] - wanted:
             leaves[segment_id].append(profile_id)
-            SegmentMembership.objects.filter(segment_id=segment_id, profile_id=profile_id).delete()
+            gone |= Q(segment_id=segment_id, profile_id=profile_id)
+    SegmentMembership.objects.filter(gone).delete()
     SegmentMembership.objects.bulk_create(created)
     _changes_record(joins, leaves, now)
 

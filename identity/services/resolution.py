@@ -28,7 +28,13 @@ from collections.abc import Iterable, Sequence
 
 from identity.models import Identity
 from identity.normalize import USER_ID, EventIdentifiers, Key
-from identity.rules import MatchRules, candidate_for_limit, match_rules, merge_breaks_limits
+from identity.rules import (
+    MatchRules,
+    candidate_for_limit,
+    held_breaks_limits,
+    match_rules,
+    merge_breaks_limits,
+)
 from identity.selectors import identities_owners
 from identity.services.keys import _event_identifiers, identity_keys_lock
 from identity.services.merge import _oldest_first, profile_merge
@@ -123,11 +129,7 @@ def _events_group_limited(
         _union_held(groups, held, ("profile", profiles[pid].pk), key)
 
     def fits(root: object, other: dict[str, set[str]]) -> bool:
-        mine = held.get(root, {})
-        return all(
-            len(mine.get(kind, set()) | other.get(kind, set())) <= limit
-            for kind, limit in limits.items()
-        )
+        return not held_breaks_limits(held.get(root, {}), other, limits)
 
     conflicts: list[tuple[object, object]] = []
     placed = set(owners)

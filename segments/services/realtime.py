@@ -137,16 +137,15 @@ def segment_memberships_refresh(
     if not wanted:
         return []
     now = now or timezone.now()
+    by_id = {entry.id: entry for entry in index}
     inside, current = _memberships_evaluate(
-        {segment_id: sorted(ids) for segment_id, ids in wanted.items()},
-        {entry.id: entry for entry in index},
-        now,
+        {segment_id: sorted(ids) for segment_id, ids in wanted.items()}, by_id, now
     )
     entering = sorted(inside - current)
     leaving = sorted(current - inside)
     if not entering and not leaving:
         return []
-    return _memberships_apply(entering, leaving, {entry.id: entry for entry in index}, now)
+    return _memberships_apply(entering, leaving, by_id, now)
 
 
 # Compiling a query costs more than running it for a few profiles, so on PostgreSQL each
