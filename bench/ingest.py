@@ -1,7 +1,7 @@
-"""Ingestion benchmark: gunicorn and Celery workers on PostgreSQL and Redis, loaded over loopback.
+"""Ingestion benchmark: web server and Celery workers on PostgreSQL and Redis, loaded on loopback.
 
 What it does, in one run on a dedicated database (`cdp_bench`, dropped and migrated first):
-1. starts gunicorn (the web nodes' settings, cdp/gunicorn.py) and Celery worker(s) on the
+1. starts the web server as the web nodes run it (`python -m cdp.web`) and Celery worker(s) on the
    `ingest` and `default` queues;
 2. posts demo-shop messages to `/v1/batch` in batches of 100 from several client processes with
    keep-alive connections: accepted events/s is events / time until the last 200 came back;
@@ -20,7 +20,7 @@ BENCH_LOAD_GENERATOR=wrk|python forces one for the singles.
 
 Environment: BENCH_DATABASE_URL (postgres://postgres@127.0.0.1:5432/cdp_bench), BENCH_REDIS_URL
 (redis://127.0.0.1:6379/2; its Celery queues are emptied), BENCH_EVENTS (50000),
-BENCH_SINGLE_SECONDS (15), BENCH_WEB_WORKERS and BENCH_WEB_THREADS (cdp/gunicorn.py's),
+BENCH_SINGLE_SECONDS (15), BENCH_WEB_WORKERS and BENCH_WEB_THREADS (cdp/web.py's),
 BENCH_CELERY_WORKERS (2), BENCH_BATCH_CONNECTIONS (8), BENCH_PORT (8765), BENCH_PROCESS_TIMEOUT
 (300 s), BENCH_LOAD_GENERATOR (auto).
 """
@@ -48,7 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from cdp import gunicorn as gunicorn_settings
+from cdp.web import web_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -60,9 +60,9 @@ EVENTS = int(os.environ.get("BENCH_EVENTS", "50000"))
 BATCH_SIZE = 100
 SINGLE_SECONDS = float(os.environ.get("BENCH_SINGLE_SECONDS", "15"))
 SINGLE_CONNECTIONS = 32
-# The production web-node settings (cdp/gunicorn.py) unless overridden here.
-WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", str(gunicorn_settings.workers)))
-WEB_THREADS = int(os.environ.get("BENCH_WEB_THREADS", str(gunicorn_settings.threads)))
+# The production web-node settings (cdp/web.py) unless overridden here.
+WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", str(web_settings()["workers"])))
+WEB_THREADS = int(os.environ.get("BENCH_WEB_THREADS", str(web_settings()["blocking_threads"])))
 CELERY_WORKERS = int(os.environ.get("BENCH_CELERY_WORKERS", "2"))
 BATCH_CONNECTIONS = int(os.environ.get("BENCH_BATCH_CONNECTIONS", "8"))
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
@@ -130,7 +130,7 @@ def _reset_database(env: dict[str, str]) -> None:
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    # Own session, so stopping it takes its children (gunicorn and Celery forks) along.
+    # Own session, so stopping it takes its children (web and Celery worker processes) along.
     return subprocess.Popen(
         args,
         cwd=ROOT,
@@ -158,7 +158,7 @@ def _wait_until_serving(web: subprocess.Popen, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if web.poll() is not None:
-            raise RuntimeError("gunicorn exited; see its log")
+            raise RuntimeError("the web server exited; see bench/results/web.log")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=2)
             conn.request("GET", "/healthz")
@@ -166,7 +166,7 @@ def _wait_until_serving(web: subprocess.Popen, timeout: float = 60) -> None:
                 return
         except OSError:
             time.sleep(0.2)
-    raise RuntimeError("gunicorn did not answer within a minute")
+    raise RuntimeError("the web server did not answer within a minute")
 
 
 def _build_payloads() -> None:
@@ -455,7 +455,7 @@ def main() -> int:
     logs = ROOT / "bench" / "results"
     logs.mkdir(exist_ok=True)
     print(
-        f"ingest: {EVENTS} events; gunicorn {WEB_WORKERS} workers x {WEB_THREADS} threads, "
+        f"ingest: {EVENTS} events; web server {WEB_WORKERS} processes x {WEB_THREADS} threads, "
         f"{CELERY_WORKERS} Celery worker processes; database {urlsplit(DATABASE_URL).path[1:]}, "
         f"logs in {logs.relative_to(ROOT)}/",
         flush=True,
@@ -479,22 +479,14 @@ def main() -> int:
     processes: list[subprocess.Popen] = []
     try:
         web = _start(
-            [
-                str(BIN / "gunicorn"),
-                "--config",
-                "python:cdp.gunicorn",
-                "cdp.wsgi",
-                "--bind",
-                f"127.0.0.1:{PORT}",
-                "--workers",
-                str(WEB_WORKERS),
-                "--threads",
-                str(WEB_THREADS),
-                "--log-level",
-                "warning",
-            ],
-            env,
-            logs / "gunicorn.log",
+            [PYTHON, "-m", "cdp.web"],
+            {
+                **env,
+                "WEB_BIND": f"127.0.0.1:{PORT}",
+                "WEB_CONCURRENCY": str(WEB_WORKERS),
+                "WEB_THREADS": str(WEB_THREADS),
+            },
+            logs / "web.log",
         )
         processes.append(web)
         processes.append(
