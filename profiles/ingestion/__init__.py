@@ -56,7 +56,14 @@ from profiles.ingestion.errors import (
     PayloadTooLargeError,
     TrackingPlanInvalidError,
 )
-from profiles.ingestion.messages import Rejected, Row, json_type, message_prepare, plan_violations
+from profiles.ingestion.messages import (
+    Rejected,
+    Row,
+    json_type,
+    message_prepare,
+    plan_violations,
+    user_agent_parser_load,
+)
 from profiles.ingestion.parsing import ingest_body_parse
 from profiles.ingestion.sources import (
     plan_for_source,
@@ -230,6 +237,15 @@ def ingest_messages(
     )
 
 
+def ingestion_warm_up() -> None:
+    """Load what ingestion otherwise loads on its first request (the user-agent parser's
+    regexes, the Redis client): done per web process before it serves, since a first request
+    holding the GIL for a second stalls every other request of that process."""
+    import redis  # noqa: F401 - the cache and broker clients import it on first use
+
+    user_agent_parser_load()
+
+
 def _events_enqueue_safely(event_ids: list[int]) -> None:
     """Queue processing; if the broker is down the events (already committed) are still
     processed later by the beat sweep, so the request must not fail."""
@@ -257,6 +273,7 @@ __all__ = [
     "TrackingPlanInvalidError",
     "ingest_body_parse",
     "ingest_messages",
+    "ingestion_warm_up",
     "register_ingest_filter",
     "source_for_write_key_cached",
     "tracking_plan_save",

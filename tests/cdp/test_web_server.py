@@ -133,3 +133,21 @@ def test_the_web_nodes_server_serves_pages(web_server):
     with urllib.request.urlopen(f"{web_server}/accounts/login/", timeout=10) as page:
         html = page.read().decode()
     assert page.status == 200 and "<form" in html
+
+
+def test_a_web_process_loads_its_views_and_parsers_before_its_first_request():
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, cdp.wsgi; "
+            "print(all(m in sys.modules for m in "
+            "('profiles.ingest_views', 'segments.views', 'ua_parser_builtins.regexes', 'redis')))",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": _test_database_url()},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "True"
