@@ -116,10 +116,9 @@ def line_features(lines: Any, cutoff: Any) -> Any:
     import numpy as np
     import pandas as pd
 
-    if lines.empty:
-        return pd.DataFrame(columns=list(LINE_FEATURES), dtype=float)
-    past = lines[lines["time"] < cutoff]
-    if past.empty:
+    # An empty frame is checked first: built without rows, its `time` column has no datetime
+    # type to compare with the cut-off.
+    if lines.empty or (past := lines[lines["time"] < cutoff]).empty:
         return pd.DataFrame(columns=list(LINE_FEATURES), dtype=float)
     age = ((cutoff - past["time"]).dt.total_seconds() / 86400.0).to_numpy()
     past = past.assign(age=age)

@@ -55,13 +55,15 @@ def retail_frames(path: str = RETAIL) -> tuple[Any, Any]:
     return orders[["customer", "time", "amount"]], lines.reset_index(drop=True)
 
 
-def bench_report(print_fn: Callable[[str], None] = print) -> None:
-    """The figures `python -m bench segments` prints, fitted with the threads a retrain gets."""
+def bench_report(print_fn: Callable[[str], None] = print, *, project: bool = True) -> None:
+    """The figures `python -m bench segments` prints, fitted with the threads a retrain gets;
+    without `project`, only the UCI Online Retail part (no scale database needed)."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=ML_THREADS):
         _bench_retail(print_fn)
-        _bench_project_models(print_fn)
+        if project:
+            _bench_project_models(print_fn)
 
 
 def _bench_retail(print_fn: Callable[[str], None]) -> None:

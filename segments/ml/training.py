@@ -88,8 +88,9 @@ def project_frames(*, profile_ids: Any = None) -> tuple[Any, Any, Any]:
 
 def order_lines(orders: Any) -> Any:
     """One row per product of each order (the frame's index is the order): what an SDK sent
-    is not checked against the spec, so a product that is not an object is skipped, a missing
-    quantity counts as 1 and a price that is not a number is left missing."""
+    is not checked against the spec, so a product that is not an object is skipped, one without
+    `product_id` or `sku` still counts for the basket (under an empty id), a missing quantity
+    counts as 1 and a price that is not a number is left missing."""
     import pandas as pd
 
     records = [
