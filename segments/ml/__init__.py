@@ -4,7 +4,9 @@ carry a format version and the hash of their training data, requests only read s
 Both work on plain frames so the same code runs on the project's events and on the UCI Online
 Retail transactions the benchmark uses:
 - `orders`: one row per order — customer, time, amount;
-- `activity` (optional): one row per event — customer, time, name, category.
+- `activity` (optional): one row per event — customer, time, name, category;
+- `lines` (optional): one row per product of an order — customer, time, order, product,
+  quantity, price.
 
 Propensity labels are time-based: features are computed from what happened before a cut-off
 and the label is what happens in the 30 days after it. Training stacks several cut-offs; the

@@ -13,14 +13,42 @@ ORDER_WINDOWS_DAYS = (14, 30, 60, 90, 180, 365)
 # Exponentially decayed order counts, sum of exp(-age / scale): smooth purchase-rate estimates
 # that weigh recent orders more; the long scales were the strongest single features.
 DECAY_SCALES_DAYS = (7, 15, 30, 60, 120, 240)
-# Undefined for one-order customers: left missing (the models handle or impute it).
-MAYBE_MISSING = ("mean_gap", "gap_std", "overdue", "days_past_expected", "last_event")
+# Undefined for one-order customers (and the momentum for those without recent lines): left
+# missing (the models handle or impute it).
+MAYBE_MISSING = (
+    "mean_gap",
+    "gap_std",
+    "overdue",
+    "days_past_expected",
+    "last_event",
+    "product_growth",
+    "product_pop30",
+)
+# One row per product of an order, as `order_features` takes them.
+LINE_COLUMNS = ("customer", "time", "order", "product", "quantity", "price")
+# What a customer's order lines say beyond the order totals: how wide and how big the baskets
+# are (wholesale buyers restock many products in bulk), and whether the products they bought
+# lately are selling more now than before (a rising product draws its buyers back; this is how
+# a seasonal peak shows up without any calendar in the model).
+LINE_FEATURES = (
+    "products",
+    "products_90d",
+    "lines_per_order",
+    "qty_per_order",
+    "mean_price",
+    "median_qty",
+    "product_growth",
+    "product_pop30",
+)
+# The products a customer bought in this window are the ones whose momentum counts.
+MOMENTUM_WINDOW_DAYS = 180
 
 
-def order_features(orders: Any, cutoff: Any, activity: Any = None) -> Any:
+def order_features(orders: Any, cutoff: Any, activity: Any = None, lines: Any = None) -> Any:
     """One row per customer with at least one order before `cutoff`: recency, frequency and
     monetary value over several windows, decayed counts, regularity of the gaps between orders,
-    trend, tenure and months active; with `activity`, engagement too."""
+    trend, tenure and months active; with `activity`, engagement too; with `lines` (one row per
+    order line: customer, time, order, product, quantity, price), `LINE_FEATURES` too."""
     import numpy as np
     import pandas as pd
 
@@ -73,7 +101,52 @@ def order_features(orders: Any, cutoff: Any, activity: Any = None) -> Any:
         for days in (7, 30):
             recent = seen[seen["time"] > cutoff - pd.Timedelta(days=days)]
             feats[f"events_{days}d"] = recent.groupby("customer").size()
+    if lines is not None:
+        # Always the same columns, even with no lines before this cut-off: stacked cut-offs and
+        # the scoring frame must agree on them.
+        feats = feats.join(line_features(lines, cutoff).reindex(columns=list(LINE_FEATURES)))
     return feats.fillna({c: 0 for c in feats.columns if c not in MAYBE_MISSING})
+
+
+def line_features(lines: Any, cutoff: Any) -> Any:
+    """`LINE_FEATURES` per customer with an order line before `cutoff`. A product's momentum is
+    log((distinct buyers in the last 30 days + 1) / (distinct buyers per 30 days in the 60 before
+    + 1)); a customer's is the mean over their lines of the last `MOMENTUM_WINDOW_DAYS`, with
+    the popularity (distinct buyers in the last 30 days) of those products beside it."""
+    import numpy as np
+    import pandas as pd
+
+    # An empty frame is checked first: built without rows, its `time` column has no datetime
+    # type to compare with the cut-off.
+    if lines.empty or (past := lines[lines["time"] < cutoff]).empty:
+        return pd.DataFrame(columns=list(LINE_FEATURES), dtype=float)
+    age = ((cutoff - past["time"]).dt.total_seconds() / 86400.0).to_numpy()
+    past = past.assign(age=age)
+    g = past.groupby("customer")
+    orders = g["order"].nunique()
+    feats = pd.DataFrame(
+        {
+            "products": g["product"].nunique(),
+            "products_90d": past[past["age"] < 90].groupby("customer")["product"].nunique(),
+            "lines_per_order": g.size() / orders,
+            "qty_per_order": g["quantity"].sum() / orders,
+            "mean_price": g["price"].mean(),
+            "median_qty": g["quantity"].median(),
+        }
+    )
+    buyers = past[past["age"] < HORIZON_DAYS].groupby("product")["customer"].nunique()
+    earlier = past[(past["age"] >= HORIZON_DAYS) & (past["age"] < 3 * HORIZON_DAYS)]
+    per_month_before = earlier.groupby("product")["customer"].nunique() / 2
+    products = buyers.index.union(per_month_before.index)
+    growth = np.log(
+        (buyers.reindex(products).fillna(0) + 1)
+        / (per_month_before.reindex(products).fillna(0) + 1)
+    )
+    recent = past[past["age"] < MOMENTUM_WINDOW_DAYS]
+    by_customer = recent["customer"]
+    feats["product_growth"] = recent["product"].map(growth).fillna(0).groupby(by_customer).mean()
+    feats["product_pop30"] = recent["product"].map(buyers).fillna(0).groupby(by_customer).mean()
+    return feats
 
 
 def purchase_labels(orders: Any, cutoff: Any, customers: Any) -> Any:
@@ -93,12 +166,14 @@ def churn_labels(activity: Any, cutoff: Any, customers: Any) -> Any:
     return pd.Series([c not in active for c in customers], index=customers, dtype=int)
 
 
-def stacked(orders: Any, activity: Any, cuts: list[Any], label: str) -> tuple[Any, Any]:
+def stacked(
+    orders: Any, activity: Any, cuts: list[Any], label: str, lines: Any = None
+) -> tuple[Any, Any]:
     import pandas as pd
 
     frames, labels = [], []
     for cut in cuts:
-        feats = order_features(orders, cut, activity)
+        feats = order_features(orders, cut, activity, lines)
         if feats.empty:
             continue
         if label == "purchase_30d":

@@ -60,7 +60,7 @@ def capped(x: Any, y: Any) -> tuple[Any, Any]:
 
 
 def fit_propensity(
-    orders: Any, activity: Any, test_cut: Any, label: str = "purchase_30d"
+    orders: Any, activity: Any, test_cut: Any, label: str = "purchase_30d", lines: Any = None
 ) -> dict[str, Any]:
     """Train on cut-offs before `test_cut` (their 30 days end before it), test on `test_cut`."""
     from sklearn.metrics import roc_auc_score
@@ -68,8 +68,8 @@ def fit_propensity(
     cuts = [
         test_cut - dt.timedelta(days=HORIZON_DAYS + CUT_STEP_DAYS * i) for i in range(TRAIN_CUTS)
     ]
-    x_train, y_train = stacked(orders, activity, cuts, label)
-    x_test, y_test = stacked(orders, activity, [test_cut], label)
+    x_train, y_train = stacked(orders, activity, cuts, label, lines)
+    x_test, y_test = stacked(orders, activity, [test_cut], label, lines)
     model = propensity_model()
     model.fit(*capped(x_train, y_train))
     scores = model.predict_proba(x_test)[:, 1]

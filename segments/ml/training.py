@@ -9,7 +9,13 @@ from typing import Any
 
 from segments.ml.artifacts import FORMAT_VERSION, data_hash, dump_artifact
 from segments.ml.clustering import fit_clusters
-from segments.ml.features import HORIZON_DAYS, cluster_features, order_features, stacked
+from segments.ml.features import (
+    HORIZON_DAYS,
+    LINE_COLUMNS,
+    cluster_features,
+    order_features,
+    stacked,
+)
 from segments.ml.propensity import (
     CUT_STEP_DAYS,
     TRAIN_CUTS,
@@ -28,10 +34,13 @@ ML_THREADS = 1
 ORDER_EVENT = "Order Completed"
 
 
-def project_frames(*, profile_ids: Any = None) -> tuple[Any, Any]:
-    """(orders, activity) frames from the events table; customers are profile ids. Profiles
-    without `personalization` consent are left out once the consent app answers that."""
+def project_frames(*, profile_ids: Any = None) -> tuple[Any, Any, Any]:
+    """(orders, activity, lines) frames from the events table; customers are profile ids.
+    `lines` has one row per product of an `Order Completed` event (Segment's e-commerce spec:
+    `properties.products`). Profiles without `personalization` consent are left out once the
+    consent app answers that."""
     import pandas as pd
+    from django.db.models import Case, F, JSONField, When
 
     from profiles.models import Event
 
@@ -41,29 +50,71 @@ def project_frames(*, profile_ids: Any = None) -> tuple[Any, Any]:
     allowed = _personalization_allowed()
     if allowed is not None:
         events = events.filter(profile_id__in=allowed)
-    rows = events.values_list(
+    # The product lists of orders only: other events (a started checkout) carry them too, and
+    # they are the biggest values in the table.
+    products = Case(
+        When(event=ORDER_EVENT, then=F("properties__products")), output_field=JSONField()
+    )
+    rows = events.annotate(order_products=products).values_list(
         "profile_id",
         "timestamp",
         "event",
         "properties__category",
         "properties__revenue",
         "properties__total",
+        "order_products",
     )
     activity = pd.DataFrame.from_records(
         rows.iterator(chunk_size=20000),
-        columns=["customer", "time", "name", "category", "revenue", "total"],
+        columns=["customer", "time", "name", "category", "revenue", "total", "products"],
     )
     if activity.empty:
-        return pd.DataFrame(columns=["customer", "time", "amount"]), activity
+        return (
+            pd.DataFrame(columns=["customer", "time", "amount"]),
+            activity,
+            pd.DataFrame(columns=list(LINE_COLUMNS)),
+        )
     activity["time"] = pd.to_datetime(activity["time"], utc=True)
-    orders = activity[activity["name"] == ORDER_EVENT].copy()
+    orders = activity[activity["name"] == ORDER_EVENT]
     amount = pd.to_numeric(orders["revenue"], errors="coerce").fillna(
         pd.to_numeric(orders["total"], errors="coerce")
     )
+    lines = order_lines(orders)
     orders = pd.DataFrame(
         {"customer": orders["customer"], "time": orders["time"], "amount": amount.fillna(0.0)}
     )
-    return orders, activity[["customer", "time", "name", "category"]]
+    return orders, activity[["customer", "time", "name", "category"]], lines
+
+
+def order_lines(orders: Any) -> Any:
+    """One row per product of each order (the frame's index is the order): what an SDK sent
+    is not checked against the spec, so a product that is not an object is skipped, one without
+    `product_id` or `sku` still counts for the basket (under an empty id), a missing quantity
+    counts as 1 and a price that is not a number is left missing."""
+    import pandas as pd
+
+    records = [
+        (
+            customer,
+            time,
+            order,
+            str(item.get("product_id") or item.get("sku") or ""),
+            item.get("quantity", 1),
+            item.get("price"),
+        )
+        for order, customer, time, products in zip(
+            orders.index, orders["customer"], orders["time"], orders["products"], strict=True
+        )
+        if isinstance(products, list)
+        for item in products
+        if isinstance(item, dict)
+    ]
+    lines = pd.DataFrame.from_records(records, columns=list(LINE_COLUMNS))
+    lines["time"] = pd.to_datetime(lines["time"], utc=True)
+    for column in ("quantity", "price"):
+        lines[column] = pd.to_numeric(lines[column], errors="coerce")
+    lines["quantity"] = lines["quantity"].fillna(1.0)
+    return lines
 
 
 def _personalization_allowed() -> Any:
@@ -137,7 +188,7 @@ def model_train(*, run_id: int, now: Any = None) -> Any:
     try:
         progress(5, "Loading events")
         fingerprint = data_fingerprint()
-        orders, activity = project_frames()
+        orders, activity, lines = project_frames()
         progress(30, "Computing features")
         from threadpoolctl import threadpool_limits
 
@@ -145,8 +196,10 @@ def model_train(*, run_id: int, now: Any = None) -> Any:
             if run.kind == ModelRun.Kind.CLUSTER:
                 outputs, fields = train_clusters(orders, activity, now, progress)
             else:
-                outputs, fields = train_propensity(run.kind, orders, activity, now, progress)
-        fields["data_hash"] = data_hash(orders, activity)
+                outputs, fields = train_propensity(
+                    run.kind, orders, activity, now, progress, lines=lines
+                )
+        fields["data_hash"] = data_hash(orders, activity, lines)
         fields["metrics"]["fingerprint"] = fingerprint
         progress(90, "Writing scores")
         with transaction.atomic():
@@ -205,7 +258,7 @@ def train_clusters(
 
 
 def train_propensity(
-    kind: str, orders: Any, activity: Any, now: Any, progress: Callable
+    kind: str, orders: Any, activity: Any, now: Any, progress: Callable, lines: Any = None
 ) -> tuple[dict[int, float], dict[str, Any]]:
     import pandas as pd
 
@@ -213,12 +266,12 @@ def train_propensity(
     if orders.empty and kind == "purchase_30d":
         raise ValueError("no orders to learn from")
     test_cut = now - dt.timedelta(days=HORIZON_DAYS)
-    evaluated = fit_propensity(orders, activity, test_cut, label=kind)
+    evaluated = fit_propensity(orders, activity, test_cut, label=kind, lines=lines)
     progress(70, f"Held-out AUC {evaluated['auc']:.3f}; refitting on every cut-off")
     cuts = [test_cut - dt.timedelta(days=CUT_STEP_DAYS * i) for i in range(TRAIN_CUTS)]
-    x_all, y_all = stacked(orders, activity, cuts, kind)
+    x_all, y_all = stacked(orders, activity, cuts, kind, lines)
     model = propensity_model().fit(*capped(x_all, y_all))
-    current = order_features(orders, now, activity)
+    current = order_features(orders, now, activity, lines)
     scores = model.predict_proba(current[x_all.columns])[:, 1] if len(current) else []
     outputs = dict(zip(current.index.tolist(), [float(s) for s in scores], strict=True))
     return outputs, {

@@ -7,8 +7,15 @@ import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
-from segments.ml.features import DECAY_SCALES_DAYS, order_features, purchase_labels
+from segments.ml.features import (
+    DECAY_SCALES_DAYS,
+    LINE_FEATURES,
+    line_features,
+    order_features,
+    purchase_labels,
+)
 from segments.ml.propensity import capped, propensity_model
+from segments.ml.training import order_lines
 
 CUT = pd.Timestamp("2024-03-31", tz="UTC")
 
@@ -62,6 +69,80 @@ def test_activity_adds_engagement_counted_before_the_cutoff_only():
     assert math.isclose(a["last_event"], 0.5)
 
 
+def _lines(rows: list[tuple[str, str, float, str, float, float]]) -> pd.DataFrame:
+    """(customer, order, days before the cut-off, product, quantity, price) rows as lines."""
+    return pd.DataFrame(
+        {
+            "customer": [r[0] for r in rows],
+            "time": pd.to_datetime([CUT - pd.Timedelta(days=r[2]) for r in rows], utc=True),
+            "order": [r[1] for r in rows],
+            "product": [r[3] for r in rows],
+            "quantity": [r[4] for r in rows],
+            "price": [r[5] for r in rows],
+        }
+    )
+
+
+def test_line_features_by_hand_basket_size_and_product_momentum():
+    lines = _lines(
+        [
+            ("a", "o1", 100, "X", 10, 2.0),
+            ("a", "o1", 100, "Y", 2, 4.0),
+            ("a", "o2", 10, "X", 6, 2.0),
+            ("b", "o3", 50, "Y", 1, 3.0),
+            ("c", "o4", 40, "X", 1, 1.0),
+            ("d", "o5", -1, "Y", 99, 9.0),  # after the cut-off: counts for nothing
+        ]
+    )
+    feats = line_features(lines, CUT)
+    a, b = feats.loc["a"], feats.loc["b"]
+    assert (a["products"], a["products_90d"], a["lines_per_order"]) == (2, 1, 1.5)
+    assert (a["qty_per_order"], a["median_qty"]) == (9, 6)
+    assert math.isclose(a["mean_price"], 8 / 3)
+    # X: one buyer in the last 30 days (a) against one (c) in the 60 days before, 0.5 a month;
+    # Y: none now against b's one before. d's order after the cut-off is not seen.
+    x_growth, y_growth = math.log(2 / 1.5), math.log(1 / 1.5)
+    assert math.isclose(a["product_growth"], (2 * x_growth + y_growth) / 3)
+    assert math.isclose(a["product_pop30"], 2 / 3)
+    assert math.isclose(b["product_growth"], y_growth) and b["product_pop30"] == 0
+    assert "d" not in feats.index
+
+
+def test_order_features_take_line_features_with_the_same_columns_at_every_cutoff():
+    orders = _orders([("a", 10, 30.0), ("e", 20, 5.0)])
+    lines = _lines([("a", "o1", 10, "X", 3, 10.0)])
+    feats = order_features(orders, CUT, lines=lines)
+    assert set(LINE_FEATURES) <= set(feats.columns)
+    # An order sent without products: no basket (0), and no momentum rather than a made-up one.
+    e = feats.loc["e"]
+    assert e["products"] == 0 and math.isnan(e["product_growth"])
+    early = order_features(orders, CUT - pd.Timedelta(days=15), lines=lines)
+    assert list(early.columns) == list(feats.columns) and early["products"].eq(0).all()
+
+
+def test_order_lines_read_the_products_of_an_order_as_the_spec_sends_them():
+    orders = pd.DataFrame(
+        {
+            "customer": [1, 2, 3],
+            "time": pd.to_datetime(["2024-03-01", "2024-03-02", "2024-03-03"], utc=True),
+            "products": [
+                [{"product_id": "p1", "sku": "S1", "price": 9.5, "quantity": 2}, {"sku": "S2"}],
+                None,
+                ["not a product", {"product_id": "p3", "price": "n/a", "quantity": "3"}],
+            ],
+        },
+        index=[10, 11, 12],
+    )
+    lines = order_lines(orders)
+    assert lines[["customer", "order", "product"]].values.tolist() == [
+        [1, 10, "p1"],
+        [1, 10, "S2"],
+        [3, 12, "p3"],
+    ]
+    assert lines["quantity"].tolist() == [2, 1, 3]
+    assert lines["price"].iloc[0] == 9.5 and lines["price"].iloc[1:].isna().all()
+
+
 order_rows = st.lists(
     st.tuples(
         st.sampled_from(["a", "b", "c"]),
@@ -73,15 +154,31 @@ order_rows = st.lists(
 )
 
 
-@given(order_rows)
-def test_features_see_nothing_at_or_after_the_cutoff_and_ignore_row_order(rows):
-    orders = _orders(rows)
+line_rows = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c"]),
+        st.sampled_from(["o1", "o2", "o3", "o4"]),
+        st.floats(min_value=-60, max_value=400, allow_nan=False),
+        st.sampled_from(["X", "Y", "Z"]),
+        st.integers(min_value=1, max_value=50).map(float),
+        st.floats(min_value=0, max_value=100, allow_nan=False),
+    ),
+    max_size=30,
+)
+
+
+@given(order_rows, line_rows)
+def test_features_see_nothing_at_or_after_the_cutoff_and_ignore_row_order(rows, item_rows):
+    orders, lines = _orders(rows), _lines(item_rows)
     before = orders[orders["time"] < CUT]
-    feats = order_features(orders, CUT)
+    lines_before = lines[lines["time"] < CUT]
+    feats = order_features(orders, CUT, lines=lines)
     if before.empty:
         assert feats.empty
         return
-    pd.testing.assert_frame_equal(feats, order_features(before.iloc[::-1], CUT))
+    pd.testing.assert_frame_equal(
+        feats, order_features(before.iloc[::-1], CUT, lines=lines_before.iloc[::-1])
+    )
     assert set(feats.index) == set(before["customer"])
     labels = purchase_labels(orders, CUT, feats.index)
     after = orders[(orders["time"] >= CUT) & (orders["time"] < CUT + pd.Timedelta(days=30))]

@@ -28,6 +28,7 @@ def shop(source):
         for n in range(rng.randint(1, 25 if loyal else 5)):
             at = now - dt.timedelta(days=rng.uniform(0, 200 if loyal else 300))
             name = "Order Completed" if rng.random() < (0.5 if loyal else 0.2) else "Product Viewed"
+            lines = [{"product_id": f"p{n % 4}", "price": 10.0, "quantity": 1 + n % 3}]
             events.append(
                 Event(
                     source=source,
@@ -39,6 +40,7 @@ def shop(source):
                     properties={
                         "revenue": rng.uniform(10, 200),
                         "category": rng.choice(["Shoes", "Hats"]),
+                        **({"products": lines} if name == "Order Completed" else {}),
                     },
                     profile=profile,
                 )
@@ -76,7 +78,7 @@ def test_propensity_reports_held_out_auc_and_keeps_the_previous_model(
     first = _train("purchase_30d", django_capture_on_commit_callbacks)
     assert first.status == "done", first.message
     assert 0 <= first.metrics["auc_held_out"] <= 1 and first.metrics["test_rows"] > 0
-    assert "recency" in first.features
+    assert "recency" in first.features and "product_growth" in first.features
     second = _train("purchase_30d", django_capture_on_commit_callbacks)
     first.refresh_from_db()
     assert second.is_active and not first.is_active and first.status == "done"
@@ -87,6 +89,30 @@ def test_propensity_reports_held_out_auc_and_keeps_the_previous_model(
         compile_definition({"propensity": "purchase_30d", "op": "gte", "value": 0}, now=shop)
     )
     assert likely.count() == scores.count()
+
+
+def test_project_frames_read_order_lines_from_completed_orders_only(source):
+    profile = Profile.objects.create()
+    at = timezone.now()
+    basket = [{"product_id": "p1", "price": 4.5, "quantity": 2}, {"sku": "S2", "price": 1.0}]
+    for n, name in enumerate(["Checkout Started", "Order Completed", "Product Viewed"]):
+        Event.objects.create(
+            source=source,
+            message_id=f"lines-{n}",
+            type="track",
+            event=name,
+            timestamp=at,
+            received_at=at,
+            properties={"revenue": 11.0, "products": basket},
+            profile=profile,
+        )
+    orders, activity, lines = ml.training.project_frames()
+    assert len(activity) == 3 and orders["amount"].tolist() == [11.0]
+    assert lines[["customer", "product", "quantity", "price"]].values.tolist() == [
+        [profile.pk, "p1", 2, 4.5],
+        [profile.pk, "S2", 1, 1.0],
+    ]
+    assert lines["order"].nunique() == 1 and (lines["time"] == orders["time"].iloc[0]).all()
 
 
 def test_churn_trains_too_and_scheduled_retraining_skips_unchanged_data(
