@@ -39,6 +39,9 @@ _SUCCESS = orjson.dumps({"success": True})
 
 def _response(body: bytes, status: int = 200, **headers: str) -> HttpResponse:
     response = HttpResponse(body, status=status, content_type="application/json")
+    # The middleware that would set it does not run for /v1/ (ingest_middleware): without it
+    # the server frames every answer as chunked.
+    response["Content-Length"] = str(len(body))
     for name, value in CORS_HEADERS.items():
         response[name] = value
     for name, value in headers.items():
@@ -79,7 +82,7 @@ def _read_body(request: HttpRequest) -> bytes:
 def _preflight_or_refuse(request: HttpRequest, allowed: str) -> HttpResponse | None:
     if request.method == "OPTIONS":
         response = _response(b"", 204)
-        del response["Content-Type"]
+        del response["Content-Type"], response["Content-Length"]  # a 204 has no body
         return response
     if request.method not in allowed.split(", "):
         return _error(405, "method_not_allowed", f"use {allowed} on this endpoint", Allow=allowed)

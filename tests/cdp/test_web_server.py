@@ -3,6 +3,7 @@ does: a real SDK ingests through it (gzip included), errors keep their status an
 pages and /healthz answer."""
 
 import gzip
+import http.client
 import json
 import os
 import signal
@@ -151,3 +152,22 @@ def test_a_web_process_loads_its_views_and_parsers_before_its_first_request():
         check=True,
     )
     assert loaded.stdout.strip() == "True"
+
+
+def test_ingestion_answers_carry_their_length_and_a_preflight_has_no_body(web_server, source):
+    connection = http.client.HTTPConnection(web_server.removeprefix("http://"), timeout=10)
+    connection.request(
+        "POST",
+        "/v1/t",
+        body=b'{"anonymousId": "a", "event": "Viewed"}',
+        headers={"Authorization": AUTH},
+    )
+    answer = connection.getresponse()
+    assert answer.read() == b'{"success":true}'
+    assert answer.getheader("Content-Length") == "16" and not answer.getheader("Transfer-Encoding")
+    connection.request("OPTIONS", "/v1/t", headers={"Origin": "https://shop.example.com"})
+    preflight = connection.getresponse()
+    assert preflight.read() == b""
+    assert preflight.status == 204 and preflight.getheader("Content-Length") is None
+    assert preflight.getheader("Access-Control-Allow-Origin") == "*"
+    connection.close()
