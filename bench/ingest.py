@@ -12,9 +12,10 @@ What it does, in one run on a dedicated database (`cdp_bench`, dropped and migra
 5. posts single events to `/v1/track` from 32 connections for a fixed time, as fast as they
    are answered: the requests/s the server sustains, and the latency at that saturation (with
    32 requests always in flight it is 32 / throughput on average, whatever the server's speed);
-6. offers single events at a fixed rate (BENCH_SINGLE_RATE, the issue's 1,000/s) on 32
-   connections, open loop: the latency p50/p99 a sender sees at that rate, counted from each
-   request's scheduled time (a client-side asyncio loop; see _paced_singles).
+6. once those are processed, offers single events at a fixed rate (BENCH_SINGLE_RATE, the
+   issue's 1,000/s) on 32 connections, open loop: the latency p50/p99 a sender sees at that
+   rate, counted from each request's scheduled time (a client-side asyncio loop; see
+   _paced_singles).
 Batches are sent by a pure Python client (http.client, processes x threads: each body exactly
 once; its cost is small next to the server's per 100 events). Single events are sent by `wrk`
 (C, event loop, the Lua script below) when it is installed (`make bench` installs it with apt
@@ -584,6 +585,9 @@ def main() -> int:
             singles = _load_wrk_single(logs)
         else:
             singles = _load_python("single", SINGLE_CONNECTIONS)
+        # The fixed-rate run starts once the events of the run before are all processed: it
+        # measures the steady state at that rate, not the draining of a backlog.
+        _wait_processed(time.time())
         paced = asyncio.run(_paced_singles(SINGLE_RATE, SINGLE_SECONDS, SINGLE_CONNECTIONS))
     finally:
         _stop(processes)
