@@ -149,8 +149,8 @@ def _generated() -> bool:
 
 
 EVENT_INDEXES = [
-    ("event_profile_time_idx", "(profile_id, timestamp DESC)"),
-    ("event_profile_name_time_idx", "(profile_id, event, timestamp)"),
+    ("event_profile_time_idx", "(profile_id, timestamp DESC) WHERE profile_id IS NOT NULL"),
+    ("event_profile_name_time_idx", "(profile_id, event, timestamp) WHERE profile_id IS NOT NULL"),
     ("event_received_idx", "(received_at)"),
 ]
 
