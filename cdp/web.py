@@ -3,9 +3,9 @@ runs this same command, so it measures what the web nodes run.
 
 granian, not gunicorn: its HTTP handling is Rust, outside the GIL, where gunicorn's gthread
 worker parses requests and hands keep-alive connections between its threads in Python. On the
-2-core bench machine that was the difference between ~1,000-1,300 us and ~660-900 us of web
-process CPU per single-event request (the application itself takes ~450 us), and 718-1,013
-against 1,084-1,397 single events/s in paired runs.
+2-core bench machine that was the difference between 905-1,341 us and 609-919 us of web
+process CPU per single-event request (the application itself takes ~450 us), and 718-1,022
+against 1,025-1,397 single events/s in paired runs.
 
 Settings (environment):
 - WEB_BIND: host:port to listen on (0.0.0.0:8000).
