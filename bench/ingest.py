@@ -69,8 +69,9 @@ SINGLE_CONNECTIONS = 32
 # The rate the single-event latency target is measured at (the target rate of the issue).
 SINGLE_RATE = float(os.environ.get("BENCH_SINGLE_RATE", "1000"))
 # The production web-node settings (cdp/web.py) unless overridden here.
-WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", str(web_settings()["workers"])))
-WEB_THREADS = int(os.environ.get("BENCH_WEB_THREADS", str(web_settings()["blocking_threads"])))
+_WEB = web_settings()
+WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", str(_WEB["workers"])))
+WEB_THREADS = int(os.environ.get("BENCH_WEB_THREADS", str(_WEB["blocking_threads"])))
 CELERY_WORKERS = int(os.environ.get("BENCH_CELERY_WORKERS", "2"))
 BATCH_CONNECTIONS = int(os.environ.get("BENCH_BATCH_CONNECTIONS", "8"))
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
@@ -249,14 +250,18 @@ def _client_process(kind: str, worker: int, threads: int, start_at: float, out) 
     out.put((statuses, latencies))
 
 
+def _single_body(n: int) -> bytes:
+    """The n-th single event: a demo-shop track message with a fresh messageId."""
+    message = dict(_SINGLE_TEMPLATES[n % len(_SINGLE_TEMPLATES)])
+    message["messageId"] = str(uuid.uuid4())
+    return json.dumps(message).encode()
+
+
 def _single_bodies(slot: int, deadline: float):
-    templates = _SINGLE_TEMPLATES
     for n in itertools.count(slot):
         if time.time() >= deadline:
             return
-        message = dict(templates[n % len(templates)])
-        message["messageId"] = str(uuid.uuid4())
-        yield "/v1/track", json.dumps(message).encode()
+        yield "/v1/track", _single_body(n)
 
 
 @dataclass
@@ -321,24 +326,16 @@ async def _paced_singles(rate: float, seconds: float, connections: int) -> LoadR
     statuses: dict[int, int] = {}
 
     async def send(index: int, due: float) -> None:
-        message = dict(_SINGLE_TEMPLATES[index % len(_SINGLE_TEMPLATES)])
-        message["messageId"] = str(uuid.uuid4())
-        body = json.dumps(message).encode()
+        body = _single_body(index)
         reader, writer = await free.get()
         writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
         status = int((await reader.readline()).split()[1])
-        length, chunked = 0, False
+        length = 0  # ingestion answers carry Content-Length (tests/cdp/test_web_server.py)
         while (line := await reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            length = int(value) if name == b"content-length" else length
-            chunked = chunked or (name == b"transfer-encoding" and b"chunked" in value.lower())
-        if chunked:
-            while size := int((await reader.readline()).strip(), 16):
-                await reader.readexactly(size + 2)
-            await reader.readline()
-        else:
-            await reader.readexactly(length)
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        await reader.readexactly(length)
         latencies.append(loop.time() - due)
         statuses[status] = statuses.get(status, 0) + 1
         free.put_nowait((reader, writer))
