@@ -8,7 +8,11 @@ from django.urls import get_resolver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
 
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from profiles.ingest_middleware import IngestApplication  # noqa: E402 - needs Django set up
+
+application = IngestApplication(django_application)
 
 
 def _warm_up() -> None:

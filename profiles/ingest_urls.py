@@ -3,6 +3,9 @@
 Full names are the HTTP Tracking API that server SDKs use; one letter routes are the browser
 SDK's (its timestamps are the device clock, so they are corrected for skew)."""
 
+from collections.abc import Callable
+from typing import Any
+
 from django.urls import re_path
 
 from profiles import ingest_views
@@ -16,28 +19,34 @@ _TYPES = {
     "alias": "a",
 }
 
-urlpatterns = [
-    re_path(
-        r"^(?:batch|import)/?$", ingest_views.batch_ingest, {"client": False}, name="ingest-batch"
-    ),
-    re_path(r"^b/?$", ingest_views.batch_ingest, {"client": True}, name="ingest-batch-browser"),
+# (path under /v1/, view, its arguments, route name): every route but the browser SDK's settings.
+_FIXED: list[tuple[str, Callable[..., Any], dict[str, Any], str | None]] = [
+    ("batch", ingest_views.batch_ingest, {"client": False}, "ingest-batch"),
+    ("import", ingest_views.batch_ingest, {"client": False}, None),
+    ("b", ingest_views.batch_ingest, {"client": True}, "ingest-batch-browser"),
     *[
-        re_path(
-            rf"^{name}/?$",
+        (
+            name,
             ingest_views.message_ingest,
             {"message_type": name, "client": False},
-            name=f"ingest-{name}",
+            f"ingest-{name}",
         )
         for name in _TYPES
     ],
     *[
-        re_path(
-            rf"^{letter}/?$",
-            ingest_views.message_ingest,
-            {"message_type": name, "client": True},
-        )
+        (letter, ingest_views.message_ingest, {"message_type": name, "client": True}, None)
         for name, letter in _TYPES.items()
     ],
+]
+
+# Full path (with or without its trailing slash) to (view, arguments): what the web nodes' WSGI
+# front (profiles/ingest_middleware.py) serves without resolving URLs.
+INGEST_ROUTES: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
+    f"/v1/{path}{slash}": (view, kwargs) for path, view, kwargs, _ in _FIXED for slash in ("", "/")
+}
+
+urlpatterns = [
+    *[re_path(rf"^{path}/?$", view, kwargs, name=name) for path, view, kwargs, name in _FIXED],
     re_path(
         r"^projects/(?P<write_key>[^/]{1,512})/settings/?$",
         ingest_views.project_settings,

@@ -3,7 +3,9 @@ session, CSRF or frame-options work for them, security headers still, and the ot
 the whole stack."""
 
 import base64
+import io
 import json
+import sys
 
 import pytest
 
@@ -46,3 +48,82 @@ def test_other_routes_keep_the_whole_middleware_stack(client, marketer):
     assert response.status_code == 200
     assert response["X-Frame-Options"] == "DENY"
     assert "Cookie" in response["Vary"]
+
+
+# The web nodes' WSGI entry (cdp/wsgi.py: IngestApplication) serves the fixed /v1/ routes in
+# front of Django's handler. Called in process: transactional tests, since the front closes a
+# connection left outside autocommit, as Django's request signals do.
+
+
+def _call(path: str, body: bytes, **environ: str) -> tuple[str, dict[str, str], bytes]:
+    from cdp.wsgi import application
+
+    answered = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        answered.update(status=status, headers=dict(headers))
+
+    content = b"".join(
+        application(
+            {
+                "REQUEST_METHOD": "POST",
+                "PATH_INFO": path,
+                "SERVER_NAME": "testserver",
+                "SERVER_PORT": "80",
+                "HTTP_HOST": "testserver",
+                "wsgi.url_scheme": "http",
+                "wsgi.input": io.BytesIO(body),
+                "wsgi.errors": sys.stderr,
+                "CONTENT_LENGTH": str(len(body)),
+                "CONTENT_TYPE": "application/json",
+                **AUTH,
+                **environ,
+            },
+            start_response,
+        )
+    )
+    return answered["status"], answered["headers"], content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_web_entry_serves_ingestion_in_front_of_django_with_security_headers(source):
+    status, headers, content = _call(
+        "/v1/track/", json.dumps({"userId": "u1", "event": "A"}).encode()
+    )
+    assert (status, json.loads(content)) == ("200 OK", {"success": True})
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Content-Length"] == str(len(content))
+    assert Event.objects.get().event == "A"
+    status, _, content = _call("/v1/t", json.dumps({"anonymousId": "a1"}).encode())
+    assert status.startswith("400") and set(json.loads(content)) == {"code", "message"}
+    assert Event.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_web_entry_leaves_other_paths_to_django(source):
+    assert _call("/v1/nothing", b"{}")[0].startswith("404")
+    status, _, content = _call("/v1/projects/WRITE_KEY_test123/settings", b"", REQUEST_METHOD="GET")
+    assert status == "200 OK" and "Segment.io" in json.loads(content)["integrations"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_ingestion_view_is_answered_as_django_answers_it(source, monkeypatch):
+    from django.core.signals import got_request_exception
+
+    from profiles import ingest_urls
+
+    def broken(request, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(ingest_urls.INGEST_ROUTES, "/v1/track", (broken, {}))
+    signalled = []
+
+    def note(request, **kwargs):
+        signalled.append(request.path)
+
+    got_request_exception.connect(note)
+    try:
+        status, _, _ = _call("/v1/track", b"{}")
+    finally:
+        got_request_exception.disconnect(note)
+    assert status.startswith("500") and signalled == ["/v1/track"]
