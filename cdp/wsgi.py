@@ -1,4 +1,6 @@
-"""The WSGI application, imported once by every web process (cdp/web.py) and by runserver."""
+"""The WSGI application, imported once by every web process (cdp/web.py) and by runserver: the
+fixed ingestion routes are served in front of Django's handler (profiles/ingest_middleware.py),
+everything else by it."""
 
 import gc
 import os
