@@ -59,16 +59,20 @@ def capped(x: Any, y: Any) -> tuple[Any, Any]:
     return x.iloc[keep.sort_values()], y.iloc[keep.sort_values()]
 
 
+def training_cuts(test_cut: Any) -> list[Any]:
+    """The TRAIN_CUTS cut-offs a model tested on `test_cut` trains on: their 30 days end by it."""
+    return [
+        test_cut - dt.timedelta(days=HORIZON_DAYS + CUT_STEP_DAYS * i) for i in range(TRAIN_CUTS)
+    ]
+
+
 def fit_propensity(
     orders: Any, activity: Any, test_cut: Any, label: str = "purchase_30d", lines: Any = None
 ) -> dict[str, Any]:
     """Train on cut-offs before `test_cut` (their 30 days end before it), test on `test_cut`."""
     from sklearn.metrics import roc_auc_score
 
-    cuts = [
-        test_cut - dt.timedelta(days=HORIZON_DAYS + CUT_STEP_DAYS * i) for i in range(TRAIN_CUTS)
-    ]
-    x_train, y_train = stacked(orders, activity, cuts, label, lines)
+    x_train, y_train = stacked(orders, activity, training_cuts(test_cut), label, lines)
     x_test, y_test = stacked(orders, activity, [test_cut], label, lines)
     model = propensity_model()
     model.fit(*capped(x_train, y_train))
