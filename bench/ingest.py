@@ -562,6 +562,23 @@ def _copy_baseline() -> tuple[int, float]:
     return count, elapsed
 
 
+def _process_tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its descendants (Linux /proc; 0.0 elsewhere): a
+    steadier figure than latency on a machine whose speed drifts."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue  # gone meanwhile, or no /proc
+    return total
+
+
 def _percentile(values: list[float], q: int) -> float:
     if len(values) < 2:
         return values[0] if values else float("nan")
@@ -650,7 +667,9 @@ def main() -> int:
         # The fixed-rate run starts once the events of the run before are all processed: it
         # measures the steady state at that rate, not the draining of a backlog.
         _wait_processed(time.time())
+        web_cpu_before = _process_tree_cpu_seconds(web.pid)
         paced = asyncio.run(_paced_singles(SINGLE_RATE, SINGLE_SECONDS, SINGLE_CONNECTIONS))
+        web_cpu = _process_tree_cpu_seconds(web.pid) - web_cpu_before
     finally:
         _stop(processes)
 
@@ -711,6 +730,14 @@ def main() -> int:
         f"target p99 < {TARGET_SINGLE_P99_MS} ms",
         paced.p99 * 1000 < TARGET_SINGLE_P99_MS,
     )
+    answered = sum(paced.statuses.values())
+    if web_cpu and answered:
+        _row(
+            "  web server CPU per request at that rate",
+            f"{web_cpu / answered * 1e6:,.0f} us",
+            "",
+            None,
+        )
     _row(
         "bare COPY of the same rows (same table shape)",
         f"{copy_rate:,.0f} rows/s",
@@ -725,10 +752,12 @@ def main() -> int:
     }
     if errors or single_errors:
         print(f"  non-200 responses: batches {errors or 'none'}, singles {single_errors or 'none'}")
-    if max(load_before, load) > cores:
+    # Only the load before counts: the one after is mostly this run's own server, workers and
+    # clients.
+    if load_before > cores:
         print(
-            f"  note: other work kept the load above {cores} during the run; every figure here is "
-            "depressed by it, the COPY baseline included: compare with the ratio."
+            f"  note: other work had the load above {cores} when the run started; every figure "
+            "here may be depressed by it, the COPY baseline included: compare with the ratio."
         )
     return 0
 
