@@ -562,6 +562,26 @@ def _copy_baseline() -> tuple[int, float]:
     return count, elapsed
 
 
+def _cores_busy(seconds: float) -> float:
+    """How many cores' worth of CPU the machine used over the next `seconds` (Linux /proc/stat;
+    0.0 elsewhere)."""
+
+    def sample() -> tuple[int, int]:
+        try:
+            ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        except OSError:
+            return 0, 0
+        idle = ticks[3] + ticks[4]  # idle and iowait
+        return sum(ticks) - idle, sum(ticks)
+
+    busy_before, total_before = sample()
+    time.sleep(seconds)
+    busy, total = sample()
+    if total == total_before:
+        return 0.0
+    return (busy - busy_before) / (total - total_before) * (os.cpu_count() or 1)
+
+
 def _process_tree_cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and its descendants (Linux /proc; 0.0 elsewhere): a
     steadier figure than latency on a machine whose speed drifts."""
@@ -618,6 +638,7 @@ def main() -> int:
         flush=True,
     )
     load_before = os.getloadavg()[0]
+    busy_before = _cores_busy(1.0)
     _reset_database(env)
     _build_payloads()
     processes: list[subprocess.Popen] = []
@@ -752,12 +773,13 @@ def main() -> int:
     }
     if errors or single_errors:
         print(f"  non-200 responses: batches {errors or 'none'}, singles {single_errors or 'none'}")
-    # Only the load before counts: the one after is mostly this run's own server, workers and
-    # clients.
-    if load_before > cores:
+    # Measured before the run: the load average after it is mostly this run's own work, and the
+    # one before still carries a run that has just ended.
+    if busy_before > 0.25:
         print(
-            f"  note: other work had the load above {cores} when the run started; every figure "
-            "here may be depressed by it, the COPY baseline included: compare with the ratio."
+            f"  note: other work kept {busy_before:.1f} of the {cores} cores busy just before the "
+            "run; every figure here may be depressed by it, the COPY baseline included: compare "
+            "with the ratio."
         )
     return 0
 
