@@ -86,6 +86,8 @@ def fit_propensity(
         "train_rows": len(x_train),
         "test_rows": len(x_test),
         "test_positive_rate": float(y_test.mean()) if len(y_test) else 0.0,
+        "x_train": x_train,
+        "y_train": y_train,
         "x_test": x_test,
         "y_test": y_test,
     }

@@ -17,11 +17,10 @@ from segments.ml.features import (
     stacked,
 )
 from segments.ml.propensity import (
-    CUT_STEP_DAYS,
-    TRAIN_CUTS,
     capped,
     fit_propensity,
     propensity_model,
+    training_cuts,
 )
 
 log = logging.getLogger(__name__)
@@ -268,8 +267,8 @@ def train_propensity(
     test_cut = now - dt.timedelta(days=HORIZON_DAYS)
     evaluated = fit_propensity(orders, activity, test_cut, label=kind, lines=lines)
     progress(70, f"Held-out AUC {evaluated['auc']:.3f}; refitting on every cut-off")
-    cuts = [test_cut - dt.timedelta(days=CUT_STEP_DAYS * i) for i in range(TRAIN_CUTS)]
-    x_all, y_all = stacked(orders, activity, cuts, kind, lines)
+    # The cut-offs a model tested on `now` would train on: the held-out ones, a month later.
+    x_all, y_all = stacked(orders, activity, training_cuts(now), kind, lines)
     model = propensity_model().fit(*capped(x_all, y_all))
     current = order_features(orders, now, activity, lines)
     scores = model.predict_proba(current[x_all.columns])[:, 1] if len(current) else []
