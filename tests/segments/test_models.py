@@ -13,6 +13,7 @@ from profiles.models import Event, Profile
 from segments import ml
 from segments.compiler import base_profiles, compile_definition
 from segments.models import ModelRun, ProfileScore
+from tests.segments.conftest import make_profile
 
 pytestmark = pytest.mark.django_db
 
@@ -92,20 +93,15 @@ def test_propensity_reports_held_out_auc_and_keeps_the_previous_model(
 
 
 def test_project_frames_read_order_lines_from_completed_orders_only(source):
-    profile = Profile.objects.create()
     at = timezone.now()
     basket = [{"product_id": "p1", "price": 4.5, "quantity": 2}, {"sku": "S2", "price": 1.0}]
-    for n, name in enumerate(["Checkout Started", "Order Completed", "Product Viewed"]):
-        Event.objects.create(
-            source=source,
-            message_id=f"lines-{n}",
-            type="track",
-            event=name,
-            timestamp=at,
-            received_at=at,
-            properties={"revenue": 11.0, "products": basket},
-            profile=profile,
-        )
+    order = {"revenue": 11.0, "products": basket}
+    profile = make_profile(
+        source,
+        events=[
+            (name, at, order) for name in ("Checkout Started", "Order Completed", "Product Viewed")
+        ],
+    )
     orders, activity, lines = ml.training.project_frames()
     assert len(activity) == 3 and orders["amount"].tolist() == [11.0]
     assert lines[["customer", "product", "quantity", "price"]].values.tolist() == [
