@@ -59,6 +59,27 @@ def capped(x: Any, y: Any) -> tuple[Any, Any]:
     return x.iloc[keep.sort_values()], y.iloc[keep.sort_values()]
 
 
+def informative_columns(x: Any) -> list[str]:
+    """The columns with a value somewhere: one missing everywhere says nothing, and the boosted
+    model fails on it (it has no value to bin). That happens for the line features when orders
+    name no products, and for the gaps between orders while every customer has ordered once."""
+    return [column for column in x.columns if x[column].notna().any()]
+
+
+def learnable(y: Any, cuts: list[Any]) -> None:
+    """Refuse, saying why, training rows a model cannot learn from (scikit-learn's own errors
+    would not say what is missing from the data)."""
+    if y.empty:
+        raise ValueError(
+            f"not enough history: nobody had ordered before {max(cuts):%Y-%m-%d}, the latest "
+            f"cut-off whose next {HORIZON_DAYS} days a model can learn from"
+        )
+    if y.nunique() < 2:
+        raise ValueError(
+            "nothing to learn yet: at every training cut-off all customers had the same outcome"
+        )
+
+
 def training_cuts(test_cut: Any) -> list[Any]:
     """The TRAIN_CUTS cut-offs a model tested on `test_cut` trains on: their 30 days end by it."""
     return [
@@ -72,15 +93,19 @@ def fit_propensity(
     """Train on cut-offs before `test_cut` (their 30 days end before it), test on `test_cut`."""
     from sklearn.metrics import roc_auc_score
 
-    x_train, y_train = stacked(orders, activity, training_cuts(test_cut), label, lines)
+    cuts = training_cuts(test_cut)
+    x_train, y_train = stacked(orders, activity, cuts, label, lines)
+    learnable(y_train, cuts)
     x_test, y_test = stacked(orders, activity, [test_cut], label, lines)
+    columns = informative_columns(x_train)
+    x_train, x_test = x_train[columns], x_test.reindex(columns=columns)
     model = propensity_model()
     model.fit(*capped(x_train, y_train))
     scores = model.predict_proba(x_test)[:, 1]
     auc = float(roc_auc_score(y_test, scores)) if y_test.nunique() > 1 else float("nan")
     return {
         "model": model,
-        "features": list(x_train.columns),
+        "features": columns,
         "auc": auc,
         "cutoff": test_cut,
         "train_rows": len(x_train),

@@ -19,6 +19,8 @@ from segments.ml.features import (
 from segments.ml.propensity import (
     capped,
     fit_propensity,
+    informative_columns,
+    learnable,
     propensity_model,
     training_cuts,
 )
@@ -268,13 +270,16 @@ def train_propensity(
     evaluated = fit_propensity(orders, activity, test_cut, label=kind, lines=lines)
     progress(70, f"Held-out AUC {evaluated['auc']:.3f}; refitting on every cut-off")
     # The cut-offs a model tested on `now` would train on: the held-out ones, a month later.
-    x_all, y_all = stacked(orders, activity, training_cuts(now), kind, lines)
-    model = propensity_model().fit(*capped(x_all, y_all))
+    cuts = training_cuts(now)
+    x_all, y_all = stacked(orders, activity, cuts, kind, lines)
+    learnable(y_all, cuts)
+    features = informative_columns(x_all)
+    model = propensity_model().fit(*capped(x_all[features], y_all))
     current = order_features(orders, now, activity, lines)
-    scores = model.predict_proba(current[x_all.columns])[:, 1] if len(current) else []
+    scores = model.predict_proba(current[features])[:, 1] if len(current) else []
     outputs = dict(zip(current.index.tolist(), [float(s) for s in scores], strict=True))
     return outputs, {
-        "features": list(x_all.columns),
+        "features": features,
         "metrics": {
             "auc_held_out": round(evaluated["auc"], 4),
             "held_out_cutoff": test_cut.isoformat(),
@@ -284,7 +289,7 @@ def train_propensity(
             "scored_profiles": len(outputs),
         },
         "summary": [],
-        "artifact": dump_artifact({"model": model, "features": list(x_all.columns)}),
+        "artifact": dump_artifact({"model": model, "features": features}),
     }
 
 

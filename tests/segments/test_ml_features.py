@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,7 +15,7 @@ from segments.ml.features import (
     order_features,
     purchase_labels,
 )
-from segments.ml.propensity import capped, propensity_model
+from segments.ml.propensity import capped, fit_propensity, propensity_model
 from segments.ml.training import order_lines
 
 CUT = pd.Timestamp("2024-03-31", tz="UTC")
@@ -202,3 +203,18 @@ def test_training_rows_are_capped_by_a_deterministic_sample(monkeypatch):
     small_x, small_y = capped(x, y)
     assert len(small_x) == 10 and (small_x["f"].to_numpy() == small_y.to_numpy()).all()
     assert (capped(x, y)[0]["f"].to_numpy() == small_x["f"].to_numpy()).all()
+
+
+@pytest.mark.parametrize(
+    ("days_before", "message"),
+    [
+        # Every order is newer than the latest cut-off whose 30 days have passed.
+        ([1, 5, 20], "not enough history: nobody had ordered before 2024-03-01"),
+        # Each customer ordered once: at every cut-off nobody bought in the 30 days after.
+        ([100, 150, 200, 250, 300, 350], "nothing to learn yet"),
+    ],
+)
+def test_training_data_without_anything_to_learn_is_refused_saying_why(days_before, message):
+    orders = _orders([(f"c{i}", days, 10.0) for i, days in enumerate(days_before)])
+    with pytest.raises(ValueError, match=message):
+        fit_propensity(orders, None, CUT)

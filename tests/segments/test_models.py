@@ -92,6 +92,21 @@ def test_propensity_reports_held_out_auc_and_keeps_the_previous_model(
     assert likely.count() == scores.count()
 
 
+def test_propensity_trains_on_orders_that_name_no_products(
+    shop, django_capture_on_commit_callbacks
+):
+    # `products` is optional in Segment's spec: without it the line features are missing for
+    # everyone, a column the boosted model cannot bin; they are left out of the model.
+    orders = list(Event.objects.filter(event="Order Completed"))
+    for order in orders:
+        del order.properties["products"]
+    Event.objects.bulk_update(orders, ["properties"])
+    run = _train("purchase_30d", django_capture_on_commit_callbacks)
+    assert run.status == "done", run.message
+    assert "recency" in run.features and "product_growth" not in run.features
+    assert ProfileScore.objects.filter(kind="purchase_30d").exists()
+
+
 def test_project_frames_read_order_lines_from_completed_orders_only(source):
     at = timezone.now()
     basket = [{"product_id": "p1", "price": 4.5, "quantity": 2}, {"sku": "S2", "price": 1.0}]
