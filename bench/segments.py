@@ -111,6 +111,7 @@ NAMES = [
 COUNTRIES = [("DE", 20), ("US", 25), ("FR", 10), ("GB", 15), ("NL", 5), ("ES", 8), ("IT", 7)]
 COUNTRIES += [("AT", 4), ("CH", 3), ("PL", 3)]
 CATEGORIES = ["Shoes", "Hats", "Bags", "Shirts", "Dresses", "Toys", "Books", "Garden"]
+PRODUCTS = 500
 
 
 def _weighted_array(pairs: list[tuple[str, int]]) -> str:
@@ -148,7 +149,13 @@ def _generated() -> bool:
         profiles = cursor.fetchone()[0]
         cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'profiles_event'")
         events = cursor.fetchone()[0]
-    return profiles == PROFILES and events >= EVENTS * 0.95
+        # Generated before orders carried products: the models' figures need them.
+        cursor.execute(
+            "SELECT properties ? 'products' FROM profiles_event "
+            "WHERE event = 'Order Completed' LIMIT 1"
+        )
+        order = cursor.fetchone()
+    return profiles == PROFILES and events >= EVENTS * 0.95 and bool(order and order[0])
 
 
 EVENT_INDEXES = [
@@ -164,7 +171,7 @@ def _generate() -> None:
     conn.autocommit = True
     cursor = conn.cursor()
     cursor.execute("SET synchronous_commit = off")
-    cursor.execute("TRUNCATE profiles_event, profiles_profile, cdp_source CASCADE")
+    cursor.execute("TRUNCATE profiles_event, profiles_profile, cdp_source RESTART IDENTITY CASCADE")
     cursor.execute(
         "INSERT INTO cdp_source (name, write_key_prefix, write_key_hash, enabled, created_at) "
         "VALUES ('bench', 'bench', 'bench-segments', true, now()) RETURNING id"
@@ -201,18 +208,33 @@ def _generate() -> None:
     chunk = 2_000_000
     for start in range(0, EVENTS, chunk):
         stop = min(start + chunk, EVENTS)
-        # Activity is skewed (a few profiles are very active) and spread over a year.
+        # Activity is skewed (a few profiles are very active) and spread over a year; orders
+        # carry one to four products (a few popular) and their revenue, as Segment's spec sends.
         cursor.execute(
             f"""
             INSERT INTO profiles_event (source_id, message_id, type, event, user_id,
                 anonymous_id, timestamp, received_at, properties, traits, context, payload,
                 is_bot, violations, profile_id, processed_at)
-            SELECT %s, 'b' || g, 'track', ({names})[1 + floor(random() * 100)::int], '', '',
-                t, t, jsonb_build_object('category', ({categories})[1 + floor(random() * 8)::int]),
+            SELECT %s, 'b' || g, 'track', name, '', '', t, t,
+                CASE WHEN products IS NULL THEN jsonb_build_object('category', category)
+                ELSE jsonb_build_object('category', category, 'products', products, 'revenue',
+                    (SELECT sum((line->>'price')::numeric * (line->>'quantity')::int)
+                     FROM jsonb_array_elements(products) line))
+                END,
                 '{{}}', '{{}}', '{{}}', false, '[]',
                 1 + floor(power(random(), 2) * %s)::bigint, t
-            FROM (SELECT g, now() - interval '365 days' * random() AS t
-                  FROM generate_series(%s, %s) g) s
+            FROM (SELECT g, t, name, category,
+                    CASE WHEN name = 'Order Completed' THEN
+                        (SELECT jsonb_agg(jsonb_build_object(
+                            'product_id', 'p' || floor(power(random(), 2) * {PRODUCTS})::int,
+                            'price', round((2 + random() * 48)::numeric, 2),
+                            'quantity', 1 + floor(random() * 3)::int))
+                         FROM generate_series(1, 1 + mod(g, 4)))
+                    END AS products
+                  FROM (SELECT g, now() - interval '365 days' * random() AS t,
+                            ({names})[1 + floor(random() * 100)::int] AS name,
+                            ({categories})[1 + floor(random() * 8)::int] AS category
+                        FROM generate_series(%s, %s) g) named) s
             """,
             [source_id, PROFILES, start + 1, stop],
         )
@@ -316,7 +338,11 @@ def scale_inner() -> None:
     import random
 
     rng = random.Random(5)
-    event_ids = [rng.randint(1, EVENTS) for _ in range(2600)]
+    # From the ids the table holds: a regenerated table's ids need not start at 1.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT min(id), max(id) FROM profiles_event")
+        low, high = cursor.fetchone()
+    event_ids = [rng.randint(low, high) for _ in range(2600)]
     events = list(Event.objects.filter(pk__in=event_ids).select_related(None))
     rng.shuffle(events)
     profiles = {p.pk: p for p in Profile.objects.filter(pk__in={e.profile_id for e in events})}
