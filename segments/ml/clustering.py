@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from segments.ml.features import RANDOM_STATE
+from segments.ml.features import RANDOM_STATE, NotEnoughData
 
 WORDS = {
     "recency": ("recently active", "long inactive"),
@@ -59,7 +59,7 @@ def fit_clusters(
         if best is None or score > best[0]:
             best = (score, k, model, labels)
     if best is None:
-        raise ValueError("too few profiles to cluster")
+        raise NotEnoughData("too few profiles to cluster")
     score, k, model, labels = best
     summary = []
     for cluster in range(k):

@@ -9,6 +9,10 @@ HORIZON_DAYS = 30
 RANDOM_STATE = 7
 
 
+class NotEnoughData(ValueError):
+    """The project's data cannot train this model yet; the message says what is missing."""
+
+
 ORDER_WINDOWS_DAYS = (14, 30, 60, 90, 180, 365)
 # Exponentially decayed order counts, sum of exp(-age / scale): smooth purchase-rate estimates
 # that weigh recent orders more; the long scales were the strongest single features.

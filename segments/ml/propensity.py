@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from segments.ml.features import HORIZON_DAYS, RANDOM_STATE, stacked
+from segments.ml.features import HORIZON_DAYS, RANDOM_STATE, NotEnoughData, stacked
 
 # Twenty weekly cut-offs: more (overlapping) examples than ten fortnightly ones, each labelled
 # by the 30 days after it. Chosen, like the model below, on validation cut-offs inside the
@@ -70,12 +70,12 @@ def learnable(y: Any, cuts: list[Any]) -> None:
     """Refuse, saying why, training rows a model cannot learn from (scikit-learn's own errors
     would not say what is missing from the data)."""
     if y.empty:
-        raise ValueError(
+        raise NotEnoughData(
             f"not enough history: nobody had ordered before {max(cuts):%Y-%m-%d}, the latest "
             f"cut-off whose next {HORIZON_DAYS} days a model can learn from"
         )
     if y.nunique() < 2:
-        raise ValueError(
+        raise NotEnoughData(
             "nothing to learn yet: at every training cut-off all customers had the same outcome"
         )
 

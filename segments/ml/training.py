@@ -12,6 +12,7 @@ from segments.ml.clustering import fit_clusters
 from segments.ml.features import (
     HORIZON_DAYS,
     LINE_COLUMNS,
+    NotEnoughData,
     cluster_features,
     order_features,
     stacked,
@@ -215,6 +216,12 @@ def model_train(*, run_id: int, now: Any = None) -> Any:
                 format_version=FORMAT_VERSION,
                 **fields,
             )
+    except NotEnoughData as error:
+        # What the data lacks, in words for the models page: not a fault, no traceback.
+        log.info("model run %s refused: %s", run.pk, error)
+        ModelRun.objects.filter(pk=run.pk).update(
+            status=ModelRun.Status.FAILED, message=str(error)[:300], finished_at=timezone.now()
+        )
     except Exception as error:
         log.exception("model run %s failed", run.pk)
         ModelRun.objects.filter(pk=run.pk).update(
@@ -233,7 +240,7 @@ def train_clusters(
 
     features = cluster_features(orders, activity, pd.Timestamp(now))
     if len(features) < 10:
-        raise ValueError("too few profiles with events to cluster")
+        raise NotEnoughData("too few profiles with events to cluster")
     progress(50, f"Choosing k for {len(features)} profiles")
     fitted = fit_clusters(features)
     outputs = dict(
@@ -265,7 +272,7 @@ def train_propensity(
 
     now = pd.Timestamp(now)
     if orders.empty and kind == "purchase_30d":
-        raise ValueError("no orders to learn from")
+        raise NotEnoughData("no orders to learn from")
     test_cut = now - dt.timedelta(days=HORIZON_DAYS)
     evaluated = fit_propensity(orders, activity, test_cut, label=kind, lines=lines)
     progress(70, f"Held-out AUC {evaluated['auc']:.3f}; refitting on every cut-off")

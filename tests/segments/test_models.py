@@ -138,7 +138,7 @@ def test_churn_trains_too_and_scheduled_retraining_skips_unchanged_data(
 
 def test_a_run_without_data_fails_with_a_message(db, django_capture_on_commit_callbacks):
     run = _train("purchase_30d", django_capture_on_commit_callbacks)
-    assert run.status == "failed" and "no orders" in run.message
+    assert run.status == "failed" and run.message == "no orders to learn from"
     assert not ModelRun.objects.filter(is_active=True).exists()
 
 
@@ -152,7 +152,9 @@ def test_models_page_shows_runs_and_trains_on_demand(
         )
     assert response.status_code == 200
     page = client.get("/segments/models/").content.decode()
-    assert "silhouette" in page and "active" in page
+    run = ModelRun.objects.get(kind="cluster")
+    assert f"k = {run.metrics['k']} · silhouette {run.metrics['silhouette']:.3f}" in page
+    assert "active" in page
     assert client.post("/segments/models/train/", {"kind": "nope"}).status_code == 400
 
 
