@@ -15,6 +15,7 @@ import datetime as dt
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
     CharField,
@@ -372,7 +373,18 @@ def compile_definition(
     ).compile(definition)
 
 
-__all__ = ["ConsentUnavailable", "base_profiles", "compile_definition"]
+def compiled_sql(qs: QuerySet) -> tuple[str, tuple] | None:
+    """The queryset's SQL and parameters, or None when it can match no row: Django refuses to
+    compile such a query (EmptyResultSet), e.g. for a bound outside an integer column's range
+    (event_count < -1). Callers that splice the SQL into their own statements must treat None
+    as "matches nobody"."""
+    try:
+        return qs.query.sql_with_params()
+    except EmptyResultSet:
+        return None
+
+
+__all__ = ["ConsentUnavailable", "base_profiles", "compile_definition", "compiled_sql"]
 
 
 def _number(value: Any) -> Any:

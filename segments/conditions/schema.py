@@ -18,6 +18,17 @@ EVENT_NAME_PATTERN = r"^[^\x00-\x1f\x7f]{1,255}$"
 ISO_DATE_PREFIX = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 MAX_DEPTH = 8
+# Day counts (durations, recency) reach a century at most: every moment computed from one stays
+# well inside datetime's range, also from realtime's sentinel `now` in the year 9000.
+MAX_DAYS = 36500
+# What the profile columns behind numeric computed features can hold (PositiveIntegerField on
+# PostgreSQL, DecimalField(14, 2)): a bound outside is refused, not left to the database.
+COLUMN_RANGES = {
+    "order_count": (0, 2_147_483_647),
+    "event_count": (0, 2_147_483_647),
+    "session_count": (0, 2_147_483_647),
+    "revenue": (-999_999_999_999.99, 999_999_999_999.99),
+}
 MAX_NODES = 200
 MAX_LIST = 1000
 MAX_STRING = 1000
@@ -75,12 +86,12 @@ _duration = {
     "type": "object",
     "oneOf": [
         {
-            "properties": {"days": {"type": "integer", "minimum": 0, "maximum": 36500}},
+            "properties": {"days": {"type": "integer", "minimum": 0, "maximum": MAX_DAYS}},
             "required": ["days"],
             "additionalProperties": False,
         },
         {
-            "properties": {"hours": {"type": "integer", "minimum": 0, "maximum": 876000}},
+            "properties": {"hours": {"type": "integer", "minimum": 0, "maximum": MAX_DAYS * 24}},
             "required": ["hours"],
             "additionalProperties": False,
         },

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from segments.conditions.schema import (
+    COLUMN_RANGES,
     DATE_OPS,
     DATE_PATTERN,
     DATETIME_COMPUTED,
     EVENT_NAME_PATTERN,
     GROUP_KEYS,
     KINDS,
+    MAX_DAYS,
     MAX_DEPTH,
     MAX_NODES,
     NUMERIC_COMPUTED,
@@ -295,5 +297,12 @@ def _check_computed(node: Mapping[str, Any], here: str, errors: list[ConditionEr
         and not all(_parse_date(v) for v in node["value"])
     ):
         problem = "between on a date needs two dates YYYY-MM-DD"
+    if problem is None and name not in DATETIME_COMPUTED and op not in ("exists", "not_exists"):
+        # A bound the column cannot hold would make the database (or datetime) refuse the query.
+        low, high = COLUMN_RANGES[NUMERIC_COMPUTED[name]] if name != "recency" else (0, MAX_DAYS)
+        bounds = node["value"] if op == "between" else [node["value"]]
+        if not all(low <= bound <= high for bound in bounds):
+            unit = " days" if name == "recency" else ""
+            problem = f"{name} is between {low} and {high}{unit}: use a value in that range"
     if problem:
         errors.append(ConditionError(here, problem))

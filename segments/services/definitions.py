@@ -7,8 +7,10 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils import timezone
 
 from segments import conditions, selectors
+from segments.compiler import base_profiles, compiled_sql
 from segments.models import (
     MembershipChange,
     Segment,
@@ -56,6 +58,9 @@ def segment_definition_check(
                         )
                     ]
                 )
+    # Compiled once here, inside the caller's transaction, so that a definition the compiler
+    # cannot turn into SQL fails before the segment is stored, not in its first refresh.
+    compiled_sql(base_profiles().filter(selectors.definition_q(definition, now=timezone.now())))
     return conditions.dependencies(definition, resolver)
 
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from profiles.models import Event, Profile
 from segments import selectors
-from segments.compiler import AnyOf, base_profiles
+from segments.compiler import AnyOf, base_profiles, compiled_sql
 from segments.models import MembershipChange, Segment, SegmentMembership
 from segments.services.webhooks import webhook_deliveries_record
 from segments.signals import segment_membership_changed
@@ -156,7 +156,7 @@ def segment_memberships_refresh(
 # (within_last on a trait) are never cached.
 SENTINEL_NOW = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
 SENTINEL_PROFILES = [-987_654_321_987]
-_compiled: dict[tuple[Any, int, str], tuple[str, list]] = {}
+_compiled: dict[tuple[Any, int, str], tuple[str, list] | None] = {}
 
 
 def _memberships_evaluate(
@@ -181,18 +181,23 @@ def _memberships_evaluate(
     params: list[Any] = []
     for segment_id, profile_ids in asked.items():
         entry = index[segment_id]
+        compiled = (
+            _compiled_sql(entry)
+            if entry.cacheable
+            else compiled_sql(_members_queryset(entry, profile_ids, now))
+        )
+        if compiled is None:
+            continue  # the definition matches nobody
+        sql, part_params = compiled
         if entry.cacheable:
-            sql, template = _compiled_sql(entry)
             part_params = [
                 now + (p - SENTINEL_NOW)
                 if isinstance(p, dt.datetime) and p.year >= 8000
                 else profile_ids
                 if p == SENTINEL_PROFILES
                 else p
-                for p in template
+                for p in part_params
             ]
-        else:
-            sql, part_params = _members_queryset(entry, profile_ids, now).query.sql_with_params()
         # The compiled SQL is the ORM's own; the definition only ever contributes parameters.
         parts.append(f"SELECT true, {int(segment_id)}, m.* FROM ({sql}) AS m")  # noqa: S608
         params += part_params
@@ -209,17 +214,16 @@ def _memberships_evaluate(
     return inside, pairs & current
 
 
-def _compiled_sql(entry: IndexedSegment) -> tuple[str, list]:
+def _compiled_sql(entry: IndexedSegment) -> tuple[str, list] | None:
+    """None: the definition matches nobody (see compiler.compiled_sql)."""
     # The index version covers definitions of segments referred to by this one.
     key = (_index[0], entry.id, json.dumps(entry.definition, sort_keys=True))
-    compiled = _compiled.get(key)
-    if compiled is None:
+    if key not in _compiled:
         if len(_compiled) > 512:
             _compiled.clear()
-        qs = _members_queryset(entry, SENTINEL_PROFILES, SENTINEL_NOW)
-        sql, params = qs.query.sql_with_params()
-        compiled = _compiled[key] = (sql, list(params))
-    return compiled
+        compiled = compiled_sql(_members_queryset(entry, SENTINEL_PROFILES, SENTINEL_NOW))
+        _compiled[key] = None if compiled is None else (compiled[0], list(compiled[1]))
+    return _compiled[key]
 
 
 def _members_queryset(entry: IndexedSegment, profile_ids: list[int], now: dt.datetime) -> Any:

@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from segments import selectors
-from segments.compiler import base_profiles
+from segments.compiler import base_profiles, compiled_sql
 from segments.models import (
     MembershipChange,
     Segment,
@@ -63,7 +63,8 @@ def _refresh_postgresql(
 ) -> tuple[list[int], list[int]]:
     # The target query is the ORM's own SQL with its parameters (the definition only ever
     # contributes parameters): one statement deletes leavers and inserts newcomers.
-    target_sql, target_params = target.query.sql_with_params()
+    # A definition that matches nobody has no SQL (compiler.compiled_sql): an empty target.
+    target_sql, target_params = compiled_sql(target) or ("SELECT NULL::bigint WHERE false", ())
     membership = SegmentMembership._meta.db_table
     sql = f"""
         WITH target (id) AS ({target_sql}),
