@@ -180,6 +180,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["cdp.auth.DenyAll"],
+    # Strict JSON (see cdp/parsers.py); form and multipart stay for clients that post empty
+    # bodies to action endpoints that way, as DRF's test client does by default.
+    "DEFAULT_PARSER_CLASSES": [
+        "cdp.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_THROTTLE_CLASSES": ["cdp.auth.ApiKeyRateThrottle"],

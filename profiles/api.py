@@ -26,13 +26,13 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cdp.auth import ResourcePermission
 from cdp.pagination import KeysetPagination
+from cdp.parsers import JSONParser
 from cdp.roles import ADMIN, COMPLIANCE, MARKETER
 from profiles import selectors, services
 from profiles.models import Profile

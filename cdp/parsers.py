@@ -1,0 +1,91 @@
+"""The API's JSON parser. DRF's parser lets through documents that the rest of the stack cannot
+hold, and they fail later as 500s (or are stored and break every later read); this one answers
+them with a 400 at the first `request.data` access."""
+
+import codecs
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import IO, Any
+
+from django.conf import settings
+from rest_framework import parsers
+from rest_framework.exceptions import ParseError
+
+# Far deeper than any document the API takes (segment definitions nest 8 groups), and shallow
+# enough that serializers, deepcopy and json.dumps, which all recurse, never reach Python's limit.
+MAX_DEPTH = 64
+
+# PostgreSQL text and jsonb cannot hold NUL, and a lone surrogate cannot be encoded as UTF-8.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+class JSONParser(parsers.JSONParser):
+    """Strict JSON: no NaN or Infinity (numbers beyond the float range included), no string
+    containing NUL or an unpaired surrogate, at most MAX_DEPTH levels of arrays and objects.
+
+    The stdlib decoder is kept, not orjson, because orjson reads integers beyond 64 bits as
+    floats, silently changing them."""
+
+    def parse(
+        self,
+        stream: IO[bytes],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            text = codecs.getreader(encoding)(stream).read()
+            data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        except RecursionError:
+            raise ParseError(_too_deep()) from None
+        except (ValueError, LookupError) as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
+        _check(data)
+        return data
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _too_deep() -> str:
+    return f"JSON parse error - arrays and objects nest at most {MAX_DEPTH} deep."
+
+
+def _check(data: Any) -> None:
+    # Iterative, so checking a document never recurses either.
+    stack = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            _check_string(value)
+            continue
+        if isinstance(value, dict | list):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ParseError(_too_deep())
+            if isinstance(value, dict):
+                for key in value:
+                    _check_string(key)
+                value = value.values()
+            stack.extend((item, depth) for item in value)
+
+
+def _check_string(value: str) -> None:
+    found = _UNSTORABLE.search(value)
+    if found is None:
+        return
+    if found.group() == "\x00":
+        raise ParseError("JSON parse error - strings cannot contain NUL (\\u0000).")
+    raise ParseError(
+        f"JSON parse error - unpaired surrogate \\u{ord(found.group()):04x} in a string."
+    )
