@@ -24,6 +24,9 @@ _ID_FIELDS = ("userId", "anonymousId", "messageId", "previousId", "groupId")
 _TIME_FIELDS = ("timestamp", "originalTimestamp", "sentAt")
 MIN_TIME = datetime(1900, 1, 1, tzinfo=UTC)
 MAX_TIME = datetime(2200, 1, 1, tzinfo=UTC)
+# Levels of objects and arrays in a message, itself included. No SDK sends more than a handful;
+# the limit keeps orjson (which fails past 254) and our recursive helpers well within bounds.
+MAX_NESTING = 64
 
 
 def json_default(value: Any) -> Any:
@@ -42,6 +45,35 @@ def id_str(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def nesting_exceeds(value: dict | list, levels: int) -> bool:
+    """Whether value has more than `levels` levels of objects and arrays. Iterative, so any
+    depth the JSON parser accepts is measured without recursion."""
+    level = [value]
+    while level:
+        if levels == 0:
+            return True
+        levels -= 1
+        below = []
+        for item in level:
+            for child in item.values() if isinstance(item, dict) else item:
+                if isinstance(child, dict | list):
+                    below.append(child)
+        level = below
+    return False
+
+
+def nesting_cut(value: Any, levels: int = MAX_NESTING) -> Any:
+    """value with the objects and arrays below `levels` levels replaced by a note, so that a
+    rejected message of any depth can still be serialised and stored."""
+    if not isinstance(value, dict | list):
+        return value
+    if levels <= 0:
+        return "(nested too deeply: cut)"
+    if isinstance(value, dict):
+        return {k: nesting_cut(v, levels - 1) for k, v in value.items()}
+    return [nesting_cut(v, levels - 1) for v in value]
 
 
 def strip_nul(value: Any) -> Any:
@@ -211,6 +243,19 @@ def message_prepare(
     for name in _TIME_FIELDS:
         if isinstance(message.get(name), datetime):  # direct callers may pass datetimes
             message[name] = message[name].isoformat()
+
+    if nesting_exceeds(message, MAX_NESTING):
+        deep = next(
+            name
+            for name, value in message.items()
+            if isinstance(value, dict | list) and nesting_exceeds(value, MAX_NESTING - 1)
+        )
+        return Rejected(
+            index,
+            "invalid message",
+            [{"field": deep, "message": f"nested too deeply (over {MAX_NESTING} levels)"}],
+            message,
+        )
 
     message_type = message.get("type")
     fast_validator = FAST_VALIDATORS.get(message_type) if isinstance(message_type, str) else None

@@ -18,7 +18,15 @@ from django.db.models import F, JSONField, Value
 from psycopg2.errorcodes import UNIQUE_VIOLATION
 
 from cdp.models import Source
-from profiles.ingestion.messages import Rejected, Row, dumps, id_str, json_default, strip_nul
+from profiles.ingestion.messages import (
+    Rejected,
+    Row,
+    dumps,
+    id_str,
+    json_default,
+    nesting_cut,
+    strip_nul,
+)
 from profiles.models import DroppedMessageCount, Event, QuarantinedMessage
 
 logger = logging.getLogger(__name__)
@@ -437,7 +445,8 @@ def dropped_count_add(source: Source, counts: dict[str, int], day: date) -> None
 def quarantine_record(rejected: Rejected, source: Source, received_at: datetime):
     message = rejected.message
     try:
-        message = orjson.loads(dumps(strip_nul(message)))
+        # Cut first: a rejected message may be nested as deep as the JSON parser allows.
+        message = orjson.loads(dumps(strip_nul(nesting_cut(message))))
     except (TypeError, orjson.JSONEncodeError):
         message = {"unserialisable": repr(message)[:1000]}
     if message is None:  # a JSON null, which JSONField would otherwise store as SQL NULL

@@ -1,0 +1,89 @@
+"""Input found by fuzzing that used to answer 500: nesting deeper than the serialiser allows,
+numeric ids longer than their column, UTC offsets PostgreSQL refuses. Each is a clear 400 (or,
+inside a batch, a quarantined item); and one bad row never fails its neighbours' requests."""
+
+import base64
+import json
+
+import pytest
+
+from profiles.ingestion.messages import MAX_NESTING, nesting_exceeds
+from profiles.models import Event, QuarantinedMessage
+
+pytestmark = pytest.mark.django_db
+
+AUTH = {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(b"WRITE_KEY_test123:").decode()}
+
+
+def post(client, path, body):
+    return client.generic(
+        "POST", path, data=json.dumps(body).encode(), content_type="application/json", **AUTH
+    )
+
+
+def nested(levels: int, leaf=None, container=dict):
+    value = leaf
+    for _ in range(levels):
+        value = {"a": value} if container is dict else [value]
+    return value
+
+
+def assert_refused(response, *fragments):
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["code"] == "invalid_message"
+    for fragment in fragments:
+        assert fragment in body["message"]
+    assert not Event.objects.exists()
+
+
+# --- Nesting ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("message_id", [None, "given-id"])
+@pytest.mark.parametrize("field", ["properties", "context"])
+def test_a_message_nested_too_deeply_is_a_400_naming_the_field(client, source, field, message_id):
+    body = {"userId": "u1", "event": "E", field: nested(300)}
+    if message_id:
+        body["messageId"] = message_id
+    response = post(client, "/v1/track", body)
+    assert_refused(response, f"messages[0].{field}: nested too deeply")
+
+
+def test_deeply_nested_traits_are_a_400(client, source):
+    response = post(client, "/v1/identify", {"userId": "u1", "traits": nested(254)})
+    assert_refused(response, "messages[0].traits: nested too deeply")
+
+
+def test_nesting_up_to_the_limit_is_stored_and_one_level_more_refused(client, source):
+    body = {"userId": "u1", "event": "E", "messageId": "m", "properties": nested(MAX_NESTING - 1)}
+    assert post(client, "/v1/track", body).status_code == 200
+    assert Event.objects.filter(message_id="m").exists()
+    body = {**body, "messageId": "m2", "properties": nested(MAX_NESTING)}
+    assert post(client, "/v1/track", body).status_code == 400
+
+
+def test_a_too_deeply_nested_batch_item_is_quarantined_and_the_rest_stored(client, source):
+    batch = [
+        {"type": "track", "userId": "u1", "event": "Good", "messageId": "good"},
+        {"type": "track", "userId": "u1", "event": "Deep", "properties": nested(300)},
+    ]
+    assert post(client, "/v1/batch", {"batch": batch}).status_code == 200
+    assert list(Event.objects.values_list("message_id", flat=True)) == ["good"]
+    quarantined = QuarantinedMessage.objects.get()
+    assert quarantined.event == "Deep"
+    assert quarantined.errors == [
+        {"field": "properties", "message": f"nested too deeply (over {MAX_NESTING} levels)"}
+    ]
+    assert not nesting_exceeds(quarantined.message, MAX_NESTING)
+
+
+@pytest.mark.parametrize("container", [list, dict])
+def test_a_batch_item_nested_as_deep_as_json_parses_is_quarantined_cut(client, source, container):
+    batch = [nested(900, container=container)]
+    if container is dict:
+        batch = [{"type": "track", "userId": "u1", "event": "E", "properties": batch[0]}]
+    assert post(client, "/v1/batch", {"batch": batch}).status_code == 200
+    quarantined = QuarantinedMessage.objects.get()
+    assert not nesting_exceeds(quarantined.message, MAX_NESTING)
+    assert "(nested too deeply: cut)" in json.dumps(quarantined.message)
