@@ -252,6 +252,9 @@ class IdentityLookupApi(IdentityResource, APIView):
             errors["kind"] = [f"not an identifier kind: {kind!r}"]
         if not value.strip():
             errors["value"] = ["required"]
+        elif "\x00" in value:
+            # PostgreSQL text cannot hold NUL, so the query itself would fail.
+            errors["value"] = ["cannot contain NUL (%00)"]
         if errors:
             raise ValidationError(errors)
         normalized = LOOKUP_KINDS.get(kind, id_normalize)(value)

@@ -194,7 +194,10 @@ class ProfileListApi(ProfilesResource, APIView):
         for name in params:
             if name.startswith(TRAIT_PARAM_PREFIX):
                 path = tuple(name[len(TRAIT_PARAM_PREFIX) :].split("."))
-                if not all(path) or len(path) > selectors.MAX_TRAIT_PATH_DEPTH:
+                if "\x00" in name or "\x00" in params[name]:
+                    # jsonb cannot hold NUL, so PostgreSQL refuses the query outright.
+                    errors[name] = ["Trait filter keys and values cannot contain NUL (%00)."]
+                elif not all(path) or len(path) > selectors.MAX_TRAIT_PATH_DEPTH:
                     errors[name] = [
                         "Trait filters look like trait.<key> or trait.<key>.<nested key>, "
                         f"at most {selectors.MAX_TRAIT_PATH_DEPTH} levels deep."
