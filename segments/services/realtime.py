@@ -111,8 +111,10 @@ def segment_candidates(
         any_event = True
         if event.event:
             names.add(event.event)
-        traits.update((event.traits or {}).keys())
-        traits.update(((event.context or {}).get("traits") or {}).keys())
+        traits.update(_keys(event.traits))
+        traits.update(
+            _keys(event.context.get("traits") if isinstance(event.context, dict) else None)
+        )
     if not any_event:
         return []
     return [
@@ -120,6 +122,12 @@ def segment_candidates(
         for s in (segment_index() if index is None else index)
         if s.any_event or s.event_names & names or s.trait_keys & traits
     ]
+
+
+def _keys(traits: Any) -> Iterable[str]:
+    # Events hold what clients sent: traits that are not an object (context.traits is not
+    # schema-checked) name no trait, as profiles.services reads them.
+    return traits.keys() if isinstance(traits, dict) else ()
 
 
 def segment_memberships_refresh(

@@ -167,3 +167,28 @@ def test_the_longest_recency_and_durations_compile_and_evaluate(api, profile_mak
     assert conditions.evaluate(definition, profile_facts(profile=person), now=NOW)
     response = api.post("/api/v1/segments/", {"name": "old", "definition": definition}, "json")
     assert response.status_code == 201, response.content
+
+
+# --- E: traits that are not an object ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("context_traits", ["x", ["plan"], 3, None])
+def test_an_event_whose_context_traits_is_not_an_object_is_processed(
+    source, context_traits, django_capture_on_commit_callbacks
+):
+    pro = services.segment_create(
+        name="pro", definition={"trait": "plan", "op": "eq", "value": "pro"}
+    )
+    services.segment_create(name="seen", definition={"computed": "last_seen", "op": "exists"})
+    with django_capture_on_commit_callbacks(execute=True):
+        event = event_make(
+            source,
+            "identify",
+            user_id="u1",
+            traits={"plan": "pro"},
+            context={"traits": context_traits},
+        )
+        pipeline.events_process(event_ids=[event.pk])
+    event.refresh_from_db()
+    assert event.processed_at is not None
+    assert SegmentMembership.objects.filter(segment=pro, profile_id=event.profile_id).exists()
