@@ -22,9 +22,11 @@ from jsonschema import Draft7Validator
 
 MESSAGE_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 
-# Ids are varchar(255) columns; a number is accepted and stored as its decimal string.
-_ID = {"type": ["string", "number"], "maxLength": 255}
-_NULLABLE_ID = {"type": ["string", "number", "null"], "maxLength": 255}
+# Ids are varchar(255) columns; a number is accepted and stored as its decimal string (whose
+# length ingestion checks: maxLength only applies to strings).
+ID_MAX_LENGTH = 255
+_ID = {"type": ["string", "number"], "maxLength": ID_MAX_LENGTH}
+_NULLABLE_ID = {"type": ["string", "number", "null"], "maxLength": ID_MAX_LENGTH}
 _TIME = {"type": ["string", "number", "null"], "maxLength": 64}
 _OBJECT = {"type": "object"}
 _NULLABLE_OBJECT = {"type": ["object", "null"]}

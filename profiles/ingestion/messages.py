@@ -15,7 +15,7 @@ from dateutil import parser as dateutil_parser
 from django.conf import settings
 
 from profiles.ingestion.sources import CompiledPlan
-from profiles.schemas import FAST_VALIDATORS, MESSAGE_TYPES, MESSAGE_VALIDATORS
+from profiles.schemas import FAST_VALIDATORS, ID_MAX_LENGTH, MESSAGE_TYPES, MESSAGE_VALIDATORS
 
 # --- Per-message preparation ---------------------------------------------------------------------
 
@@ -271,10 +271,18 @@ def message_prepare(
     except fastjsonschema.JsonSchemaException:
         return Rejected(index, "invalid message", _schema_errors(message_type, message), message)
 
+    id_errors = []
     for name in _ID_FIELDS:
         value = message.get(name)
         if value is not None and not isinstance(value, str):
             message[name] = id_str(value)
+            # The schema's maxLength only applies to strings; 1e300 becomes 301 digits.
+            if len(message[name]) > ID_MAX_LENGTH:
+                id_errors.append(
+                    {"field": name, "message": f"longer than {ID_MAX_LENGTH} characters"}
+                )
+    if id_errors:
+        return Rejected(index, "invalid message", id_errors, message)
 
     times: dict[str, datetime | None] = {}
     time_errors = []

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import orjson
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, JSONField, Value
 from psycopg2.errorcodes import UNIQUE_VIOLATION
 
@@ -243,11 +243,26 @@ class _SingleRowWriter:
         with self._lock:
             group, self._waiting = self._waiting, []
         try:
-            for waiting, ids in zip(group, _insert_values([w.item for w in group]), strict=True):
-                waiting.ids = ids
+            try:
+                results = _insert_values([w.item for w in group])
+            except DatabaseError:
+                if len(group) == 1:
+                    raise
+                # One bad row fails the whole statement: write each alone, so that only its
+                # own request fails, not those that happened to share its statement.
+                for waiting in group:
+                    try:
+                        with transaction.atomic():
+                            waiting.ids = _insert_values([waiting.item])[0]
+                    except DatabaseError as exc:
+                        waiting.error = exc
+            else:
+                for waiting, ids in zip(group, results, strict=True):
+                    waiting.ids = ids
         except BaseException as exc:
             for waiting in group:
-                waiting.error = exc
+                if waiting.ids is None and waiting.error is None:
+                    waiting.error = exc
             raise
         finally:
             with self._lock:

@@ -6,8 +6,11 @@ import base64
 import json
 
 import pytest
+from django.db import DataError, connection
+from django.utils import timezone
 
-from profiles.ingestion.messages import MAX_NESTING, nesting_exceeds
+from profiles.ingestion.messages import MAX_NESTING, message_prepare, nesting_exceeds
+from profiles.ingestion.storage import _SingleRowWriter, _Waiting
 from profiles.models import Event, QuarantinedMessage
 
 pytestmark = pytest.mark.django_db
@@ -87,3 +90,48 @@ def test_a_batch_item_nested_as_deep_as_json_parses_is_quarantined_cut(client, s
     quarantined = QuarantinedMessage.objects.get()
     assert not nesting_exceeds(quarantined.message, MAX_NESTING)
     assert "(nested too deeply: cut)" in json.dumps(quarantined.message)
+
+
+# --- Numeric ids -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["userId", "anonymousId", "messageId"])
+def test_a_numeric_id_longer_than_255_digits_is_a_400_naming_the_field(client, source, field):
+    body = {"userId": "u1", "event": "E", field: 1e300}
+    response = post(client, "/v1/track", body)
+    assert_refused(response, f"messages[0].{field}: longer than 255 characters")
+
+
+def test_a_numeric_id_longer_than_255_digits_in_a_batch_is_quarantined(client, source):
+    batch = [{"type": "track", "userId": 1e300, "event": "E", "messageId": "long"}]
+    assert post(client, "/v1/batch", {"batch": batch}).status_code == 200
+    assert not Event.objects.exists()
+    assert QuarantinedMessage.objects.get().errors[0]["field"] == "userId"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the group writer is PostgreSQL's")
+def test_a_bad_row_in_a_grouped_single_event_write_fails_only_its_own_request(source):
+    received_at = timezone.now()
+    good, bad = (
+        message_prepare(
+            0,
+            {"type": "track", "userId": "u1", "event": "E", "messageId": message_id},
+            batch_context=None,
+            batch_integrations=None,
+            batch_sent_at=None,
+            received_at=received_at,
+            correct_clock_skew=False,
+        )
+        for message_id in ("good", "bad")
+    )
+    bad.message_id = "x" * 300  # past varchar(255), as a validation gap would let through
+    writer = _SingleRowWriter()
+    waiting = [_Waiting((source, good, received_at)), _Waiting((source, bad, received_at))]
+    writer._waiting, writer._writing = list(waiting), True
+    writer._write()
+    stored = Event.objects.get()
+    assert stored.message_id == "good"
+    assert waiting[0].error is None and waiting[0].ids == [stored.pk]
+    assert isinstance(waiting[1].error, DataError)
+    assert not writer._writing
