@@ -11,6 +11,7 @@ A view sets `cursor_ordering`, e.g. `("-timestamp", "-id")`; the default is `("-
 import base64
 import binascii
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -20,6 +21,8 @@ from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 class KeysetPagination(BasePagination):
@@ -117,11 +120,20 @@ class KeysetPagination(BasePagination):
             if not isinstance(value, str | int):
                 raise error
             try:
-                parsed.append(model._meta.get_field(name.lstrip("-")).to_python(value))
-            except (DjangoValidationError, ValueError, TypeError):
+                value = model._meta.get_field(name.lstrip("-")).to_python(value)
+                if isinstance(value, datetime):
+                    # Cursors we issue always carry an offset. In UTC, as the database
+                    # compares it, a time near year 1 or 9999 can leave the datetime range,
+                    # and PostgreSQL refuses offsets beyond 15:59 though Python allows 23:59.
+                    if value.tzinfo is None:
+                        raise ValueError("naive datetime")
+                    value = value.astimezone(UTC)
+            except (DjangoValidationError, ValueError, TypeError, OverflowError):
                 raise error from None
-            if parsed[-1] is None:
+            # SQLite cannot bind an integer beyond 64 bits.
+            if value is None or (isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX):
                 raise error
+            parsed.append(value)
         return parsed
 
 
