@@ -111,10 +111,11 @@ def _parse_time(value: Any) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     try:
-        in_range = MIN_TIME <= parsed <= MAX_TIME
-    except (OverflowError, ValueError) as exc:  # odd offsets near datetime.min/max
+        # In UTC: PostgreSQL refuses offsets beyond +-15:59, ISO 8601 allows up to +-23:59:59.
+        parsed = parsed.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:  # an offset past year 1 or 9999
         raise ValueError("out of range") from exc
-    if not in_range:
+    if not MIN_TIME <= parsed <= MAX_TIME:
         raise ValueError("out of range (years 1900 to 2200)")
     return parsed
 

@@ -4,6 +4,7 @@ inside a batch, a quarantined item); and one bad row never fails its neighbours'
 
 import base64
 import json
+from datetime import UTC, datetime
 
 import pytest
 from django.db import DataError, connection
@@ -135,3 +136,42 @@ def test_a_bad_row_in_a_grouped_single_event_write_fails_only_its_own_request(so
     assert waiting[0].error is None and waiting[0].ids == [stored.pk]
     assert isinstance(waiting[1].error, DataError)
     assert not writer._writing
+
+
+# --- Timestamps --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sent", "utc"),
+    [
+        ("2020-01-01T00:00:00+16:00", datetime(2019, 12, 31, 8, 0, tzinfo=UTC)),
+        ("2020-01-01T00:00:00-23:59", datetime(2020, 1, 1, 23, 59, tzinfo=UTC)),
+        (
+            "2020-01-01T00:00:00+05:30:45.123456",
+            datetime(2019, 12, 31, 18, 29, 14, 876544, tzinfo=UTC),
+        ),
+    ],
+)
+@pytest.mark.parametrize("field", ["timestamp", "originalTimestamp"])
+def test_any_valid_utc_offset_is_stored_as_its_utc_time(client, source, sent, utc, field):
+    body = {"userId": "u1", "event": "E", "messageId": "m", field: sent, "sentAt": sent}
+    assert post(client, "/v1/track", body).status_code == 200, "stored"
+    event = Event.objects.get()
+    assert event.original_timestamp == utc
+    assert event.sent_at == utc
+
+
+def test_a_batch_sent_at_with_a_large_offset_is_stored(client, source):
+    batch = [{"type": "track", "userId": "u1", "event": "E", "messageId": "m"}]
+    body = {"batch": batch, "sentAt": "2020-01-01T00:00:00-20:00"}
+    assert post(client, "/v1/batch", body).status_code == 200
+    assert Event.objects.get().sent_at == datetime(2020, 1, 1, 20, 0, tzinfo=UTC)
+    assert not QuarantinedMessage.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "sent", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+23:59"]
+)
+def test_an_offset_that_overflows_the_calendar_is_a_400(client, source, sent):
+    response = post(client, "/v1/track", {"userId": "u1", "event": "E", "timestamp": sent})
+    assert_refused(response, "messages[0].timestamp: out of range")
