@@ -26,6 +26,9 @@ from identity.normalize import email_normalize, id_normalize, phone_normalize
 from identity.rescan import RescanBusyError, rescan_job_create
 from profiles.models import Profile
 
+# Ids are bigints; beyond that PostgreSQL would only find nothing, but SQLite cannot bind them.
+MAX_ID = 2**63 - 1
+
 
 class IdentityResource:
     resource = "identity"
@@ -127,7 +130,9 @@ class SuggestionDecideApi(IdentityResource, APIView):
 
     class DecisionInputSerializer(serializers.Serializer):
         ids = serializers.ListField(
-            child=serializers.IntegerField(min_value=1), min_length=1, max_length=500
+            child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
+            min_length=1,
+            max_length=500,
         )
         decision = serializers.ChoiceField(choices=["merge", "reject"])
 
@@ -164,7 +169,9 @@ class MergeApi(IdentityResource, APIView):
 
     class MergeInputSerializer(serializers.Serializer):
         profiles = serializers.ListField(
-            child=serializers.IntegerField(min_value=1), min_length=2, max_length=2
+            child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
+            min_length=2,
+            max_length=2,
         )
         reason = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
@@ -193,18 +200,23 @@ class MergeApi(IdentityResource, APIView):
 
 
 class MergeHistoryApi(IdentityResource, APIView):
+    class FilterSerializer(serializers.Serializer):
+        profile = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+
     @extend_schema(
         tags=["identity"],
         parameters=[OpenApiParameter("profile", int), OpenApiParameter("limit", int)],
         responses={200: MergeOutputSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
         records = selectors.merge_history()
-        raw = request.query_params.get("profile")
-        if raw:
-            if not raw.isdigit():
-                raise ValidationError({"profile": [f"must be a profile id, got {raw!r}"]})
-            records = records.filter(survivor_id=int(raw)) | records.filter(duplicate_id=int(raw))
+        profile_id = filters.validated_data.get("profile")
+        if profile_id is not None:
+            records = records.filter(survivor_id=profile_id) | records.filter(
+                duplicate_id=profile_id
+            )
         records = records.order_by("-created_at", "-id")[: _limit(request)]
         return Response({"results": MergeOutputSerializer(records, many=True).data})
 
