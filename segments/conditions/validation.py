@@ -5,6 +5,7 @@ ordered). Every error carries the JSON pointer of the node at fault."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -110,6 +111,48 @@ def _schema_errors(definition: Any) -> list[ConditionError]:
     return found
 
 
+# Integers a JSON reader in any language (JavaScript: 2**53) and a 64-bit database column read
+# exactly; larger ones overflow SQLite's INTEGER and lose digits in browsers.
+MAX_SAFE_INTEGER = 2**53
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text_problem(text: str) -> str | None:
+    # PostgreSQL text and jsonb cannot hold NUL; a lone surrogate is not UTF-8 and cannot be
+    # stored, sent or read back. Definitions reach here from forms too, not only strict JSON.
+    if "\x00" in text:
+        return "contains a NUL character"
+    if _SURROGATE.search(text):
+        return "contains a lone surrogate (not valid Unicode)"
+    return None
+
+
+def _scalar_errors(value: Any, path: list[Any]) -> list[ConditionError]:
+    """Numbers and strings no database or JSON reader holds alike, wherever they are. The
+    offending text is never quoted back: a lone surrogate cannot even be rendered."""
+    if isinstance(value, dict):
+        errors = []
+        for key, item in value.items():
+            problem = _text_problem(key) if isinstance(key, str) else None
+            if problem:
+                errors.append(ConditionError(json_pointer(path), f"a field name {problem}"))
+            else:
+                errors += _scalar_errors(item, [*path, key])
+        return errors
+    if isinstance(value, list):
+        return [e for i, item in enumerate(value) for e in _scalar_errors(item, [*path, i])]
+    problem = None
+    if isinstance(value, str):
+        problem = _text_problem(value)
+        problem = problem and f"text {problem}"
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > MAX_SAFE_INTEGER:
+            problem = "integers are at most 2**53 (9007199254740992) either side of 0"
+    elif isinstance(value, float) and not math.isfinite(value):
+        problem = "numbers must be finite"
+    return [ConditionError(json_pointer(path), problem)] if problem else []
+
+
 def _parse_date(value: Any) -> dt.date | None:
     """A date YYYY-MM-DD before the year 8000 (later years are reserved: see
     segments.services.realtime.SENTINEL_NOW)."""
@@ -179,7 +222,7 @@ def _check_value(op: str, value: Any, has_value: bool, *, numeric_only: bool = F
 
 def validate(definition: Any, *, segment_exists: Callable[[int], bool] | None = None) -> None:
     """Raise InvalidDefinition listing every problem (with its JSON pointer), or return."""
-    errors = _schema_errors(definition)
+    errors = _scalar_errors(definition, []) or _schema_errors(definition)
     if errors:
         raise InvalidDefinition(errors)
     errors = []

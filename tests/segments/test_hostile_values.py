@@ -5,6 +5,7 @@ Each is refused with a 400 pointing at the node, or tolerated, and none stalls t
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from rest_framework.test import APIClient
@@ -192,3 +193,70 @@ def test_an_event_whose_context_traits_is_not_an_object_is_processed(
     event.refresh_from_db()
     assert event.processed_at is not None
     assert SegmentMembership.objects.filter(segment=pro, profile_id=event.profile_id).exists()
+
+
+# --- C, D: numbers and text no database or JSON reader holds alike ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("definition", "pointer"),
+    [
+        ({"trait": "a", "op": "gt", "value": 10**30}, "/value"),
+        ({"trait": "a", "op": "eq", "value": -(2**53) - 1}, "/value"),
+        ({"all": [{"trait": "a", "op": "in", "value": [1, 2**64]}]}, "/all/0/value/1"),
+        (
+            {"event": "X", "where": [{"property": "p", "op": "lt", "value": 2**63}]},
+            "/where/0/value",
+        ),
+        ({"segment": 10**20}, "/segment"),
+    ],
+)
+def test_an_integer_beyond_2_to_the_53_is_refused_where_it_is(api, definition, pointer):
+    assert_refused(api, definition, pointer, "2**53")
+
+
+def test_the_largest_safe_integer_is_accepted(api):
+    definition = {"trait": "a", "op": "lt", "value": 2**53}
+    response = api.post("/api/v1/segments/", {"name": "ok", "definition": definition}, "json")
+    assert response.status_code == 201, response.content
+
+
+# Read as the builder form reads its JSON text (escapes and NaN allowed); a strict JSON API
+# parser may refuse them before validation, the service must refuse them whatever the path.
+@pytest.mark.parametrize(
+    ("text", "pointer", "words"),
+    [
+        ('{"trait": "a", "op": "eq", "value": "x\\u0000"}', "/value", "NUL"),
+        ('{"trait": "a", "op": "in", "value": ["ok", "\\ud800"]}', "/value/1", "surrogate"),
+        ('{"event": "X\\udfff"}', "/event", "surrogate"),
+        (
+            '{"event": "X", "where": [{"property": "p", "op": "eq", "value": "\\u0000"}]}',
+            "/where/0/value",
+            "NUL",
+        ),
+        ('{"trait": "a", "op": "eq", "value": 1, "\\u0000": 1}', "", "field name"),
+        ('{"all": [{"trait": "a", "op": "exists", "\\ud800": 1}]}', "/all/0", "field name"),
+        ('{"trait": "a", "op": "gt", "value": NaN}', "/value", "finite"),
+        ('{"computed": "revenue", "op": "lt", "value": Infinity}', "/value", "finite"),
+        ('{"trait": "a", "op": "gt", "value": 1e999}', "/value", "finite"),
+    ],
+)
+def test_nul_lone_surrogates_and_non_finite_numbers_are_refused_where_they_are(
+    text, pointer, words
+):
+    with pytest.raises(conditions.InvalidDefinition) as refused:
+        services.segment_definition_check(definition=json.loads(text))
+    assert [e.pointer for e in refused.value.errors] == [pointer]
+    assert words in refused.value.errors[0].message
+    # Renderable: the message never quotes the text back.
+    assert refused.value.errors[0].message.encode()
+
+
+def test_the_api_refuses_nul_in_a_definition_with_a_400(api):
+    definition = {"trait": "a", "op": "eq", "value": "x\u0000"}
+    for url, body in (
+        ("/api/v1/segments/", {"name": "bad", "definition": definition}),
+        ("/api/v1/segments/preview/", {"definition": definition}),
+    ):
+        assert api.post(url, body, format="json").status_code == 400
+    assert not Segment.objects.exists()
