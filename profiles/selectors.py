@@ -6,6 +6,7 @@ through the reverse relation `Profile.identities` that `identity.Identity` decla
 
 import contextlib
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +14,19 @@ from typing import Any
 import phonenumbers
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    JSONField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.fields.json import KeyTransform, KeyTransformExact
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -72,22 +85,45 @@ def _identities_prefetch() -> Prefetch:
 
 def _trait_condition(path: tuple[str, ...], raw: str) -> Q:
     """The trait at `path` equals `raw`, read as a string or, when it parses as a JSON number,
-    boolean or null, as that value too (`?trait.age=42` matches 42 and "42")."""
+    boolean or null, as that value too (`?trait.age=42` matches 42 and "42"). NaN, Infinity and
+    numbers beyond the float range are no JSON values a trait can hold, so they match only the
+    string (`?trait.x=NaN` finds "NaN")."""
     candidates: list[Any] = [raw]
     try:
-        parsed = json.loads(raw)
+        parsed = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
     except ValueError:
         parsed = raw
     if not isinstance(parsed, str | dict | list):
         candidates.append(parsed)
     condition = Q()
     for candidate in candidates:
-        document: Any = candidate
-        for key in reversed(path):
-            document = {key: document}
-        # `@>` containment: a GIN index on traits, when there is one, serves it.
-        condition |= Q(traits__contains=document)
+        if connection.vendor == "postgresql":
+            document: Any = candidate
+            for key in reversed(path):
+                document = {key: document}
+            # `@>` containment: a GIN index on traits, when there is one, serves it.
+            condition |= Q(traits__contains=document)
+        else:
+            # SQLite has no JSON containment: compare the value at the key path instead.
+            # (All-digit keys read as array indexes there, so they do not match.)
+            value: Any = F("traits")
+            for key in path:
+                value = KeyTransform(key, value)
+            # A plain string would be sent as raw JSON text; None must stay None to mean null.
+            wanted = candidate if candidate is None else Value(candidate, JSONField())
+            condition |= Q(KeyTransformExact(value, wanted))
     return condition
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
 
 
 def profile_list(*, filters: ProfileFilters | None = None) -> QuerySet[Profile]:
