@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 
 import pytest
 from rest_framework.test import APIClient
 
 from cdp import pipeline
 from segments import conditions, services
-from segments.models import Segment, SegmentMembership
+from segments.models import Segment, SegmentMembership, WebhookDelivery
 from segments.selectors import definition_profiles, profile_facts
 from tests.identity.factories import event_make
 from tests.segments.conftest import NOW
@@ -260,3 +261,34 @@ def test_the_api_refuses_nul_in_a_definition_with_a_400(api):
     ):
         assert api.post(url, body, format="json").status_code == 400
     assert not Segment.objects.exists()
+
+
+# --- F: an unreachable webhook in dev mode (tasks inline) -------------------------------------
+
+
+def test_an_unreachable_webhook_never_fails_the_request_that_triggered_it(
+    api, profile_maker, django_capture_on_commit_callbacks
+):
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/hook"
+    person = profile_maker(traits={"country": "DE"})
+    definition = {"trait": "country", "op": "eq", "value": "DE"}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(
+            "/api/v1/segments/",
+            {"name": "de", "definition": definition, "webhook_url": url},
+            format="json",
+        )
+    assert response.status_code == 201, response.content
+    segment = Segment.objects.get()
+    assert SegmentMembership.objects.filter(segment=segment, profile=person).exists()
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.state != "sent" and delivery.last_error.startswith("connection failed")
+
+    person.traits = {"country": "FR"}
+    person.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(f"/api/v1/segments/{segment.pk}/refresh/")
+    assert response.status_code == 200, response.content
+    assert WebhookDelivery.objects.count() == 2
