@@ -62,30 +62,39 @@ def _too_deep() -> str:
 
 
 def _check(data: Any) -> None:
-    # Iterative, so checking a document never recurses either.
-    stack = [(data, 0)]
+    # Iterative, so checking a document never recurses either; each value carries its JSON
+    # pointer, so that the error says where.
+    stack = [(data, 0, "")]
     while stack:
-        value, depth = stack.pop()
+        value, depth, pointer = stack.pop()
         if isinstance(value, str):
-            _check_string(value)
+            _check_string(value, pointer)
             continue
         if isinstance(value, dict | list):
             depth += 1
             if depth > MAX_DEPTH:
                 raise ParseError(_too_deep())
             if isinstance(value, dict):
-                for key in value:
-                    _check_string(key)
-                value = value.values()
-            stack.extend((item, depth) for item in value)
+                for key, item in value.items():
+                    child = f"{pointer}/{_escaped(key)}"
+                    _check_string(key, child)
+                    stack.append((item, depth, child))
+            else:
+                stack.extend((item, depth, f"{pointer}/{i}") for i, item in enumerate(value))
 
 
-def _check_string(value: str) -> None:
+def _escaped(key: str) -> str:
+    # RFC 6901; an unstorable character is replaced so that the message itself can be rendered.
+    return _UNSTORABLE.sub("?", key.replace("~", "~0").replace("/", "~1"))
+
+
+def _check_string(value: str, pointer: str) -> None:
     found = _UNSTORABLE.search(value)
     if found is None:
         return
+    where = f" at {pointer}" if pointer else ""
     if found.group() == "\x00":
-        raise ParseError("JSON parse error - strings cannot contain NUL (\\u0000).")
+        raise ParseError(f"JSON parse error - strings cannot contain NUL (\\u0000){where}.")
     raise ParseError(
-        f"JSON parse error - unpaired surrogate \\u{ord(found.group()):04x} in a string."
+        f"JSON parse error - unpaired surrogate \\u{ord(found.group()):04x} in a string{where}."
     )
