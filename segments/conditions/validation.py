@@ -154,15 +154,16 @@ def _scalar_errors(value: Any, path: list[Any]) -> list[ConditionError]:
 
 
 def _parse_date(value: Any) -> dt.date | None:
-    """A date YYYY-MM-DD before the year 8000 (later years are reserved: see
-    segments.services.realtime.SENTINEL_NOW)."""
+    """A date YYYY-MM-DD before the year 7999: from 8000 on years are reserved (see
+    segments.services.realtime.SENTINEL_NOW), and a condition may compile to the day after its
+    date."""
     if not isinstance(value, str) or not re.match(DATE_PATTERN, value):
         return None
     try:
         date = dt.date.fromisoformat(value)
     except ValueError:
         return None
-    return date if date.year < 8000 else None
+    return date if date.year < 7999 else None
 
 
 def _check_value(op: str, value: Any, has_value: bool, *, numeric_only: bool = False) -> str | None:
@@ -206,11 +207,11 @@ def _check_value(op: str, value: Any, has_value: bool, *, numeric_only: bool = F
                     )  # type: ignore[operator]
         return (
             "between needs [low, high] (two numbers"
-            + ("" if numeric_only else " or two dates YYYY-MM-DD")
+            + ("" if numeric_only else " or two dates YYYY-MM-DD before 7999")
             + ")"
         )
     if op in ("before", "after"):
-        return None if _parse_date(value) else f"{op!r} needs a date YYYY-MM-DD"
+        return None if _parse_date(value) else f"{op!r} needs a date YYYY-MM-DD before 7999"
     if op == "within_last":
         if isinstance(value, dict) and len(value) == 1 and set(value) <= {"days", "hours"}:
             amount = next(iter(value.values()))
@@ -300,7 +301,7 @@ def _check_event(node: Mapping[str, Any], path: list[Any], errors: list[Conditio
             and spec["op"] == "between"
             and not all(_parse_date(v) for v in spec["value"])
         ):
-            problem = "between on an occurrence needs two dates YYYY-MM-DD"
+            problem = "between on an occurrence needs two dates YYYY-MM-DD before 7999"
         if problem:
             errors.append(ConditionError(json_pointer([*path, occurrence[0]]), problem))
     window = node.get("within")
@@ -339,7 +340,7 @@ def _check_computed(node: Mapping[str, Any], here: str, errors: list[ConditionEr
         and op == "between"
         and not all(_parse_date(v) for v in node["value"])
     ):
-        problem = "between on a date needs two dates YYYY-MM-DD"
+        problem = "between on a date needs two dates YYYY-MM-DD before 7999"
     if problem is None and name not in DATETIME_COMPUTED and op not in ("exists", "not_exists"):
         # A bound the column cannot hold would make the database (or datetime) refuse the query.
         low, high = COLUMN_RANGES[NUMERIC_COMPUTED[name]] if name != "recency" else (0, MAX_DAYS)
