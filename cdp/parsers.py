@@ -1,4 +1,4 @@
-"""The API's JSON parser. DRF's parser lets through documents that the rest of the stack cannot
+"""The API's parsers. DRF's parser lets through documents that the rest of the stack cannot
 hold, and they fail later as 500s (or are stored and break every later read); this one answers
 them with a 400 at the first `request.data` access."""
 
@@ -89,12 +89,50 @@ def _escaped(key: str) -> str:
 
 
 def _check_string(value: str, pointer: str) -> None:
+    problem = _unstorable(value)
+    if problem:
+        where = f" at {pointer}" if pointer else ""
+        raise ParseError(f"JSON parse error - {problem}{where}.")
+
+
+def _unstorable(value: str) -> str | None:
     found = _UNSTORABLE.search(value)
     if found is None:
-        return
-    where = f" at {pointer}" if pointer else ""
+        return None
     if found.group() == "\x00":
-        raise ParseError(f"JSON parse error - strings cannot contain NUL (\\u0000){where}.")
-    raise ParseError(
-        f"JSON parse error - unpaired surrogate \\u{ord(found.group()):04x} in a string{where}."
-    )
+        return "strings cannot contain NUL (\\u0000)"
+    return f"unpaired surrogate \\u{ord(found.group()):04x} in a string"
+
+
+def _check_fields(data: Any) -> None:
+    """A form's keys and values: the same strings reach the same columns as JSON ones (a JSON
+    field sent form-encoded is a string too)."""
+    for key, values in data.lists():
+        for text in (key, *(v for v in values if isinstance(v, str))):
+            problem = _unstorable(text)
+            if problem:
+                raise ParseError(f"Form parse error - {problem} in field {_escaped(key)!r}.")
+
+
+class FormParser(parsers.FormParser):
+    def parse(
+        self,
+        stream: IO[bytes],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        data = super().parse(stream, media_type, parser_context)
+        _check_fields(data)
+        return data
+
+
+class MultiPartParser(parsers.MultiPartParser):
+    def parse(
+        self,
+        stream: IO[bytes],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        parsed = super().parse(stream, media_type, parser_context)
+        _check_fields(parsed.data)
+        return parsed

@@ -184,8 +184,8 @@ REST_FRAMEWORK = {
     # bodies to action endpoints that way, as DRF's test client does by default.
     "DEFAULT_PARSER_CLASSES": [
         "cdp.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
+        "cdp.parsers.FormParser",
+        "cdp.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],

@@ -113,3 +113,24 @@ def test_action_endpoints_still_take_an_empty_form_body(admin_user):
     response = admin_api(admin_user).post("/api/v1/identity/merge/", {})
     assert response.status_code == 400
     assert "profiles" in response.json()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("form", ["multipart", None])
+@pytest.mark.parametrize(
+    ("url", "data"),
+    [
+        ("/api/v1/consents/", {"subject": '{"email": "a\u0000@b.c"}', "purpose": "analytics"}),
+        ("/api/v1/identity/merge/", {"profiles\u0000": "1"}),
+    ],
+)
+def test_form_bodies_refuse_nul_too(admin_user, form, url, data):
+    api = admin_api(admin_user)
+    if form:
+        response = api.post(url, data, format=form)
+    else:
+        from urllib.parse import urlencode
+
+        response = api.post(url, urlencode(data), content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400, response.content
+    assert response.json()["detail"].startswith("Form parse error - strings cannot contain NUL")
