@@ -114,25 +114,24 @@ def _check_fields(data: Any) -> None:
                 raise ParseError(f"Form parse error - {problem} in field {_escaped(key)!r}.")
 
 
-class FormParser(parsers.FormParser):
+class _StorableFields:
+    """Form and multipart bodies: their fields checked after DRF has parsed them."""
+
     def parse(
         self,
         stream: IO[bytes],
         media_type: str | None = None,
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
-        data = super().parse(stream, media_type, parser_context)
-        _check_fields(data)
-        return data
-
-
-class MultiPartParser(parsers.MultiPartParser):
-    def parse(
-        self,
-        stream: IO[bytes],
-        media_type: str | None = None,
-        parser_context: Mapping[str, Any] | None = None,
-    ) -> Any:
-        parsed = super().parse(stream, media_type, parser_context)
-        _check_fields(parsed.data)
+        parsed = super().parse(stream, media_type, parser_context)  # type: ignore[misc]
+        # Multipart answers data and files together; a form answers its data alone.
+        _check_fields(getattr(parsed, "data", parsed))
         return parsed
+
+
+class FormParser(_StorableFields, parsers.FormParser):
+    pass
+
+
+class MultiPartParser(_StorableFields, parsers.MultiPartParser):
+    pass

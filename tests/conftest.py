@@ -88,6 +88,15 @@ def staff_client(client) -> Callable:
 
 
 @pytest.fixture
+def admin_api(admin_user) -> APIClient:
+    """The REST API as an admin, authentication forced: for tests of what the API does with
+    input (who may call it has tests of its own)."""
+    client = APIClient()
+    client.force_authenticate(admin_user)
+    return client
+
+
+@pytest.fixture
 def source(db):
     return source_create(name="Website", write_key=WRITE_KEY).record
 

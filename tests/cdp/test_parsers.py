@@ -6,7 +6,6 @@ import io
 
 import pytest
 from rest_framework.exceptions import ParseError
-from rest_framework.test import APIClient
 
 from cdp.parsers import MAX_DEPTH, JSONParser
 from profiles.models import Profile
@@ -54,12 +53,6 @@ def test_the_parser_keeps_ordinary_documents_exact():
     assert parse('{"é": "ü"}'.encode("latin-1"), encoding="latin-1") == {"é": "ü"}
 
 
-def admin_api(user) -> APIClient:
-    api = APIClient()
-    api.force_authenticate(user)
-    return api
-
-
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "body",
@@ -72,9 +65,9 @@ def admin_api(user) -> APIClient:
         '{"traits": {"a\\u0000": 1}}',
     ],
 )
-def test_a_profile_traits_patch_with_a_hostile_body_is_a_400(admin_user, body):
+def test_a_profile_traits_patch_with_a_hostile_body_is_a_400(admin_api, body):
     profile = Profile.objects.create(traits={"x": "kept"})
-    response = admin_api(admin_user).patch(
+    response = admin_api.patch(
         f"/api/v1/profiles/{profile.pk}/", body, content_type="application/json"
     )
     assert response.status_code == 400, response.content
@@ -102,15 +95,15 @@ def test_a_profile_traits_patch_with_a_hostile_body_is_a_400(admin_user, body):
         ("post", "/api/v1/segments/preview/", '{"definition": {"all": [NaN]}}'),
     ],
 )
-def test_every_json_endpoint_answers_a_hostile_body_with_a_400(admin_user, method, url, body):
-    response = getattr(admin_api(admin_user), method)(url, body, content_type="application/json")
+def test_every_json_endpoint_answers_a_hostile_body_with_a_400(admin_api, method, url, body):
+    response = getattr(admin_api, method)(url, body, content_type="application/json")
     assert response.status_code == 400, response.content
     assert "JSON parse error" in response.json()["detail"]
 
 
 @pytest.mark.django_db
-def test_action_endpoints_still_take_an_empty_form_body(admin_user):
-    response = admin_api(admin_user).post("/api/v1/identity/merge/", {})
+def test_action_endpoints_still_take_an_empty_form_body(admin_api):
+    response = admin_api.post("/api/v1/identity/merge/", {})
     assert response.status_code == 400
     assert "profiles" in response.json()
 
@@ -124,8 +117,8 @@ def test_action_endpoints_still_take_an_empty_form_body(admin_user):
         ("/api/v1/identity/merge/", {"profiles\u0000": "1"}),
     ],
 )
-def test_form_bodies_refuse_nul_too(admin_user, form, url, data):
-    api = admin_api(admin_user)
+def test_form_bodies_refuse_nul_too(admin_api, form, url, data):
+    api = admin_api
     if form:
         response = api.post(url, data, format=form)
     else:

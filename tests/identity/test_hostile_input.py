@@ -2,33 +2,25 @@
 field."""
 
 import pytest
-from rest_framework.test import APIClient
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def api(admin_user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(admin_user)
-    return client
-
-
-def test_a_lookup_value_with_nul_is_a_400(api):
-    response = api.get("/api/v1/identity/lookup/?kind=user_id&value=a%00b")
+def test_a_lookup_value_with_nul_is_a_400(admin_api):
+    response = admin_api.get("/api/v1/identity/lookup/?kind=user_id&value=a%00b")
     assert response.status_code == 400, response.content
     assert "NUL" in response.json()["value"][0]
 
 
 @pytest.mark.parametrize("value", ["%C2%B2", "1" * 5000, "99999999999999999999999", "0", "-1"])
-def test_a_merge_history_profile_that_is_no_id_is_a_400(api, value):
-    response = api.get(f"/api/v1/identity/merges/?profile={value}")
+def test_a_merge_history_profile_that_is_no_id_is_a_400(admin_api, value):
+    response = admin_api.get(f"/api/v1/identity/merges/?profile={value}")
     assert response.status_code == 400, response.content
     assert list(response.json()) == ["profile"]
 
 
-def test_the_merge_history_still_filters_by_a_real_id(api):
-    response = api.get(f"/api/v1/identity/merges/?profile={2**63 - 1}")
+def test_the_merge_history_still_filters_by_a_real_id(admin_api):
+    response = admin_api.get(f"/api/v1/identity/merges/?profile={2**63 - 1}")
     assert response.status_code == 200 and response.json()["results"] == []
 
 
@@ -40,7 +32,7 @@ def test_the_merge_history_still_filters_by_a_real_id(api):
         ("/api/v1/identity/suggestions/decide/", {"ids": [10**30], "decision": "merge"}, "ids"),
     ],
 )
-def test_an_id_beyond_64_bits_is_a_400(api, url, body, field):
-    response = api.post(url, body, format="json")
+def test_an_id_beyond_64_bits_is_a_400(admin_api, url, body, field):
+    response = admin_api.post(url, body, format="json")
     assert response.status_code == 400, response.content
     assert list(response.json()) == [field]

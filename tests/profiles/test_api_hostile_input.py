@@ -4,7 +4,6 @@ parameter (or, where a plain reading exists, answers)."""
 from types import SimpleNamespace
 
 import pytest
-from rest_framework.test import APIClient
 
 from profiles import selectors
 from profiles.models import Profile
@@ -12,16 +11,9 @@ from profiles.models import Profile
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def api(admin_user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(admin_user)
-    return client
-
-
 @pytest.mark.parametrize("query", ["trait.x=%00", "trait.x=a%00b", "trait.%00=1", "trait.a.%00b=1"])
-def test_a_trait_filter_with_nul_is_a_400_naming_it(api, query):
-    response = api.get(f"/api/v1/profiles/?{query}")
+def test_a_trait_filter_with_nul_is_a_400_naming_it(admin_api, query):
+    response = admin_api.get(f"/api/v1/profiles/?{query}")
     assert response.status_code == 400, response.content
     [(name, messages)] = response.json().items()
     assert name.startswith("trait.") and "NUL" in messages[0]
@@ -50,7 +42,7 @@ def trait_filter_form(request, monkeypatch):
     ],
 )
 def test_a_trait_filter_matches_typed_values_and_non_finite_numbers_only_as_strings(
-    api, trait_filter_form, query, expected
+    admin_api, trait_filter_form, query, expected
 ):
     rows = {
         "nan": {"x": "NaN"},
@@ -68,6 +60,6 @@ def test_a_trait_filter_matches_typed_values_and_non_finite_numbers_only_as_stri
     if trait_filter_form == "sqlite" and query == "trait.x=null":
         pytest.skip("PostgreSQL binds the key-path form's None as SQL NULL; SQLite checked by hand")
     names = {Profile.objects.create(traits=traits).pk: name for name, traits in rows.items()}
-    response = api.get(f"/api/v1/profiles/?{query}")
+    response = admin_api.get(f"/api/v1/profiles/?{query}")
     assert response.status_code == 200, response.content
     assert sorted(names[row["id"]] for row in response.json()["results"]) == expected
