@@ -37,13 +37,19 @@ class JSONParser(parsers.JSONParser):
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
             text = codecs.getreader(encoding)(stream).read()
-            data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+            data = strict_json_loads(text)
         except RecursionError:
             raise ParseError(_too_deep()) from None
         except (ValueError, LookupError) as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
         _check(data)
         return data
+
+
+def strict_json_loads(text: str) -> Any:
+    """json.loads without NaN, Infinity or numbers beyond the float range: no JSON column or
+    client reads them back (ValueError, like any other invalid JSON)."""
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
 def _refuse_constant(name: str) -> float:
@@ -89,13 +95,14 @@ def _escaped(key: str) -> str:
 
 
 def _check_string(value: str, pointer: str) -> None:
-    problem = _unstorable(value)
+    problem = unstorable(value)
     if problem:
         where = f" at {pointer}" if pointer else ""
         raise ParseError(f"JSON parse error - {problem}{where}.")
 
 
-def _unstorable(value: str) -> str | None:
+def unstorable(value: str) -> str | None:
+    """What keeps `value` out of PostgreSQL text and jsonb, if anything."""
     found = _UNSTORABLE.search(value)
     if found is None:
         return None
@@ -109,7 +116,7 @@ def _check_fields(data: Any) -> None:
     field sent form-encoded is a string too)."""
     for key, values in data.lists():
         for text in (key, *(v for v in values if isinstance(v, str))):
-            problem = _unstorable(text)
+            problem = unstorable(text)
             if problem:
                 raise ParseError(f"Form parse error - {problem} in field {_escaped(key)!r}.")
 

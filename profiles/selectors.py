@@ -5,8 +5,6 @@ through the reverse relation `Profile.identities` that `identity.Identity` decla
 """
 
 import contextlib
-import json
-import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +29,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from cdp.models import Source
+from cdp.parsers import strict_json_loads
 from profiles.models import Event, Profile, QuarantinedMessage
 
 # Most levels of nesting a trait filter path may have (`trait.address.city` has two).
@@ -90,7 +89,7 @@ def _trait_condition(path: tuple[str, ...], raw: str) -> Q:
     string (`?trait.x=NaN` finds "NaN")."""
     candidates: list[Any] = [raw]
     try:
-        parsed = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+        parsed = strict_json_loads(raw)
     except ValueError:
         parsed = raw
     if not isinstance(parsed, str | dict | list):
@@ -113,17 +112,6 @@ def _trait_condition(path: tuple[str, ...], raw: str) -> Q:
             wanted = candidate if candidate is None else Value(candidate, JSONField())
             condition |= Q(KeyTransformExact(value, wanted))
     return condition
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(name)
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(text)
-    return value
 
 
 def profile_list(*, filters: ProfileFilters | None = None) -> QuerySet[Profile]:

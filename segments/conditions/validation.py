@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cdp.parsers import unstorable
 from segments.conditions.schema import (
     COLUMN_RANGES,
     DATE_OPS,
@@ -114,17 +115,6 @@ def _schema_errors(definition: Any) -> list[ConditionError]:
 # Integers a JSON reader in any language (JavaScript: 2**53) and a 64-bit database column read
 # exactly; larger ones overflow SQLite's INTEGER and lose digits in browsers.
 MAX_SAFE_INTEGER = 2**53
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _text_problem(text: str) -> str | None:
-    # PostgreSQL text and jsonb cannot hold NUL; a lone surrogate is not UTF-8 and cannot be
-    # stored, sent or read back. Definitions reach here from forms too, not only strict JSON.
-    if "\x00" in text:
-        return "contains a NUL character"
-    if _SURROGATE.search(text):
-        return "contains a lone surrogate (not valid Unicode)"
-    return None
 
 
 def _scalar_errors(value: Any, path: list[Any]) -> list[ConditionError]:
@@ -133,9 +123,10 @@ def _scalar_errors(value: Any, path: list[Any]) -> list[ConditionError]:
     if isinstance(value, dict):
         errors = []
         for key, item in value.items():
-            problem = _text_problem(key) if isinstance(key, str) else None
+            # Definitions reach here from forms too, not only through the strict JSON parser.
+            problem = unstorable(key) if isinstance(key, str) else None
             if problem:
-                errors.append(ConditionError(json_pointer(path), f"a field name {problem}"))
+                errors.append(ConditionError(json_pointer(path), f"a field name: {problem}"))
             else:
                 errors += _scalar_errors(item, [*path, key])
         return errors
@@ -143,8 +134,7 @@ def _scalar_errors(value: Any, path: list[Any]) -> list[ConditionError]:
         return [e for i, item in enumerate(value) for e in _scalar_errors(item, [*path, i])]
     problem = None
     if isinstance(value, str):
-        problem = _text_problem(value)
-        problem = problem and f"text {problem}"
+        problem = unstorable(value)
     elif isinstance(value, int) and not isinstance(value, bool):
         if abs(value) > MAX_SAFE_INTEGER:
             problem = "integers are at most 2**53 (9007199254740992) either side of 0"
