@@ -124,13 +124,8 @@ def _check_fields(data: Any) -> None:
 class _StorableFields:
     """Form and multipart bodies: their fields checked after DRF has parsed them."""
 
-    def parse(
-        self,
-        stream: IO[bytes],
-        media_type: str | None = None,
-        parser_context: Mapping[str, Any] | None = None,
-    ) -> Any:
-        parsed = super().parse(stream, media_type, parser_context)  # type: ignore[misc]
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        parsed = super().parse(*args, **kwargs)  # type: ignore[misc]
         # Multipart answers data and files together; a form answers its data alone.
         _check_fields(getattr(parsed, "data", parsed))
         return parsed
