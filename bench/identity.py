@@ -459,7 +459,7 @@ def db_child(size: int) -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from cdp.services import source_create
+    from access.services import source_create
     from identity.models import Identity, MergeRecord
     from identity.rescan import identity_rescan
     from profiles.models import Event, Profile

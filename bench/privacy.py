@@ -204,7 +204,7 @@ def bench_erasure() -> bool:
     from django.core.cache import cache
     from django.utils import timezone
 
-    from cdp.services import source_create
+    from access.services import source_create
     from consent import services
     from consent.models import PrivacyRequest, RequestStatus
     from profiles.models import Event, Profile
@@ -268,8 +268,8 @@ def _messages(round_no: int, n: int) -> list[dict]:
 
 
 def bench_ingestion_overhead() -> bool:
+    from access.services import source_create
     from cdp import pipeline
-    from cdp.services import source_create
     from consent import services
     from consent.models import Suppression
     from profiles import ingestion

@@ -61,8 +61,8 @@ def _child() -> None:
 
     from django.core.management import call_command
 
+    from access.services import source_create
     from cdp.celery import app as celery_app
-    from cdp.services import source_create
     from profiles.demo import demo_messages
     from profiles.ingestion import ingest_messages
     from profiles.models import Event, Profile

@@ -146,7 +146,7 @@ def events_per_minute(*, since: datetime, until: datetime) -> list[tuple[datetim
 
 def events_by_source(*, since: datetime, until: datetime | None = None) -> list[dict[str, Any]]:
     """Every source with its events received in whole minutes since a moment, busiest first."""
-    Source = apps.get_model("cdp", "Source")
+    Source = apps.get_model("access", "Source")
     until = until or timezone.now().replace(second=0, microsecond=0)
     counts: dict[int, int] = {}
     for per_source in _events_by_minute_and_source(since=since, until=until).values():

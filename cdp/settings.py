@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "template_partials",
     "cdp",
+    "access",
     "profiles",
     "identity",
     "consent",
@@ -67,7 +68,6 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
-    "cdp.audit.ProfileAccessAuditMiddleware",
 ]
 
 ROOT_URLCONF = "cdp.urls"
@@ -83,7 +83,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "cdp.roles.roles_context",
+                "access.roles.roles_context",
             ],
         },
     },
@@ -132,7 +132,7 @@ ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
 # Staff accounts are created by admins; nobody signs themselves up to a CDP holding PII.
-ACCOUNT_ADAPTER = "cdp.roles.StaffOnlyAccountAdapter"
+ACCOUNT_ADAPTER = "access.roles.StaffOnlyAccountAdapter"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -176,20 +176,20 @@ SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", "")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "cdp.auth.ApiKeyAuthentication",
+        "access.auth.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["cdp.auth.DenyAll"],
+    "DEFAULT_PERMISSION_CLASSES": ["access.auth.DenyAll"],
     # Strict JSON (see cdp/parsers.py); form and multipart stay for clients that post empty
     # bodies to action endpoints that way, as DRF's test client does by default.
     "DEFAULT_PARSER_CLASSES": [
-        "cdp.parsers.JSONParser",
-        "cdp.parsers.FormParser",
-        "cdp.parsers.MultiPartParser",
+        "access.parsers.JSONParser",
+        "access.parsers.FormParser",
+        "access.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_THROTTLE_CLASSES": ["cdp.auth.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["access.auth.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": os.environ.get("API_KEY_RATE", "6000/min")},
 }
 SPECTACULAR_SETTINGS = {

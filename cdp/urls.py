@@ -23,5 +23,5 @@ urlpatterns = [
     path("identity/", include("identity.urls")),
     path("privacy/", include("consent.urls")),
     path("data/", include("profiles.data_urls")),
-    path("settings/", include("cdp.access_urls")),
+    path("settings/", include("access.urls")),
 ]

@@ -11,8 +11,8 @@ from django.urls import Resolver404, resolve
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from access.roles import ADMIN, COMPLIANCE, MARKETER, roles_required
 from cdp import metrics as cdp_metrics
-from cdp.roles import ADMIN, COMPLIANCE, MARKETER, roles_required
 
 
 @roles_required(MARKETER, COMPLIANCE, ADMIN)

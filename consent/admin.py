@@ -1,10 +1,10 @@
 """Admin for configuration (purposes, category mapping, retention). History tables are
-read-only here: consent records and audit rows are append-only."""
+read-only here: consent records are append-only."""
 
 from django.contrib import admin
 
+from access.admin import ReadOnlyAdmin
 from consent.models import (
-    AuditLog,
     ConsentCategoryMapping,
     ConsentRecord,
     Purpose,
@@ -31,22 +31,6 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
     list_display = ["event_name", "days", "enabled", "last_run_at", "last_purged"]
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(ConsentRecord)
 class ConsentRecordAdmin(ReadOnlyAdmin):
     list_display = ["profile_id", "purpose", "granted", "source", "occurred_at"]
-
-
-@admin.register(AuditLog)
-class AuditLogAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "actor_label", "action", "resource", "resource_id", "profile_id"]

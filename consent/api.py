@@ -16,19 +16,20 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cdp.auth import ResourcePermission
-from cdp.models import ApiKey
-from cdp.roles import ADMIN, COMPLIANCE, MARKETER
+from access.auth import ResourcePermission, client_ip
+from access.models import ApiKey, AuditLog
+from access.roles import ADMIN, COMPLIANCE, MARKETER
+from access.selectors import audit_log_filtered
+from access.services import audit_record
 from consent import selectors, services
 from consent.hashing import SUBJECT_KINDS
 from consent.models import (
-    AuditLog,
     ConsentSource,
     PrivacyRequest,
     Regulation,
     RegulationType,
 )
-from consent.views_common import client_ip, export_response
+from consent.views_common import export_response
 from profiles.models import Profile
 
 
@@ -187,7 +188,7 @@ class ProfileConsentsApi(APIView):
     def get(self, request: Request, profile_id: int) -> Response:
         profile = get_object_or_404(Profile, pk=profile_id)
         records = selectors.consent_records_of_profile(profile=profile)[:500]
-        services.audit_record(
+        audit_record(
             actor=request.user,
             action="view",
             resource="consents",
@@ -424,7 +425,7 @@ class AuditLogListApi(APIView):
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        rows = selectors.audit_log_filtered(**filters.validated_data)
+        rows = audit_log_filtered(**filters.validated_data)
         page = Pagination()
         return page.get_paginated_response(
             self.OutputSerializer(page.paginate_queryset(rows, request, view=self), many=True).data

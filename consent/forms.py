@@ -4,7 +4,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 
-from cdp.roles import ADMIN, COMPLIANCE
+from access.roles import ADMIN, COMPLIANCE
 from consent.hashing import SUBJECT_KINDS, InvalidIdentifierError, identifier_normalize
 from consent.models import Purpose, Regulation, RegulationType
 

@@ -15,24 +15,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-
-class AppendOnlyError(RuntimeError):
-    pass
-
-
-class AppendOnlyModel(models.Model):
-    """Rows are written once. The guard is an invariant of the table, not a workflow."""
-
-    class Meta:
-        abstract = True
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None and not self._state.adding:
-            raise AppendOnlyError(f"{type(self).__name__} rows are append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AppendOnlyError(f"{type(self).__name__} rows are append-only")
+from access.models import AppendOnlyModel
 
 
 class LegalBasis(models.TextChoices):
@@ -197,7 +180,7 @@ class PrivacyRequest(models.Model):
         related_name="+",
     )
     submitted_by_key = models.ForeignKey(
-        "cdp.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "access.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -297,27 +280,3 @@ class RetentionPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_name}: {self.days} days"
-
-
-class AuditLog(AppendOnlyModel):
-    """Who viewed, exported, changed or erased what, when, from where. Profiles are named by
-    id only, never by an identifier, so erasure never has to touch this table."""
-
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    # "user:<username>", "api-key:<prefix>" or "system"; survives the user's deletion.
-    actor_label = models.CharField(max_length=160)
-    action = models.CharField(max_length=32, db_index=True)
-    resource = models.CharField(max_length=64, db_index=True)
-    resource_id = models.CharField(max_length=64, blank=True)
-    profile_id = models.BigIntegerField(null=True, blank=True, db_index=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    details = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self) -> str:
-        return f"{self.actor_label} {self.action} {self.resource} {self.resource_id}"

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 
-from cdp.roles import has_role
+from access.roles import has_role
 
 
 def pii_trait_names() -> set[str]:

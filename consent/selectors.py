@@ -10,7 +10,6 @@ contract, so it depends on that table's shape (kind, value, profile), never on i
 """
 
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from django.apps import apps
@@ -18,7 +17,6 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
 from consent.hashing import SUBJECT_KINDS, identifier_normalize
 from consent.models import (
-    AuditLog,
     ConsentCategoryMapping,
     ConsentRecord,
     PrivacyRequest,
@@ -231,28 +229,3 @@ def privacy_requests_due() -> QuerySet[PrivacyRequest]:
     return PrivacyRequest.objects.filter(
         status=RequestStatus.INITIALIZED, verified_at__isnull=False
     ).order_by("due_at", "id")
-
-
-def audit_log_filtered(
-    *,
-    actor: str = "",
-    action: str = "",
-    resource: str = "",
-    profile_id: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> QuerySet[AuditLog]:
-    rows = AuditLog.objects.all()
-    if actor:
-        rows = rows.filter(actor_label__icontains=actor)
-    if action:
-        rows = rows.filter(action=action)
-    if resource:
-        rows = rows.filter(resource=resource)
-    if profile_id is not None:
-        rows = rows.filter(profile_id=profile_id)
-    if since is not None:
-        rows = rows.filter(created_at__gte=since)
-    if until is not None:
-        rows = rows.filter(created_at__lt=until)
-    return rows.order_by("-created_at", "-id")

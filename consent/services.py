@@ -20,12 +20,12 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from cdp.models import ApiKey
+from access.models import ApiKey, AuditLog
+from access.services import audit_record
 from consent import access, erasure, selectors
 from consent.context_signals import category_preferences, purposes_from
 from consent.hashing import SUBJECT_KINDS, identifier_hash, identifier_normalize
 from consent.models import (
-    AuditLog,
     ConsentRecord,
     ConsentSource,
     PrivacyRequest,
@@ -44,46 +44,6 @@ logger = logging.getLogger(__name__)
 
 class PrivacyRequestError(ValueError):
     """A request that cannot be created or moved as asked (the message says why)."""
-
-
-# --- audit ---------------------------------------------------------------------------------
-
-
-def _actor_fields(actor: Any) -> tuple[Any, str]:
-    if actor is None:
-        return None, "system"
-    api_key = getattr(actor, "api_key", None)
-    if isinstance(api_key, ApiKey):
-        return None, f"api-key:{api_key.prefix}"
-    if isinstance(actor, ApiKey):
-        return None, f"api-key:{actor.prefix}"
-    if getattr(actor, "is_authenticated", False) and getattr(actor, "pk", None):
-        return actor, f"user:{actor.get_username()}"
-    return None, "anonymous"
-
-
-def audit_record(
-    *,
-    actor: Any,
-    action: str,
-    resource: str,
-    resource_id: Any = "",
-    profile_id: int | None = None,
-    ip: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> AuditLog:
-    """Append an audit row. `details` must hold no PII (ids, counts, field names only)."""
-    user, label = _actor_fields(actor)
-    return AuditLog.objects.create(
-        actor=user,
-        actor_label=label[:160],
-        action=action[:32],
-        resource=resource[:64],
-        resource_id=str(resource_id)[:64],
-        profile_id=profile_id,
-        ip=ip or None,
-        details=details or {},
-    )
 
 
 # --- consent -------------------------------------------------------------------------------

@@ -12,7 +12,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from cdp.roles import ADMIN, COMPLIANCE, roles_required
+from access.auth import client_ip
+from access.roles import ADMIN, COMPLIANCE, roles_required
+from access.selectors import audit_log_filtered
+from access.services import audit_record
 from consent import selectors, services
 from consent.forms import (
     AssignForm,
@@ -23,7 +26,7 @@ from consent.forms import (
     VerifyForm,
 )
 from consent.models import ConsentSource, PrivacyRequest, RequestStatus, Suppression
-from consent.views_common import client_ip, export_response
+from consent.views_common import export_response
 from profiles.models import Profile
 
 PRIVACY_ROLES = (COMPLIANCE, ADMIN)
@@ -86,7 +89,7 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
             _detail_context(request, privacy_request),
         )
     if privacy_request.subject:
-        services.audit_record(
+        audit_record(
             actor=request.user,
             action="view",
             resource="privacy",
@@ -205,7 +208,7 @@ def profile_consents(request: HttpRequest, profile_id: int) -> HttpResponse:
         )
         messages.success(request, "Consent recorded.")
         return redirect("privacy:profile_consents", profile_id=profile.pk)
-    services.audit_record(
+    audit_record(
         actor=request.user,
         action="view",
         resource="consents",
@@ -233,7 +236,7 @@ def _audit_rows(form: AuditFilterForm):
             return None
         return timezone.make_aware(datetime.combine(value + timedelta(days=offset), time.min))
 
-    return selectors.audit_log_filtered(
+    return audit_log_filtered(
         actor=data.get("actor") or "",
         action=data.get("action") or "",
         resource=data.get("resource") or "",
@@ -253,9 +256,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET or None)
     rows = _audit_rows(form)
     if request.GET.get("format") == "csv":
-        services.audit_record(
-            actor=request.user, action="export", resource="audit", ip=client_ip(request)
-        )
+        audit_record(actor=request.user, action="export", resource="audit", ip=client_ip(request))
         writer = csv.writer(_Echo())
         header = ["time", "actor", "action", "resource", "resource_id", "profile_id", "ip"]
 

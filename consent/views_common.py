@@ -1,4 +1,4 @@
-"""Helpers shared by the pages and the API: the caller's address, the audited export download."""
+"""Shared by the privacy pages and API: the audited download of an access export."""
 
 from pathlib import Path
 from typing import Any
@@ -6,14 +6,9 @@ from typing import Any
 from django.conf import settings
 from django.http import FileResponse, Http404
 
+from access.auth import client_ip
+from access.services import audit_record
 from consent.models import PrivacyRequest
-from consent.services import audit_record
-
-
-def client_ip(request: Any) -> str | None:
-    # REMOTE_ADDR only: X-Forwarded-For is whatever the client says unless a proxy we trust
-    # rewrites it, and an audit trail must not record a forged address.
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def export_response(request: Any, privacy_request: PrivacyRequest) -> FileResponse:

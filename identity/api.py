@@ -18,8 +18,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cdp.auth import ResourcePermission
-from cdp.roles import ADMIN, COMPLIANCE, MARKETER
+from access.auth import ResourcePermission
+from access.roles import ADMIN, COMPLIANCE, MARKETER
 from identity import selectors, services
 from identity.models import CandidateStatus, MatchCandidate, MergeRecord, RescanJob
 from identity.normalize import email_normalize, id_normalize, phone_normalize

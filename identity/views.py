@@ -13,7 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from cdp.roles import ADMIN, COMPLIANCE, MARKETER, has_role, roles_required
+from access.roles import ADMIN, COMPLIANCE, MARKETER, has_role, roles_required
 from identity import selectors, services
 from identity.forms import DecisionForm, QueueFilterForm, SettingsForm
 from identity.models import CandidateStatus, MatchCandidate, MergeRecord

@@ -30,10 +30,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cdp.auth import ResourcePermission
-from cdp.pagination import KeysetPagination
-from cdp.parsers import JSONParser
-from cdp.roles import ADMIN, COMPLIANCE, MARKETER
+from access.auth import ResourcePermission
+from access.pagination import KeysetPagination
+from access.parsers import JSONParser
+from access.roles import ADMIN, COMPLIANCE, MARKETER
 from profiles import selectors, services
 from profiles.models import Profile
 
@@ -272,6 +272,9 @@ class ProfileDetailApi(ProfilesResource, APIView):
         profile = _profile_or_404(profile_id)
         if profile.merged_into_id is not None:
             return _merged_redirect(request, profile, "api-profile-detail")
+        services.profile_access_record(
+            request=request, profile=profile, action="view", route="api-profile-detail"
+        )
         return Response(ProfileOutputSerializer(profile).data)
 
     @extend_schema(
@@ -307,6 +310,9 @@ class ProfileDetailApi(ProfilesResource, APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.profile_traits_patch(profile=profile, changes=serializer.validated_data["traits"])
+        services.profile_access_record(
+            request=request, profile=profile, action="change", route="api-profile-detail"
+        )
         return Response(ProfileOutputSerializer(profile).data)
 
 
@@ -332,5 +338,8 @@ class ProfileEventsApi(ProfilesResource, APIView):
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(
             selectors.profile_events(profile=profile), request, view=self
+        )
+        services.profile_access_record(
+            request=request, profile=profile, action="view", route="api-profile-events"
         )
         return paginator.get_paginated_response(EventOutputSerializer(page, many=True).data)

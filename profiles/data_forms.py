@@ -5,7 +5,7 @@ from typing import Any
 
 from django import forms
 
-from cdp.models import Source
+from access.models import Source
 from profiles.models import TrackingPlan
 
 PLAN_EXAMPLE = json.dumps(

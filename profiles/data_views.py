@@ -13,9 +13,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from cdp import services as cdp_services
-from cdp.models import Source
-from cdp.roles import ADMIN, MARKETER, has_role, roles_required
+from access import services as access_services
+from access.models import Source
+from access.roles import ADMIN, MARKETER, has_role, roles_required
 from profiles import selectors
 from profiles.data_forms import (
     PLAN_EXAMPLE,
@@ -62,7 +62,7 @@ def source_create(request: HttpRequest) -> HttpResponse:
             "profiles/data/sources.html",
             {"sources": selectors.sources_overview(), "form": form},
         )
-    issued = cdp_services.source_create(name=form.cleaned_data["name"], actor=request.user)
+    issued = access_services.source_create(name=form.cleaned_data["name"], actor=request.user)
     return _key_issued(request, issued.record, issued.key, rotated=False)
 
 
@@ -128,7 +128,7 @@ def source_plan_save(request: HttpRequest, source_id: int) -> HttpResponse:
 @roles_required(*MANAGE_ROLES)
 def source_rotate_key(request: HttpRequest, source_id: int) -> HttpResponse:
     source = get_object_or_404(Source, pk=source_id)
-    issued = cdp_services.source_rotate_write_key(source=source, actor=request.user)
+    issued = access_services.source_rotate_write_key(source=source, actor=request.user)
     return _key_issued(request, source, issued.key, rotated=True)
 
 
@@ -137,7 +137,7 @@ def source_rotate_key(request: HttpRequest, source_id: int) -> HttpResponse:
 def source_set_enabled(request: HttpRequest, source_id: int) -> HttpResponse:
     source = get_object_or_404(Source, pk=source_id)
     enabled = request.POST.get("enabled") == "1"
-    cdp_services.source_set_enabled(source=source, enabled=enabled, actor=request.user)
+    access_services.source_set_enabled(source=source, enabled=enabled, actor=request.user)
     messages.success(
         request,
         f"{source.name} {'enabled' if enabled else 'disabled'}: its write key "

@@ -54,7 +54,7 @@ class Event(models.Model):
     # No index of its own on either foreign key: (source, message_id) and (profile, -timestamp)
     # below lead with them, and every index costs each insert and each processing update.
     source = models.ForeignKey(
-        "cdp.Source", on_delete=models.PROTECT, related_name="events", db_index=False
+        "access.Source", on_delete=models.PROTECT, related_name="events", db_index=False
     )
     message_id = models.CharField(max_length=255)
     type = models.CharField(max_length=16, choices=EventType.choices)
@@ -135,7 +135,7 @@ class TrackingPlan(models.Model):
         FLAG = "flag", "Flag violations, keep the event"
         QUARANTINE = "quarantine", "Quarantine violating and unplanned events"
 
-    source = models.OneToOneField("cdp.Source", on_delete=models.CASCADE, related_name="plan")
+    source = models.OneToOneField("access.Source", on_delete=models.CASCADE, related_name="plan")
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.FLAG)
     # {"Order Completed": {<JSON Schema of properties>}, ...}
     event_schemas = models.JSONField(default=dict, blank=True)
@@ -148,7 +148,7 @@ class TrackingPlan(models.Model):
 class QuarantinedMessage(models.Model):
     """A message that failed validation inside an accepted request: kept, never dropped."""
 
-    source = models.ForeignKey("cdp.Source", on_delete=models.CASCADE, related_name="quarantine")
+    source = models.ForeignKey("access.Source", on_delete=models.CASCADE, related_name="quarantine")
     received_at = models.DateTimeField(db_index=True)
     message_id = models.CharField(max_length=255, blank=True, default="")
     event = models.CharField(max_length=255, blank=True, default="")
@@ -170,7 +170,7 @@ class DroppedMessageCount(models.Model):
     consent), so this count is the only trace they leave; see `register_ingest_filter`.
     """
 
-    source = models.ForeignKey("cdp.Source", on_delete=models.CASCADE, related_name="drops")
+    source = models.ForeignKey("access.Source", on_delete=models.CASCADE, related_name="drops")
     reason = models.CharField(max_length=200)
     day = models.DateField()
     count = models.PositiveBigIntegerField(default=0)

@@ -28,8 +28,8 @@ from django.db.models.fields.json import KeyTransform, KeyTransformExact
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from cdp.models import Source
-from cdp.parsers import strict_json_loads
+from access.models import Source
+from access.parsers import strict_json_loads
 from profiles.models import Event, Profile, QuarantinedMessage
 
 # Most levels of nesting a trait filter path may have (`trait.address.city` has two).

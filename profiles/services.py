@@ -35,6 +35,7 @@ from django.db.models.base import ModelState
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
+from access.services import audit_record_request
 from profiles.models import Event, EventType, Profile
 
 logger = logging.getLogger(__name__)
@@ -361,6 +362,19 @@ def _profiles_save_postgres(profiles: Sequence[Profile]) -> None:
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [columns[name][1] for name in names])
+
+
+def profile_access_record(*, request: Any, profile: Profile, action: str, route: str) -> None:
+    """Audit one staff or API read ("view") or change of a profile, by id only: the audit log
+    never holds an identifier, so an erasure need not touch it."""
+    audit_record_request(
+        request=request,
+        action=action,
+        resource="profile",
+        resource_id=profile.pk,
+        profile_id=profile.pk,
+        details={"route": route, "method": request.method},
+    )
 
 
 def profile_traits_patch(*, profile: Profile, changes: dict[str, Any]) -> Profile:

@@ -4,8 +4,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from cdp.roles import ADMIN, COMPLIANCE, MARKETER, roles_required
-from profiles import selectors
+from access.roles import ADMIN, COMPLIANCE, MARKETER, roles_required
+from profiles import selectors, services
 from profiles.forms import ProfileSearchForm
 from profiles.models import Profile
 
@@ -68,6 +68,9 @@ def profile_detail(request: HttpRequest, profile_id: int) -> HttpResponse:
         "timeline": timeline,
         "older_page": cursor is not None,
     }
+    services.profile_access_record(
+        request=request, profile=profile, action="view", route="profiles:detail"
+    )
     return render(request, "profiles/detail.html", context)
 
 
@@ -84,6 +87,9 @@ def profile_timeline(request: HttpRequest, profile_id: int) -> HttpResponse:
         )
     except ValueError as exc:
         return HttpResponse(f"cursor: {exc}", status=400, content_type="text/plain")
+    services.profile_access_record(
+        request=request, profile=profile, action="view", route="profiles:timeline"
+    )
     return render(
         request, "profiles/detail.html#timeline-items", {"profile": profile, "timeline": timeline}
     )

@@ -17,13 +17,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cdp.auth import ResourcePermission
-from cdp.models import ApiKey
-from cdp.pagination import KeysetPagination
-from cdp.roles import ADMIN, COMPLIANCE, MARKETER
+from access.auth import ResourcePermission, client_ip
+from access.models import ApiKey
+from access.pagination import KeysetPagination
+from access.roles import ADMIN, COMPLIANCE, MARKETER
+from access.services import audit_record
 from consent.pii import pii_can_see, pii_pseudonym
-from consent.services import audit_record
-from consent.views_common import client_ip
 from profiles.api import ProfileOutputSerializer
 from profiles.models import Profile
 from segments import conditions, selectors, services

@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from cdp.roles import ADMIN, COMPLIANCE, MARKETER, has_role, roles_required
+from access.roles import ADMIN, COMPLIANCE, MARKETER, has_role, roles_required
 from profiles.models import Profile
 from segments import conditions, ml, selectors, services
 from segments.forms import DefinitionErrors, SegmentForm, parse_definition

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
+from access.roles import ADMIN, COMPLIANCE, MARKETER
+from access.services import api_key_create, source_create
 from cdp.celery import app as celery_app
-from cdp.roles import ADMIN, COMPLIANCE, MARKETER
-from cdp.services import api_key_create, source_create
 
 # Property tests are deterministic (the same examples on every run, CI included); set
 # HYPOTHESIS_PROFILE=explore to search with fresh random examples while developing.

@@ -47,7 +47,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from cdp.models import Source
+from access.models import Source
 from profiles.ingestion.errors import (
     IngestError,
     InvalidMessageError,

@@ -14,8 +14,8 @@ from django.dispatch import receiver
 from jsonschema import SchemaError
 from jsonschema.validators import validator_for
 
-from cdp.models import Source
-from cdp.selectors import source_for_write_key, token_digest
+from access.models import Source
+from access.selectors import source_for_write_key, token_digest
 from profiles.ingestion.errors import (
     TrackingPlanInvalidError,
 )

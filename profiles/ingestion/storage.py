@@ -17,7 +17,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, JSONField, Value
 from psycopg2.errorcodes import UNIQUE_VIOLATION
 
-from cdp.models import Source
+from access.models import Source
 from profiles.ingestion.messages import (
     Rejected,
     Row,

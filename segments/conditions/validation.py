@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cdp.parsers import unstorable
+from access.parsers import unstorable
 from segments.conditions.schema import (
     COLUMN_RANGES,
     DATE_OPS,

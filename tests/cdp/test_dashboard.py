@@ -8,8 +8,8 @@ import pytest
 from django.urls import Resolver404, resolve
 from django.utils import timezone
 
+from access.services import source_create
 from cdp import metrics
-from cdp.services import source_create
 from profiles.models import Event, Profile, QuarantinedMessage
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ import base64, json
 import django
 django.setup()
 from django.test import Client
-from cdp.services import source_create
+from access.services import source_create
 from identity.models import Identity
 from profiles.models import Event, Profile
 

@@ -2,13 +2,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from access.models import AuditLog
 from consent import selectors, services
 from consent.context_signals import (
     DEFAULT_CATEGORY_MAPPING,
     category_preferences,
     purposes_from,
 )
-from consent.models import AuditLog, ConsentRecord
+from consent.models import ConsentRecord
 from profiles.models import Event, Profile
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from access.models import AuditLog
 from consent import services
-from consent.models import AuditLog, PrivacyRequest, RequestStatus
+from consent.models import PrivacyRequest, RequestStatus
 from profiles.models import Profile
 
 pytestmark = pytest.mark.django_db

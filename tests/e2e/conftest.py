@@ -43,7 +43,7 @@ def _roles_exist(transactional_db) -> None:
     role groups that a data migration created: put them back before each test."""
     from django.contrib.auth.models import Group
 
-    from cdp.roles import ROLES
+    from access.roles import ROLES
 
     for role in ROLES:
         Group.objects.get_or_create(name=role)

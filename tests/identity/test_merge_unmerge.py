@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase as HypothesisTestCase
 
+from access.services import source_create
 from cdp import pipeline
-from cdp.services import source_create
 from identity.hooks import merge_hook_register, merge_hook_unregister
 from identity.models import (
     CandidateStatus,

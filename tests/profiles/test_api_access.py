@@ -5,7 +5,7 @@ import re
 import pytest
 from rest_framework.test import APIClient
 
-from cdp.auth import ApiKeyRateThrottle
+from access.auth import ApiKeyRateThrottle
 from tests.profiles.api_data import make_profile
 
 pytestmark = pytest.mark.django_db

@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from cdp.models import Source
-from cdp.selectors import source_for_write_key
-from cdp.services import source_create
+from access.models import Source
+from access.selectors import source_for_write_key
+from access.services import source_create
 from profiles.ingestion import tracking_plan_save
 from profiles.models import Event, QuarantinedMessage, TrackingPlan
 from tests.conftest import WRITE_KEY
@@ -257,7 +257,7 @@ def test_data_pages_run_a_fixed_number_of_queries(
 
 
 def test_source_changes_are_audited_without_the_write_key(staff_client, admin_user, source):
-    from consent.models import AuditLog
+    from access.models import AuditLog
 
     client = staff_client(admin_user)
     created = client.post("/data/sources/new/", {"name": "CRM"}).content.decode()

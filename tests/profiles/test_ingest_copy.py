@@ -14,8 +14,8 @@ from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdp.models import Source
-from cdp.services import source_create
+from access.models import Source
+from access.services import source_create
 from profiles.ingestion import ingest_messages
 from profiles.ingestion.messages import message_prepare
 from profiles.ingestion.storage import (

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from celery.signals import task_prerun
 
-from cdp.models import Source
-from cdp.services import source_create
+from access.models import Source
+from access.services import source_create
 from profiles.ingestion import (
     TrackingPlanInvalidError,
     ingest_messages,

@@ -7,7 +7,7 @@ import io
 import pytest
 from rest_framework.test import APIClient
 
-from consent.models import AuditLog
+from access.models import AuditLog
 from consent.pii import pii_pseudonym
 from segments.models import Segment
 from tests.segments.conftest import NOW

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from rest_framework.test import APIClient
 
-from consent.models import AuditLog
+from access.models import AuditLog
 from segments import services
 from segments.models import Segment, WebhookDelivery
 

@@ -11,9 +11,9 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.db.models import Q
 
-from cdp.models import Source
-from cdp.roles import ADMIN
-from cdp.services import source_create
+from access.models import Source
+from access.roles import ADMIN
+from access.services import source_create
 from profiles.models import Event, Profile
 
 ADMIN_EMAIL = "admin@example.com"

@@ -2,8 +2,8 @@ import logging
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cdp.models import Source
-from cdp.services import source_create
+from access.models import Source
+from access.services import source_create
 from profiles.demo import demo_seed
 
 DEMO_SOURCE = "Demo website"

@@ -12,9 +12,9 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
 from rest_framework.request import Request
 
-from cdp import selectors
-from cdp.models import ApiKey
-from cdp.roles import has_role
+from access import selectors
+from access.models import ApiKey
+from access.roles import has_role
 
 # Resources that API keys can be scoped to; later parts add theirs here.
 RESOURCES = (
@@ -104,3 +104,9 @@ class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
         else:
             ident = self.get_ident(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+def client_ip(request: Any) -> str | None:
+    # REMOTE_ADDR only: X-Forwarded-For is whatever the client says unless a proxy we trust
+    # rewrites it, and an audit trail must not record a forged address.
+    return request.META.get("REMOTE_ADDR") or None

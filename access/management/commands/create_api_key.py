@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from cdp.auth import SCOPES
-from cdp.services import InvalidScopeError, api_key_create
+from access.auth import SCOPES
+from access.services import InvalidScopeError, api_key_create
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ import io
 import pytest
 from rest_framework.exceptions import ParseError
 
-from cdp.parsers import MAX_DEPTH, JSONParser
+from access.parsers import MAX_DEPTH, JSONParser
 from profiles.models import Profile
 
 

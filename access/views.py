@@ -9,11 +9,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from cdp import selectors, services
-from cdp.access_forms import ApiKeyCreateForm, StaffRolesForm, StaffUserCreateForm
-from cdp.auth import RESOURCES
-from cdp.models import ApiKey
-from cdp.roles import ADMIN, ROLES, roles_required
+from access import selectors, services
+from access.auth import RESOURCES
+from access.forms import ApiKeyCreateForm, StaffRolesForm, StaffUserCreateForm
+from access.models import ApiKey
+from access.roles import ADMIN, ROLES, roles_required
 
 ACCESS_ROLES = (ADMIN,)
 
@@ -35,7 +35,7 @@ def _scope_rows(form: ApiKeyCreateForm) -> list[dict]:
 def _api_keys_page(request: HttpRequest, form: ApiKeyCreateForm) -> HttpResponse:
     return render(
         request,
-        "cdp/access/api_keys.html",
+        "access/api_keys.html",
         {"api_keys": selectors.api_keys_list(), "form": form, "scope_rows": _scope_rows(form)},
     )
 
@@ -62,7 +62,7 @@ def api_key_create(request: HttpRequest) -> HttpResponse:
         name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"], created_by=request.user
     )
     response = render(
-        request, "cdp/access/key_issued.html", {"api_key": issued.record, "key": issued.key}
+        request, "access/key_issued.html", {"api_key": issued.record, "key": issued.key}
     )
     response["Cache-Control"] = "no-store"
     return response
@@ -79,7 +79,7 @@ def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
 
 def _users_page(request: HttpRequest, form: StaffUserCreateForm) -> HttpResponse:
     return render(
-        request, "cdp/access/users.html", {"users": selectors.staff_users_list(), "form": form}
+        request, "access/users.html", {"users": selectors.staff_users_list(), "form": form}
     )
 
 
@@ -126,6 +126,6 @@ def staff_user_roles(request: HttpRequest, user_id: int) -> HttpResponse:
         form = StaffRolesForm(initial={"roles": current})
     return render(
         request,
-        "cdp/access/user_roles.html",
+        "access/user_roles.html",
         {"staff": staff, "form": form, "current": current},
     )

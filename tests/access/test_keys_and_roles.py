@@ -1,9 +1,9 @@
 import pytest
 from django.core.management import CommandError, call_command
 
-from cdp.models import ApiKey, Source
-from cdp.selectors import api_key_for_token, source_for_write_key
-from cdp.services import api_key_create, api_key_revoke
+from access.models import ApiKey, Source
+from access.selectors import api_key_for_token, source_for_write_key
+from access.services import api_key_create, api_key_revoke
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,6 @@
 import pytest
 
-from consent.models import AuditLog
+from access.models import AuditLog
 from profiles.models import Profile
 
 pytestmark = pytest.mark.django_db

@@ -5,17 +5,17 @@ naming who did it; the rows hold ids, names of sources and keys, scopes and role
 import logging
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from allauth.account.models import EmailAddress
 from django.contrib.auth.models import AbstractBaseUser, Group, User
 from django.db import transaction
 from django.utils import timezone
 
-from cdp.auth import SCOPES
-from cdp.models import ApiKey, Source
-from cdp.roles import ADMIN, ROLES
-from cdp.selectors import token_digest
-from consent.services import audit_record
+from access.auth import SCOPES, client_ip
+from access.models import ApiKey, AuditLog, Source
+from access.roles import ADMIN, ROLES
+from access.selectors import token_digest
 
 logger = logging.getLogger(__name__)
 
@@ -170,4 +170,65 @@ def staff_roles_set(*, user: User, roles: list[str], actor: AbstractBaseUser | N
         user.pk,
         ",".join(sorted(roles)) or "none",
         getattr(actor, "pk", None),
+    )
+
+
+# --- audit ---------------------------------------------------------------------------------
+
+
+def _actor_fields(actor: Any) -> tuple[Any, str]:
+    if actor is None:
+        return None, "system"
+    api_key = getattr(actor, "api_key", None)
+    if isinstance(api_key, ApiKey):
+        return None, f"api-key:{api_key.prefix}"
+    if isinstance(actor, ApiKey):
+        return None, f"api-key:{actor.prefix}"
+    if getattr(actor, "is_authenticated", False) and getattr(actor, "pk", None):
+        return actor, f"user:{actor.get_username()}"
+    return None, "anonymous"
+
+
+def audit_record(
+    *,
+    actor: Any,
+    action: str,
+    resource: str,
+    resource_id: Any = "",
+    profile_id: int | None = None,
+    ip: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditLog:
+    """Append an audit row. `details` must hold no PII (ids, counts, field names only)."""
+    user, label = _actor_fields(actor)
+    return AuditLog.objects.create(
+        actor=user,
+        actor_label=label[:160],
+        action=action[:32],
+        resource=resource[:64],
+        resource_id=str(resource_id)[:64],
+        profile_id=profile_id,
+        ip=ip or None,
+        details=details or {},
+    )
+
+
+def audit_record_request(
+    *,
+    request: Any,
+    action: str,
+    resource: str,
+    resource_id: Any = "",
+    profile_id: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditLog:
+    """Append an audit row for what a request did, naming its caller and address."""
+    return audit_record(
+        actor=getattr(request, "user", None),
+        action=action,
+        resource=resource,
+        resource_id=resource_id,
+        profile_id=profile_id,
+        ip=client_ip(request),
+        details=details,
     )

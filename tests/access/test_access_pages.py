@@ -6,9 +6,9 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from cdp.models import ApiKey
-from cdp.roles import user_roles
-from cdp.services import api_key_create
+from access.models import ApiKey
+from access.roles import user_roles
+from access.services import api_key_create
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -237,7 +237,7 @@ def test_settings_lists_run_a_fixed_number_of_queries(
 def test_access_changes_are_audited_with_their_actor_and_no_secret(
     staff_client, admin_user, marketer
 ):
-    from consent.models import AuditLog
+    from access.models import AuditLog
 
     client = staff_client(admin_user)
     response = client.post("/settings/api-keys/new/", {"name": "CRM", "scopes": ["profiles:read"]})

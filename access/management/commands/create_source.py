@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import IntegrityError
 
-from cdp.services import source_create
+from access.services import source_create
 
 
 class Command(BaseCommand):

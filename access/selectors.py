@@ -1,9 +1,10 @@
 import hashlib
+from datetime import datetime
 
 from django.contrib.auth.models import User
 from django.db.models import F, QuerySet
 
-from cdp.models import ApiKey, Source
+from access.models import ApiKey, AuditLog, Source
 
 
 def token_digest(token: str) -> str:
@@ -27,3 +28,28 @@ def api_keys_list() -> QuerySet[ApiKey]:
 
 def staff_users_list() -> QuerySet[User]:
     return User.objects.prefetch_related("groups").order_by("email", "username")
+
+
+def audit_log_filtered(
+    *,
+    actor: str = "",
+    action: str = "",
+    resource: str = "",
+    profile_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[AuditLog]:
+    rows = AuditLog.objects.all()
+    if actor:
+        rows = rows.filter(actor_label__icontains=actor)
+    if action:
+        rows = rows.filter(action=action)
+    if resource:
+        rows = rows.filter(resource=resource)
+    if profile_id is not None:
+        rows = rows.filter(profile_id=profile_id)
+    if since is not None:
+        rows = rows.filter(created_at__gte=since)
+    if until is not None:
+        rows = rows.filter(created_at__lt=until)
+    return rows.order_by("-created_at", "-id")

@@ -4,8 +4,8 @@ from django import forms
 from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 
-from cdp.auth import SCOPES
-from cdp.roles import ROLES
+from access.auth import SCOPES
+from access.roles import ROLES
 
 ROLE_HELP = {
     "marketer": "profiles, segments, campaigns, data pages",

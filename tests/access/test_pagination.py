@@ -9,7 +9,7 @@ import pytest
 from rest_framework.exceptions import ValidationError
 from rest_framework.test import APIClient
 
-from cdp.pagination import KeysetPagination
+from access.pagination import KeysetPagination
 from profiles.models import Event, Profile
 
 ORDERING = ("-timestamp", "-id")
