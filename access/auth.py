@@ -16,18 +16,8 @@ from access import selectors
 from access.models import ApiKey
 from access.roles import has_role
 
-# Resources that API keys can be scoped to; later parts add theirs here.
-RESOURCES = (
-    "profiles",
-    "identity",
-    "consents",
-    "privacy",
-    "segments",
-    "campaigns",
-    "recommendations",
-    "audit",
-    "sources",
-)
+# Resources that API keys can be scoped to: one per family of API views (their `resource`).
+RESOURCES = ("profiles", "identity", "consents", "privacy", "segments", "audit")
 SCOPES = tuple(f"{resource}:{access}" for resource in RESOURCES for access in ("read", "write"))
 
 

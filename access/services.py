@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from allauth.account.models import EmailAddress
-from django.contrib.auth.models import AbstractBaseUser, Group, User
+from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.utils import timezone
 
@@ -31,7 +31,7 @@ class IssuedKey:
 
 
 def source_create(
-    *, name: str, write_key: str | None = None, actor: AbstractBaseUser | None = None
+    *, name: str, write_key: str | None = None, actor: User | None = None
 ) -> IssuedKey:
     """Create a source; `write_key` lets an operator keep a key an SDK already ships with."""
     key = write_key or secrets.token_urlsafe(24)
@@ -49,7 +49,7 @@ def source_create(
     return IssuedKey(record=source, key=key)
 
 
-def source_rotate_write_key(*, source: Source, actor: AbstractBaseUser | None = None) -> IssuedKey:
+def source_rotate_write_key(*, source: Source, actor: User | None = None) -> IssuedKey:
     key = secrets.token_urlsafe(24)
     source.write_key_prefix = key[:8]
     source.write_key_hash = token_digest(key)
@@ -65,9 +65,7 @@ def source_rotate_write_key(*, source: Source, actor: AbstractBaseUser | None = 
     return IssuedKey(record=source, key=key)
 
 
-def api_key_create(
-    *, name: str, scopes: list[str], created_by: AbstractBaseUser | None = None
-) -> IssuedKey:
+def api_key_create(*, name: str, scopes: list[str], created_by: User | None = None) -> IssuedKey:
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
         raise InvalidScopeError(
@@ -94,7 +92,7 @@ def api_key_create(
     return IssuedKey(record=api_key, key=key)
 
 
-def api_key_revoke(*, api_key: ApiKey, actor: AbstractBaseUser | None = None) -> None:
+def api_key_revoke(*, api_key: ApiKey, actor: User | None = None) -> None:
     with transaction.atomic():
         revoked = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
@@ -109,9 +107,7 @@ def api_key_revoke(*, api_key: ApiKey, actor: AbstractBaseUser | None = None) ->
             )
 
 
-def source_set_enabled(
-    *, source: Source, enabled: bool, actor: AbstractBaseUser | None = None
-) -> Source:
+def source_set_enabled(*, source: Source, enabled: bool, actor: User | None = None) -> Source:
     """A disabled source's write key stops opening ingestion; its events and plan stay."""
     source.enabled = enabled
     with transaction.atomic():
@@ -130,7 +126,7 @@ class RoleChangeRefusedError(ValueError):
 
 
 def staff_user_create(
-    *, email: str, password: str, roles: list[str], actor: AbstractBaseUser | None = None
+    *, email: str, password: str, roles: list[str], actor: User | None = None
 ) -> User:
     """A staff login (email + password) holding `roles`. The email is the username too, and is
     recorded as verified for allauth: admins vouch for the people they add."""
@@ -144,7 +140,7 @@ def staff_user_create(
     return user
 
 
-def staff_roles_set(*, user: User, roles: list[str], actor: AbstractBaseUser | None = None) -> None:
+def staff_roles_set(*, user: User, roles: list[str], actor: User | None = None) -> None:
     """Give `user` exactly `roles` (groups outside the role set are left alone). An admin cannot
     take the admin role from themselves, so the last admin cannot lock everyone out by mistake."""
     unknown = sorted(set(roles) - set(ROLES))

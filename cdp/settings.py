@@ -216,7 +216,6 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = (Queue("ingest"), Queue("default"), Queue("ml"))
 CELERY_TASK_ROUTES = {
     "profiles.tasks.*": {"queue": "ingest"},
-    "recommendations.tasks.*": {"queue": "ml"},
     "segments.tasks.model_*": {"queue": "ml"},
     "identity.tasks.identity_rescan_task": {"queue": "ml"},
 }

@@ -107,7 +107,7 @@ _value = {
         _duration,
     ]
 }
-_filter = {
+_filter: dict[str, Any] = {
     "type": "object",
     "properties": {
         "op": {"enum": list(OPS)},

@@ -190,11 +190,9 @@ def _check_value(op: str, value: Any, has_value: bool, *, numeric_only: bool = F
                     None if value[0] <= value[1] else "between needs [low, high] with low <= high"
                 )
             if not numeric_only:
-                dates = [_parse_date(v) for v in value]
-                if all(dates):
-                    return (
-                        None if dates[0] <= dates[1] else "between needs [from, to] with from <= to"
-                    )  # type: ignore[operator]
+                low, high = (_parse_date(v) for v in value)
+                if low is not None and high is not None:
+                    return None if low <= high else "between needs [from, to] with from <= to"
         return (
             "between needs [low, high] (two numbers"
             + ("" if numeric_only else " or two dates YYYY-MM-DD before 7999")
@@ -312,6 +310,7 @@ def _check_event(node: Mapping[str, Any], path: list[Any], errors: list[Conditio
 
 def _check_computed(node: Mapping[str, Any], here: str, errors: list[ConditionError]) -> None:
     name, op = node["computed"], node["op"]
+    allowed: tuple[str, ...]
     if name in NUMERIC_COMPUTED:
         allowed = NUMERIC_OPS
     elif name in DATETIME_COMPUTED:

@@ -154,9 +154,12 @@ def describe_node(node: Mapping[str, Any]) -> str:
     if kind == "cluster":
         return f"who belong to cluster {node['cluster']}"
     if kind == "propensity":
-        words = {"purchase_30d": "likelihood to buy in 30 days", "churn": "likelihood to churn"}
+        model_words = {
+            "purchase_30d": "likelihood to buy in 30 days",
+            "churn": "likelihood to churn",
+        }
         value = _words_value(node["op"], node["value"])
-        return f"whose {words[node['propensity']]} {OP_WORDS[node['op']]} {value}"
+        return f"whose {model_words[node['propensity']]} {OP_WORDS[node['op']]} {value}"
     raise ValueError(kind)
 
 
