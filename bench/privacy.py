@@ -281,7 +281,7 @@ def bench_ingestion_overhead() -> bool:
         Suppression(identifier_hash=identifier_hash("email", f"gone{i}@example.com"), kind="email")
         for i in range(1000)
     )
-    services._suppression_changed()
+    services.suppression_cache.invalidate()
     spent = {"filter": 0.0, "stage": 0.0, "ingest": 0.0, "process": 0.0}
 
     def filter_fn(source, message, _real=services.suppression_ingest_filter):

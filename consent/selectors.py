@@ -196,13 +196,14 @@ def subject_profile_ids(*, identifiers: dict[str, str], profile_id: int | None =
     return sorted(ids)
 
 
-def identities_of_profiles(*, profile_ids: Iterable[int]) -> list[tuple[str, str]]:
-    return list(
-        _identity_model()
-        .objects.filter(profile_id__in=list(profile_ids))
-        .values_list("kind", "value")
-        .distinct()
-    )
+def identities_of_profiles(
+    *, profile_ids: Iterable[int], kinds: Iterable[str] | None = None
+) -> list[tuple[str, str, int]]:
+    """(kind, value, profile id) of every identity of these profiles (of these kinds)."""
+    identities = _identity_model().objects.filter(profile_id__in=list(profile_ids))
+    if kinds is not None:
+        identities = identities.filter(kind__in=list(kinds))
+    return list(identities.values_list("kind", "value", "profile_id"))
 
 
 def privacy_requests_queue(

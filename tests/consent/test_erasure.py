@@ -7,9 +7,10 @@ from django.apps import apps
 from django.core.cache import cache
 from django.utils import timezone
 
+from access.models import AuditLog
 from consent import services
-from consent.erasure import _HOOKS, erasure_hook_register
 from consent.models import ErasureTombstone, RequestStatus
+from consent.services.erasure import _HOOKS, erasure_hook_register
 from profiles.models import Event, Profile, QuarantinedMessage
 
 pytestmark = pytest.mark.django_db
@@ -92,7 +93,7 @@ def test_erasure_leaves_no_row_or_cache_key_holding_the_subject(make_person, sou
     assert keeper.profile.events.count() == 3
     assert cache.get(f"profile:{keeper.profile.pk}:recommendations") == [4]
     # Audit rows name the profile by id.
-    assert services.AuditLog.objects.filter(profile_id=person.profile.pk).exists()
+    assert AuditLog.objects.filter(profile_id=person.profile.pk).exists()
 
 
 def test_the_verification_reports_what_a_hook_left_behind(make_person, compliance):

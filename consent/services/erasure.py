@@ -28,9 +28,9 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from consent import scan
 from consent.hashing import identifier_hash
 from consent.models import ErasureTombstone, PrivacyRequest
+from consent.services import scan
 from profiles.models import Event, Profile
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def erasure_hooks() -> dict[str, ErasureHook]:
     return dict(_HOOKS)
 
 
-def _profile_relations() -> list[tuple[type[models.Model], str]]:
+def profile_relations() -> list[tuple[type[models.Model], str]]:
     """(model, field name) for every FK / M2M-through FK pointing at Profile."""
     found = []
     for model in apps.get_models(include_auto_created=True):
@@ -108,7 +108,7 @@ def subject_erase(
     timed("hooks")
 
     if profile_ids:
-        for model, field_name in _profile_relations():
+        for model, field_name in profile_relations():
             count = _delete_in_batches(
                 model._base_manager.filter(**{f"{field_name}__in": profile_ids})
             )

@@ -1,4 +1,5 @@
-"""Access export: everything we hold about a subject, as one JSON file.
+"""Subject-access export (ACCESS requests): everything we hold about a subject, as one JSON
+file.
 
 The file holds the profiles (traits, context, computed features) and, for every model with a
 foreign key to `profiles.Profile` (identities, events, consents, segment memberships,
@@ -16,8 +17,8 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
-from consent.erasure import _profile_relations
 from consent.models import PrivacyRequest
+from consent.services.erasure import profile_relations
 from profiles.models import Event, Profile
 
 EXPORT_FORMAT = 1
@@ -31,7 +32,7 @@ def _row(obj_values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj_values.items()}
 
 
-def access_export_build(
+def subject_export_build(
     *,
     request: PrivacyRequest,
     profile_ids: list[int],
@@ -41,7 +42,7 @@ def access_export_build(
     folder = Path(settings.MEDIA_ROOT) / settings.PRIVACY_EXPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     relative = f"{settings.PRIVACY_EXPORT_DIR}/privacy-{request.pk}-{secrets.token_hex(8)}.json"
-    relations = sorted(_profile_relations(), key=lambda r: r[0]._meta.label)
+    relations = sorted(profile_relations(), key=lambda r: r[0]._meta.label)
     total_events = Event.objects.filter(profile_id__in=profile_ids).count() if profile_ids else 0
     steps = len(relations) + 1
     done_steps = 0

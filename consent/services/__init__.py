@@ -1,0 +1,67 @@
+"""Writes: consent records and the pipeline's consent stage, suppression, privacy requests
+(access export, rectification, erasure), retention.
+
+Modules: `consent` (records, event signals, the pipeline stage), `suppression` (the suppressed
+hashes, ingestion's filter), `privacy_requests` (the request workflow), `subject_export` (the
+ACCESS export), `erasure` (removal everywhere, erasure hooks, the verification) with `scan`
+(the search for identifiers in every table and the cache that erasure uses), and `retention`.
+Everything public is importable from here.
+"""
+
+from consent.services.consent import (
+    consent_allows_processing,
+    consent_apply_signals,
+    consent_filter_events,
+    consent_filter_resolved,
+    consent_record,
+)
+from consent.services.erasure import (
+    erasure_hook_register,
+    erasure_sweep_and_verify,
+    erasure_sweep_model_register,
+    subject_erase,
+)
+from consent.services.privacy_requests import (
+    PrivacyRequestError,
+    privacy_request_assign,
+    privacy_request_cancel,
+    privacy_request_comment_add,
+    privacy_request_create,
+    privacy_request_process,
+    privacy_request_verify,
+    privacy_requests_process_due,
+)
+from consent.services.retention import retention_purge
+from consent.services.subject_export import subject_export_build
+from consent.services.suppression import (
+    suppression_cache,
+    suppression_create,
+    suppression_ingest_filter,
+    suppression_remove,
+)
+
+__all__ = [
+    "PrivacyRequestError",
+    "consent_allows_processing",
+    "consent_apply_signals",
+    "consent_filter_events",
+    "consent_filter_resolved",
+    "consent_record",
+    "erasure_hook_register",
+    "erasure_sweep_and_verify",
+    "erasure_sweep_model_register",
+    "privacy_request_assign",
+    "privacy_request_cancel",
+    "privacy_request_comment_add",
+    "privacy_request_create",
+    "privacy_request_process",
+    "privacy_request_verify",
+    "privacy_requests_process_due",
+    "retention_purge",
+    "subject_erase",
+    "subject_export_build",
+    "suppression_cache",
+    "suppression_create",
+    "suppression_ingest_filter",
+    "suppression_remove",
+]

@@ -1,0 +1,282 @@
+"""Privacy requests: opened by a system (verified) or by staff (verified later), then run.
+
+Requests run through `privacy_request_process`, which the Celery task, the beat schedule and
+`manage.py process_privacy_requests` all call. Every step writes an audit row naming profiles
+by id only.
+"""
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from access.models import ApiKey
+from access.services import audit_record
+from consent import selectors
+from consent.hashing import SUBJECT_KINDS, identifier_hash
+from consent.models import (
+    PrivacyRequest,
+    PrivacyRequestComment,
+    Regulation,
+    RegulationType,
+    RequestStatus,
+)
+from consent.services.erasure import erasure_sweep_and_verify, subject_erase
+from consent.services.subject_export import subject_export_build
+from consent.services.suppression import suppression_create, suppression_remove
+from profiles.models import Profile
+
+logger = logging.getLogger(__name__)
+
+
+class PrivacyRequestError(ValueError):
+    """A request that cannot be created or moved as asked (the message says why)."""
+
+
+def privacy_request_create(
+    *,
+    regulation_type: str,
+    subject: dict[str, Any],
+    regulation: str = Regulation.GDPR,
+    changes: dict[str, Any] | None = None,
+    submitted_by: Any = None,
+    api_key: ApiKey | None = None,
+    due_at: datetime | None = None,
+    ip: str | None = None,
+) -> PrivacyRequest:
+    """Open a request. One sent with an API key (which needs `privacy:write`) counts as
+    verified by the system that sent it and is queued at once; one a staff member enters
+    waits in NOT_VERIFIED until someone verifies the person's identity."""
+    if regulation_type not in RegulationType.values:
+        raise PrivacyRequestError(
+            f"regulation_type must be one of {', '.join(RegulationType.values)}"
+        )
+    if regulation not in Regulation.values:
+        raise PrivacyRequestError(f"regulation must be one of {', '.join(Regulation.values)}")
+    try:
+        identifiers = selectors.subject_identifiers(subject)
+    except ValueError as exc:
+        raise PrivacyRequestError(f"subject: {exc}") from exc
+    if not identifiers:
+        raise PrivacyRequestError("subject: give at least one of " + ", ".join(SUBJECT_KINDS))
+    changes = changes or {}
+    if regulation_type == RegulationType.RECTIFY:
+        traits = changes.get("traits")
+        if not isinstance(traits, dict) or not traits:
+            raise PrivacyRequestError('changes: RECTIFY needs {"traits": {name: value, ...}}')
+    elif changes:
+        raise PrivacyRequestError("changes: only RECTIFY requests take changes")
+    verified = api_key is not None
+    now = timezone.now()
+    with transaction.atomic():
+        request = PrivacyRequest.objects.create(
+            regulation_type=regulation_type,
+            regulation=regulation,
+            status=RequestStatus.INITIALIZED if verified else RequestStatus.NOT_VERIFIED,
+            subject=identifiers,
+            subject_hashes={k: identifier_hash(k, v) for k, v in identifiers.items()},
+            subject_kinds=",".join(sorted(identifiers)),
+            changes=changes,
+            verified_at=now if verified else None,
+            verification_note="Sent by an API key with privacy:write" if verified else "",
+            submitted_by=submitted_by if getattr(submitted_by, "pk", None) else None,
+            submitted_by_key=api_key,
+            due_at=due_at or PrivacyRequest.due_for(regulation, now),
+        )
+        audit_record(
+            actor=api_key or submitted_by,
+            action="privacy.create",
+            resource="privacy",
+            resource_id=request.pk,
+            ip=ip,
+            details={"regulation_type": regulation_type, "subject_kinds": request.subject_kinds},
+        )
+        if verified:
+            _queue(request)
+    return request
+
+
+def _queue(request: PrivacyRequest) -> None:
+    from consent.tasks import privacy_request_process_task
+
+    privacy_request_process_task.delay_on_commit(request.pk)
+
+
+def privacy_request_verify(
+    *, request: PrivacyRequest, actor: Any, note: str = "", ip: str | None = None
+) -> PrivacyRequest:
+    if request.status != RequestStatus.NOT_VERIFIED:
+        raise PrivacyRequestError(f"request is {request.status}, not waiting for verification")
+    with transaction.atomic():
+        request.status = RequestStatus.INITIALIZED
+        request.verified_at = timezone.now()
+        request.verified_by = actor if getattr(actor, "pk", None) else None
+        request.verification_note = note[:500]
+        request.save(update_fields=["status", "verified_at", "verified_by", "verification_note"])
+        audit_record(
+            actor=actor, action="privacy.verify", resource="privacy", resource_id=request.pk, ip=ip
+        )
+        _queue(request)
+    return request
+
+
+def privacy_request_assign(
+    *, request: PrivacyRequest, assignee: Any, actor: Any, ip: str | None = None
+) -> PrivacyRequest:
+    request.assigned_to = assignee
+    request.save(update_fields=["assigned_to"])
+    audit_record(
+        actor=actor,
+        action="privacy.assign",
+        resource="privacy",
+        resource_id=request.pk,
+        ip=ip,
+        details={"assignee_id": getattr(assignee, "pk", None)},
+    )
+    return request
+
+
+def privacy_request_comment_add(
+    *, request: PrivacyRequest, author: Any, body: str, ip: str | None = None
+) -> PrivacyRequestComment:
+    body = body.strip()
+    if not body:
+        raise PrivacyRequestError("comment must not be empty")
+    comment = PrivacyRequestComment.objects.create(request=request, author=author, body=body)
+    audit_record(
+        actor=author, action="privacy.comment", resource="privacy", resource_id=request.pk, ip=ip
+    )
+    return comment
+
+
+def privacy_request_cancel(
+    *, request: PrivacyRequest, actor: Any, ip: str | None = None
+) -> PrivacyRequest:
+    updated = PrivacyRequest.objects.filter(
+        pk=request.pk, status__in=[RequestStatus.NOT_VERIFIED, RequestStatus.INITIALIZED]
+    ).update(status=RequestStatus.CANCELLED, finished_at=timezone.now())
+    if not updated:
+        raise PrivacyRequestError(f"a {request.status} request cannot be cancelled")
+    _seal(request.pk)
+    audit_record(
+        actor=actor, action="privacy.cancel", resource="privacy", resource_id=request.pk, ip=ip
+    )
+    request.refresh_from_db()
+    return request
+
+
+def _progress(request_id: int, pct: int) -> None:
+    PrivacyRequest.objects.filter(pk=request_id).update(progress=max(0, min(100, pct)))
+
+
+def _seal(request_id: int) -> None:
+    """Done: keep the subject only hashed, and of RECTIFY changes only the trait names."""
+    request = PrivacyRequest.objects.get(pk=request_id)
+    changes = request.changes
+    if isinstance(changes.get("traits"), dict):
+        changes = {"traits": sorted(changes["traits"])}
+    PrivacyRequest.objects.filter(pk=request_id).update(subject={}, changes=changes)
+
+
+def privacy_request_process(*, request: PrivacyRequest, actor: Any = None) -> PrivacyRequest:
+    """Run a verified request. Claimed with a conditional update, so a second worker (or the
+    beat run) finding it RUNNING leaves it alone."""
+    claimed = PrivacyRequest.objects.filter(
+        pk=request.pk, status=RequestStatus.INITIALIZED, verified_at__isnull=False
+    ).update(status=RequestStatus.RUNNING, started_at=timezone.now(), progress=0, error="")
+    if not claimed:
+        request.refresh_from_db()
+        return request
+    request.refresh_from_db()
+    identifiers = dict(request.subject)
+    status = RequestStatus.FINISHED
+    result: dict[str, Any] = {}
+    verification: dict[str, Any] = {}
+    export_file = ""
+    try:
+        profile_ids = selectors.subject_profile_ids(identifiers=identifiers)
+        result["profiles"] = len(profile_ids)
+        kind = request.regulation_type
+        if kind in (RegulationType.SUPPRESS_ONLY, RegulationType.SUPPRESS_WITH_DELETE):
+            result["suppressed_identifiers"] = suppression_create(
+                identifiers=identifiers, profile_ids=profile_ids, request=request, actor=actor
+            )
+        if kind == RegulationType.UNSUPPRESS:
+            result["unsuppressed"] = suppression_remove(
+                identifiers=identifiers, profile_ids=profile_ids, request=request, actor=actor
+            )
+        if kind == RegulationType.ACCESS:
+            export_file = subject_export_build(
+                request=request,
+                profile_ids=profile_ids,
+                progress=lambda pct: _progress(request.pk, pct),
+            )
+        if kind == RegulationType.RECTIFY:
+            result["rectified_profiles"] = _rectify(
+                profile_ids=profile_ids, traits=request.changes["traits"]
+            )
+        if request.is_erasure:
+            needles = set(identifiers.values()) | {
+                v for _, v, _ in selectors.identities_of_profiles(profile_ids=profile_ids)
+            }
+            _progress(request.pk, 10)
+            result.update(
+                subject_erase(profile_ids=profile_ids, identifiers=needles, request=request)
+            )
+            _progress(request.pk, 70)
+            _seal(request.pk)
+            verification = erasure_sweep_and_verify(
+                identifiers=needles, profile_ids=profile_ids, request=request
+            )
+            for label, count in verification["swept"].items():
+                result["removed"][f"{label} (mentions)"] = count
+            if not verification["clean"]:
+                status = RequestStatus.PARTIAL_SUCCESS
+        for pid in profile_ids or [None]:
+            audit_record(
+                actor=actor,
+                action=f"privacy.{kind.lower()}",
+                resource="privacy",
+                resource_id=request.pk,
+                profile_id=pid,
+                details={"status": status},
+            )
+    except Exception as exc:
+        logger.exception("privacy request %s failed", request.pk)
+        status = RequestStatus.FAILED
+        result["error_type"] = type(exc).__name__
+        PrivacyRequest.objects.filter(pk=request.pk).update(error=f"{type(exc).__name__}: {exc}")
+    PrivacyRequest.objects.filter(pk=request.pk).update(
+        status=status,
+        progress=100 if status != RequestStatus.FAILED else F("progress"),
+        result=result,
+        verification=verification,
+        export_file=export_file,
+        finished_at=timezone.now(),
+    )
+    if status != RequestStatus.FAILED:
+        _seal(request.pk)
+    request.refresh_from_db()
+    return request
+
+
+def _rectify(*, profile_ids: list[int], traits: dict[str, Any]) -> int:
+    now = timezone.now().isoformat()
+    count = 0
+    for profile in Profile.objects.filter(pk__in=profile_ids).select_for_update():
+        profile.traits = {**profile.traits, **traits}
+        profile.trait_timestamps = {**profile.trait_timestamps, **dict.fromkeys(traits, now)}
+        profile.save(update_fields=["traits", "trait_timestamps", "updated_at"])
+        count += 1
+    return count
+
+
+def privacy_requests_process_due(*, limit: int = 50, actor: Any = None) -> list[PrivacyRequest]:
+    """Process what is waiting (verified, not yet run), oldest due date first."""
+    processed = []
+    for request in list(selectors.privacy_requests_due()[:limit]):
+        processed.append(privacy_request_process(request=request, actor=actor))
+    return processed
