@@ -9,10 +9,12 @@ registry (`apps.get_model("identity", "Identity")`): consent sits below identity
 contract, so it depends on that table's shape (kind, value, profile), never on identity's code.
 """
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from datetime import datetime
 from typing import Any
 
 from django.apps import apps
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
 from consent.hashing import SUBJECT_KINDS, identifier_normalize
@@ -98,6 +100,39 @@ def consent_allows(*, profile: Profile | int, purpose: str) -> bool:
     default, latest_granted, suppressed = row
     allowed = default if latest_granted is None else latest_granted
     return bool(allowed) and not suppressed
+
+
+# (profile id, purpose id) -> (granted, occurred_at) of the latest record.
+ConsentLatest = dict[tuple[int, int], tuple[bool, datetime]]
+
+
+def consent_latest(*, profile_ids: Collection[int]) -> ConsentLatest:
+    """The latest decision per (profile, purpose) of these profiles, in one query: the same
+    history `consent_allows` reads, for a whole pipeline chunk or merge batch at once."""
+    latest: ConsentLatest = {}
+    if not profile_ids:
+        return latest
+    if connection.vendor == "postgresql":
+        # One row per (profile, purpose), and the ids as one array parameter: this runs for
+        # every chunk the pipeline processes.
+        table = ConsentRecord._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT DISTINCT ON (profile_id, purpose_id) profile_id, purpose_id, granted, "  # noqa: S608
+                f"occurred_at FROM {table} WHERE profile_id = ANY(%s) "
+                "ORDER BY profile_id, purpose_id, occurred_at DESC, id DESC",
+                [sorted(profile_ids)],
+            )
+            rows = cursor.fetchall()
+    else:
+        rows = list(
+            ConsentRecord.objects.filter(profile_id__in=profile_ids)
+            .order_by("profile_id", "purpose_id", "-occurred_at", "-id")
+            .values_list("profile_id", "purpose_id", "granted", "occurred_at")
+        )
+    for pid, purpose_id, granted, occurred in rows:
+        latest.setdefault((pid, purpose_id), (granted, occurred))
+    return latest
 
 
 def consent_profiles_allowed(*, purpose: str, profiles: QuerySet[Profile]) -> QuerySet[Profile]:

@@ -1,11 +1,12 @@
-"""Writes: consent records and the pipeline's consent stage, suppression, privacy requests
-(access export, rectification, erasure), retention.
+"""Writes: consent records and the pipeline's consent stage, consent on profile merges,
+suppression, privacy requests (access export, rectification, erasure), retention.
 
-Modules: `consent` (records, event signals, the pipeline stage), `suppression` (the suppressed
-hashes, ingestion's filter), `privacy_requests` (the request workflow), `subject_export` (the
-ACCESS export), `erasure` (removal everywhere, erasure hooks, the verification) with `scan`
-(the search for identifiers in every table and the cache that erasure uses), and `retention`.
-Everything public is importable from here.
+Modules: `consent` (records, event signals, the pipeline stage), `merge` (the strictest-wins
+rule identity's merges call), `suppression` (the suppressed hashes, ingestion's filter),
+`privacy_requests` (the request workflow), `subject_export` (the ACCESS export), `erasure`
+(removal everywhere, erasure hooks, the verification) with `scan` (the search for identifiers
+in every table and the cache that erasure uses), and `retention`. Everything public is
+importable from here.
 """
 
 from consent.services.consent import (
@@ -21,6 +22,7 @@ from consent.services.erasure import (
     erasure_sweep_model_register,
     subject_erase,
 )
+from consent.services.merge import consents_merge, consents_unmerge
 from consent.services.privacy_requests import (
     PrivacyRequestError,
     privacy_request_assign,
@@ -47,6 +49,8 @@ __all__ = [
     "consent_filter_events",
     "consent_filter_resolved",
     "consent_record",
+    "consents_merge",
+    "consents_unmerge",
     "erasure_hook_register",
     "erasure_sweep_and_verify",
     "erasure_sweep_model_register",

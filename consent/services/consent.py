@@ -5,7 +5,6 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from access.models import AuditLog
@@ -61,42 +60,11 @@ def consent_apply_signals(*, profile: Profile, event: Event) -> list[ConsentReco
     return _signals_apply([(profile, [event])])
 
 
-Latest = dict[tuple[int, int], tuple[bool, datetime]]
-
-
-def _latest_records(profile_ids: set[int]) -> Latest:
-    """(profile id, purpose id) -> (granted, occurred_at) of the latest record, one query."""
-    latest: Latest = {}
-    if not profile_ids:
-        return latest
-    if connection.vendor == "postgresql":
-        # One row per (profile, purpose), and the ids as one array parameter: this runs for
-        # every chunk the pipeline processes.
-        table = ConsentRecord._meta.db_table
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT DISTINCT ON (profile_id, purpose_id) profile_id, purpose_id, granted, "  # noqa: S608
-                f"occurred_at FROM {table} WHERE profile_id = ANY(%s) "
-                "ORDER BY profile_id, purpose_id, occurred_at DESC, id DESC",
-                [sorted(profile_ids)],
-            )
-            rows = cursor.fetchall()
-    else:
-        rows = list(
-            ConsentRecord.objects.filter(profile_id__in=profile_ids)
-            .order_by("profile_id", "purpose_id", "-occurred_at", "-id")
-            .values_list("profile_id", "purpose_id", "granted", "occurred_at")
-        )
-    for pid, purpose_id, granted, occurred in rows:
-        latest.setdefault((pid, purpose_id), (granted, occurred))
-    return latest
-
-
 def _signals_apply(
     resolved: list[tuple[Profile, list[Event]]],
     *,
     purposes: dict[str, Any] | None = None,
-    latest: Latest | None = None,
+    latest: selectors.ConsentLatest | None = None,
 ) -> list[ConsentRecord]:
     """Consent signals of a whole chunk in a few queries: the mapping and the current state
     are read once, and the events of each profile are applied in event-time order. `latest`
@@ -113,7 +81,7 @@ def _signals_apply(
     if purposes is None:
         purposes = {p.code: p for p in selectors.purposes_all()}
     if latest is None:
-        latest = _latest_records({profile.pk for profile, _, _ in found})
+        latest = selectors.consent_latest(profile_ids={profile.pk for profile, _, _ in found})
     records: list[ConsentRecord] = []
     for profile, event, prefs in found:
         for code, granted in sorted(purposes_from(prefs, mapping).items()):
@@ -217,7 +185,7 @@ def consent_filter_resolved(
     ids = {profile.pk for profile, _ in resolved}
     purposes = {p.code: p for p in selectors.purposes_all()}
     # The same history the gate reads (consent_allows), for the whole chunk in one query.
-    latest = _latest_records(ids)
+    latest = selectors.consent_latest(profile_ids=ids)
     if apply_signals:
         _signals_apply(resolved, purposes=purposes, latest=latest)
     suppressed = suppression_cache.current().profile_ids & ids

@@ -50,6 +50,14 @@ class SuppressionCache:
             self.version = None
             self.checked = 0.0
 
+    def changed(self) -> None:
+        """Suppression rows were written: this process reloads at once, others within the
+        refresh interval of this transaction's commit."""
+        self.invalidate()
+        cache.set(_VERSION_KEY, uuid.uuid4().hex, timeout=None)
+        # Other processes must reload after the rows are visible to them.
+        transaction.on_commit(lambda: cache.set(_VERSION_KEY, uuid.uuid4().hex, timeout=None))
+
     def current(self) -> Suppressed:
         now = time.monotonic()
         if self.version is not None and now - self.checked < settings.SUPPRESSION_REFRESH_SECONDS:
@@ -74,13 +82,6 @@ class SuppressionCache:
 
 
 suppression_cache = SuppressionCache()
-
-
-def _suppression_changed() -> None:
-    suppression_cache.invalidate()
-    cache.set(_VERSION_KEY, uuid.uuid4().hex, timeout=None)
-    # Other processes must reload after the rows are visible to them.
-    transaction.on_commit(lambda: cache.set(_VERSION_KEY, uuid.uuid4().hex, timeout=None))
 
 
 @lru_cache(maxsize=65536)
@@ -170,7 +171,7 @@ def suppression_create(
         ],
         ignore_conflicts=True,
     )
-    _suppression_changed()
+    suppression_cache.changed()
     for pid in profile_ids or [None]:
         audit_record(
             actor=actor,
@@ -190,7 +191,7 @@ def suppression_remove(
     deleted, _ = Suppression.objects.filter(
         Q(identifier_hash__in=pairs) | Q(profile_id__in=profile_ids)
     ).delete()
-    _suppression_changed()
+    suppression_cache.changed()
     audit_record(
         actor=actor,
         action="unsuppress",
