@@ -1,8 +1,11 @@
 """Privacy requests: opened by a system (verified) or by staff (verified later), then run.
 
 Requests run through `privacy_request_process`, which the Celery task, the beat schedule and
-`manage.py process_privacy_requests` all call. Every step writes an audit row naming profiles
-by id only.
+`manage.py process_privacy_requests` all call. Services never queue the task themselves (the
+tasks call these services, and are the layer above them): the view or API view that leaves a
+request ready to run queues `consent.tasks.privacy_request_process_task` after commit, and the
+beat schedule runs any verified request still waiting. Every step writes an audit row naming
+profiles by id only.
 """
 
 import logging
@@ -48,8 +51,8 @@ def privacy_request_create(
     ip: str | None = None,
 ) -> PrivacyRequest:
     """Open a request. One sent with an API key (which needs `privacy:write`) counts as
-    verified by the system that sent it and is queued at once; one a staff member enters
-    waits in NOT_VERIFIED until someone verifies the person's identity."""
+    verified by the system that sent it and is returned INITIALIZED, ready to run; one a staff
+    member enters waits in NOT_VERIFIED until someone verifies the person's identity."""
     if regulation_type not in RegulationType.values:
         raise PrivacyRequestError(
             f"regulation_type must be one of {', '.join(RegulationType.values)}"
@@ -94,20 +97,14 @@ def privacy_request_create(
             ip=ip,
             details={"regulation_type": regulation_type, "subject_kinds": request.subject_kinds},
         )
-        if verified:
-            _queue(request)
     return request
-
-
-def _queue(request: PrivacyRequest) -> None:
-    from consent.tasks import privacy_request_process_task
-
-    privacy_request_process_task.delay_on_commit(request.pk)
 
 
 def privacy_request_verify(
     *, request: PrivacyRequest, actor: Any, note: str = "", ip: str | None = None
 ) -> PrivacyRequest:
+    """Staff confirmed the person's identity (`note` says how): the request becomes
+    INITIALIZED, ready to run."""
     if request.status != RequestStatus.NOT_VERIFIED:
         raise PrivacyRequestError(f"request is {request.status}, not waiting for verification")
     with transaction.atomic():
@@ -119,7 +116,6 @@ def privacy_request_verify(
         audit_record(
             actor=actor, action="privacy.verify", resource="privacy", resource_id=request.pk, ip=ip
         )
-        _queue(request)
     return request
 
 
