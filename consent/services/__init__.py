@@ -17,9 +17,10 @@ from consent.services.consent import (
     consent_record,
 )
 from consent.services.erasure import (
+    ERASURE_HOOKS,
+    ErasureHook,
     erasure_hook_register,
     erasure_sweep_and_verify,
-    erasure_sweep_model_register,
     subject_erase,
 )
 from consent.services.merge import consents_merge, consents_unmerge
@@ -43,6 +44,8 @@ from consent.services.suppression import (
 )
 
 __all__ = [
+    "ERASURE_HOOKS",
+    "ErasureHook",
     "PrivacyRequestError",
     "consent_allows_processing",
     "consent_apply_signals",
@@ -53,7 +56,6 @@ __all__ = [
     "consents_unmerge",
     "erasure_hook_register",
     "erasure_sweep_and_verify",
-    "erasure_sweep_model_register",
     "privacy_request_assign",
     "privacy_request_cancel",
     "privacy_request_comment_add",

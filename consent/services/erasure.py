@@ -1,91 +1,80 @@
 """Erasure: remove a subject from every table, cache and derived artifact, then verify.
 
-What goes, in order:
-1. hooks that other apps registered (`erasure_hook_register`): their derived data and model
-   artifacts (factors, cached recommendations, training inputs...);
-2. every row of every model with a foreign key (or many-to-many) to `profiles.Profile` whose
-   profile is the subject's: events, identities, consents, memberships, deliveries... found
-   through the app registry, so new tables are covered without registration;
-3. events not yet resolved to a profile that carry the subject's user or anonymous id;
-4. the profiles themselves;
-5. cache entries holding an identifier, or keyed `profile:<id>`;
-6. access exports made earlier for the same subject.
+Each app deletes its own rows. What goes, in order:
+1. what the apps above consent hold (identities, merge records and match keys, segment
+   memberships and history, and what later apps add): their erasure hooks
+   (`erasure_hook_register`) delete it while the profiles still exist;
+2. consent's own rows: the profiles' consent records;
+3. the profiles app's rows (`profiles.services.profiles_erase`): the profiles' events, events not
+   yet resolved to a profile that carry the subject's user or anonymous id, the profiles;
+4. cache entries holding an identifier, or keyed `profile:<id>`;
+5. access exports made earlier for the same subject.
 
 Then only hashed tombstones remain, and `erasure_sweep_and_verify` scans every model and the
-cache; rows of the "message" tables (events, quarantined messages, and any registered with
-`erasure_sweep_model_register`) that merely mention an identifier are deleted as it meets them.
+cache for the identifiers: the proof that nothing is left, whoever forgot what. Rows of the
+message tables (events, quarantined messages) that merely mention an identifier are deleted,
+by the profiles app, as the scan meets them.
 """
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from django.apps import apps
 from django.conf import settings
-from django.db import models, transaction
-from django.db.models import Q
+from django.db import models
 from django.utils import timezone
 
 from consent.hashing import identifier_hash
-from consent.models import ErasureTombstone, PrivacyRequest
+from consent.models import ConsentRecord, ErasureTombstone, PrivacyRequest
 from consent.services import scan
-from profiles.models import Event, Profile
+from profiles.models import Event, Profile, QuarantinedMessage
+from profiles.services import events_delete, profiles_erase, quarantined_messages_delete
 
 logger = logging.getLogger(__name__)
 
-DELETE_BATCH = 10_000
 
-ErasureHook = Callable[..., Any]
-_HOOKS: dict[str, ErasureHook] = {}
-_SWEEP_MODELS: set[str] = {"profiles.Event", "profiles.QuarantinedMessage"}
+class ErasureHook(Protocol):
+    def __call__(self, *, profile_ids: list[int], identifiers: list[str]) -> Mapping[str, int]: ...
 
 
-def erasure_hook_register(name: str, fn: ErasureHook) -> None:
-    """Register `fn(*, profile_ids: list[int], identifiers: list[str]) -> int | None`, called
-    before the profiles are deleted (so it can still read them). It removes what its app
-    derived from these profiles that a foreign key to Profile does not already reach: model
-    artifacts, caches, files. Return how many things it removed. Idempotent: it may run
-    again for the same subject. Register from your AppConfig.ready(); the name de-duplicates."""
-    _HOOKS[name] = fn
+# name -> hook, in registration order (the apps' ready(), so INSTALLED_APPS order).
+ERASURE_HOOKS: dict[str, ErasureHook] = {}
+
+# Tables of messages as received, where a row may merely mention the subject (someone else's
+# event naming them, a quarantined message): the verification scan collects such rows and
+# the profiles app deletes them.
+_SWEEPERS: dict[type[models.Model], Callable[..., int]] = {
+    Event: events_delete,
+    QuarantinedMessage: quarantined_messages_delete,
+}
 
 
-def erasure_sweep_model_register(label: str) -> None:
-    """Also delete rows of this model ("app.Model") that merely mention the subject."""
-    _SWEEP_MODELS.add(label)
+def erasure_hook_register(*, name: str, hook: ErasureHook) -> None:
+    """Let an app above consent delete what it holds about a subject when the subject is
+    erased. Register once, from the app's `AppConfig.ready()`; `name` (the app label) makes
+    registering again a no-op.
 
-
-def erasure_hooks() -> dict[str, ErasureHook]:
-    return dict(_HOOKS)
-
-
-def profile_relations() -> list[tuple[type[models.Model], str]]:
-    """(model, field name) for every FK / M2M-through FK pointing at Profile."""
-    found = []
-    for model in apps.get_models(include_auto_created=True):
-        if model is Profile or not model._meta.managed:
-            continue
-        for f in model._meta.local_fields:
-            if f.is_relation and f.related_model is Profile:
-                found.append((model, f.name))
-    return found
-
-
-def _delete_in_batches(queryset: models.QuerySet) -> int:
-    model = queryset.model
-    total = 0
-    while True:
-        pks = list(queryset.values_list("pk", flat=True)[:DELETE_BATCH])
-        if not pks:
-            return total
-        with transaction.atomic():
-            deleted, _ = model._base_manager.filter(pk__in=pks).delete()
-        total += deleted
+    Contract: `hook(*, profile_ids, identifiers) -> {"app_label.Model": rows deleted, ...}`
+    - is called by `subject_erase` before consent's and the profiles app's rows go, so the
+      profiles (every profile of the subject, merged ones included) can still be read;
+    - deletes every row of its own app that belongs to those profiles (foreign keys to them)
+      or names them (profile ids inside JSON, ...), and what it derived from them: caches,
+      files, model inputs; `identifiers` are the subject's raw identifiers (emails, user and
+      anonymous ids, phones) for rows that hold them without a profile;
+    - deletes only its own app's rows: other apps have their own hooks;
+    - returns counts without identifiers (shown on the request as "Removed · <label>");
+    - is idempotent: an erasure may run again for the same subject.
+    Whatever a hook misses, the verification scan that follows reports (the request ends
+    PARTIAL_SUCCESS), except rows that only point at a profile without naming it: those the
+    profiles' deletion cascades to.
+    """
+    ERASURE_HOOKS[name] = hook
 
 
 def subject_erase(
-    *, profile_ids: list[int], identifiers: Iterable[str], request: PrivacyRequest | None = None
+    *, profile_ids: Sequence[int], identifiers: Iterable[str], request: PrivacyRequest | None = None
 ) -> dict[str, Any]:
     """Remove the subject everywhere; returns counts per table (no identifiers)."""
     started = time.monotonic()
@@ -99,37 +88,22 @@ def subject_erase(
         timings[phase] = round(now - lap[0], 3)
         lap[0] = now
 
-    def add(label: str, count: int) -> None:
-        if count:
-            removed[label] = removed.get(label, 0) + count
+    def add(counts: Mapping[str, int]) -> None:
+        for label, count in counts.items():
+            if count:
+                removed[label] = removed.get(label, 0) + count
 
-    for name, hook in erasure_hooks().items():
-        add(f"hook:{name}", int(hook(profile_ids=list(profile_ids), identifiers=needles) or 0))
+    for hook in ERASURE_HOOKS.values():
+        add(hook(profile_ids=list(profile_ids), identifiers=needles))
     timed("hooks")
 
-    if profile_ids:
-        for model, field_name in profile_relations():
-            count = _delete_in_batches(
-                model._base_manager.filter(**{f"{field_name}__in": profile_ids})
-            )
-            add(model._meta.label, count)
-    timed("related rows")
+    # Append-only history; erasure is the one thing that removes it.
+    add(ConsentRecord.objects.filter(profile_id__in=profile_ids).delete()[1])
+    add(profiles_erase(profile_ids=profile_ids, identifiers=needles))
+    timed("consent and profiles")
 
-    unresolved = Q(pk__in=[])
-    for value in needles:
-        unresolved |= Q(user_id=value) | Q(anonymous_id=value)
-    add("profiles.Event", _delete_in_batches(Event.objects.filter(unresolved)))
-
-    if profile_ids:
-        with transaction.atomic():
-            Profile.objects.filter(pk__in=profile_ids).update(merged_into=None)
-            _, per_model = Profile.objects.filter(pk__in=profile_ids).delete()
-        for label, count in per_model.items():
-            add(label, count)
-    timed("unresolved events and profiles")
-
-    add("cache", scan.cache_erase(needles, profile_ids=profile_ids))
-    add("exports", _exports_erase(needles, keep=request))
+    add({"cache": scan.cache_erase(needles, profile_ids=profile_ids)})
+    add({"exports": _exports_erase(needles, keep=request)})
     timed("cache and exports")
     if request is not None:
         ErasureTombstone.objects.bulk_create(
@@ -167,7 +141,7 @@ def erasure_sweep_and_verify(
 ) -> dict[str, Any]:
     """Scan every model registered with Django and the cache for the identifiers.
 
-    Rows of the message tables (`erasure_sweep_model_register`) that merely mention the
+    Rows of the message tables (events, quarantined messages) that merely mention the
     subject (an event of someone else naming them, a quarantined message) are deleted when the
     scan meets them, and those tables scanned again; what is left anywhere is reported. One
     pass over each table in the common case, which is what keeps a large erasure fast."""
@@ -179,14 +153,11 @@ def erasure_sweep_and_verify(
     models_scanned = scan.scannable_models()
     for model in models_scanned:
         label = model._meta.label
-        pks: list[Any] | None = [] if label in _SWEEP_MODELS else None
+        sweeper = _SWEEPERS.get(model)
+        pks: list[Any] | None = [] if sweeper is not None else None
         found = scan.scan_model(model, needles, exclude_pks=exclude.get(label, ()), all_pks=pks)
-        if pks:
-            for start in range(0, len(pks), DELETE_BATCH):
-                deleted, _ = model._base_manager.filter(
-                    pk__in=pks[start : start + DELETE_BATCH]
-                ).delete()
-                swept[label] = swept.get(label, 0) + deleted
+        if sweeper is not None and pks:
+            swept[label] = sweeper(ids=pks)
             found = scan.scan_model(model, needles, exclude_pks=exclude.get(label, ()))
         hits += found
     remaining_profiles = Profile.objects.filter(pk__in=list(profile_ids)).count()

@@ -3,12 +3,12 @@
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from access.services import audit_record
 from consent.models import RetentionPolicy
 from profiles.models import Event
+from profiles.services import events_delete
 
 
 def retention_purge(*, batch_size: int | None = None, now: datetime | None = None) -> int:
@@ -31,9 +31,7 @@ def retention_purge(*, batch_size: int | None = None, now: datetime | None = Non
             pks = list(events.order_by("pk").values_list("pk", flat=True)[:batch_size])
             if not pks:
                 break
-            with transaction.atomic():
-                deleted, _ = Event.objects.filter(pk__in=pks).delete()
-            purged += deleted
+            purged += events_delete(ids=pks)
         RetentionPolicy.objects.filter(pk=policy.pk).update(last_run_at=now, last_purged=purged)
         if purged:
             audit_record(

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
 from django.utils import timezone
 
 from consent.models import PrivacyRequest
-from consent.services.erasure import profile_relations
 from profiles.models import Event, Profile
 
 EXPORT_FORMAT = 1
@@ -28,8 +29,17 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False)
 
 
-def _row(obj_values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj_values.items()}
+def _profile_relations() -> list[tuple[type[models.Model], str]]:
+    """(model, field name) for every foreign key (many-to-many through tables included)
+    pointing at Profile, found through the app registry: new tables are exported unasked."""
+    found = []
+    for model in apps.get_models(include_auto_created=True):
+        if model is Profile or not model._meta.managed:
+            continue
+        for f in model._meta.local_fields:
+            if f.is_relation and f.related_model is Profile:
+                found.append((model, f.name))
+    return found
 
 
 def subject_export_build(
@@ -42,7 +52,7 @@ def subject_export_build(
     folder = Path(settings.MEDIA_ROOT) / settings.PRIVACY_EXPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     relative = f"{settings.PRIVACY_EXPORT_DIR}/privacy-{request.pk}-{secrets.token_hex(8)}.json"
-    relations = sorted(profile_relations(), key=lambda r: r[0]._meta.label)
+    relations = sorted(_profile_relations(), key=lambda r: r[0]._meta.label)
     total_events = Event.objects.filter(profile_id__in=profile_ids).count() if profile_ids else 0
     steps = len(relations) + 1
     done_steps = 0
@@ -69,7 +79,7 @@ def subject_export_build(
             )
             first_row = True
             for i, row in enumerate(rows.iterator(chunk_size=2000)):
-                out.write(("" if first_row else ",") + "\n" + _dumps(_row(row)))
+                out.write(("" if first_row else ",") + "\n" + _dumps(row))
                 first_row = False
                 if model is Event and total_events and i % 5000 == 0:
                     fraction = (done_steps + i / total_events) / steps
