@@ -324,7 +324,9 @@ def bench_ingestion_overhead() -> bool:
 
     def process(ids: list[int], with_checks: bool) -> float:
         pipeline.consent_filter_resolved = (
-            timed_stage if with_checks else (lambda *, resolved, **_: resolved)
+            timed_stage
+            if with_checks
+            else (lambda *, resolved, **_: services.ConsentFiltered(resolved, []))
         )
         started = time.perf_counter()
         for start in range(0, len(ids), 500):

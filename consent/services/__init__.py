@@ -9,13 +9,7 @@ in every table and the cache that erasure uses), and `retention`. Everything pub
 importable from here.
 """
 
-from consent.services.consent import (
-    consent_allows_processing,
-    consent_apply_signals,
-    consent_filter_events,
-    consent_filter_resolved,
-    consent_record,
-)
+from consent.services.consent import ConsentFiltered, consent_filter_resolved, consent_record
 from consent.services.erasure import (
     ERASURE_HOOKS,
     ErasureHook,
@@ -45,11 +39,9 @@ from consent.services.suppression import (
 
 __all__ = [
     "ERASURE_HOOKS",
+    "ConsentFiltered",
     "ErasureHook",
     "PrivacyRequestError",
-    "consent_allows_processing",
-    "consent_apply_signals",
-    "consent_filter_events",
     "consent_filter_resolved",
     "consent_record",
     "consents_merge",

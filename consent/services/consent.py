@@ -1,8 +1,9 @@
 """Consent records: decisions recorded by staff and systems, signals read from events, and the
 pipeline stage that keeps only what consent allows."""
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.utils import timezone
@@ -11,10 +12,10 @@ from access.models import AuditLog
 from access.services import audit_record
 from consent import selectors
 from consent.context_signals import category_preferences, purposes_from
-from consent.models import ConsentRecord, ConsentSource
+from consent.models import ConsentRecord, ConsentSource, Purpose
 from consent.services.suppression import suppression_cache
 from profiles.models import Event, Profile
-from profiles.services import events_content_save
+from profiles.services import events_delete
 
 
 def consent_record(
@@ -54,21 +55,16 @@ def consent_record(
     return record
 
 
-def consent_apply_signals(*, profile: Profile, event: Event) -> list[ConsentRecord]:
-    """Record what one event's context says about consent, where it differs from the
-    profile's current state (a banner re-sending the same choice adds nothing)."""
-    return _signals_apply([(profile, [event])])
-
-
 def _signals_apply(
     resolved: list[tuple[Profile, list[Event]]],
     *,
-    purposes: dict[str, Any] | None = None,
-    latest: selectors.ConsentLatest | None = None,
-) -> list[ConsentRecord]:
-    """Consent signals of a whole chunk in a few queries: the mapping and the current state
-    are read once, and the events of each profile are applied in event-time order. `latest`
-    (when given) is updated with what was recorded."""
+    purposes: dict[str, Purpose],
+    latest: selectors.ConsentLatest,
+) -> None:
+    """Record what the chunk's events say about consent, where it differs from the profile's
+    current state (a banner re-sending the same choice adds nothing): the mapping is read
+    once, and the events of each profile are applied in event-time order. `latest` is updated
+    with what was recorded."""
     found = [
         (profile, event, prefs)
         for profile, events in resolved
@@ -76,12 +72,8 @@ def _signals_apply(
         if (prefs := category_preferences(event.context))
     ]
     if not found:
-        return []
+        return
     mapping = selectors.category_mapping()
-    if purposes is None:
-        purposes = {p.code: p for p in selectors.purposes_all()}
-    if latest is None:
-        latest = selectors.consent_latest(profile_ids={profile.pk for profile, _, _ in found})
     records: list[ConsentRecord] = []
     for profile, event, prefs in found:
         for code, granted in sorted(purposes_from(prefs, mapping).items()):
@@ -111,7 +103,7 @@ def _signals_apply(
                 )
             )
     if not records:
-        return []
+        return
     ConsentRecord.objects.bulk_create(records)
     AuditLog.objects.bulk_create(
         AuditLog(
@@ -124,7 +116,6 @@ def _signals_apply(
         )
         for r in records
     )
-    return records
 
 
 _MINIMAL_EVENT_FIELDS = ("type", "event", "userId", "anonymousId", "messageId", "timestamp")
@@ -148,46 +139,32 @@ def _events_strip(events: list[Event]) -> None:
         event.payload = {k: payload[k] for k in _MINIMAL_EVENT_FIELDS if k in payload}
 
 
-def consent_allows_processing(*, profile: Profile, event: Event) -> bool:
-    """Gate for one event. False: stop (the subject is suppressed, or has no `analytics`
-    consent under the "drop" policy). Without `analytics` under "minimal", the event is
-    stripped to type, name, ids and time (saved) and processing goes on."""
-    kept = consent_filter_events(profile=profile, events=[event], apply_signals=False)
-    return bool(kept)
+class ConsentFiltered(NamedTuple):
+    """What the consent stage keeps: each profile with the events it may process (in the
+    order given), and the events stripped in memory, which the caller saves."""
+
+    resolved: list[tuple[Profile, list[Event]]]
+    stripped: list[Event]
 
 
-def consent_filter_events(
-    *, profile: Profile, events: list[Event], apply_signals: bool = True
-) -> list[Event]:
-    """`consent_filter_resolved` for one profile's events."""
-    return consent_filter_resolved(resolved=[(profile, events)], apply_signals=apply_signals)[0][1]
-
-
-def consent_filter_resolved(
-    *,
-    resolved: list[tuple[Profile, list[Event]]],
-    apply_signals: bool = True,
-    stripped: list[Event] | None = None,
-) -> list[tuple[Profile, list[Event]]]:
+def consent_filter_resolved(*, resolved: Sequence[tuple[Profile, list[Event]]]) -> ConsentFiltered:
     """Pipeline stage, per chunk: record the consent signals the events carry, then keep what
     consent allows. A suppressed profile's events are deleted (they slipped in before the
     suppression reached ingestion); without `analytics` the configured policy
     (CONSENT_WITHOUT_ANALYTICS) strips or drops behavioural events. A handful of queries per
     chunk, whatever its size.
 
-    Stripped events are saved here, unless `stripped` is given: they are then added to it for
-    the caller to save (the pipeline saves them with its processing update, one write per
-    event row).
+    Stripped events are rewritten in memory only: the caller saves them (the pipeline does so
+    with its processing update, one write per event row).
     """
     resolved = [(profile, list(events)) for profile, events in resolved]
     if not any(events for _, events in resolved):
-        return resolved
+        return ConsentFiltered(resolved, [])
     ids = {profile.pk for profile, _ in resolved}
     purposes = {p.code: p for p in selectors.purposes_all()}
     # The same history the gate reads (consent_allows), for the whole chunk in one query.
     latest = selectors.consent_latest(profile_ids=ids)
-    if apply_signals:
-        _signals_apply(resolved, purposes=purposes, latest=latest)
+    _signals_apply(resolved, purposes=purposes, latest=latest)
     suppressed = suppression_cache.current().profile_ids & ids
     analytics = purposes.get("analytics") or selectors.purpose_get(code="analytics")
     allowed = {
@@ -212,11 +189,6 @@ def consent_filter_resolved(
             continue
         rewritten += behavioural
         kept.append((profile, events))
-    if doomed:
-        Event.objects.filter(pk__in=doomed).delete()
+    events_delete(ids=doomed)
     _events_strip(rewritten)
-    if stripped is None:
-        events_content_save(events=[e for e in rewritten if e.pk])
-    else:
-        stripped.extend(rewritten)
-    return kept
+    return ConsentFiltered(kept, rewritten)
