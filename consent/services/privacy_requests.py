@@ -9,6 +9,8 @@ profiles by id only.
 """
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +33,7 @@ from consent.services.erasure import erasure_sweep_and_verify, subject_erase
 from consent.services.subject_export import subject_export_build
 from consent.services.suppression import suppression_create, suppression_remove
 from profiles.models import Profile
+from profiles.services import profile_traits_patch
 
 logger = logging.getLogger(__name__)
 
@@ -177,97 +180,142 @@ def _seal(request_id: int) -> None:
     PrivacyRequest.objects.filter(pk=request_id).update(subject={}, changes=changes)
 
 
+@dataclass
+class _Run:
+    """One run of a request: what its steps read, and the outcome they build."""
+
+    request: PrivacyRequest
+    actor: Any
+    identifiers: dict[str, str]
+    profile_ids: list[int] = field(default_factory=list)
+    status: str = RequestStatus.FINISHED
+    result: dict[str, Any] = field(default_factory=dict)
+    verification: dict[str, Any] = field(default_factory=dict)
+    export_file: str = ""
+
+
 def privacy_request_process(*, request: PrivacyRequest, actor: Any = None) -> PrivacyRequest:
-    """Run a verified request. Claimed with a conditional update, so a second worker (or the
-    beat run) finding it RUNNING leaves it alone."""
-    claimed = PrivacyRequest.objects.filter(
-        pk=request.pk, status=RequestStatus.INITIALIZED, verified_at__isnull=False
-    ).update(status=RequestStatus.RUNNING, started_at=timezone.now(), progress=0, error="")
-    if not claimed:
+    """Run a verified request: find the subject's profiles, run the steps of its regulation
+    type (`_STEPS`), audit, record the outcome and keep the subject only hashed. Claimed with
+    a conditional update, so a second worker (or the beat run) finding it RUNNING leaves it
+    alone. A step that raises leaves the request FAILED, with the error, for staff to see."""
+    if not _claim(request):
         request.refresh_from_db()
         return request
     request.refresh_from_db()
-    identifiers = dict(request.subject)
-    status = RequestStatus.FINISHED
-    result: dict[str, Any] = {}
-    verification: dict[str, Any] = {}
-    export_file = ""
+    run = _Run(request=request, actor=actor, identifiers=dict(request.subject))
     try:
-        profile_ids = selectors.subject_profile_ids(identifiers=identifiers)
-        result["profiles"] = len(profile_ids)
-        kind = request.regulation_type
-        if kind in (RegulationType.SUPPRESS_ONLY, RegulationType.SUPPRESS_WITH_DELETE):
-            result["suppressed_identifiers"] = suppression_create(
-                identifiers=identifiers, profile_ids=profile_ids, request=request, actor=actor
-            )
-        if kind == RegulationType.UNSUPPRESS:
-            result["unsuppressed"] = suppression_remove(
-                identifiers=identifiers, profile_ids=profile_ids, request=request, actor=actor
-            )
-        if kind == RegulationType.ACCESS:
-            export_file = subject_export_build(
-                request=request,
-                profile_ids=profile_ids,
-                progress=lambda pct: _progress(request.pk, pct),
-            )
-        if kind == RegulationType.RECTIFY:
-            result["rectified_profiles"] = _rectify(
-                profile_ids=profile_ids, traits=request.changes["traits"]
-            )
-        if request.is_erasure:
-            needles = set(identifiers.values()) | {
-                v for _, v, _ in selectors.identities_of_profiles(profile_ids=profile_ids)
-            }
-            _progress(request.pk, 10)
-            result.update(
-                subject_erase(profile_ids=profile_ids, identifiers=needles, request=request)
-            )
-            _progress(request.pk, 70)
-            _seal(request.pk)
-            verification = erasure_sweep_and_verify(
-                identifiers=needles, profile_ids=profile_ids, request=request
-            )
-            for label, count in verification["swept"].items():
-                result["removed"][f"{label} (mentions)"] = count
-            if not verification["clean"]:
-                status = RequestStatus.PARTIAL_SUCCESS
-        for pid in profile_ids or [None]:
-            audit_record(
-                actor=actor,
-                action=f"privacy.{kind.lower()}",
-                resource="privacy",
-                resource_id=request.pk,
-                profile_id=pid,
-                details={"status": status},
-            )
+        run.profile_ids = selectors.subject_profile_ids(identifiers=run.identifiers)
+        run.result["profiles"] = len(run.profile_ids)
+        for step in _STEPS[request.regulation_type]:
+            step(run)
+        _audit(run)
     except Exception as exc:
         logger.exception("privacy request %s failed", request.pk)
-        status = RequestStatus.FAILED
-        result["error_type"] = type(exc).__name__
+        run.status = RequestStatus.FAILED
+        run.result["error_type"] = type(exc).__name__
         PrivacyRequest.objects.filter(pk=request.pk).update(error=f"{type(exc).__name__}: {exc}")
-    PrivacyRequest.objects.filter(pk=request.pk).update(
-        status=status,
-        progress=100 if status != RequestStatus.FAILED else F("progress"),
-        result=result,
-        verification=verification,
-        export_file=export_file,
-        finished_at=timezone.now(),
-    )
-    if status != RequestStatus.FAILED:
-        _seal(request.pk)
+    _finish(run)
     request.refresh_from_db()
     return request
 
 
-def _rectify(*, profile_ids: list[int], traits: dict[str, Any]) -> int:
-    now = timezone.now().isoformat()
-    count = 0
-    for profile in Profile.objects.filter(pk__in=profile_ids).select_for_update():
-        profile.traits = {**profile.traits, **traits}
-        profile.trait_timestamps = {**profile.trait_timestamps, **dict.fromkeys(traits, now)}
-        profile.save(update_fields=["traits", "trait_timestamps", "updated_at"])
-        count += 1
-    return count
+def _claim(request: PrivacyRequest) -> bool:
+    return bool(
+        PrivacyRequest.objects.filter(
+            pk=request.pk, status=RequestStatus.INITIALIZED, verified_at__isnull=False
+        ).update(status=RequestStatus.RUNNING, started_at=timezone.now(), progress=0, error="")
+    )
+
+
+def _suppress(run: _Run) -> None:
+    run.result["suppressed_identifiers"] = suppression_create(
+        identifiers=run.identifiers,
+        profile_ids=run.profile_ids,
+        request=run.request,
+        actor=run.actor,
+    )
+
+
+def _unsuppress(run: _Run) -> None:
+    run.result["unsuppressed"] = suppression_remove(
+        identifiers=run.identifiers,
+        profile_ids=run.profile_ids,
+        request=run.request,
+        actor=run.actor,
+    )
+
+
+def _export(run: _Run) -> None:
+    run.export_file = subject_export_build(
+        request=run.request,
+        profile_ids=run.profile_ids,
+        progress=lambda pct: _progress(run.request.pk, pct),
+    )
+
+
+def _rectify(run: _Run) -> None:
+    profiles = list(Profile.objects.filter(pk__in=run.profile_ids))
+    for profile in profiles:
+        profile_traits_patch(profile=profile, changes=run.request.changes["traits"])
+    run.result["rectified_profiles"] = len(profiles)
+
+
+def _erase(run: _Run) -> None:
+    """Remove the subject everywhere, then prove it with a scan of every table and the cache
+    for any identifier the subject was known by."""
+    needles = set(run.identifiers.values()) | {
+        value for _, value, _ in selectors.identities_of_profiles(profile_ids=run.profile_ids)
+    }
+    _progress(run.request.pk, 10)
+    run.result.update(
+        subject_erase(profile_ids=run.profile_ids, identifiers=needles, request=run.request)
+    )
+    _progress(run.request.pk, 70)
+    _seal(run.request.pk)  # before the scan, which would find the subject on the request
+    run.verification = erasure_sweep_and_verify(
+        identifiers=needles, profile_ids=run.profile_ids, request=run.request
+    )
+    for label, count in run.verification["swept"].items():
+        run.result["removed"][f"{label} (mentions)"] = count
+    if not run.verification["clean"]:
+        run.status = RequestStatus.PARTIAL_SUCCESS
+
+
+_STEPS: dict[str, tuple[Callable[[_Run], None], ...]] = {
+    RegulationType.SUPPRESS_ONLY: (_suppress,),
+    RegulationType.SUPPRESS_WITH_DELETE: (_suppress, _erase),
+    RegulationType.DELETE_ONLY: (_erase,),
+    RegulationType.UNSUPPRESS: (_unsuppress,),
+    RegulationType.ACCESS: (_export,),
+    RegulationType.RECTIFY: (_rectify,),
+}
+
+
+def _audit(run: _Run) -> None:
+    for profile_id in run.profile_ids or [None]:
+        audit_record(
+            actor=run.actor,
+            action=f"privacy.{run.request.regulation_type.lower()}",
+            resource="privacy",
+            resource_id=run.request.pk,
+            profile_id=profile_id,
+            details={"status": run.status},
+        )
+
+
+def _finish(run: _Run) -> None:
+    failed = run.status == RequestStatus.FAILED
+    PrivacyRequest.objects.filter(pk=run.request.pk).update(
+        status=run.status,
+        progress=F("progress") if failed else 100,
+        result=run.result,
+        verification=run.verification,
+        export_file=run.export_file,
+        finished_at=timezone.now(),
+    )
+    if not failed:
+        _seal(run.request.pk)
 
 
 def privacy_requests_process_due(*, limit: int = 50, actor: Any = None) -> list[PrivacyRequest]:

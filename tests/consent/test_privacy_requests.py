@@ -215,6 +215,21 @@ def test_rectify_sets_the_traits_and_keeps_only_their_names(make_person, complia
     assert request.changes == {"traits": ["name"]}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_rectify_runs_outside_any_transaction_as_a_worker_runs_it(make_person, compliance):
+    person = make_person()
+    request = services.privacy_request_create(
+        regulation_type="RECTIFY",
+        subject={"email": person.email},
+        changes={"traits": {"name": "Jane Smith"}},
+    )
+    services.privacy_request_verify(request=request, actor=compliance, note="ok")
+    request = services.privacy_request_process(request=request)
+    assert request.status == RequestStatus.FINISHED, request.error
+    person.profile.refresh_from_db()
+    assert person.profile.traits["name"] == "Jane Smith"
+
+
 def test_a_request_is_processed_once_even_if_queued_twice(make_person, compliance):
     person = make_person()
     request = services.privacy_request_create(
