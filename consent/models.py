@@ -1,7 +1,7 @@
-"""Consent, privacy requests, suppression, retention and the audit log.
+"""Consent, privacy requests, suppression and retention.
 
-Consent records and audit rows are append-only history: nothing updates or deletes them
-(`save()` refuses an update, `delete()` refuses outright). The current consent of a profile is
+Consent records are append-only history: nothing updates or deletes them (`save()` refuses an
+update, `delete()` refuses outright) but an erasure. The current consent of a profile is
 derived from its records (the latest per purpose wins).
 
 Identifiers that must outlive an erasure (suppressions, tombstones, finished requests) are kept

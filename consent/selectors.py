@@ -1,4 +1,4 @@
-"""Reads: the consent gate, subjects, the privacy queue, the audit log.
+"""Reads: the consent gate, consent history, subjects, the privacy queue.
 
 `consent_allows(profile=..., purpose=...)` is THE answer to "may we use this profile for purpose
 P now?"; `consent_profiles_allowed(...)` is the same gate for a queryset (campaign recipients,
@@ -17,6 +17,7 @@ from django.apps import apps
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
+from consent.defaults import DEFAULT_PURPOSES, defaults_install
 from consent.hashing import SUBJECT_KINDS, identifier_normalize
 from consent.models import (
     ConsentCategoryMapping,
@@ -35,8 +36,6 @@ class UnknownPurposeError(LookupError):
 
 def _defaults_restore(code: str) -> bool:
     """A default purpose missing from the table (emptied database) is put back."""
-    from consent.defaults import DEFAULT_PURPOSES, defaults_install
-
     if code not in {c for c, *_ in DEFAULT_PURPOSES}:
         return False
     defaults_install(Purpose, ConsentCategoryMapping)

@@ -175,17 +175,6 @@ def scan_model(
     ]
 
 
-def scan_database(
-    needles: Iterable[str], *, exclude: dict[str, list[Any]] | None = None
-) -> list[ScanHit]:
-    needles = list(needles)
-    exclude = exclude or {}
-    hits: list[ScanHit] = []
-    for model in scannable_models():
-        hits += scan_model(model, needles, exclude_pks=exclude.get(model._meta.label, ()))
-    return hits
-
-
 # --- cache ---------------------------------------------------------------------------------
 
 

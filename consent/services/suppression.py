@@ -125,11 +125,6 @@ def suppression_ingest_filter(source: Any, message: Any) -> str | None:
     return None
 
 
-def subject_is_suppressed(*, identifiers: dict[str, str]) -> bool:
-    hashes = suppression_cache.current().hashes
-    return any(identifier_hash(k, v) in hashes for k, v in identifiers.items())
-
-
 def _subject_hash_pairs(
     identifiers: dict[str, str], profile_ids: list[int]
 ) -> dict[str, tuple[str, int | None]]:
