@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from django.apps import apps
-from django.db import connection
+from django.db import connection, models
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
 from consent.defaults import DEFAULT_PURPOSES, defaults_install
@@ -160,17 +160,17 @@ def consent_current_state(*, profile: Profile | int) -> list[dict[str, Any]]:
     suppressed = profile_is_suppressed(profile=profile_id)
     state = []
     for purpose in purposes_all():
-        record = latest.get(purpose.pk)
-        granted = purpose.granted_by_default if record is None else record.granted
+        decision = latest.get(purpose.pk)
+        granted = purpose.granted_by_default if decision is None else decision.granted
         state.append(
             {
                 "purpose": purpose.code,
                 "granted": granted and not suppressed,
-                "by_default": record is None,
+                "by_default": decision is None,
                 "suppressed": suppressed,
-                "source": record.source if record else "",
-                "policy_version": record.policy_version if record else "",
-                "occurred_at": record.occurred_at if record else None,
+                "source": decision.source if decision else "",
+                "policy_version": decision.policy_version if decision else "",
+                "occurred_at": decision.occurred_at if decision else None,
             }
         )
     return state
@@ -196,7 +196,7 @@ def subject_identifiers(subject: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _identity_model():
+def _identity_model() -> type[models.Model]:
     return apps.get_model("identity", "Identity")
 
 
@@ -208,7 +208,7 @@ def subject_profile_ids(*, identifiers: dict[str, str], profile_id: int | None =
         query |= Q(kind=kind, value=value)
     ids: set[int] = set()
     if query:
-        ids |= set(Identity.objects.filter(query).values_list("profile_id", flat=True))
+        ids |= set(Identity._default_manager.filter(query).values_list("profile_id", flat=True))
     if "user_id" in identifiers and not ids:
         # Not yet resolved: events carry the user id before identity resolution ran.
         ids |= set(
@@ -234,7 +234,7 @@ def identities_of_profiles(
     *, profile_ids: Iterable[int], kinds: Iterable[str] | None = None
 ) -> list[tuple[str, str, int]]:
     """(kind, value, profile id) of every identity of these profiles (of these kinds)."""
-    identities = _identity_model().objects.filter(profile_id__in=list(profile_ids))
+    identities = _identity_model()._default_manager.filter(profile_id__in=list(profile_ids))
     if kinds is not None:
         identities = identities.filter(kind__in=list(kinds))
     return list(identities.values_list("kind", "value", "profile_id"))

@@ -125,9 +125,10 @@ def _exports_erase(needles: list[str], *, keep: PrivacyRequest | None) -> int:
         identifier_hash(kind, value) for kind in ("email", "user_id", "phone") for value in needles
     }
     count = 0
-    for earlier in PrivacyRequest.objects.exclude(export_file="").exclude(
-        pk=keep.pk if keep else None
-    ):
+    earlier_requests = PrivacyRequest.objects.exclude(export_file="")
+    if keep is not None:
+        earlier_requests = earlier_requests.exclude(pk=keep.pk)
+    for earlier in earlier_requests:
         if wanted & set(earlier.subject_hashes.values()):
             path = Path(settings.MEDIA_ROOT) / earlier.export_file
             path.unlink(missing_ok=True)

@@ -54,7 +54,8 @@ def consents_merge(*, pairs: Sequence[tuple[Profile, Profile]]) -> list[dict[str
         states.append({"withdrawn": withdrawn, "suppressions": []})
     ConsentRecord.objects.bulk_create(withdrawals)
 
-    index = {duplicate.pk: number for number, (_, duplicate) in enumerate(pairs)}
+    # Keyed as the (nullable) column is typed.
+    index: dict[int | None, int] = {duplicate.pk: n for n, (_, duplicate) in enumerate(pairs)}
     moves: dict[int, int] = {}
     for pk, profile_id in Suppression.objects.filter(profile_id__in=index).values_list(
         "pk", "profile_id"

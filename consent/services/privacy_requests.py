@@ -293,7 +293,8 @@ _STEPS: dict[str, tuple[Callable[[_Run], None], ...]] = {
 
 
 def _audit(run: _Run) -> None:
-    for profile_id in run.profile_ids or [None]:
+    named: list[int | None] = list(run.profile_ids) or [None]
+    for profile_id in named:
         audit_record(
             actor=run.actor,
             action=f"privacy.{run.request.regulation_type.lower()}",

@@ -167,7 +167,8 @@ def suppression_create(
         ignore_conflicts=True,
     )
     suppression_cache.changed()
-    for pid in profile_ids or [None]:
+    named: list[int | None] = list(profile_ids) or [None]
+    for pid in named:
         audit_record(
             actor=actor,
             action="suppress",
@@ -180,8 +181,14 @@ def suppression_create(
 
 
 def suppression_remove(
-    *, identifiers: dict[str, str], profile_ids: list[int], request=None, actor=None
+    *,
+    identifiers: dict[str, str],
+    profile_ids: list[int],
+    request: PrivacyRequest | None = None,
+    actor: Any = None,
 ) -> int:
+    """Lift the subject's suppression: every identifier it is known by. Returns how many
+    suppressions went."""
     pairs = _subject_hash_pairs(identifiers, profile_ids)
     deleted, _ = Suppression.objects.filter(
         Q(identifier_hash__in=pairs) | Q(profile_id__in=profile_ids)
