@@ -53,8 +53,8 @@ _SWEEPERS: dict[type[models.Model], Callable[..., int]] = {
 
 def erasure_hook_register(*, name: str, hook: ErasureHook) -> None:
     """Let an app above consent delete what it holds about a subject when the subject is
-    erased. Register once, from the app's `AppConfig.ready()`; `name` (the app label) makes
-    registering again a no-op.
+    erased. Register once, from the app's `AppConfig.ready()`, under the app's label (a
+    second registration under a name replaces the first).
 
     Contract: `hook(*, profile_ids, identifiers) -> {"app_label.Model": rows deleted, ...}`
     - is called by `subject_erase` before consent's and the profiles app's rows go, so the

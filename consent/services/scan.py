@@ -224,26 +224,25 @@ def _cache_needles(needles: Iterable[str]) -> list[bytes]:
     return [n.lower().encode() for n in needles if n and len(n) >= SHORT]
 
 
-def scan_cache(needles: Iterable[str], *, profile_ids: Iterable[int] = ()) -> list[str]:
-    """Keys of cache entries whose key or value holds a needle, or whose key names one of the
-    profiles (the convention: a key about a profile contains `profile:<id>`)."""
+def _cache_matches(needles: Iterable[str], profile_ids: Iterable[int]) -> Iterator[tuple[Any, str]]:
+    """(raw key, readable key) of cache entries whose key or value holds a needle, or whose
+    key names one of the profiles (the convention: a key about a profile contains
+    `profile:<id>`)."""
     lowered = _cache_needles(needles)
     pattern = _profile_key_pattern(profile_ids)
-    found = []
-    for _raw, key, value in _cache_entries():
-        haystack = key.lower().encode() + b"\x00" + value.lower()
-        if any(n in haystack for n in lowered) or (pattern and pattern.search(key)):
-            found.append(key)
-    return found
-
-
-def cache_erase(needles: Iterable[str], *, profile_ids: Iterable[int] = ()) -> int:
-    lowered = _cache_needles(needles)
-    pattern = _profile_key_pattern(profile_ids)
-    doomed = []
     for raw, key, value in _cache_entries():
         haystack = key.lower().encode() + b"\x00" + value.lower()
         if any(n in haystack for n in lowered) or (pattern and pattern.search(key)):
-            doomed.append(raw)
+            yield raw, key
+
+
+def scan_cache(needles: Iterable[str], *, profile_ids: Iterable[int] = ()) -> list[str]:
+    """Keys of cache entries that hold the subject (`_cache_matches`)."""
+    return [key for _, key in _cache_matches(needles, profile_ids)]
+
+
+def cache_erase(needles: Iterable[str], *, profile_ids: Iterable[int] = ()) -> int:
+    """Delete the cache entries that hold the subject (`_cache_matches`); returns how many."""
+    doomed = [raw for raw, _ in _cache_matches(needles, profile_ids)]
     _cache_delete(doomed)
     return len(doomed)
