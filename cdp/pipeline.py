@@ -122,8 +122,7 @@ def _events_process_chunk(event_ids: Sequence[int], fill_to: int) -> int:
 
     resolved: list[tuple[Profile, list[Event]]] = identity_resolve(events=events)
 
-    stripped: list[Event] = []
-    resolved = consent_filter_resolved(resolved=resolved, stripped=stripped)
+    resolved, stripped = consent_filter_resolved(resolved=resolved)
 
     late: list[Profile] = []
     for profile, profile_events in resolved:

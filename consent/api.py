@@ -28,7 +28,9 @@ from consent.models import (
     PrivacyRequest,
     Regulation,
     RegulationType,
+    RequestStatus,
 )
+from consent.tasks import privacy_request_process_task
 from consent.views_common import export_response
 from profiles.models import Profile
 
@@ -339,6 +341,8 @@ class PrivacyRequestListCreateApi(APIView):
             if not message:
                 field, message = "non_field_errors", str(exc)
             return Response({field: [message]}, status=status.HTTP_400_BAD_REQUEST)
+        if created.status == RequestStatus.INITIALIZED:  # sent by a key: verified, runs now
+            privacy_request_process_task.delay_on_commit(created.pk)
         return Response(PrivacyRequestOutput(created).data, status=status.HTTP_201_CREATED)
 
 

@@ -6,11 +6,9 @@ class ConsentConfig(AppConfig):
     verbose_name = "Consent and privacy"
 
     def ready(self) -> None:
-        # Suppressed subjects' events are dropped at ingestion, before anything is stored.
-        try:
-            from profiles.ingestion import register_ingest_filter
-        except ImportError:  # ingestion without filter support: nothing to register with
-            return
+        # Imported here: models can be imported only once the app registry is ready.
         from consent.services import suppression_ingest_filter
+        from profiles.ingestion import register_ingest_filter
 
+        # Suppressed subjects' events are dropped at ingestion, before anything is stored.
         register_ingest_filter(suppression_ingest_filter)

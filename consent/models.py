@@ -1,7 +1,7 @@
-"""Consent, privacy requests, suppression, retention and the audit log.
+"""Consent, privacy requests, suppression and retention.
 
-Consent records and audit rows are append-only history: nothing updates or deletes them
-(`save()` refuses an update, `delete()` refuses outright). The current consent of a profile is
+Consent records are append-only history: nothing updates or deletes them (`save()` refuses an
+update, `delete()` refuses outright) but an erasure. The current consent of a profile is
 derived from its records (the latest per purpose wins).
 
 Identifiers that must outlive an erasure (suppressions, tombstones, finished requests) are kept
@@ -124,9 +124,6 @@ class RegulationType(models.TextChoices):
     RECTIFY = "RECTIFY", "Rectify"
 
 
-ERASING_TYPES = {RegulationType.SUPPRESS_WITH_DELETE, RegulationType.DELETE_ONLY}
-
-
 class Regulation(models.TextChoices):
     GDPR = "GDPR", "GDPR"
     CCPA = "CCPA", "CCPA"
@@ -220,10 +217,6 @@ class PrivacyRequest(models.Model):
     @property
     def is_overdue(self) -> bool:
         return self.is_open and self.due_at < timezone.now()
-
-    @property
-    def is_erasure(self) -> bool:
-        return self.regulation_type in ERASING_TYPES
 
     @staticmethod
     def due_for(regulation: str, start=None):

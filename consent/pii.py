@@ -2,8 +2,8 @@
 
 Other apps' templates use `{% load consent_pii %}` then `{{ traits|mask_pii_traits:user }}`
 (a dict with PII traits masked for this user) or `{% mask_pii value "email" %}` (one value,
-masked unless the current user's role may see PII). Python code uses `pii_mask_traits(...)`
-and `pii_pseudonymise_traits(...)`.
+masked unless the current user's role may see PII). Python code uses `pii_mask_traits(...)`,
+and marketing exports `pii_pseudonym(...)`.
 """
 
 import hashlib
@@ -61,12 +61,3 @@ def pii_pseudonym(value: Any) -> str:
         settings.PRIVACY_HASH_KEY.encode(), f"pii:{value}".encode(), hashlib.sha256
     ).hexdigest()
     return f"pii_{digest[:20]}"
-
-
-def pii_pseudonymise_traits(traits: dict[str, Any] | None) -> dict[str, Any]:
-    """For marketing exports: PII traits replaced by pseudonyms, the rest kept."""
-    names = pii_trait_names()
-    return {
-        k: (pii_pseudonym(v) if k.lower() in names and v not in (None, "") else v)
-        for k, v in (traits or {}).items()
-    }

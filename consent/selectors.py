@@ -1,4 +1,4 @@
-"""Reads: the consent gate, subjects, the privacy queue, the audit log.
+"""Reads: the consent gate, consent history, subjects, the privacy queue.
 
 `consent_allows(profile=..., purpose=...)` is THE answer to "may we use this profile for purpose
 P now?"; `consent_profiles_allowed(...)` is the same gate for a queryset (campaign recipients,
@@ -9,12 +9,15 @@ registry (`apps.get_model("identity", "Identity")`): consent sits below identity
 contract, so it depends on that table's shape (kind, value, profile), never on identity's code.
 """
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from datetime import datetime
 from typing import Any
 
 from django.apps import apps
+from django.db import connection, models
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
+from consent.defaults import DEFAULT_PURPOSES, defaults_install
 from consent.hashing import SUBJECT_KINDS, identifier_normalize
 from consent.models import (
     ConsentCategoryMapping,
@@ -33,8 +36,6 @@ class UnknownPurposeError(LookupError):
 
 def _defaults_restore(code: str) -> bool:
     """A default purpose missing from the table (emptied database) is put back."""
-    from consent.defaults import DEFAULT_PURPOSES, defaults_install
-
     if code not in {c for c, *_ in DEFAULT_PURPOSES}:
         return False
     defaults_install(Purpose, ConsentCategoryMapping)
@@ -100,6 +101,39 @@ def consent_allows(*, profile: Profile | int, purpose: str) -> bool:
     return bool(allowed) and not suppressed
 
 
+# (profile id, purpose id) -> (granted, occurred_at) of the latest record.
+ConsentLatest = dict[tuple[int, int], tuple[bool, datetime]]
+
+
+def consent_latest(*, profile_ids: Collection[int]) -> ConsentLatest:
+    """The latest decision per (profile, purpose) of these profiles, in one query: the same
+    history `consent_allows` reads, for a whole pipeline chunk or merge batch at once."""
+    latest: ConsentLatest = {}
+    if not profile_ids:
+        return latest
+    if connection.vendor == "postgresql":
+        # One row per (profile, purpose), and the ids as one array parameter: this runs for
+        # every chunk the pipeline processes.
+        table = ConsentRecord._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT DISTINCT ON (profile_id, purpose_id) profile_id, purpose_id, granted, "  # noqa: S608
+                f"occurred_at FROM {table} WHERE profile_id = ANY(%s) "
+                "ORDER BY profile_id, purpose_id, occurred_at DESC, id DESC",
+                [sorted(profile_ids)],
+            )
+            rows = cursor.fetchall()
+    else:
+        rows = list(
+            ConsentRecord.objects.filter(profile_id__in=profile_ids)
+            .order_by("profile_id", "purpose_id", "-occurred_at", "-id")
+            .values_list("profile_id", "purpose_id", "granted", "occurred_at")
+        )
+    for pid, purpose_id, granted, occurred in rows:
+        latest.setdefault((pid, purpose_id), (granted, occurred))
+    return latest
+
+
 def consent_profiles_allowed(*, purpose: str, profiles: QuerySet[Profile]) -> QuerySet[Profile]:
     """The gate for many profiles at once: `profiles` narrowed to those allowing `purpose`."""
     purpose_obj = purpose_get(code=purpose)
@@ -126,17 +160,17 @@ def consent_current_state(*, profile: Profile | int) -> list[dict[str, Any]]:
     suppressed = profile_is_suppressed(profile=profile_id)
     state = []
     for purpose in purposes_all():
-        record = latest.get(purpose.pk)
-        granted = purpose.granted_by_default if record is None else record.granted
+        decision = latest.get(purpose.pk)
+        granted = purpose.granted_by_default if decision is None else decision.granted
         state.append(
             {
                 "purpose": purpose.code,
                 "granted": granted and not suppressed,
-                "by_default": record is None,
+                "by_default": decision is None,
                 "suppressed": suppressed,
-                "source": record.source if record else "",
-                "policy_version": record.policy_version if record else "",
-                "occurred_at": record.occurred_at if record else None,
+                "source": decision.source if decision else "",
+                "policy_version": decision.policy_version if decision else "",
+                "occurred_at": decision.occurred_at if decision else None,
             }
         )
     return state
@@ -162,7 +196,7 @@ def subject_identifiers(subject: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _identity_model():
+def _identity_model() -> type[models.Model]:
     return apps.get_model("identity", "Identity")
 
 
@@ -174,7 +208,7 @@ def subject_profile_ids(*, identifiers: dict[str, str], profile_id: int | None =
         query |= Q(kind=kind, value=value)
     ids: set[int] = set()
     if query:
-        ids |= set(Identity.objects.filter(query).values_list("profile_id", flat=True))
+        ids |= set(Identity._default_manager.filter(query).values_list("profile_id", flat=True))
     if "user_id" in identifiers and not ids:
         # Not yet resolved: events carry the user id before identity resolution ran.
         ids |= set(
@@ -196,13 +230,14 @@ def subject_profile_ids(*, identifiers: dict[str, str], profile_id: int | None =
     return sorted(ids)
 
 
-def identities_of_profiles(*, profile_ids: Iterable[int]) -> list[tuple[str, str]]:
-    return list(
-        _identity_model()
-        .objects.filter(profile_id__in=list(profile_ids))
-        .values_list("kind", "value")
-        .distinct()
-    )
+def identities_of_profiles(
+    *, profile_ids: Iterable[int], kinds: Iterable[str] | None = None
+) -> list[tuple[str, str, int]]:
+    """(kind, value, profile id) of every identity of these profiles (of these kinds)."""
+    identities = _identity_model()._default_manager.filter(profile_id__in=list(profile_ids))
+    if kinds is not None:
+        identities = identities.filter(kind__in=list(kinds))
+    return list(identities.values_list("kind", "value", "profile_id"))
 
 
 def privacy_requests_queue(

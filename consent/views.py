@@ -26,6 +26,7 @@ from consent.forms import (
     VerifyForm,
 )
 from consent.models import ConsentSource, PrivacyRequest, RequestStatus, Suppression
+from consent.tasks import privacy_request_process_task
 from consent.views_common import export_response
 from profiles.models import Profile
 
@@ -115,13 +116,17 @@ def request_verify(request: HttpRequest, request_id: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Say how the identity was verified before verifying.")
         return redirect("privacy:request", request_id=request_id)
-    return _act(
-        request,
-        request_id,
-        lambda r: services.privacy_request_verify(
-            request=r, actor=request.user, note=form.cleaned_data["note"], ip=client_ip(request)
-        ),
-    )
+
+    def verify(privacy_request: PrivacyRequest) -> None:
+        services.privacy_request_verify(
+            request=privacy_request,
+            actor=request.user,
+            note=form.cleaned_data["note"],
+            ip=client_ip(request),
+        )
+        privacy_request_process_task.delay_on_commit(privacy_request.pk)
+
+    return _act(request, request_id, verify)
 
 
 @require_POST

@@ -5,6 +5,9 @@ class IdentityConfig(AppConfig):
     name = "identity"
 
     def ready(self) -> None:
-        from identity import consent_merge
+        # Imported here: models can be imported only once the app registry is ready.
+        from consent.services import erasure_hook_register
+        from identity.services import identities_erase
 
-        consent_merge.register()
+        # An erased subject's identities, match keys and merge records go with it.
+        erasure_hook_register(name=self.label, hook=identities_erase)

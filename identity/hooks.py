@@ -1,16 +1,16 @@
-"""Merge hooks: how apps that keep per-profile data (consent, segment memberships, ...) take
-part in a merge and its unmerge without identity importing them.
+"""Merge hooks: how apps above identity that keep per-profile data (segment memberships, ...)
+take part in a merge and its unmerge without identity importing them. Apps below identity
+(consent) are called directly by the merge services instead.
 
 Contract: an app registers, once at import time (its `AppConfig.ready`),
 
-    merge_hook_register(merge_fn, name="consent", unmerge=unmerge_fn)
+    merge_hook_register(merge_fn, name="segments", unmerge=unmerge_fn)
 
 `merge_fn(*, survivor, duplicate) -> dict` runs inside the merge's transaction, after the
 duplicate's identities and events moved, and moves or combines the app's rows; it returns a
 JSON-serialisable state that the merge record keeps. `unmerge_fn(*, survivor, duplicate,
 state) -> None` gets that state back and restores the duplicate's rows; it runs once both
-profiles are rebuilt. Consent merges conservatively: a withdrawal or a missing consent wins
-over a grant.
+profiles are rebuilt.
 
 Batched merges (the fuzzy rescan merges thousands at once) call `merge_many(*, pairs) ->
 list[dict]` instead when the hook has one: the same, for many (survivor, duplicate) pairs of

@@ -194,7 +194,8 @@ class MergeRecord(models.Model):
     last_event_id = models.BigIntegerField(default=0)
     # Provenance of the merged traits: {trait: "survivor" | "duplicate"}.
     trait_sources = models.JSONField(default=dict, blank=True)
-    # What each merge hook (consent, segments, ...) returned, handed back to it on unmerge.
+    # What consent's merge rule ("consent") and each merge hook (segments, ...) returned,
+    # handed back to it on unmerge.
     hooks = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     unmerged_at = models.DateTimeField(null=True, blank=True)

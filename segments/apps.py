@@ -5,7 +5,11 @@ class SegmentsConfig(AppConfig):
     name = "segments"
 
     def ready(self) -> None:
-        # Memberships follow profile merges and unmerges (identity.hooks).
+        from consent.services import erasure_hook_register
         from segments import hooks
+        from segments.services import segment_data_erase
 
+        # Memberships follow profile merges and unmerges (identity.hooks).
         hooks.register()
+        # An erased subject's memberships, history and scores go with it.
+        erasure_hook_register(name=self.label, hook=segment_data_erase)

@@ -1,9 +1,10 @@
-"""Writes: exact identity resolution, profile merges and their undoing, review decisions.
+"""Writes: exact identity resolution, profile merges and their undoing, review decisions,
+erasure.
 
 Modules: `keys` (advisory locks on identity keys, an event's keys), `resolution` (the pipeline
 stage: events to profiles), `merge` (one merge or a batch, snapshots, the survivor rule,
-unmerge) and `decisions` (staff decisions on suggested pairs, match settings). Everything
-public is importable from here.
+unmerge), `decisions` (staff decisions on suggested pairs, match settings) and `erasure`
+(identity's part of a privacy erasure). Everything public is importable from here.
 """
 
 from identity.services.decisions import (
@@ -12,6 +13,7 @@ from identity.services.decisions import (
     candidates_decide,
     match_settings_update,
 )
+from identity.services.erasure import identities_erase
 from identity.services.keys import identity_keys_lock
 from identity.services.merge import (
     PlannedMerge,
@@ -30,6 +32,7 @@ __all__ = [
     "PlannedMerge",
     "candidate_decide",
     "candidates_decide",
+    "identities_erase",
     "identity_keys_lock",
     "identity_resolve",
     "match_settings_update",

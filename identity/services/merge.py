@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from consent.services import consents_merge, consents_unmerge
 from identity.hooks import hook_merge_states, merge_hooks
 from identity.models import (
     CandidateStatus,
@@ -40,6 +41,8 @@ from profiles.services import (
 )
 
 logger = logging.getLogger(__name__)
+
+CONSENT_STATE = "consent"
 
 
 @transaction.atomic
@@ -188,6 +191,10 @@ def _merges_apply(merges: Sequence[_Merge], *, actor: AbstractBaseUser | None) -
             for name, value in survivor.traits.items()
         }
         record.hooks = {}
+    # Consent's state is kept under "consent" in `hooks`, where merge records made while the
+    # rule was a registered hook keep it too.
+    for record, state in zip(records, consents_merge(pairs=pairs), strict=True):
+        record.hooks[CONSENT_STATE] = state
     for hook in merge_hooks():
         for record, state in zip(records, hook_merge_states(hook, pairs), strict=True):
             record.hooks[hook.name] = state
@@ -346,10 +353,13 @@ def profile_unmerge(*, merge_record: MergeRecord, actor: AbstractBaseUser | None
     profiles_sessions_recount(profiles=late)
     profiles_save(profiles=[survivor, duplicate])
     Profile.objects.filter(pk=duplicate.pk).update(merged_into=None)
-    # Hooks see both profiles rebuilt (segment membership is evaluated on them).
+    # Hooks see both profiles rebuilt (segment membership is evaluated on them), in the
+    # reverse of the merge's order: consent, applied first, is undone last.
     for hook in reversed(merge_hooks()):
         if hook.unmerge is not None and hook.name in record.hooks:
             hook.unmerge(survivor=survivor, duplicate=duplicate, state=record.hooks[hook.name])
+    if CONSENT_STATE in record.hooks:
+        consents_unmerge(survivor=survivor, duplicate=duplicate, state=record.hooks[CONSENT_STATE])
 
     record.unmerged_at = timezone.now()
     record.unmerged_by = actor if getattr(actor, "pk", None) else None

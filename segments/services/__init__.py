@@ -5,7 +5,8 @@ row, announced after commit with `segments.signals.segment_membership_changed` a
 segment has a webhook, recorded as a `WebhookDelivery` that a task sends after commit.
 
 Modules: `definitions`, `refresh` (full refresh and the recording of changes), `realtime`
-(the pipeline stage) and `webhooks`. Everything public is importable from here.
+(the pipeline stage), `webhooks` and `erasure` (segments' part of a privacy erasure).
+Everything public is importable from here.
 """
 
 from segments.services.definitions import (
@@ -16,6 +17,7 @@ from segments.services.definitions import (
     segment_unarchive,
     segment_update,
 )
+from segments.services.erasure import segment_data_erase
 from segments.services.realtime import (
     INDEX_VERSION_KEY,
     ORDER_EVENT,
@@ -64,6 +66,7 @@ __all__ = [
     "segment_archive",
     "segment_candidates",
     "segment_create",
+    "segment_data_erase",
     "segment_definition_check",
     "segment_duplicate",
     "segment_index",

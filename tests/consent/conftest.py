@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from consent.services import suppression_cache
 from identity.models import Identity
 from profiles.models import Event, Profile
 
@@ -69,8 +70,6 @@ def make_person(db, source):
 @pytest.fixture(autouse=True)
 def _fresh_suppression_set():
     """Suppressions live in a per-process set; a rolled-back test must not leave its own."""
-    from consent.services import _suppressed
-
-    _suppressed.invalidate()
+    suppression_cache.invalidate()
     yield
-    _suppressed.invalidate()
+    suppression_cache.invalidate()

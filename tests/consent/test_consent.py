@@ -142,19 +142,20 @@ def test_an_event_context_records_consent_once_and_withdrawal_stops_analytics(ma
     person = make_person()
     denied = {"consent": {"categoryPreferences": {"Analytics": False, "Advertising": True}}}
     event = _event_with(person.profile, source, denied)
-    records = services.consent_apply_signals(profile=person.profile, event=event)
+    services.consent_filter_resolved(resolved=[(person.profile, [event])])
+    records = ConsentRecord.objects.filter(profile=person.profile)
     assert {(r.purpose.code, r.granted) for r in records} == {
         ("analytics", False),
         ("advertising", True),
     }
     assert not selectors.consent_allows(profile=person.profile, purpose="analytics")
     again = _event_with(person.profile, source, denied, message_id="m-2")
-    assert services.consent_apply_signals(profile=person.profile, event=again) == []
+    kept, stripped = services.consent_filter_resolved(resolved=[(person.profile, [again])])
     assert ConsentRecord.objects.filter(profile=person.profile).count() == 2
 
-    # Under the default "minimal" policy, the event keeps only type, name, ids and time.
-    assert services.consent_allows_processing(profile=person.profile, event=again) is True
-    again.refresh_from_db()
+    # Under the default "minimal" policy, the event goes on with only type, name, ids and time
+    # (rewritten for the caller, the pipeline, to save).
+    assert kept == [(person.profile, [again])] and stripped == [again]
     assert again.properties == {} and again.context == {}
     assert again.payload == {"type": "track", "event": "Product Viewed"}
 
@@ -168,7 +169,9 @@ def test_under_the_drop_policy_an_event_without_analytics_consent_stops(
         profile=person.profile, purpose="analytics", granted=False, source="api"
     )
     event = _event_with(person.profile, source, {})
-    assert services.consent_allows_processing(profile=person.profile, event=event) is False
+    kept, stripped = services.consent_filter_resolved(resolved=[(person.profile, [event])])
+    assert kept == [(person.profile, [])] and stripped == []
+    assert not Event.objects.filter(pk=event.pk).exists()
 
 
 # --- API -------------------------------------------------------------------------------------

@@ -7,10 +7,20 @@ from django.apps import apps
 from django.core.cache import cache
 from django.utils import timezone
 
+from access.models import AuditLog
 from consent import services
-from consent.erasure import _HOOKS, erasure_hook_register
 from consent.models import ErasureTombstone, RequestStatus
+from consent.services import ERASURE_HOOKS, erasure, erasure_hook_register
+from identity.models import MatchCandidate, MatchKey, MergeRecord, NotSamePerson
 from profiles.models import Event, Profile, QuarantinedMessage
+from segments.models import (
+    MembershipChange,
+    ModelRun,
+    ProfileScore,
+    Segment,
+    SegmentMembership,
+    WebhookDelivery,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +102,7 @@ def test_erasure_leaves_no_row_or_cache_key_holding_the_subject(make_person, sou
     assert keeper.profile.events.count() == 3
     assert cache.get(f"profile:{keeper.profile.pk}:recommendations") == [4]
     # Audit rows name the profile by id.
-    assert services.AuditLog.objects.filter(profile_id=person.profile.pk).exists()
+    assert AuditLog.objects.filter(profile_id=person.profile.pk).exists()
 
 
 def test_the_verification_reports_what_a_hook_left_behind(make_person, compliance):
@@ -111,28 +121,116 @@ def test_the_verification_reports_what_a_hook_left_behind(make_person, complianc
     assert hit["model"] == "auth.User" and hit["column"] == "email" and hit["count"] == 1
 
 
-def test_registered_erasure_hooks_run_with_the_profiles_and_identifiers(make_person, compliance):
+def test_registered_erasure_hooks_run_with_the_profiles_and_identifiers(
+    make_person, compliance, monkeypatch
+):
     person = make_person(email="hooked@example.com", user_id="user-hooked-1")
     seen = {}
 
     def hook(*, profile_ids, identifiers):
         seen["profile_ids"], seen["identifiers"] = profile_ids, identifiers
         seen["profiles_still_there"] = Profile.objects.filter(pk__in=profile_ids).count()
-        return 7
+        return {"tests.Thing": 7}
 
-    erasure_hook_register("test-hook", hook)
-    try:
-        request = services.privacy_request_create(
-            regulation_type="DELETE_ONLY", subject={"user_id": "user-hooked-1"}
-        )
-        services.privacy_request_verify(request=request, actor=compliance, note="ok")
-        request = services.privacy_request_process(request=request)
-    finally:
-        _HOOKS.pop("test-hook", None)
+    monkeypatch.setattr(erasure, "ERASURE_HOOKS", dict(ERASURE_HOOKS))
+    erasure_hook_register(name="test-hook", hook=hook)
+    request = services.privacy_request_create(
+        regulation_type="DELETE_ONLY", subject={"user_id": "user-hooked-1"}
+    )
+    services.privacy_request_verify(request=request, actor=compliance, note="ok")
+    request = services.privacy_request_process(request=request)
     assert seen["profile_ids"] == [person.profile.pk]
     assert "hooked@example.com" in seen["identifiers"]
     assert seen["profiles_still_there"] == 1
-    assert request.result["removed"]["hook:test-hook"] == 7
+    assert request.result["removed"]["tests.Thing"] == 7
+
+
+def test_every_app_above_consent_that_points_at_profiles_has_an_erasure_hook():
+    """Each app deletes its own rows: one whose tables point at profiles must say how."""
+    holders = {
+        model._meta.app_label
+        for model in apps.get_models(include_auto_created=True)
+        for field in model._meta.local_fields
+        if field.is_relation and field.related_model is Profile
+    }
+    assert holders - {"profiles", "consent"} <= set(ERASURE_HOOKS)
+    assert {"identity", "segments"} <= set(ERASURE_HOOKS)
+
+
+def test_each_app_removes_its_own_rows_of_the_subject_and_keeps_everyone_elses(
+    make_person, compliance
+):
+    person = make_person(email="rows@example.com", user_id="user-rows-1")
+    keeper = make_person(email="other@example.com", user_id="user-other-1", phone="+15555550177")
+    earlier = Profile.objects.create(merged_into=person.profile)
+    now = timezone.now()
+    subject, other = person.profile, keeper.profile
+    MatchKey.objects.bulk_create(
+        [MatchKey(profile=subject, rule=1, key=11), MatchKey(profile=other, rule=1, key=12)]
+    )
+    low, high = sorted([subject, other], key=lambda p: p.pk)
+    candidate = MatchCandidate.objects.create(
+        profile_a=low,
+        profile_b=high,
+        probability=0.7,
+        weight=3.0,
+        explanation={"email": ["rows@example.com", "other@example.com"]},
+    )
+    NotSamePerson.objects.create(profile_a=low, profile_b=high)
+    MergeRecord.objects.create(
+        survivor=subject,
+        duplicate=earlier,
+        candidate=candidate,
+        survivor_before={"traits": {"email": "rows@example.com"}},
+    )
+    segment = Segment.objects.create(
+        name="Pros", definition={"trait": "plan", "op": "eq", "value": "pro"}
+    )
+    run = ModelRun.objects.create(kind=ModelRun.Kind.CHURN, status=ModelRun.Status.DONE)
+    for profile in (subject, other):
+        SegmentMembership.objects.create(segment=segment, profile=profile, entered_at=now)
+        MembershipChange.objects.create(
+            segment=segment, profile=profile, kind="enter", cause="refresh", at=now
+        )
+        ProfileScore.objects.create(profile=profile, kind=ModelRun.Kind.CHURN, value=0.5, run=run)
+    shared, alone = WebhookDelivery.objects.bulk_create(
+        [
+            WebhookDelivery(
+                segment=segment,
+                url="https://hooks.example.com/in",
+                payload={"entered": [subject.pk, other.pk], "exited": []},
+            ),
+            WebhookDelivery(
+                segment=segment,
+                url="https://hooks.example.com/in",
+                payload={"entered": [], "exited": [subject.pk]},
+            ),
+        ]
+    )
+
+    request = services.privacy_request_create(
+        regulation_type="DELETE_ONLY", subject={"email": "rows@example.com"}
+    )
+    services.privacy_request_verify(request=request, actor=compliance, note="ok")
+    request = services.privacy_request_process(request=request)
+
+    assert request.status == RequestStatus.FINISHED, request.verification
+    erased = [subject.pk, earlier.pk]
+    for model in apps.get_models(include_auto_created=True):
+        for field in model._meta.local_fields:
+            if field.is_relation and field.related_model is Profile:
+                rows = model._base_manager.filter(**{f"{field.name}__in": erased})
+                assert not rows.exists(), model._meta.label
+    assert request.result["removed"]["identity.MergeRecord"] == 1
+    assert request.result["removed"]["segments.SegmentMembership"] == 1
+    assert request.result["removed"]["segments.WebhookDelivery"] == 2
+    shared.refresh_from_db()
+    assert shared.payload["entered"] == [other.pk]
+    assert not WebhookDelivery.objects.filter(pk=alone.pk).exists()
+    assert MatchKey.objects.filter(profile=other).exists()
+    assert SegmentMembership.objects.filter(profile=other).exists()
+    assert MembershipChange.objects.filter(profile=other).exists()
+    assert ProfileScore.objects.filter(profile=other).exists()
 
 
 def test_erasure_follows_merged_profiles(make_person, compliance):

@@ -1,4 +1,5 @@
-"""Access export: everything we hold about a subject, as one JSON file.
+"""Subject-access export (ACCESS requests): everything we hold about a subject, as one JSON
+file.
 
 The file holds the profiles (traits, context, computed features) and, for every model with a
 foreign key to `profiles.Profile` (identities, events, consents, segment memberships,
@@ -12,11 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
 from django.utils import timezone
 
-from consent.erasure import _profile_relations
 from consent.models import PrivacyRequest
 from profiles.models import Event, Profile
 
@@ -27,11 +29,20 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False)
 
 
-def _row(obj_values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj_values.items()}
+def _profile_relations() -> list[tuple[type[models.Model], str]]:
+    """(model, field name) for every foreign key (many-to-many through tables included)
+    pointing at Profile, found through the app registry: new tables are exported unasked."""
+    found = []
+    for model in apps.get_models(include_auto_created=True):
+        if model is Profile or not model._meta.managed:
+            continue
+        for f in model._meta.local_fields:
+            if f.is_relation and f.related_model is Profile:
+                found.append((model, f.name))
+    return found
 
 
-def access_export_build(
+def subject_export_build(
     *,
     request: PrivacyRequest,
     profile_ids: list[int],
@@ -68,7 +79,7 @@ def access_export_build(
             )
             first_row = True
             for i, row in enumerate(rows.iterator(chunk_size=2000)):
-                out.write(("" if first_row else ",") + "\n" + _dumps(_row(row)))
+                out.write(("" if first_row else ",") + "\n" + _dumps(row))
                 first_row = False
                 if model is Event and total_events and i % 5000 == 0:
                     fraction = (done_steps + i / total_events) / steps

@@ -39,12 +39,19 @@ class ScanHit:
     sample_pks: list[Any] = field(default_factory=list)
 
 
-def _text_columns(model: type[models.Model]) -> list[models.Field]:
+@dataclass(frozen=True)
+class _Column:
+    name: str
+    is_json: bool
+
+
+def _text_columns(model: type[models.Model]) -> list[_Column]:
     return [
-        f
+        _Column(f.column, isinstance(f, models.JSONField))
         for f in model._meta.local_concrete_fields
         if isinstance(f, models.CharField | models.TextField | models.JSONField)
         and not f.primary_key
+        and f.column is not None
     ]
 
 
@@ -116,11 +123,8 @@ def scan_model(
         return []
     qn = connection.ops.quote_name
     table = model._meta.db_table
-    pk_col = qn(model._meta.pk.column)
-    column_conditions = [
-        _column_condition(qn(col.column), isinstance(col, models.JSONField), needles)
-        for col in columns
-    ]
+    pk_col = qn(str(model._meta.pk.column))  # typed optional; a table's primary key has one
+    column_conditions = [_column_condition(qn(col.name), col.is_json, needles) for col in columns]
     where = " OR ".join(c for c, _ in column_conditions)
     where_params = [p for _, ps in column_conditions for p in ps]
     extra, extra_params = "", []
@@ -166,7 +170,7 @@ def scan_model(
         ScanHit(
             table=table,
             model=model._meta.label,
-            column=col.column,
+            column=col.name,
             count=counts[i],
             sample_pks=samples[i],
         )
@@ -175,23 +179,13 @@ def scan_model(
     ]
 
 
-def scan_database(
-    needles: Iterable[str], *, exclude: dict[str, list[Any]] | None = None
-) -> list[ScanHit]:
-    needles = list(needles)
-    exclude = exclude or {}
-    hits: list[ScanHit] = []
-    for model in scannable_models():
-        hits += scan_model(model, needles, exclude_pks=exclude.get(model._meta.label, ()))
-    return hits
-
-
 # --- cache ---------------------------------------------------------------------------------
 
 
 def _cache_entries() -> Iterator[tuple[Any, str, bytes]]:
     """(raw key, readable key, value bytes) of every entry of the default cache."""
-    backend = cache._cache if hasattr(cache, "_cache") else None
+    # The backends' own stores: Django's cache API has no way to list entries.
+    backend: Any = getattr(cache, "_cache", None)
     if hasattr(backend, "get_client"):  # Django's RedisCache
         client = backend.get_client(write=False)
         prefix_pattern = cache.make_key("*")
@@ -209,7 +203,7 @@ def _cache_entries() -> Iterator[tuple[Any, str, bytes]]:
 def _cache_delete(raw_keys: list[Any]) -> None:
     if not raw_keys:
         return
-    backend = cache._cache
+    backend: Any = getattr(cache, "_cache", None)
     if hasattr(backend, "get_client"):
         backend.get_client(write=True).delete(*raw_keys)
     else:
@@ -230,26 +224,25 @@ def _cache_needles(needles: Iterable[str]) -> list[bytes]:
     return [n.lower().encode() for n in needles if n and len(n) >= SHORT]
 
 
-def scan_cache(needles: Iterable[str], *, profile_ids: Iterable[int] = ()) -> list[str]:
-    """Keys of cache entries whose key or value holds a needle, or whose key names one of the
-    profiles (the convention: a key about a profile contains `profile:<id>`)."""
+def _cache_matches(needles: Iterable[str], profile_ids: Iterable[int]) -> Iterator[tuple[Any, str]]:
+    """(raw key, readable key) of cache entries whose key or value holds a needle, or whose
+    key names one of the profiles (the convention: a key about a profile contains
+    `profile:<id>`)."""
     lowered = _cache_needles(needles)
     pattern = _profile_key_pattern(profile_ids)
-    found = []
-    for _raw, key, value in _cache_entries():
-        haystack = key.lower().encode() + b"\x00" + value.lower()
-        if any(n in haystack for n in lowered) or (pattern and pattern.search(key)):
-            found.append(key)
-    return found
-
-
-def cache_erase(needles: Iterable[str], *, profile_ids: Iterable[int] = ()) -> int:
-    lowered = _cache_needles(needles)
-    pattern = _profile_key_pattern(profile_ids)
-    doomed = []
     for raw, key, value in _cache_entries():
         haystack = key.lower().encode() + b"\x00" + value.lower()
         if any(n in haystack for n in lowered) or (pattern and pattern.search(key)):
-            doomed.append(raw)
+            yield raw, key
+
+
+def scan_cache(needles: Iterable[str], *, profile_ids: Iterable[int] = ()) -> list[str]:
+    """Keys of cache entries that hold the subject (`_cache_matches`)."""
+    return [key for _, key in _cache_matches(needles, profile_ids)]
+
+
+def cache_erase(needles: Iterable[str], *, profile_ids: Iterable[int] = ()) -> int:
+    """Delete the cache entries that hold the subject (`_cache_matches`); returns how many."""
+    doomed = [raw for raw, _ in _cache_matches(needles, profile_ids)]
     _cache_delete(doomed)
     return len(doomed)
