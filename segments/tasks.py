@@ -31,14 +31,10 @@ def webhook_deliver_task(delivery_id: int) -> None:
 
 @shared_task(acks_late=True)
 def model_train_task(run_id: int) -> None:
-    from segments import ml
-
-    ml.model_train(run_id=run_id)
+    services.model_train(run_id=run_id)
 
 
 @shared_task(acks_late=True)
 def models_retrain_all_task() -> None:
     """Beat: queue a training of every model kind (each retrains only if its data changed)."""
-    from segments import ml
-
-    ml.models_retrain_all()
+    services.models_retrain_all()

@@ -14,17 +14,7 @@ held-out AUC is measured on the most recent cut-off whose 30 days are complete, 
 trained only on earlier ones.
 
 Modules: `features` (pure frames in, frames out), `propensity` and `clustering` (fitting),
-`artifacts` (format version, data hash) and `training` (the project's data, runs and scores).
+`artifacts` (format version, data hash) and `training` (the project's data, the fit of each
+kind). The runs that train them and write their scores are services
+(`segments.services.model_runs`).
 """
-
-from segments.ml.artifacts import FORMAT_VERSION
-from segments.ml.clustering import describe_centroid
-from segments.ml.training import model_train, model_train_request, models_retrain_all
-
-__all__ = [
-    "FORMAT_VERSION",
-    "describe_centroid",
-    "model_train",
-    "model_train_request",
-    "models_retrain_all",
-]

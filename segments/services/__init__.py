@@ -5,7 +5,8 @@ row, announced after commit with `segments.signals.segment_membership_changed` a
 segment has a webhook, recorded as a `WebhookDelivery` that a task sends after commit.
 
 Modules: `definitions`, `refresh` (full refresh and the recording of changes), `realtime`
-(the pipeline stage) and `webhooks`. Everything public is importable from here.
+(the pipeline stage), `webhooks` and `model_runs` (training clustering and propensity models,
+their scores written to profiles). Everything public is importable from here.
 """
 
 from segments.services.definitions import (
@@ -16,6 +17,7 @@ from segments.services.definitions import (
     segment_unarchive,
     segment_update,
 )
+from segments.services.model_runs import model_train, model_train_request, models_retrain_all
 from segments.services.realtime import (
     INDEX_VERSION_KEY,
     ORDER_EVENT,
@@ -61,6 +63,9 @@ __all__ = [
     "RefreshResult",
     "TransientError",
     "membership_changes_record",
+    "model_train",
+    "model_train_request",
+    "models_retrain_all",
     "segment_archive",
     "segment_candidates",
     "segment_create",
