@@ -16,6 +16,7 @@ from segments.models import (
     Segment,
 )
 from segments.services.realtime import segment_index_invalidate
+from segments.services.task_queue import SEGMENT_REFRESH_TASK, segments_task
 
 
 def segment_definition_check(
@@ -151,7 +152,4 @@ def segment_duplicate(*, segment: Segment, actor: AbstractBaseUser | None = None
 
 
 def _queue_refresh(segment: Segment, *, cause: str) -> None:
-    from segments.tasks import segment_refresh_task
-
-    segment_id = segment.pk
-    transaction.on_commit(lambda: segment_refresh_task.delay(segment_id, cause))
+    segments_task(SEGMENT_REFRESH_TASK).delay_on_commit(segment.pk, cause)

@@ -15,21 +15,20 @@ from segments.ml.training import (
     train_clusters,
     train_propensity,
 )
+from segments.services.task_queue import MODEL_TRAIN_TASK, segments_task
 
 log = logging.getLogger(__name__)
 
 
 def model_train_request(*, kind: str, actor: Any = None) -> Any:
     """Record a queued run and start its task after commit (the ml queue)."""
-    from django.db import transaction
 
     from segments.models import ModelRun
-    from segments.tasks import model_train_task
 
     run = ModelRun.objects.create(
         kind=kind, requested_by=actor if getattr(actor, "pk", None) else None
     )
-    transaction.on_commit(lambda: model_train_task.delay(run.pk))
+    segments_task(MODEL_TRAIN_TASK).delay_on_commit(run.pk)
     return run
 
 

@@ -18,6 +18,7 @@ from segments.models import (
     SegmentMembership,
     SegmentSnapshot,
 )
+from segments.services.task_queue import SEGMENT_REFRESH_TASK, segments_task
 from segments.services.webhooks import webhook_deliveries_record
 from segments.signals import segment_membership_changed
 
@@ -141,9 +142,8 @@ def membership_changes_record(
 def segments_refresh_all() -> list[int]:
     """Queue a refresh of every active segment (beat): time-relative conditions move on their
     own, and every refresh adds a point to the size chart."""
-    from segments.tasks import segment_refresh_task
-
     ids = list(Segment.objects.filter(status=Segment.Status.ACTIVE).values_list("pk", flat=True))
+    refresh = segments_task(SEGMENT_REFRESH_TASK)
     for segment_id in ids:
-        segment_refresh_task.delay(segment_id, MembershipChange.Cause.REFRESH)
+        refresh.delay(segment_id, MembershipChange.Cause.REFRESH)
     return ids

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from segments.models import Segment, WebhookDelivery, new_webhook_secret_salt
+from segments.services.task_queue import WEBHOOK_DELIVER_TASK, segments_task
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +81,8 @@ def webhook_deliveries_record(
 
 
 def _webhook_deliver_queue(delivery_id: int) -> None:
-    from segments.tasks import webhook_deliver_task
-
     try:
-        webhook_deliver_task.delay(delivery_id)
+        segments_task(WEBHOOK_DELIVER_TASK).delay(delivery_id)
     except Retry:
         # Only without a broker (dev mode: tasks run inline, CELERY_TASK_ALWAYS_EAGER), where a
         # retry raises Celery's Retry into whatever request changed the membership. The
