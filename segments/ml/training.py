@@ -7,6 +7,10 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from django.db.models import Case, Count, F, JSONField, Max, QuerySet, When
+
+from consent.selectors import consent_profiles_allowed
+from profiles.models import Event, Profile
 from segments.ml.artifacts import dump_artifact
 from segments.ml.clustering import fit_clusters
 from segments.ml.features import (
@@ -37,19 +41,13 @@ ORDER_EVENT = "Order Completed"
 def project_frames(*, profile_ids: Any = None) -> tuple[Any, Any, Any]:
     """(orders, activity, lines) frames from the events table; customers are profile ids.
     `lines` has one row per product of an `Order Completed` event (Segment's e-commerce spec:
-    `properties.products`). Profiles without `personalization` consent are left out once the
-    consent app answers that."""
+    `properties.products`). Profiles without `personalization` consent are left out."""
     import pandas as pd
-    from django.db.models import Case, F, JSONField, When
-
-    from profiles.models import Event
 
     events = Event.objects.filter(profile__isnull=False, profile__merged_into__isnull=True)
     if profile_ids is not None:
         events = events.filter(profile_id__in=profile_ids)
-    allowed = _personalization_allowed()
-    if allowed is not None:
-        events = events.filter(profile_id__in=allowed)
+    events = events.filter(profile_id__in=_personalization_allowed())
     # The product lists of orders only: other events (a started checkout) carry them too, and
     # they are the biggest values in the table.
     products = Case(
@@ -117,24 +115,14 @@ def order_lines(orders: Any) -> Any:
     return lines
 
 
-def _personalization_allowed() -> Any:
-    """Profiles whose data may train models: the consent gate for `personalization`."""
-    try:
-        from consent import selectors as consent_selectors
-    except ImportError:
-        return None
-    from profiles.models import Profile
-
-    gate = consent_selectors.consent_profiles_allowed
-    return gate(purpose="personalization", profiles=Profile.objects.all()).values("pk")
+def _personalization_allowed() -> QuerySet[Any]:
+    """Ids of the profiles whose data may train models: the consent gate for `personalization`."""
+    gate = consent_profiles_allowed(purpose="personalization", profiles=Profile.objects.all())
+    return gate.values("pk")
 
 
 def data_fingerprint() -> str:
     """Cheap change detector for scheduled retraining: events and profiles seen so far."""
-    from django.db.models import Count, Max
-
-    from profiles.models import Event
-
     agg = Event.objects.filter(profile__isnull=False).aggregate(n=Count("id"), last=Max("id"))
     return f"{agg['n']}:{agg['last']}"
 
