@@ -51,7 +51,11 @@ def _changes_record(
     """Record and announce enters/exits given as {segment id: [profile ids]}."""
     for segment in Segment.objects.filter(pk__in=joins.keys() | leaves.keys()).order_by("pk"):
         membership_changes_record(
-            segment, joins.get(segment.pk, []), leaves.get(segment.pk, []), cause=CAUSE, at=now
+            segment=segment,
+            entered=joins.get(segment.pk, []),
+            exited=leaves.get(segment.pk, []),
+            cause=CAUSE,
+            at=now,
         )
 
 

@@ -111,7 +111,7 @@ class MembershipTransition:
 
 
 def segment_candidates(
-    events: Iterable[Event], *, index: list[IndexedSegment] | None = None
+    *, events: Iterable[Event], index: list[IndexedSegment] | None = None
 ) -> list[IndexedSegment]:
     """Only segments that can depend on what these events changed."""
     names: set[str] = set()
@@ -174,7 +174,7 @@ def _profiles_to_evaluate(
     """{segment id: the profiles whose events can affect it}, sorted."""
     wanted: dict[int, set[int]] = {}
     for profile, events in resolved:
-        for entry in segment_candidates(events, index=index):
+        for entry in segment_candidates(events=events, index=index):
             wanted.setdefault(entry.id, set()).add(profile.pk)
     return {segment_id: sorted(ids) for segment_id, ids in wanted.items()}
 
@@ -408,7 +408,10 @@ def _transitions_announce(
         return
     hooked = [i for i in by_segment if index[i].webhook_url]
     for segment in Segment.objects.filter(pk__in=hooked).order_by("pk") if hooked else []:
-        webhook_deliveries_record(segment, *by_segment[segment.pk], cause=CAUSE, at=now)
+        entered, exited = by_segment[segment.pk]
+        webhook_deliveries_record(
+            segment=segment, entered=entered, exited=exited, cause=CAUSE, at=now
+        )
 
     def announce() -> None:
         segments = Segment.objects.in_bulk(list(by_segment))

@@ -104,7 +104,7 @@ def test_real_time_enter_and_exit_after_events(
     assert SegmentMembership.objects.filter(segment=buyers_not, profile=person).exists()
 
     event = _track(source, person, "Product Viewed", NOW)
-    assert {s.id for s in services.segment_candidates([event])} == {viewers.pk}
+    assert {s.id for s in services.segment_candidates(events=[event])} == {viewers.pk}
     assert services.segment_memberships_refresh(resolved=[(person, [event])], now=NOW) == []
     event = _track(source, person, "Product Viewed", NOW + dt.timedelta(minutes=1))
     with django_capture_on_commit_callbacks(execute=True):
