@@ -148,10 +148,10 @@ def segment_memberships_refresh(
     one statement with the current memberships), then record every enter/exit (history,
     webhook deliveries) and announce it after commit (`segment_membership_changed`).
 
-    Returns what the next stage acts on: every enter and exit this call recorded, one
-    `MembershipTransition` per segment and profile, ordered by segment, enters before exits,
-    then by profile (empty when nothing changed). A change that a concurrent refresh made
-    first is that refresh's, and not in the list."""
+    Returns the membership changes, for the stages that act on them: every enter and exit
+    this call recorded, one `MembershipTransition` per segment and profile, ordered by
+    segment, enters before exits, then by profile (empty when nothing changed). A change that
+    a concurrent refresh made first is that refresh's, and not in the list."""
     index = segment_index()
     asked = _profiles_to_evaluate(resolved, index)
     if not asked:
