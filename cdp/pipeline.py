@@ -1,23 +1,26 @@
-"""The data flow, top to bottom: every stage's service is called from here, in order.
+"""The data flow, top to bottom: every stage's service is called from here, by name, in order,
+each given what the stages before it returned.
 
 Accepted events (stored by ingestion with no profile) are processed in chunks, in one
 transaction per chunk:
 
     claim the chunk's unprocessed events (skipping any another worker holds)
     → identity: resolve every event to one profile (create / join / merge)
+                → (profile, its events) pairs
     → consent: record the consent signals events carry; drop what a suppression or missing
-               consent forbids, strip what it limits (consent.services.consent_filter_resolved)
-    → per profile, in event-time order:
-        profiles: update traits, context and computed features
-    → save profiles; link events to them and mark them processed (with the stripped events'
-      new content: one write per event row)
-    → AFTER_PROFILE_UPDATE stages (segments, campaigns, recommendations), each called once
-      for the whole chunk, so that it can answer for all of the chunk's profiles in a few
-      queries (segments: one query per segment these events can affect)
+               consent forbids, strip what it limits → the pairs left, the stripped events
+    → profiles: per profile, in event-time order, update traits, context and computed
+                features; save the profiles; link events to them and mark them processed
+                (with the stripped events' new content: one write per event row)
+    → segments: re-evaluate the segments these events can affect, for the profiles whose
+                events can affect them (one query per segment for the whole chunk); record
+                every enter/exit, announce it after commit → the membership changes
 
-Re-running a chunk changes nothing: processed events are never claimed again. Workers that
-see the same people at once serialise on the people's identifiers (see identity.services), so
-one person never becomes two profiles.
+Every stage answers for the whole chunk in a few queries, never one per profile (a query per
+profile is what makes a pipeline slow); one with side effects outside the database (sending,
+publishing) defers them with `transaction.on_commit`. Re-running a chunk changes nothing:
+processed events are never claimed again. Workers that see the same people at once serialise
+on the people's identifiers (see identity.services), so one person never becomes two profiles.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -46,19 +49,6 @@ from profiles.services import (
 from segments.services import segment_memberships_refresh
 
 logger = logging.getLogger(__name__)
-
-# Stages that run after the chunk's profiles took their new events, each called once per chunk
-# as `stage(resolved=resolved)` inside the chunk's transaction: `resolved` is the list of
-# (profile, its events) pairs, events in event-time order and already linked to the profile.
-# A stage should work per chunk, not per profile (a query per profile is what makes a
-# pipeline slow). Later stages (segment membership refresh, campaign triggers,
-# recommendation feedback) are listed here, in flow order. A stage with side effects outside
-# the database (sending, publishing) must defer them with `transaction.on_commit`.
-AFTER_PROFILE_UPDATE: list[Callable[..., object]] = []
-# Segments: re-evaluate only the segments these events can affect, for the profiles whose
-# events can affect them; enter/exit recorded and announced after commit
-# (segments.signals.segment_membership_changed).
-AFTER_PROFILE_UPDATE.append(segment_memberships_refresh)
 
 # Postgres errors worth running the whole chunk again for: a deadlock between workers (broken
 # by Postgres), a serialization failure, and an identity row inserted concurrently by something
@@ -133,8 +123,7 @@ def _events_process_chunk(event_ids: Sequence[int], fill_to: int) -> int:
     profiles_sessions_recount(profiles=late)
     profiles_save(profiles=[profile for profile, _ in resolved])
 
-    for stage in AFTER_PROFILE_UPDATE:
-        stage(resolved=resolved)
+    segment_memberships_refresh(resolved=resolved)
     return len(events)
 
 

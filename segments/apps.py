@@ -5,6 +5,10 @@ class SegmentsConfig(AppConfig):
     name = "segments"
 
     def ready(self) -> None:
+        # Registers the tasks in every process that may queue one, not only in the workers
+        # (which find them by autodiscovery): services queue tasks by name
+        # (segments.services.task_queue).
+        import segments.tasks  # noqa: F401
         from consent.services import erasure_hook_register
         from segments import hooks
         from segments.services import segment_data_erase

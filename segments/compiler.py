@@ -45,15 +45,13 @@ from django.db.models.lookups import (
     Lookup,
 )
 
+from consent.selectors import consent_profiles_allowed
 from identity.models import Identity
 from profiles.models import Event, Profile
 from segments import conditions as c
+from segments.models import ProfileScore
 
 ISO_DATE_REGEX = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
-
-
-class ConsentUnavailable(Exception):
-    """A consent condition was used but no consent gate is installed."""
 
 
 class JSONTypeOf(Func):
@@ -212,12 +210,10 @@ class Compiler:
         now: dt.datetime,
         segments: Callable[[int], Mapping[str, Any] | None] = lambda _id: None,
         profile_ids: Collection[int] | None = None,
-        consent_q: Callable[[str, Collection[int] | None], Q] | None = None,
     ) -> None:
         self.now = now
         self.segments = segments
         self.profile_ids = None if profile_ids is None else sorted(profile_ids)
-        self.consent_q = consent_q
 
     def compile(self, node: Mapping[str, Any], _seen: frozenset[int] = frozenset()) -> Q:
         kind = c.node_kind(node)
@@ -241,9 +237,7 @@ class Compiler:
                 )
             )
         if kind == "consent":
-            if self.consent_q is None:
-                raise ConsentUnavailable("consent conditions need the consent app")
-            return self.consent_q(node["consent"], self.profile_ids)
+            return self.consent_q(node["consent"])
         if kind == "segment":
             target = self.segments(node["segment"]) if node["segment"] not in _seen else None
             inner = self.compile(target, _seen | {node["segment"]}) if target else Q(pk__in=[])
@@ -267,9 +261,15 @@ class Compiler:
             qs = qs.filter(AnyOf(F(column), self.profile_ids))
         return qs
 
-    def _score_q(self, kind: str, cond: Q) -> Q:
-        from segments.models import ProfileScore
+    def consent_q(self, purpose: str) -> Q:
+        """Through the consent app's gate (`consent_profiles_allowed`: latest record, else the
+        purpose's default; suppressed profiles allow nothing)."""
+        profiles = Profile.objects.all()
+        if self.profile_ids is not None:
+            profiles = profiles.filter(AnyOf(F("pk"), self.profile_ids))
+        return Q(pk__in=consent_profiles_allowed(purpose=purpose, profiles=profiles).values("pk"))
 
+    def _score_q(self, kind: str, cond: Q) -> Q:
         return Q(Exists(self._narrow(ProfileScore.objects.filter(cond, kind=kind), "profile_id")))
 
     def computed_q(self, node: Mapping[str, Any]) -> Q:
@@ -366,11 +366,8 @@ def compile_definition(
     now: dt.datetime,
     segments: Callable[[int], Mapping[str, Any] | None] = lambda _id: None,
     profile_ids: Collection[int] | None = None,
-    consent_q: Callable[[str, Collection[int] | None], Q] | None = None,
 ) -> Q:
-    return Compiler(
-        now=now, segments=segments, profile_ids=profile_ids, consent_q=consent_q
-    ).compile(definition)
+    return Compiler(now=now, segments=segments, profile_ids=profile_ids).compile(definition)
 
 
 def compiled_sql(qs: QuerySet) -> tuple[str, tuple] | None:
@@ -384,7 +381,7 @@ def compiled_sql(qs: QuerySet) -> tuple[str, tuple] | None:
         return None
 
 
-__all__ = ["ConsentUnavailable", "base_profiles", "compile_definition", "compiled_sql"]
+__all__ = ["base_profiles", "compile_definition", "compiled_sql"]
 
 
 def _number(value: Any) -> Any:

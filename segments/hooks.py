@@ -23,8 +23,11 @@ from django.utils.dateparse import parse_datetime
 from identity.hooks import merge_hook_register
 from profiles.models import Profile
 from segments.models import MembershipChange, Segment, SegmentMembership
-from segments.services import membership_changes_record, segment_index
-from segments.services.realtime import _memberships_evaluate
+from segments.services import (
+    membership_changes_record,
+    segment_index,
+    segment_memberships_evaluate,
+)
 
 HOOK_NAME = "segments"
 CAUSE = MembershipChange.Cause.MERGE
@@ -48,7 +51,11 @@ def _changes_record(
     """Record and announce enters/exits given as {segment id: [profile ids]}."""
     for segment in Segment.objects.filter(pk__in=joins.keys() | leaves.keys()).order_by("pk"):
         membership_changes_record(
-            segment, joins.get(segment.pk, []), leaves.get(segment.pk, []), cause=CAUSE, at=now
+            segment=segment,
+            entered=joins.get(segment.pk, []),
+            exited=leaves.get(segment.pk, []),
+            cause=CAUSE,
+            at=now,
         )
 
 
@@ -68,9 +75,7 @@ def _reconcile(profiles: dict[int, Entered], now: dt.datetime) -> None:
     created = []
     gone = Q(pk__in=[])
     # Every active segment for all these profiles, in one statement.
-    inside, _ = _memberships_evaluate(
-        {entry.id: sorted(profiles) for entry in index}, {entry.id: entry for entry in index}, now
-    )
+    inside = segment_memberships_evaluate(segments=index, profile_ids=profiles, now=now)
     for profile_id, entered in profiles.items():
         wanted = {entry.id for entry in index if (entry.id, profile_id) in inside}
         for segment_id in wanted - current[profile_id]:

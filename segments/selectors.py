@@ -4,6 +4,7 @@ the reference evaluator needs for one profile, and autocomplete vocabularies."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,13 +12,14 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import F, Prefetch, Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from identity.models import Identity
+from consent import selectors as consent_selectors
+from identity.models import Identity, IdentityKind
 from profiles.models import Event, Profile
 from segments import conditions
-from segments.compiler import AnyOf, ConsentUnavailable, base_profiles, compile_definition
+from segments.compiler import base_profiles, compile_definition
 from segments.models import (
     MembershipChange,
     ModelRun,
@@ -54,29 +56,7 @@ def definition_resolver(*, exclude: int | None = None) -> Callable[[int], Mappin
     return resolve
 
 
-def consent_q_or_none() -> Callable[[str, Collection[int] | None], Q] | None:
-    """Consent conditions go through the consent app's gate (`consent_profiles_allowed`: latest
-    record, else the purpose's default; suppressed profiles allow nothing)."""
-    try:
-        from consent import selectors as consent_selectors
-    except ImportError:
-        return None
-    gate = getattr(consent_selectors, "consent_profiles_allowed", None)
-    if gate is None:
-        return None
-
-    def consent_q(purpose: str, profile_ids: Collection[int] | None) -> Q:
-        profiles = Profile.objects.all()
-        if profile_ids is not None:
-            profiles = profiles.filter(AnyOf(F("pk"), profile_ids))
-        return Q(pk__in=gate(purpose=purpose, profiles=profiles).values("pk"))
-
-    return consent_q
-
-
 def consent_purpose_known(code: str) -> bool:
-    from consent import selectors as consent_selectors
-
     try:
         consent_selectors.purpose_get(code=code)
     except consent_selectors.UnknownPurposeError:
@@ -95,7 +75,6 @@ def definition_q(
         now=now,
         segments=definition_resolver(),
         profile_ids=profile_ids,
-        consent_q=consent_q_or_none(),
     )
 
 
@@ -205,15 +184,11 @@ def profile_facts(*, profile: Profile) -> conditions.ProfileFacts:
         )
     }
     scores = dict(ProfileScore.objects.filter(profile=profile).values_list("kind", "value"))
-    consents: set[str] = set()
-    if consent_q_or_none() is not None:
-        from consent import selectors as consent_selectors
-
-        consents = {
-            row["purpose"]
-            for row in consent_selectors.consent_current_state(profile=profile)
-            if row["granted"]
-        }
+    consents = {
+        row["purpose"]
+        for row in consent_selectors.consent_current_state(profile=profile)
+        if row["granted"]
+    }
     return conditions.ProfileFacts(
         id=profile.pk,
         traits=profile.traits or {},
@@ -307,17 +282,10 @@ def observed_event_properties(*, event: str) -> dict[str, str]:
 
 
 def _safe_path(path: str) -> bool:
-    import re
-
     return re.match(conditions.PATH_PATTERN, path) is not None
 
 
 def identifier_kinds() -> list[str]:
-    from identity.models import IdentityKind
-
     return sorted(
         {*IdentityKind.values, *Identity.objects.values_list("kind", flat=True).distinct()[:50]}
     )
-
-
-__all__ = ["ConsentUnavailable"]

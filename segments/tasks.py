@@ -1,12 +1,18 @@
-"""Celery adapters: they take ids and call one service (STYLE rule 6)."""
+"""Celery adapters: they take ids and call one service (STYLE rule 6). The tasks that services
+queue are registered under the names in `segments.services.task_queue`."""
 
 from celery import shared_task
 
 from segments import services
 from segments.models import MembershipChange, Segment
+from segments.services.task_queue import (
+    MODEL_TRAIN_TASK,
+    SEGMENT_REFRESH_TASK,
+    WEBHOOK_DELIVER_TASK,
+)
 
 
-@shared_task(acks_late=True)
+@shared_task(name=SEGMENT_REFRESH_TASK, acks_late=True)
 def segment_refresh_task(segment_id: int, cause: str = MembershipChange.Cause.REFRESH) -> None:
     segment = Segment.objects.filter(pk=segment_id).first()
     if segment is not None:
@@ -19,6 +25,7 @@ def segments_refresh_all_task() -> None:
 
 
 @shared_task(
+    name=WEBHOOK_DELIVER_TASK,
     acks_late=True,
     autoretry_for=(services.TransientError,),
     retry_backoff=5,
@@ -29,16 +36,12 @@ def webhook_deliver_task(delivery_id: int) -> None:
     services.webhook_delivery_send(delivery_id=delivery_id)
 
 
-@shared_task(acks_late=True)
+@shared_task(name=MODEL_TRAIN_TASK, acks_late=True)
 def model_train_task(run_id: int) -> None:
-    from segments import ml
-
-    ml.model_train(run_id=run_id)
+    services.model_train(run_id=run_id)
 
 
 @shared_task(acks_late=True)
 def models_retrain_all_task() -> None:
     """Beat: queue a training of every model kind (each retrains only if its data changed)."""
-    from segments import ml
-
-    ml.models_retrain_all()
+    services.models_retrain_all()

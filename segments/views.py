@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from access.roles import ADMIN, COMPLIANCE, MARKETER, has_role, roles_required
 from profiles.models import Profile
-from segments import conditions, ml, selectors, services
+from segments import conditions, selectors, services
 from segments.forms import DefinitionErrors, SegmentForm, parse_definition
 from segments.models import ModelRun, Segment
 
@@ -235,7 +235,7 @@ def model_train(request: HttpRequest) -> HttpResponse:
     kind = request.POST.get("kind", "")
     if kind not in ModelRun.Kind.values:
         return HttpResponse("unknown model kind", status=400)
-    ml.model_train_request(kind=kind, actor=request.user)
+    services.model_train_request(kind=kind, actor=request.user)
     if request.headers.get("HX-Request"):
         return render(request, "segments/_runs.html", _models_context(request))
     messages.success(request, "Training queued.")

@@ -2,7 +2,7 @@
 carry a format version and the hash of their training data, requests only read saved output).
 
 Both work on plain frames so the same code runs on the project's events and on the UCI Online
-Retail transactions the benchmark uses:
+Retail transactions the benchmark uses (`bench/segments.py`):
 - `orders`: one row per order — customer, time, amount;
 - `activity` (optional): one row per event — customer, time, name, category;
 - `lines` (optional): one row per product of an order — customer, time, order, product,
@@ -14,20 +14,7 @@ held-out AUC is measured on the most recent cut-off whose 30 days are complete, 
 trained only on earlier ones.
 
 Modules: `features` (pure frames in, frames out), `propensity` and `clustering` (fitting),
-`artifacts` (format version, data hash), `training` (the project's data, runs and scores) and
-`retail` (the benchmark on UCI Online Retail).
+`artifacts` (format version, data hash) and `training` (the project's data, the fit of each
+kind). The runs that train them and write their scores are services
+(`segments.services.model_runs`).
 """
-
-from segments.ml.artifacts import FORMAT_VERSION
-from segments.ml.clustering import describe_centroid
-from segments.ml.retail import bench_report
-from segments.ml.training import model_train, model_train_request, models_retrain_all
-
-__all__ = [
-    "FORMAT_VERSION",
-    "bench_report",
-    "describe_centroid",
-    "model_train",
-    "model_train_request",
-    "models_retrain_all",
-]

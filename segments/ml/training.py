@@ -1,13 +1,17 @@
-"""The project's data, training runs and scores written to profiles."""
+"""The project's data as frames, and the fitting of each model kind on them (the runs that call
+these are `segments.services.model_runs`)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Callable
 from typing import Any
 
-from segments.ml.artifacts import FORMAT_VERSION, data_hash, dump_artifact
+from django.db.models import Case, Count, F, JSONField, Max, QuerySet, When
+
+from consent.selectors import consent_profiles_allowed
+from profiles.models import Event, Profile
+from segments.ml.artifacts import dump_artifact
 from segments.ml.clustering import fit_clusters
 from segments.ml.features import (
     HORIZON_DAYS,
@@ -26,8 +30,6 @@ from segments.ml.propensity import (
     training_cuts,
 )
 
-log = logging.getLogger(__name__)
-
 # One thread for scikit-learn's OpenMP/BLAS: the ml queue shares small machines with everything
 # else, and on a loaded 2-core machine two threads fitted the boosted model 7x slower than one
 # (spinning threads waiting for each other); workers scale by processes instead.
@@ -39,19 +41,13 @@ ORDER_EVENT = "Order Completed"
 def project_frames(*, profile_ids: Any = None) -> tuple[Any, Any, Any]:
     """(orders, activity, lines) frames from the events table; customers are profile ids.
     `lines` has one row per product of an `Order Completed` event (Segment's e-commerce spec:
-    `properties.products`). Profiles without `personalization` consent are left out once the
-    consent app answers that."""
+    `properties.products`). Profiles without `personalization` consent are left out."""
     import pandas as pd
-    from django.db.models import Case, F, JSONField, When
-
-    from profiles.models import Event
 
     events = Event.objects.filter(profile__isnull=False, profile__merged_into__isnull=True)
     if profile_ids is not None:
         events = events.filter(profile_id__in=profile_ids)
-    allowed = _personalization_allowed()
-    if allowed is not None:
-        events = events.filter(profile_id__in=allowed)
+    events = events.filter(profile_id__in=_personalization_allowed())
     # The product lists of orders only: other events (a started checkout) carry them too, and
     # they are the biggest values in the table.
     products = Case(
@@ -119,118 +115,16 @@ def order_lines(orders: Any) -> Any:
     return lines
 
 
-def _personalization_allowed() -> Any:
-    """Profiles whose data may train models: the consent gate for `personalization`."""
-    try:
-        from consent import selectors as consent_selectors
-    except ImportError:
-        return None
-    from profiles.models import Profile
-
-    gate = consent_selectors.consent_profiles_allowed
-    return gate(purpose="personalization", profiles=Profile.objects.all()).values("pk")
-
-
-def model_train_request(*, kind: str, actor: Any = None) -> Any:
-    """Record a queued run and start its task after commit (the ml queue)."""
-    from django.db import transaction
-
-    from segments.models import ModelRun
-    from segments.tasks import model_train_task
-
-    run = ModelRun.objects.create(
-        kind=kind, requested_by=actor if getattr(actor, "pk", None) else None
-    )
-    transaction.on_commit(lambda: model_train_task.delay(run.pk))
-    return run
+def _personalization_allowed() -> QuerySet[Any]:
+    """Ids of the profiles whose data may train models: the consent gate for `personalization`."""
+    gate = consent_profiles_allowed(purpose="personalization", profiles=Profile.objects.all())
+    return gate.values("pk")
 
 
 def data_fingerprint() -> str:
     """Cheap change detector for scheduled retraining: events and profiles seen so far."""
-    from django.db.models import Count, Max
-
-    from profiles.models import Event
-
     agg = Event.objects.filter(profile__isnull=False).aggregate(n=Count("id"), last=Max("id"))
     return f"{agg['n']}:{agg['last']}"
-
-
-def models_retrain_all() -> list[Any]:
-    """Queue every kind whose data changed since its active model was trained."""
-    from segments.models import ModelRun
-
-    fingerprint = data_fingerprint()
-    queued = []
-    for kind in ModelRun.Kind.values:
-        active = ModelRun.objects.filter(kind=kind, is_active=True).first()
-        if active is not None and active.metrics.get("fingerprint") == fingerprint:
-            continue
-        queued.append(model_train_request(kind=kind))
-    return queued
-
-
-def model_train(*, run_id: int, now: Any = None) -> Any:
-    """Train one recorded run, reporting progress on the row; on success it becomes the active
-    model of its kind (the previous stays recorded) and its outputs are written to profiles."""
-    from django.db import transaction
-    from django.utils import timezone
-
-    from segments.models import ModelRun
-
-    run = ModelRun.objects.get(pk=run_id)
-    if run.status not in (ModelRun.Status.QUEUED, ModelRun.Status.FAILED):
-        return run
-    now = now or timezone.now()
-
-    def progress(percent: int, message: str) -> None:
-        ModelRun.objects.filter(pk=run.pk).update(
-            progress=percent, message=message[:300], status=ModelRun.Status.RUNNING
-        )
-
-    try:
-        progress(5, "Loading events")
-        fingerprint = data_fingerprint()
-        orders, activity, lines = project_frames()
-        progress(30, "Computing features")
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=ML_THREADS):
-            if run.kind == ModelRun.Kind.CLUSTER:
-                outputs, fields = train_clusters(orders, activity, now, progress)
-            else:
-                outputs, fields = train_propensity(
-                    run.kind, orders, activity, now, progress, lines=lines
-                )
-        fields["data_hash"] = data_hash(orders, activity, lines)
-        fields["metrics"]["fingerprint"] = fingerprint
-        progress(90, "Writing scores")
-        with transaction.atomic():
-            _write_scores(run, outputs)
-            ModelRun.objects.filter(kind=run.kind, is_active=True).update(is_active=False)
-            ModelRun.objects.filter(pk=run.pk).update(
-                status=ModelRun.Status.DONE,
-                progress=100,
-                message="Done",
-                is_active=True,
-                finished_at=timezone.now(),
-                format_version=FORMAT_VERSION,
-                **fields,
-            )
-    except NotEnoughData as error:
-        # What the data lacks, in words for the models page: not a fault, no traceback.
-        log.info("model run %s refused: %s", run.pk, error)
-        ModelRun.objects.filter(pk=run.pk).update(
-            status=ModelRun.Status.FAILED, message=str(error)[:300], finished_at=timezone.now()
-        )
-    except Exception as error:
-        log.exception("model run %s failed", run.pk)
-        ModelRun.objects.filter(pk=run.pk).update(
-            status=ModelRun.Status.FAILED,
-            message=f"{error.__class__.__name__}: {error}"[:300],
-            finished_at=timezone.now(),
-        )
-    run.refresh_from_db()
-    return run
 
 
 def train_clusters(
@@ -298,16 +192,3 @@ def train_propensity(
         "summary": [],
         "artifact": dump_artifact({"model": model, "features": features}),
     }
-
-
-def _write_scores(run: Any, outputs: dict[int, float]) -> None:
-    from segments.models import ProfileScore
-
-    ProfileScore.objects.filter(kind=run.kind).delete()
-    ProfileScore.objects.bulk_create(
-        [
-            ProfileScore(profile_id=pid, kind=run.kind, value=value, run=run)
-            for pid, value in outputs.items()
-        ],
-        batch_size=5000,
-    )

@@ -5,7 +5,8 @@ row, announced after commit with `segments.signals.segment_membership_changed` a
 segment has a webhook, recorded as a `WebhookDelivery` that a task sends after commit.
 
 Modules: `definitions`, `refresh` (full refresh and the recording of changes), `realtime`
-(the pipeline stage), `webhooks` and `erasure` (segments' part of a privacy erasure).
+(the pipeline stage), `webhooks`, `model_runs` (training clustering and propensity models,
+their scores written to profiles) and `erasure` (segments' part of a privacy erasure).
 Everything public is importable from here.
 """
 
@@ -18,6 +19,7 @@ from segments.services.definitions import (
     segment_update,
 )
 from segments.services.erasure import segment_data_erase
+from segments.services.model_runs import model_train, model_train_request, models_retrain_all
 from segments.services.realtime import (
     INDEX_VERSION_KEY,
     ORDER_EVENT,
@@ -25,10 +27,11 @@ from segments.services.realtime import (
     SENTINEL_NOW,
     SENTINEL_PROFILES,
     IndexedSegment,
-    MembershipChangeSet,
+    MembershipTransition,
     segment_candidates,
     segment_index,
     segment_index_invalidate,
+    segment_memberships_evaluate,
     segment_memberships_refresh,
 )
 from segments.services.refresh import (
@@ -59,10 +62,13 @@ __all__ = [
     "WEBHOOK_BATCH",
     "WEBHOOK_MAX_ATTEMPTS",
     "IndexedSegment",
-    "MembershipChangeSet",
+    "MembershipTransition",
     "RefreshResult",
     "TransientError",
     "membership_changes_record",
+    "model_train",
+    "model_train_request",
+    "models_retrain_all",
     "segment_archive",
     "segment_candidates",
     "segment_create",
@@ -71,6 +77,7 @@ __all__ = [
     "segment_duplicate",
     "segment_index",
     "segment_index_invalidate",
+    "segment_memberships_evaluate",
     "segment_memberships_refresh",
     "segment_refresh",
     "segment_unarchive",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -16,52 +16,48 @@ from segments.models import (
     Segment,
 )
 from segments.services.realtime import segment_index_invalidate
+from segments.services.task_queue import SEGMENT_REFRESH_TASK, segments_task
 
 
 def segment_definition_check(
     *, definition: Any, segment: Segment | None = None
 ) -> conditions.Dependencies:
     """Validate a definition fully: schema, semantics, referenced segments exist, no cycle,
-    consent available. Raises conditions.InvalidDefinition; returns its dependencies."""
+    known consent purposes. Raises conditions.InvalidDefinition; returns its dependencies."""
     conditions.validate(definition, segment_exists=lambda i: Segment.objects.filter(pk=i).exists())
     resolver = selectors.definition_resolver()
     own_id = segment.pk if segment else None
     for pointer, node in conditions.walk_with_pointers(definition):
         if "segment" in node:
-            if node["segment"] == own_id:
-                raise conditions.InvalidDefinition(
-                    [conditions.ConditionError(pointer, "a segment cannot contain itself")]
-                )
-            target = resolver(node["segment"])
-            cycle = (
-                conditions.find_cycle(own_id, target or {"all": []}, resolver) if own_id else None
-            )
-            if cycle:
-                chain = " → ".join(f"#{i}" for i in [own_id, node["segment"], *cycle[1:]])
-                raise conditions.InvalidDefinition(
-                    [
-                        conditions.ConditionError(
-                            pointer, f"segments would refer in a cycle: {chain}"
-                        )
-                    ]
-                )
-        if "consent" in node:
-            if selectors.consent_q_or_none() is None:
-                raise conditions.InvalidDefinition(
-                    [conditions.ConditionError(pointer, "consent conditions need the consent app")]
-                )
-            if not selectors.consent_purpose_known(node["consent"]):
-                raise conditions.InvalidDefinition(
-                    [
-                        conditions.ConditionError(
-                            pointer, f"unknown consent purpose {node['consent']!r}"
-                        )
-                    ]
-                )
+            _segment_reference_check(pointer, node["segment"], own_id, resolver)
+        if "consent" in node and not selectors.consent_purpose_known(node["consent"]):
+            _refuse(pointer, f"unknown consent purpose {node['consent']!r}")
     # Compiled once here, inside the caller's transaction, so that a definition the compiler
     # cannot turn into SQL fails before the segment is stored, not in its first refresh.
     compiled_sql(base_profiles().filter(selectors.definition_q(definition, now=timezone.now())))
     return conditions.dependencies(definition, resolver)
+
+
+def _segment_reference_check(
+    pointer: str,
+    target_id: int,
+    own_id: int | None,
+    resolver: Callable[[int], Mapping[str, Any] | None],
+) -> None:
+    """A segment may not contain itself, directly or through the segments it refers to."""
+    if target_id == own_id:
+        _refuse(pointer, "a segment cannot contain itself")
+    if own_id is None:
+        return  # a new segment: nothing can refer to it yet
+    target = resolver(target_id)
+    cycle = conditions.find_cycle(own_id, target or {"all": []}, resolver)
+    if cycle:
+        chain = " → ".join(f"#{i}" for i in [own_id, target_id, *cycle[1:]])
+        _refuse(pointer, f"segments would refer in a cycle: {chain}")
+
+
+def _refuse(pointer: str, message: str) -> NoReturn:
+    raise conditions.InvalidDefinition([conditions.ConditionError(pointer, message)])
 
 
 @transaction.atomic
@@ -151,7 +147,4 @@ def segment_duplicate(*, segment: Segment, actor: AbstractBaseUser | None = None
 
 
 def _queue_refresh(segment: Segment, *, cause: str) -> None:
-    from segments.tasks import segment_refresh_task
-
-    segment_id = segment.pk
-    transaction.on_commit(lambda: segment_refresh_task.delay(segment_id, cause))
+    segments_task(SEGMENT_REFRESH_TASK).delay_on_commit(segment.pk, cause)

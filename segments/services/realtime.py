@@ -1,12 +1,14 @@
 """The real-time pipeline stage: once per processed chunk, re-evaluate only the segments the
-chunk's events can affect, each only for the profiles whose events can affect it."""
+chunk's events can affect, each only for the profiles whose events can affect it, and return
+the enters and exits for the next stage. The same evaluation serves profile merges
+(`segment_memberships_evaluate`, see segments.hooks)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ from segments.services.webhooks import webhook_deliveries_record
 from segments.signals import segment_membership_changed
 
 INDEX_VERSION_KEY = "segments:index:version"
+CAUSE = MembershipChange.Cause.REALTIME
 
 
 # Computed features that only an order moves (profiles.services counts orders from this
@@ -67,41 +70,48 @@ def segment_index() -> list[IndexedSegment]:
         rows = Segment.objects.filter(status=Segment.Status.ACTIVE).values_list(
             "pk", "definition", "dependencies", "webhook_url"
         )
-        entries = []
-        for pk, definition, deps, webhook_url in rows:
-            computed = set(deps.get("computed", ()))
-            names = set(deps.get("event_names", ()))
-            if computed & ORDER_ONLY_FEATURES:
-                names.add(ORDER_EVENT)
-            entries.append(
-                IndexedSegment(
-                    id=pk,
-                    definition=definition,
-                    trait_keys=frozenset(deps.get("trait_keys", ())),
-                    event_names=frozenset(names),
-                    # Consent arrives with events too (SDK context), recorded by the consent stage.
-                    any_event=bool(
-                        computed - ORDER_ONLY_FEATURES
-                        or deps.get("identifiers")
-                        or deps.get("consents")
-                    ),
-                    cacheable=not deps.get("date_windows", True),
-                    webhook_url=webhook_url,
-                )
-            )
-        _index = (version, entries)
+        _index = (version, [_indexed(*row) for row in rows])
     return _index[1]
 
 
+def _indexed(
+    pk: int, definition: Mapping[str, Any], deps: Mapping[str, Any], webhook_url: str
+) -> IndexedSegment:
+    computed = set(deps.get("computed", ()))
+    names = set(deps.get("event_names", ()))
+    if computed & ORDER_ONLY_FEATURES:
+        names.add(ORDER_EVENT)
+    return IndexedSegment(
+        id=pk,
+        definition=definition,
+        trait_keys=frozenset(deps.get("trait_keys", ())),
+        event_names=frozenset(names),
+        # Consent arrives with events too (SDK context), recorded by the consent stage.
+        any_event=bool(
+            computed - ORDER_ONLY_FEATURES or deps.get("identifiers") or deps.get("consents")
+        ),
+        cacheable=not deps.get("date_windows", True),
+        webhook_url=webhook_url,
+    )
+
+
+def segment_index_invalidate() -> None:
+    # A fresh random version, never a counter: after a cache flush a counter starts again at
+    # a number some worker's stale index may still carry.
+    cache.set(INDEX_VERSION_KEY, uuid.uuid4().hex, None)
+
+
 @dataclass(frozen=True)
-class MembershipChangeSet:
+class MembershipTransition:
+    """One profile entering (`entered`) or leaving (not `entered`) one segment."""
+
     segment_id: int
     profile_id: int
-    entered: bool  # True: entered, False: exited
+    entered: bool
 
 
 def segment_candidates(
-    events: Iterable[Event], *, index: list[IndexedSegment] | None = None
+    *, events: Iterable[Event], index: list[IndexedSegment] | None = None
 ) -> list[IndexedSegment]:
     """Only segments that can depend on what these events changed."""
     names: set[str] = set()
@@ -132,28 +142,54 @@ def _keys(traits: Any) -> Iterable[str]:
 
 def segment_memberships_refresh(
     *, resolved: Sequence[tuple[Profile, Sequence[Event]]], now: dt.datetime | None = None
-) -> list[MembershipChangeSet]:
+) -> list[MembershipTransition]:
     """Pipeline stage, once per chunk: re-evaluate the segments the chunk's events can affect,
     each only for the profiles whose events can affect it (one query per segment, all sent as
-    one statement with the current memberships), then record and announce every enter/exit.
-    Returns the changes, by segment then profile."""
+    one statement with the current memberships), then record every enter/exit (history,
+    webhook deliveries) and announce it after commit (`segment_membership_changed`).
+
+    Returns the membership changes, for the stages that act on them: every enter and exit
+    this call recorded, one `MembershipTransition` per segment and profile, ordered by
+    segment, enters before exits, then by profile (empty when nothing changed). A change that
+    a concurrent refresh made first is that refresh's, and not in the list."""
     index = segment_index()
-    wanted: dict[int, set[int]] = {}
-    for profile, events in resolved:
-        for entry in segment_candidates(events, index=index):
-            wanted.setdefault(entry.id, set()).add(profile.pk)
-    if not wanted:
+    asked = _profiles_to_evaluate(resolved, index)
+    if not asked:
         return []
     now = now or timezone.now()
     by_id = {entry.id: entry for entry in index}
-    inside, current = _memberships_evaluate(
-        {segment_id: sorted(ids) for segment_id, ids in wanted.items()}, by_id, now
-    )
+    inside, current = _memberships_evaluate(asked, by_id, now)
     entering = sorted(inside - current)
     leaving = sorted(current - inside)
     if not entering and not leaving:
         return []
-    return _memberships_apply(entering, leaving, by_id, now)
+    transitions = _memberships_apply(entering, leaving, now)
+    _transitions_announce(transitions, by_id, now)
+    return transitions
+
+
+def _profiles_to_evaluate(
+    resolved: Sequence[tuple[Profile, Sequence[Event]]], index: list[IndexedSegment]
+) -> dict[int, list[int]]:
+    """{segment id: the profiles whose events can affect it}, sorted."""
+    wanted: dict[int, set[int]] = {}
+    for profile, events in resolved:
+        for entry in segment_candidates(events=events, index=index):
+            wanted.setdefault(entry.id, set()).add(profile.pk)
+    return {segment_id: sorted(ids) for segment_id, ids in wanted.items()}
+
+
+def segment_memberships_evaluate(
+    *, segments: Sequence[IndexedSegment], profile_ids: Collection[int], now: dt.datetime
+) -> set[tuple[int, int]]:
+    """The (segment id, profile id) pairs, of these segments and profiles, whose definition
+    holds at `now`, whatever the stored memberships say. Reads only these profiles' rows; on
+    PostgreSQL it is one statement."""
+    ids = sorted(profile_ids)
+    inside, _ = _memberships_evaluate(
+        {entry.id: ids for entry in segments}, {entry.id: entry for entry in segments}, now
+    )
+    return inside
 
 
 # Compiling a query costs more than running it for a few profiles, so on PostgreSQL each
@@ -166,46 +202,52 @@ SENTINEL_NOW = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
 SENTINEL_PROFILES = [-987_654_321_987]
 _compiled: dict[tuple[Any, int, str], tuple[str, list] | None] = {}
 
+# {segment id: profile ids} to evaluate, and the (segment id, profile id) pairs: those whose
+# definition holds now, and those that are members now.
+Asked = Mapping[int, list[int]]
+Verdicts = tuple[set[tuple[int, int]], set[tuple[int, int]]]
+
 
 def _memberships_evaluate(
-    asked: Mapping[int, list[int]], index: Mapping[int, IndexedSegment], now: dt.datetime
-) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
-    """For the asked (segment, profiles): the (segment id, profile id) pairs that hold now, and
-    those that are members now. Each definition is evaluated with every subquery narrowed to
-    its profiles, so it reads only their rows; on PostgreSQL everything is one statement."""
+    asked: Asked, index: Mapping[int, IndexedSegment], now: dt.datetime
+) -> Verdicts:
+    """For the asked (segment, profiles): the pairs that hold now, and those that are members
+    now. Each definition is evaluated with every subquery narrowed to its profiles, so it reads
+    only their rows."""
+    if connection.vendor == "postgresql":
+        inside, current = _memberships_evaluate_postgresql(asked, index, now)
+    else:
+        inside, current = _memberships_evaluate_portable(asked, index, now)
     pairs = {(segment_id, pk) for segment_id, ids in asked.items() for pk in ids}
+    return inside, pairs & current
+
+
+def _memberships_evaluate_portable(
+    asked: Asked, index: Mapping[int, IndexedSegment], now: dt.datetime
+) -> Verdicts:
+    inside = {
+        (segment_id, pk)
+        for segment_id, profile_ids in asked.items()
+        for pk in _members_queryset(index[segment_id], profile_ids, now)
+    }
     everyone = sorted({pk for ids in asked.values() for pk in ids})
-    if connection.vendor != "postgresql":
-        inside = {
-            (segment_id, pk)
-            for segment_id, profile_ids in asked.items()
-            for pk in _members_queryset(index[segment_id], profile_ids, now)
-        }
-        current = SegmentMembership.objects.filter(
-            AnyOf(F("profile_id"), everyone), segment_id__in=list(asked)
-        ).values_list("segment_id", "profile_id")
-        return inside, pairs & set(current)
+    current = SegmentMembership.objects.filter(
+        AnyOf(F("profile_id"), everyone), segment_id__in=list(asked)
+    ).values_list("segment_id", "profile_id")
+    return inside, set(current)
+
+
+def _memberships_evaluate_postgresql(
+    asked: Asked, index: Mapping[int, IndexedSegment], now: dt.datetime
+) -> Verdicts:
+    """Every definition's query and the current memberships, as one statement."""
     parts: list[str] = []
     params: list[Any] = []
     for segment_id, profile_ids in asked.items():
-        entry = index[segment_id]
-        compiled = (
-            _compiled_sql(entry)
-            if entry.cacheable
-            else compiled_sql(_members_queryset(entry, profile_ids, now))
-        )
+        compiled = _members_sql(index[segment_id], profile_ids, now)
         if compiled is None:
             continue  # the definition matches nobody
         sql, part_params = compiled
-        if entry.cacheable:
-            part_params = [
-                now + (p - SENTINEL_NOW)
-                if isinstance(p, dt.datetime) and p.year >= 8000
-                else profile_ids
-                if p == SENTINEL_PROFILES
-                else p
-                for p in part_params
-            ]
         # The compiled SQL is the ORM's own; the definition only ever contributes parameters.
         parts.append(f"SELECT true, {int(segment_id)}, m.* FROM ({sql}) AS m")  # noqa: S608
         params += part_params
@@ -213,13 +255,36 @@ def _memberships_evaluate(
         f"SELECT false, segment_id, profile_id FROM {SegmentMembership._meta.db_table} "  # noqa: S608
         "WHERE profile_id = ANY(%s::bigint[]) AND segment_id = ANY(%s::bigint[])"
     )
-    params += [everyone, list(asked)]
+    params += [sorted({pk for ids in asked.values() for pk in ids}), list(asked)]
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(parts), params)
         rows = cursor.fetchall()
     inside = {(segment_id, pk) for holds, segment_id, pk in rows if holds}
     current = {(segment_id, pk) for holds, segment_id, pk in rows if not holds}
-    return inside, pairs & current
+    return inside, current
+
+
+def _members_sql(
+    entry: IndexedSegment, profile_ids: list[int], now: dt.datetime
+) -> tuple[str, list] | None:
+    """The SQL and parameters of `entry`'s members among `profile_ids` at `now`; None: the
+    definition matches nobody. Cacheable definitions reuse their compiled SQL, with `now` and
+    the profiles substituted for the sentinels."""
+    if not entry.cacheable:
+        compiled = compiled_sql(_members_queryset(entry, profile_ids, now))
+        return None if compiled is None else (compiled[0], list(compiled[1]))
+    cached = _compiled_sql(entry)
+    if cached is None:
+        return None
+    sql, params = cached
+    return sql, [
+        now + (p - SENTINEL_NOW)
+        if isinstance(p, dt.datetime) and p.year >= 8000
+        else profile_ids
+        if p == SENTINEL_PROFILES
+        else p
+        for p in params
+    ]
 
 
 def _compiled_sql(entry: IndexedSegment) -> tuple[str, list] | None:
@@ -245,64 +310,43 @@ def _members_queryset(entry: IndexedSegment, profile_ids: list[int], now: dt.dat
 
 
 def _memberships_apply(
-    entering: list[tuple[int, int]],
-    leaving: list[tuple[int, int]],
-    index: Mapping[int, IndexedSegment],
-    now: dt.datetime,
-) -> list[MembershipChangeSet]:
-    """Insert and delete membership rows and write their history; only rows this call really
-    changed (not one that a concurrent refresh changed first) are recorded and announced."""
-    cause = MembershipChange.Cause.REALTIME
+    entering: list[tuple[int, int]], leaving: list[tuple[int, int]], now: dt.datetime
+) -> list[MembershipTransition]:
+    """Insert and delete membership rows and write their history; returns only the changes
+    this call really made (not one that a concurrent refresh made first), in stage order."""
     if connection.vendor == "postgresql":
         entered, exited = _memberships_apply_postgresql(entering, leaving, now)
     else:
-        entered, exited = [], []
-        for segment_id, profile_id in entering:
-            _, created = SegmentMembership.objects.get_or_create(
-                segment_id=segment_id, profile_id=profile_id, defaults={"entered_at": now}
-            )
-            if created:
-                entered.append((segment_id, profile_id))
-        for segment_id, profile_id in leaving:
-            deleted, _ = SegmentMembership.objects.filter(
-                segment_id=segment_id, profile_id=profile_id
-            ).delete()
-            if deleted:
-                exited.append((segment_id, profile_id))
-        MembershipChange.objects.bulk_create(
-            MembershipChange(segment_id=s, profile_id=p, kind=kind, cause=cause, at=now)
-            for kind, pairs in (("enter", entered), ("exit", exited))
-            for s, p in pairs
-        )
-    changes = sorted(
-        [MembershipChangeSet(s, p, True) for s, p in entered]
-        + [MembershipChangeSet(s, p, False) for s, p in exited],
+        entered, exited = _memberships_apply_portable(entering, leaving, now)
+    return sorted(
+        [MembershipTransition(s, p, True) for s, p in entered]
+        + [MembershipTransition(s, p, False) for s, p in exited],
         key=lambda c: (c.segment_id, not c.entered, c.profile_id),
     )
-    by_segment: dict[int, tuple[list[int], list[int]]] = {}
-    for change in changes:
-        moved = by_segment.setdefault(change.segment_id, ([], []))
-        moved[0 if change.entered else 1].append(change.profile_id)
-    hooked = [i for i in by_segment if index[i].webhook_url]
-    for segment in Segment.objects.filter(pk__in=hooked).order_by("pk") if hooked else []:
-        webhook_deliveries_record(segment, *by_segment[segment.pk], cause=cause, at=now)
 
-    def announce() -> None:
-        segments = Segment.objects.in_bulk(list(by_segment))
-        for segment_id, (entered_ids, exited_ids) in sorted(by_segment.items()):
-            if segment_id in segments:
-                segment_membership_changed.send(
-                    sender=Segment,
-                    segment=segments[segment_id],
-                    entered=entered_ids,
-                    exited=exited_ids,
-                    cause=cause,
-                    at=now,
-                )
 
-    if by_segment:
-        transaction.on_commit(announce)
-    return changes
+def _memberships_apply_portable(
+    entering: list[tuple[int, int]], leaving: list[tuple[int, int]], now: dt.datetime
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    entered, exited = [], []
+    for segment_id, profile_id in entering:
+        _, created = SegmentMembership.objects.get_or_create(
+            segment_id=segment_id, profile_id=profile_id, defaults={"entered_at": now}
+        )
+        if created:
+            entered.append((segment_id, profile_id))
+    for segment_id, profile_id in leaving:
+        deleted, _ = SegmentMembership.objects.filter(
+            segment_id=segment_id, profile_id=profile_id
+        ).delete()
+        if deleted:
+            exited.append((segment_id, profile_id))
+    MembershipChange.objects.bulk_create(
+        MembershipChange(segment_id=s, profile_id=p, kind=kind, cause=CAUSE, at=now)
+        for kind, pairs in (("enter", entered), ("exit", exited))
+        for s, p in pairs
+    )
+    return entered, exited
 
 
 def _memberships_apply_postgresql(
@@ -339,7 +383,7 @@ def _memberships_apply_postgresql(
             sql,
             {
                 "now": now,
-                "cause": MembershipChange.Cause.REALTIME.value,
+                "cause": CAUSE.value,
                 "in_s": [s for s, _ in entering],
                 "in_p": [p for _, p in entering],
                 "out_s": [s for s, _ in leaving],
@@ -352,7 +396,34 @@ def _memberships_apply_postgresql(
     return entered, exited
 
 
-def segment_index_invalidate() -> None:
-    # A fresh random version, never a counter: after a cache flush a counter starts again at
-    # a number some worker's stale index may still carry.
-    cache.set(INDEX_VERSION_KEY, uuid.uuid4().hex, None)
+def _transitions_announce(
+    transitions: list[MembershipTransition], index: Mapping[int, IndexedSegment], now: dt.datetime
+) -> None:
+    """Webhook deliveries for the segments that have one; the signal after commit."""
+    by_segment: dict[int, tuple[list[int], list[int]]] = {}
+    for change in transitions:
+        moved = by_segment.setdefault(change.segment_id, ([], []))
+        moved[0 if change.entered else 1].append(change.profile_id)
+    if not by_segment:
+        return
+    hooked = [i for i in by_segment if index[i].webhook_url]
+    for segment in Segment.objects.filter(pk__in=hooked).order_by("pk") if hooked else []:
+        entered, exited = by_segment[segment.pk]
+        webhook_deliveries_record(
+            segment=segment, entered=entered, exited=exited, cause=CAUSE, at=now
+        )
+
+    def announce() -> None:
+        segments = Segment.objects.in_bulk(list(by_segment))
+        for segment_id, (entered_ids, exited_ids) in sorted(by_segment.items()):
+            if segment_id in segments:
+                segment_membership_changed.send(
+                    sender=Segment,
+                    segment=segments[segment_id],
+                    entered=entered_ids,
+                    exited=exited_ids,
+                    cause=CAUSE,
+                    at=now,
+                )
+
+    transaction.on_commit(announce)

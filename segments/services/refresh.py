@@ -18,6 +18,7 @@ from segments.models import (
     SegmentMembership,
     SegmentSnapshot,
 )
+from segments.services.task_queue import SEGMENT_REFRESH_TASK, segments_task
 from segments.services.webhooks import webhook_deliveries_record
 from segments.signals import segment_membership_changed
 
@@ -54,7 +55,9 @@ def segment_refresh(
         size = SegmentMembership.objects.filter(segment=segment).count()
         Segment.objects.filter(pk=segment.pk).update(size=size, refreshed_at=now)
         SegmentSnapshot.objects.create(segment=segment, at=now, size=size)
-        membership_changes_record(segment, entered, exited, cause=cause, at=now)
+        membership_changes_record(
+            segment=segment, entered=entered, exited=exited, cause=cause, at=now
+        )
     return RefreshResult(segment_id=segment.pk, entered=entered, exited=exited, size=size)
 
 
@@ -110,8 +113,10 @@ def _refresh_portable(
 
 
 def membership_changes_record(
-    segment: Segment, entered: list[int], exited: list[int], *, cause: str, at: dt.datetime
+    *, segment: Segment, entered: list[int], exited: list[int], cause: str, at: dt.datetime
 ) -> None:
+    """Record profiles entering and leaving `segment` (history rows, webhook deliveries) and
+    announce them after commit (`segment_membership_changed`)."""
     if not entered and not exited:
         return
     MembershipChange.objects.bulk_create(
@@ -128,7 +133,9 @@ def membership_changes_record(
         batch_size=5000,
     )
     if segment.webhook_url:
-        webhook_deliveries_record(segment, entered, exited, cause=cause, at=at)
+        webhook_deliveries_record(
+            segment=segment, entered=entered, exited=exited, cause=cause, at=at
+        )
 
     def announce() -> None:
         segment_membership_changed.send(
@@ -141,9 +148,8 @@ def membership_changes_record(
 def segments_refresh_all() -> list[int]:
     """Queue a refresh of every active segment (beat): time-relative conditions move on their
     own, and every refresh adds a point to the size chart."""
-    from segments.tasks import segment_refresh_task
-
     ids = list(Segment.objects.filter(status=Segment.Status.ACTIVE).values_list("pk", flat=True))
+    refresh = segments_task(SEGMENT_REFRESH_TASK)
     for segment_id in ids:
-        segment_refresh_task.delay(segment_id, MembershipChange.Cause.REFRESH)
+        refresh.delay(segment_id, MembershipChange.Cause.REFRESH)
     return ids

@@ -10,6 +10,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
+from functools import partial
 
 from celery.exceptions import Retry
 from django.db import transaction
@@ -18,6 +19,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from segments.models import Segment, WebhookDelivery, new_webhook_secret_salt
+from segments.services.task_queue import WEBHOOK_DELIVER_TASK, segments_task
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +61,10 @@ def webhook_signature(*, secret: str, timestamp: int, body: bytes) -> str:
 
 
 def webhook_deliveries_record(
-    segment: Segment, entered: list[int], exited: list[int], *, cause: str, at: dt.datetime
+    *, segment: Segment, entered: list[int], exited: list[int], cause: str, at: dt.datetime
 ) -> None:
+    """Record the segment's webhook deliveries of these changes, WEBHOOK_BATCH a delivery, each
+    sent by a task after commit."""
     changes = [("enter", p) for p in entered] + [("exit", p) for p in exited]
     for start in range(0, len(changes), WEBHOOK_BATCH):
         chunk = changes[start : start + WEBHOOK_BATCH]
@@ -75,15 +79,12 @@ def webhook_deliveries_record(
                 "exited": [p for kind, p in chunk if kind == "exit"],
             },
         )
-        delivery_id = delivery.pk
-        transaction.on_commit(lambda d=delivery_id: _webhook_deliver_queue(d))
+        transaction.on_commit(partial(_webhook_deliver_queue, delivery.pk))
 
 
 def _webhook_deliver_queue(delivery_id: int) -> None:
-    from segments.tasks import webhook_deliver_task
-
     try:
-        webhook_deliver_task.delay(delivery_id)
+        segments_task(WEBHOOK_DELIVER_TASK).delay(delivery_id)
     except Retry:
         # Only without a broker (dev mode: tasks run inline, CELERY_TASK_ALWAYS_EAGER), where a
         # retry raises Celery's Retry into whatever request changed the membership. The

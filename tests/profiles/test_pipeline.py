@@ -319,25 +319,31 @@ def test_a_task_takes_on_the_oldest_other_pending_events_up_to_its_chunk(
     assert not Event.objects.filter(processed_at__isnull=True).exists()
 
 
-def test_a_chunk_that_fails_leaves_the_events_it_took_on_to_be_taken_again(source):
+@pytest.fixture
+def poisoned_last_stage(monkeypatch):
+    """The pipeline's last stage fails on any chunk that holds a "Poison" event."""
+    segments_stage = pipeline.segment_memberships_refresh
+
+    def poisoned(*, resolved):
+        if any(event.event == "Poison" for _, events in resolved for event in events):
+            raise ValueError("a later stage failed on this event")
+        return segments_stage(resolved=resolved)
+
+    monkeypatch.setattr(pipeline, "segment_memberships_refresh", poisoned)
+
+
+def test_a_chunk_that_fails_leaves_the_events_it_took_on_to_be_taken_again(
+    source, poisoned_last_stage
+):
     ids = events_store(
         [event_build(source, user_id=f"u{n}", event="Seen", at=timedelta(n)) for n in range(4)]
         + [event_build(source, user_id="u-bad", event="Poison")]
     )
-
-    def poisoned_stage(*, resolved):
-        if any(event.event == "Poison" for _, events in resolved for event in events):
-            raise ValueError("a later stage failed on this event")
-
-    pipeline.AFTER_PROFILE_UPDATE.append(poisoned_stage)
-    try:
-        # The chunk (its own event and the ones it took on) fails and is split: its own event
-        # is found at fault; the others are pending again, for their own tasks.
-        assert pipeline.events_process(event_ids=[ids[4]], fill_to=5) == 0
-        assert Event.objects.filter(processed_at__isnull=True).count() == 5
-        assert pipeline.events_process(event_ids=ids[:4], fill_to=4) == 4
-    finally:
-        pipeline.AFTER_PROFILE_UPDATE.remove(poisoned_stage)
+    # The chunk (its own event and the ones it took on) fails and is split: its own event is
+    # found at fault; the others are pending again, for their own tasks.
+    assert pipeline.events_process(event_ids=[ids[4]], fill_to=5) == 0
+    assert Event.objects.filter(processed_at__isnull=True).count() == 5
+    assert pipeline.events_process(event_ids=ids[:4], fill_to=4) == 4
     assert list(Event.objects.filter(processed_at__isnull=True).values_list("pk", flat=True)) == [
         ids[4]
     ]
@@ -354,20 +360,14 @@ def test_the_tasks_process_events_and_the_pending_task_picks_up_lost_ones(source
     assert lost.processed_at is not None and lost.profile is not None
 
 
-def test_an_event_that_cannot_be_processed_does_not_hold_back_the_others(source, caplog):
-    def poisoned_stage(*, resolved):
-        if any(event.event == "Poison" for _, events in resolved for event in events):
-            raise ValueError("a later stage failed on this event")
-
+def test_an_event_that_cannot_be_processed_does_not_hold_back_the_others(
+    source, caplog, poisoned_last_stage
+):
     ids = events_store(
         [event_build(source, user_id=f"u{n}", event="Fine", at=timedelta(n)) for n in range(6)]
         + [event_build(source, user_id="u-bad", event="Poison")]
     )
-    pipeline.AFTER_PROFILE_UPDATE.append(poisoned_stage)
-    try:
-        assert pipeline.events_process(event_ids=ids) == 6
-    finally:
-        pipeline.AFTER_PROFILE_UPDATE.remove(poisoned_stage)
+    assert pipeline.events_process(event_ids=ids) == 6
 
     assert list(
         Event.objects.filter(processed_at__isnull=True).values_list("event", flat=True)

@@ -104,18 +104,18 @@ def test_real_time_enter_and_exit_after_events(
     assert SegmentMembership.objects.filter(segment=buyers_not, profile=person).exists()
 
     event = _track(source, person, "Product Viewed", NOW)
-    assert {s.id for s in services.segment_candidates([event])} == {viewers.pk}
+    assert {s.id for s in services.segment_candidates(events=[event])} == {viewers.pk}
     assert services.segment_memberships_refresh(resolved=[(person, [event])], now=NOW) == []
     event = _track(source, person, "Product Viewed", NOW + dt.timedelta(minutes=1))
     with django_capture_on_commit_callbacks(execute=True):
         changes = services.segment_memberships_refresh(resolved=[(person, [event])], now=NOW)
-    assert changes == [services.MembershipChangeSet(viewers.pk, person.pk, True)]
+    assert changes == [services.MembershipTransition(viewers.pk, person.pk, True)]
     assert SegmentMembership.objects.filter(segment=viewers, profile=person).exists()
 
     order = _track(source, person, "Order Completed", NOW + dt.timedelta(minutes=2))
     with django_capture_on_commit_callbacks(execute=True):
         changes = services.segment_memberships_refresh(resolved=[(person, [order])], now=NOW)
-    assert changes == [services.MembershipChangeSet(buyers_not.pk, person.pk, False)]
+    assert changes == [services.MembershipTransition(buyers_not.pk, person.pk, False)]
     assert not SegmentMembership.objects.filter(segment=buyers_not, profile=person).exists()
     assert [
         (a["segment"].pk, a["entered"], a["exited"], a["cause"]) for a in announcements[-2:]
@@ -173,9 +173,9 @@ def test_real_time_checks_a_whole_chunk_with_one_query_and_records_each_change(
     viewed = [p.pk for n, p in enumerate(people) if n % 3]
     twice = [p.pk for n, p in enumerate(people) if n % 3 == 2]
     assert changes == sorted(
-        [services.MembershipChangeSet(germans.pk, people[0].pk, True)]
-        + [services.MembershipChangeSet(viewers.pk, pk, True) for pk in twice]
-        + [services.MembershipChangeSet(quiet.pk, pk, False) for pk in viewed],
+        [services.MembershipTransition(germans.pk, people[0].pk, True)]
+        + [services.MembershipTransition(viewers.pk, pk, True) for pk in twice]
+        + [services.MembershipTransition(quiet.pk, pk, False) for pk in viewed],
         key=lambda c: (c.segment_id, not c.entered, c.profile_id),
     )
     assert set(
@@ -207,8 +207,7 @@ def test_real_time_records_only_what_it_changed_itself(source, profile_maker, an
     # twice.
     services.segment_refresh(segment=viewers, now=NOW)
     entered = MembershipChange.objects.filter(segment=viewers, kind="enter").count()
-    index = {entry.id: entry for entry in services.segment_index()}
-    assert realtime._memberships_apply([(viewers.pk, person.pk)], [], index, NOW) == []
+    assert realtime._memberships_apply([(viewers.pk, person.pk)], [], NOW) == []
     assert services.segment_memberships_refresh(resolved=[(person, [event])], now=NOW) == []
     assert MembershipChange.objects.filter(segment=viewers, kind="enter").count() == entered
 

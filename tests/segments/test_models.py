@@ -10,8 +10,11 @@ import pytest
 from django.utils import timezone
 
 from profiles.models import Event, Profile
-from segments import ml
+from segments import services
 from segments.compiler import base_profiles, compile_definition
+from segments.ml.artifacts import FORMAT_VERSION
+from segments.ml.clustering import describe_centroid
+from segments.ml.training import project_frames
 from segments.models import ModelRun, ProfileScore
 from tests.segments.conftest import make_profile
 
@@ -52,7 +55,7 @@ def shop(source):
 
 def _train(kind, capture):
     with capture(execute=True):
-        run = ml.model_train_request(kind=kind)
+        run = services.model_train_request(kind=kind)
     run.refresh_from_db()
     return run
 
@@ -67,7 +70,7 @@ def test_clustering_chooses_k_by_silhouette_describes_clusters_and_scores_profil
     assert len(run.summary) == run.metrics["k"] and all(row["description"] for row in run.summary)
     assert len(run.data_hash) == 64
     artifact = joblib.load(io.BytesIO(bytes(run.artifact)))
-    assert artifact["format_version"] == ml.FORMAT_VERSION
+    assert artifact["format_version"] == FORMAT_VERSION
     assert ProfileScore.objects.filter(kind="cluster").count() == 80
     members = base_profiles().filter(compile_definition({"cluster": 0}, now=shop))
     assert members.count() == run.summary[0]["size"]
@@ -117,7 +120,7 @@ def test_project_frames_read_order_lines_from_completed_orders_only(source):
             (name, at, order) for name in ("Checkout Started", "Order Completed", "Product Viewed")
         ],
     )
-    orders, activity, lines = ml.training.project_frames()
+    orders, activity, lines = project_frames()
     assert len(activity) == 3 and orders["amount"].tolist() == [11.0]
     assert lines[["customer", "product", "quantity", "price"]].values.tolist() == [
         [profile.pk, "p1", 2, 4.5],
@@ -132,7 +135,7 @@ def test_churn_trains_too_and_scheduled_retraining_skips_unchanged_data(
     run = _train("churn", django_capture_on_commit_callbacks)
     assert run.status == "done", run.message
     with django_capture_on_commit_callbacks(execute=True):
-        queued = ml.models_retrain_all()
+        queued = services.models_retrain_all()
     assert {r.kind for r in queued} == {"cluster", "purchase_30d"}  # churn's data did not change
 
 
@@ -160,7 +163,7 @@ def test_models_page_shows_runs_and_trains_on_demand(
 
 def test_centroids_in_words():
     assert (
-        ml.describe_centroid({"recency": -1.2, "monetary": 0.9, "frequency": 0.1})
+        describe_centroid({"recency": -1.2, "monetary": 0.9, "frequency": 0.1})
         == "recently active, high spenders"
     )
-    assert ml.describe_centroid({"recency": 0.1}) == "average on every feature"
+    assert describe_centroid({"recency": 0.1}) == "average on every feature"

@@ -10,7 +10,6 @@ from segments import conditions, services
 from segments.compiler import base_profiles, compile_definition
 from segments.models import ModelRun, ProfileScore, Segment
 from segments.selectors import definition_resolver, profile_facts
-from segments.services import realtime
 from tests.segments.conftest import NOW
 
 pytestmark = pytest.mark.django_db
@@ -245,9 +244,10 @@ def _check(cast, definition, expected):
         cacheable=not conditions.dependencies(definition, definition_resolver()).date_windows,
     )
     wanted = {(990, pk) for pk, name in label.items() if name in expected}
-    assert realtime._memberships_evaluate({990: sorted(label)}, {990: entry}, NOW)[0] == wanted, (
-        f"real-time path, all profiles: {definition}"
-    )
+    assert (
+        services.segment_memberships_evaluate(segments=[entry], profile_ids=label, now=NOW)
+        == wanted
+    ), f"real-time path, all profiles: {definition}"
     for pk, name in label.items():
         single = base_profiles().filter(
             compile_definition(
@@ -256,7 +256,9 @@ def _check(cast, definition, expected):
             pk=pk,
         )
         assert single.exists() == (name in expected), f"single profile {name}: {definition}"
-        verdict = realtime._memberships_evaluate({990: [pk]}, {990: entry}, NOW)[0] == {(990, pk)}
+        verdict = services.segment_memberships_evaluate(
+            segments=[entry], profile_ids=[pk], now=NOW
+        ) == {(990, pk)}
         assert verdict == (name in expected), f"real-time path {name}: {definition}"
 
 
