@@ -1,0 +1,168 @@
+"""Reads of profiles: the API's filtered list, one profile, its survivor, its computed features.
+
+`profiles` is a low layer: it never imports `identity`. It reaches a profile's identifiers
+through the reverse relation `Profile.identities` that `identity.Identity` declares.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import phonenumbers
+from django.conf import settings
+from django.db import connection
+from django.db.models import Exists, F, JSONField, OuterRef, Prefetch, Q, QuerySet, Value
+from django.db.models.fields.json import KeyTransform, KeyTransformExact
+from django.utils import timezone
+
+from access.parsers import strict_json_loads
+from profiles.models import Profile
+
+# Most levels of nesting a trait filter path may have (`trait.address.city` has two).
+MAX_TRAIT_PATH_DEPTH = 5
+
+
+class InvalidLookupError(ValueError):
+    """A lookup value that can never match (e.g. a phone number that does not parse)."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field_name = field_name
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ProfileFilters:
+    """What `GET /api/v1/profiles/` filters by. Identifier lookups are exact, after the same
+    normalization ingestion applies; trait filters map a dotted path to the wanted value."""
+
+    email: str | None = None
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    phone: str | None = None
+    traits: dict[tuple[str, ...], str] = field(default_factory=dict)
+
+
+def email_normalize(value: str) -> str:
+    return value.strip().lower()
+
+
+def phone_normalize(value: str) -> str:
+    """E.164, reading numbers without a country code in PHONE_DEFAULT_REGION."""
+    try:
+        number = phonenumbers.parse(value.strip(), settings.PHONE_DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_possible_number(number):
+        raise InvalidLookupError("phone", f"{value!r} is not a phone number.")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def identities_prefetch() -> Prefetch:
+    """A profile's identities, in (kind, value) order, with only the columns shown."""
+    identity_model = Profile._meta.get_field("identities").related_model
+    return Prefetch(
+        "identities",
+        queryset=identity_model.objects.only("id", "kind", "value", "profile_id").order_by(
+            "kind", "value"
+        ),
+    )
+
+
+def _trait_condition(path: tuple[str, ...], raw: str) -> Q:
+    """The trait at `path` equals `raw`, read as a string or, when it parses as a JSON number,
+    boolean or null, as that value too (`?trait.age=42` matches 42 and "42"). NaN, Infinity and
+    numbers beyond the float range are no JSON values a trait can hold, so they match only the
+    string (`?trait.x=NaN` finds "NaN")."""
+    candidates: list[Any] = [raw]
+    try:
+        parsed = strict_json_loads(raw)
+    except ValueError:
+        parsed = raw
+    if not isinstance(parsed, str | dict | list):
+        candidates.append(parsed)
+    condition = Q()
+    for candidate in candidates:
+        if connection.vendor == "postgresql":
+            document: Any = candidate
+            for key in reversed(path):
+                document = {key: document}
+            # `@>` containment: a GIN index on traits, when there is one, serves it.
+            condition |= Q(traits__contains=document)
+        else:
+            # SQLite has no JSON containment: compare the value at the key path instead.
+            # (All-digit keys read as array indexes there, so they do not match.)
+            value: Any = F("traits")
+            for key in path:
+                value = KeyTransform(key, value)
+            # A plain string would be sent as raw JSON text; None must stay None to mean null.
+            wanted = candidate if candidate is None else Value(candidate, JSONField())
+            condition |= Q(KeyTransformExact(value, wanted))
+    return condition
+
+
+def profile_list(*, filters: ProfileFilters | None = None) -> QuerySet[Profile]:
+    """Live profiles (not merged away), newest first, identities prefetched."""
+    filters = filters or ProfileFilters()
+    queryset = Profile.objects.filter(merged_into__isnull=True)
+    identity_model = Profile._meta.get_field("identities").related_model
+    lookups = {
+        "email": email_normalize(filters.email) if filters.email is not None else None,
+        "user_id": filters.user_id,
+        "anonymous_id": filters.anonymous_id,
+        "phone": phone_normalize(filters.phone) if filters.phone is not None else None,
+    }
+    for kind, value in lookups.items():
+        if value is None:
+            continue
+        queryset = queryset.filter(
+            Exists(identity_model.objects.filter(profile_id=OuterRef("pk"), kind=kind, value=value))
+        )
+    for path, raw in filters.traits.items():
+        queryset = queryset.filter(_trait_condition(path, raw))
+    return queryset.prefetch_related(identities_prefetch()).order_by("-id")
+
+
+def profile_get(*, profile_id: int) -> Profile | None:
+    """One profile, merged or not (callers decide what a merged one means), with identities."""
+    return Profile.objects.prefetch_related(identities_prefetch()).filter(pk=profile_id).first()
+
+
+def profile_survivor(*, profile: Profile) -> Profile:
+    """The profile a merged-away profile finally lives on (merges can chain)."""
+    seen = {profile.pk}
+    while profile.merged_into_id is not None:
+        successor = Profile.objects.filter(pk=profile.merged_into_id).first()
+        if successor is None or successor.pk in seen:
+            break
+        seen.add(successor.pk)
+        profile = successor
+    return profile
+
+
+def profile_computed_features(profile: Profile, *, now: datetime | None = None) -> dict[str, Any]:
+    """The computed features of a profile, in one place for the API and the pages.
+
+    Columns the pipeline maintains, plus RFM read from them: `recency_days` is whole days since
+    the last order (null without orders), `frequency` the number of orders, `monetary` the
+    total revenue of Order Completed events (the same `monetary` segments and models use),
+    `average_order_value` revenue per order (null without orders), `lifetime_value` the revenue
+    to date.
+    """
+    now = now or timezone.now()
+    revenue = float(profile.revenue or 0)
+    orders = profile.order_count or 0
+    last_order = profile.last_order_at
+    return {
+        "event_count": profile.event_count,
+        "session_count": profile.session_count,
+        "order_count": orders,
+        "revenue": revenue,
+        "first_order_at": profile.first_order_at,
+        "last_order_at": last_order,
+        "recency_days": max((now - last_order).days, 0) if last_order else None,
+        "frequency": orders,
+        "monetary": revenue,
+        "average_order_value": round(revenue / orders, 2) if orders else None,
+        "lifetime_value": revenue,
+    }
