@@ -1,30 +1,50 @@
 """The rows of the profile 360° page: computed features and context, labelled for reading."""
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.utils import timezone
 
+from profiles.features import FEATURE_LABELS, MONEY_FEATURES
 from profiles.models import Profile
 from profiles.selectors.profiles import profile_computed_features
 
 
-def profile_feature_rows(*, profile: Profile) -> list[tuple[str, Any]]:
-    """The computed features for the 360° page as (label, value), in reading order."""
-    features = profile_computed_features(profile)
-    last_seen_days = (timezone.now() - profile.last_seen).days if profile.last_seen else None
+class FeatureRow(NamedTuple):
+    label: str  # in plain words, as segments name the feature
+    value: Any
+    money: bool  # an amount, shown with two decimals
+
+
+# The features the 360° page shows, in reading order.
+PAGE_FEATURES = (
+    "event_count",
+    "session_count",
+    "first_seen",
+    "last_seen",
+    "last_seen_days",
+    "frequency",
+    "monetary",
+    "average_order_value",
+    "lifetime_value",
+    "recency_days",
+    "first_order_at",
+    "last_order_at",
+)
+
+
+def profile_feature_rows(*, profile: Profile) -> list[FeatureRow]:
+    """The computed features for the 360° page, labelled, in reading order."""
+    values = {
+        **profile_computed_features(profile),
+        "first_seen": profile.first_seen,
+        "last_seen": profile.last_seen,
+        "last_seen_days": (
+            (timezone.now() - profile.last_seen).days if profile.last_seen else None
+        ),
+    }
     return [
-        ("Events", features["event_count"]),
-        ("Sessions", features["session_count"]),
-        ("First seen", profile.first_seen),
-        ("Last seen", profile.last_seen),
-        ("Days since last seen", last_seen_days),
-        ("Orders (frequency)", features["frequency"]),
-        ("Total spent (monetary)", features["monetary"]),
-        ("Average order value", features["average_order_value"]),
-        ("Lifetime value", features["lifetime_value"]),
-        ("Days since last order (recency)", features["recency_days"]),
-        ("First order", features["first_order_at"]),
-        ("Last order", features["last_order_at"]),
+        FeatureRow(FEATURE_LABELS[name], values[name], name in MONEY_FEATURES)
+        for name in PAGE_FEATURES
     ]
 
 

@@ -9,7 +9,7 @@
 
 from profiles.services.apply import profile_apply_events, profiles_save
 from profiles.services.audit import profile_access_record
-from profiles.services.computed import COMPUTED_FIELDS, profiles_sessions_recount
+from profiles.services.computed import profiles_sessions_recount
 from profiles.services.context import user_agent_parse
 from profiles.services.events import (
     events_claim,
@@ -21,7 +21,6 @@ from profiles.services.merge import profiles_absorb, rows_update_from_map
 from profiles.services.traits import profile_traits_patch
 
 __all__ = [
-    "COMPUTED_FIELDS",
     "events_claim",
     "events_content_save",
     "events_mark_processed",

@@ -15,13 +15,9 @@ from decimal import Decimal
 from django.db import connection
 from django.utils import timezone
 
+from profiles.features import COMPUTED_FIELDS
 from profiles.models import Event, EventType, Profile
-from profiles.services.computed import (
-    COMPUTED_FIELDS,
-    event_is_order,
-    order_revenue,
-    session_starts,
-)
+from profiles.services.computed import event_is_order, order_revenue, session_starts
 from profiles.services.context import event_context, session_id
 from profiles.services.traits import group_traits_set, trait_time, traits_set
 

@@ -14,24 +14,13 @@ from typing import Any
 
 from django.db.models.fields.json import KeyTransform
 
+from profiles.features import ORDER_COMPLETED
 from profiles.models import Event, EventType, Profile
 
 SESSION_GAP = timedelta(minutes=30)
-ORDER_COMPLETED = "Order Completed"
 # Amounts beyond this are not real orders (and would overflow the revenue column): ignored.
 MAX_ORDER_AMOUNT = Decimal("10000000000")
 CENTS = Decimal("0.01")
-
-COMPUTED_FIELDS = [
-    "first_seen",
-    "last_seen",
-    "event_count",
-    "session_count",
-    "order_count",
-    "revenue",
-    "first_order_at",
-    "last_order_at",
-]
 
 
 def session_starts(

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from profiles.features import ORDER_COMPLETED as ORDER_EVENT
 from segments.ml.artifacts import FORMAT_VERSION, data_hash, dump_artifact
 from segments.ml.clustering import fit_clusters
 from segments.ml.features import (
@@ -32,8 +33,6 @@ log = logging.getLogger(__name__)
 # else, and on a loaded 2-core machine two threads fitted the boosted model 7x slower than one
 # (spinning threads waiting for each other); workers scale by processes instead.
 ML_THREADS = 1
-
-ORDER_EVENT = "Order Completed"
 
 
 def project_frames(*, profile_ids: Any = None) -> tuple[Any, Any, Any]:

@@ -7,9 +7,11 @@ from decimal import Decimal
 
 import pytest
 from django.utils import timezone
+from django.utils.text import capfirst
 
 from identity.models import Identity
 from profiles.models import Event, Profile
+from segments import conditions
 
 pytestmark = pytest.mark.django_db
 
@@ -266,6 +268,14 @@ def test_the_profile_page_shows_traits_features_identities_context_and_timeline(
         "Start of the timeline",
     ]:
         assert text in body, text
+
+
+def test_the_profile_page_names_computed_features_as_segment_conditions_do(
+    staff_client, admin_user, anna
+):
+    body = staff_client(admin_user).get(f"/profiles/{anna.pk}/").content.decode()
+    for name in ("frequency", "monetary", "event_count", "first_order_at"):
+        assert f"<dt>{capfirst(conditions.COMPUTED_WORDS[name])}</dt>" in body, name
 
 
 def test_a_marketer_sees_personal_data_masked_on_the_profile_page(staff_client, marketer, anna):
