@@ -11,7 +11,6 @@
 from profiles.selectors.detail import profile_context_rows, profile_feature_rows
 from profiles.selectors.profiles import (
     MAX_TRAIT_PATH_DEPTH,
-    InvalidLookupError,
     ProfileFilters,
     profile_computed_features,
     profile_get,
@@ -24,7 +23,6 @@ from profiles.selectors.timeline import profile_events, profile_timeline
 
 __all__ = [
     "MAX_TRAIT_PATH_DEPTH",
-    "InvalidLookupError",
     "ProfileFilters",
     "SearchTooSlowError",
     "profile_computed_features",

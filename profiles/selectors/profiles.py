@@ -8,33 +8,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import phonenumbers
-from django.conf import settings
 from django.db import connection
 from django.db.models import Exists, F, JSONField, OuterRef, Prefetch, Q, QuerySet, Value
 from django.db.models.fields.json import KeyTransform, KeyTransformExact
 from django.utils import timezone
 
 from access.parsers import strict_json_loads
+from profiles.identifiers import ANONYMOUS_ID, EMAIL, PHONE, USER_ID, identifier_normalize
 from profiles.models import Profile
 
 # Most levels of nesting a trait filter path may have (`trait.address.city` has two).
 MAX_TRAIT_PATH_DEPTH = 5
 
 
-class InvalidLookupError(ValueError):
-    """A lookup value that can never match (e.g. a phone number that does not parse)."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(message)
-        self.field_name = field_name
-        self.message = message
-
-
 @dataclass(frozen=True)
 class ProfileFilters:
-    """What `GET /api/v1/profiles/` filters by. Identifier lookups are exact, after the same
-    normalization ingestion applies; trait filters map a dotted path to the wanted value."""
+    """What `GET /api/v1/profiles/` filters by. Identifier lookups are exact, after the
+    normalization identity keys have (`profiles.identifiers`); trait filters map a dotted path
+    to the wanted value."""
 
     email: str | None = None
     user_id: str | None = None
@@ -43,19 +34,21 @@ class ProfileFilters:
     traits: dict[tuple[str, ...], str] = field(default_factory=dict)
 
 
-def email_normalize(value: str) -> str:
-    return value.strip().lower()
-
-
-def phone_normalize(value: str) -> str:
-    """E.164, reading numbers without a country code in PHONE_DEFAULT_REGION."""
-    try:
-        number = phonenumbers.parse(value.strip(), settings.PHONE_DEFAULT_REGION)
-    except phonenumbers.NumberParseException:
-        number = None
-    if number is None or not phonenumbers.is_possible_number(number):
-        raise InvalidLookupError("phone", f"{value!r} is not a phone number.")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+def profile_identifier_lookups(*, filters: ProfileFilters) -> dict[str, str]:
+    """The identity keys ({kind: value}) the filters look up, normalised as identity keys are;
+    InvalidIdentifierError (naming the kind) for a value that can be no identifier, since it
+    could never match."""
+    wanted = {
+        EMAIL: filters.email,
+        USER_ID: filters.user_id,
+        ANONYMOUS_ID: filters.anonymous_id,
+        PHONE: filters.phone,
+    }
+    return {
+        kind: identifier_normalize(kind, value)
+        for kind, value in wanted.items()
+        if value is not None
+    }
 
 
 def identities_prefetch() -> Prefetch:
@@ -102,19 +95,12 @@ def _trait_condition(path: tuple[str, ...], raw: str) -> Q:
 
 
 def profile_list(*, filters: ProfileFilters | None = None) -> QuerySet[Profile]:
-    """Live profiles (not merged away), newest first, identities prefetched."""
+    """Live profiles (not merged away), newest first, identities prefetched.
+    InvalidIdentifierError when an identifier filter can be no identifier."""
     filters = filters or ProfileFilters()
     queryset = Profile.objects.filter(merged_into__isnull=True)
     identity_model = Profile._meta.get_field("identities").related_model
-    lookups = {
-        "email": email_normalize(filters.email) if filters.email is not None else None,
-        "user_id": filters.user_id,
-        "anonymous_id": filters.anonymous_id,
-        "phone": phone_normalize(filters.phone) if filters.phone is not None else None,
-    }
-    for kind, value in lookups.items():
-        if value is None:
-            continue
+    for kind, value in profile_identifier_lookups(filters=filters).items():
         queryset = queryset.filter(
             Exists(identity_model.objects.filter(profile_id=OuterRef("pk"), kind=kind, value=value))
         )

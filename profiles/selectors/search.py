@@ -1,18 +1,13 @@
 """The profile explorer's search: an exact identifier or profile id, else words of a name."""
 
-import contextlib
 from dataclasses import dataclass
 
 from django.db import OperationalError, connection, transaction
 from django.db.models import Q, QuerySet
 
+from profiles.identifiers import NORMALIZERS, Key
 from profiles.models import Profile
-from profiles.selectors.profiles import (
-    InvalidLookupError,
-    email_normalize,
-    identities_prefetch,
-    phone_normalize,
-)
+from profiles.selectors.profiles import identities_prefetch
 
 # Trait keys that hold a person's name or email, as SDKs send them (camelCase and snake_case).
 NAME_TRAIT_KEYS = ("name", "firstName", "lastName", "first_name", "last_name", "email")
@@ -29,16 +24,10 @@ class ProfilePage:
     exact: bool = False  # the query was an exact identifier or profile id
 
 
-def _identity_lookups(query: str) -> list[tuple[str, str]]:
-    """The (kind, normalized value) pairs an exact identifier search should look up."""
-    pairs = [("user_id", query), ("anonymous_id", query), ("device_id", query)]
-    if "@" in query:
-        pairs.append(("email", email_normalize(query)))
-    if sum(ch.isdigit() for ch in query) >= 6:
-        # Not a phone number: the other lookups still apply.
-        with contextlib.suppress(InvalidLookupError):
-            pairs.append(("phone", phone_normalize(query)))
-    return pairs
+def _identity_lookups(query: str) -> list[Key]:
+    """The identity keys an exact identifier search looks up: the query read as each kind of
+    identifier it can be, normalised as identity keys are."""
+    return [(kind, value) for kind, normalize in NORMALIZERS.items() if (value := normalize(query))]
 
 
 def _exact_matches(query: str) -> QuerySet[Profile]:

@@ -136,6 +136,8 @@ def test_search_finds_a_profile_by_its_id_and_by_a_phone_number_as_typed(
     client = staff_client(marketer)
     assert result_ids(client.get("/profiles/", {"q": str(bob.pk)})) == [bob.pk]
     assert result_ids(client.get("/profiles/", {"q": "(415) 555-2671"})) == [anna.pk]
+    assert result_ids(client.get("/profiles/", {"q": "+1 415 555 2671"})) == [anna.pk]
+    assert result_ids(client.get("/profiles/", {"q": "011 1 415 555 2671"})) == [anna.pk]
 
 
 def test_search_matches_the_name_trait_and_shows_nothing_for_a_stranger(
