@@ -11,8 +11,8 @@ import atexit
 import logging
 import os
 import threading
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar, cast
 
 from django.conf import settings
 
@@ -48,7 +48,7 @@ class GroupCommit(Generic[Item, Result]):
     caller of that group.
     """
 
-    def __init__(self, write: Callable[[list[Item]], list[Result | BaseException]]) -> None:
+    def __init__(self, write: Callable[[list[Item]], Sequence[Result | BaseException]]) -> None:
         self._write_items = write
         self._lock = threading.Lock()
         self._waiting: list[_Waiting[Item, Result]] = []
@@ -69,7 +69,7 @@ class GroupCommit(Generic[Item, Result]):
             self._write()
         if mine.error is not None:
             raise mine.error
-        return mine.result  # type: ignore[return-value] - set whenever done without error
+        return cast(Result, mine.result)  # set whenever done without error
 
     def _write(self) -> None:
         with self._lock:

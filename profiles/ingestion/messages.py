@@ -304,11 +304,10 @@ def _shape_errors(message: dict[str, Any]) -> list[dict[str, str]]:
         )
         return [{"field": deep, "message": f"nested too deeply (over {MAX_NESTING} levels)"}]
     message_type = message.get("type")
-    fast_validator = FAST_VALIDATORS.get(message_type) if isinstance(message_type, str) else None
-    if fast_validator is None:
+    if not isinstance(message_type, str) or message_type not in FAST_VALIDATORS:
         return [{"field": "type", "message": f"must be one of {', '.join(MESSAGE_TYPES)}"}]
     try:
-        fast_validator(message)
+        FAST_VALIDATORS[message_type](message)
     except fastjsonschema.JsonSchemaException:
         return _schema_errors(message_type, message)
     return []
@@ -350,12 +349,12 @@ def _event_time(
 ) -> tuple[datetime, datetime | None]:
     """(event time, original timestamp) as the module docstring of `profiles.ingestion` says."""
     sent_at = times["sentAt"]
-    if times["originalTimestamp"] is not None:
-        original = times["originalTimestamp"]
-        event_time = times["timestamp"]
-        if event_time is None:
-            event_time = received_at - (sent_at - original) if sent_at else original
-        return event_time, original
+    original = times["originalTimestamp"]
+    if original is not None:
+        explicit = times["timestamp"]
+        if explicit is not None:
+            return explicit, original
+        return (received_at - (sent_at - original) if sent_at else original), original
     original = times["timestamp"]
     if original is None:
         return received_at, None

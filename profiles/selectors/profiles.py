@@ -56,7 +56,7 @@ def identities_prefetch() -> Prefetch:
     identity_model = Profile._meta.get_field("identities").related_model
     return Prefetch(
         "identities",
-        queryset=identity_model.objects.only("id", "kind", "value", "profile_id").order_by(
+        queryset=identity_model._default_manager.only("id", "kind", "value", "profile_id").order_by(
             "kind", "value"
         ),
     )
@@ -99,10 +99,10 @@ def profile_list(*, filters: ProfileFilters | None = None) -> QuerySet[Profile]:
     InvalidIdentifierError when an identifier filter can be no identifier."""
     filters = filters or ProfileFilters()
     queryset = Profile.objects.filter(merged_into__isnull=True)
-    identity_model = Profile._meta.get_field("identities").related_model
+    identities = Profile._meta.get_field("identities").related_model._default_manager
     for kind, value in profile_identifier_lookups(filters=filters).items():
         queryset = queryset.filter(
-            Exists(identity_model.objects.filter(profile_id=OuterRef("pk"), kind=kind, value=value))
+            Exists(identities.filter(profile_id=OuterRef("pk"), kind=kind, value=value))
         )
     for path, raw in filters.traits.items():
         queryset = queryset.filter(_trait_condition(path, raw))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection
 from django.utils import timezone
@@ -93,7 +94,7 @@ def _profiles_save_postgres(profiles: Sequence[Profile]) -> None:
     from psycopg2.extras import Json
 
     table = Profile._meta.db_table
-    columns = {
+    columns: dict[str, tuple[str, list[Any]]] = {
         "id": ("bigint", [p.pk for p in profiles]),
         "traits": ("jsonb", [Json(p.traits) for p in profiles]),
         "trait_timestamps": ("jsonb", [Json(p.trait_timestamps) for p in profiles]),

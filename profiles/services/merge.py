@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import connection, models, transaction
+from django.db import connection, models
 from django.db.models import Case, Value, When
 
 from profiles.models import Event, Profile
@@ -16,21 +16,16 @@ from profiles.services.computed import profiles_sessions_recount
 from profiles.services.traits import profile_traits_merge
 
 
-@transaction.atomic
-def profile_absorb(*, survivor: Profile, duplicate: Profile) -> None:
-    """Move everything of `duplicate` onto `survivor` and leave `duplicate` empty.
+def profiles_absorb(*, pairs: Sequence[tuple[Profile, Profile]]) -> None:
+    """Move everything of each `duplicate` onto its `survivor` and leave `duplicate` empty, for
+    many (survivor, duplicate) pairs in a fixed number of statements. No profile may appear in
+    two pairs.
 
     Events move; traits merge most-recent-wins; context comes from whichever was seen last;
     computed features combine (sums, min/max) and sessions are recounted from the merged
     timeline. `duplicate` keeps its row with `merged_into=survivor`. Both rows must be locked
-    by the caller. Identities are the identity app's to move.
+    by the caller, inside its transaction. Identities are the identity app's to move.
     """
-    profiles_absorb(pairs=[(survivor, duplicate)])
-
-
-def profiles_absorb(*, pairs: Sequence[tuple[Profile, Profile]]) -> None:
-    """`profile_absorb` for many (survivor, duplicate) pairs in a fixed number of statements.
-    No profile may appear in two pairs."""
     if not pairs:
         return
     moves = {duplicate.pk: survivor.pk for survivor, duplicate in pairs}
