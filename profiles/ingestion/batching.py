@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar, cast
 
+from celery import current_app
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -125,9 +126,7 @@ class _ProcessingQueue:
         self._pid = os.getpid()
 
     def add(self, event_ids: list[int]) -> None:
-        from cdp.celery import app
-
-        if app.conf.task_always_eager:
+        if current_app.conf.task_always_eager:
             _events_publish(event_ids)
             return
         chunk = settings.INGEST_PROCESS_CHUNK
