@@ -13,7 +13,7 @@ Settings (environment):
   PostgreSQL and the Celery workers, and each holds its own database connections.
 - WEB_THREADS: threads per process running Django (16). A request waiting on PostgreSQL (the
   commit of its events) leaves the others working, and single events of concurrent requests
-  share one INSERT and one commit per process (profiles/ingestion/storage.py), which needs
+  share one INSERT and one commit per process (profiles/ingestion/batching.py), which needs
   several requests in flight per process.
 Connections are kept alive between requests (SDKs, proxies and load balancers reuse them).
 """

@@ -2,43 +2,35 @@
 
 Suppressions, tombstones and finished requests keep identifiers only as these keyed hashes
 (HMAC-SHA256 under PRIVACY_HASH_KEY), so a leaked table cannot be reversed by hashing a list
-of known emails. The normalisation matches identity resolution's for the kinds we hash:
-emails lower-cased, phones in E.164, ids as sent (trimmed).
+of known emails. Identifiers are normalised by the rule identity keys follow
+(`profiles.identifiers`: emails lower-cased, phones in E.164, ids trimmed), so that a subject
+named in any form hashes to what the identity index holds, and a value the index could never
+hold is refused (InvalidIdentifierError) instead of being hashed to something nobody matches.
 """
 
 import hashlib
 import hmac
 from functools import lru_cache
 
-import phonenumbers
 from django.conf import settings
 
-SUBJECT_KINDS = ("email", "user_id", "phone", "anonymous_id")
+from profiles.identifiers import (
+    ANONYMOUS_ID,
+    EMAIL,
+    PHONE,
+    USER_ID,
+    InvalidIdentifierError,
+    identifier_normalize,
+)
 
+SUBJECT_KINDS = (EMAIL, USER_ID, PHONE, ANONYMOUS_ID)
 
-class InvalidIdentifierError(ValueError):
-    pass
-
-
-def identifier_normalize(kind: str, value: object) -> str:
-    if not isinstance(value, str | int) or isinstance(value, bool):
-        raise InvalidIdentifierError(f"{kind} must be a string")
-    text = str(value).strip()
-    if not text:
-        raise InvalidIdentifierError(f"{kind} must not be empty")
-    if len(text) > 320:
-        raise InvalidIdentifierError(f"{kind} is longer than 320 characters")
-    if kind == "email":
-        if "@" not in text:
-            raise InvalidIdentifierError("email is not an email address")
-        return text.lower()
-    if kind == "phone":
-        try:
-            number = phonenumbers.parse(text, settings.PHONE_DEFAULT_REGION)
-        except phonenumbers.NumberParseException as exc:
-            raise InvalidIdentifierError("phone is not a phone number") from exc
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return text
+__all__ = [
+    "SUBJECT_KINDS",
+    "InvalidIdentifierError",
+    "identifier_hash",
+    "identifier_normalize",
+]
 
 
 @lru_cache(maxsize=1)
@@ -47,5 +39,6 @@ def _key() -> bytes:
 
 
 def identifier_hash(kind: str, normalized_value: str) -> str:
+    """The keyed hash of one identifier, normalised with `identifier_normalize` first."""
     message = f"{kind}:{normalized_value}".encode()
     return hmac.new(_key(), message, hashlib.sha256).hexdigest()

@@ -22,8 +22,8 @@ from access.auth import ResourcePermission
 from access.roles import ADMIN, COMPLIANCE, MARKETER
 from identity import selectors, services
 from identity.models import CandidateStatus, MatchCandidate, MergeRecord, RescanJob
-from identity.normalize import email_normalize, id_normalize, phone_normalize
 from identity.rescan import RescanBusyError, rescan_job_create
+from profiles.identifiers import KINDS, InvalidIdentifierError, identifier_normalize
 from profiles.models import Profile
 
 # Ids are bigints; beyond that PostgreSQL would only find nothing, but SQLite cannot bind them.
@@ -234,15 +234,6 @@ class UnmergeApi(IdentityResource, APIView):
         return Response(MergeOutputSerializer(record).data)
 
 
-LOOKUP_KINDS = {
-    "user_id": id_normalize,
-    "anonymous_id": id_normalize,
-    "device_id": id_normalize,
-    "email": email_normalize,
-    "phone": phone_normalize,
-}
-
-
 class IdentityLookupApi(IdentityResource, APIView):
     """Which profile an identifier (`kind`, `value`) belongs to (its current survivor)."""
 
@@ -260,7 +251,7 @@ class IdentityLookupApi(IdentityResource, APIView):
         errors: dict[str, list[str]] = {}
         if not kind:
             errors["kind"] = ["required"]
-        elif not (kind in LOOKUP_KINDS or kind.replace("_", "").isalnum()):
+        elif not (kind in KINDS or kind.replace("_", "").isalnum()):
             errors["kind"] = [f"not an identifier kind: {kind!r}"]
         if not value.strip():
             errors["value"] = ["required"]
@@ -269,9 +260,10 @@ class IdentityLookupApi(IdentityResource, APIView):
             errors["value"] = ["cannot contain NUL (%00)"]
         if errors:
             raise ValidationError(errors)
-        normalized = LOOKUP_KINDS.get(kind, id_normalize)(value)
-        if not normalized:
-            raise ValidationError({"value": [f"not a valid {kind}: {value!r}"]})
+        try:
+            normalized = identifier_normalize(kind, value)
+        except InvalidIdentifierError:
+            raise ValidationError({"value": [f"not a valid {kind}: {value!r}"]}) from None
         profile = selectors.profile_by_identity(kind=kind, value=normalized)
         if profile is None:
             raise NotFound(f"No profile has {kind} {normalized!r}.")

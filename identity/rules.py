@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from django.db.models import Count
 
 from identity.models import CandidateStatus, Identity, MatchCandidate, NotSamePerson
-from identity.normalize import EventIdentifiers, Key
 from identity.selectors import match_settings
+from profiles.identifiers import EventIdentifiers
 from profiles.models import Profile
 
 # Values that SDKs and forms send when they have no identifier at all.
@@ -126,6 +126,3 @@ def candidate_for_limit(*, first: Profile, second: Profile) -> MatchCandidate | 
         },
     )
     return candidate
-
-
-_ = Key  # re-exported type for callers

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from django.db.models import QuerySet
 
 from identity.models import Identity, MatchCandidate, MatchSettings, MergeRecord, RescanJob
-from identity.normalize import Key
+from profiles.identifiers import Key
 from profiles.models import Profile
 
 

@@ -35,6 +35,7 @@ from access.pagination import KeysetPagination
 from access.parsers import JSONParser
 from access.roles import ADMIN, COMPLIANCE, MARKETER
 from profiles import selectors, services
+from profiles.identifiers import InvalidIdentifierError
 from profiles.models import Profile
 
 TRAIT_PARAM_PREFIX = "trait."
@@ -157,8 +158,10 @@ class ProfileListApi(ProfilesResource, APIView):
         summary="List and filter profiles",
         description=(
             "Live profiles (merged-away ones excluded), newest first. Identifier lookups are "
-            "exact after normalization: `email` is trimmed and lower-cased, `phone` is read as "
-            "E.164 (numbers without a country code in the server's default region). Trait "
+            "exact after the normalization identity keys have: ids are trimmed, `email` is "
+            "trimmed and lower-cased, `phone` is read as E.164 (numbers without a country code "
+            "in the server's default region); a value that can be no identifier (no email "
+            "address, no valid phone number) is refused with 400. Trait "
             "filters are `trait.<key>=<value>`, dotted for nested traits; a value that parses "
             "as a JSON number, boolean or null also matches that typed value. Unknown query "
             "parameters are refused with 400."
@@ -180,8 +183,8 @@ class ProfileListApi(ProfilesResource, APIView):
         filters = self._filters(request)
         try:
             queryset = selectors.profile_list(filters=filters)
-        except selectors.InvalidLookupError as error:
-            raise ValidationError({error.field_name: [error.message]}) from None
+        except InvalidIdentifierError as error:
+            raise ValidationError({error.kind: [str(error)]}) from None
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, request, view=self)
         data = ProfileOutputSerializer(page, many=True).data

@@ -33,6 +33,7 @@ from typing import Any
 import phonenumbers
 
 from profiles import demo_vocabulary as vocab
+from profiles.features import ORDER_COMPLETED
 
 HISTORY_DAYS = 120
 SHOP_URL = "https://shop.example.com"
@@ -523,7 +524,7 @@ class _SessionWriter:
                 tick(30, 240),
                 device,
                 extra,
-                "Order Completed",
+                ORDER_COMPLETED,
                 {
                     "order_id": f"ORD-{person.user_id[4:10].upper()}-{self.orders:03d}",
                     "checkout_id": checkout_id,

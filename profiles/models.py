@@ -86,6 +86,11 @@ class Event(models.Model):
     )
     processed_at = models.DateTimeField(null=True, blank=True)
 
+    # Not columns: set from the payload on the events that profiles.services.events_claim
+    # hands to processing (a group's `groupId`, an alias's `previousId`; None otherwise).
+    group_id: str | None
+    previous_id: str | None
+
     class Meta:
         constraints = [
             models.UniqueConstraint(

@@ -17,10 +17,10 @@ from cdp import pipeline
 def _parsers_warm_up(**_: object) -> None:
     """Compile the user-agent and phone parsers once in the worker's parent process, before it
     forks its pool: otherwise every pool process spends seconds on its first chunk."""
-    from identity.normalize import phone_normalize
-    from profiles.services import _user_agent
+    from profiles.identifiers import phone_normalize
+    from profiles.services import user_agent_parse
 
-    _user_agent("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0")
+    user_agent_parse("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0")
     phone_normalize("+1 415 555 0100", region="US")
 
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from consent import selectors as consent_selectors
 from identity.models import Identity, IdentityKind
+from profiles.features import COMPUTED_FIELDS
 from profiles.models import Event, Profile
 from segments import conditions
 from segments.compiler import base_profiles, compile_definition
@@ -170,19 +171,7 @@ def profile_facts(*, profile: Profile) -> conditions.ProfileFacts:
         .order_by("-timestamp", "-id")
         .values_list("id", "event", "timestamp", "properties")[:EXPLAIN_EVENT_LIMIT]
     ]
-    computed = {
-        field: getattr(profile, field)
-        for field in (
-            "first_seen",
-            "last_seen",
-            "event_count",
-            "session_count",
-            "order_count",
-            "revenue",
-            "first_order_at",
-            "last_order_at",
-        )
-    }
+    computed = {field: getattr(profile, field) for field in COMPUTED_FIELDS}
     scores = dict(ProfileScore.objects.filter(profile=profile).values_list("kind", "value"))
     consents = {
         row["purpose"]

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from django.db import connection
 
-from identity.normalize import EventIdentifiers, Key, event_identifiers
+from profiles.identifiers import EventIdentifiers, Key, event_identifiers
 from profiles.models import Event
 
 

@@ -27,12 +27,12 @@ from identity.models import (
     MergeRecord,
     NotSamePerson,
 )
-from identity.normalize import Key
 from identity.selectors import match_settings, profile_current
 from identity.services.keys import _event_identifiers
+from profiles.features import COMPUTED_FIELDS
+from profiles.identifiers import Key
 from profiles.models import Event, Profile
 from profiles.services import (
-    COMPUTED_FIELDS,
     profile_apply_events,
     profiles_absorb,
     profiles_save,

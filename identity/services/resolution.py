@@ -1,7 +1,7 @@
 """Exact identity resolution and profile merges.
 
 Every identifier an event carries (user id, anonymous id, email, phone, device id; see
-`identity.normalize`) is an `Identity` row owned by exactly one profile. Resolving a chunk of
+`profiles.identifiers`) is an `Identity` row owned by exactly one profile. Resolving a chunk of
 events:
 
 1. collect the identity keys of all events;
@@ -27,7 +27,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from identity.models import Identity
-from identity.normalize import USER_ID, EventIdentifiers, Key
 from identity.rules import (
     MatchRules,
     candidate_for_limit,
@@ -38,6 +37,7 @@ from identity.rules import (
 from identity.selectors import identities_owners
 from identity.services.keys import _event_identifiers, identity_keys_lock
 from identity.services.merge import _oldest_first, profile_merge
+from profiles.identifiers import USER_ID, EventIdentifiers, Key
 from profiles.models import Event, Profile
 
 logger = logging.getLogger(__name__)

@@ -48,6 +48,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from access.models import Source
+from profiles.ingestion.batching import events_enqueue
 from profiles.ingestion.errors import (
     IngestError,
     InvalidMessageError,
@@ -66,13 +67,13 @@ from profiles.ingestion.messages import (
 )
 from profiles.ingestion.parsing import ingest_body_parse
 from profiles.ingestion.sources import (
+    CompiledPlan,
     plan_for_source,
     source_for_write_key_cached,
     tracking_plan_save,
 )
 from profiles.ingestion.storage import (
     dropped_count_add,
-    events_enqueue,
     events_insert,
     events_insert_commits,
     quarantine_record,
@@ -158,83 +159,114 @@ def ingest_messages(
         raise InvalidMessageError(f"context: must be an object, not {json_type(context)}")
     if integrations is not None and not isinstance(integrations, dict):
         raise InvalidMessageError(f"integrations: must be an object, not {json_type(integrations)}")
-    rows: dict[str, Row] = {}
-    rejected: list[Rejected] = []
-    dropped: dict[str, int] = {}
-    plan = None
+    prepare = partial(
+        message_prepare,
+        batch_context=context,
+        batch_integrations=integrations,
+        batch_sent_at=sent_at,
+        received_at=received_at,
+        correct_clock_skew=correct_clock_skew,
+    )
+    outcome = _messages_sort(source=source, messages=messages, prepare=prepare, strict=strict)
+    event_ids = _outcome_store(source=source, outcome=outcome, received_at=received_at)
+    if outcome.rows:
+        source_touch(source, received_at)
+    return IngestResult(
+        accepted=len(event_ids),
+        duplicates=outcome.duplicates + len(outcome.rows) - len(event_ids),
+        quarantined=len(outcome.rejected),
+        dropped=sum(outcome.dropped.values()),
+        event_ids=event_ids,
+    )
+
+
+@dataclass
+class _Outcome:
+    """What happens to each message of a request: stored, quarantined, dropped or a repeat."""
+
+    rows: dict[str, Row] = field(default_factory=dict)  # to store, by messageId
+    rejected: list[Rejected] = field(default_factory=list)  # to quarantine
+    dropped: dict[str, int] = field(default_factory=dict)  # reason -> how many
+    duplicates: int = 0  # repeats of a messageId earlier in the request
+
+
+def _messages_sort(
+    *,
+    source: Source,
+    messages: Iterable[Any],
+    prepare: Callable[[int, Any], Row | Rejected],
+    strict: bool,
+) -> _Outcome:
+    """Prepare each message and decide its outcome (steps 1 to 4 of the module docstring)."""
+    outcome = _Outcome()
+    plan: CompiledPlan | None = None
     plan_loaded = False
-    duplicates = 0
     for index, raw in enumerate(messages):
-        prepared = message_prepare(
-            index,
-            raw,
-            batch_context=context,
-            batch_integrations=integrations,
-            batch_sent_at=sent_at,
-            received_at=received_at,
-            correct_clock_skew=correct_clock_skew,
-        )
+        prepared = prepare(index, raw)
         if isinstance(prepared, Rejected):
             if strict:
                 raise InvalidMessageError(_rejection_text(prepared))
-            rejected.append(prepared)
+            outcome.rejected.append(prepared)
             continue
         if _INGEST_FILTERS:
             reason = _filters_reason(source, prepared.message)
             if reason:
-                dropped[reason] = dropped.get(reason, 0) + 1
+                outcome.dropped[reason] = outcome.dropped.get(reason, 0) + 1
                 continue
         if prepared.type == "track":
             if not plan_loaded:
                 plan, plan_loaded = plan_for_source(source), True
             if plan is not None:
-                violations = plan_violations(plan, prepared)
-                if violations and plan.mode == TrackingPlan.Mode.QUARANTINE:
-                    rejected.append(
-                        Rejected(
-                            index,
-                            "tracking plan: " + violations[0]["message"]
-                            if violations[0]["field"] == "event"
-                            else "tracking plan: properties do not match the plan",
-                            violations,
-                            prepared.message,
-                        )
-                    )
+                refused = _plan_check(plan, prepared, index)
+                if refused is not None:
+                    outcome.rejected.append(refused)
                     continue
-                prepared.violations = violations
-        if prepared.message_id in rows:
-            duplicates += 1
+        if prepared.message_id in outcome.rows:
+            outcome.duplicates += 1
             continue
-        rows[prepared.message_id] = prepared
+        outcome.rows[prepared.message_id] = prepared
+    return outcome
 
+
+def _plan_check(plan: CompiledPlan, row: Row, index: int) -> Rejected | None:
+    """Check a track event against its source's tracking plan: in "quarantine" mode a violation
+    refuses it, in "flag" mode the violations are recorded on the row."""
+    violations = plan_violations(plan, row)
+    if violations and plan.mode == TrackingPlan.Mode.QUARANTINE:
+        reason = (
+            "tracking plan: " + violations[0]["message"]
+            if violations[0]["field"] == "event"
+            else "tracking plan: properties do not match the plan"
+        )
+        return Rejected(index, reason, violations, row.message)
+    row.violations = violations
+    return None
+
+
+def _outcome_store(*, source: Source, outcome: _Outcome, received_at: datetime) -> list[int]:
+    """Store the request's rows, quarantined messages and drop counts in one transaction (step
+    5 of the module docstring); the new events' ids, queued for processing after commit."""
     event_ids: list[int] = []
-    if rows and not rejected and not dropped and events_insert_commits():
+    rows = list(outcome.rows.values())
+    if rows and not outcome.rejected and not outcome.dropped and events_insert_commits():
         # The common case: the insert commits on its own (COPY in its transaction, or one
         # statement in autocommit), so processing can be queued as soon as it returns.
-        event_ids = events_insert(source, list(rows.values()), received_at)
+        event_ids = events_insert(source, rows, received_at)
         if event_ids:
             _events_enqueue_safely(event_ids)
-    elif rows or rejected or dropped:
+    elif rows or outcome.rejected or outcome.dropped:
         with transaction.atomic():
             if rows:
-                event_ids = events_insert(source, list(rows.values()), received_at)
-            if rejected:
+                event_ids = events_insert(source, rows, received_at)
+            if outcome.rejected:
                 QuarantinedMessage.objects.bulk_create(
-                    [quarantine_record(r, source, received_at) for r in rejected]
+                    [quarantine_record(r, source, received_at) for r in outcome.rejected]
                 )
-            if dropped:
-                dropped_count_add(source, dropped, received_at.date())
+            if outcome.dropped:
+                dropped_count_add(source, outcome.dropped, received_at.date())
             if event_ids:
                 transaction.on_commit(partial(_events_enqueue_safely, event_ids))
-    if rows:
-        source_touch(source, received_at)
-    return IngestResult(
-        accepted=len(event_ids),
-        duplicates=duplicates + len(rows) - len(event_ids),
-        quarantined=len(rejected),
-        dropped=sum(dropped.values()),
-        event_ids=event_ids,
-    )
+    return event_ids
 
 
 def ingestion_warm_up() -> None:

@@ -226,6 +226,10 @@ def message_prepare(
     received_at: datetime,
     correct_clock_skew: bool,
 ) -> Row | Rejected:
+    """The row to store for one message of a request, or why it is refused: batch values
+    merged in, checked against its type's JSON Schema, ids as text, timestamps parsed and the
+    event time chosen (see `profiles.ingestion`), a messageId when it has none, and at most
+    INGEST_MAX_MESSAGE_BYTES."""
     if not isinstance(raw, dict):
         return Rejected(
             index,
@@ -233,86 +237,18 @@ def message_prepare(
             [{"field": "(message)", "message": f"must be an object, not {json_type(raw)}"}],
             raw,
         )
-    message = dict(raw)
-    message.pop("writeKey", None)
-    if batch_context:
-        message["context"] = _merged(message.get("context"), batch_context)
-    if batch_integrations:
-        message["integrations"] = _merged(message.get("integrations"), batch_integrations)
-    if batch_sent_at is not None and message.get("sentAt") is None:
-        message["sentAt"] = batch_sent_at
-    for name in _TIME_FIELDS:
-        if isinstance(message.get(name), datetime):  # direct callers may pass datetimes
-            message[name] = message[name].isoformat()
-
-    if nesting_exceeds(message, MAX_NESTING):
-        deep = next(
-            name
-            for name, value in message.items()
-            if isinstance(value, dict | list) and nesting_exceeds(value, MAX_NESTING - 1)
-        )
-        return Rejected(
-            index,
-            "invalid message",
-            [{"field": deep, "message": f"nested too deeply (over {MAX_NESTING} levels)"}],
-            message,
-        )
-
-    message_type = message.get("type")
-    fast_validator = FAST_VALIDATORS.get(message_type) if isinstance(message_type, str) else None
-    if fast_validator is None:
-        return Rejected(
-            index,
-            "invalid message",
-            [{"field": "type", "message": f"must be one of {', '.join(MESSAGE_TYPES)}"}],
-            message,
-        )
-    try:
-        fast_validator(message)
-    except fastjsonschema.JsonSchemaException:
-        return Rejected(index, "invalid message", _schema_errors(message_type, message), message)
-
-    id_errors = []
-    for name in _ID_FIELDS:
-        value = message.get(name)
-        if value is not None and not isinstance(value, str):
-            message[name] = id_str(value)
-            # The schema's maxLength only applies to strings; 1e300 becomes 301 digits.
-            if len(message[name]) > ID_MAX_LENGTH:
-                id_errors.append(
-                    {"field": name, "message": f"longer than {ID_MAX_LENGTH} characters"}
-                )
-    if id_errors:
-        return Rejected(index, "invalid message", id_errors, message)
-
-    times: dict[str, datetime | None] = {}
-    time_errors = []
-    for name in _TIME_FIELDS:
-        value = message.get(name)
-        if value is None or value == "":
-            times[name] = None
-            continue
-        try:
-            times[name] = _parse_time(value)
-        except ValueError as exc:
-            time_errors.append({"field": name, "message": str(exc)})
-    if time_errors:
-        return Rejected(index, "invalid message", time_errors, message)
-
-    sent_at = times["sentAt"]
-    if times["originalTimestamp"] is not None:
-        original = times["originalTimestamp"]
-        event_time = times["timestamp"]
-        if event_time is None:
-            event_time = received_at - (sent_at - original) if sent_at else original
-    else:
-        original = times["timestamp"]
-        if original is None:
-            event_time = received_at
-        elif correct_clock_skew and sent_at is not None:
-            event_time = received_at - (sent_at - original)
-        else:
-            event_time = original
+    message = _batch_values_merged(
+        raw, context=batch_context, integrations=batch_integrations, sent_at=batch_sent_at
+    )
+    errors = _shape_errors(message) or _ids_to_text(message)
+    if errors:
+        return Rejected(index, "invalid message", errors, message)
+    times, errors = _times_parsed(message)
+    if errors:
+        return Rejected(index, "invalid message", errors, message)
+    event_time, original = _event_time(
+        times, received_at=received_at, correct_clock_skew=correct_clock_skew
+    )
     if not MIN_TIME <= event_time <= MAX_TIME:
         return Rejected(
             index,
@@ -320,18 +256,8 @@ def message_prepare(
             [{"field": "sentAt", "message": "skew correction gives a time out of range"}],
             message,
         )
-
-    if not message.get("messageId"):
-        digest_source = {k: v for k, v in message.items() if k != "sentAt"}
-        digest = hashlib.sha256(
-            orjson.dumps(digest_source, default=json_default, option=orjson.OPT_SORT_KEYS)
-        ).hexdigest()
-        message["messageId"] = f"gen-{digest[:48]}"
-
-    payload = dumps(message)
-    if b"\\u0000" in payload:
-        message = strip_nul(message)
-        payload = dumps(message)
+    _message_id_ensure(message)
+    message, payload = _serialised(message)
     if len(payload) > settings.INGEST_MAX_MESSAGE_BYTES:
         return Rejected(
             index,
@@ -345,7 +271,126 @@ def message_prepare(
             ],
             message,
         )
+    return _row(message, event_time=event_time, original=original, sent_at=times["sentAt"])
 
+
+def _batch_values_merged(
+    raw: dict[str, Any], *, context: dict | None, integrations: dict | None, sent_at: Any
+) -> dict[str, Any]:
+    """A copy of the message with the batch's values under its own (its keys win), without
+    `writeKey` (a secret must not be copied into every event), times given as datetimes in
+    ISO 8601."""
+    message = dict(raw)
+    message.pop("writeKey", None)
+    if context:
+        message["context"] = _merged(message.get("context"), context)
+    if integrations:
+        message["integrations"] = _merged(message.get("integrations"), integrations)
+    if sent_at is not None and message.get("sentAt") is None:
+        message["sentAt"] = sent_at
+    for name in _TIME_FIELDS:
+        if isinstance(message.get(name), datetime):  # direct callers may pass datetimes
+            message[name] = message[name].isoformat()
+    return message
+
+
+def _shape_errors(message: dict[str, Any]) -> list[dict[str, str]]:
+    """Why the message is not of a known type with that type's shape; [] when it is."""
+    if nesting_exceeds(message, MAX_NESTING):
+        deep = next(
+            name
+            for name, value in message.items()
+            if isinstance(value, dict | list) and nesting_exceeds(value, MAX_NESTING - 1)
+        )
+        return [{"field": deep, "message": f"nested too deeply (over {MAX_NESTING} levels)"}]
+    message_type = message.get("type")
+    if not isinstance(message_type, str) or message_type not in FAST_VALIDATORS:
+        return [{"field": "type", "message": f"must be one of {', '.join(MESSAGE_TYPES)}"}]
+    try:
+        FAST_VALIDATORS[message_type](message)
+    except fastjsonschema.JsonSchemaException:
+        return _schema_errors(message_type, message)
+    return []
+
+
+def _ids_to_text(message: dict[str, Any]) -> list[dict[str, str]]:
+    """Turn ids sent as numbers into text, in place; the ids that are then too long."""
+    errors = []
+    for name in _ID_FIELDS:
+        value = message.get(name)
+        if value is not None and not isinstance(value, str):
+            message[name] = id_str(value)
+            # The schema's maxLength only applies to strings; 1e300 becomes 301 digits.
+            if len(message[name]) > ID_MAX_LENGTH:
+                errors.append({"field": name, "message": f"longer than {ID_MAX_LENGTH} characters"})
+    return errors
+
+
+def _times_parsed(
+    message: dict[str, Any],
+) -> tuple[dict[str, datetime | None], list[dict[str, str]]]:
+    """The message's timestamps by field name (None when absent), and those that do not parse."""
+    times: dict[str, datetime | None] = {}
+    errors = []
+    for name in _TIME_FIELDS:
+        value = message.get(name)
+        if value is None or value == "":
+            times[name] = None
+            continue
+        try:
+            times[name] = _parse_time(value)
+        except ValueError as exc:
+            errors.append({"field": name, "message": str(exc)})
+    return times, errors
+
+
+def _event_time(
+    times: dict[str, datetime | None], *, received_at: datetime, correct_clock_skew: bool
+) -> tuple[datetime, datetime | None]:
+    """(event time, original timestamp) as the module docstring of `profiles.ingestion` says."""
+    sent_at = times["sentAt"]
+    original = times["originalTimestamp"]
+    if original is not None:
+        explicit = times["timestamp"]
+        if explicit is not None:
+            return explicit, original
+        return (received_at - (sent_at - original) if sent_at else original), original
+    original = times["timestamp"]
+    if original is None:
+        return received_at, None
+    if correct_clock_skew and sent_at is not None:
+        return received_at - (sent_at - original), original
+    return original, original
+
+
+def _message_id_ensure(message: dict[str, Any]) -> None:
+    """Give a message without `messageId` a digest of its content (minus `sentAt`), so that a
+    retried identical request is still deduplicated."""
+    if not message.get("messageId"):
+        digest_source = {k: v for k, v in message.items() if k != "sentAt"}
+        digest = hashlib.sha256(
+            orjson.dumps(digest_source, default=json_default, option=orjson.OPT_SORT_KEYS)
+        ).hexdigest()
+        message["messageId"] = f"gen-{digest[:48]}"
+
+
+def _serialised(message: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """The message as JSON, with any U+0000 replaced first (PostgreSQL cannot store it)."""
+    payload = dumps(message)
+    if b"\\u0000" in payload:
+        message = strip_nul(message)
+        payload = dumps(message)
+    return message, payload
+
+
+def _row(
+    message: dict[str, Any],
+    *,
+    event_time: datetime,
+    original: datetime | None,
+    sent_at: datetime | None,
+) -> Row:
+    message_type = message["type"]
     context = message.get("context") or {}
     if message_type == "identify":
         context_traits = context.get("traits")

@@ -38,6 +38,8 @@ differential test holds equal:
   occurrence of the event had its follow-up window elapse with no follow-up event.
 """
 
+from profiles.features import DATETIME_FEATURES as DATETIME_COMPUTED
+from profiles.features import NUMERIC_FEATURES as NUMERIC_COMPUTED
 from segments.conditions.dependencies import (
     Dependencies,
     dependencies,
@@ -55,7 +57,6 @@ from segments.conditions.schema import (
     COUNT_OPS,
     DATE_OPS,
     DATE_PATTERN,
-    DATETIME_COMPUTED,
     DEFINITION_VERSION,
     EVENT_NAME_PATTERN,
     GROUP_KEYS,
@@ -67,7 +68,6 @@ from segments.conditions.schema import (
     MAX_NODES,
     MAX_STRING,
     NAME_SEGMENT,
-    NUMERIC_COMPUTED,
     NUMERIC_OPS,
     OCCURRENCE_OPS,
     OPS,

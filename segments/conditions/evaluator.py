@@ -8,7 +8,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from segments.conditions.schema import DATETIME_COMPUTED, GROUP_KEYS, NUMERIC_COMPUTED
+from profiles.features import DATETIME_FEATURES as DATETIME_COMPUTED
+from profiles.features import NUMERIC_FEATURES as NUMERIC_COMPUTED
+from segments.conditions.schema import GROUP_KEYS
 from segments.conditions.tree import node_kind
 from segments.conditions.values import (
     MISSING,

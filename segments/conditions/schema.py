@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from profiles.features import FEATURES as COMPUTED
+
 DEFINITION_VERSION = 1
 
 # One path segment of a trait or property path. No "__" (Django lookup separator) and no
@@ -47,24 +49,6 @@ OPS = (
 COUNT_OPS = ("eq", "neq", "gt", "gte", "lt", "lte")
 OCCURRENCE_OPS = ("before", "after", "within_last", "between")
 
-# Computed features: numeric columns, datetime columns, and recency (days since the last order,
-# or since last seen when there was none).
-NUMERIC_COMPUTED = {
-    "frequency": "order_count",
-    "monetary": "revenue",
-    "lifetime_value": "revenue",
-    "order_count": "order_count",
-    "revenue": "revenue",
-    "event_count": "event_count",
-    "session_count": "session_count",
-}
-DATETIME_COMPUTED = {
-    "last_seen": "last_seen",
-    "first_seen": "first_seen",
-    "first_order_at": "first_order_at",
-    "last_order_at": "last_order_at",
-}
-COMPUTED = (*NUMERIC_COMPUTED, *DATETIME_COMPUTED, "recency")
 PROPENSITIES = ("purchase_30d", "churn")
 
 NUMERIC_OPS = ("eq", "neq", "gt", "gte", "lt", "lte", "between")

@@ -12,18 +12,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from access.parsers import unstorable
+from profiles.features import DATETIME_FEATURES as DATETIME_COMPUTED
+from profiles.features import NUMERIC_FEATURES as NUMERIC_COMPUTED
 from segments.conditions.schema import (
     COLUMN_RANGES,
     DATE_OPS,
     DATE_PATTERN,
-    DATETIME_COMPUTED,
     EVENT_NAME_PATTERN,
     GROUP_KEYS,
     KINDS,
     MAX_DAYS,
     MAX_DEPTH,
     MAX_NODES,
-    NUMERIC_COMPUTED,
     NUMERIC_OPS,
     PATH_PATTERN,
     RECENCY_OPS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from profiles.features import FEATURE_LABELS as COMPUTED_WORDS
 from segments.conditions.schema import GROUP_KEYS
 from segments.conditions.tree import node_kind
 
@@ -33,20 +34,6 @@ COUNT_WORDS = {
     "gte": "at least",
     "lt": "fewer than",
     "lte": "at most",
-}
-COMPUTED_WORDS = {
-    "recency": "days since the last order (or visit)",
-    "frequency": "number of orders",
-    "monetary": "total spent",
-    "lifetime_value": "lifetime value",
-    "order_count": "number of orders",
-    "revenue": "revenue",
-    "event_count": "number of events",
-    "session_count": "number of sessions",
-    "last_seen": "last seen",
-    "first_seen": "first seen",
-    "first_order_at": "first order",
-    "last_order_at": "last order",
 }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from django.db.models import Case, Count, F, JSONField, Max, QuerySet, When
 
 from consent.selectors import consent_profiles_allowed
+from profiles.features import ORDER_COMPLETED as ORDER_EVENT
 from profiles.models import Event, Profile
 from segments.ml.artifacts import dump_artifact
 from segments.ml.clustering import fit_clusters
@@ -34,8 +35,6 @@ from segments.ml.propensity import (
 # else, and on a loaded 2-core machine two threads fitted the boosted model 7x slower than one
 # (spinning threads waiting for each other); workers scale by processes instead.
 ML_THREADS = 1
-
-ORDER_EVENT = "Order Completed"
 
 
 def project_frames(*, profile_ids: Any = None) -> tuple[Any, Any, Any]:

@@ -22,7 +22,6 @@ from segments.services.erasure import segment_data_erase
 from segments.services.model_runs import model_train, model_train_request, models_retrain_all
 from segments.services.realtime import (
     INDEX_VERSION_KEY,
-    ORDER_EVENT,
     ORDER_ONLY_FEATURES,
     SENTINEL_NOW,
     SENTINEL_PROFILES,
@@ -54,7 +53,6 @@ from segments.services.webhooks import (
 
 __all__ = [
     "INDEX_VERSION_KEY",
-    "ORDER_EVENT",
     "ORDER_ONLY_FEATURES",
     "SENTINEL_NOW",
     "SENTINEL_PROFILES",

@@ -17,6 +17,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from profiles.features import ORDER_COMPLETED as ORDER_EVENT
+from profiles.features import ORDER_FEATURES as ORDER_ONLY_FEATURES
 from profiles.models import Event, Profile
 from segments import selectors
 from segments.compiler import AnyOf, base_profiles, compiled_sql
@@ -26,22 +28,6 @@ from segments.signals import segment_membership_changed
 
 INDEX_VERSION_KEY = "segments:index:version"
 CAUSE = MembershipChange.Cause.REALTIME
-
-
-# Computed features that only an order moves (profiles.services counts orders from this
-# event); the others (last_seen, event_count, recency...) move with every event.
-ORDER_EVENT = "Order Completed"
-ORDER_ONLY_FEATURES = frozenset(
-    {
-        "frequency",
-        "monetary",
-        "lifetime_value",
-        "order_count",
-        "revenue",
-        "first_order_at",
-        "last_order_at",
-    }
-)
 
 
 @dataclass(frozen=True)

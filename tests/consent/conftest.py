@@ -25,7 +25,7 @@ def make_person(db, source):
     def make(
         email: str = "jane.doe@example.com",
         user_id: str = "user-jane-0001",
-        phone: str = "+15555550123",
+        phone: str = "+14155550123",
         events: int = 3,
     ) -> Person:
         profile = Profile.objects.create(

@@ -45,7 +45,7 @@ def test_withdrawing_consent_refuses_the_purpose_immediately(make_person):
 
 def test_the_queryset_gate_agrees_with_the_single_profile_gate(make_person):
     people = [
-        make_person(email=f"p{i}@example.com", user_id=f"user-{i:04}", phone=f"+1555555010{i}")
+        make_person(email=f"p{i}@example.com", user_id=f"user-{i:04}", phone=f"+1415555010{i}")
         for i in range(4)
     ]
     services.consent_record(

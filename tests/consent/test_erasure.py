@@ -59,7 +59,7 @@ def cache_mentioning(needles: list[str], profile_id: int) -> list[str]:
 
 def test_erasure_leaves_no_row_or_cache_key_holding_the_subject(make_person, source, compliance):
     person = make_person(email="Erase.Me@example.com", user_id="user-erase-77", events=20)
-    keeper = make_person(email="keep.me@example.com", user_id="user-keep-88", phone="+15555550188")
+    keeper = make_person(email="keep.me@example.com", user_id="user-keep-88", phone="+14155550188")
     services.consent_record(profile=person.profile, purpose="push", granted=True, source="api")
     # An event not yet resolved to a profile, and a quarantined message naming the subject.
     Event.objects.create(
@@ -92,7 +92,7 @@ def test_erasure_leaves_no_row_or_cache_key_holding_the_subject(make_person, sou
 
     assert request.status == RequestStatus.FINISHED, request.verification
     assert request.verification["clean"] is True
-    needles = ["erase.me@example.com", "user-erase-77", "anon-user-erase-77", "+15555550123"]
+    needles = ["erase.me@example.com", "user-erase-77", "anon-user-erase-77", "+14155550123"]
     assert rows_mentioning(needles) == []
     assert cache_mentioning(needles, person.profile.pk) == []
     # Only hashed proof is left, and the other person is untouched.

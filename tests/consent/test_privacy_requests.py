@@ -153,10 +153,10 @@ def test_an_access_export_holds_traits_identities_events_and_consents(
     make_person, client, compliance, marketer
 ):
     person = make_person(events=5)
-    other = make_person(email="other@example.com", user_id="user-other-1", phone="+15555550199")
+    other = make_person(email="other@example.com", user_id="user-other-1", phone="+14155550199")
     services.consent_record(profile=person.profile, purpose="push", granted=False, source="api")
     request = services.privacy_request_create(
-        regulation_type="ACCESS", subject={"phone": "(555) 555-0123"}
+        regulation_type="ACCESS", subject={"phone": "(415) 555-0123"}
     )
     services.privacy_request_verify(request=request, actor=compliance, note="id card")
     request = services.privacy_request_process(request=request)

@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from profiles import selectors
 from profiles.models import Profile
+from profiles.selectors import profiles as profile_selectors
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,7 @@ def test_a_trait_filter_with_nul_is_a_400_naming_it(admin_api, query):
 def trait_filter_form(request, monkeypatch):
     """Both forms of the trait condition: containment (PostgreSQL) and the key-path comparison
     SQLite uses, which PostgreSQL can run too; the suite has no SQLite database."""
-    monkeypatch.setattr(selectors, "connection", SimpleNamespace(vendor=request.param))
+    monkeypatch.setattr(profile_selectors, "connection", SimpleNamespace(vendor=request.param))
     return request.param
 
 

@@ -73,6 +73,7 @@ def test_merged_away_profiles_are_not_listed(reader):
         ("email=bob@example.com", False),
         ("user_id=u-1", True),
         ("user_id=U-1", False),
+        ("user_id=%20u-1%20", True),  # ids are trimmed, as identity keys are
         ("anonymous_id=anon-1", True),
         ("trait.country=DE", True),
         ("trait.country=FR", False),
@@ -107,6 +108,9 @@ def test_phone_lookup_compares_e164(reader, settings):
     ("query", "field"),
     [
         ("phone=not-a-phone", "phone"),
+        ("phone=%2B1%20555%20555%200123", "phone"),  # possible, not valid: never an identity
+        ("email=no-at-sign", "email"),
+        ("email=a%20b@example.com", "email"),
         ("emial=ada@example.com", "emial"),
         ("trait.=x", "trait."),
         ("trait.a..b=x", "trait.a..b"),

@@ -10,8 +10,9 @@ import pytest
 from django.db import DataError, connection
 from django.utils import timezone
 
+from profiles.ingestion.batching import GroupCommit, _Waiting
 from profiles.ingestion.messages import MAX_NESTING, message_prepare, nesting_exceeds
-from profiles.ingestion.storage import _SingleRowWriter, _Waiting
+from profiles.ingestion.storage import events_insert_group
 from profiles.models import Event, QuarantinedMessage
 
 pytestmark = pytest.mark.django_db
@@ -127,13 +128,13 @@ def test_a_bad_row_in_a_grouped_single_event_write_fails_only_its_own_request(so
         for message_id in ("good", "bad")
     )
     bad.message_id = "x" * 300  # past varchar(255), as a validation gap would let through
-    writer = _SingleRowWriter()
+    writer = GroupCommit(events_insert_group)
     waiting = [_Waiting((source, good, received_at)), _Waiting((source, bad, received_at))]
     writer._waiting, writer._writing = list(waiting), True
     writer._write()
     stored = Event.objects.get()
     assert stored.message_id == "good"
-    assert waiting[0].error is None and waiting[0].ids == [stored.pk]
+    assert waiting[0].error is None and waiting[0].result == [stored.pk]
     assert isinstance(waiting[1].error, DataError)
     assert not writer._writing
 

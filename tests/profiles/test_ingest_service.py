@@ -323,7 +323,7 @@ def test_small_requests_are_queued_together_for_processing(settings):
     from django.conf import settings as django_settings
 
     from cdp.celery import app as celery_app
-    from profiles.ingestion.storage import events_enqueue
+    from profiles.ingestion.batching import events_enqueue
 
     if not django_settings.REDIS_URL:
         pytest.skip("needs the Redis broker (REDIS_URL)")
@@ -356,7 +356,7 @@ def test_ids_are_published_in_full_chunks_and_the_rest_after_the_delay(settings)
     from django.conf import settings as django_settings
 
     from cdp.celery import app as celery_app
-    from profiles.ingestion.storage import events_enqueue
+    from profiles.ingestion.batching import events_enqueue
 
     if not django_settings.REDIS_URL:
         pytest.skip("needs the Redis broker (REDIS_URL)")

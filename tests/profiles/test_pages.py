@@ -7,9 +7,11 @@ from decimal import Decimal
 
 import pytest
 from django.utils import timezone
+from django.utils.text import capfirst
 
 from identity.models import Identity
 from profiles.models import Event, Profile
+from segments import conditions
 
 pytestmark = pytest.mark.django_db
 
@@ -134,6 +136,8 @@ def test_search_finds_a_profile_by_its_id_and_by_a_phone_number_as_typed(
     client = staff_client(marketer)
     assert result_ids(client.get("/profiles/", {"q": str(bob.pk)})) == [bob.pk]
     assert result_ids(client.get("/profiles/", {"q": "(415) 555-2671"})) == [anna.pk]
+    assert result_ids(client.get("/profiles/", {"q": "+1 415 555 2671"})) == [anna.pk]
+    assert result_ids(client.get("/profiles/", {"q": "011 1 415 555 2671"})) == [anna.pk]
 
 
 def test_search_matches_the_name_trait_and_shows_nothing_for_a_stranger(
@@ -183,14 +187,12 @@ def test_a_name_search_past_the_time_limit_asks_for_a_more_specific_search(
 ):
     from django.db.models.expressions import RawSQL
 
-    from profiles import selectors
+    from profiles.selectors import search
 
     # A query that sleeps for half a second cannot finish within 10 ms.
-    monkeypatch.setattr(selectors, "SEARCH_TIMEOUT_MS", 10)
+    monkeypatch.setattr(search, "SEARCH_TIMEOUT_MS", 10)
     slow = RawSQL("SELECT id FROM profiles_profile, pg_sleep(0.5)", [])
-    monkeypatch.setattr(
-        selectors, "_name_matches", lambda query: Profile.objects.filter(pk__in=slow)
-    )
+    monkeypatch.setattr(search, "_name_matches", lambda query: Profile.objects.filter(pk__in=slow))
     response = staff_client(marketer).get("/profiles/", {"q": "nobody"})
     assert response.status_code == 200
     assert "That search is taking too long" in response.content.decode()
@@ -268,6 +270,14 @@ def test_the_profile_page_shows_traits_features_identities_context_and_timeline(
         "Start of the timeline",
     ]:
         assert text in body, text
+
+
+def test_the_profile_page_names_computed_features_as_segment_conditions_do(
+    staff_client, admin_user, anna
+):
+    body = staff_client(admin_user).get(f"/profiles/{anna.pk}/").content.decode()
+    for name in ("frequency", "monetary", "event_count", "first_order_at"):
+        assert f"<dt>{capfirst(conditions.COMPUTED_WORDS[name])}</dt>" in body, name
 
 
 def test_a_marketer_sees_personal_data_masked_on_the_profile_page(staff_client, marketer, anna):

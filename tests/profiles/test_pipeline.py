@@ -7,9 +7,9 @@ import pytest
 
 from cdp import pipeline
 from identity.models import Identity
-from profiles import services as profile_services
 from profiles.models import Event, Profile
 from profiles.selectors import profile_computed_features
+from profiles.services import events as claiming
 from profiles.tasks import events_process_pending_task, events_process_task
 from tests.identity.factories import event_build, event_make, events_store
 
@@ -313,7 +313,7 @@ def test_a_task_takes_on_the_oldest_other_pending_events_up_to_its_chunk(
     assert set(done) == {ids[0], ids[1], ids[4]}
     # Once committed, this process's next fill starts past what it took (the pending index
     # still lists the processed events until vacuum), and takes the rest.
-    assert profile_services._fill_floor == ids[1] + 1
+    assert claiming._fill_floor == ids[1] + 1
     with django_capture_on_commit_callbacks(execute=True):
         assert pipeline.events_process(event_ids=[], fill_to=10) == 3
     assert not Event.objects.filter(processed_at__isnull=True).exists()

@@ -1,0 +1,40 @@
+"""Reads of profiles, their timelines and sources, with their joins chosen here (STYLE.md rule
+3), one module per concern; the names views and APIs use are importable from here.
+
+- `profiles`: the API's filtered list, one profile, its survivor, its computed features;
+- `timeline`: a profile's events by keyset pages;
+- `search`: the explorer's search box;
+- `detail`: the labelled rows of the profile 360° page;
+- `sources`: sources with their counts, quarantined messages.
+"""
+
+from profiles.selectors.detail import profile_context_rows, profile_feature_rows
+from profiles.selectors.profiles import (
+    MAX_TRAIT_PATH_DEPTH,
+    ProfileFilters,
+    profile_computed_features,
+    profile_get,
+    profile_list,
+    profile_survivor,
+)
+from profiles.selectors.search import SearchTooSlowError, profile_search_page
+from profiles.selectors.sources import quarantine_list, source_overview, sources_overview
+from profiles.selectors.timeline import profile_events, profile_timeline
+
+__all__ = [
+    "MAX_TRAIT_PATH_DEPTH",
+    "ProfileFilters",
+    "SearchTooSlowError",
+    "profile_computed_features",
+    "profile_context_rows",
+    "profile_events",
+    "profile_feature_rows",
+    "profile_get",
+    "profile_list",
+    "profile_search_page",
+    "profile_survivor",
+    "profile_timeline",
+    "quarantine_list",
+    "source_overview",
+    "sources_overview",
+]

@@ -1,0 +1,41 @@
+"""Profile writes, one module per concern; the names other apps use are importable from here.
+
+- `events`: claiming accepted events for processing and marking them processed;
+- `apply`: applying a profile's new events to it and saving profiles, through `traits`,
+  `context` and `computed` (what an event does to each part of a profile);
+- `merge`: moving a merged-away profile onto its survivor (called by identity);
+- `audit`: recording staff and API access to a profile;
+- `erasure`: deleting events, quarantined messages and profiles (consent's erasure and retention).
+"""
+
+from profiles.services.apply import profile_apply_events, profiles_save
+from profiles.services.audit import profile_access_record
+from profiles.services.computed import profiles_sessions_recount
+from profiles.services.context import user_agent_parse
+from profiles.services.erasure import events_delete, profiles_erase, quarantined_messages_delete
+from profiles.services.events import (
+    events_claim,
+    events_content_save,
+    events_mark_processed,
+    events_pending_ids,
+)
+from profiles.services.merge import profiles_absorb, rows_update_from_map
+from profiles.services.traits import profile_traits_patch
+
+__all__ = [
+    "events_claim",
+    "events_content_save",
+    "events_delete",
+    "events_mark_processed",
+    "events_pending_ids",
+    "profile_access_record",
+    "profile_apply_events",
+    "profile_traits_patch",
+    "profiles_absorb",
+    "profiles_erase",
+    "profiles_save",
+    "profiles_sessions_recount",
+    "quarantined_messages_delete",
+    "rows_update_from_map",
+    "user_agent_parse",
+]
