@@ -161,7 +161,7 @@ def test_each_app_removes_its_own_rows_of_the_subject_and_keeps_everyone_elses(
     make_person, compliance
 ):
     person = make_person(email="rows@example.com", user_id="user-rows-1")
-    keeper = make_person(email="other@example.com", user_id="user-other-1", phone="+15555550177")
+    keeper = make_person(email="other@example.com", user_id="user-other-1", phone="+14155550177")
     earlier = Profile.objects.create(merged_into=person.profile)
     now = timezone.now()
     subject, other = person.profile, keeper.profile
