@@ -32,6 +32,7 @@ from identity.matching.explain import (
     pair_explain,
     pairs_decide,
     pairs_explain,
+    review_reason,
 )
 from identity.matching.fields import (
     ADDRESS_PARTS,
@@ -116,6 +117,7 @@ __all__ = [
     "prior_estimate",
     "probability_to_weight",
     "records_prepare",
+    "review_reason",
     "street_split",
     "text_fold",
     "trait_get",

@@ -135,3 +135,16 @@ def pairs_decide(
     supported, conflicted = pairs_evidence(fields, levels)
     decision[(decision == 2) & (conflicted | ~supported | bool(hold))] = 1
     return decision
+
+
+def review_reason(explanation: Explanation, *, thresholds: Thresholds, hold: str) -> str:
+    """Why a pair whose score clears the merge threshold waits for review, in words ("" when
+    the score itself leaves it below): a conflict first, then names without other evidence,
+    then the model's hold."""
+    if explanation.probability < thresholds.merge:
+        return ""
+    if explanation.conflicts:
+        return "conflicting " + ", ".join(explanation.conflicts)
+    if not explanation.evidence:
+        return "nothing but the names agree"
+    return hold
