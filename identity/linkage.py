@@ -5,8 +5,9 @@ cluster.
 benchmark runs on FEBRL and synthetic records; `IncrementalMatcher` matches one new record
 against an index of the rest. Both score and decide through `pairs_judge`, so a pair gets the
 same verdict whichever path meets it: the model's weights, names weighed by frequency, the
-evidence rule, and the model's hold (`merges_hold`: too little data, or a refit that would
-merge far more than the one before) under which every merge waits for review.
+evidence rule, and the hold (`merges_hold`: too little data, too few pairs clearly one
+person, or a refit that would merge far more than the model before) under which every merge
+waits for review.
 """
 
 from __future__ import annotations
@@ -130,17 +131,23 @@ def model_fit(
 
 
 def pairs_judge(
-    model: Model, left: Prepared, li: np.ndarray, levels: np.ndarray, *, thresholds: Thresholds
+    model: Model,
+    left: Prepared,
+    li: np.ndarray,
+    levels: np.ndarray,
+    *,
+    thresholds: Thresholds,
+    hold: str = "",
 ) -> tuple[np.ndarray, np.ndarray]:
     """(probability, decision) of compared pairs: the model's score with names weighed by
-    frequency, then the thresholds, the evidence rule and the model's hold."""
+    frequency, then the thresholds, the evidence rule and the hold (`merges_hold`)."""
     probability = weight_to_probability(pairs_score(model, left, li, levels))
     decision = pairs_decide(
         fields=model.fields,
         levels=levels,
         probability=probability,
         thresholds=thresholds,
-        hold=model.meta.get("hold", ""),
+        hold=hold,
     )
     return probability, decision
 
@@ -155,27 +162,41 @@ def comparable_records(prepared: Prepared) -> int:
 
 
 def merges_hold(*, profiles: int, confident: int, merges: int, previous_merges: int | None) -> str:
-    """Why a fit must not merge automatically, in words for the review page ("" if it may):
-    `profiles` with something to compare, `confident` pairs clearly one person, the `merges`
-    it would make and those the previous model makes among the same pairs (None: no previous
-    model)."""
+    """Why a run must not merge automatically, in words for the review page ("" if it may):
+    `profiles` with something to compare when the model was fitted, `confident` pairs clearly
+    one person (merged before, or merging in this run), the `merges` the fit makes and those
+    the model before it makes among the same pairs (None: no model before)."""
     if profiles < MIN_AUTO_MERGE_PROFILES:
         return (
-            f"only {profiles} profiles have traits to compare; automatic merges start at "
-            f"{MIN_AUTO_MERGE_PROFILES}, until then every candidate waits for review"
+            f"only {profiles} profiles had traits to compare at the last full rescan; "
+            f"automatic merges start at {MIN_AUTO_MERGE_PROFILES}, until then every candidate "
+            f"waits for review"
         )
     if confident < MIN_CONFIDENT_PAIRS:
         return (
-            f"only {confident} pair(s) are clearly one person; automatic merges start at "
-            f"{MIN_CONFIDENT_PAIRS}, until then every candidate waits for review"
+            f"only {confident} pair(s) are clearly one person so far; automatic merges start "
+            f"at {MIN_CONFIDENT_PAIRS} (merging candidates here counts), until then every "
+            f"candidate waits for review"
         )
     if previous_merges is not None and merges > JUMP_FACTOR * previous_merges + JUMP_MARGIN:
         return (
-            f"this refit would merge {merges} pairs where the previous model merges "
+            f"the last refit would merge {merges} pairs where the model before it merges "
             f"{previous_merges} of the same; its merges wait for review (decide them, and the "
             f"next full rescan compares again)"
         )
     return ""
+
+
+def hold_refresh(model: Model, *, merged_before: int, merges: int) -> str:
+    """`merges_hold` for a run scored with a saved model: the profiles and the refit's jump
+    as its fit counted them, the confident pairs afresh (`merged_before` and this run's
+    `merges`)."""
+    return merges_hold(
+        profiles=int(model.meta.get("profiles", 0)),
+        confident=merged_before + merges,
+        merges=int(model.meta.get("merges", 0)),
+        previous_merges=model.meta.get("previous_merges"),
+    )
 
 
 @dataclass
@@ -243,13 +264,14 @@ def batch_match(
         previous_merges = int(
             (pairs_judge(baseline, prepared, li, levels, thresholds=thresholds)[1] == 2).sum()
         )
+    profiles = comparable_records(prepared)
     hold = merges_hold(
-        profiles=comparable_records(prepared),
+        profiles=profiles,
         confident=merges + merged_before,
         merges=merges,
         previous_merges=previous_merges,
     )
-    model.meta.update(merges=merges, previous_merges=previous_merges, hold=hold)
+    model.meta.update(profiles=profiles, merges=merges, previous_merges=previous_merges, hold=hold)
     if hold:
         decision[decision == 2] = 1
         if baseline is not None:
@@ -289,7 +311,8 @@ class IncrementalMatcher:
         self.index = BlockingIndex(prepared, rules, max_block=max_block)
 
     def match(self, record: Prepared) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(candidate indexes, match probabilities, decisions), best first."""
+        """(candidate indexes, match probabilities, decisions), best first. The hold counts
+        the fit's merges as done, as a full rescan does them."""
         found = self.index.candidates(record)
         if len(found) == 0:
             return found, np.zeros(0), np.zeros(0, np.int8)
@@ -298,5 +321,8 @@ class IncrementalMatcher:
         probability, decision = pairs_judge(
             self.model, record, left, levels, thresholds=self.thresholds
         )
+        merged_before = int(self.model.meta.get("merges", 0))
+        if hold_refresh(self.model, merged_before=merged_before, merges=int((decision == 2).sum())):
+            decision[decision == 2] = 1
         order = np.argsort(-probability, kind="stable")
         return found[order], probability[order], decision[order]

@@ -32,7 +32,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from identity.blocking import DEFAULT_RULES, candidate_pairs, rule_keys
-from identity.linkage import batch_match, pairs_judge
+from identity.linkage import batch_match, hold_refresh, pairs_judge
 from identity.matching import (
     LEVELS,
     FieldSpec,
@@ -228,9 +228,7 @@ def identity_rescan(*, full: bool, progress: Progress = _no_progress) -> RescanS
             max_block=MAX_BLOCK,
             decided=_labels_from_decisions(fields),
             previous=model,
-            merged_before=MatchCandidate.objects.filter(
-                status=CandidateStatus.MERGED, reason=MatchCandidate.Reason.FUZZY
-            ).count(),
+            merged_before=_fuzzy_merges(),
         )
         model = result.model
         settings.model = model.to_json()
@@ -248,8 +246,13 @@ def identity_rescan(*, full: bool, progress: Progress = _no_progress) -> RescanS
         left, right = left[keep], right[keep]
         levels = pairs_compare(prepared, prepared, left, right)
         probability, decision = pairs_judge(model, prepared, left, levels, thresholds=thresholds)
+        model.meta["hold"] = hold_refresh(
+            model, merged_before=_fuzzy_merges(), merges=int((decision == 2).sum())
+        )
+        if model.meta["hold"]:
+            decision[decision == 2] = 1
     summary.pairs = len(left)
-    summary.held = model.meta.get("hold", "")
+    summary.held = model.meta["hold"]
 
     progress(0.7, "merging and queueing")
     selected = np.nonzero(decision >= 1)[0]
@@ -275,6 +278,13 @@ def identity_rescan(*, full: bool, progress: Progress = _no_progress) -> RescanS
     summary.seconds = time.perf_counter() - started
     logger.info("identity rescan: %s", summary.as_dict())
     return summary
+
+
+def _fuzzy_merges() -> int:
+    """Suggested pairs merged so far, by a run or by staff: pairs clearly one person."""
+    return MatchCandidate.objects.filter(
+        status=CandidateStatus.MERGED, reason=MatchCandidate.Reason.FUZZY
+    ).count()
 
 
 def _saved_model(data: dict[str, Any]) -> Model | None:

@@ -13,15 +13,16 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-FIRST_NAMES = (
-    "Anna Maria Emma Laura Sarah Julia Lena Sophie Grace Clara Emily Hannah "
-    "James John David Michael Thomas Daniel Peter Paul Lukas Felix Max Jonas"
-).split()
-LAST_NAMES = (
-    "Smith Jones Brown Miller Fischer Schmidt Müller Weber Martin Bernard Dubois Murphy "
-    "Kelly Garcia Rossi Jansen Novak Taylor Wilson Meyer"
-).split()
-# city, country, phone country code, postcode pattern (# a digit), streets (number first?)
+# fmt: off
+FIRST_NAMES = ("Anna", "Maria", "Emma", "Laura", "Sarah", "Julia", "Lena", "Sophie", "Grace",
+               "Clara", "Emily", "Hannah", "James", "John", "David", "Michael", "Thomas",
+               "Daniel", "Peter", "Paul", "Lukas", "Felix", "Max", "Jonas")
+LAST_NAMES = ("Smith", "Jones", "Brown", "Miller", "Fischer", "Schmidt", "Müller", "Weber",
+              "Martin", "Bernard", "Dubois", "Murphy", "Kelly", "Garcia", "Rossi", "Jansen",
+              "Novak", "Taylor", "Wilson", "Meyer")
+# fmt: on
+# city, country, phone country code, postcode pattern (# a digit), number before street?,
+# streets
 CITIES = (
     ("London", "GB", "44", "SW1A #AA", True, ("High Street", "Station Road", "Church Lane")),
     ("Manchester", "GB", "44", "M1 #AE", True, ("Queen Street", "Mill Lane", "Park Road")),
@@ -128,3 +129,11 @@ def small_shop(*, seed: int) -> SmallShop:
         traits.append(again)
         person.append(who)
     return SmallShop(traits, person)
+
+
+def crowd(*, count: int, seed: int = 0) -> list[dict[str, Any]]:
+    """`count` different customers of a small shop (none registered twice), for tests whose
+    own few profiles need company: below `identity.linkage.MIN_AUTO_MERGE_PROFILES` profiles
+    nothing merges automatically."""
+    assert count <= PEOPLE
+    return small_shop(seed=seed).traits[:count]
