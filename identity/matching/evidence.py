@@ -80,4 +80,4 @@ def pairs_evidence(
     conflicts, and no exact id outranks it."""
     evidence, conflict = field_marks(fields, levels)
     outranked = _marked(fields, levels, OVERRIDE).any(axis=1)
-    return evidence.any(axis=1), conflict.any(axis=1) & ~outranked
+    return np.asarray(evidence.any(axis=1)), np.asarray(conflict.any(axis=1) & ~outranked)

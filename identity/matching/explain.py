@@ -71,8 +71,8 @@ def pairs_explain(
     evidence, conflict = field_marks(model.fields, all_levels)
     adjusted: dict[tuple[int, int], float] = {}
     for column in range(len(model.compared)):
-        exact, bits = frequency_adjustment(model, column, left, li, all_levels)
-        adjusted.update(zip(((int(k), column) for k in exact), bits.tolist(), strict=True))
+        exact, added = frequency_adjustment(model, column, left, li, all_levels)
+        adjusted.update(zip(((int(k), column) for k in exact), added.tolist(), strict=True))
     explained = []
     for pair, (levels, i, j) in enumerate(zip(all_levels, li.tolist(), ri.tolist(), strict=True)):
         scores = []

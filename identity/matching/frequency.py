@@ -40,7 +40,7 @@ class TermFrequencies:
     shares: Mapping[str, float]
     floor: float
 
-    def of(self, values: Sequence[Any]) -> np.ndarray:
+    def of(self, values: Sequence[Any] | np.ndarray) -> np.ndarray:
         return np.array([max(self.shares.get(v, 0.0), self.floor) for v in values], np.float64)
 
     def to_json(self) -> dict[str, Any]:
