@@ -251,6 +251,7 @@ def identity_rescan(*, full: bool, progress: Progress = _no_progress) -> RescanS
         )
         if model.meta["hold"]:
             decision[decision == 2] = 1
+        settings.model["meta"]["hold"] = model.meta["hold"]  # what the review page shows
     summary.pairs = len(left)
     summary.held = model.meta["hold"]
 
