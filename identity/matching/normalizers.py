@@ -161,7 +161,7 @@ def country_normalize(value: Any) -> str:
     """A country as its ISO alpha-2 code ("Deutschland", "germany", "DE" → "DE"); text that
     names no known country stays folded, so equal spellings still agree."""
     folded = text_fold(value)
-    return _country_names().get(folded, folded)
+    return _country_names().get(folded, folded) if folded else ""
 
 
 # A small nickname table: given names that are the same person. Keys and values normalized.
