@@ -4,9 +4,10 @@ are two people.
 Names collide: a small shop has several Anna Smiths, and a score can add up name agreements
 to a near-certain match. So a pair merges automatically only when at least one discriminating
 field agrees (a birthday, allowing one typo or a day/month swap; a street address with its
-house number, not only its city; a phone, allowing one typo; an email's local part; an id) and
-no strong field conflicts (two birthdays more than a typo apart; two phones; two countries).
-A pair without such evidence, or with a conflict, waits for review at most.
+house number, not only its city; a phone; an email's local part; an id) and no strong field
+conflicts (two birthdays more than a typo apart; two phones; two countries). Two phones one
+digit apart count neither way: a mistyped number, or a neighbouring line. A pair without such
+evidence, or with a conflict, waits for review at most.
 
 One agreement outranks a conflict: an id the business gives one person (a national id, a CRM
 id: kind "id") agreeing exactly. Two people do not share one, so the conflicting birthday is
@@ -29,7 +30,7 @@ SUPPORT: dict[str, tuple[str, ...]] = {
     "date": ("exact", "day_month_swapped", "damerau<=1"),
     "address": ("exact", "same_street_same_area", "same_number_similar_street_same_area"),
     "street": ("exact", "same_number_similar_name"),
-    "phone": ("exact", "damerau<=1"),
+    "phone": ("exact",),
     "email": ("exact", "same_local_part"),
     # Exact only: customer numbers are often consecutive, one typo apart for two people.
     "id": ("exact",),
