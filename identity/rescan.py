@@ -372,15 +372,13 @@ def _decide(
             candidate_for_limit(first=Profile(pk=a), second=Profile(pk=b))
             summary.queued += 1
             continue
+        why = "" if verdict == 2 else review_reason(explanation, thresholds=thresholds, hold=hold)
         candidates[(a, b)] = MatchCandidate(
             profile_a_id=a,
             profile_b_id=b,
             probability=explanation.probability,
             weight=explanation.weight,
-            explanation={
-                **explanation.to_json(),
-                "held": review_reason(explanation, thresholds=thresholds, hold=hold),
-            },
+            explanation={**explanation.to_json(), "held": why},
             reason=MatchCandidate.Reason.FUZZY,
         )
         if verdict != 2:

@@ -36,6 +36,8 @@ class Explanation:
     prior_weight: float
     weight: float
     probability: float
+    # Whether an exact id outranks the conflicts (`identity.matching.evidence.OVERRIDE`).
+    outranked: bool = False
 
     @property
     def conflicts(self) -> tuple[str, ...]:
@@ -49,6 +51,7 @@ class Explanation:
         return {
             "fields": [f.__dict__ for f in self.fields],
             "conflicts": list(self.conflicts),
+            "outranked": self.outranked,
             "evidence": list(self.evidence),
             "prior_weight": round(self.prior_weight, 4),
             "weight": round(self.weight, 4),
@@ -69,6 +72,7 @@ def pairs_explain(
     weights = model.weights()
     prior = model.prior_weight()
     evidence, conflict = field_marks(model.fields, all_levels)
+    _, conflicted = pairs_evidence(model.fields, all_levels)
     adjusted: dict[tuple[int, int], float] = {}
     for column in range(len(model.compared)):
         exact, added = frequency_adjustment(model, column, left, li, all_levels)
@@ -97,9 +101,9 @@ def pairs_explain(
             )
         total = prior + sum(s.weight for s in scores)
         scores.sort(key=lambda s: s.role != "conflict")
-        explained.append(
-            Explanation(tuple(scores), prior, total, float(weight_to_probability(total)))
-        )
+        outranked = bool(conflict[pair].any() and not conflicted[pair])
+        probability = float(weight_to_probability(total))
+        explained.append(Explanation(tuple(scores), prior, total, probability, outranked))
     return explained
 
 
@@ -143,7 +147,7 @@ def review_reason(explanation: Explanation, *, thresholds: Thresholds, hold: str
     then the model's hold."""
     if explanation.probability < thresholds.merge:
         return ""
-    if explanation.conflicts:
+    if explanation.conflicts and not explanation.outranked:
         return "conflicting " + ", ".join(explanation.conflicts)
     if not explanation.evidence:
         return "nothing but the names agree"

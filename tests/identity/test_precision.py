@@ -3,6 +3,7 @@ with common names, and the people who registered twice still are (issue 19)."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 from collections import defaultdict
@@ -38,6 +39,7 @@ from identity.matching import (
     pairs_decide,
     pairs_score,
     records_prepare,
+    review_reason,
     street_split,
     u_default,
 )
@@ -209,6 +211,24 @@ def test_an_exact_id_outranks_a_conflict_and_nothing_else_does(rows):
         exact_id = row[-1] == 1
         conflict = _has(FEBRL_COMPARED, row, CONFLICT) and not exact_id
         assert got == (2 if _has(FEBRL_COMPARED, row, SUPPORT) and not conflict else 1)
+
+
+def test_an_explanation_says_when_an_exact_id_outranks_its_conflict():
+    ann = {"firstName": "Ann", "lastName": "Lee", "birthday": "1980-01-02", "nationalId": "A-77"}
+    p = prepared([ann, {**ann, "birthday": "1948-07-30"}], FEBRL_LIKE)
+    model = batch_match(p, thresholds=THRESHOLDS).model
+    explanation = pair_explain(model, p, p, 0, 1)
+    assert explanation.conflicts == ("birthday",) and explanation.outranked
+    sure = dataclasses.replace(explanation, probability=1.0)
+    assert review_reason(sure, thresholds=THRESHOLDS, hold="") == ""
+    assert review_reason(sure, thresholds=THRESHOLDS, hold="too few") == "too few"
+    lone = prepared([{**ann, "nationalId": ""}, {**ann, "birthday": "1948-07-30"}], FEBRL_LIKE)
+    plain = pair_explain(batch_match(lone, thresholds=THRESHOLDS).model, lone, lone, 0, 1)
+    assert not plain.outranked
+    assert (
+        review_reason(dataclasses.replace(plain, probability=1.0), thresholds=THRESHOLDS, hold="")
+        == "conflicting birthday"
+    )
 
 
 @given(
