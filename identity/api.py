@@ -321,6 +321,7 @@ class RescanOutputSerializer(serializers.Serializer):
     candidates = serializers.IntegerField()
     merged = serializers.IntegerField()
     queued = serializers.IntegerField()
+    held = serializers.CharField(help_text="Why nothing merged automatically, if so.")
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
 

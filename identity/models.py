@@ -233,6 +233,8 @@ class RescanJob(models.Model):
     candidates = models.PositiveIntegerField(default=0)
     merged = models.PositiveIntegerField(default=0)
     queued = models.PositiveIntegerField(default=0)
+    # Why this run merged nothing automatically, when its model's merges were held.
+    held = models.TextField(blank=True, default="")
     error = models.TextField(blank=True, default="")
     requested_by = models.ForeignKey(
         "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

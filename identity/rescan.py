@@ -10,7 +10,10 @@ and `manage.py identity_rescan`).
 
 Either way: pairs above the upper threshold are merged (unless a per-kind limit forbids it:
 then queued), pairs between the thresholds are queued for review, pairs staff marked "not the
-same person" are skipped.
+same person" are skipped. A pair above the threshold is queued instead when it has no evidence
+beyond names or a conflicting field, or while the model's merges are held (too few profiles or
+confident pairs, or a refit that would merge far more than the model before it): the summary
+and each queued candidate say why (`identity.linkage`, `identity.matching.evidence`).
 """
 
 from __future__ import annotations
@@ -29,18 +32,20 @@ from django.db.models import Q
 from django.utils import timezone
 
 from identity.blocking import DEFAULT_RULES, candidate_pairs, rule_keys
-from identity.linkage import batch_match
+from identity.linkage import batch_match, hold_refresh, pairs_judge
 from identity.matching import (
     LEVELS,
+    FieldSpec,
     Model,
     Prepared,
     Thresholds,
     columns_from_traits,
+    compared_fields,
     fields_from_config,
-    model_refine,
     pairs_compare,
     pairs_explain,
     records_prepare,
+    review_reason,
 )
 from identity.models import (
     CandidateStatus,
@@ -77,6 +82,8 @@ class RescanSummary:
     merged: int = 0
     queued: int = 0
     seconds: float = 0.0
+    # Why the model's automatic merges wait for review ("" when they do not).
+    held: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,10 +108,10 @@ def _load(profile_ids: Sequence[int] | None = None) -> tuple[np.ndarray, list[di
     return np.asarray(ids, dtype=np.int64), traits
 
 
-def _labels_from_decisions(model: Model) -> tuple[np.ndarray, np.ndarray]:
+def _labels_from_decisions(fields: Sequence[FieldSpec]) -> tuple[np.ndarray, np.ndarray]:
     """Level vectors of the pairs staff merged, read back from their stored explanations."""
     rows = []
-    names = [(spec.path, LEVELS[spec.kind]) for spec in model.compared]
+    names = [(spec.path, LEVELS[spec.kind]) for spec in compared_fields(fields)]
     decided = MatchCandidate.objects.filter(
         status=CandidateStatus.MERGED, decided_by__isnull=False, reason="fuzzy"
     ).values_list("explanation", flat=True)
@@ -176,7 +183,7 @@ def identity_rescan(*, full: bool, progress: Progress = _no_progress) -> RescanS
     settings = match_settings()
     fields = fields_from_config(settings.fields)
     thresholds = Thresholds(merge=settings.merge_threshold, review=settings.review_threshold)
-    model = Model.from_json(settings.model) if settings.model else None
+    model = _saved_model(settings.model)
     if model is not None and model.fields != fields:
         model = None  # the field set changed: refit
     if model is None or settings.matched_until is None:
@@ -215,13 +222,15 @@ def identity_rescan(*, full: bool, progress: Progress = _no_progress) -> RescanS
     prepared = records_prepare(columns_from_traits(traits, fields), fields)
     progress(0.35, "blocking and comparing")
     if full:
-        result = batch_match(prepared, thresholds=thresholds, max_block=MAX_BLOCK)
+        result = batch_match(
+            prepared,
+            thresholds=thresholds,
+            max_block=MAX_BLOCK,
+            decided=_labels_from_decisions(fields),
+            previous=model,
+            merged_before=_fuzzy_merges(),
+        )
         model = result.model
-        levels, labels = _labels_from_decisions(model)
-        if len(labels):
-            model = model_refine(model, levels, labels)
-            result.probability = model.probability(result.levels)
-            result.decision = thresholds.decide(result.probability)
         settings.model = model.to_json()
         settings.model_fitted_at = timezone.now()
         left, right, probability, decision = (
@@ -236,16 +245,29 @@ def identity_rescan(*, full: bool, progress: Progress = _no_progress) -> RescanS
         keep = changed_mask[left] | changed_mask[right]
         left, right = left[keep], right[keep]
         levels = pairs_compare(prepared, prepared, left, right)
-        probability = model.probability(levels)
-        decision = thresholds.decide(probability)
+        probability, decision = pairs_judge(model, prepared, left, levels, thresholds=thresholds)
+        model.meta["hold"] = hold_refresh(
+            model, merged_before=_fuzzy_merges(), merges=int((decision == 2).sum())
+        )
+        if model.meta["hold"]:
+            decision[decision == 2] = 1
+        settings.model["meta"]["hold"] = model.meta["hold"]  # what the review page shows
     summary.pairs = len(left)
+    summary.held = model.meta["hold"]
 
     progress(0.7, "merging and queueing")
     selected = np.nonzero(decision >= 1)[0]
     selected = selected[np.argsort(-probability[selected], kind="stable")]
     summary.candidates = len(selected)
     merged_away = _decide(
-        summary, model, prepared, ids, left[selected], right[selected], decision[selected]
+        summary,
+        model,
+        thresholds,
+        prepared,
+        ids,
+        left[selected],
+        right[selected],
+        decision[selected],
     )
     if full:
         # After the merges: the profiles merged away need no keys.
@@ -259,6 +281,24 @@ def identity_rescan(*, full: bool, progress: Progress = _no_progress) -> RescanS
     return summary
 
 
+def _fuzzy_merges() -> int:
+    """Suggested pairs merged so far, by a run or by staff: pairs clearly one person."""
+    return MatchCandidate.objects.filter(
+        status=CandidateStatus.MERGED, reason=MatchCandidate.Reason.FUZZY
+    ).count()
+
+
+def _saved_model(data: dict[str, Any]) -> Model | None:
+    """The model the settings hold, or None: not fitted yet, or saved in a format this
+    version does not read (the next run refits)."""
+    if not data:
+        return None
+    try:
+        return Model.from_json(data)
+    except ValueError:
+        return None
+
+
 def _finish(settings: MatchSettings, moment: Any) -> None:
     MatchSettings.objects.filter(pk=settings.pk).update(
         matched_until=moment, model=settings.model, model_fitted_at=settings.model_fitted_at
@@ -268,6 +308,7 @@ def _finish(settings: MatchSettings, moment: Any) -> None:
 def _decide(
     summary: RescanSummary,
     model: Model,
+    thresholds: Thresholds,
     prepared: Prepared,
     ids: np.ndarray,
     left: np.ndarray,
@@ -298,6 +339,7 @@ def _decide(
     kept = np.asarray(keep, dtype=np.int64)
     left, right, decision = left[kept], right[kept], decision[kept]
     explanations = pairs_explain(model, prepared, prepared, left, right) if keep else []
+    hold = model.meta.get("hold", "")
     pairs = [
         (explanation, *sorted((int(ids[i]), int(ids[j]))), verdict)
         for explanation, i, j, verdict in zip(
@@ -330,12 +372,13 @@ def _decide(
             candidate_for_limit(first=Profile(pk=a), second=Profile(pk=b))
             summary.queued += 1
             continue
+        why = "" if verdict == 2 else review_reason(explanation, thresholds=thresholds, hold=hold)
         candidates[(a, b)] = MatchCandidate(
             profile_a_id=a,
             profile_b_id=b,
             probability=explanation.probability,
             weight=explanation.weight,
-            explanation=explanation.to_json(),
+            explanation={**explanation.to_json(), "held": why},
             reason=MatchCandidate.Reason.FUZZY,
         )
         if verdict != 2:
@@ -477,6 +520,7 @@ def rescan_job_run(*, job: RescanJob) -> RescanSummary:
         candidates=summary.candidates,
         merged=summary.merged,
         queued=summary.queued,
+        held=summary.held,
         finished_at=timezone.now(),
     )
     job.refresh_from_db()

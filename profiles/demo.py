@@ -11,7 +11,7 @@ What the data holds, so later stages have something real to find:
 - anonymous browsing before `identify` joins the anonymousId to the userId, and a second device
   that is joined at the next login (exact identity);
 - about 5% of people registered twice, with a typo in the name or another email and no shared
-  exact identifier (fuzzy identity resolution);
+  exact identifier (fuzzy identity resolution; `demo_registered_twice` lists them);
 - consent choices in `context.consent.categoryPreferences`, Segment's shape, some changed later;
 - a little crawler traffic (bot flagging).
 
@@ -625,6 +625,29 @@ class DemoStats:
     quarantined: int = 0
 
 
+def demo_people(*, profiles: int, seed: int) -> Iterator[Person]:
+    """The demo's people in order, each followed by their second registration if they made
+    one (`duplicate_of` set, the same `index`)."""
+    for index in range(profiles):
+        person = demo_person(seed=seed, index=index)
+        yield person
+        if not person.anonymous_only and random.Random(f"dup:{seed}:{index}").random() < 0.05:
+            yield demo_duplicate(person=person, seed=seed)
+
+
+def demo_registered_twice(*, profiles: int, seed: int) -> list[tuple[str, str]]:
+    """(first user id, second user id) of each demo person who registered twice, with no
+    identifier in common: the pairs the fuzzy matcher should merge, and the only ones."""
+    first: dict[int, str] = {}
+    pairs = []
+    for one in demo_people(profiles=profiles, seed=seed):
+        if one.duplicate_of is None:
+            first[one.index] = one.user_id
+        else:
+            pairs.append((first[one.index], one.user_id))
+    return pairs
+
+
 def demo_messages(
     *, profiles: int, seed: int, now: datetime, stats: DemoStats | None = None
 ) -> Iterator[dict]:
@@ -635,28 +658,25 @@ def demo_messages(
     # person's exact identifier, so a later person whose draw is taken gets a numbered one.
     emails: set[str] = set()
     phones: set[str] = set()
-    for index in range(profiles):
-        person = demo_person(seed=seed, index=index)
-        people = [person]
-        if not person.anonymous_only and random.Random(f"dup:{seed}:{index}").random() < 0.05:
-            people.append(demo_duplicate(person=person, seed=seed))
+    for one in demo_people(profiles=profiles, seed=seed):
+        if one.duplicate_of is None:
+            stats.people += 1
+        else:
             stats.duplicates += 1
-        for one in people:
-            if one.email in emails:
-                local, domain = one.email.split("@")
-                one.email = f"{local}.{index}@{domain}"
-            if one.phone in phones:
-                one.phone = None
-            emails.add(one.email)
-            if one.phone:
-                phones.add(one.phone)
-            messages, orders = _person_messages(person=one, catalog=catalog, seed=seed, now=now)
-            stats.orders += orders
-            for message in messages:
-                stats.messages += 1
-                stats.by_type[message["type"]] = stats.by_type.get(message["type"], 0) + 1
-                yield message
-        stats.people += 1
+        if one.email in emails:
+            local, domain = one.email.split("@")
+            one.email = f"{local}.{one.index}@{domain}"
+        if one.phone in phones:
+            one.phone = None
+        emails.add(one.email)
+        if one.phone:
+            phones.add(one.phone)
+        messages, orders = _person_messages(person=one, catalog=catalog, seed=seed, now=now)
+        stats.orders += orders
+        for message in messages:
+            stats.messages += 1
+            stats.by_type[message["type"]] = stats.by_type.get(message["type"], 0) + 1
+            yield message
     # About one crawler hit per 40 people.
     for message in _bot_messages(seed=seed, count=max(1, profiles // 40), catalog=catalog, now=now):
         stats.messages += 1

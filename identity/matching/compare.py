@@ -196,16 +196,22 @@ def _compare_address(
     street_sim = _jw(pairs, f"{p}:street", near)
     name_a, name_b = pairs.present(f"{p}:street_name")
     same_number = pairs.equal(f"{p}:street_number")
-    name_sim = _jw(pairs, f"{p}:street_name", near & same_number & name_a & name_b)
-    similar_street = (same_number & ((name_sim >= 0.88) | ~name_a | ~name_b)) | (street_sim >= 0.88)
+    named = name_a & name_b
+    name_sim = _jw(pairs, f"{p}:street_name", near & same_number & named)
+    numbered_street = same_number & named & (name_sim >= 0.88)
+    similar_street = (same_number & ~named) | (street_sim >= 0.88)
     same_postcode = pairs.equal(f"{p}:postcode")
     same_city = pairs.equal(f"{p}:city") | (city_sim >= 0.92)
+    country_a, country_b = pairs.present(f"{p}:country")
+    here = ~(todo & country_a & country_b & ~pairs.equal(f"{p}:country"))
     conds = [
         exact,
-        same_street & same_area,
-        similar_street & same_area,
-        same_postcode,
-        same_city,
+        same_street & same_area & here,
+        numbered_street & same_area & here,
+        similar_street & same_area & here,
+        same_postcode & here,
+        same_city & here,
+        ~here,
     ]
     return _bucket(null, conds)
 

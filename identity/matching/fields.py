@@ -35,13 +35,17 @@ LEVELS: dict[str, tuple[str, ...]] = {
     "exact": ("exact", "else"),
     # The postal address as one comparison: street, city, postcode and state are one fact
     # (people at one address agree on all of them), and counting them apart would add up the
-    # same evidence four times.
+    # same evidence four times. A similar street only locates one home with the house number
+    # agreeing ("12 Baker St" and "12 Baker Street"); "12" and "14 Baker Street" are
+    # neighbours. Two countries outrank every other level: no street name makes them one.
     "address": (
         "exact",
         "same_street_same_area",
+        "same_number_similar_street_same_area",
         "similar_street_same_area",
         "same_postcode",
         "same_city",
+        "different_country",
         "else",
     ),
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -115,13 +116,52 @@ def street_split(value: Any) -> tuple[str, str]:
 
 
 _HOUSE_NUMBER = re.compile(r"^(\d+[a-z]?)\s*(.*)$")
+# Much of Europe writes the number last: "Hauptstraße 12", "Rue de la Paix 4b".
+_HOUSE_NUMBER_LAST = re.compile(r"^(.*\D)\s(\d+[a-z]?)$")
 
 
 def _street_split_folded(folded: str) -> tuple[str, str]:
     match = _HOUSE_NUMBER.match(folded)
     if match:
         return match.group(1), match.group(2).replace(" ", "")
+    match = _HOUSE_NUMBER_LAST.match(folded)
+    if match:
+        return match.group(2), match.group(1).replace(" ", "")
     return "", folded.replace(" ", "")
+
+
+# Countries written other ways than their ISO code: "UK" is GB's common name, and a few
+# English forms the names below leave out.
+_COUNTRY_ALIASES = {"uk": "GB", "england": "GB", "scotland": "GB", "wales": "GB"}
+_COUNTRY_ALIASES |= {"usa": "US", "u s a": "US", "u s": "US", "america": "US"}
+_COUNTRY_NAME_LANGUAGES = ("en", "de", "fr", "es", "it", "nl", "pt")
+
+
+@functools.cache
+def _country_names() -> dict[str, str]:
+    """Folded country name (in a few languages) or ISO 3166 alpha-2 code → the code, from
+    the region names phonenumbers ships."""
+    import phonenumbers
+    from phonenumbers import geocoder
+
+    names: dict[str, str] = {}
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        names[region.lower()] = region
+        example = phonenumbers.example_number(region)
+        if example is None:
+            continue
+        for language in _COUNTRY_NAME_LANGUAGES:
+            name = text_fold(geocoder.country_name_for_number(example, language))
+            if name:
+                names.setdefault(name, region)
+    return names | _COUNTRY_ALIASES
+
+
+def country_normalize(value: Any) -> str:
+    """A country as its ISO alpha-2 code ("Deutschland", "germany", "DE" → "DE"); text that
+    names no known country stays folded, so equal spellings still agree."""
+    folded = text_fold(value)
+    return _country_names().get(folded, folded) if folded else ""
 
 
 # A small nickname table: given names that are the same person. Keys and values normalized.

@@ -15,6 +15,7 @@ from identity.matching.normalizers import (
     SEPARATOR,
     _is_missing,
     _street_split_folded,
+    country_normalize,
     date_normalize,
     email_fold,
     id_normalize,
@@ -218,7 +219,7 @@ def records_prepare(
 
 def _address_columns(out: _Columns, path: str, columns: Mapping[str, Sequence[Any]]) -> None:
     parts = {"street": text_fold, "city": name_normalize, "postalCode": postcode_normalize}
-    parts |= {"state": text_fold, "country": text_fold}
+    parts |= {"state": text_fold, "country": country_normalize}
     for name, fn in parts.items():
         out.map(
             f"{path}:{'postcode' if name == 'postalCode' else name}",

@@ -1,5 +1,5 @@
 """Accepted events as ingestion stores them (profile unset, not processed), made directly so
-these tests do not depend on the ingestion code."""
+these tests do not depend on the ingestion code; profiles as a CRM import leaves them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from profiles.models import Event
+from profiles.models import Event, Profile
 
 BASE_TIME = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 _numbers = itertools.count(1)
@@ -72,3 +72,8 @@ def event_make(source, type: str = "track", **kwargs: Any) -> Event:
 
 def events_store(events: list[Event]) -> list[int]:
     return [e.pk for e in Event.objects.bulk_create(events)]
+
+
+def profiles_store(traits: list[dict[str, Any]]) -> list[Profile]:
+    """Profiles with these traits and nothing else (no identities, no events), in order."""
+    return Profile.objects.bulk_create([Profile(traits=one) for one in traits])

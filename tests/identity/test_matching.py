@@ -20,6 +20,7 @@ from identity.matching import (
     name_normalize,
     pair_explain,
     pairs_compare,
+    pairs_score,
     phone_digits,
     postcode_normalize,
     records_prepare,
@@ -115,7 +116,7 @@ def test_levels_pick_nickname_swapped_birthday_and_same_street():
     assert level["lastName"] == "exact"
     assert level["birthday"] == "day_month_swapped"
     assert level["phone"] == "exact"
-    assert level["address"] == "similar_street_same_area"
+    assert level["address"] == "same_number_similar_street_same_area"
 
 
 def test_full_name_fills_missing_first_and_last_names():
@@ -198,7 +199,7 @@ def test_explanation_adds_up_to_the_score_and_model_round_trips():
     result = batch_match(p, thresholds=Thresholds())
     k = int(np.argmax(result.probability))
     explanation = pair_explain(result.model, p, p, result.left[k], result.right[k])
-    score = result.model.score(result.levels[k : k + 1])[0]
+    score = pairs_score(result.model, p, result.left[k : k + 1], result.levels[k : k + 1])[0]
     assert explanation.weight == pytest.approx(score, abs=1e-3)  # weights shown rounded
     again = Model.from_json(result.model.to_json())
     assert np.allclose(again.score(result.levels), result.model.score(result.levels))
@@ -220,9 +221,9 @@ def test_incremental_match_finds_the_duplicate_of_a_new_profile():
     traits, _ = _synthetic(300)
     p = prepared(traits)
     result = batch_match(p, thresholds=Thresholds())
-    matcher = IncrementalMatcher(p.take(np.arange(300)), result.model)
+    matcher = IncrementalMatcher(p.take(np.arange(300)), result.model, thresholds=Thresholds())
     new = dict(traits[0], email="fresh@example.com")
-    found, probability = matcher.match(prepared([new]))
+    found, probability, _ = matcher.match(prepared([new]))
     assert found[0] == 0 and probability[0] >= 0.8
 
 

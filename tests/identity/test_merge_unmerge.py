@@ -29,7 +29,8 @@ from identity.rescan import identity_rescan
 from identity.selectors import match_settings
 from identity.services import profile_snapshot, profile_unmerge, profiles_merge
 from profiles.models import Event, Profile
-from tests.identity.factories import event_build, event_make, events_store
+from tests.identity.factories import event_build, event_make, events_store, profiles_store
+from tests.identity.small_shop import crowd, small_shop
 
 
 def process(*events: Event) -> None:
@@ -256,6 +257,7 @@ def crm_profile(**traits) -> Profile:
 
 
 def test_full_rescan_merges_the_sure_pairs_and_queues_the_uncertain_ones(db):
+    profiles_store(crowd(count=200))
     people = [
         ("Robert", "Smith", "1980-02-03", "1 High Street", "SW1A 1AA", "London"),
         ("Alice", "Jones", "1975-06-30", "22 Park Road", "M1 2AB", "Manchester"),
@@ -325,6 +327,7 @@ GIVEN = ["ann", "bert", "chidi", "dmitri", "eva", "farid", "gina", "hugo", "ines
 
 
 def test_incremental_rescan_matches_a_changed_profile_against_the_index(db, capsys):
+    profiles_store(small_shop(seed=0).traits)  # 400 customers, 20 of them twice
     for k in range(20):
         crm_profile(
             firstName=GIVEN[k % 10].title(),
@@ -333,8 +336,9 @@ def test_incremental_rescan_matches_a_changed_profile_against_the_index(db, caps
             address={"postalCode": f"AB{k} 1CD", "street": f"{k} Long Road"},
         )
     call_command("identity_rescan", "--full")
-    assert "full rescan: 20 profiles" in capsys.readouterr().out
-    target = Profile.objects.order_by("pk")[7]
+    out = capsys.readouterr().out
+    assert "full rescan: 440 profiles" in out and "20 merged" in out, out
+    target = Profile.objects.order_by("pk")[427]
     newcomer = crm_profile(
         firstName=target.traits["firstName"],
         lastName=target.traits["lastName"][:-1],  # a typo

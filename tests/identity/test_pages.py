@@ -125,7 +125,9 @@ def test_settings_only_admins_save_and_errors_say_where(staff_client, admin_user
 
 
 @pytest.mark.django_db
-def test_rescan_from_the_settings_page_runs_and_shows_progress(staff_client, marketer):
+def test_rescan_from_the_settings_page_shows_progress_and_why_a_tiny_shop_merges_nothing(
+    staff_client, marketer
+):
     Profile.objects.create(traits={"firstName": "Ann", "lastName": "Lee", "birthday": "1990-01-02"})
     Profile.objects.create(traits={"firstName": "Ann", "lastName": "Lee", "birthday": "1990-01-02"})
     client = staff_client(marketer)
@@ -139,4 +141,7 @@ def test_rescan_from_the_settings_page_runs_and_shows_progress(staff_client, mar
     job = RescanJob.objects.get()
     identity_rescan_task(job.pk)  # what the worker runs once the request commits
     progress = client.get("/identity/rescans/progress/").content.decode()
-    assert "done" in progress and "1 merged" in progress
+    assert "done" in progress and "0 merged · 1 queued" in progress
+    assert "No automatic merges: only 2 profiles had traits to compare" in progress
+    queue = client.get("/identity/").content.decode()
+    assert "Automatic merges are paused:" in queue and "start at 200" in queue

@@ -22,3 +22,5 @@ class Command(BaseCommand):
             f"{summary.candidates} candidates, {summary.merged} merged, {summary.queued} queued "
             f"for review ({summary.seconds:.1f} s)"
         )
+        if summary.held:
+            self.stdout.write(f"No automatic merges: {summary.held}.")
