@@ -11,9 +11,11 @@ transaction per chunk:
         profiles: update traits, context and computed features
     → save profiles; link events to them and mark them processed (with the stripped events'
       new content: one write per event row)
-    → AFTER_PROFILE_UPDATE stages (segments, campaigns, recommendations), each called once
-      for the whole chunk, so that it can answer for all of the chunk's profiles in a few
-      queries (segments: one query per segment these events can affect)
+    → segments: re-evaluate the segments these events can affect (one query per segment);
+      returns the membership changes
+    → campaigns: goal events end journeys; trigger events and the membership changes start
+      new ones (campaigns.services.campaign_triggers_fire)
+    → AFTER_PROFILE_UPDATE stages, each called once for the whole chunk
 
 Re-running a chunk changes nothing: processed events are never claimed again. Workers that
 see the same people at once serialise on the people's identifiers (see identity.services), so
@@ -32,6 +34,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 
+from campaigns.services import campaign_triggers_fire
 from consent.services import consent_filter_resolved
 from identity.services import identity_resolve
 from profiles.models import Event, Profile
@@ -47,18 +50,13 @@ from segments.services import segment_memberships_refresh
 
 logger = logging.getLogger(__name__)
 
-# Stages that run after the chunk's profiles took their new events, each called once per chunk
-# as `stage(resolved=resolved)` inside the chunk's transaction: `resolved` is the list of
+# Stages that run after segments and campaigns, each called once per chunk as
+# `stage(resolved=resolved)` inside the chunk's transaction: `resolved` is the list of
 # (profile, its events) pairs, events in event-time order and already linked to the profile.
 # A stage should work per chunk, not per profile (a query per profile is what makes a
-# pipeline slow). Later stages (segment membership refresh, campaign triggers,
-# recommendation feedback) are listed here, in flow order. A stage with side effects outside
-# the database (sending, publishing) must defer them with `transaction.on_commit`.
+# pipeline slow). A stage with side effects outside the database (sending, publishing) must
+# defer them with `transaction.on_commit`.
 AFTER_PROFILE_UPDATE: list[Callable[..., object]] = []
-# Segments: re-evaluate only the segments these events can affect, for the profiles whose
-# events can affect them; enter/exit recorded and announced after commit
-# (segments.signals.segment_membership_changed).
-AFTER_PROFILE_UPDATE.append(segment_memberships_refresh)
 
 # Postgres errors worth running the whole chunk again for: a deadlock between workers (broken
 # by Postgres), a serialization failure, and an identity row inserted concurrently by something
@@ -134,6 +132,8 @@ def _events_process_chunk(event_ids: Sequence[int], fill_to: int) -> int:
     profiles_sessions_recount(profiles=late)
     profiles_save(profiles=[profile for profile, _ in resolved])
 
+    changes = segment_memberships_refresh(resolved=resolved)
+    campaign_triggers_fire(resolved=resolved, changes=changes)
     for stage in AFTER_PROFILE_UPDATE:
         stage(resolved=resolved)
     return len(events)

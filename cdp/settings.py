@@ -297,3 +297,21 @@ CELERY_BEAT_SCHEDULE |= {
         "schedule": crontab(minute=17),
     },
 }
+
+# Campaigns (campaigns/). The workspace's zone answers for recipients without
+# `context.timezone`; quiet hours ("21-8": from 21:00 to 08:00 local) delay marketing sends;
+# the frequency cap ("3/7": at most 3 marketing messages in 7 days per person) is the default
+# that a campaign's `frequency_cap` overrides.
+CAMPAIGN_TIMEZONE = os.environ.get("CAMPAIGN_TIMEZONE", TIME_ZONE)
+_quiet = os.environ.get("CAMPAIGN_QUIET_HOURS", "21-8").strip()
+CAMPAIGN_QUIET_HOURS = tuple(int(hour) for hour in _quiet.split("-", 1)) if _quiet else None
+_cap_messages, _cap_days = os.environ.get("CAMPAIGN_FREQUENCY_CAP", "3/7").split("/", 1)
+CAMPAIGN_FREQUENCY_CAP = {"messages": int(_cap_messages), "days": int(_cap_days)}
+# Sends that fail for a reason worth retrying are tried this many times, backing off.
+CAMPAIGN_SEND_ATTEMPTS = int(os.environ.get("CAMPAIGN_SEND_ATTEMPTS", "5"))
+CELERY_BEAT_SCHEDULE |= {
+    # Waits end and quiet hours lift without any event: a worker picks up what is due.
+    "campaigns-entries-due": {"task": "campaigns.tasks.entries_due_task", "schedule": 10.0},
+    "campaigns-deliveries-due": {"task": "campaigns.tasks.deliveries_due_task", "schedule": 30.0},
+    "campaigns-broadcasts-due": {"task": "campaigns.tasks.broadcasts_due_task", "schedule": 60.0},
+}

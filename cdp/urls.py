@@ -24,4 +24,6 @@ urlpatterns = [
     path("privacy/", include("consent.urls")),
     path("data/", include("profiles.data_urls")),
     path("settings/", include("access.urls")),
+    # Links inside sent messages: open pixel, click redirects, unsubscribe (public, signed).
+    path("m/", include("campaigns.public_urls")),
 ]

@@ -1,0 +1,157 @@
+"""Reads: campaigns and their current version, channels, deliveries, counts, and what a
+message is rendered from."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+
+from campaigns.models import Campaign, CampaignVersion, Channel, Delivery, DeliveryEvent, Entry
+from campaigns.tracking import unsubscribe_url
+from identity.models import Identity
+from profiles.models import Profile
+from profiles.selectors import profile_computed_features
+
+
+def campaign_list(*, include_archived: bool = False) -> QuerySet[Campaign]:
+    campaigns = Campaign.objects.all()
+    if not include_archived:
+        campaigns = campaigns.exclude(status=Campaign.Status.ARCHIVED)
+    return campaigns.order_by("-id")
+
+
+def campaign_get(*, campaign_id: int) -> Campaign | None:
+    return Campaign.objects.filter(pk=campaign_id).first()
+
+
+def campaign_version_current(*, campaign: Campaign) -> CampaignVersion:
+    return campaign.versions.order_by("-number").first()  # type: ignore[return-value]
+
+
+def campaign_versions_current(*, campaigns: list[Campaign]) -> dict[int, CampaignVersion]:
+    """{campaign id: its current version}, in one query."""
+    latest = CampaignVersion.objects.filter(campaign=OuterRef("campaign")).order_by("-number")
+    versions = CampaignVersion.objects.filter(
+        campaign__in=campaigns, pk=Subquery(latest.values("pk")[:1])
+    )
+    return {version.campaign_id: version for version in versions}
+
+
+@dataclass(frozen=True)
+class LiveCampaign:
+    campaign: Campaign
+    version: CampaignVersion
+
+    @property
+    def definition(self) -> dict[str, Any]:
+        return self.version.definition
+
+
+def campaigns_live() -> list[LiveCampaign]:
+    """Active campaigns with their current versions (two queries)."""
+    campaigns = list(Campaign.objects.filter(status=Campaign.Status.ACTIVE).order_by("pk"))
+    versions = campaign_versions_current(campaigns=campaigns)
+    return [LiveCampaign(c, versions[c.pk]) for c in campaigns if c.pk in versions]
+
+
+def campaign_stats(*, campaign: Campaign) -> dict[str, Any]:
+    """Entered, sent, skipped (by reason), failed, opened, clicked, converted."""
+    statuses = dict(
+        Delivery.objects.filter(campaign=campaign)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    skipped = dict(
+        Delivery.objects.filter(campaign=campaign, status=Delivery.Status.SKIPPED)
+        .values_list("skip_reason")
+        .annotate(n=Count("id"))
+        .values_list("skip_reason", "n")
+    )
+    entries = Entry.objects.filter(campaign=campaign).aggregate(
+        entered=Count("id"), converted=Count("id", filter=Q(converted_at__isnull=False))
+    )
+    engaged = Delivery.objects.filter(campaign=campaign).aggregate(
+        opened=Count("id", filter=Q(opened_at__isnull=False)),
+        clicked=Count("id", filter=Q(clicked_at__isnull=False)),
+    )
+    return {
+        "entered": entries["entered"],
+        "queued": statuses.get(Delivery.Status.QUEUED, 0)
+        + statuses.get(Delivery.Status.SENDING, 0),
+        "sent": statuses.get(Delivery.Status.SENT, 0),
+        "skipped": sum(skipped.values()),
+        "skipped_by_reason": skipped,
+        "failed": statuses.get(Delivery.Status.FAILED, 0),
+        "opened": engaged["opened"],
+        "clicked": engaged["clicked"],
+        "converted": entries["converted"],
+    }
+
+
+def campaign_deliveries(*, campaign: Campaign) -> QuerySet[Delivery]:
+    return Delivery.objects.filter(campaign=campaign).select_related("version", "channel")
+
+
+def profile_deliveries(*, profile: Profile) -> QuerySet[Delivery]:
+    return Delivery.objects.filter(profile=profile).select_related("campaign", "version", "channel")
+
+
+def channel_list() -> QuerySet[Channel]:
+    return Channel.objects.order_by("name", "id")
+
+
+def channel_get(*, channel_id: int) -> Channel | None:
+    return Channel.objects.filter(pk=channel_id).first()
+
+
+def channel_kinds(*, channel_ids: set[int]) -> dict[int, str]:
+    return dict(Channel.objects.filter(pk__in=channel_ids).values_list("pk", "kind"))
+
+
+def marketing_sends_since(*, profile: Profile, since: dt.datetime) -> int:
+    """Marketing messages sent to this person since `since`, every channel (frequency caps)."""
+    return Delivery.objects.filter(
+        profile=profile,
+        status=Delivery.Status.SENT,
+        sent_at__gte=since,
+        campaign__kind=Campaign.Kind.MARKETING,
+    ).count()
+
+
+def profile_email(*, profile: Profile) -> str | None:
+    """The address to write to: the person's (normalised) email identity."""
+    return (
+        Identity.objects.filter(profile=profile, kind="email")
+        .order_by("-id")
+        .values_list("value", flat=True)
+        .first()
+    )
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.datetime | dt.date) else value
+
+
+def delivery_context(*, delivery: Delivery, profile: Profile) -> dict[str, Any]:
+    """What a delivery's templates see (see campaigns.messages)."""
+    computed = profile_computed_features(profile, now=timezone.now())
+    trigger = delivery.entry.trigger or {}
+    return {
+        "profile": {
+            "id": profile.pk,
+            "traits": profile.traits or {},
+            "computed": {key: _plain(value) for key, value in computed.items()},
+        },
+        "event": {"name": trigger.get("event", ""), "properties": trigger.get("properties", {})},
+        "campaign": {"name": delivery.campaign.name},
+        "unsubscribe_url": unsubscribe_url(delivery_id=delivery.pk),
+    }
+
+
+def delivery_events(*, delivery: Delivery) -> QuerySet[DeliveryEvent]:
+    return delivery.events.order_by("at", "id")

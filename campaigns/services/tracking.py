@@ -1,0 +1,63 @@
+"""What recipients do with a sent message: opens, clicks, unsubscribes (public, signed links)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+from django.utils import timezone
+
+from campaigns.channels import transport_for
+from campaigns.models import Delivery, DeliveryEvent
+from consent.models import ConsentSource
+from consent.selectors import consent_allows
+from consent.services import consent_record
+from identity.selectors import profile_current
+
+
+def _engaged(delivery_id: int, kind: str, field: str, url: str, now: dt.datetime) -> bool:
+    delivery = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.SENT).first()
+    if delivery is None:
+        return False
+    DeliveryEvent.objects.create(delivery=delivery, kind=kind, url=url[:2000], at=now)
+    # The first time only: later opens are events, not a new "opened at".
+    Delivery.objects.filter(pk=delivery.pk, **{f"{field}__isnull": True}).update(**{field: now})
+    return True
+
+
+def delivery_open_record(*, delivery_id: int, now: dt.datetime | None = None) -> bool:
+    return _engaged(delivery_id, DeliveryEvent.Kind.OPEN, "opened_at", "", now or timezone.now())
+
+
+def delivery_click_record(*, delivery_id: int, url: str, now: dt.datetime | None = None) -> bool:
+    now = now or timezone.now()
+    if not _engaged(delivery_id, DeliveryEvent.Kind.CLICK, "clicked_at", url, now):
+        return False
+    # A click proves an open that images turned off did not report.
+    Delivery.objects.filter(pk=delivery_id, opened_at__isnull=True).update(opened_at=now)
+    return True
+
+
+@transaction.atomic
+def delivery_unsubscribe(*, delivery_id: int, ip: str | None = None) -> bool:
+    """The person behind this delivery withdraws the consent its channel sends under (a
+    consent record with source "preference_center"). Returns False when the delivery is gone
+    (erased); repeating it changes nothing."""
+    delivery = Delivery.objects.select_related("channel", "profile").filter(pk=delivery_id).first()
+    if delivery is None:
+        return False
+    profile = profile_current(profile=delivery.profile)
+    purpose = transport_for(delivery.channel).consent_purpose()
+    if consent_allows(profile=profile, purpose=purpose):
+        consent_record(
+            profile=profile,
+            purpose=purpose,
+            granted=False,
+            source=ConsentSource.PREFERENCE_CENTER,
+            evidence={"delivery": delivery.pk, "campaign": delivery.campaign_id},
+            ip=ip,
+        )
+        DeliveryEvent.objects.create(
+            delivery=delivery, kind=DeliveryEvent.Kind.UNSUBSCRIBE, at=timezone.now()
+        )
+    return True
