@@ -308,10 +308,16 @@ CAMPAIGN_QUIET_HOURS = tuple(int(hour) for hour in _quiet.split("-", 1)) if _qui
 _cap_messages, _cap_days = os.environ.get("CAMPAIGN_FREQUENCY_CAP", "3/7").split("/", 1)
 CAMPAIGN_FREQUENCY_CAP = {"messages": int(_cap_messages), "days": int(_cap_days)}
 # Sends that fail for a reason worth retrying are tried this many times, backing off.
-CAMPAIGN_SEND_ATTEMPTS = int(os.environ.get("CAMPAIGN_SEND_ATTEMPTS", "5"))
+CAMPAIGN_SEND_ATTEMPTS = int(os.environ.get("CAMPAIGN_SEND_ATTEMPTS", "8"))
 CELERY_BEAT_SCHEDULE |= {
     # Waits end and quiet hours lift without any event: a worker picks up what is due.
     "campaigns-entries-due": {"task": "campaigns.tasks.entries_due_task", "schedule": 10.0},
     "campaigns-deliveries-due": {"task": "campaigns.tasks.deliveries_due_task", "schedule": 30.0},
     "campaigns-broadcasts-due": {"task": "campaigns.tasks.broadcasts_due_task", "schedule": 60.0},
 }
+
+# Outbound HTTP to configured URLs (campaign webhooks, segment webhooks) goes through
+# access.outbound, which refuses private, loopback, link-local and metadata addresses. Hosts or
+# networks listed here ("hooks.internal,10.1.0.0/16") are let through: tests, on-prem receivers.
+OUTBOUND_ALLOWED_HOSTS = env_list("OUTBOUND_ALLOWED_HOSTS", "")
+OUTBOUND_TIMEOUT = float(os.environ.get("OUTBOUND_TIMEOUT", "10"))

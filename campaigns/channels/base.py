@@ -12,7 +12,8 @@ A transport is built for one `Channel` row and answers two questions:
         `delivery.message_digest` and `delivery.provider_message_id` (the caller saves them);
         on failure it raises `TransportError(permanent=...)`: permanent failures (a 5xx SMTP
         reply, 4xx HTTP, a template that cannot render) are not retried, anything else is,
-        with backoff. It must not write to the database: the delivery path records outcomes.
+        with backoff; `disable=True` also disables the channel (a receiver that answered 410
+        Gone). It must not write to the database: the delivery path records outcomes.
 
 `purpose` is the consent purpose a marketing send through this channel needs; the delivery
 path asks the consent gate for it before every send (transactional campaigns skip it, never
@@ -29,9 +30,10 @@ if TYPE_CHECKING:
 
 
 class TransportError(Exception):
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(self, message: str, *, permanent: bool = False, disable: bool = False) -> None:
         super().__init__(message)
-        self.permanent = permanent
+        self.permanent = permanent or disable
+        self.disable = disable
 
 
 class Transport:

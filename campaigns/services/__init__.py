@@ -2,6 +2,7 @@
 delivery path (`delivery`) and what recipients do afterwards (`tracking`). Everything public
 is importable from here."""
 
+from campaigns.secrets import channel_secret
 from campaigns.services.definitions import (
     CampaignStateError,
     campaign_create,
@@ -10,7 +11,6 @@ from campaigns.services.definitions import (
     campaign_update,
     channel_config_check,
     channel_create,
-    channel_secret,
     channel_secret_rotate,
     channel_update,
 )

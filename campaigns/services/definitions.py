@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 
+from access.outbound import outbound_url_problem
 from access.services import audit_record
 from campaigns import selectors
 from campaigns.definition import InvalidCampaign, channel_config_errors, definition_validate
 from campaigns.models import Campaign, CampaignVersion, Channel, Entry, new_secret_salt
+from campaigns.secrets import channel_secret
 from campaigns.services.journeys import campaign_entries_exit
+from consent.selectors import UnknownPurposeError, purpose_get
+from segments.conditions import ConditionError
 from segments.selectors import segment_get
 
 
@@ -164,18 +166,19 @@ def campaign_status_set(*, campaign: Campaign, status: str, actor: Any) -> Campa
 # --- channels --------------------------------------------------------------------------------
 
 
-def channel_secret(*, channel: Channel) -> str:
-    """The channel's signing secret (Standard Webhooks form, `whsec_` + base64 of 32 bytes).
-    Derived, never stored: an HMAC keyed by SECRET_KEY over the channel and its salt, so a
-    database dump alone does not reveal it. Rotating draws a new salt."""
-    digest = salted_hmac(
-        "campaigns.channel-secret", f"{channel.pk}:{channel.secret_salt}", algorithm="sha256"
-    ).digest()
-    return "whsec_" + base64.b64encode(digest).decode()
-
-
 def channel_config_check(*, kind: str, config: Any) -> None:
+    """The config's schema, then what the schema cannot tell: a webhook URL that reaches a
+    private or reserved address, an unknown consent purpose."""
     errors = channel_config_errors(kind, config)
+    if not errors and kind == Channel.Kind.WEBHOOK:
+        problem = outbound_url_problem(config["url"])
+        if problem:
+            errors.append(ConditionError("/config/url", problem))
+        if "purpose" in config:
+            try:
+                purpose_get(code=config["purpose"])
+            except UnknownPurposeError as error:
+                errors.append(ConditionError("/config/purpose", str(error)))
     if errors:
         raise InvalidCampaign(errors)
 

@@ -30,7 +30,7 @@ from access.services import audit_record
 from campaigns import definition as steps_language
 from campaigns import selectors
 from campaigns.channels import Transport, TransportError, transport_for
-from campaigns.models import Campaign, Delivery, Entry
+from campaigns.models import Campaign, Channel, Delivery, Entry
 from campaigns.queue import task_queue
 from consent.selectors import consent_allows, profile_is_suppressed
 from identity.selectors import profile_current
@@ -53,9 +53,12 @@ class Verdict:
     delay_reason: str = ""
 
 
+# Svix's retry schedule (after the first attempt): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
+
+
 def _backoff(attempts: int) -> dt.timedelta:
-    """Retry schedule: 30 s, 2 min, 8 min, 32 min, ... at most 6 hours."""
-    return dt.timedelta(seconds=min(30 * 4 ** (attempts - 1), 6 * 3600))
+    return dt.timedelta(seconds=RETRY_SCHEDULE[min(attempts, len(RETRY_SCHEDULE)) - 1])
 
 
 def delivery_rules(
@@ -170,6 +173,10 @@ def _transport_failed(delivery: Delivery, error: TransportError, now: dt.datetim
         "permanent" if error.permanent else "will retry",
         error,
     )
+    if error.disable:
+        Channel.objects.filter(pk=delivery.channel_id).update(
+            is_active=False, disabled_reason=str(error)[:300], updated_at=now
+        )
     if error.permanent or delivery.attempts >= settings.CAMPAIGN_SEND_ATTEMPTS:
         _fail(delivery, str(error), now)
         return

@@ -227,7 +227,7 @@ def test_an_smtp_4xx_is_retried_later_with_backoff(source, smtp, email_channel, 
     services.delivery_send(delivery_id=delivery.pk, now=NOW)
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.QUEUED and delivery.attempts == 1
-    assert delivery.send_after == NOW + dt.timedelta(seconds=30)
+    assert delivery.send_after == NOW + dt.timedelta(seconds=5)
 
     smtp.refuse = None
     services.delivery_send(delivery_id=delivery.pk, now=delivery.send_after)
