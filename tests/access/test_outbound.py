@@ -22,7 +22,7 @@ from access.outbound import (
         "192.168.1.1",
         "100.64.0.1",  # CGNAT
         "169.254.169.254",  # cloud metadata
-        "0.0.0.0",
+        "0.0.0.0",  # noqa: S104 - an address to refuse, not one to bind
         "224.0.0.1",
         "::1",
         "::ffff:127.0.0.1",
