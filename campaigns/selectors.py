@@ -4,12 +4,14 @@ message is rendered from."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
+from campaigns.messages import render, render_json
 from campaigns.models import Campaign, CampaignVersion, Channel, Delivery, DeliveryEvent, Entry
 from campaigns.tracking import unsubscribe_url
 from identity.models import Identity
@@ -93,6 +95,35 @@ def campaign_stats(*, campaign: Campaign) -> dict[str, Any]:
     }
 
 
+def campaigns_counts(*, campaign_ids: list[int]) -> dict[int, dict[str, int]]:
+    """{campaign id: entered, sent, opened, clicked, converted} for a list page (two queries)."""
+    counts: dict[int, dict[str, int]] = {
+        pk: {"entered": 0, "converted": 0, "sent": 0, "opened": 0, "clicked": 0}
+        for pk in campaign_ids
+    }
+    entries = (
+        Entry.objects.filter(campaign_id__in=campaign_ids)
+        .values("campaign_id")
+        .annotate(entered=Count("id"), converted=Count("id", filter=Q(converted_at__isnull=False)))
+    )
+    for row in entries:
+        counts[row["campaign_id"]].update(entered=row["entered"], converted=row["converted"])
+    deliveries = (
+        Delivery.objects.filter(campaign_id__in=campaign_ids)
+        .values("campaign_id")
+        .annotate(
+            sent=Count("id", filter=Q(status=Delivery.Status.SENT)),
+            opened=Count("id", filter=Q(opened_at__isnull=False)),
+            clicked=Count("id", filter=Q(clicked_at__isnull=False)),
+        )
+    )
+    for row in deliveries:
+        counts[row["campaign_id"]].update(
+            sent=row["sent"], opened=row["opened"], clicked=row["clicked"]
+        )
+    return counts
+
+
 def campaign_deliveries(*, campaign: Campaign) -> QuerySet[Delivery]:
     return Delivery.objects.filter(campaign=campaign).select_related("version", "channel")
 
@@ -151,6 +182,45 @@ def delivery_context(*, delivery: Delivery, profile: Profile) -> dict[str, Any]:
         "campaign": {"name": delivery.campaign.name},
         "unsubscribe_url": unsubscribe_url(delivery_id=delivery.pk),
     }
+
+
+def profile_get(*, profile_id: int) -> Profile | None:
+    return Profile.objects.filter(pk=profile_id).first()
+
+
+@dataclass(frozen=True)
+class MessagePreview:
+    subject: str
+    html: str
+    text: str
+    json: str
+
+
+def message_preview(
+    *, campaign: Campaign, message: dict[str, Any], profile: Profile
+) -> MessagePreview:
+    """A send step's message rendered for a profile, as the editor shows it (no tracking
+    links, no unsubscribe token: nothing is recorded). Raises messages.RenderError."""
+    computed = profile_computed_features(profile, now=timezone.now())
+    context = {
+        "profile": {
+            "id": profile.pk,
+            "traits": profile.traits or {},
+            "computed": {key: _plain(value) for key, value in computed.items()},
+        },
+        "event": {"name": "", "properties": {}},
+        "campaign": {"name": campaign.name},
+        "unsubscribe_url": "#unsubscribe",
+    }
+    if "subject" in message:
+        return MessagePreview(
+            subject=render(message["subject"], context, html=False),
+            html=render(message["html"], context, html=True) if "html" in message else "",
+            text=render(message["text"], context, html=False) if "text" in message else "",
+            json="",
+        )
+    body = json.dumps(render_json(message, context), indent=2, ensure_ascii=False)
+    return MessagePreview(subject="", html="", text="", json=body)
 
 
 def delivery_events(*, delivery: Delivery) -> QuerySet[DeliveryEvent]:

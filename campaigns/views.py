@@ -1,4 +1,6 @@
-"""Pages: the public links in sent messages (open pixel, click redirect, unsubscribe).
+"""Pages: campaigns list, campaign page (the journey drawn as a vertical flow, counts, the
+deliveries log, a message preview for a chosen profile), the editor; and the public links in
+sent messages (open pixel, click redirect, unsubscribe).
 
 The public views need no login: a signed token (campaigns.tracking) says which delivery they
 are about, so they can neither be forged nor turned into an open redirect.
@@ -7,16 +9,26 @@ are about, so they can neither be forged nor turned into an open redirect.
 from __future__ import annotations
 
 import base64
+import json
+from typing import Any
 
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from access.auth import client_ip
-from campaigns import services
+from access.roles import ADMIN, COMPLIANCE, MARKETER, has_role, roles_required
+from campaigns import definition as steps_language
+from campaigns import selectors, services
+from campaigns.definition import InvalidCampaign
+from campaigns.forms import CampaignForm
+from campaigns.messages import RenderError
+from campaigns.models import Campaign, Channel
 from campaigns.tracking import click_token_read, open_token_read, unsubscribe_token_read
+from segments.conditions import describe_node
 
 # The smallest transparent GIF.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -59,3 +71,233 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     if request.POST.get("List-Unsubscribe") == "One-Click":
         return HttpResponse("Unsubscribed.\n", content_type="text/plain")
     return render(request, "campaigns/unsubscribe.html", {"done": found, "gone": not found})
+
+
+# --- staff pages -----------------------------------------------------------------------------
+
+READ = (MARKETER, COMPLIANCE, ADMIN)
+BUILD = (MARKETER, ADMIN)
+STARTER: dict[str, Any] = {
+    "trigger": {"event": "Product Added"},
+    "entry": "once",
+    "goal": {"event": "Order Completed", "within": {"days": 3}},
+    "steps": [{"wait": {"hours": 1}}],
+}
+
+
+def _duration_words(spec: dict[str, Any]) -> str:
+    if "until_hour" in spec:
+        return f"until {spec['until_hour']:02d}:00 in the person's time zone"
+    ((unit, amount),) = spec.items()
+    return f"{amount} {unit[:-1] if amount == 1 else unit}"
+
+
+def _trigger_words(trigger: dict[str, Any]) -> str:
+    if "event" in trigger:
+        where = f" ({len(trigger['where'])} property filters)" if trigger.get("where") else ""
+        return f"When someone does “{trigger['event']}”{where}"
+    if "segment" in trigger:
+        verb = "enters" if trigger.get("on", "enter") == "enter" else "leaves"
+        return f"When someone {verb} segment #{trigger['segment']}"
+    return (
+        f"Broadcast to segment #{trigger['broadcast']['segment']} at {trigger['broadcast']['at']}"
+    )
+
+
+def _outline(
+    steps: list[dict[str, Any]], channels: dict[int, Channel], prefix: tuple[Any, ...] = ()
+) -> list[dict[str, Any]]:
+    """The steps as nested rows for the vertical flow drawing."""
+    rows = []
+    for index, step in enumerate(steps):
+        path = [*prefix, index]
+        if "wait" in step:
+            rows.append({"kind": "wait", "text": "Wait " + _duration_words(step["wait"])})
+        elif "branch" in step:
+            branch = step["branch"]
+            rows.append(
+                {
+                    "kind": "branch",
+                    "text": "If " + describe_node(branch["if"]),
+                    "then": _outline(branch.get("then", []), channels, (*path, "then")),
+                    "else": _outline(branch.get("else", []), channels, (*path, "else")),
+                }
+            )
+        else:
+            send = step["send"]
+            channel = channels.get(send["channel"])
+            name = channel.name if channel else f"#{send['channel']}"
+            rows.append(
+                {
+                    "kind": "send",
+                    "text": f"Send through {name}",
+                    "subject": send["message"].get("subject", ""),
+                    "pointer": steps_language.step_pointer(path),
+                }
+            )
+    return rows
+
+
+def _send_pointers(rows: list[dict[str, Any]]) -> list[str]:
+    found = []
+    for row in rows:
+        if row["kind"] == "send":
+            found.append(row["pointer"])
+        elif row["kind"] == "branch":
+            found += _send_pointers(row["then"]) + _send_pointers(row["else"])
+    return found
+
+
+@roles_required(*READ)
+def campaign_list(request: HttpRequest) -> HttpResponse:
+    campaigns = list(selectors.campaign_list(include_archived=request.GET.get("archived") == "1"))
+    counts = selectors.campaigns_counts(campaign_ids=[c.pk for c in campaigns])
+    rows = [{"campaign": c, "counts": counts[c.pk]} for c in campaigns]
+    return render(
+        request,
+        "campaigns/list.html",
+        {"rows": rows, "can_build": has_role(request.user, *BUILD)},
+    )
+
+
+def _campaign_or_404(campaign_id: int) -> Campaign:
+    campaign = selectors.campaign_get(campaign_id=campaign_id)
+    if campaign is None:
+        raise Http404("No such campaign.")
+    return campaign
+
+
+@roles_required(*READ)
+def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    campaign = _campaign_or_404(campaign_id)
+    version = selectors.campaign_version_current(campaign=campaign)
+    definition = version.definition
+    channels = {c.pk: c for c in selectors.channel_list()}
+    outline = _outline(definition["steps"], channels)
+    deliveries = selectors.campaign_deliveries(campaign=campaign).order_by("-created_at", "-id")
+    return render(
+        request,
+        "campaigns/detail.html",
+        {
+            "campaign": campaign,
+            "version": version,
+            "trigger": _trigger_words(definition["trigger"]),
+            "goal": definition.get("goal"),
+            "goal_within": _duration_words(definition["goal"]["within"])
+            if definition.get("goal")
+            else "",
+            "entry": definition.get("entry", "once"),
+            "outline": outline,
+            "send_steps": _send_pointers(outline),
+            "stats": selectors.campaign_stats(campaign=campaign),
+            "deliveries": deliveries[:50],
+            "can_build": has_role(request.user, *BUILD),
+        },
+    )
+
+
+def _editor(request: HttpRequest, campaign: Campaign | None) -> HttpResponse:
+    errors: list[dict[str, str]] = []
+    if request.method == "POST":
+        form = CampaignForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                if campaign is None:
+                    campaign = services.campaign_create(
+                        name=data["name"],
+                        kind=data["kind"],
+                        definition=data["definition"],
+                        status=Campaign.Status.DRAFT,
+                        actor=request.user,
+                    )
+                else:
+                    services.campaign_update(
+                        campaign=campaign,
+                        actor=request.user,
+                        name=data["name"],
+                        kind=data["kind"],
+                        definition=data["definition"],
+                    )
+            except InvalidCampaign as error:
+                errors = [problem.as_dict() for problem in error.errors]
+            else:
+                messages.success(request, f"Campaign “{campaign.name}” saved.")
+                return redirect("campaigns:detail", campaign.pk)
+    elif campaign is not None:
+        version = selectors.campaign_version_current(campaign=campaign)
+        form = CampaignForm(
+            initial={
+                "name": campaign.name,
+                "kind": campaign.kind,
+                "definition": json.dumps(version.definition, indent=2, ensure_ascii=False),
+            }
+        )
+    else:
+        form = CampaignForm(
+            initial={"kind": "marketing", "definition": json.dumps(STARTER, indent=2)}
+        )
+    return render(
+        request,
+        "campaigns/editor.html",
+        {
+            "form": form,
+            "campaign": campaign,
+            "errors": errors,
+            "channels": selectors.channel_list(),
+        },
+    )
+
+
+@roles_required(*BUILD)
+def campaign_new(request: HttpRequest) -> HttpResponse:
+    return _editor(request, None)
+
+
+@roles_required(*BUILD)
+def campaign_edit(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    return _editor(request, _campaign_or_404(campaign_id))
+
+
+@require_POST
+@roles_required(*BUILD)
+def campaign_status(request: HttpRequest, campaign_id: int, status: str) -> HttpResponse:
+    campaign = _campaign_or_404(campaign_id)
+    if status not in (Campaign.Status.ACTIVE, Campaign.Status.PAUSED, Campaign.Status.ARCHIVED):
+        raise Http404("No such action.")
+    try:
+        services.campaign_status_set(campaign=campaign, status=status, actor=request.user)
+    except services.CampaignStateError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Campaign “{campaign.name}” is now {status}.")
+    return redirect("campaigns:detail", campaign.pk)
+
+
+@require_GET
+@roles_required(*READ)
+def campaign_preview(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """htmx partial: a send step's message rendered for a chosen profile."""
+    campaign = _campaign_or_404(campaign_id)
+    version = selectors.campaign_version_current(campaign=campaign)
+    context: dict[str, Any] = {"campaign": campaign}
+    try:
+        profile_id = int(request.GET.get("profile", ""))
+        step = steps_language.step_at(
+            version.definition["steps"],
+            steps_language.pointer_path(request.GET.get("step", "")),
+        )
+    except (ValueError, IndexError, KeyError, TypeError):
+        context["problem"] = "Choose a send step and a profile id."
+        return render(request, "campaigns/_preview.html", context)
+    profile = selectors.profile_get(profile_id=profile_id)
+    if profile is None or "send" not in step:
+        context["problem"] = f"No profile with id {profile_id}." if profile is None else ""
+        return render(request, "campaigns/_preview.html", context)
+    try:
+        context["preview"] = selectors.message_preview(
+            campaign=campaign, message=step["send"]["message"], profile=profile
+        )
+    except RenderError as error:
+        context["problem"] = f"The message does not render for this profile: {error}"
+    return render(request, "campaigns/_preview.html", context)

@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/v1/", include("cdp.api_urls")),
     path("profiles/", include("profiles.urls")),
     path("segments/", include("segments.urls")),
+    path("campaigns/", include("campaigns.urls")),
     path("identity/", include("identity.urls")),
     path("privacy/", include("consent.urls")),
     path("data/", include("profiles.data_urls")),
