@@ -294,6 +294,64 @@ class ProfileDeliveriesApi(CampaignsResource, APIView):
         return paginator.get_paginated_response(DeliveryOutputSerializer(page, many=True).data)
 
 
+class DeadLetterListApi(CampaignsResource, APIView):
+    """Deliveries that failed for good (`?channel=` narrows to one channel), in cursor pages."""
+
+    pagination_class = KeysetPagination
+    cursor_ordering = ("-created_at", "-id")
+
+    class FilterSerializer(serializers.Serializer):
+        channel = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+
+    @extend_schema(tags=["campaigns"], responses={200: DeliveryOutputSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(
+            selectors.deliveries_failed(channel_id=filters.validated_data.get("channel")),
+            request,
+            view=self,
+        )
+        return paginator.get_paginated_response(DeliveryOutputSerializer(page, many=True).data)
+
+
+class DeadLetterReplayApi(CampaignsResource, APIView):
+    """Replay failed deliveries: `{"deliveries": [ids]}`, `{"channel": id}` or `{"all": true}`."""
+
+    class InputSerializer(serializers.Serializer):
+        deliveries = serializers.ListField(
+            child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+            required=False,
+            max_length=1000,
+        )
+        channel = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+        all = serializers.BooleanField(required=False, default=False)
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            chosen = [key for key in ("deliveries", "channel") if key in attrs] + (
+                ["all"] if attrs.get("all") else []
+            )
+            if len(chosen) != 1:
+                raise ValidationError("Give exactly one of: deliveries, channel, all.")
+            return attrs
+
+    @extend_schema(
+        tags=["campaigns"],
+        request=InputSerializer,
+        responses={200: inline_serializer("Replayed", {"queued": serializers.IntegerField()})},
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        failed = selectors.deliveries_failed(channel_id=values.get("channel"))
+        if "deliveries" in values:
+            failed = failed.filter(pk__in=values["deliveries"])
+        queued = services.deliveries_replay(deliveries=failed, actor=_actor(request))
+        return Response({"queued": queued})
+
+
 # --- channels --------------------------------------------------------------------------------
 
 

@@ -128,6 +128,14 @@ def campaign_deliveries(*, campaign: Campaign) -> QuerySet[Delivery]:
     return Delivery.objects.filter(campaign=campaign).select_related("version", "channel")
 
 
+def deliveries_failed(*, channel_id: int | None = None) -> QuerySet[Delivery]:
+    """The dead-letter list: deliveries that failed for good, newest first."""
+    failed = Delivery.objects.filter(status=Delivery.Status.FAILED)
+    if channel_id is not None:
+        failed = failed.filter(channel_id=channel_id)
+    return failed.select_related("version", "channel")
+
+
 def profile_deliveries(*, profile: Profile) -> QuerySet[Delivery]:
     return Delivery.objects.filter(profile=profile).select_related("campaign", "version", "channel")
 

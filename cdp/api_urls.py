@@ -149,6 +149,16 @@ urlpatterns += [
         campaigns_api.ProfileDeliveriesApi.as_view(),
         name="api-profile-deliveries",
     ),
+    path(
+        "deliveries/failed/",
+        campaigns_api.DeadLetterListApi.as_view(),
+        name="api-deliveries-failed",
+    ),
+    path(
+        "deliveries/replay/",
+        campaigns_api.DeadLetterReplayApi.as_view(),
+        name="api-deliveries-replay",
+    ),
     path("channels/", campaigns_api.ChannelListApi.as_view(), name="api-channels"),
     path(
         "channels/<int:channel_id>/",

@@ -15,6 +15,7 @@ from campaigns.services.definitions import (
     channel_update,
 )
 from campaigns.services.delivery import (
+    deliveries_replay,
     deliveries_sweep,
     delivery_rules,
     delivery_send,
@@ -48,6 +49,7 @@ __all__ = [
     "channel_secret",
     "channel_secret_rotate",
     "channel_update",
+    "deliveries_replay",
     "deliveries_sweep",
     "delivery_click_record",
     "delivery_open_record",

@@ -20,10 +20,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from access.services import audit_record
@@ -214,3 +215,28 @@ def deliveries_sweep(*, now: dt.datetime | None = None, batch: int = SWEEP_BATCH
     for delivery_id in due:
         task_queue("delivery_send_task", delivery_id)
     return len(due)
+
+
+def deliveries_replay(*, deliveries: QuerySet[Delivery], actor: Any) -> int:
+    """Send failed deliveries again (the dead-letter list's replay, of one or all): they go
+    back to "queued" with a fresh count of attempts. Returns how many were queued."""
+    ids = list(deliveries.filter(status=Delivery.Status.FAILED).values_list("pk", flat=True))
+    now = timezone.now()
+    for start in range(0, len(ids), SWEEP_BATCH):
+        batch = ids[start : start + SWEEP_BATCH]
+        Delivery.objects.filter(pk__in=batch, status=Delivery.Status.FAILED).update(
+            status=Delivery.Status.QUEUED,
+            attempts=0,
+            send_after=None,
+            delay_reason="replay",
+            updated_at=now,
+        )
+        for delivery_id in batch:
+            task_queue("delivery_send_task", delivery_id)
+    audit_record(
+        actor=actor,
+        action="campaign.replay",
+        resource="campaigns",
+        details={"deliveries": len(ids)},
+    )
+    return len(ids)
