@@ -7,6 +7,11 @@ app_name = "campaigns"
 urlpatterns = [
     path("", views.campaign_list, name="list"),
     path("new/", views.campaign_new, name="new"),
+    path(
+        "profile/<int:profile_id>/deliveries/",
+        views.profile_deliveries,
+        name="profile-deliveries",
+    ),
     path("<int:campaign_id>/", views.campaign_detail, name="detail"),
     path("<int:campaign_id>/edit/", views.campaign_edit, name="edit"),
     path("<int:campaign_id>/preview/", views.campaign_preview, name="preview"),

@@ -301,3 +301,14 @@ def campaign_preview(request: HttpRequest, campaign_id: int) -> HttpResponse:
     except RenderError as error:
         context["problem"] = f"The message does not render for this profile: {error}"
     return render(request, "campaigns/_preview.html", context)
+
+
+@require_GET
+@roles_required(*READ)
+def profile_deliveries(request: HttpRequest, profile_id: int) -> HttpResponse:
+    """htmx fragment for the profile page: the latest messages to this person."""
+    profile = selectors.profile_get(profile_id=profile_id)
+    if profile is None:
+        raise Http404("No such profile.")
+    deliveries = selectors.profile_deliveries(profile=profile).order_by("-created_at", "-id")
+    return render(request, "campaigns/_profile_deliveries.html", {"deliveries": deliveries[:20]})

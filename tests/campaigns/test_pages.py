@@ -117,3 +117,27 @@ def test_staff_without_a_role_see_no_campaign_page(staff_client, no_role_user, c
     client = staff_client(no_role_user)
     assert client.get("/campaigns/").status_code == 403
     assert client.get(f"/campaigns/{campaign.pk}/").status_code == 403
+
+
+def test_the_profile_page_loads_the_persons_messages(
+    staff_client, marketer, campaign, email_channel
+):
+    ann = person(email_address="ann@example.com")
+    version = campaign.versions.get()
+    entry = Entry.objects.create(
+        campaign=campaign, version=version, profile=ann, number=1, entered_at=version.created_at
+    )
+    Delivery.objects.create(
+        campaign=campaign,
+        version=version,
+        entry=entry,
+        profile=ann,
+        step="/steps/1",
+        channel=email_channel,
+        status="sent",
+    )
+    client = staff_client(marketer)
+    profile_page = client.get(f"/profiles/{ann.pk}/").content.decode()
+    assert f'hx-get="/campaigns/profile/{ann.pk}/deliveries/"' in profile_page
+    fragment = client.get(f"/campaigns/profile/{ann.pk}/deliveries/").content.decode()
+    assert "Cart reminder" in fragment and "sent" in fragment
