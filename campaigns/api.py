@@ -433,6 +433,34 @@ class ChannelDetailApi(CampaignsResource, APIView):
         return Response(ChannelOutputSerializer(channel).data)
 
 
+class ChannelFeedbackApi(CampaignsResource, APIView):
+    """The ESP's report about a message sent through this channel (point its webhook here with
+    a `campaigns:write` key): `{"type": "bounce" | "complaint", "message_id": "<...>",
+    "permanent": true}`. A hard bounce stops sends to the address; a complaint withdraws the
+    channel's consent purpose. An unknown message id is answered 404."""
+
+    class InputSerializer(serializers.Serializer):
+        type = serializers.ChoiceField(choices=["bounce", "complaint"])
+        message_id = serializers.CharField(max_length=255)
+        permanent = serializers.BooleanField(required=False, default=True)
+
+    @extend_schema(tags=["campaigns"], request=InputSerializer, responses={200: dict})
+    def post(self, request: Request, channel_id: int) -> Response:
+        channel = _channel_or_404(channel_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        delivery = services.delivery_feedback_record(
+            channel=channel,
+            message_id=values["message_id"].strip(),
+            kind=values["type"],
+            permanent=values["permanent"],
+        )
+        if delivery is None:
+            raise NotFound("No message with that id was sent through this channel.")
+        return Response({"delivery": delivery.pk, "recorded": values["type"]})
+
+
 class ChannelSecretRotateApi(CampaignsResource, APIView):
     """A new signing secret for a webhook channel, shown this once (the old one stops
     verifying at once)."""

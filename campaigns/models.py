@@ -180,6 +180,7 @@ class Delivery(models.Model):
         SUPPRESSED = "suppressed", "Suppressed"
         CAPPED = "capped", "Frequency cap reached"
         NO_ADDRESS = "no_address", "No address"
+        BOUNCED = "bounced", "The address bounced"
         EXITED = "exited", "Left the journey before the send"
         CHANNEL_DISABLED = "channel_disabled", "Channel disabled"
         # Issue 15 adds CONTROL (the control group enters but is never sent).
@@ -249,6 +250,7 @@ class DeliveryEvent(models.Model):
         OPEN = "open"
         CLICK = "click"
         UNSUBSCRIBE = "unsubscribe"
+        # A hard bounce reported by the provider (soft bounces are not recorded).
         BOUNCE = "bounce"
         COMPLAINT = "complaint"
 

@@ -172,6 +172,23 @@ def profile_email(*, profile: Profile) -> str | None:
     )
 
 
+def email_bounced(*, profile: Profile) -> bool:
+    """Whether the person's current address hard-bounced (a bounce reported after the address
+    was recorded; a new address starts clean)."""
+    since = (
+        Identity.objects.filter(profile=profile, kind="email")
+        .order_by("-id")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    return (
+        since is not None
+        and DeliveryEvent.objects.filter(
+            delivery__profile=profile, kind=DeliveryEvent.Kind.BOUNCE, at__gte=since
+        ).exists()
+    )
+
+
 def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.datetime | dt.date) else value
 

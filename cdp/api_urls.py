@@ -166,6 +166,11 @@ urlpatterns += [
         name="api-channel-detail",
     ),
     path(
+        "channels/<int:channel_id>/feedback/",
+        campaigns_api.ChannelFeedbackApi.as_view(),
+        name="api-channel-feedback",
+    ),
+    path(
         "channels/<int:channel_id>/rotate-secret/",
         campaigns_api.ChannelSecretRotateApi.as_view(),
         name="api-channel-rotate-secret",

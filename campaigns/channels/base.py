@@ -7,6 +7,10 @@ A transport is built for one `Channel` row and answers two questions:
         token, the endpoint URL), or None when there is none: the send is then skipped with
         the reason "no address".
 
+    undeliverable(profile) -> bool
+        Whether the provider told us this person's address does not work (a hard bounce):
+        the send is skipped with the reason "bounced". By default nothing is.
+
     send(delivery) -> None
         Render the delivery's message and hand it to the provider. On success it sets
         `delivery.message_digest` and `delivery.provider_message_id` (the caller saves them);
@@ -48,6 +52,9 @@ class Transport:
 
     def recipient(self, profile: Profile) -> str | None:
         raise NotImplementedError
+
+    def undeliverable(self, profile: Profile) -> bool:
+        return False
 
     def send(self, delivery: Delivery) -> None:
         raise NotImplementedError

@@ -67,6 +67,9 @@ class EmailTransport(Transport):
     def recipient(self, profile: Profile) -> str | None:
         return selectors.profile_email(profile=profile)
 
+    def undeliverable(self, profile: Profile) -> bool:
+        return selectors.email_bounced(profile=profile)
+
     def send(self, delivery: Delivery) -> None:
         profile = delivery.profile
         address = self.recipient(profile)

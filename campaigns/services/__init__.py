@@ -30,6 +30,7 @@ from campaigns.services.journeys import (
 )
 from campaigns.services.tracking import (
     delivery_click_record,
+    delivery_feedback_record,
     delivery_open_record,
     delivery_unsubscribe,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "deliveries_replay",
     "deliveries_sweep",
     "delivery_click_record",
+    "delivery_feedback_record",
     "delivery_open_record",
     "delivery_rules",
     "delivery_send",

@@ -4,7 +4,7 @@
     → the rules, checked now rather than when the person entered:
         the entry still in the journey; the channel enabled;
         consent (the consent app's gate for the channel's purpose; transactional campaigns
-        skip it) and suppression (never skipped); an address;
+        skip it) and suppression (never skipped); an address that has not hard-bounced;
         the frequency cap (marketing); quiet hours in the recipient's zone (marketing: the
         send is delayed to their end, never dropped)
     → mark it "sending" and commit, so no other worker can send it
@@ -77,6 +77,8 @@ def delivery_rules(
         return Verdict(skip=Delivery.SkipReason.NO_CONSENT)
     if transport.recipient(profile) is None:
         return Verdict(skip=Delivery.SkipReason.NO_ADDRESS)
+    if transport.undeliverable(profile):
+        return Verdict(skip=Delivery.SkipReason.BOUNCED)
     if not marketing:
         return Verdict()
     cap = delivery.version.definition.get("frequency_cap") or settings.CAMPAIGN_FREQUENCY_CAP

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from campaigns.channels import transport_for
-from campaigns.models import Delivery, DeliveryEvent
+from campaigns.models import Channel, Delivery, DeliveryEvent
 from consent.models import ConsentSource
 from consent.selectors import consent_allows
 from consent.services import consent_record
@@ -61,3 +61,27 @@ def delivery_unsubscribe(*, delivery_id: int, ip: str | None = None) -> bool:
             delivery=delivery, kind=DeliveryEvent.Kind.UNSUBSCRIBE, at=timezone.now()
         )
     return True
+
+
+@transaction.atomic
+def delivery_feedback_record(
+    *, channel: Channel, message_id: str, kind: str, permanent: bool = True
+) -> Delivery | None:
+    """What the provider reports about a sent message (its ESP webhook): a hard bounce stops
+    further sends to that address (campaigns.selectors.email_bounced); a complaint withdraws
+    the consent the channel sends under, as an unsubscribe does. Soft bounces change nothing.
+    Returns the delivery, or None when no sent delivery of this channel has that id."""
+    delivery = (
+        Delivery.objects.select_related("channel", "profile")
+        .filter(channel=channel, provider_message_id=message_id)
+        .first()
+    )
+    if delivery is None:
+        return None
+    now = timezone.now()
+    if kind == DeliveryEvent.Kind.BOUNCE and permanent:
+        DeliveryEvent.objects.create(delivery=delivery, kind=DeliveryEvent.Kind.BOUNCE, at=now)
+    elif kind == DeliveryEvent.Kind.COMPLAINT:
+        DeliveryEvent.objects.create(delivery=delivery, kind=DeliveryEvent.Kind.COMPLAINT, at=now)
+        delivery_unsubscribe(delivery_id=delivery.pk)
+    return delivery

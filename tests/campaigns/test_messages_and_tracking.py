@@ -241,3 +241,56 @@ def test_an_event_trigger_filters_on_properties(source, email_channel, make_camp
     track(source, ann, CART, at=timezone.now(), properties={"price": 120})
     assert Entry.objects.get().trigger["properties"] == {"price": 120}
     assert Event.objects.count() == 2
+
+
+def _reminders(source, channel, make_campaign, callbacks, profile, times: int) -> list[Delivery]:
+    if not channel.deliveries.exists():
+        make_campaign(_send_at_once(channel, {"subject": "x", "text": "y"}, entry="every_time"))
+    for _ in range(times):
+        with callbacks(execute=True):
+            track(source, profile, CART, at=timezone.now())
+    return list(Delivery.objects.filter(profile=profile).order_by("pk"))
+
+
+def test_a_hard_bounce_reported_by_the_esp_stops_sends_to_that_address(
+    admin_api, source, smtp, email_channel, make_campaign, django_capture_on_commit_callbacks
+):
+    ann = person(email_address="ann@example.com")
+    (first,) = _reminders(
+        source, email_channel, make_campaign, django_capture_on_commit_callbacks, ann, 1
+    )
+    answer = admin_api.post(
+        f"/api/v1/channels/{email_channel.pk}/feedback/",
+        {"type": "bounce", "message_id": first.provider_message_id},
+        format="json",
+    )
+    assert answer.status_code == 200
+    later = _reminders(
+        source, email_channel, make_campaign, django_capture_on_commit_callbacks, ann, 1
+    )
+    assert later[-1].skip_reason == Delivery.SkipReason.BOUNCED
+    assert len(smtp.messages) == 1
+
+
+def test_a_complaint_withdraws_the_channels_consent(
+    admin_api, source, smtp, email_channel, make_campaign, django_capture_on_commit_callbacks
+):
+    ann = person(email_address="ann@example.com")
+    (first,) = _reminders(
+        source, email_channel, make_campaign, django_capture_on_commit_callbacks, ann, 1
+    )
+    admin_api.post(
+        f"/api/v1/channels/{email_channel.pk}/feedback/",
+        {"type": "complaint", "message_id": first.provider_message_id},
+        format="json",
+    )
+    assert not consent_allows(profile=ann, purpose="email_marketing")
+
+
+def test_feedback_for_an_unknown_message_is_a_404(admin_api, email_channel):
+    response = admin_api.post(
+        f"/api/v1/channels/{email_channel.pk}/feedback/",
+        {"type": "bounce", "message_id": "<nope@example.com>"},
+        format="json",
+    )
+    assert response.status_code == 404
