@@ -362,6 +362,7 @@ class ChannelOutputSerializer(serializers.Serializer):
     config = serializers.JSONField()
     is_active = serializers.BooleanField()
     disabled_reason = serializers.CharField()
+    failing_since = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 

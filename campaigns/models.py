@@ -38,9 +38,15 @@ class Channel(models.Model):
     name = models.CharField(max_length=200)
     config = models.JSONField(default=dict, blank=True)
     secret_salt = models.CharField(max_length=32, default=new_secret_salt, editable=False)
+    # After a rotation the previous secret signs too, until this time, so receivers can switch
+    # without dropping a delivery (Standard Webhooks allows several signatures).
+    previous_secret_salt = models.CharField(max_length=32, blank=True, editable=False)
+    previous_secret_until = models.DateTimeField(null=True, blank=True)
     # A receiver that answered 410 Gone, or failed for days, is disabled until someone looks.
     is_active = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=300, blank=True, default="")
+    # Set by the first failed send after a success, cleared by the next success.
+    failing_since = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -309,6 +309,8 @@ _cap_messages, _cap_days = os.environ.get("CAMPAIGN_FREQUENCY_CAP", "3/7").split
 CAMPAIGN_FREQUENCY_CAP = {"messages": int(_cap_messages), "days": int(_cap_days)}
 # Sends that fail for a reason worth retrying are tried this many times, backing off.
 CAMPAIGN_SEND_ATTEMPTS = int(os.environ.get("CAMPAIGN_SEND_ATTEMPTS", "8"))
+# A channel whose every send failed for this many days is disabled (Svix disables after 5).
+CAMPAIGN_CHANNEL_FAILING_DAYS = int(os.environ.get("CAMPAIGN_CHANNEL_FAILING_DAYS", "5"))
 CELERY_BEAT_SCHEDULE |= {
     # Waits end and quiet hours lift without any event: a worker picks up what is due.
     "campaigns-entries-due": {"task": "campaigns.tasks.entries_due_task", "schedule": 10.0},

@@ -19,7 +19,7 @@ from standardwebhooks.webhooks import Webhook
 from access.outbound import OutboundError, OutboundRefused, outbound_post
 from campaigns import definition, messages, selectors
 from campaigns.channels.base import Transport, TransportError
-from campaigns.secrets import channel_secret
+from campaigns.secrets import channel_signing_secrets
 
 if TYPE_CHECKING:
     from campaigns.models import Delivery
@@ -58,7 +58,10 @@ class WebhookTransport(Transport):
         }
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
         webhook_id = f"msg_cdp_{delivery.pk}"
-        signature = Webhook(channel_secret(channel=self.channel)).sign(webhook_id, now, body)
+        signature = " ".join(
+            Webhook(secret).sign(webhook_id, now, body)
+            for secret in channel_signing_secrets(channel=self.channel, now=now)
+        )
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "cdp-campaigns",

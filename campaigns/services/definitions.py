@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.db import transaction
@@ -217,15 +218,30 @@ def channel_update(
     if is_active is not None:
         channel.is_active = is_active
         channel.disabled_reason = "" if is_active else "disabled by staff"
+        channel.failing_since = None
     channel.save()
     audit_record(actor=actor, action="channel.update", resource="campaigns", resource_id=channel.pk)
     return channel
 
 
+# How long the previous secret keeps signing after a rotation.
+SECRET_OVERLAP = dt.timedelta(hours=24)
+
+
 @transaction.atomic
 def channel_secret_rotate(*, channel: Channel, actor: Any) -> str:
-    """A new signing secret for the channel, returned this once."""
+    """A new signing secret for the channel, returned this once. The previous one signs too
+    for SECRET_OVERLAP, so receivers can switch without refusing a delivery."""
+    channel.previous_secret_salt = channel.secret_salt
+    channel.previous_secret_until = timezone.now() + SECRET_OVERLAP
     channel.secret_salt = new_secret_salt()
-    channel.save(update_fields=["secret_salt", "updated_at"])
+    channel.save(
+        update_fields=[
+            "secret_salt",
+            "previous_secret_salt",
+            "previous_secret_until",
+            "updated_at",
+        ]
+    )
     audit_record(actor=actor, action="channel.rotate", resource="campaigns", resource_id=channel.pk)
     return channel_secret(channel=channel)

@@ -149,6 +149,8 @@ def delivery_send(*, delivery_id: int, now: dt.datetime | None = None) -> Delive
         last_error="",
         updated_at=delivery.sent_at,
     )
+    if delivery.channel.failing_since is not None:
+        Channel.objects.filter(pk=delivery.channel_id).update(failing_since=None)
     audit_record(
         actor=None,
         action="campaign.send",
@@ -176,10 +178,7 @@ def _transport_failed(delivery: Delivery, error: TransportError, now: dt.datetim
         "permanent" if error.permanent else "will retry",
         error,
     )
-    if error.disable:
-        Channel.objects.filter(pk=delivery.channel_id).update(
-            is_active=False, disabled_reason=str(error)[:300], updated_at=now
-        )
+    _channel_failure_note(delivery.channel, error, now)
     if error.permanent or delivery.attempts >= settings.CAMPAIGN_SEND_ATTEMPTS:
         _fail(delivery, str(error), now)
         return
@@ -193,6 +192,22 @@ def _transport_failed(delivery: Delivery, error: TransportError, now: dt.datetim
     )
     delivery.status = Delivery.Status.QUEUED
     task_queue("delivery_send_task", delivery.pk, countdown=(retry_at - now).total_seconds())
+
+
+def _channel_failure_note(channel: Channel, error: TransportError, now: dt.datetime) -> None:
+    """A channel that answered 410, or failed every send for CAMPAIGN_CHANNEL_FAILING_DAYS,
+    is disabled (and shown so on its page and in the API) until staff enable it again."""
+    failing = Channel.objects.filter(pk=channel.pk)
+    failing.filter(failing_since__isnull=True).update(failing_since=now)
+    limit = now - dt.timedelta(days=settings.CAMPAIGN_CHANNEL_FAILING_DAYS)
+    if error.disable:
+        reason = str(error)
+    elif failing.filter(failing_since__lte=limit).exists():
+        reason = f"every send failed for {settings.CAMPAIGN_CHANNEL_FAILING_DAYS} days: {error}"
+    else:
+        return
+    failing.update(is_active=False, disabled_reason=reason[:300], updated_at=now)
+    logger.warning("channel %s disabled: %s", channel.pk, reason)
 
 
 def deliveries_sweep(*, now: dt.datetime | None = None, batch: int = SWEEP_BATCH) -> int:

@@ -4,6 +4,7 @@ URL is saved and again when it is called."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.utils import timezone
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from campaigns import services
 from campaigns.models import Channel, Delivery, Entry
@@ -218,3 +219,60 @@ def test_the_api_refuses_a_channel_kind_without_a_transport(admin_api):
         "/api/v1/channels/", {"kind": "push", "name": "p", "config": {}}, format="json"
     )
     assert response.status_code == 400 and "kind" in response.json()
+
+
+def test_after_a_rotation_both_secrets_verify_during_the_overlap(
+    source, receiver, hook_channel, make_campaign, admin_user
+):
+    channel, old_secret = hook_channel
+    new_secret = services.channel_secret_rotate(channel=channel, actor=admin_user)
+    delivery = _delivery(source, channel, make_campaign)
+    services.delivery_send(delivery_id=delivery.pk)
+    ((headers, body),) = receiver.received
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    for secret in (old_secret, new_secret):
+        assert Webhook(secret).verify(body, headers)["type"] == "campaign.message"
+
+
+def test_after_the_overlap_only_the_new_secret_signs(
+    source, receiver, hook_channel, make_campaign, admin_user
+):
+    channel, old_secret = hook_channel
+    new_secret = services.channel_secret_rotate(channel=channel, actor=admin_user)
+    Channel.objects.filter(pk=channel.pk).update(previous_secret_until=timezone.now())
+    delivery = _delivery(source, Channel.objects.get(pk=channel.pk), make_campaign)
+    services.delivery_send(delivery_id=delivery.pk)
+    ((headers, body),) = receiver.received
+    assert Webhook(new_secret).verify(body, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old_secret).verify(body, headers)
+
+
+def test_a_channel_failing_for_days_is_disabled_and_a_success_clears_the_count(
+    source, receiver, hook_channel, make_campaign, settings
+):
+    channel = hook_channel[0]
+    receiver.statuses = [500, 500]
+    delivery = _delivery(source, channel, make_campaign)
+    services.delivery_send(delivery_id=delivery.pk)
+    channel.refresh_from_db()
+    assert channel.is_active and channel.failing_since is not None
+
+    Channel.objects.filter(pk=channel.pk).update(
+        failing_since=timezone.now() - dt.timedelta(days=settings.CAMPAIGN_CHANNEL_FAILING_DAYS)
+    )
+    delivery.refresh_from_db()
+    services.delivery_send(delivery_id=delivery.pk, now=delivery.send_after)
+    channel.refresh_from_db()
+    assert not channel.is_active and "failed for 5 days" in channel.disabled_reason
+
+
+def test_a_success_ends_a_failing_streak(source, receiver, hook_channel, make_campaign):
+    channel = hook_channel[0]
+    receiver.statuses = [500]
+    delivery = _delivery(source, channel, make_campaign)
+    services.delivery_send(delivery_id=delivery.pk)
+    delivery.refresh_from_db()
+    services.delivery_send(delivery_id=delivery.pk, now=delivery.send_after)
+    channel.refresh_from_db()
+    assert channel.is_active and channel.failing_since is None
