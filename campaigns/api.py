@@ -164,7 +164,7 @@ def _campaign_or_404(campaign_id: int) -> Campaign:
 
 
 class CampaignDetailApi(CampaignsResource, APIView):
-    class UpdateSerializer(serializers.Serializer):
+    class CampaignUpdateSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200, required=False)
         kind = serializers.ChoiceField(choices=Campaign.Kind.choices, required=False)
         status = serializers.ChoiceField(choices=Campaign.Status.choices, required=False)
@@ -180,12 +180,12 @@ class CampaignDetailApi(CampaignsResource, APIView):
 
     @extend_schema(
         tags=["campaigns"],
-        request=UpdateSerializer,
+        request=CampaignUpdateSerializer,
         responses={200: CampaignDetailOutputSerializer},
     )
     def patch(self, request: Request, campaign_id: int) -> Response:
         campaign = _campaign_or_404(campaign_id)
-        data = self.UpdateSerializer(data=request.data)
+        data = self.CampaignUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         definition = None
@@ -300,12 +300,12 @@ class DeadLetterListApi(CampaignsResource, APIView):
     pagination_class = KeysetPagination
     cursor_ordering = ("-created_at", "-id")
 
-    class FilterSerializer(serializers.Serializer):
+    class DeadLetterFilterSerializer(serializers.Serializer):
         channel = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
 
     @extend_schema(tags=["campaigns"], responses={200: DeliveryOutputSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
+        filters = self.DeadLetterFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(
@@ -319,7 +319,7 @@ class DeadLetterListApi(CampaignsResource, APIView):
 class DeadLetterReplayApi(CampaignsResource, APIView):
     """Replay failed deliveries: `{"deliveries": [ids]}`, `{"channel": id}` or `{"all": true}`."""
 
-    class InputSerializer(serializers.Serializer):
+    class ReplayInputSerializer(serializers.Serializer):
         deliveries = serializers.ListField(
             child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
             required=False,
@@ -338,11 +338,11 @@ class DeadLetterReplayApi(CampaignsResource, APIView):
 
     @extend_schema(
         tags=["campaigns"],
-        request=InputSerializer,
+        request=ReplayInputSerializer,
         responses={200: inline_serializer("Replayed", {"queued": serializers.IntegerField()})},
     )
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.ReplayInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         failed = selectors.deliveries_failed(channel_id=values.get("channel"))
@@ -372,14 +372,15 @@ _secret_answer = inline_serializer(
     {
         "channel": ChannelOutputSerializer(),
         "secret": serializers.CharField(
-            allow_null=True, help_text="Webhook signing secret (whsec_...): shown this once."
+            allow_null=True,
+            help_text="Webhook or push signing secret (whsec_...): shown this once.",
         ),
     },
 )
 
 
 class ChannelListApi(CampaignsResource, APIView):
-    class InputSerializer(serializers.Serializer):
+    class ChannelInputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=Channel.Kind.choices)
         name = serializers.CharField(max_length=200)
         config = serializers.JSONField()
@@ -389,9 +390,11 @@ class ChannelListApi(CampaignsResource, APIView):
         channels = selectors.channel_list()
         return Response({"results": ChannelOutputSerializer(channels, many=True).data})
 
-    @extend_schema(tags=["campaigns"], request=InputSerializer, responses={201: _secret_answer})
+    @extend_schema(
+        tags=["campaigns"], request=ChannelInputSerializer, responses={201: _secret_answer}
+    )
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.ChannelInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             channel, secret = services.channel_create(**data.validated_data, actor=_actor(request))
@@ -409,7 +412,7 @@ def _channel_or_404(channel_id: int) -> Channel:
 
 
 class ChannelDetailApi(CampaignsResource, APIView):
-    class UpdateSerializer(serializers.Serializer):
+    class ChannelUpdateSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200, required=False)
         config = serializers.JSONField(required=False)
         is_active = serializers.BooleanField(required=False)
@@ -419,11 +422,13 @@ class ChannelDetailApi(CampaignsResource, APIView):
         return Response(ChannelOutputSerializer(_channel_or_404(channel_id)).data)
 
     @extend_schema(
-        tags=["campaigns"], request=UpdateSerializer, responses={200: ChannelOutputSerializer}
+        tags=["campaigns"],
+        request=ChannelUpdateSerializer,
+        responses={200: ChannelOutputSerializer},
     )
     def patch(self, request: Request, channel_id: int) -> Response:
         channel = _channel_or_404(channel_id)
-        data = self.UpdateSerializer(data=request.data)
+        data = self.ChannelUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             channel = services.channel_update(
@@ -440,15 +445,15 @@ class ChannelFeedbackApi(CampaignsResource, APIView):
     "permanent": true}`. A hard bounce stops sends to the address; a complaint withdraws the
     channel's consent purpose. An unknown message id is answered 404."""
 
-    class InputSerializer(serializers.Serializer):
+    class FeedbackInputSerializer(serializers.Serializer):
         type = serializers.ChoiceField(choices=["bounce", "complaint"])
         message_id = serializers.CharField(max_length=255)
         permanent = serializers.BooleanField(required=False, default=True)
 
-    @extend_schema(tags=["campaigns"], request=InputSerializer, responses={200: dict})
+    @extend_schema(tags=["campaigns"], request=FeedbackInputSerializer, responses={200: dict})
     def post(self, request: Request, channel_id: int) -> Response:
         channel = _channel_or_404(channel_id)
-        data = self.InputSerializer(data=request.data)
+        data = self.FeedbackInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         delivery = services.delivery_feedback_record(
@@ -463,13 +468,13 @@ class ChannelFeedbackApi(CampaignsResource, APIView):
 
 
 class ChannelSecretRotateApi(CampaignsResource, APIView):
-    """A new signing secret for a webhook channel, shown this once (the old one stops
-    verifying at once)."""
+    """A new signing secret for a webhook or push channel, shown this once; the previous one
+    keeps signing beside it for a day."""
 
     @extend_schema(tags=["campaigns"], request=None, responses={200: _secret_answer})
     def post(self, request: Request, channel_id: int) -> Response:
         channel = _channel_or_404(channel_id)
-        if channel.kind != Channel.Kind.WEBHOOK:
-            raise ValidationError({"kind": ["only webhook channels have a signing secret"]})
+        if channel.kind == Channel.Kind.EMAIL:
+            raise ValidationError({"kind": ["email channels have no signing secret"]})
         secret = services.channel_secret_rotate(channel=channel, actor=_actor(request))
         return Response({"channel": ChannelOutputSerializer(channel).data, "secret": secret})

@@ -14,7 +14,8 @@ segments) is passed in.
                {"send": {"channel": 3, "message": {...}}}]}
 
 The message of a send step depends on its channel's kind: email `{"subject", "html", "text"}`
-(subject and at least one body), webhook any JSON object (its strings are templates).
+(subject and at least one body), push `{"title", "body", "url", "data"}`, webhook any JSON
+object (its strings are templates).
 Every error carries the JSON pointer of the offending node, from the definition's root (which
 is the API body's root: `/steps/2/branch/if/trait`).
 """
@@ -200,6 +201,21 @@ MESSAGE_SCHEMAS: dict[str, dict[str, Any]] = {
         "additionalProperties": False,
     },
     "webhook": {"type": "object", "maxProperties": 200},
+    "push": {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "minLength": 1, "maxLength": 200},
+            "body": {"type": "string", "minLength": 1, "maxLength": 2000},
+            "url": {"type": "string", "maxLength": 2000},
+            "data": {
+                "type": "object",
+                "maxProperties": 50,
+                "additionalProperties": {"type": "string", "maxLength": 1000},
+            },
+        },
+        "required": ["title", "body"],
+        "additionalProperties": False,
+    },
 }
 
 # What a channel's config holds, per kind. No secret goes in here (see models.Channel).
@@ -212,6 +228,15 @@ CHANNEL_SCHEMAS: dict[str, dict[str, Any]] = {
             "reply_to": {"type": "string", "pattern": EMAIL_PATTERN},
         },
         "required": ["from"],
+        "additionalProperties": False,
+    },
+    # Mobile push: a provider webhook taking FCM HTTP v1's message shape.
+    "push": {
+        "type": "object",
+        "properties": {
+            "url": {"type": "string", "pattern": r"^https?://", "maxLength": 2000},
+        },
+        "required": ["url"],
         "additionalProperties": False,
     },
     "webhook": {

@@ -200,6 +200,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "CampaignKindEnum": "campaigns.models.Campaign.Kind",
+        "CampaignStatusEnum": "campaigns.models.Campaign.Status",
+        "ChannelKindEnum": "campaigns.models.Channel.Kind",
+    },
 }
 
 # Celery: Redis broker when REDIS_URL is set, otherwise tasks run inline in the caller.

@@ -2,11 +2,13 @@
 
 from campaigns.channels.base import Transport, TransportError
 from campaigns.channels.email import EmailTransport
+from campaigns.channels.push import PushTransport
 from campaigns.channels.webhook import WebhookTransport
 from campaigns.models import Channel
 
 TRANSPORTS: dict[str, type[Transport]] = {
     Channel.Kind.EMAIL: EmailTransport,
+    Channel.Kind.PUSH: PushTransport,
     Channel.Kind.WEBHOOK: WebhookTransport,
 }
 

@@ -11,7 +11,7 @@ retry it already handled. 2xx is sent; 410 Gone disables the channel; other 4xx 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
@@ -22,11 +22,55 @@ from campaigns.channels.base import Transport, TransportError
 from campaigns.secrets import channel_signing_secrets
 
 if TYPE_CHECKING:
-    from campaigns.models import Delivery
+    from campaigns.models import Channel, Delivery
     from profiles.models import Profile
 
 # Without a purpose of its own, a webhook carries marketing on the email purpose's consent.
 DEFAULT_PURPOSE = "email_marketing"
+
+
+def signed_post(channel: Channel, *, webhook_id: str, payload: dict[str, Any]) -> int:
+    """POST `payload` as JSON to the channel's URL, signed with Standard Webhooks (with every
+    secret that signs now) through the guarded client. Returns the status, which is 2xx: other
+    answers raise TransportError (410 also disables the channel; 408, 429 and 5xx are
+    retried, other 4xx are not)."""
+    now = timezone.now()
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    signature = " ".join(
+        Webhook(secret).sign(webhook_id, now, body)
+        for secret in channel_signing_secrets(channel=channel, now=now)
+    )
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "cdp-campaigns",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signature,
+    }
+    try:
+        response = outbound_post(channel.config["url"], body=body.encode(), headers=headers)
+    except OutboundRefused as error:
+        raise TransportError(f"refused: {error}", permanent=True) from None
+    except OutboundError as error:
+        raise TransportError(str(error)) from None
+    if response.status == 410:
+        raise TransportError("the receiver answered 410 Gone", disable=True)
+    if not 200 <= response.status < 300:
+        permanent = 400 <= response.status < 500 and response.status not in (408, 429)
+        raise TransportError(f"the receiver answered {response.status}", permanent=permanent)
+    return response.status
+
+
+def rendered_message(delivery: Delivery) -> Any:
+    """The delivery's send-step message (JSON) with its strings rendered for the person."""
+    step = definition.step_at(
+        delivery.version.definition["steps"], definition.pointer_path(delivery.step)
+    )
+    context = selectors.delivery_context(delivery=delivery, profile=delivery.profile)
+    try:
+        return messages.render_json(step["send"]["message"], context)
+    except messages.RenderError as error:
+        raise TransportError(f"the message did not render: {error}", permanent=True) from None
 
 
 class WebhookTransport(Transport):
@@ -37,49 +81,18 @@ class WebhookTransport(Transport):
         return str(self.config["url"])
 
     def send(self, delivery: Delivery) -> None:
-        step = definition.step_at(
-            delivery.version.definition["steps"], definition.pointer_path(delivery.step)
-        )
-        context = selectors.delivery_context(delivery=delivery, profile=delivery.profile)
-        try:
-            message = messages.render_json(step["send"]["message"], context)
-        except messages.RenderError as error:
-            raise TransportError(f"the message did not render: {error}", permanent=True) from None
-        now = timezone.now()
+        data = {
+            "delivery": delivery.pk,
+            "campaign": delivery.campaign_id,
+            "profile": delivery.profile.pk,
+            "message": rendered_message(delivery),
+        }
         payload = {
             "type": "campaign.message",
-            "timestamp": now.isoformat(),
-            "data": {
-                "delivery": delivery.pk,
-                "campaign": delivery.campaign_id,
-                "profile": delivery.profile.pk,
-                "message": message,
-            },
+            "timestamp": timezone.now().isoformat(),
+            "data": data,
         }
-        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
         webhook_id = f"msg_cdp_{delivery.pk}"
-        signature = " ".join(
-            Webhook(secret).sign(webhook_id, now, body)
-            for secret in channel_signing_secrets(channel=self.channel, now=now)
-        )
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "cdp-campaigns",
-            "webhook-id": webhook_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": signature,
-        }
-        try:
-            response = outbound_post(self.config["url"], body=body.encode(), headers=headers)
-        except OutboundRefused as error:
-            raise TransportError(f"refused: {error}", permanent=True) from None
-        except OutboundError as error:
-            raise TransportError(str(error)) from None
-        if response.status == 410:
-            raise TransportError("the receiver answered 410 Gone", disable=True)
-        if not 200 <= response.status < 300:
-            # Asked to come back later (408, 429) or failing on its side (5xx): retried.
-            permanent = 400 <= response.status < 500 and response.status not in (408, 429)
-            raise TransportError(f"the receiver answered {response.status}", permanent=permanent)
-        delivery.message_digest = messages.digest(payload["data"])
+        signed_post(self.channel, webhook_id=webhook_id, payload=payload)
+        delivery.message_digest = messages.digest(data)
         delivery.provider_message_id = webhook_id

@@ -171,7 +171,7 @@ def channel_config_check(*, kind: str, config: Any) -> None:
     """The config's schema, then what the schema cannot tell: a webhook URL that reaches a
     private or reserved address, an unknown consent purpose."""
     errors = channel_config_errors(kind, config)
-    if not errors and kind == Channel.Kind.WEBHOOK:
+    if not errors and kind in (Channel.Kind.WEBHOOK, Channel.Kind.PUSH):
         problem = outbound_url_problem(config["url"])
         if problem:
             errors.append(ConditionError("/config/url", problem))
@@ -197,7 +197,8 @@ def channel_create(
         created_by=actor if getattr(actor, "pk", None) else None,
     )
     audit_record(actor=actor, action="channel.create", resource="campaigns", resource_id=channel.pk)
-    secret = channel_secret(channel=channel) if kind == Channel.Kind.WEBHOOK else None
+    signed = kind in (Channel.Kind.WEBHOOK, Channel.Kind.PUSH)
+    secret = channel_secret(channel=channel) if signed else None
     return channel, secret
 
 

@@ -214,11 +214,62 @@ def test_a_webhooks_marketing_send_needs_its_purposes_consent(
     assert receiver.received == []
 
 
-def test_the_api_refuses_a_channel_kind_without_a_transport(admin_api):
-    response = admin_api.post(
-        "/api/v1/channels/", {"kind": "push", "name": "p", "config": {}}, format="json"
+def test_a_push_goes_to_the_device_token_in_fcm_v1_shape_signed(
+    source, receiver, admin_user, make_campaign
+):
+    channel, secret = services.channel_create(
+        kind="push", name="App push", config={"url": receiver.url}, actor=admin_user
     )
-    assert response.status_code == 400 and "kind" in response.json()
+    body = cart_reminder(channel)
+    body["steps"] = [
+        {
+            "send": {
+                "channel": channel.pk,
+                "message": {
+                    "title": "Hi {{ profile.traits.name }}",
+                    "body": "Your {{ event.properties.sku }} is waiting",
+                    "url": "https://shop.example.com/cart",
+                },
+            }
+        }
+    ]
+    make_campaign(body)
+    phone = person(traits={"name": "Ann"})
+    phone.context = {"device": {"token": "fcm-token-1", "type": "ios"}}
+    phone.save()
+    nobody = person()
+    for someone in (phone, nobody):
+        track(source, someone, CART, at=timezone.now(), properties={"sku": "RED-1"})
+    services.entries_advance(entry_ids=list(Entry.objects.values_list("pk", flat=True)))
+    for delivery in Delivery.objects.all():
+        services.delivery_send(delivery_id=delivery.pk)
+
+    ((headers, raw),) = receiver.received
+    message = Webhook(secret).verify(raw, headers)["message"]
+    assert message["token"] == "fcm-token-1"
+    assert message["notification"] == {"title": "Hi Ann", "body": "Your RED-1 is waiting"}
+    assert message["data"]["url"] == "https://shop.example.com/cart"
+    assert Delivery.objects.get(profile=nobody).skip_reason == Delivery.SkipReason.NO_ADDRESS
+
+
+def test_a_push_to_a_token_the_provider_reports_gone_fails_without_disabling_the_channel(
+    source, receiver, admin_user, make_campaign
+):
+    channel, _ = services.channel_create(
+        kind="push", name="App push", config={"url": receiver.url}, actor=admin_user
+    )
+    body = cart_reminder(channel)
+    body["steps"] = [{"send": {"channel": channel.pk, "message": {"title": "t", "body": "b"}}}]
+    make_campaign(body)
+    phone = person()
+    phone.context = {"device": {"token": "old"}}
+    phone.save()
+    track(source, phone, CART, at=timezone.now())
+    services.entries_advance(entry_ids=list(Entry.objects.values_list("pk", flat=True)))
+    receiver.statuses = [410]
+    services.delivery_send(delivery_id=Delivery.objects.get().pk)
+    channel.refresh_from_db()
+    assert Delivery.objects.get().status == Delivery.Status.FAILED and channel.is_active
 
 
 def test_after_a_rotation_both_secrets_verify_during_the_overlap(
