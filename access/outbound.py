@@ -101,7 +101,8 @@ def _resolve(host: str, port: int) -> list[IPAddress]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
         raise OutboundError(f"cannot resolve {host}: {error}") from None
-    return [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    # An IPv6 answer may carry a zone ("fe80::1%eth0"), which ip_address does not take.
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
 
 @dataclass(frozen=True)

@@ -518,7 +518,7 @@ def wait_until(spec: Mapping[str, int], now: dt.datetime, tz: ZoneInfo) -> dt.da
 
 
 def quiet_until(
-    now: dt.datetime, tz: ZoneInfo, quiet_hours: tuple[int, int] | None
+    now: dt.datetime, tz: ZoneInfo, quiet_hours: Sequence[int] | None
 ) -> dt.datetime | None:
     """When quiet hours (start, end: local hours, e.g. (21, 8) overnight) end, if `now` is
     inside them in `tz`; None when sending now is fine."""

@@ -31,7 +31,8 @@ def campaign_get(*, campaign_id: int) -> Campaign | None:
 
 
 def campaign_version_current(*, campaign: Campaign) -> CampaignVersion:
-    return campaign.versions.order_by("-number").first()  # type: ignore[return-value]
+    # Every campaign is created with its first version, in one transaction.
+    return CampaignVersion.objects.filter(campaign=campaign).order_by("-number")[0]
 
 
 def campaign_versions_current(*, campaigns: list[Campaign]) -> dict[int, CampaignVersion]:
@@ -117,9 +118,9 @@ def campaigns_counts(*, campaign_ids: list[int]) -> dict[int, dict[str, int]]:
             clicked=Count("id", filter=Q(clicked_at__isnull=False)),
         )
     )
-    for row in deliveries:
-        counts[row["campaign_id"]].update(
-            sent=row["sent"], opened=row["opened"], clicked=row["clicked"]
+    for sends in deliveries:
+        counts[sends["campaign_id"]].update(
+            sent=sends["sent"], opened=sends["opened"], clicked=sends["clicked"]
         )
     return counts
 
