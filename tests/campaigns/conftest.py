@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from django.utils import timezone
 
 from campaigns import services
-from campaigns.models import Campaign, Channel
+from campaigns.models import Campaign, Channel, Delivery, Entry
 from cdp import pipeline
 from identity.models import Identity
 from profiles.models import Event, Profile
@@ -119,6 +120,29 @@ def track(
     pipeline.events_process(event_ids=[event.pk])
     event.refresh_from_db()
     return event
+
+
+def delivery_make(
+    campaign: Campaign, profile: Profile, channel: Channel, *, number: int = 1, **fields: Any
+) -> Delivery:
+    """A delivery row as the engine records it (with its entry), without running the engine."""
+    version = campaign.versions.get()
+    entry = Entry.objects.create(
+        campaign=campaign,
+        version=version,
+        profile=profile,
+        number=number,
+        entered_at=timezone.now(),
+    )
+    return Delivery.objects.create(
+        campaign=campaign,
+        version=version,
+        entry=entry,
+        profile=profile,
+        step="/steps/1",
+        channel=channel,
+        **fields,
+    )
 
 
 def cart_reminder(channel: Channel, **overrides: Any) -> dict[str, Any]:

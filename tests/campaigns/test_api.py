@@ -4,11 +4,10 @@ cursor pages of deliveries, the webhook secret shown once, roles and key scopes.
 from __future__ import annotations
 
 import pytest
-from django.utils import timezone
 from rest_framework.test import APIClient
 
-from campaigns.models import Campaign, CampaignVersion, Channel, Delivery, Entry
-from tests.campaigns.conftest import cart_reminder, person
+from campaigns.models import Campaign, CampaignVersion, Channel
+from tests.campaigns.conftest import cart_reminder, delivery_make, person
 
 pytestmark = pytest.mark.django_db
 
@@ -112,21 +111,9 @@ def test_deliveries_come_in_cursor_pages_per_campaign_and_per_profile(
     api, email_channel, make_campaign, django_assert_max_num_queries
 ):
     campaign = make_campaign(cart_reminder(email_channel))
-    version = campaign.versions.get()
     ann = person(email_address="ann@example.com")
-
     for n in range(5):
-        entry = Entry.objects.create(
-            campaign=campaign, version=version, profile=ann, number=n + 1, entered_at=timezone.now()
-        )
-        Delivery.objects.create(
-            campaign=campaign,
-            version=version,
-            entry=entry,
-            profile=ann,
-            step="/steps/1",
-            channel=email_channel,
-        )
+        delivery_make(campaign, ann, email_channel, number=n + 1)
     with django_assert_max_num_queries(4):
         page = api.get(f"/api/v1/campaigns/{campaign.pk}/deliveries/?limit=3").json()
     assert len(page["results"]) == 3 and page["next"]

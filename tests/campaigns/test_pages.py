@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from campaigns.models import Campaign, Delivery, Entry
-from tests.campaigns.conftest import cart_reminder, person
+from campaigns.models import Campaign
+from tests.campaigns.conftest import cart_reminder, delivery_make, person
 
 pytestmark = pytest.mark.django_db
 
@@ -45,20 +45,7 @@ def test_the_campaign_page_draws_the_journey_and_logs_deliveries(
     staff_client, marketer, campaign, email_channel
 ):
     ann = person(email_address="ann@example.com")
-    version = campaign.versions.get()
-    entry = Entry.objects.create(
-        campaign=campaign, version=version, profile=ann, number=1, entered_at=version.created_at
-    )
-    Delivery.objects.create(
-        campaign=campaign,
-        version=version,
-        entry=entry,
-        profile=ann,
-        step="/steps/1",
-        channel=email_channel,
-        status="skipped",
-        skip_reason="no_consent",
-    )
+    delivery_make(campaign, ann, email_channel, status="skipped", skip_reason="no_consent")
     page = staff_client(marketer).get(f"/campaigns/{campaign.pk}/").content.decode()
     assert "When someone does “Product Added”" in page
     assert "Wait 60 minutes" in page and "until 09:00 in the person&#x27;s time zone" in page
@@ -123,19 +110,7 @@ def test_the_profile_page_loads_the_persons_messages(
     staff_client, marketer, campaign, email_channel
 ):
     ann = person(email_address="ann@example.com")
-    version = campaign.versions.get()
-    entry = Entry.objects.create(
-        campaign=campaign, version=version, profile=ann, number=1, entered_at=version.created_at
-    )
-    Delivery.objects.create(
-        campaign=campaign,
-        version=version,
-        entry=entry,
-        profile=ann,
-        step="/steps/1",
-        channel=email_channel,
-        status="sent",
-    )
+    delivery_make(campaign, ann, email_channel, status="sent")
     client = staff_client(marketer)
     profile_page = client.get(f"/profiles/{ann.pk}/").content.decode()
     assert f'hx-get="/campaigns/profile/{ann.pk}/deliveries/"' in profile_page
