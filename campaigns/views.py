@@ -61,16 +61,30 @@ def tracking_click(request: HttpRequest, token: str) -> HttpResponse:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """The public preference centre behind every message's unsubscribe link. A GET only shows
+    it (link scanners and previews follow every link); the one-click POST withdraws the
+    channel's purpose; the page's form sets each purpose campaigns send under."""
     delivery_id = unsubscribe_token_read(token)
     if delivery_id is None:
         raise Http404("Unknown link.")
-    if request.method == "GET":
-        # A GET never unsubscribes: link scanners and previews follow every link.
-        return render(request, "campaigns/unsubscribe.html", {})
-    found = services.delivery_unsubscribe(delivery_id=delivery_id, ip=client_ip(request))
-    if request.POST.get("List-Unsubscribe") == "One-Click":
+    ip = client_ip(request)
+    if request.method == "POST" and request.POST.get("List-Unsubscribe") == "One-Click":
+        services.delivery_unsubscribe(delivery_id=delivery_id, ip=ip)
         return HttpResponse("Unsubscribed.\n", content_type="text/plain")
-    return render(request, "campaigns/unsubscribe.html", {"done": found, "gone": not found})
+    saved = False
+    if request.method == "POST":
+        purposes = services.delivery_preferences(delivery_id=delivery_id) or []
+        chosen = set(request.POST.getlist("purpose"))
+        services.delivery_preferences_set(
+            delivery_id=delivery_id,
+            granted={row["purpose"]: row["purpose"] in chosen for row in purposes},
+            ip=ip,
+        )
+        saved = True
+    rows = services.delivery_preferences(delivery_id=delivery_id)
+    return render(
+        request, "campaigns/unsubscribe.html", {"rows": rows, "gone": rows is None, "saved": saved}
+    )
 
 
 # --- staff pages -----------------------------------------------------------------------------

@@ -32,6 +32,8 @@ from campaigns.services.tracking import (
     delivery_click_record,
     delivery_feedback_record,
     delivery_open_record,
+    delivery_preferences,
+    delivery_preferences_set,
     delivery_unsubscribe,
 )
 
@@ -55,6 +57,8 @@ __all__ = [
     "delivery_click_record",
     "delivery_feedback_record",
     "delivery_open_record",
+    "delivery_preferences",
+    "delivery_preferences_set",
     "delivery_rules",
     "delivery_send",
     "delivery_unsubscribe",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -10,7 +11,7 @@ from django.utils import timezone
 from campaigns.channels import transport_for
 from campaigns.models import Channel, Delivery, DeliveryEvent
 from consent.models import ConsentSource
-from consent.selectors import consent_allows
+from consent.selectors import consent_allows, consent_current_state, purposes_all
 from consent.services import consent_record
 from identity.selectors import profile_current
 
@@ -60,6 +61,51 @@ def delivery_unsubscribe(*, delivery_id: int, ip: str | None = None) -> bool:
         DeliveryEvent.objects.create(
             delivery=delivery, kind=DeliveryEvent.Kind.UNSUBSCRIBE, at=timezone.now()
         )
+    return True
+
+
+# What the public preference centre offers to change: the purposes campaigns send under.
+PREFERENCE_PURPOSES = ("email_marketing", "push")
+
+
+def delivery_preferences(*, delivery_id: int) -> list[dict[str, Any]] | None:
+    """The preference centre's rows for the person behind this delivery: each purpose
+    campaigns send under, its name and whether it is granted now. None: the delivery is gone."""
+    delivery = Delivery.objects.select_related("profile").filter(pk=delivery_id).first()
+    if delivery is None:
+        return None
+    profile = profile_current(profile=delivery.profile)
+    names = {p.code: p.name for p in purposes_all()}
+    return [
+        {"purpose": row["purpose"], "name": names[row["purpose"]], "granted": row["granted"]}
+        for row in consent_current_state(profile=profile)
+        if row["purpose"] in PREFERENCE_PURPOSES
+    ]
+
+
+@transaction.atomic
+def delivery_preferences_set(
+    *, delivery_id: int, granted: dict[str, bool], ip: str | None = None
+) -> bool:
+    """Write the person's choices from the preference centre as consent records (source
+    "preference_center"), only where they differ from the current state."""
+    delivery = Delivery.objects.select_related("profile").filter(pk=delivery_id).first()
+    if delivery is None:
+        return False
+    profile = profile_current(profile=delivery.profile)
+    for purpose, wanted in granted.items():
+        if (
+            purpose in PREFERENCE_PURPOSES
+            and consent_allows(profile=profile, purpose=purpose) != wanted
+        ):
+            consent_record(
+                profile=profile,
+                purpose=purpose,
+                granted=wanted,
+                source=ConsentSource.PREFERENCE_CENTER,
+                evidence={"delivery": delivery.pk, "campaign": delivery.campaign_id},
+                ip=ip,
+            )
     return True
 
 

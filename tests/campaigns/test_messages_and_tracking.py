@@ -115,7 +115,7 @@ def test_one_click_unsubscribe_writes_a_consent_record_and_a_get_never_unsubscri
     path = link.replace("https://cdp.example.com", "")
 
     page = client.get(path)
-    assert page.status_code == 200 and b"Unsubscribe" in page.content
+    assert page.status_code == 200 and b"Your preferences" in page.content
     assert consent_allows(profile=ann, purpose="email_marketing")
 
     answer = client.post(path, {"List-Unsubscribe": "One-Click"})
@@ -127,16 +127,25 @@ def test_one_click_unsubscribe_writes_a_consent_record_and_a_get_never_unsubscri
     assert ConsentRecord.objects.filter(profile=ann).count() == 1
 
 
-def test_the_unsubscribe_page_button_unsubscribes(
+def test_the_preference_centre_sets_each_purpose(
     client, source, smtp, email_channel, make_campaign, django_capture_on_commit_callbacks
 ):
     make_campaign(_send_at_once(email_channel, {"subject": "x", "text": "y"}))
     ann = person(email_address="ann@example.com")
     delivery = _sent(source, ann, django_capture_on_commit_callbacks)
     path = unsubscribe_url(delivery_id=delivery.pk).replace("https://cdp.example.com", "")
-    answer = client.post(path)
-    assert b"You are unsubscribed" in answer.content
+    page = client.get(path).content.decode()
+    assert 'value="email_marketing" checked' in page and 'value="push" checked' in page
+
+    answer = client.post(path, {"purpose": ["push"]})
+    assert b"Saved" in answer.content
     assert not consent_allows(profile=ann, purpose="email_marketing")
+    assert consent_allows(profile=ann, purpose="push")
+    assert list(ConsentRecord.objects.values_list("purpose__code", "source")) == [
+        ("email_marketing", "preference_center")
+    ]
+    client.post(path, {"purpose": ["push", "email_marketing"]})
+    assert consent_allows(profile=ann, purpose="email_marketing")
 
 
 def test_entering_a_segment_starts_the_journey(
