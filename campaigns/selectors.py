@@ -14,6 +14,7 @@ from django.utils import timezone
 from campaigns.messages import render, render_json
 from campaigns.models import Campaign, CampaignVersion, Channel, Delivery, DeliveryEvent, Entry
 from campaigns.tracking import unsubscribe_url
+from consent.pii import pii_mask_traits
 from identity.models import Identity
 from profiles.models import Profile
 from profiles.selectors import profile_computed_features
@@ -223,15 +224,16 @@ class MessagePreview:
 
 
 def message_preview(
-    *, campaign: Campaign, message: dict[str, Any], profile: Profile
+    *, campaign: Campaign, message: dict[str, Any], profile: Profile, viewer: Any
 ) -> MessagePreview:
     """A send step's message rendered for a profile, as the editor shows it (no tracking
-    links, no unsubscribe token: nothing is recorded). Raises messages.RenderError."""
+    links, no unsubscribe token: nothing is recorded). PII traits are masked for a viewer whose
+    role may not see them, as on the profile page. Raises messages.RenderError."""
     computed = profile_computed_features(profile, now=timezone.now())
     context = {
         "profile": {
             "id": profile.pk,
-            "traits": profile.traits or {},
+            "traits": pii_mask_traits(profile.traits, user=viewer),
             "computed": {key: _plain(value) for key, value in computed.items()},
         },
         "event": {"name": "", "properties": {}},

@@ -28,6 +28,7 @@ from campaigns.forms import CampaignForm
 from campaigns.messages import RenderError
 from campaigns.models import Campaign, Channel
 from campaigns.tracking import click_token_read, open_token_read, unsubscribe_token_read
+from profiles.services import profile_access_record
 from segments.conditions import describe_node
 
 # The smallest transparent GIF.
@@ -310,7 +311,10 @@ def campaign_preview(request: HttpRequest, campaign_id: int) -> HttpResponse:
         return render(request, "campaigns/_preview.html", context)
     try:
         context["preview"] = selectors.message_preview(
-            campaign=campaign, message=step["send"]["message"], profile=profile
+            campaign=campaign, message=step["send"]["message"], profile=profile, viewer=request.user
+        )
+        profile_access_record(
+            request=request, profile=profile, action="view", route="campaigns:preview"
         )
     except RenderError as error:
         context["problem"] = f"The message does not render for this profile: {error}"

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from access.models import AuditLog
 from campaigns.models import Campaign
 from tests.campaigns.conftest import cart_reminder, delivery_make, person
 
@@ -53,15 +54,31 @@ def test_the_campaign_page_draws_the_journey_and_logs_deliveries(
     assert "No consent" in page and "/steps/1" in page
 
 
-def test_a_marketer_previews_a_message_for_a_profile(staff_client, marketer, campaign):
-    ann = person(traits={"first_name": "<b>Ann</b>"})
-    page = staff_client(marketer).get(
-        f"/campaigns/{campaign.pk}/preview/", {"profile": ann.pk, "step": "/steps/1"}
+def _preview(client, campaign, profile) -> str:
+    page = client.get(
+        f"/campaigns/{campaign.pk}/preview/", {"profile": profile.pk, "step": "/steps/1"}
     )
-    body = page.content.decode()
+    assert page.status_code == 200
+    return page.content.decode()
+
+
+def test_an_admin_previews_a_message_for_a_profile_escaped_in_a_sandbox(
+    staff_client, admin_user, campaign
+):
+    ann = person(traits={"first_name": "<b>Ann</b>"})
+    body = _preview(staff_client(admin_user), campaign, ann)
     assert "You left something" in body
     # The HTML part sits in a sandboxed iframe; the trait inside it is escaped twice over.
-    assert "sandbox" in body and "&lt;b&gt;" in body and "<b>Ann</b>" not in body
+    assert "sandbox" in body and "&amp;lt;b&amp;gt;Ann" in body and "<b>Ann</b>" not in body
+    assert AuditLog.objects.filter(profile_id=ann.pk, action="view").exists()
+
+
+def test_a_marketer_previews_with_pii_traits_masked_as_on_the_profile_page(
+    staff_client, marketer, campaign
+):
+    ann = person(traits={"first_name": "Annabelle"})
+    body = _preview(staff_client(marketer), campaign, ann)
+    assert "Annabelle" not in body and "A••••••••" in body
 
 
 def test_the_editor_shows_errors_with_their_pointers(staff_client, marketer, email_channel):

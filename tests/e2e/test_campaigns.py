@@ -23,7 +23,8 @@ def test_build_preview_activate_and_see_the_delivery(
     page, live_server, marketer, login, shot, source, request
 ):
     sink, channel = request.getfixturevalue("smtp"), request.getfixturevalue("email_channel")
-    ann = person(email_address="ann@example.com", traits={"first_name": "Ann"})
+    # A trait that is not PII: marketers see PII traits masked in previews.
+    ann = person(email_address="ann@example.com", traits={"favourite": "red shoes"})
     definition = {
         "trigger": {"event": CART},
         "entry": "once",
@@ -33,9 +34,9 @@ def test_build_preview_activate_and_see_the_delivery(
                 "send": {
                     "channel": channel.pk,
                     "message": {
-                        "subject": "Still thinking about it, {{ profile.traits.first_name }}?",
-                        "html": "<h1>Hi {{ profile.traits.first_name | default: 'there' }}</h1>"
-                        "<p>Your cart misses you.</p>",
+                        "subject": "Still thinking about the {{ profile.traits.favourite }}?",
+                        "html": "<h1>Your {{ profile.traits.favourite | default: 'cart' }}</h1>"
+                        "<p>They miss you.</p>",
                     },
                 }
             }
@@ -51,8 +52,9 @@ def test_build_preview_activate_and_see_the_delivery(
 
     page.fill("#preview-profile", str(ann.pk))
     page.click("#preview button[type=submit], form[hx-get] button[type=submit]")
-    page.wait_for_selector("text=Still thinking about it, Ann?")
-    assert "Hi Ann" in page.frame_locator("iframe.message-preview").locator("h1").inner_text()
+    page.wait_for_selector("text=Still thinking about the red shoes?")
+    heading = page.frame_locator("iframe.message-preview").locator("h1").inner_text()
+    assert heading == "Your red shoes"
     shot("campaign-preview")
 
     page.click("text=Activate")
@@ -63,3 +65,47 @@ def test_build_preview_activate_and_see_the_delivery(
     page.wait_for_selector("td >> text=sent")
     shot("campaign-deliveries")
     assert len(sink.to("ann@example.com")) == 1
+
+    page.goto(f"{live_server.url}/campaigns/")
+    page.wait_for_selector("td >> text=Cart reminder")
+    shot("campaign-list")
+    page.goto(f"{live_server.url}/profiles/{ann.pk}/")
+    page.wait_for_selector("#profile-deliveries >> text=Cart reminder")
+    shot("profile-messages")
+
+
+def test_the_editor_points_at_a_broken_node_and_the_preference_centre_saves(
+    page, live_server, marketer, login, shot, source, request
+):
+    sink, channel = request.getfixturevalue("smtp"), request.getfixturevalue("email_channel")
+    login(marketer)
+    page.goto(f"{live_server.url}/campaigns/new/")
+    page.fill("#id_name", "Broken")
+    page.fill("#id_definition", json.dumps({"trigger": {"event": CART}, "steps": [{"wait": {}}]}))
+    page.click("button[type=submit]")
+    page.wait_for_selector('code:has-text("/steps/0/wait")')
+    shot("campaign-editor-error")
+
+    ann = person(email_address="ann@example.com")
+    campaign = Campaign.objects.create(name="Hello", status="active")
+    campaign.versions.create(
+        number=1,
+        definition={
+            "trigger": {"event": CART},
+            "steps": [
+                {
+                    "send": {
+                        "channel": channel.pk,
+                        "message": {"subject": "Hi", "text": "{{ unsubscribe_url }}"},
+                    }
+                }
+            ],
+        },
+    )
+    track(source, ann, CART, at=timezone.now())
+    link = sink.to("ann@example.com")[0].get_body(("plain",)).get_content().strip()
+    page.goto(link.replace("https://cdp.example.com", live_server.url))
+    page.uncheck("input[value=email_marketing]")
+    page.click("text=Save my choices")
+    page.wait_for_selector("text=Saved")
+    shot("preference-centre")
