@@ -12,6 +12,7 @@ from campaigns import services
 from campaigns.models import Delivery, Entry
 from campaigns.selectors import campaign_stats
 from consent.services import consent_record, suppression_create
+from identity.services import profile_merge, profile_unmerge
 from tests.campaigns.conftest import CART, ORDER, cart_reminder, person, track
 
 pytestmark = pytest.mark.django_db
@@ -155,3 +156,41 @@ def test_a_person_without_an_address_is_skipped_and_counted(
     assert Delivery.objects.get().skip_reason == Delivery.SkipReason.NO_ADDRESS
     stats = campaign_stats(campaign=campaign)
     assert stats["skipped"] == 1 and stats["skipped_by_reason"] == {"no_address": 1}
+
+
+def test_a_merge_moves_the_journey_so_an_order_by_the_merged_person_ends_it(
+    source, smtp, email_channel, make_campaign, django_capture_on_commit_callbacks
+):
+    campaign = make_campaign(cart_reminder(email_channel))
+    browser = person()  # an anonymous visitor who added to cart
+    known = person(email_address="ann@example.com")
+    now = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        track(source, browser, CART, at=now)
+    profile_merge(survivor=known, duplicate=browser)
+    entry = Entry.objects.get(campaign=campaign)
+    assert entry.profile_id == known.pk and entry.number == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        track(source, known, ORDER, at=now + dt.timedelta(minutes=10))
+    entry.refresh_from_db()
+    assert entry.exit_reason == Entry.ExitReason.GOAL
+    _after_wait(django_capture_on_commit_callbacks, now)
+    assert smtp.messages == []
+
+
+def test_an_unmerge_gives_the_journeys_back(source, email_channel, make_campaign, admin_user):
+    make_campaign(cart_reminder(email_channel, entry="every_time"))
+    first, second = person(), person(email_address="ann@example.com")
+    now = timezone.now()
+    track(source, first, CART, at=now)
+    track(source, second, CART, at=now)
+    survivor = profile_merge(survivor=second, duplicate=first)
+    assert sorted(Entry.objects.values_list("profile_id", "number")) == [
+        (second.pk, 1),
+        (second.pk, 2),
+    ]
+    profile_unmerge(merge_record=survivor.merge_record, actor=admin_user)
+    assert sorted(Entry.objects.values_list("profile_id", "number")) == sorted(
+        [(first.pk, 1), (second.pk, 1)]
+    )
