@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
@@ -223,14 +224,12 @@ class MessagePreview:
     json: str
 
 
-def message_preview(
-    *, campaign: Campaign, message: dict[str, Any], profile: Profile, viewer: Any
-) -> MessagePreview:
-    """A send step's message rendered for a profile, as the editor shows it (no tracking
-    links, no unsubscribe token: nothing is recorded). PII traits are masked for a viewer whose
-    role may not see them, as on the profile page. Raises messages.RenderError."""
+def preview_context(*, campaign: Campaign, profile: Profile, viewer: Any) -> dict[str, Any]:
+    """What a message sees in a preview or a test send: the profile as `viewer` may see it
+    (PII traits masked for roles that may not see them, as on the profile page), no event,
+    no unsubscribe token."""
     computed = profile_computed_features(profile, now=timezone.now())
-    context = {
+    return {
         "profile": {
             "id": profile.pk,
             "traits": pii_mask_traits(profile.traits, user=viewer),
@@ -240,6 +239,14 @@ def message_preview(
         "campaign": {"name": campaign.name},
         "unsubscribe_url": "#unsubscribe",
     }
+
+
+def message_preview(
+    *, campaign: Campaign, message: dict[str, Any], profile: Profile, viewer: Any
+) -> MessagePreview:
+    """A send step's message rendered for a profile, as the editor shows it (nothing is
+    recorded). Raises messages.RenderError."""
+    context = preview_context(campaign=campaign, profile=profile, viewer=viewer)
     if "subject" in message:
         return MessagePreview(
             subject=render(message["subject"], context, html=False),
@@ -249,6 +256,16 @@ def message_preview(
         )
     body = json.dumps(render_json(message, context), indent=2, ensure_ascii=False)
     return MessagePreview(subject="", html="", text="", json=body)
+
+
+def staff_address_known(*, address: str) -> bool:
+    """Test sends go only to the addresses of active staff accounts."""
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, email__iexact=address.strip())
+        .exclude(email="")
+        .exists()
+    )
 
 
 def delivery_events(*, delivery: Delivery) -> QuerySet[DeliveryEvent]:

@@ -15,5 +15,6 @@ urlpatterns = [
     path("<int:campaign_id>/", views.campaign_detail, name="detail"),
     path("<int:campaign_id>/edit/", views.campaign_edit, name="edit"),
     path("<int:campaign_id>/preview/", views.campaign_preview, name="preview"),
+    path("<int:campaign_id>/test-send/", views.campaign_test_send, name="test-send"),
     path("<int:campaign_id>/<str:status>/", views.campaign_status, name="status"),
 ]

@@ -321,6 +321,39 @@ def campaign_preview(request: HttpRequest, campaign_id: int) -> HttpResponse:
     return render(request, "campaigns/_preview.html", context)
 
 
+@require_POST
+@roles_required(*BUILD)
+def campaign_test_send(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """htmx partial: send the chosen email step, rendered for a profile, to a staff address."""
+    campaign = _campaign_or_404(campaign_id)
+    profile = selectors.profile_get(profile_id=_int(request.POST.get("profile")))
+    to = request.POST.get("to", "")
+    context: dict[str, Any] = {"campaign": campaign}
+    if profile is None:
+        context["problem"] = "Choose a profile to render the test for."
+        return render(request, "campaigns/_preview.html", context)
+    try:
+        services.campaign_test_send(
+            campaign=campaign,
+            step=request.POST.get("step", ""),
+            profile=profile,
+            to=to,
+            actor=request.user,
+        )
+    except services.TestSendError as error:
+        context["problem"] = str(error)
+    else:
+        context["sent_to"] = to
+    return render(request, "campaigns/_preview.html", context)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
 @require_GET
 @roles_required(*READ)
 def profile_deliveries(request: HttpRequest, profile_id: int) -> HttpResponse:

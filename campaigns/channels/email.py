@@ -61,6 +61,22 @@ def _smtp_error(error: Exception) -> TransportError:
     return TransportError(text, permanent=bool(code and 500 <= int(code) < 600))
 
 
+def _rendered(template: dict[str, Any], context: dict[str, Any]) -> tuple[str, str, str]:
+    """Subject (one line), HTML and text of an email message; the text part is the HTML's
+    text when the message has none."""
+    try:
+        subject = messages.single_line(messages.render(template["subject"], context, html=False))
+        html = messages.render(template["html"], context, html=True) if "html" in template else ""
+        text = (
+            messages.render(template["text"], context, html=False)
+            if "text" in template
+            else strip_tags(html)
+        )
+    except messages.RenderError as error:
+        raise TransportError(f"the message did not render: {error}", permanent=True) from None
+    return subject, html, text
+
+
 class EmailTransport(Transport):
     purpose = "email_marketing"
 
@@ -78,51 +94,49 @@ class EmailTransport(Transport):
         step = definition.step_at(
             delivery.version.definition["steps"], definition.pointer_path(delivery.step)
         )
-        template = step["send"]["message"]
         context = selectors.delivery_context(delivery=delivery, profile=profile)
-        try:
-            subject = messages.single_line(
-                messages.render(template["subject"], context, html=False)
-            )
-            html = (
-                messages.render(template["html"], context, html=True) if "html" in template else ""
-            )
-            text = (
-                messages.render(template["text"], context, html=False)
-                if "text" in template
-                else strip_tags(html)
-            )
-        except messages.RenderError as error:
-            raise TransportError(f"the message did not render: {error}", permanent=True) from None
+        subject, html, text = _rendered(step["send"]["message"], context)
         if html:
             html = messages.links_rewrite(
                 html, lambda url: click_url(delivery_id=delivery.pk, url=url)
             )
             html = messages.pixel_append(html, open_url(delivery_id=delivery.pk))
-        sender = self.config["from"]
-        domain = sender.rsplit("@", 1)[1]
+        domain = self.config["from"].rsplit("@", 1)[1]
         message_id = f"<cdp.{delivery.campaign_id}.{delivery.pk}@{domain}>"
         unsubscribe = context["unsubscribe_url"]
+        headers = {
+            "Message-ID": message_id,
+            "List-Unsubscribe": f"<{unsubscribe}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+        self._deliver(self._email(subject, html, text, to=address, headers=headers))
+        delivery.message_digest = messages.digest(
+            {"to": address, "subject": subject, "html": html, "text": text}
+        )
+        delivery.provider_message_id = message_id
+
+    def send_test(self, *, message: dict[str, Any], context: dict[str, Any], to: str) -> None:
+        """A staff member's test send of a message rendered with `context`: no delivery, no
+        tracking, the subject marked as a test."""
+        subject, html, text = _rendered(message, context)
+        self._deliver(self._email(f"[Test] {subject}", html, text, to=to, headers={}))
+
+    def _email(
+        self, subject: str, html: str, text: str, *, to: str, headers: dict[str, str]
+    ) -> EmailMultiAlternatives:
+        sender = self.config["from"]
         from_name = self.config.get("from_name")
         email = EmailMultiAlternatives(
             subject=subject,
             body=text,
             from_email=formataddr((from_name, sender)) if from_name else sender,
-            to=[address],
+            to=[to],
             reply_to=[self.config["reply_to"]] if self.config.get("reply_to") else None,
-            headers={
-                "Message-ID": message_id,
-                "List-Unsubscribe": f"<{unsubscribe}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            },
+            headers=headers,
         )
         if html:
             email.attach_alternative(html, "text/html")
-        self._deliver(email)
-        delivery.message_digest = messages.digest(
-            {"to": address, "subject": subject, "html": html, "text": text}
-        )
-        delivery.provider_message_id = message_id
+        return email
 
     def _deliver(self, email: EmailMultiAlternatives) -> None:
         # A connection kept open may have been closed by the server meanwhile: one more try

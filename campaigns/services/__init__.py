@@ -15,6 +15,8 @@ from campaigns.services.definitions import (
     channel_update,
 )
 from campaigns.services.delivery import (
+    TestSendError,
+    campaign_test_send,
     deliveries_replay,
     deliveries_sweep,
     delivery_rules,
@@ -39,12 +41,14 @@ from campaigns.services.tracking import (
 
 __all__ = [
     "CampaignStateError",
+    "TestSendError",
     "broadcast_batch",
     "broadcasts_due",
     "campaign_create",
     "campaign_definition_check",
     "campaign_entries_exit",
     "campaign_status_set",
+    "campaign_test_send",
     "campaign_triggers_fire",
     "campaign_update",
     "channel_config_check",

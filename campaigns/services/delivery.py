@@ -31,6 +31,7 @@ from access.services import audit_record
 from campaigns import definition as steps_language
 from campaigns import selectors
 from campaigns.channels import Transport, TransportError, transport_for
+from campaigns.channels.email import EmailTransport
 from campaigns.models import Campaign, Channel, Delivery, Entry
 from campaigns.queue import task_queue
 from consent.selectors import consent_allows, profile_is_suppressed
@@ -257,3 +258,40 @@ def deliveries_replay(*, deliveries: QuerySet[Delivery], actor: Any) -> int:
         details={"deliveries": len(ids)},
     )
     return len(ids)
+
+
+class TestSendError(ValueError):
+    """A test send that cannot be made (the message says why)."""
+
+
+def campaign_test_send(
+    *, campaign: Campaign, step: str, profile: Profile, to: str, actor: Any
+) -> None:
+    """Send an email step's message, rendered for `profile` as `actor` may see it, to a staff
+    address. Nothing is recorded as a delivery; the send is audited."""
+    if not selectors.staff_address_known(address=to):
+        raise TestSendError("test sends go only to the address of a staff account")
+    version = selectors.campaign_version_current(campaign=campaign)
+    try:
+        send = steps_language.step_at(
+            version.definition["steps"], steps_language.pointer_path(step)
+        )["send"]
+    except (ValueError, IndexError, KeyError, TypeError):
+        raise TestSendError(f"{step} is not a send step of this campaign") from None
+    channel = selectors.channel_get(channel_id=send["channel"])
+    transport = transport_for(channel) if channel is not None else None
+    if not isinstance(transport, EmailTransport):
+        raise TestSendError("test sends are for email steps")
+    context = selectors.preview_context(campaign=campaign, profile=profile, viewer=actor)
+    try:
+        transport.send_test(message=send["message"], context=context, to=to)
+    except TransportError as error:
+        raise TestSendError(f"the test send failed: {error}") from None
+    audit_record(
+        actor=actor,
+        action="campaign.test_send",
+        resource="campaigns",
+        resource_id=campaign.pk,
+        profile_id=profile.pk,
+        details={"step": step},
+    )

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from access.models import AuditLog
-from campaigns.models import Campaign
+from campaigns.models import Campaign, Delivery
 from tests.campaigns.conftest import cart_reminder, delivery_make, person
 
 pytestmark = pytest.mark.django_db
@@ -133,3 +133,31 @@ def test_the_profile_page_loads_the_persons_messages(
     assert f'hx-get="/campaigns/profile/{ann.pk}/deliveries/"' in profile_page
     fragment = client.get(f"/campaigns/profile/{ann.pk}/deliveries/").content.decode()
     assert "Cart reminder" in fragment and "sent" in fragment
+
+
+def test_a_test_send_goes_to_a_staff_address_and_records_no_delivery(
+    staff_client, marketer, campaign, smtp
+):
+    ann = person(traits={"plan": "pro"})
+    client = staff_client(marketer)
+    url = f"/campaigns/{campaign.pk}/test-send/"
+    fields = {"step": "/steps/1", "profile": ann.pk}
+    sent = client.post(url, {**fields, "to": marketer.email}).content.decode()
+    assert f"Test sent to {marketer.email}" in sent
+    (mail,) = smtp.messages
+    assert mail["To"] == marketer.email and mail["Subject"] == "[Test] You left something"
+    assert not Delivery.objects.exists()
+
+    refused = client.post(url, {**fields, "to": "someone@elsewhere.example"}).content.decode()
+    assert "staff account" in refused and len(smtp.messages) == 1
+    wrong_step = client.post(url, {**fields, "step": "/steps/0", "to": marketer.email})
+    assert "not a send step" in wrong_step.content.decode()
+
+
+def test_compliance_cannot_test_send(staff_client, compliance, campaign, smtp):
+    ann = person()
+    url = f"/campaigns/{campaign.pk}/test-send/"
+    response = staff_client(compliance).post(
+        url, {"step": "/steps/1", "profile": ann.pk, "to": compliance.email}
+    )
+    assert response.status_code == 403 and smtp.messages == []

@@ -56,6 +56,12 @@ def test_build_preview_activate_and_see_the_delivery(
     heading = page.frame_locator("iframe.message-preview").locator("h1").inner_text()
     assert heading == "Your red shoes"
     shot("campaign-preview")
+    page.click("text=Send test")
+    page.wait_for_selector("text=Test sent to marketer@example.com")
+    assert (
+        sink.to("marketer@example.com")[0]["Subject"]
+        == "[Test] Still thinking about the red shoes?"
+    )
 
     page.click("text=Activate")
     page.wait_for_selector("text=is now active")
