@@ -72,10 +72,17 @@ def delivery_rules(
         return Verdict(skip=Delivery.SkipReason.EXITED)
     if not delivery.channel.is_active:
         return Verdict(skip=Delivery.SkipReason.CHANNEL_DISABLED)
-    if profile_is_suppressed(profile=profile):
-        return Verdict(skip=Delivery.SkipReason.SUPPRESSED)
-    if marketing and not consent_allows(profile=profile, purpose=transport.consent_purpose()):
-        return Verdict(skip=Delivery.SkipReason.NO_CONSENT)
+    # The consent gate answers "no" for a suppressed person too; asking which it was costs a
+    # query only when the answer is no. Transactional sends ask the suppression alone.
+    allowed = (
+        consent_allows(profile=profile, purpose=transport.consent_purpose())
+        if marketing
+        else not profile_is_suppressed(profile=profile)
+    )
+    if not allowed:
+        suppressed = not marketing or profile_is_suppressed(profile=profile)
+        reason = Delivery.SkipReason.SUPPRESSED if suppressed else Delivery.SkipReason.NO_CONSENT
+        return Verdict(skip=reason)
     if transport.recipient(profile) is None:
         return Verdict(skip=Delivery.SkipReason.NO_ADDRESS)
     if transport.undeliverable(profile):
