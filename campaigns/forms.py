@@ -8,7 +8,7 @@ from typing import Any
 
 from django import forms
 
-from campaigns.models import Campaign
+from campaigns.models import Campaign, Channel
 
 
 class CampaignForm(forms.Form):
@@ -25,4 +25,23 @@ class CampaignForm(forms.Form):
             raise forms.ValidationError(f"Not valid JSON: {error}") from None
         if not isinstance(value, dict):
             raise forms.ValidationError("The definition is a JSON object.")
+        return value
+
+
+class ChannelForm(forms.Form):
+    kind = forms.ChoiceField(choices=Channel.Kind.choices)
+    name = forms.CharField(max_length=200)
+    config = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "class": "code"}),
+        help_text='email: {"from": "shop@example.com", "from_name": "The Shop"}; '
+        'webhook and push: {"url": "https://..."}',
+    )
+
+    def clean_config(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.cleaned_data["config"])
+        except json.JSONDecodeError as error:
+            raise forms.ValidationError(f"Not valid JSON: {error}") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("The config is a JSON object.")
         return value

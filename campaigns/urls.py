@@ -7,6 +7,8 @@ app_name = "campaigns"
 urlpatterns = [
     path("", views.campaign_list, name="list"),
     path("new/", views.campaign_new, name="new"),
+    path("channels/", views.channel_list, name="channels"),
+    path("dead-letters/", views.dead_letters, name="dead-letters"),
     path(
         "profile/<int:profile_id>/deliveries/",
         views.profile_deliveries,

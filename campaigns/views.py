@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
@@ -24,7 +25,7 @@ from access.roles import ADMIN, COMPLIANCE, MARKETER, has_role, roles_required
 from campaigns import definition as steps_language
 from campaigns import selectors, services
 from campaigns.definition import InvalidCampaign
-from campaigns.forms import CampaignForm
+from campaigns.forms import CampaignForm, ChannelForm
 from campaigns.messages import RenderError
 from campaigns.models import Campaign, Channel
 from campaigns.tracking import click_token_read, open_token_read, unsubscribe_token_read
@@ -363,3 +364,57 @@ def profile_deliveries(request: HttpRequest, profile_id: int) -> HttpResponse:
         raise Http404("No such profile.")
     deliveries = selectors.profile_deliveries(profile=profile).order_by("-created_at", "-id")
     return render(request, "campaigns/_profile_deliveries.html", {"deliveries": deliveries[:20]})
+
+
+@roles_required(*READ)
+def channel_list(request: HttpRequest) -> HttpResponse:
+    """Channels, and for builders the form that adds one (a signing secret shows once)."""
+    secret = None
+    errors: list[dict[str, str]] = []
+    can_build = has_role(request.user, *BUILD)
+    form = ChannelForm(initial={"kind": "email", "config": '{"from": ""}'})
+    if request.method == "POST":
+        if not can_build:
+            raise PermissionDenied
+        form = ChannelForm(request.POST)
+        if form.is_valid():
+            try:
+                channel, secret = services.channel_create(**form.cleaned_data, actor=request.user)
+            except InvalidCampaign as error:
+                errors = [problem.as_dict() for problem in error.errors]
+            else:
+                messages.success(request, f"Channel “{channel.name}” added.")
+                if secret is None:
+                    return redirect("campaigns:channels")
+    return render(
+        request,
+        "campaigns/channels.html",
+        {
+            "channels": selectors.channel_list(),
+            "form": form,
+            "errors": errors,
+            "secret": secret,
+            "can_build": can_build,
+        },
+    )
+
+
+@roles_required(*READ)
+def dead_letters(request: HttpRequest) -> HttpResponse:
+    """Deliveries that failed for good, with replay of one or all (builders)."""
+    can_build = has_role(request.user, *BUILD)
+    if request.method == "POST":
+        if not can_build:
+            raise PermissionDenied
+        failed = selectors.deliveries_failed()
+        if request.POST.get("delivery"):
+            failed = failed.filter(pk=_int(request.POST["delivery"]))
+        queued = services.deliveries_replay(deliveries=failed, actor=request.user)
+        messages.success(request, f"{queued} deliveries queued again.")
+        return redirect("campaigns:dead-letters")
+    failed = selectors.deliveries_failed().select_related("campaign").order_by("-created_at", "-id")
+    return render(
+        request,
+        "campaigns/dead_letters.html",
+        {"deliveries": failed[:200], "can_build": can_build},
+    )

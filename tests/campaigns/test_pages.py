@@ -8,7 +8,7 @@ import json
 import pytest
 
 from access.models import AuditLog
-from campaigns.models import Campaign, Delivery
+from campaigns.models import Campaign, Channel, Delivery
 from tests.campaigns.conftest import cart_reminder, delivery_make, person
 
 pytestmark = pytest.mark.django_db
@@ -161,3 +161,46 @@ def test_compliance_cannot_test_send(staff_client, compliance, campaign, smtp):
         url, {"step": "/steps/1", "profile": ann.pk, "to": compliance.email}
     )
     assert response.status_code == 403 and smtp.messages == []
+
+
+def test_a_marketer_adds_a_webhook_channel_and_sees_its_secret_once(
+    staff_client, marketer, settings
+):
+    settings.OUTBOUND_ALLOWED_HOSTS = []
+    client = staff_client(marketer)
+    refused = client.post(
+        "/campaigns/channels/",
+        {"kind": "webhook", "name": "Inside", "config": '{"url": "http://169.254.169.254/"}'},
+    ).content.decode()
+    assert "/config/url" in refused and not Channel.objects.exists()
+
+    added = client.post(
+        "/campaigns/channels/",
+        {"kind": "webhook", "name": "CRM", "config": '{"url": "https://crm.example.com/hook"}'},
+    ).content.decode()
+    assert "whsec_" in added and "shown only this once" in added
+    listing = client.get("/campaigns/channels/").content.decode()
+    assert "CRM" in listing and "whsec_" not in listing
+
+
+def test_compliance_sees_channels_and_dead_letters_but_changes_nothing(
+    staff_client, compliance, campaign, email_channel
+):
+    delivery_make(campaign, person(), email_channel, status="failed", last_error="SMTP 550")
+    client = staff_client(compliance)
+    assert client.get("/campaigns/channels/").status_code == 200
+    page = client.get("/campaigns/dead-letters/").content.decode()
+    assert "SMTP 550" in page and "<button" not in page.split("<main", 1)[1]
+    assert client.post("/campaigns/dead-letters/", {}).status_code == 403
+    assert client.post("/campaigns/channels/", {"kind": "email"}).status_code == 403
+
+
+def test_a_marketer_replays_a_failed_delivery_from_the_dead_letter_page(
+    staff_client, marketer, campaign, email_channel, smtp, django_capture_on_commit_callbacks
+):
+    ann = person(email_address="ann@example.com")
+    failed = delivery_make(campaign, ann, email_channel, status="failed", last_error="SMTP 451")
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client(marketer).post("/campaigns/dead-letters/", {"delivery": failed.pk})
+    failed.refresh_from_db()
+    assert failed.status == "sent" and len(smtp.to("ann@example.com")) == 1
