@@ -29,6 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from bench import database_recreate
 from identity.linkage import BatchResult, IncrementalMatcher, batch_match, clusters
 from identity.matching import (
     DEFAULT_FIELDS,
@@ -467,21 +468,6 @@ DB_URL = os.environ.get(
 )
 
 
-def _database_recreate() -> None:
-    from urllib.parse import urlsplit, urlunsplit
-
-    import psycopg2
-
-    parts = urlsplit(DB_URL)
-    name = parts.path.lstrip("/")
-    conn = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
-    conn.autocommit = True
-    with conn.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-
-
 def db_child(size: int) -> None:
     """In a process set up for the bench database: store `size` synthetic profiles (each with
     an anonymous id and one event), then time the real full rescan service (load, match,
@@ -593,7 +579,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 [sys.executable, "-m", "bench.identity", "--one-scale", str(size)], check=True
             )
     if args.db:
-        _database_recreate()
+        database_recreate(DB_URL)
         env = {
             **os.environ,
             "DATABASE_URL": DB_URL,

@@ -24,7 +24,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from bench import database_recreate
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE_URL = os.environ.get(
@@ -37,20 +38,6 @@ TIMEOUT = float(os.environ.get("BENCH_PROCESS_TIMEOUT", "300"))
 SEGMENTS = os.environ.get("BENCH_PROCESS_SEGMENTS", "0") == "1"
 TASK_EVENTS = 100
 TARGET = 3000
-
-
-def _database_recreate() -> None:
-    import psycopg2
-
-    parts = urlsplit(DATABASE_URL)
-    name = parts.path.lstrip("/")
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    conn = psycopg2.connect(admin)
-    conn.autocommit = True
-    with conn.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
 
 
 def _child() -> None:
@@ -144,7 +131,7 @@ def _child() -> None:
 
 
 def main() -> None:
-    _database_recreate()
+    database_recreate(DATABASE_URL)
     env = {
         **os.environ,
         "DATABASE_URL": DATABASE_URL,

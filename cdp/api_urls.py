@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from campaigns import api as campaigns_api
 from cdp import schema  # noqa: F401  (registers the API key scheme for OpenAPI)
 from consent import api as consent_api
 from identity import api as identity_api
@@ -115,4 +116,63 @@ urlpatterns += [
         name="api-privacy-request-export",
     ),
     path("audit/", consent_api.AuditLogListApi.as_view(), name="api-audit"),
+]
+
+# Campaigns and channels (campaigns/).
+urlpatterns += [
+    path("campaigns/", campaigns_api.CampaignListApi.as_view(), name="api-campaigns"),
+    path(
+        "campaigns/schema/", campaigns_api.CampaignSchemaApi.as_view(), name="api-campaign-schema"
+    ),
+    path(
+        "campaigns/<int:campaign_id>/",
+        campaigns_api.CampaignDetailApi.as_view(),
+        name="api-campaign-detail",
+    ),
+    path(
+        "campaigns/<int:campaign_id>/activate/",
+        campaigns_api.CampaignActivateApi.as_view(),
+        name="api-campaign-activate",
+    ),
+    path(
+        "campaigns/<int:campaign_id>/pause/",
+        campaigns_api.CampaignPauseApi.as_view(),
+        name="api-campaign-pause",
+    ),
+    path(
+        "campaigns/<int:campaign_id>/deliveries/",
+        campaigns_api.CampaignDeliveriesApi.as_view(),
+        name="api-campaign-deliveries",
+    ),
+    path(
+        "profiles/<int:profile_id>/deliveries/",
+        campaigns_api.ProfileDeliveriesApi.as_view(),
+        name="api-profile-deliveries",
+    ),
+    path(
+        "deliveries/failed/",
+        campaigns_api.DeadLetterListApi.as_view(),
+        name="api-deliveries-failed",
+    ),
+    path(
+        "deliveries/replay/",
+        campaigns_api.DeadLetterReplayApi.as_view(),
+        name="api-deliveries-replay",
+    ),
+    path("channels/", campaigns_api.ChannelListApi.as_view(), name="api-channels"),
+    path(
+        "channels/<int:channel_id>/",
+        campaigns_api.ChannelDetailApi.as_view(),
+        name="api-channel-detail",
+    ),
+    path(
+        "channels/<int:channel_id>/feedback/",
+        campaigns_api.ChannelFeedbackApi.as_view(),
+        name="api-channel-feedback",
+    ),
+    path(
+        "channels/<int:channel_id>/rotate-secret/",
+        campaigns_api.ChannelSecretRotateApi.as_view(),
+        name="api-channel-rotate-secret",
+    ),
 ]

@@ -15,6 +15,8 @@ transaction per chunk:
     → segments: re-evaluate the segments these events can affect, for the profiles whose
                 events can affect them (one query per segment for the whole chunk); record
                 every enter/exit, announce it after commit → the membership changes
+    → campaigns: goal events end journeys; trigger events and the membership changes start
+                 new ones (their deliveries recorded now, sent by workers after commit)
 
 Every stage answers for the whole chunk in a few queries, never one per profile (a query per
 profile is what makes a pipeline slow); one with side effects outside the database (sending,
@@ -35,6 +37,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 
+from campaigns.services import campaign_triggers_fire
 from consent.services import consent_filter_resolved
 from identity.services import identity_resolve
 from profiles.models import Event, Profile
@@ -123,7 +126,8 @@ def _events_process_chunk(event_ids: Sequence[int], fill_to: int) -> int:
     profiles_sessions_recount(profiles=late)
     profiles_save(profiles=[profile for profile, _ in resolved])
 
-    segment_memberships_refresh(resolved=resolved)
+    changes = segment_memberships_refresh(resolved=resolved)
+    campaign_triggers_fire(resolved=resolved, changes=changes)
     return len(events)
 
 

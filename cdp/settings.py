@@ -200,6 +200,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "CampaignKindEnum": "campaigns.models.Campaign.Kind",
+        "CampaignStatusEnum": "campaigns.models.Campaign.Status",
+        "ChannelKindEnum": "campaigns.models.Channel.Kind",
+    },
 }
 
 # Celery: Redis broker when REDIS_URL is set, otherwise tasks run inline in the caller.
@@ -296,3 +301,29 @@ CELERY_BEAT_SCHEDULE |= {
         "schedule": crontab(minute=17),
     },
 }
+
+# Campaigns (campaigns/). The workspace's zone answers for recipients without
+# `context.timezone`; quiet hours ("21-8": from 21:00 to 08:00 local) delay marketing sends;
+# the frequency cap ("3/7": at most 3 marketing messages in 7 days per person) is the default
+# that a campaign's `frequency_cap` overrides.
+CAMPAIGN_TIMEZONE = os.environ.get("CAMPAIGN_TIMEZONE", TIME_ZONE)
+_quiet = os.environ.get("CAMPAIGN_QUIET_HOURS", "21-8").strip()
+CAMPAIGN_QUIET_HOURS = tuple(int(hour) for hour in _quiet.split("-", 1)) if _quiet else None
+_cap_messages, _cap_days = os.environ.get("CAMPAIGN_FREQUENCY_CAP", "3/7").split("/", 1)
+CAMPAIGN_FREQUENCY_CAP = {"messages": int(_cap_messages), "days": int(_cap_days)}
+# Sends that fail for a reason worth retrying are tried this many times, backing off.
+CAMPAIGN_SEND_ATTEMPTS = int(os.environ.get("CAMPAIGN_SEND_ATTEMPTS", "8"))
+# A channel whose every send failed for this many days is disabled (Svix disables after 5).
+CAMPAIGN_CHANNEL_FAILING_DAYS = int(os.environ.get("CAMPAIGN_CHANNEL_FAILING_DAYS", "5"))
+CELERY_BEAT_SCHEDULE |= {
+    # Waits end and quiet hours lift without any event: a worker picks up what is due.
+    "campaigns-entries-due": {"task": "campaigns.tasks.entries_due_task", "schedule": 10.0},
+    "campaigns-deliveries-due": {"task": "campaigns.tasks.deliveries_due_task", "schedule": 30.0},
+    "campaigns-broadcasts-due": {"task": "campaigns.tasks.broadcasts_due_task", "schedule": 60.0},
+}
+
+# Outbound HTTP to configured URLs (campaign webhooks, segment webhooks) goes through
+# access.outbound, which refuses private, loopback, link-local and metadata addresses. Hosts or
+# networks listed here ("hooks.internal,10.1.0.0/16") are let through: tests, on-prem receivers.
+OUTBOUND_ALLOWED_HOSTS = env_list("OUTBOUND_ALLOWED_HOSTS", "")
+OUTBOUND_TIMEOUT = float(os.environ.get("OUTBOUND_TIMEOUT", "10"))

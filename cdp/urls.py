@@ -20,8 +20,11 @@ urlpatterns = [
     path("api/v1/", include("cdp.api_urls")),
     path("profiles/", include("profiles.urls")),
     path("segments/", include("segments.urls")),
+    path("campaigns/", include("campaigns.urls")),
     path("identity/", include("identity.urls")),
     path("privacy/", include("consent.urls")),
     path("data/", include("profiles.data_urls")),
     path("settings/", include("access.urls")),
+    # Links inside sent messages: open pixel, click redirects, unsubscribe (public, signed).
+    path("m/", include("campaigns.public_urls")),
 ]

@@ -64,6 +64,8 @@ class ConsentSource(models.TextChoices):
     SDK = "sdk", "SDK event context"
     UI = "ui", "Console"
     IMPORT = "import", "Import"
+    # The person's own choice through a signed link in a message (campaigns' unsubscribe).
+    PREFERENCE_CENTER = "preference_center", "Preference centre"
 
 
 class ConsentRecord(AppendOnlyModel):
@@ -72,7 +74,7 @@ class ConsentRecord(AppendOnlyModel):
     )
     purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="records")
     granted = models.BooleanField()
-    source = models.CharField(max_length=16, choices=ConsentSource.choices)
+    source = models.CharField(max_length=32, choices=ConsentSource.choices)
     policy_version = models.CharField(max_length=64, blank=True)
     # When the person decided (event time for SDK signals); recorded_at is when we learnt it.
     occurred_at = models.DateTimeField(default=timezone.now)

@@ -1,0 +1,199 @@
+"""The one guarded HTTP client for every request the platform makes to a URL that staff or API
+clients configured (campaign webhooks and push providers, segment webhooks).
+
+Such a URL must not become a way into the platform's own network (SSRF). So a request:
+- accepts only http and https URLs without credentials;
+- resolves the host itself and refuses it when any address it resolves to is not a public one:
+  loopback, private, link-local (cloud metadata at 169.254.169.254), CGNAT (100.64/10),
+  multicast, reserved, unspecified, and IPv6 forms of them (mapped ::ffff:a.b.c.d, 6to4,
+  NAT64 and unique-local); decimal, octal or hex spellings of an address resolve to the same
+  address and are refused the same way;
+- connects to the address it checked (pinned), sending the host name in `Host` and TLS SNI and
+  verifying the certificate against the name, so a DNS answer that changes between the check
+  and the connection (DNS rebinding) changes nothing;
+- follows no redirect (a 3xx is returned as it is).
+
+`OUTBOUND_ALLOWED_HOSTS` (setting, from the environment: host names or CIDRs, comma-separated)
+lets named hosts or networks through, for tests and on-premises receivers.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import socket
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Not caught by `is_global` on every Python version, so named outright.
+_BLOCKED_NETWORKS = tuple(
+    ipaddress.ip_network(cidr)
+    for cidr in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "224.0.0.0/3",
+        "::/127",
+        "64:ff9b::/96",
+        "64:ff9b:1::/48",
+        "2002::/16",
+        "fc00::/7",
+        "fe80::/10",
+        "ff00::/8",
+    )
+)
+
+
+class OutboundRefused(ValueError):
+    """The URL is not one the platform may call (the message says why)."""
+
+
+class OutboundError(OSError):
+    """The request could not be completed (connection, TLS or timeout)."""
+
+
+@dataclass(frozen=True)
+class OutboundResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+def _allowed(host: str, address: IPAddress) -> bool:
+    for entry in getattr(settings, "OUTBOUND_ALLOWED_HOSTS", ()):
+        if entry.lower() == host.lower():
+            return True
+        try:
+            if address in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue  # a host name, not a network
+    return False
+
+
+def address_blocked(address: IPAddress) -> bool:
+    """Whether this address is not a public one (see the module docstring)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
+        if embedded is not None and address_blocked(embedded):
+            return True
+    if any(
+        address in network for network in _BLOCKED_NETWORKS if network.version == address.version
+    ):
+        return True
+    return not address.is_global
+
+
+def _resolve(host: str, port: int) -> list[IPAddress]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise OutboundError(f"cannot resolve {host}: {error}") from None
+    # An IPv6 answer may carry a zone ("fe80::1%eth0"), which ip_address does not take.
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+
+
+@dataclass(frozen=True)
+class _Target:
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+
+def _target(url: str) -> _Target:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise OutboundRefused("only http and https URLs are allowed")
+    if parts.username or parts.password:
+        raise OutboundRefused("URLs may not carry a user name or password")
+    host = parts.hostname
+    if not host:
+        raise OutboundRefused("the URL has no host")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise OutboundRefused("the URL's port is not a number from 1 to 65535") from None
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return _Target(parts.scheme, host, port, path)
+
+
+def outbound_address(url: str) -> tuple[_Target, IPAddress]:
+    """Resolve the URL's host and pick the address to connect to; raise OutboundRefused when
+    any of its addresses is not allowed, OutboundError when it does not resolve."""
+    target = _target(url)
+    addresses = _resolve(target.host, target.port)
+    for address in addresses:
+        if address_blocked(address) and not _allowed(target.host, address):
+            raise OutboundRefused(
+                f"{target.host} resolves to {address}, a private or reserved address"
+            )
+    return target, addresses[0]
+
+
+def outbound_url_problem(url: str) -> str | None:
+    """Why this URL may not be saved, or None. A host that does not resolve (yet) may be saved;
+    it is checked again at every request."""
+    try:
+        outbound_address(url)
+    except OutboundRefused as error:
+        return str(error)
+    except OutboundError:
+        return None
+    return None
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, address: str, port: int, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, host: str, address: str, port: int, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+MAX_RESPONSE_BYTES = 64 * 1024
+
+
+def outbound_post(
+    url: str, *, body: bytes, headers: Mapping[str, str], timeout: float | None = None
+) -> OutboundResponse:
+    """POST `body` to `url` through the guard. Raises OutboundRefused (never retry) or
+    OutboundError (worth retrying); any HTTP status is returned, redirects included."""
+    target, address = outbound_address(url)
+    seconds = timeout if timeout is not None else settings.OUTBOUND_TIMEOUT
+    connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
+    connection = connection_class(target.host, str(address), target.port, seconds)
+    try:
+        connection.request("POST", target.path, body=body, headers=dict(headers))
+        response = connection.getresponse()
+        answer = response.read(MAX_RESPONSE_BYTES)
+        return OutboundResponse(response.status, dict(response.getheaders()), answer)
+    except (OSError, http.client.HTTPException) as error:
+        raise OutboundError(f"{type(error).__name__}: {error}") from None
+    finally:
+        connection.close()

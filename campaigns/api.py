@@ -1,0 +1,480 @@
+"""Campaigns REST API (routes in cdp/api_urls.py).
+
+A campaign is sent and returned flat: `name`, `kind`, `status` and the definition's keys
+(`trigger`, `entry`, `goal`, `frequency_cap`, `steps`; see campaigns/definition.py). An invalid
+definition answers 400 with its problems under the top-level key they belong to, each with the
+JSON pointer of the node at fault from the body's root:
+`{"steps": [{"pointer": "/steps/2/branch/if/trait", "message": "..."}]}`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from access.auth import ResourcePermission
+from access.pagination import KeysetPagination
+from access.roles import ADMIN, COMPLIANCE, MARKETER
+from campaigns import selectors, services
+from campaigns.definition import SCHEMA, InvalidCampaign
+from campaigns.models import Campaign, CampaignVersion, Channel
+from profiles.models import Profile
+
+DEFINITION_KEYS = ("trigger", "entry", "goal", "frequency_cap", "steps")
+
+
+class CampaignsResource:
+    """`campaigns:read` / `campaigns:write` keys; marketers and admins build and send,
+    compliance reads."""
+
+    resource = "campaigns"
+    read_roles = (MARKETER, COMPLIANCE, ADMIN)
+    write_roles = (MARKETER, ADMIN)
+    permission_classes = [ResourcePermission]
+
+
+def _invalid(error: InvalidCampaign) -> ValidationError:
+    grouped: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for problem in error.errors:
+        key = problem.pointer.split("/")[1] if problem.pointer else "non_field_errors"
+        grouped[key].append(problem.as_dict())
+    return ValidationError(dict(grouped))
+
+
+def _actor(request: Request) -> Any:
+    return request.user
+
+
+class CampaignOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    version = serializers.SerializerMethodField()
+    trigger = serializers.SerializerMethodField()
+    entry = serializers.SerializerMethodField()
+    goal = serializers.SerializerMethodField()
+    frequency_cap = serializers.SerializerMethodField()
+    steps = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    def _definition(self, campaign: Campaign) -> dict[str, Any]:
+        return self.context["versions"][campaign.pk].definition
+
+    def get_version(self, campaign: Campaign) -> int:
+        return self.context["versions"][campaign.pk].number
+
+    def get_trigger(self, campaign: Campaign) -> Any:
+        return self._definition(campaign)["trigger"]
+
+    def get_entry(self, campaign: Campaign) -> Any:
+        return self._definition(campaign).get("entry", "once")
+
+    def get_goal(self, campaign: Campaign) -> Any:
+        return self._definition(campaign).get("goal")
+
+    def get_frequency_cap(self, campaign: Campaign) -> Any:
+        return self._definition(campaign).get("frequency_cap")
+
+    def get_steps(self, campaign: Campaign) -> Any:
+        return self._definition(campaign)["steps"]
+
+
+class CampaignDetailOutputSerializer(CampaignOutputSerializer):
+    stats = serializers.SerializerMethodField()
+
+    def get_stats(self, campaign: Campaign) -> dict[str, Any]:
+        return selectors.campaign_stats(campaign=campaign)
+
+
+def _campaign_data(campaign: Campaign, *, detail: bool = True) -> dict[str, Any]:
+    versions = {campaign.pk: selectors.campaign_version_current(campaign=campaign)}
+    serializer = CampaignDetailOutputSerializer if detail else CampaignOutputSerializer
+    return serializer(campaign, context={"versions": versions}).data
+
+
+class CampaignInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    kind = serializers.ChoiceField(choices=Campaign.Kind.choices, default=Campaign.Kind.MARKETING)
+    status = serializers.ChoiceField(choices=Campaign.Status.choices, default=Campaign.Status.DRAFT)
+    trigger = serializers.JSONField()
+    entry = serializers.JSONField(required=False)
+    goal = serializers.JSONField(required=False, allow_null=True)
+    frequency_cap = serializers.JSONField(required=False, allow_null=True)
+    steps = serializers.JSONField()
+
+
+class CampaignListApi(CampaignsResource, APIView):
+    @extend_schema(tags=["campaigns"], responses={200: CampaignOutputSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        include = request.query_params.get("archived", "").lower() in ("1", "true", "yes")
+        campaigns = list(selectors.campaign_list(include_archived=include))
+        versions = selectors.campaign_versions_current(campaigns=campaigns)
+        data = CampaignOutputSerializer(campaigns, many=True, context={"versions": versions}).data
+        return Response({"results": data})
+
+    @extend_schema(
+        tags=["campaigns"],
+        request=CampaignInputSerializer,
+        responses={201: CampaignDetailOutputSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        data = CampaignInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        definition = _definition_from(values, base={"entry": "once"})
+        try:
+            campaign = services.campaign_create(
+                name=values["name"],
+                kind=values["kind"],
+                definition=definition,
+                status=values["status"],
+                actor=_actor(request),
+            )
+        except InvalidCampaign as error:
+            raise _invalid(error) from None
+        return Response(_campaign_data(campaign), status=status.HTTP_201_CREATED)
+
+
+def _definition_from(values: dict[str, Any], *, base: dict[str, Any]) -> dict[str, Any]:
+    """`base` with the body's definition keys applied; a null goal or cap removes it."""
+    definition = dict(base)
+    for key in DEFINITION_KEYS:
+        if key in values:
+            if values[key] is None:
+                definition.pop(key, None)
+            else:
+                definition[key] = values[key]
+    return definition
+
+
+def _campaign_or_404(campaign_id: int) -> Campaign:
+    campaign = selectors.campaign_get(campaign_id=campaign_id)
+    if campaign is None:
+        raise NotFound(f"No campaign with id {campaign_id}.")
+    return campaign
+
+
+class CampaignDetailApi(CampaignsResource, APIView):
+    class CampaignUpdateSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200, required=False)
+        kind = serializers.ChoiceField(choices=Campaign.Kind.choices, required=False)
+        status = serializers.ChoiceField(choices=Campaign.Status.choices, required=False)
+        trigger = serializers.JSONField(required=False)
+        entry = serializers.JSONField(required=False)
+        goal = serializers.JSONField(required=False, allow_null=True)
+        frequency_cap = serializers.JSONField(required=False, allow_null=True)
+        steps = serializers.JSONField(required=False)
+
+    @extend_schema(tags=["campaigns"], responses={200: CampaignDetailOutputSerializer})
+    def get(self, request: Request, campaign_id: int) -> Response:
+        return Response(_campaign_data(_campaign_or_404(campaign_id)))
+
+    @extend_schema(
+        tags=["campaigns"],
+        request=CampaignUpdateSerializer,
+        responses={200: CampaignDetailOutputSerializer},
+    )
+    def patch(self, request: Request, campaign_id: int) -> Response:
+        campaign = _campaign_or_404(campaign_id)
+        data = self.CampaignUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        definition = None
+        if any(key in values for key in DEFINITION_KEYS):
+            current: CampaignVersion = selectors.campaign_version_current(campaign=campaign)
+            definition = _definition_from(values, base=current.definition)
+        try:
+            campaign = services.campaign_update(
+                campaign=campaign,
+                actor=_actor(request),
+                name=values.get("name"),
+                kind=values.get("kind"),
+                definition=definition,
+                status=values.get("status"),
+            )
+        except InvalidCampaign as error:
+            raise _invalid(error) from None
+        except services.CampaignStateError as error:
+            raise ValidationError({"status": [str(error)]}) from None
+        return Response(_campaign_data(campaign))
+
+
+class _CampaignStatusApi(CampaignsResource, APIView):
+    target: str = ""
+
+    @extend_schema(
+        tags=["campaigns"], request=None, responses={200: CampaignDetailOutputSerializer}
+    )
+    def post(self, request: Request, campaign_id: int) -> Response:
+        campaign = _campaign_or_404(campaign_id)
+        try:
+            campaign = services.campaign_status_set(
+                campaign=campaign, status=self.target, actor=_actor(request)
+            )
+        except services.CampaignStateError as error:
+            raise ValidationError({"status": [str(error)]}) from None
+        return Response(_campaign_data(campaign))
+
+
+class CampaignActivateApi(_CampaignStatusApi):
+    target = Campaign.Status.ACTIVE
+
+
+class CampaignPauseApi(_CampaignStatusApi):
+    target = Campaign.Status.PAUSED
+
+
+class CampaignSchemaApi(CampaignsResource, APIView):
+    @extend_schema(tags=["campaigns"], responses={200: dict})
+    def get(self, request: Request) -> Response:
+        return Response(SCHEMA)
+
+
+class DeliveryOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    campaign = serializers.IntegerField(source="campaign_id")
+    version = serializers.IntegerField(source="version.number")
+    step = serializers.CharField()
+    profile = serializers.IntegerField(source="profile_id")
+    entry = serializers.IntegerField(source="entry_id")
+    channel = serializers.IntegerField(source="channel_id")
+    channel_kind = serializers.CharField(source="channel.kind")
+    status = serializers.CharField()
+    skip_reason = serializers.CharField()
+    send_after = serializers.DateTimeField(allow_null=True)
+    delay_reason = serializers.CharField()
+    attempts = serializers.IntegerField()
+    last_error = serializers.CharField()
+    variant = serializers.CharField()
+    is_control = serializers.BooleanField()
+    message_digest = serializers.CharField()
+    provider_message_id = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    sent_at = serializers.DateTimeField(allow_null=True)
+    opened_at = serializers.DateTimeField(allow_null=True)
+    clicked_at = serializers.DateTimeField(allow_null=True)
+
+
+class CampaignDeliveriesApi(CampaignsResource, APIView):
+    pagination_class = KeysetPagination
+    cursor_ordering = ("-created_at", "-id")
+
+    @extend_schema(tags=["campaigns"], responses={200: DeliveryOutputSerializer(many=True)})
+    def get(self, request: Request, campaign_id: int) -> Response:
+        campaign = _campaign_or_404(campaign_id)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(
+            selectors.campaign_deliveries(campaign=campaign), request, view=self
+        )
+        return paginator.get_paginated_response(DeliveryOutputSerializer(page, many=True).data)
+
+
+class ProfileDeliveriesApi(CampaignsResource, APIView):
+    pagination_class = KeysetPagination
+    cursor_ordering = ("-created_at", "-id")
+
+    @extend_schema(tags=["campaigns"], responses={200: DeliveryOutputSerializer(many=True)})
+    def get(self, request: Request, profile_id: int) -> Response:
+        profile = Profile.objects.filter(pk=profile_id).first()
+        if profile is None:
+            raise NotFound(f"No profile with id {profile_id}.")
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(
+            selectors.profile_deliveries(profile=profile), request, view=self
+        )
+        return paginator.get_paginated_response(DeliveryOutputSerializer(page, many=True).data)
+
+
+class DeadLetterListApi(CampaignsResource, APIView):
+    """Deliveries that failed for good (`?channel=` narrows to one channel), in cursor pages."""
+
+    pagination_class = KeysetPagination
+    cursor_ordering = ("-created_at", "-id")
+
+    class DeadLetterFilterSerializer(serializers.Serializer):
+        channel = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+
+    @extend_schema(tags=["campaigns"], responses={200: DeliveryOutputSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        filters = self.DeadLetterFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(
+            selectors.deliveries_failed(channel_id=filters.validated_data.get("channel")),
+            request,
+            view=self,
+        )
+        return paginator.get_paginated_response(DeliveryOutputSerializer(page, many=True).data)
+
+
+class DeadLetterReplayApi(CampaignsResource, APIView):
+    """Replay failed deliveries: `{"deliveries": [ids]}`, `{"channel": id}` or `{"all": true}`."""
+
+    class ReplayInputSerializer(serializers.Serializer):
+        deliveries = serializers.ListField(
+            child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+            required=False,
+            max_length=1000,
+        )
+        channel = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+        all = serializers.BooleanField(required=False, default=False)
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            chosen = [key for key in ("deliveries", "channel") if key in attrs] + (
+                ["all"] if attrs.get("all") else []
+            )
+            if len(chosen) != 1:
+                raise ValidationError("Give exactly one of: deliveries, channel, all.")
+            return attrs
+
+    @extend_schema(
+        tags=["campaigns"],
+        request=ReplayInputSerializer,
+        responses={200: inline_serializer("Replayed", {"queued": serializers.IntegerField()})},
+    )
+    def post(self, request: Request) -> Response:
+        data = self.ReplayInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        failed = selectors.deliveries_failed(channel_id=values.get("channel"))
+        if "deliveries" in values:
+            failed = failed.filter(pk__in=values["deliveries"])
+        queued = services.deliveries_replay(deliveries=failed, actor=_actor(request))
+        return Response({"queued": queued})
+
+
+# --- channels --------------------------------------------------------------------------------
+
+
+class ChannelOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    name = serializers.CharField()
+    config = serializers.JSONField()
+    is_active = serializers.BooleanField()
+    disabled_reason = serializers.CharField()
+    failing_since = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+_secret_answer = inline_serializer(
+    "ChannelWithSecret",
+    {
+        "channel": ChannelOutputSerializer(),
+        "secret": serializers.CharField(
+            allow_null=True,
+            help_text="Webhook or push signing secret (whsec_...): shown this once.",
+        ),
+    },
+)
+
+
+class ChannelListApi(CampaignsResource, APIView):
+    class ChannelInputSerializer(serializers.Serializer):
+        kind = serializers.ChoiceField(choices=Channel.Kind.choices)
+        name = serializers.CharField(max_length=200)
+        config = serializers.JSONField()
+
+    @extend_schema(tags=["campaigns"], responses={200: ChannelOutputSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        channels = selectors.channel_list()
+        return Response({"results": ChannelOutputSerializer(channels, many=True).data})
+
+    @extend_schema(
+        tags=["campaigns"], request=ChannelInputSerializer, responses={201: _secret_answer}
+    )
+    def post(self, request: Request) -> Response:
+        data = self.ChannelInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            channel, secret = services.channel_create(**data.validated_data, actor=_actor(request))
+        except InvalidCampaign as error:
+            raise _invalid(error) from None
+        body = {"channel": ChannelOutputSerializer(channel).data, "secret": secret}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+def _channel_or_404(channel_id: int) -> Channel:
+    channel = selectors.channel_get(channel_id=channel_id)
+    if channel is None:
+        raise NotFound(f"No channel with id {channel_id}.")
+    return channel
+
+
+class ChannelDetailApi(CampaignsResource, APIView):
+    class ChannelUpdateSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200, required=False)
+        config = serializers.JSONField(required=False)
+        is_active = serializers.BooleanField(required=False)
+
+    @extend_schema(tags=["campaigns"], responses={200: ChannelOutputSerializer})
+    def get(self, request: Request, channel_id: int) -> Response:
+        return Response(ChannelOutputSerializer(_channel_or_404(channel_id)).data)
+
+    @extend_schema(
+        tags=["campaigns"],
+        request=ChannelUpdateSerializer,
+        responses={200: ChannelOutputSerializer},
+    )
+    def patch(self, request: Request, channel_id: int) -> Response:
+        channel = _channel_or_404(channel_id)
+        data = self.ChannelUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            channel = services.channel_update(
+                channel=channel, actor=_actor(request), **data.validated_data
+            )
+        except InvalidCampaign as error:
+            raise _invalid(error) from None
+        return Response(ChannelOutputSerializer(channel).data)
+
+
+class ChannelFeedbackApi(CampaignsResource, APIView):
+    """The ESP's report about a message sent through this channel (point its webhook here with
+    a `campaigns:write` key): `{"type": "bounce" | "complaint", "message_id": "<...>",
+    "permanent": true}`. A hard bounce stops sends to the address; a complaint withdraws the
+    channel's consent purpose. An unknown message id is answered 404."""
+
+    class FeedbackInputSerializer(serializers.Serializer):
+        type = serializers.ChoiceField(choices=["bounce", "complaint"])
+        message_id = serializers.CharField(max_length=255)
+        permanent = serializers.BooleanField(required=False, default=True)
+
+    @extend_schema(tags=["campaigns"], request=FeedbackInputSerializer, responses={200: dict})
+    def post(self, request: Request, channel_id: int) -> Response:
+        channel = _channel_or_404(channel_id)
+        data = self.FeedbackInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        delivery = services.delivery_feedback_record(
+            channel=channel,
+            message_id=values["message_id"].strip(),
+            kind=values["type"],
+            permanent=values["permanent"],
+        )
+        if delivery is None:
+            raise NotFound("No message with that id was sent through this channel.")
+        return Response({"delivery": delivery.pk, "recorded": values["type"]})
+
+
+class ChannelSecretRotateApi(CampaignsResource, APIView):
+    """A new signing secret for a webhook or push channel, shown this once; the previous one
+    keeps signing beside it for a day."""
+
+    @extend_schema(tags=["campaigns"], request=None, responses={200: _secret_answer})
+    def post(self, request: Request, channel_id: int) -> Response:
+        channel = _channel_or_404(channel_id)
+        if channel.kind == Channel.Kind.EMAIL:
+            raise ValidationError({"kind": ["email channels have no signing secret"]})
+        secret = services.channel_secret_rotate(channel=channel, actor=_actor(request))
+        return Response({"channel": ChannelOutputSerializer(channel).data, "secret": secret})

@@ -1,0 +1,155 @@
+"""Email through Django's email backend (SMTP from the environment's EMAIL_* settings).
+
+Each message has an HTML and a text part, a Message-ID derived from the delivery (a retry after
+a crash sends the same id, so receivers can tell), `List-Unsubscribe` with the signed link and
+`List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058), links rewritten to signed click
+redirects and an open pixel. One SMTP connection per worker thread is kept open and reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import threading
+from email.utils import formataddr
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.utils.html import strip_tags
+
+from campaigns import definition, messages, selectors
+from campaigns.channels.base import Transport, TransportError
+from campaigns.tracking import click_url, open_url
+
+if TYPE_CHECKING:
+    from campaigns.models import Delivery
+    from profiles.models import Profile
+
+_local = threading.local()
+
+
+def _connection() -> Any:
+    # Keyed by the settings it was opened with, so a changed configuration gets a new one.
+    key = (settings.EMAIL_BACKEND, settings.EMAIL_HOST, settings.EMAIL_PORT)
+    if getattr(_local, "key", None) != key:
+        _connection_drop()
+    connection = getattr(_local, "connection", None)
+    if connection is None:
+        connection = get_connection(fail_silently=False)
+        connection.open()
+        _local.connection, _local.key = connection, key
+    return connection
+
+
+def _connection_drop() -> None:
+    connection = getattr(_local, "connection", None)
+    _local.connection = None
+    if connection is not None:
+        with contextlib.suppress(OSError, smtplib.SMTPException):  # already gone
+            connection.close()
+
+
+def _smtp_error(error: Exception) -> TransportError:
+    """5xx replies are permanent (the address or content is refused); 4xx and lost
+    connections are worth another try."""
+    code = getattr(error, "smtp_code", None)
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [reply[0] for reply in error.recipients.values()]
+        code = min(codes) if codes else None
+    text = f"SMTP {code}: {type(error).__name__}" if code else type(error).__name__
+    return TransportError(text, permanent=bool(code and 500 <= int(code) < 600))
+
+
+def _rendered(template: dict[str, Any], context: dict[str, Any]) -> tuple[str, str, str]:
+    """Subject (one line), HTML and text of an email message; the text part is the HTML's
+    text when the message has none."""
+    try:
+        subject = messages.single_line(messages.render(template["subject"], context, html=False))
+        html = messages.render(template["html"], context, html=True) if "html" in template else ""
+        text = (
+            messages.render(template["text"], context, html=False)
+            if "text" in template
+            else strip_tags(html)
+        )
+    except messages.RenderError as error:
+        raise TransportError(f"the message did not render: {error}", permanent=True) from None
+    return subject, html, text
+
+
+class EmailTransport(Transport):
+    purpose = "email_marketing"
+
+    def recipient(self, profile: Profile) -> str | None:
+        return selectors.profile_email(profile=profile)
+
+    def undeliverable(self, profile: Profile) -> bool:
+        return selectors.email_bounced(profile=profile)
+
+    def send(self, delivery: Delivery) -> None:
+        profile = delivery.profile
+        address = self.recipient(profile)
+        if address is None:
+            raise TransportError("the person has no email address", permanent=True)
+        step = definition.step_at(
+            delivery.version.definition["steps"], definition.pointer_path(delivery.step)
+        )
+        context = selectors.delivery_context(delivery=delivery, profile=profile)
+        subject, html, text = _rendered(step["send"]["message"], context)
+        if html:
+            html = messages.links_rewrite(
+                html, lambda url: click_url(delivery_id=delivery.pk, url=url)
+            )
+            html = messages.pixel_append(html, open_url(delivery_id=delivery.pk))
+        domain = self.config["from"].rsplit("@", 1)[1]
+        message_id = f"<cdp.{delivery.campaign_id}.{delivery.pk}@{domain}>"
+        unsubscribe = context["unsubscribe_url"]
+        headers = {
+            "Message-ID": message_id,
+            "List-Unsubscribe": f"<{unsubscribe}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+        self._deliver(self._email(subject, html, text, to=address, headers=headers))
+        delivery.message_digest = messages.digest(
+            {"to": address, "subject": subject, "html": html, "text": text}
+        )
+        delivery.provider_message_id = message_id
+
+    def send_test(self, *, message: dict[str, Any], context: dict[str, Any], to: str) -> None:
+        """A staff member's test send of a message rendered with `context`: no delivery, no
+        tracking, the subject marked as a test."""
+        subject, html, text = _rendered(message, context)
+        self._deliver(self._email(f"[Test] {subject}", html, text, to=to, headers={}))
+
+    def _email(
+        self, subject: str, html: str, text: str, *, to: str, headers: dict[str, str]
+    ) -> EmailMultiAlternatives:
+        sender = self.config["from"]
+        from_name = self.config.get("from_name")
+        email = EmailMultiAlternatives(
+            subject=subject,
+            body=text,
+            from_email=formataddr((from_name, sender)) if from_name else sender,
+            to=[to],
+            reply_to=[self.config["reply_to"]] if self.config.get("reply_to") else None,
+            headers=headers,
+        )
+        if html:
+            email.attach_alternative(html, "text/html")
+        return email
+
+    def _deliver(self, email: EmailMultiAlternatives) -> None:
+        # A connection kept open may have been closed by the server meanwhile: one more try
+        # on a fresh connection before calling it a transient failure.
+        for attempt in (1, 2):
+            try:
+                email.connection = _connection()
+                email.send()
+                return
+            except smtplib.SMTPServerDisconnected as error:
+                _connection_drop()
+                if attempt == 2:
+                    raise _smtp_error(error) from None
+            except (smtplib.SMTPException, OSError) as error:
+                _connection_drop()
+                raise _smtp_error(error) from None

@@ -1,0 +1,530 @@
+"""A campaign definition: its JSON Schema, validation, walking its steps, and the clock rules of
+waits and quiet hours. Pure Python (STYLE rule 11): no ORM; what it must look up (channels,
+segments) is passed in.
+
+    {"trigger": {"event": "Product Added", "where": [<property filters as in segments>]}
+              | {"segment": 12, "on": "enter" | "exit"}
+              | {"broadcast": {"segment": 12, "at": "2026-12-24T09:00:00Z"}},
+     "entry": "once" | "every_time" | {"once_per": {"days": 7}},
+     "goal": {"event": "Order Completed", "where": [...], "within": {"days": 3}},
+     "frequency_cap": {"messages": 3, "days": 7},        # optional: overrides the global cap
+     "steps": [{"wait": {"minutes": 60}},                # seconds | minutes | hours | days
+               {"wait": {"until_hour": 9}},              # next 09:00 in the recipient's zone
+               {"branch": {"if": <segment condition>, "then": [...], "else": [...]}},
+               {"send": {"channel": 3, "message": {...}}}]}
+
+The message of a send step depends on its channel's kind: email `{"subject", "html", "text"}`
+(subject and at least one body), push `{"title", "body", "url", "data"}`, webhook any JSON
+object (its strings are templates).
+Every error carries the JSON pointer of the offending node, from the definition's root (which
+is the API body's root: `/steps/2/branch/if/trait`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from campaigns.messages import template_problem
+from segments.conditions import (
+    EVENT_NAME_PATTERN,
+    ConditionError,
+    InvalidDefinition,
+    json_pointer,
+    validate,
+)
+
+MAX_STEPS = 100
+MAX_BRANCH_DEPTH = 5
+MAX_WAIT_DAYS = 365
+DURATION_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+EMAIL_PATTERN = r"^[^@\s<>\"]{1,64}@[^@\s<>\"]{1,253}$"
+
+# A step path locates a step: [2, "then", 0] is steps[2].branch.then[0].
+StepPath = list[int | str]
+
+
+class InvalidCampaign(ValueError):
+    def __init__(self, errors: list[ConditionError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{e.pointer or '/'}: {e.message}" for e in errors))
+
+
+def _duration(max_days: int) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "minProperties": 1,
+        "maxProperties": 1,
+        "properties": {
+            unit: {"type": "integer", "minimum": 0, "maximum": max_days * 86400 // seconds}
+            for unit, seconds in DURATION_UNITS.items()
+        },
+        "additionalProperties": False,
+    }
+
+
+_event_name = {"type": "string", "pattern": EVENT_NAME_PATTERN}
+# The filters' own shape is the segment language's; checked by its validator (see below).
+_where = {"type": "array"}
+
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://cdp.example/schemas/campaign-definition/v1.json",
+    "title": "Campaign definition (version 1)",
+    "type": "object",
+    "required": ["trigger", "steps"],
+    "additionalProperties": False,
+    "properties": {
+        "trigger": {
+            "type": "object",
+            "oneOf": [
+                {
+                    "properties": {"event": _event_name, "where": _where},
+                    "required": ["event"],
+                    "additionalProperties": False,
+                },
+                {
+                    "properties": {
+                        "segment": {"type": "integer", "minimum": 1},
+                        "on": {"enum": ["enter", "exit"]},
+                    },
+                    "required": ["segment"],
+                    "additionalProperties": False,
+                },
+                {
+                    "properties": {
+                        "broadcast": {
+                            "type": "object",
+                            "properties": {
+                                "segment": {"type": "integer", "minimum": 1},
+                                "at": {"type": "string", "maxLength": 40},
+                            },
+                            "required": ["segment", "at"],
+                            "additionalProperties": False,
+                        }
+                    },
+                    "required": ["broadcast"],
+                    "additionalProperties": False,
+                },
+            ],
+        },
+        "entry": {
+            "oneOf": [
+                {"enum": ["once", "every_time"]},
+                {
+                    "type": "object",
+                    "properties": {"once_per": _duration(MAX_WAIT_DAYS * 10)},
+                    "required": ["once_per"],
+                    "additionalProperties": False,
+                },
+            ]
+        },
+        "goal": {
+            "type": "object",
+            "properties": {
+                "event": _event_name,
+                "where": _where,
+                "within": _duration(MAX_WAIT_DAYS),
+            },
+            "required": ["event", "within"],
+            "additionalProperties": False,
+        },
+        "frequency_cap": {
+            "type": "object",
+            "properties": {
+                "messages": {"type": "integer", "minimum": 0, "maximum": 1000},
+                "days": {"type": "integer", "minimum": 1, "maximum": MAX_WAIT_DAYS},
+            },
+            "required": ["messages", "days"],
+            "additionalProperties": False,
+        },
+        "steps": {"$ref": "#/$defs/steps"},
+    },
+    "$defs": {
+        "steps": {"type": "array", "maxItems": MAX_STEPS, "items": {"$ref": "#/$defs/step"}},
+        "step": {
+            "type": "object",
+            "minProperties": 1,
+            "maxProperties": 1,
+            "properties": {
+                "wait": {
+                    "oneOf": [
+                        _duration(MAX_WAIT_DAYS),
+                        {
+                            "type": "object",
+                            "properties": {
+                                "until_hour": {"type": "integer", "minimum": 0, "maximum": 23}
+                            },
+                            "required": ["until_hour"],
+                            "additionalProperties": False,
+                        },
+                    ]
+                },
+                "branch": {
+                    "type": "object",
+                    "properties": {
+                        "if": {"type": "object"},
+                        "then": {"$ref": "#/$defs/steps"},
+                        "else": {"$ref": "#/$defs/steps"},
+                    },
+                    "required": ["if"],
+                    "additionalProperties": False,
+                },
+                "send": {
+                    "type": "object",
+                    "properties": {
+                        "channel": {"type": "integer", "minimum": 1},
+                        "message": {"type": "object"},
+                    },
+                    "required": ["channel", "message"],
+                    "additionalProperties": False,
+                },
+            },
+            "additionalProperties": False,
+        },
+    },
+}
+
+# What a send step's message holds, per channel kind.
+MESSAGE_SCHEMAS: dict[str, dict[str, Any]] = {
+    "email": {
+        "type": "object",
+        "properties": {
+            "subject": {"type": "string", "minLength": 1, "maxLength": 998},
+            "html": {"type": "string", "maxLength": 500_000},
+            "text": {"type": "string", "maxLength": 500_000},
+        },
+        "required": ["subject"],
+        "anyOf": [{"required": ["html"]}, {"required": ["text"]}],
+        "additionalProperties": False,
+    },
+    "webhook": {"type": "object", "maxProperties": 200},
+    "push": {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "minLength": 1, "maxLength": 200},
+            "body": {"type": "string", "minLength": 1, "maxLength": 2000},
+            "url": {"type": "string", "maxLength": 2000},
+            "data": {
+                "type": "object",
+                "maxProperties": 50,
+                "additionalProperties": {"type": "string", "maxLength": 1000},
+            },
+        },
+        "required": ["title", "body"],
+        "additionalProperties": False,
+    },
+}
+
+# What a channel's config holds, per kind. No secret goes in here (see models.Channel).
+CHANNEL_SCHEMAS: dict[str, dict[str, Any]] = {
+    "email": {
+        "type": "object",
+        "properties": {
+            "from": {"type": "string", "pattern": EMAIL_PATTERN},
+            "from_name": {"type": "string", "maxLength": 200, "pattern": r"^[^\r\n<>\"]*$"},
+            "reply_to": {"type": "string", "pattern": EMAIL_PATTERN},
+        },
+        "required": ["from"],
+        "additionalProperties": False,
+    },
+    # Mobile push: a provider webhook taking FCM HTTP v1's message shape.
+    "push": {
+        "type": "object",
+        "properties": {
+            "url": {"type": "string", "pattern": r"^https?://", "maxLength": 2000},
+        },
+        "required": ["url"],
+        "additionalProperties": False,
+    },
+    "webhook": {
+        "type": "object",
+        "properties": {
+            "url": {"type": "string", "pattern": r"^https?://", "maxLength": 2000},
+            # The consent purpose a marketing send through this endpoint needs.
+            "purpose": {"type": "string", "pattern": r"^[a-z][a-z0-9_]{0,63}$"},
+        },
+        "required": ["url"],
+        "additionalProperties": False,
+    },
+}
+
+
+_validators: dict[str, Any] = {}
+_ONE_OF_WORDS = {
+    "wait": 'a wait is {"seconds" | "minutes" | "hours" | "days": N} or {"until_hour": H}',
+    "entry": 'entry is "once", "every_time" or {"once_per": {"days": N}}',
+}
+
+
+def _schema_errors(
+    instance: Any, schema: dict[str, Any], prefix: list[Any]
+) -> list[ConditionError]:
+    from jsonschema import Draft202012Validator
+
+    key = schema.get("$id") or repr(sorted(schema))
+    validator = _validators.get(key)
+    if validator is None or validator.schema is not schema:
+        validator = _validators[key] = Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(instance), key=lambda e: -len(e.absolute_path))
+    if not errors:
+        return []
+    deepest = len(errors[0].absolute_path)
+    found: list[ConditionError] = []
+    for error in errors:
+        if len(error.absolute_path) != deepest:
+            break
+        message = error.message if len(error.message) <= 300 else error.message[:300] + "…"
+        if error.validator == "oneOf" and error.schema is SCHEMA["properties"]["trigger"]:
+            message = 'a trigger is {"event": ...}, {"segment": ...} or {"broadcast": ...}'
+        elif error.validator == "oneOf" and error.absolute_path:
+            message = _ONE_OF_WORDS.get(str(error.absolute_path[-1]), message)
+        elif error.validator in ("minProperties", "maxProperties") and "wait" in error.schema.get(
+            "properties", {}
+        ):
+            message = "a step is exactly one of: wait, branch, send"
+        pointer = json_pointer([*prefix, *error.absolute_path])
+        if all(f.pointer != pointer for f in found):
+            found.append(ConditionError(pointer, message))
+    return found
+
+
+def _prefixed(error: InvalidDefinition, prefix: list[Any]) -> list[ConditionError]:
+    base = json_pointer(prefix)
+    return [ConditionError(base + e.pointer, e.message) for e in error.errors]
+
+
+def _where_errors(node: Mapping[str, Any], prefix: list[Any]) -> list[ConditionError]:
+    """`where` filters in the segment language, checked by its own validator."""
+    if not node.get("where"):
+        return []
+    try:
+        validate({"event": node["event"], "where": node["where"]})
+    except InvalidDefinition as error:
+        return _prefixed(error, prefix)
+    return []
+
+
+def definition_validate(
+    definition: Any,
+    *,
+    channel_kind: Callable[[int], str | None],
+    segment_exists: Callable[[int], bool],
+) -> None:
+    """Raise InvalidCampaign listing every problem with its JSON pointer, or return."""
+    errors = _schema_errors(definition, SCHEMA, [])
+    if errors:
+        raise InvalidCampaign(errors)
+    trigger = definition["trigger"]
+    if "event" in trigger:
+        errors += _where_errors(trigger, ["trigger"])
+    else:
+        segment = trigger["segment"] if "segment" in trigger else trigger["broadcast"]["segment"]
+        where = ["trigger", "segment"] if "segment" in trigger else ["trigger", "broadcast"]
+        if not segment_exists(segment):
+            errors.append(ConditionError(json_pointer(where), f"segment {segment} does not exist"))
+    if "broadcast" in trigger and broadcast_time(definition) is None:
+        errors.append(
+            ConditionError(
+                "/trigger/broadcast/at", "at must be an ISO date and time with an offset"
+            )
+        )
+    if "goal" in definition:
+        errors += _where_errors(definition["goal"], ["goal"])
+    count = 0
+    for path, step in steps_walk(definition["steps"]):
+        count += 1
+        here = ["steps", *_pointer_parts(path)]
+        if len(path) > 1 + 2 * MAX_BRANCH_DEPTH:
+            errors.append(
+                ConditionError(json_pointer(here), f"branches nest at most {MAX_BRANCH_DEPTH} deep")
+            )
+        elif "branch" in step:
+            try:
+                validate(step["branch"]["if"], segment_exists=segment_exists)
+            except InvalidDefinition as error:
+                errors += _prefixed(error, [*here, "branch", "if"])
+        elif "send" in step:
+            errors += _send_errors(step["send"], here, channel_kind)
+    if count > MAX_STEPS:
+        errors.append(ConditionError("/steps", f"a journey holds at most {MAX_STEPS} steps"))
+    if errors:
+        raise InvalidCampaign(errors)
+
+
+def _send_errors(
+    send: Mapping[str, Any], here: list[Any], channel_kind: Callable[[int], str | None]
+) -> list[ConditionError]:
+    kind = channel_kind(send["channel"])
+    if kind is None:
+        return [
+            ConditionError(
+                json_pointer([*here, "send", "channel"]),
+                f"channel {send['channel']} does not exist",
+            )
+        ]
+    at = [*here, "send", "message"]
+    errors = _schema_errors(send["message"], MESSAGE_SCHEMAS[kind], at)
+    if errors:
+        return errors
+    for key, template, html in message_templates(kind, send["message"]):
+        problem = template_problem(template, html=html)
+        if problem:
+            errors.append(ConditionError(json_pointer([*at, *key]), problem))
+    return errors
+
+
+def message_templates(
+    kind: str, message: Mapping[str, Any]
+) -> Iterator[tuple[list[Any], str, bool]]:
+    """(path inside the message, template text, is HTML) for every template of a message."""
+    if kind == "email":
+        for key in ("subject", "html", "text"):
+            if key in message:
+                yield [key], message[key], key == "html"
+        return
+
+    def strings(value: Any, path: list[Any]) -> Iterator[tuple[list[Any], str, bool]]:
+        if isinstance(value, str):
+            yield path, value, False
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                yield from strings(item, [*path, key])
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                yield from strings(item, [*path, index])
+
+    yield from strings(message, [])
+
+
+def channel_config_errors(kind: str, config: Any) -> list[ConditionError]:
+    """Problems of a channel's config (pointers under /config), or []."""
+    if kind not in CHANNEL_SCHEMAS:
+        return [ConditionError("/kind", f"{kind} channels are not available yet")]
+    return _schema_errors(config, CHANNEL_SCHEMAS[kind], ["config"])
+
+
+def broadcast_time(definition: Mapping[str, Any]) -> dt.datetime | None:
+    """When a broadcast goes out (aware), or None when `at` is not a time with an offset."""
+    raw = definition["trigger"]["broadcast"]["at"]
+    try:
+        moment = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+# --- steps -----------------------------------------------------------------------------------
+
+
+def _pointer_parts(path: Sequence[int | str]) -> list[Any]:
+    """[2, "then", 0] -> [2, "branch", "then", 0] (the keys in the JSON)."""
+    parts: list[Any] = [path[0]]
+    for i in range(1, len(path), 2):
+        parts += ["branch", path[i], path[i + 1]]
+    return parts
+
+
+def step_pointer(path: Sequence[int | str]) -> str:
+    """The JSON pointer of a step: [2, "then", 0] -> "/steps/2/branch/then/0"."""
+    return json_pointer(["steps", *_pointer_parts(path)])
+
+
+def pointer_path(pointer: str) -> StepPath:
+    """The inverse of `step_pointer`: "/steps/2/branch/then/0" -> [2, "then", 0]."""
+    parts = pointer.split("/")[2:]
+    path: StepPath = [int(parts[0])]
+    for i in range(1, len(parts), 3):
+        path += [parts[i + 1], int(parts[i + 2])]
+    return path
+
+
+def steps_walk(
+    steps: Sequence[Mapping[str, Any]], path: tuple[int | str, ...] = ()
+) -> Iterator[tuple[StepPath, Mapping[str, Any]]]:
+    """(path, step) for every step, depth first."""
+    for index, step in enumerate(steps):
+        here = [*path, index]
+        yield here, step
+        if "branch" in step:
+            for arm in ("then", "else"):
+                yield from steps_walk(step["branch"].get(arm, []), (*here, arm))
+
+
+def _steps_list(steps: Sequence[Mapping[str, Any]], path: Sequence[int | str]) -> Sequence[Any]:
+    """The list that holds the step at `path`."""
+    current = steps
+    for i in range(0, len(path) - 1, 2):
+        current = current[int(path[i])]["branch"].get(str(path[i + 1]), [])
+    return current
+
+
+def step_at(steps: Sequence[Mapping[str, Any]], path: Sequence[int | str]) -> Mapping[str, Any]:
+    return _steps_list(steps, path)[int(path[-1])]
+
+
+def path_settle(steps: Sequence[Mapping[str, Any]], path: StepPath) -> StepPath | None:
+    """The step to run at `path`, or after it when `path` ran off the end of its list (the
+    step after the branch that holds it); None at the end of the journey."""
+    while int(path[-1]) >= len(_steps_list(steps, path)):
+        if len(path) == 1:
+            return None
+        path = [*path[:-3], int(path[-3]) + 1]
+    return path
+
+
+def path_next(steps: Sequence[Mapping[str, Any]], path: StepPath) -> StepPath | None:
+    return path_settle(steps, [*path[:-1], int(path[-1]) + 1])
+
+
+def path_into(steps: Sequence[Mapping[str, Any]], path: StepPath, arm: str) -> StepPath | None:
+    """The first step of a branch's arm (or what follows the branch when the arm is empty)."""
+    return path_settle(steps, [*path, arm, 0])
+
+
+# --- time ------------------------------------------------------------------------------------
+
+
+def duration(spec: Mapping[str, int]) -> dt.timedelta:
+    ((unit, amount),) = spec.items()
+    return dt.timedelta(seconds=amount * DURATION_UNITS[unit])
+
+
+def zone(name: Any, default: str) -> ZoneInfo:
+    """The recipient's zone from `context.timezone`, or the workspace's when unknown."""
+    if isinstance(name, str) and 0 < len(name) < 64:
+        try:
+            return ZoneInfo(name)
+        except (ValueError, OSError, KeyError):
+            pass
+    return ZoneInfo(default)
+
+
+def next_local_hour(now: dt.datetime, hour: int, tz: ZoneInfo) -> dt.datetime:
+    """The first moment after `now` when the clock in `tz` reads hour:00."""
+    local = now.astimezone(tz)
+    candidate = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+    if candidate <= local:
+        candidate = (candidate.replace(tzinfo=None) + dt.timedelta(days=1)).replace(tzinfo=tz)
+    return candidate.astimezone(dt.UTC)
+
+
+def wait_until(spec: Mapping[str, int], now: dt.datetime, tz: ZoneInfo) -> dt.datetime:
+    if "until_hour" in spec:
+        return next_local_hour(now, spec["until_hour"], tz)
+    return now + duration(spec)
+
+
+def quiet_until(
+    now: dt.datetime, tz: ZoneInfo, quiet_hours: Sequence[int] | None
+) -> dt.datetime | None:
+    """When quiet hours (start, end: local hours, e.g. (21, 8) overnight) end, if `now` is
+    inside them in `tz`; None when sending now is fine."""
+    if quiet_hours is None:
+        return None
+    start, end = quiet_hours
+    hour = now.astimezone(tz).hour
+    inside = (start <= hour or hour < end) if start > end else (start <= hour < end)
+    return next_local_hour(now, end, tz) if inside else None

@@ -1,0 +1,71 @@
+"""Writes: campaigns and channels (`definitions`), the journey engine (`journeys`), the one
+delivery path (`delivery`) and what recipients do afterwards (`tracking`). Everything public
+is importable from here."""
+
+from campaigns.secrets import channel_secret
+from campaigns.services.definitions import (
+    CampaignStateError,
+    campaign_create,
+    campaign_definition_check,
+    campaign_status_set,
+    campaign_update,
+    channel_config_check,
+    channel_create,
+    channel_secret_rotate,
+    channel_update,
+)
+from campaigns.services.delivery import (
+    TestSendError,
+    campaign_test_send,
+    deliveries_replay,
+    deliveries_sweep,
+    delivery_rules,
+    delivery_send,
+)
+from campaigns.services.journeys import (
+    broadcast_batch,
+    broadcasts_due,
+    campaign_entries_exit,
+    campaign_triggers_fire,
+    entries_advance,
+    entries_due_advance,
+)
+from campaigns.services.tracking import (
+    delivery_click_record,
+    delivery_feedback_record,
+    delivery_open_record,
+    delivery_preferences,
+    delivery_preferences_set,
+    delivery_unsubscribe,
+)
+
+__all__ = [
+    "CampaignStateError",
+    "TestSendError",
+    "broadcast_batch",
+    "broadcasts_due",
+    "campaign_create",
+    "campaign_definition_check",
+    "campaign_entries_exit",
+    "campaign_status_set",
+    "campaign_test_send",
+    "campaign_triggers_fire",
+    "campaign_update",
+    "channel_config_check",
+    "channel_create",
+    "channel_secret",
+    "channel_secret_rotate",
+    "channel_update",
+    "deliveries_replay",
+    "deliveries_sweep",
+    "delivery_click_record",
+    "delivery_feedback_record",
+    "delivery_open_record",
+    "delivery_preferences",
+    "delivery_preferences_set",
+    "delivery_rules",
+    "delivery_send",
+    "delivery_unsubscribe",
+    "entries_advance",
+    "entries_due_advance",
+]

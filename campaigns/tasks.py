@@ -1,0 +1,36 @@
+"""Celery adapters: they take ids and call one service (STYLE rule 6). All are idempotent:
+the services claim their rows, so a task delivered twice (acks_late) does nothing more."""
+
+from celery import shared_task
+
+from campaigns import services
+
+
+@shared_task(acks_late=True)
+def entries_advance_task(entry_ids: list[int]) -> None:
+    services.entries_advance(entry_ids=entry_ids)
+
+
+@shared_task(acks_late=True)
+def entries_due_task() -> None:
+    services.entries_due_advance()
+
+
+@shared_task(acks_late=True)
+def delivery_send_task(delivery_id: int) -> None:
+    services.delivery_send(delivery_id=delivery_id)
+
+
+@shared_task(acks_late=True)
+def deliveries_due_task() -> None:
+    services.deliveries_sweep()
+
+
+@shared_task(acks_late=True)
+def broadcasts_due_task() -> None:
+    services.broadcasts_due()
+
+
+@shared_task(acks_late=True)
+def broadcast_batch_task(campaign_id: int) -> None:
+    services.broadcast_batch(campaign_id=campaign_id)

@@ -1,0 +1,420 @@
+"""Pages: campaigns list, campaign page (the journey drawn as a vertical flow, counts, the
+deliveries log, a message preview for a chosen profile), the editor; and the public links in
+sent messages (open pixel, click redirect, unsubscribe).
+
+The public views need no login: a signed token (campaigns.tracking) says which delivery they
+are about, so they can neither be forged nor turned into an open redirect.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from access.auth import client_ip
+from access.roles import ADMIN, COMPLIANCE, MARKETER, has_role, roles_required
+from campaigns import definition as steps_language
+from campaigns import selectors, services
+from campaigns.definition import InvalidCampaign
+from campaigns.forms import CampaignForm, ChannelForm
+from campaigns.messages import RenderError
+from campaigns.models import Campaign, Channel
+from campaigns.tracking import click_token_read, open_token_read, unsubscribe_token_read
+from profiles.services import profile_access_record
+from segments.conditions import describe_node
+
+# The smallest transparent GIF.
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+
+
+@require_GET
+@never_cache
+def tracking_open(request: HttpRequest, token: str) -> HttpResponse:
+    delivery_id = open_token_read(token)
+    if delivery_id is not None:
+        services.delivery_open_record(delivery_id=delivery_id)
+    # The pixel answers the same whatever the token: a probe learns nothing.
+    return HttpResponse(PIXEL, content_type="image/gif")
+
+
+@require_GET
+@never_cache
+def tracking_click(request: HttpRequest, token: str) -> HttpResponse:
+    found = click_token_read(token)
+    if found is None:
+        raise Http404("Unknown link.")
+    delivery_id, url = found
+    services.delivery_click_record(delivery_id=delivery_id, url=url)
+    return HttpResponseRedirect(url)
+
+
+# RFC 8058: mail providers POST "List-Unsubscribe=One-Click" to the link with no cookie and no
+# CSRF token; the signed token is what authorises the request.
+@csrf_exempt
+@never_cache
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """The public preference centre behind every message's unsubscribe link. A GET only shows
+    it (link scanners and previews follow every link); the one-click POST withdraws the
+    channel's purpose; the page's form sets each purpose campaigns send under."""
+    delivery_id = unsubscribe_token_read(token)
+    if delivery_id is None:
+        raise Http404("Unknown link.")
+    ip = client_ip(request)
+    if request.method == "POST" and request.POST.get("List-Unsubscribe") == "One-Click":
+        services.delivery_unsubscribe(delivery_id=delivery_id, ip=ip)
+        return HttpResponse("Unsubscribed.\n", content_type="text/plain")
+    saved = False
+    if request.method == "POST":
+        purposes = services.delivery_preferences(delivery_id=delivery_id) or []
+        chosen = set(request.POST.getlist("purpose"))
+        services.delivery_preferences_set(
+            delivery_id=delivery_id,
+            granted={row["purpose"]: row["purpose"] in chosen for row in purposes},
+            ip=ip,
+        )
+        saved = True
+    rows = services.delivery_preferences(delivery_id=delivery_id)
+    return render(
+        request, "campaigns/unsubscribe.html", {"rows": rows, "gone": rows is None, "saved": saved}
+    )
+
+
+# --- staff pages -----------------------------------------------------------------------------
+
+READ = (MARKETER, COMPLIANCE, ADMIN)
+BUILD = (MARKETER, ADMIN)
+STARTER: dict[str, Any] = {
+    "trigger": {"event": "Product Added"},
+    "entry": "once",
+    "goal": {"event": "Order Completed", "within": {"days": 3}},
+    "steps": [{"wait": {"hours": 1}}],
+}
+
+
+def _duration_words(spec: dict[str, Any]) -> str:
+    if "until_hour" in spec:
+        return f"until {spec['until_hour']:02d}:00 in the person's time zone"
+    ((unit, amount),) = spec.items()
+    return f"{amount} {unit[:-1] if amount == 1 else unit}"
+
+
+def _trigger_words(trigger: dict[str, Any]) -> str:
+    if "event" in trigger:
+        where = f" ({len(trigger['where'])} property filters)" if trigger.get("where") else ""
+        return f"When someone does “{trigger['event']}”{where}"
+    if "segment" in trigger:
+        verb = "enters" if trigger.get("on", "enter") == "enter" else "leaves"
+        return f"When someone {verb} segment #{trigger['segment']}"
+    return (
+        f"Broadcast to segment #{trigger['broadcast']['segment']} at {trigger['broadcast']['at']}"
+    )
+
+
+def _outline(
+    steps: list[dict[str, Any]], channels: dict[int, Channel], prefix: tuple[Any, ...] = ()
+) -> list[dict[str, Any]]:
+    """The steps as nested rows for the vertical flow drawing."""
+    rows = []
+    for index, step in enumerate(steps):
+        path = [*prefix, index]
+        if "wait" in step:
+            rows.append({"kind": "wait", "text": "Wait " + _duration_words(step["wait"])})
+        elif "branch" in step:
+            branch = step["branch"]
+            rows.append(
+                {
+                    "kind": "branch",
+                    "text": "If " + describe_node(branch["if"]),
+                    "then": _outline(branch.get("then", []), channels, (*path, "then")),
+                    "else": _outline(branch.get("else", []), channels, (*path, "else")),
+                }
+            )
+        else:
+            send = step["send"]
+            channel = channels.get(send["channel"])
+            name = channel.name if channel else f"#{send['channel']}"
+            rows.append(
+                {
+                    "kind": "send",
+                    "text": f"Send through {name}",
+                    "subject": send["message"].get("subject", ""),
+                    "pointer": steps_language.step_pointer(path),
+                }
+            )
+    return rows
+
+
+def _send_pointers(rows: list[dict[str, Any]]) -> list[str]:
+    found = []
+    for row in rows:
+        if row["kind"] == "send":
+            found.append(row["pointer"])
+        elif row["kind"] == "branch":
+            found += _send_pointers(row["then"]) + _send_pointers(row["else"])
+    return found
+
+
+@roles_required(*READ)
+def campaign_list(request: HttpRequest) -> HttpResponse:
+    campaigns = list(selectors.campaign_list(include_archived=request.GET.get("archived") == "1"))
+    counts = selectors.campaigns_counts(campaign_ids=[c.pk for c in campaigns])
+    rows = [{"campaign": c, "counts": counts[c.pk]} for c in campaigns]
+    return render(
+        request,
+        "campaigns/list.html",
+        {"rows": rows, "can_build": has_role(request.user, *BUILD)},
+    )
+
+
+def _campaign_or_404(campaign_id: int) -> Campaign:
+    campaign = selectors.campaign_get(campaign_id=campaign_id)
+    if campaign is None:
+        raise Http404("No such campaign.")
+    return campaign
+
+
+@roles_required(*READ)
+def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    campaign = _campaign_or_404(campaign_id)
+    version = selectors.campaign_version_current(campaign=campaign)
+    definition = version.definition
+    channels = {c.pk: c for c in selectors.channel_list()}
+    outline = _outline(definition["steps"], channels)
+    deliveries = selectors.campaign_deliveries(campaign=campaign).order_by("-created_at", "-id")
+    return render(
+        request,
+        "campaigns/detail.html",
+        {
+            "campaign": campaign,
+            "version": version,
+            "trigger": _trigger_words(definition["trigger"]),
+            "goal": definition.get("goal"),
+            "goal_within": _duration_words(definition["goal"]["within"])
+            if definition.get("goal")
+            else "",
+            "entry": definition.get("entry", "once"),
+            "outline": outline,
+            "send_steps": _send_pointers(outline),
+            "stats": selectors.campaign_stats(campaign=campaign),
+            "deliveries": deliveries[:50],
+            "can_build": has_role(request.user, *BUILD),
+        },
+    )
+
+
+def _editor(request: HttpRequest, campaign: Campaign | None) -> HttpResponse:
+    errors: list[dict[str, str]] = []
+    if request.method == "POST":
+        form = CampaignForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                if campaign is None:
+                    campaign = services.campaign_create(
+                        name=data["name"],
+                        kind=data["kind"],
+                        definition=data["definition"],
+                        status=Campaign.Status.DRAFT,
+                        actor=request.user,
+                    )
+                else:
+                    services.campaign_update(
+                        campaign=campaign,
+                        actor=request.user,
+                        name=data["name"],
+                        kind=data["kind"],
+                        definition=data["definition"],
+                    )
+            except InvalidCampaign as error:
+                errors = [problem.as_dict() for problem in error.errors]
+            else:
+                messages.success(request, f"Campaign “{campaign.name}” saved.")
+                return redirect("campaigns:detail", campaign.pk)
+    elif campaign is not None:
+        version = selectors.campaign_version_current(campaign=campaign)
+        form = CampaignForm(
+            initial={
+                "name": campaign.name,
+                "kind": campaign.kind,
+                "definition": json.dumps(version.definition, indent=2, ensure_ascii=False),
+            }
+        )
+    else:
+        form = CampaignForm(
+            initial={"kind": "marketing", "definition": json.dumps(STARTER, indent=2)}
+        )
+    return render(
+        request,
+        "campaigns/editor.html",
+        {
+            "form": form,
+            "campaign": campaign,
+            "errors": errors,
+            "channels": selectors.channel_list(),
+        },
+    )
+
+
+@roles_required(*BUILD)
+def campaign_new(request: HttpRequest) -> HttpResponse:
+    return _editor(request, None)
+
+
+@roles_required(*BUILD)
+def campaign_edit(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    return _editor(request, _campaign_or_404(campaign_id))
+
+
+@require_POST
+@roles_required(*BUILD)
+def campaign_status(request: HttpRequest, campaign_id: int, status: str) -> HttpResponse:
+    campaign = _campaign_or_404(campaign_id)
+    if status not in (Campaign.Status.ACTIVE, Campaign.Status.PAUSED, Campaign.Status.ARCHIVED):
+        raise Http404("No such action.")
+    try:
+        services.campaign_status_set(campaign=campaign, status=status, actor=request.user)
+    except services.CampaignStateError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Campaign “{campaign.name}” is now {status}.")
+    return redirect("campaigns:detail", campaign.pk)
+
+
+@require_GET
+@roles_required(*READ)
+def campaign_preview(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """htmx partial: a send step's message rendered for a chosen profile."""
+    campaign = _campaign_or_404(campaign_id)
+    version = selectors.campaign_version_current(campaign=campaign)
+    context: dict[str, Any] = {"campaign": campaign}
+    try:
+        profile_id = int(request.GET.get("profile", ""))
+        step = steps_language.step_at(
+            version.definition["steps"],
+            steps_language.pointer_path(request.GET.get("step", "")),
+        )
+    except (ValueError, IndexError, KeyError, TypeError):
+        context["problem"] = "Choose a send step and a profile id."
+        return render(request, "campaigns/_preview.html", context)
+    profile = selectors.profile_get(profile_id=profile_id)
+    if profile is None or "send" not in step:
+        context["problem"] = f"No profile with id {profile_id}." if profile is None else ""
+        return render(request, "campaigns/_preview.html", context)
+    try:
+        context["preview"] = selectors.message_preview(
+            campaign=campaign, message=step["send"]["message"], profile=profile, viewer=request.user
+        )
+        profile_access_record(
+            request=request, profile=profile, action="view", route="campaigns:preview"
+        )
+    except RenderError as error:
+        context["problem"] = f"The message does not render for this profile: {error}"
+    return render(request, "campaigns/_preview.html", context)
+
+
+@require_POST
+@roles_required(*BUILD)
+def campaign_test_send(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """htmx partial: send the chosen email step, rendered for a profile, to a staff address."""
+    campaign = _campaign_or_404(campaign_id)
+    profile = selectors.profile_get(profile_id=_int(request.POST.get("profile")))
+    to = request.POST.get("to", "")
+    context: dict[str, Any] = {"campaign": campaign}
+    if profile is None:
+        context["problem"] = "Choose a profile to render the test for."
+        return render(request, "campaigns/_preview.html", context)
+    try:
+        services.campaign_test_send(
+            campaign=campaign,
+            step=request.POST.get("step", ""),
+            profile=profile,
+            to=to,
+            actor=request.user,
+        )
+    except services.TestSendError as error:
+        context["problem"] = str(error)
+    else:
+        context["sent_to"] = to
+    return render(request, "campaigns/_preview.html", context)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+@require_GET
+@roles_required(*READ)
+def profile_deliveries(request: HttpRequest, profile_id: int) -> HttpResponse:
+    """htmx fragment for the profile page: the latest messages to this person."""
+    profile = selectors.profile_get(profile_id=profile_id)
+    if profile is None:
+        raise Http404("No such profile.")
+    deliveries = selectors.profile_deliveries(profile=profile).order_by("-created_at", "-id")
+    return render(request, "campaigns/_profile_deliveries.html", {"deliveries": deliveries[:20]})
+
+
+@roles_required(*READ)
+def channel_list(request: HttpRequest) -> HttpResponse:
+    """Channels, and for builders the form that adds one (a signing secret shows once)."""
+    secret = None
+    errors: list[dict[str, str]] = []
+    can_build = has_role(request.user, *BUILD)
+    form = ChannelForm(initial={"kind": "email", "config": '{"from": ""}'})
+    if request.method == "POST":
+        if not can_build:
+            raise PermissionDenied
+        form = ChannelForm(request.POST)
+        if form.is_valid():
+            try:
+                channel, secret = services.channel_create(**form.cleaned_data, actor=request.user)
+            except InvalidCampaign as error:
+                errors = [problem.as_dict() for problem in error.errors]
+            else:
+                messages.success(request, f"Channel “{channel.name}” added.")
+                if secret is None:
+                    return redirect("campaigns:channels")
+    return render(
+        request,
+        "campaigns/channels.html",
+        {
+            "channels": selectors.channel_list(),
+            "form": form,
+            "errors": errors,
+            "secret": secret,
+            "can_build": can_build,
+        },
+    )
+
+
+@roles_required(*READ)
+def dead_letters(request: HttpRequest) -> HttpResponse:
+    """Deliveries that failed for good, with replay of one or all (builders)."""
+    can_build = has_role(request.user, *BUILD)
+    if request.method == "POST":
+        if not can_build:
+            raise PermissionDenied
+        failed = selectors.deliveries_failed()
+        if request.POST.get("delivery"):
+            failed = failed.filter(pk=_int(request.POST["delivery"]))
+        queued = services.deliveries_replay(deliveries=failed, actor=request.user)
+        messages.success(request, f"{queued} deliveries queued again.")
+        return redirect("campaigns:dead-letters")
+    failed = selectors.deliveries_failed().select_related("campaign").order_by("-created_at", "-id")
+    return render(
+        request,
+        "campaigns/dead_letters.html",
+        {"deliveries": failed[:200], "can_build": can_build},
+    )

@@ -1,0 +1,85 @@
+"""The guarded outbound client refuses every non-public address, in every spelling, unless
+OUTBOUND_ALLOWED_HOSTS lets the host or its network through."""
+
+import ipaddress
+
+import pytest
+
+from access.outbound import (
+    OutboundRefused,
+    address_blocked,
+    outbound_address,
+    outbound_url_problem,
+)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.0.0.1",
+        "172.16.5.4",
+        "192.168.1.1",
+        "100.64.0.1",  # CGNAT
+        "169.254.169.254",  # cloud metadata
+        "0.0.0.0",  # noqa: S104 - an address to refuse, not one to bind
+        "224.0.0.1",
+        "::1",
+        "::ffff:127.0.0.1",
+        "::ffff:169.254.169.254",
+        "fd00:ec2::254",  # AWS metadata over IPv6 (unique-local)
+        "fe80::1",
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+    ],
+)
+def test_non_public_addresses_are_blocked(address):
+    assert address_blocked(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"])
+def test_public_addresses_pass(address):
+    assert not address_blocked(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://2130706433/",
+        "http://0x7f000001/",
+        "http://0177.0.0.1/",
+        "http://127.1/",
+        "http://localhost:8000/",
+        "http://[::1]/",
+        "file:///etc/passwd",
+        "gopher://127.0.0.1/",
+        "https://user:secret@example.com/",
+    ],
+)
+def test_urls_reaching_the_platform_are_refused(url):
+    assert outbound_url_problem(url)
+    with pytest.raises(OutboundRefused):
+        outbound_address(url)
+
+
+def test_an_unresolvable_host_may_be_saved_and_is_checked_when_called():
+    assert outbound_url_problem("https://not-yet-registered.invalid/hook") is None
+
+
+@pytest.mark.parametrize(
+    ("allowed", "url"),
+    [
+        (["127.0.0.1"], "http://127.0.0.1:9000/"),
+        (["localhost"], "http://localhost:9000/"),
+        (["127.0.0.0/8"], "http://127.0.0.1:9000/"),
+        (["127.0.0.0/8"], "http://localhost:9000/"),
+    ],
+)
+def test_the_allow_list_lets_named_hosts_and_networks_through(settings, allowed, url):
+    settings.OUTBOUND_ALLOWED_HOSTS = allowed
+    assert outbound_url_problem(url) is None
+
+
+def test_allowing_a_name_does_not_allow_its_address_under_another_name(settings):
+    settings.OUTBOUND_ALLOWED_HOSTS = ["localhost"]
+    assert outbound_url_problem("http://127.0.0.1:9000/")
