@@ -30,7 +30,7 @@ from campaigns.queue import task_queue
 from profiles.models import Event, Profile
 from segments import conditions
 from segments.selectors import definition_resolver, profile_facts, segment_get, segment_members
-from segments.services import MembershipChangeSet
+from segments.services import MembershipTransition
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class _Candidate:
 def campaign_triggers_fire(
     *,
     resolved: Sequence[tuple[Profile, Sequence[Event]]],
-    changes: Sequence[MembershipChangeSet],
+    changes: Sequence[MembershipTransition],
     now: dt.datetime | None = None,
 ) -> list[Entry]:
     """Pipeline stage, once per chunk after segments: goal events end the journeys they
