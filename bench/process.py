@@ -50,10 +50,10 @@ def _child() -> None:
 
     from access.services import source_create
     from cdp.celery import app as celery_app
+    from cdp.tasks import events_process_task
     from profiles.demo import demo_messages
     from profiles.ingestion import ingest_messages
     from profiles.models import Event, Profile
-    from profiles.tasks import events_process_task
 
     call_command("migrate", verbosity=0)
     celery_app.conf.task_always_eager = False

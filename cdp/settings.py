@@ -220,7 +220,7 @@ CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", "360"))
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = (Queue("ingest"), Queue("default"), Queue("ml"))
 CELERY_TASK_ROUTES = {
-    "profiles.tasks.*": {"queue": "ingest"},
+    "cdp.tasks.events_*": {"queue": "ingest"},
     "segments.tasks.model_*": {"queue": "ml"},
     "identity.tasks.identity_rescan_task": {"queue": "ml"},
 }
@@ -229,7 +229,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT 
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "events-process-pending": {
-        "task": "profiles.tasks.events_process_pending_task",
+        "task": "cdp.tasks.events_process_pending_task",
         "schedule": crontab(minute="*"),
     },
     "identity-match-incremental": {

@@ -8,9 +8,9 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from cdp.tasks import events_process_task
 from identity.models import Identity
 from profiles.models import Event, Profile
-from profiles.tasks import events_process_task
 from tests.conftest import celery_worker
 from tests.identity.factories import event_build, events_store
 

@@ -297,7 +297,7 @@ def test_accepted_events_are_queued_for_processing_after_commit_in_chunks(
     chunks = []
 
     def record(sender=None, args=None, **kwargs):
-        if sender.name == "profiles.tasks.events_process_task":
+        if sender.name == "cdp.tasks.events_process_task":
             chunks.append(list(args[0]))
 
     task_prerun.connect(record)
@@ -342,7 +342,7 @@ def test_small_requests_are_queued_together_for_processing(settings):
         celery_app.conf.task_always_eager = True
         broker.delete("ingest")
     assert len(messages) == 1
-    assert messages[0]["headers"]["task"] == "profiles.tasks.events_process_task"
+    assert messages[0]["headers"]["task"] == "cdp.tasks.events_process_task"
     args = json.loads(base64.b64decode(messages[0]["body"]))[0]
     assert args == [[101, 102, 103]]
 

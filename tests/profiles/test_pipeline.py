@@ -6,11 +6,11 @@ from decimal import Decimal
 import pytest
 
 from cdp import pipeline
+from cdp.tasks import events_process_pending_task, events_process_task
 from identity.models import Identity
 from profiles.models import Event, Profile
 from profiles.selectors import profile_computed_features
 from profiles.services import events as claiming
-from profiles.tasks import events_process_pending_task, events_process_task
 from tests.identity.factories import event_build, event_make, events_store
 
 pytestmark = pytest.mark.django_db

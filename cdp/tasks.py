@@ -1,4 +1,5 @@
-"""Celery adapters for the ingestion pipeline: they take ids and call cdp.pipeline.
+"""Celery adapters for the pipeline: they take ids and call cdp.pipeline. Ingestion (in
+`profiles`, below) hands them event ids by name (`profiles.ingestion.batching`).
 
 Both run on the "ingest" queue (settings.CELERY_TASK_ROUTES) and are acknowledged late, so a
 worker that dies mid-chunk leaves the task to be redelivered; redelivery is harmless because
