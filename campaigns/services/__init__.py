@@ -1,5 +1,6 @@
 """Writes: campaigns and channels (`definitions`), the journey engine (`journeys`), the one
-delivery path (`delivery`) and what recipients do afterwards (`tracking`). Everything public
+delivery path (`delivery`), what recipients do afterwards (`tracking`) and campaigns' part of
+an erasure (`erasure`). Everything public
 is importable from here."""
 
 from campaigns.secrets import channel_secret
@@ -22,6 +23,7 @@ from campaigns.services.delivery import (
     delivery_rules,
     delivery_send,
 )
+from campaigns.services.erasure import campaign_data_erase
 from campaigns.services.journeys import (
     broadcast_batch,
     broadcasts_due,
@@ -45,6 +47,7 @@ __all__ = [
     "broadcast_batch",
     "broadcasts_due",
     "campaign_create",
+    "campaign_data_erase",
     "campaign_definition_check",
     "campaign_entries_exit",
     "campaign_status_set",

@@ -4,7 +4,7 @@ journeys, deliveries and tracking rows."""
 from __future__ import annotations
 
 import pytest
-from consent.erasure import subject_erase
+from consent.services import subject_erase
 from django.utils import timezone
 from rest_framework.test import APIClient
 
