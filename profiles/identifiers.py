@@ -56,6 +56,10 @@ class InvalidIdentifierError(ValueError):
         super().__init__(message)
         self.kind = kind
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Pickled (a task's failure) with both arguments, not only the message.
+        return type(self), (self.kind, str(self))
+
 
 def id_normalize(value: Any) -> str:
     """A user id, anonymous id or device id as text; "" when there is none."""

@@ -33,12 +33,15 @@ def _identity_lookups(query: str) -> list[Key]:
 def _exact_matches(query: str) -> QuerySet[Profile]:
     """Live profiles whose id, or one of whose identifiers, is exactly the query: index
     lookups only."""
-    identity_match = Q()
+    matches = Q()
     for kind, value in _identity_lookups(query):
-        identity_match |= Q(identities__kind=kind, identities__value=value)
-    matches = Q(pk__in=Profile.objects.filter(identity_match).values("pk"))
+        matches |= Q(identities__kind=kind, identities__value=value)
+    if matches:
+        matches = Q(pk__in=Profile.objects.filter(matches).values("pk"))
     if query.isdigit() and len(query) < 19:
         matches |= Q(pk=int(query))
+    if not matches:  # the query can be no identifier and no id (an empty Q would match all)
+        return Profile.objects.none()
     return Profile.objects.filter(matches, merged_into__isnull=True).order_by("-id")
 
 

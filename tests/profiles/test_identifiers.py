@@ -1,5 +1,7 @@
 """Identifier normalization (profiles.identifiers): examples and properties over its input space."""
 
+import pickle
+
 import phonenumbers
 import pytest
 from hypothesis import given
@@ -253,3 +255,9 @@ def test_an_identity_key_a_profile_lookup_and_a_suppression_hash_agree_on_any_in
         except InvalidIdentifierError:
             lookup = None
         assert lookup == key
+
+
+def test_a_refusal_survives_pickling_with_its_kind():
+    pickled = pickle.dumps(InvalidIdentifierError("phone", "phone is not a phone"))
+    refusal = pickle.loads(pickled)  # noqa: S301 - the test's own bytes
+    assert (refusal.kind, str(refusal)) == ("phone", "phone is not a phone")

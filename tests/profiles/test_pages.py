@@ -140,6 +140,13 @@ def test_search_finds_a_profile_by_its_id_and_by_a_phone_number_as_typed(
     assert result_ids(client.get("/profiles/", {"q": "011 1 415 555 2671"})) == [anna.pk]
 
 
+def test_a_search_that_can_be_no_identifier_is_no_exact_match_for_everyone(anna, bob):
+    from profiles.selectors.search import profile_search
+
+    found, exact = profile_search(query="x" * 400)  # longer than any identifier
+    assert not exact and list(found) == []
+
+
 def test_search_matches_the_name_trait_and_shows_nothing_for_a_stranger(
     staff_client, marketer, anna, bob
 ):
