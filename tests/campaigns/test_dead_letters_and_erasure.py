@@ -4,12 +4,12 @@ journeys, deliveries and tracking rows."""
 from __future__ import annotations
 
 import pytest
-from consent.services import subject_erase
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from campaigns import services
 from campaigns.models import Delivery, DeliveryEvent, Entry
+from consent.services import subject_erase
 from tests.campaigns.conftest import CART, cart_reminder, person, track
 
 pytestmark = pytest.mark.django_db
