@@ -37,9 +37,13 @@ run: venv
 		DEBUG=true $(PY) manage.py runserver $(HOST):$(PORT); \
 	fi
 
+# ruff; the layers contract and the no-cycles contract (pyproject.toml [tool.importlinter]);
+# mypy on services, selectors and the pure cores (pyproject.toml [tool.mypy]).
 lint: venv-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 test: venv-dev lint
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \

@@ -353,7 +353,7 @@ def models_combine(
         if not estimates or total <= 0:
             m.append(_m_start(spec))
             continue
-        m.append(sum(est * w for est, w in estimates) / total)
+        m.append(np.sum([est * w for est, w in estimates], axis=0) / total)
     m = [_exact_strongest(mm, uu) for mm, uu in zip(m, u, strict=True)]
     return Model(tuple(fields), m, [x.copy() for x in u], 0.5)
 

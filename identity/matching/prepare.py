@@ -47,7 +47,7 @@ def _encode(table: np.ndarray, raw_codes: np.ndarray) -> tuple[np.ndarray, np.nd
     by `raw_codes` (whose -1 picks the table's last entry)."""
     norm_codes, uniques = _factorize(table)
     codes = norm_codes[raw_codes].astype(np.int32)
-    empty = np.nonzero(uniques == "")[0] if len(uniques) else []
+    empty: Any = np.nonzero(uniques == "")[0] if len(uniques) else []
     if len(empty):
         codes[codes == empty[0]] = -1
     uniques = np.asarray(uniques, dtype=object)
@@ -72,7 +72,9 @@ def _factorize(values: Any) -> tuple[np.ndarray, np.ndarray]:
     return codes, uniques
 
 
-def _column_map(values: Sequence[Any], fn: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _column_map(
+    values: Sequence[Any] | np.ndarray, fn: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """fn over each distinct value only → (values, codes, distinct values)."""
     raw_codes, raw_uniques = _factorize(values)
     table = np.empty(len(raw_uniques) + 1, dtype=object)
@@ -136,7 +138,7 @@ class Prepared:
             values = self.cols[column]
             codes, uniques = pd.factorize(values)
             codes = codes.astype(np.int32)
-            empty = np.nonzero(uniques == "")[0] if len(uniques) else []
+            empty: Any = np.nonzero(uniques == "")[0] if len(uniques) else []
             if len(empty):
                 codes[codes == empty[0]] = -1
             self._codes[column] = (codes, np.asarray(uniques, dtype=object))

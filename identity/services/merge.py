@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.db.models import Q
@@ -50,7 +50,7 @@ def profile_merge(
     *,
     survivor: Profile,
     duplicate: Profile,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     reason: str = "",
     candidate: MatchCandidate | None = None,
 ) -> Profile:
@@ -127,7 +127,7 @@ class _Merge:
     candidate: MatchCandidate | None
 
 
-def _merges_apply(merges: Sequence[_Merge], *, actor: AbstractBaseUser | None) -> list[MergeRecord]:
+def _merges_apply(merges: Sequence[_Merge], *, actor: User | None) -> list[MergeRecord]:
     """The merge itself, for profiles already locked, fresh and checked, none in two merges."""
     if not merges:
         return []
@@ -270,7 +270,7 @@ def profiles_merge(
     *,
     first: Profile,
     second: Profile,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     reason: str = "",
     candidate: MatchCandidate | None = None,
 ) -> MergeRecord:
@@ -287,7 +287,7 @@ def profiles_merge(
 
 
 @transaction.atomic
-def profile_unmerge(*, merge_record: MergeRecord, actor: AbstractBaseUser | None) -> MergeRecord:
+def profile_unmerge(*, merge_record: MergeRecord, actor: User | None) -> MergeRecord:
     """Undo a merge: both profiles back as they were, plus whatever arrived since.
 
     What moved (identities, events, profiles merged earlier into the duplicate) moves back;

@@ -84,7 +84,7 @@ def _events_lock_postgres(ids: list[int], *, fill: int) -> list[Event]:
     names = [field.attname for field in fields]
     json_at = [i for i, field in enumerate(fields) if isinstance(field, JSONField)]
     table = Event._meta.db_table
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    columns = ", ".join(connection.ops.quote_name(f.column or f.attname) for f in fields)
     # Bitmap scans are off for this statement: statistics lag behind a backlog (one that built
     # up since the last analyze looks like a few rows), and the planner would then read and
     # sort every pending row for each chunk instead of walking the pending index in id order.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -65,7 +65,7 @@ def segment_create(
     *,
     name: str,
     definition: Mapping[str, Any],
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     description: str = "",
     webhook_url: str = "",
 ) -> Segment:
@@ -137,7 +137,7 @@ def segment_unarchive(*, segment: Segment) -> Segment:
     return segment
 
 
-def segment_duplicate(*, segment: Segment, actor: AbstractBaseUser | None = None) -> Segment:
+def segment_duplicate(*, segment: Segment, actor: User | None = None) -> Segment:
     return segment_create(
         name=f"{segment.name} (copy)"[:200],
         definition=segment.definition,

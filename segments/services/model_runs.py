@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -26,7 +26,7 @@ from segments.services.task_queue import MODEL_TRAIN_TASK, segments_task
 log = logging.getLogger(__name__)
 
 
-def model_train_request(*, kind: str, actor: AbstractBaseUser | None = None) -> ModelRun:
+def model_train_request(*, kind: str, actor: User | None = None) -> ModelRun:
     """Record a queued run and start its task after commit (the ml queue)."""
     run = ModelRun.objects.create(
         kind=kind, requested_by=actor if getattr(actor, "pk", None) else None
