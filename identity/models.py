@@ -245,7 +245,7 @@ class RescanJob(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        # One run at a time: identity.rescan.rescan_job_create checks under a lock.
+        # One run at a time: identity.services.rescan_job_create checks under a lock.
 
     def __str__(self) -> str:
         return f"{self.kind} rescan {self.pk} ({self.status})"

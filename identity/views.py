@@ -17,7 +17,6 @@ from access.roles import ADMIN, COMPLIANCE, MARKETER, has_role, roles_required
 from identity import selectors, services
 from identity.forms import DecisionForm, QueueFilterForm, SettingsForm
 from identity.models import CandidateStatus, MatchCandidate, MergeRecord
-from identity.rescan import RescanBusyError, rescan_job_create
 
 QUEUE_PAGE = 50
 
@@ -156,8 +155,8 @@ def rescan_start(request: HttpRequest) -> HttpResponse:
 
     full = request.POST.get("full") == "1"
     try:
-        job = rescan_job_create(full=full, actor=request.user)
-    except RescanBusyError as error:
+        job = services.rescan_job_create(full=full, actor=request.user)
+    except services.RescanBusyError as error:
         messages.warning(request, str(error).capitalize() + ".")
     else:
         transaction.on_commit(lambda: identity_rescan_task.delay(job.pk))

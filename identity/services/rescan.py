@@ -58,7 +58,7 @@ from identity.models import (
 )
 from identity.rules import candidate_for_limit, held_breaks_limits, match_rules
 from identity.selectors import match_settings
-from identity.services import PlannedMerge, profiles_merge_batch, survivor_order
+from identity.services.merge import PlannedMerge, profiles_merge_batch, survivor_order
 from profiles.models import Profile
 
 logger = logging.getLogger(__name__)
