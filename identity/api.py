@@ -22,6 +22,7 @@ from access.auth import ResourcePermission
 from access.roles import ADMIN, COMPLIANCE, MARKETER
 from identity import selectors, services
 from identity.models import CandidateStatus, MatchCandidate, MergeRecord, RescanJob
+from identity.tasks import identity_rescan_task
 from profiles.identifiers import KINDS, InvalidIdentifierError, identifier_normalize
 from profiles.models import Profile
 
@@ -338,8 +339,6 @@ class RescanApi(IdentityResource, APIView):
         tags=["identity"], request=RescanInputSerializer, responses={202: RescanOutputSerializer}
     )
     def post(self, request: Request) -> Response:
-        from identity.tasks import identity_rescan_task
-
         data = self.RescanInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:

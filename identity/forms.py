@@ -8,6 +8,7 @@ from django import forms
 
 from identity.matching import DEFAULT_FIELDS, KINDS, LEVELS
 from identity.models import MatchSettings
+from identity.schemas import settings_validate
 
 
 class QueueFilterForm(forms.Form):
@@ -95,8 +96,6 @@ class SettingsForm(forms.Form):
         }
 
     def clean(self) -> dict[str, Any]:
-        from identity.schemas import settings_validate
-
         data = super().clean()
         try:
             settings_validate(dict(data))

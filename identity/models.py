@@ -34,9 +34,22 @@ class Identity(models.Model):
 # --- Identity resolution settings, fuzzy match candidates, merges ---------------------------
 
 
-def default_blocked_values() -> list[str]:
-    from identity.rules import DEFAULT_BLOCKED_VALUES
+# Values that SDKs and forms send when they have no identifier at all.
+DEFAULT_BLOCKED_VALUES = [
+    "null",
+    "none",
+    "undefined",
+    "nil",
+    "nan",
+    "0",
+    "-1",
+    "anonymous",
+    "unknown",
+    "n/a",
+]
 
+
+def default_blocked_values() -> list[str]:
     return list(DEFAULT_BLOCKED_VALUES)
 
 
