@@ -28,7 +28,7 @@ from identity.models import (
     NotSamePerson,
 )
 from identity.selectors import match_settings, profile_current
-from identity.services.keys import _event_identifiers
+from identity.services.keys import event_identifiers_of
 from profiles.features import COMPUTED_FIELDS
 from profiles.identifiers import Key
 from profiles.models import Event, Profile
@@ -249,7 +249,8 @@ def _snapshot_restore(profile: Profile, snapshot: dict[str, Any]) -> None:
         setattr(profile, name, value)
 
 
-def _oldest_first(profile: Profile) -> tuple[bool, datetime | None, int]:
+def oldest_first(profile: Profile) -> tuple[bool, datetime | None, int]:
+    """Sort key putting the profile first seen earliest first (never seen last)."""
     return (profile.first_seen is None, profile.first_seen, profile.pk)
 
 
@@ -257,7 +258,7 @@ def survivor_order(rule: str) -> Callable[[Profile], tuple[Any, ...]]:
     """Sort key putting the survivor first, by a `MatchSettings.SurvivorRule`."""
     if rule == MatchSettings.SurvivorRule.MOST_EVENTS:
         return lambda p: (-p.event_count, p.pk)
-    return _oldest_first
+    return oldest_first
 
 
 def merge_survivor_choose(*, first: Profile, second: Profile) -> tuple[Profile, Profile]:
@@ -330,7 +331,7 @@ def profile_unmerge(*, merge_record: MergeRecord, actor: AbstractBaseUser | None
     to_duplicate, to_survivor = [], []
     new_keys: set[Key] = set()
     for event in since:
-        keys = set(_event_identifiers(event).all_keys())
+        keys = set(event_identifiers_of(event=event).all_keys())
         if keys & duplicate_keys:
             to_duplicate.append(event)
             new_keys |= keys

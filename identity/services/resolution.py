@@ -35,8 +35,8 @@ from identity.rules import (
     merge_breaks_limits,
 )
 from identity.selectors import identities_owners
-from identity.services.keys import _event_identifiers, identity_keys_lock
-from identity.services.merge import _oldest_first, profile_merge
+from identity.services.keys import event_identifiers_of, identity_keys_lock
+from identity.services.merge import oldest_first, profile_merge
 from profiles.identifiers import USER_ID, EventIdentifiers, Key
 from profiles.models import Event, Profile
 
@@ -195,7 +195,7 @@ def _candidate_for_conflict(
     def profile_of(root: object) -> Profile | None:
         if root in group_profile:
             return group_profile[root]
-        existing = sorted(group_profiles.get(root, {}).values(), key=_oldest_first)
+        existing = sorted(group_profiles.get(root, {}).values(), key=oldest_first)
         return existing[0] if existing else None
 
     a, b = profile_of(first), profile_of(second)
@@ -211,7 +211,7 @@ def identity_resolve(*, events: Sequence[Event]) -> list[tuple[Profile, list[Eve
     transaction that claimed the events.
     """
     rules = match_rules()
-    identifiers = {event.pk: rules.allowed(_event_identifiers(event)) for event in events}
+    identifiers = {event.pk: rules.allowed(event_identifiers_of(event=event)) for event in events}
     all_keys = {key for found in identifiers.values() for key in found.all_keys()}
     identity_keys_lock(keys=all_keys)
     owners = identities_owners(keys=all_keys)
@@ -257,7 +257,7 @@ def identity_resolve(*, events: Sequence[Event]) -> list[tuple[Profile, list[Eve
     new_profiles: dict[object, Profile] = {}
     group_profile: dict[object, Profile] = {}
     for root in group_keys:
-        existing = sorted(group_profiles[root].values(), key=_oldest_first)
+        existing = sorted(group_profiles[root].values(), key=oldest_first)
         if not existing:
             new_profiles[root] = Profile()
             continue
