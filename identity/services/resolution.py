@@ -224,18 +224,57 @@ def identity_resolve(*, events: Sequence[Event]) -> list[tuple[Profile, list[Eve
         conflicts = _events_group_limited(
             events, identifiers, owners, profiles, rules, groups, event_root_key
         )
-    else:  # everything an event carries joins one group
-        for event in events:
-            keys = _event_keys(identifiers[event.pk], owners)
-            if not keys:
-                continue
-            event_root_key[event.pk] = keys[0]
-            for key in keys:
-                groups.union(keys[0], key)
-                if key in owners:
-                    groups.union(key, ("profile", profiles[owners[key]].pk))
+    else:
+        _events_group(events, identifiers, owners, profiles, groups, event_root_key)
+    group_keys, group_profiles = _groups_members(
+        events, identifiers, owners, profiles, groups, event_root_key
+    )
+    group_profile = _groups_profile(group_keys, group_profiles, rules)
+    Identity.objects.bulk_create(
+        [
+            Identity(kind=kind, value=value, profile=group_profile[root])
+            for root, keys in group_keys.items()
+            for kind, value in sorted(keys)
+            if (kind, value) not in owners and groups.find((kind, value)) == root
+        ]
+    )
+    for first, second in conflicts:
+        _candidate_for_conflict(
+            groups.find(first), groups.find(second), group_profile, group_profiles
+        )
+    return _events_by_profile(events, groups, event_root_key, group_profile)
 
-    # Group members: the keys to own and the existing profiles to unite.
+
+def _events_group(
+    events: Sequence[Event],
+    identifiers: dict[int, EventIdentifiers],
+    owners: dict[Key, int],
+    profiles: dict[int, Profile],
+    groups: _Groups,
+    event_root_key: dict[int, Key],
+) -> None:
+    """Group events and keys without per-kind limits: everything an event carries joins one
+    group, with the profiles its keys belong to. Fills `groups` and `event_root_key`."""
+    for event in events:
+        keys = _event_keys(identifiers[event.pk], owners)
+        if not keys:
+            continue
+        event_root_key[event.pk] = keys[0]
+        for key in keys:
+            groups.union(keys[0], key)
+            if key in owners:
+                groups.union(key, ("profile", profiles[owners[key]].pk))
+
+
+def _groups_members(
+    events: Sequence[Event],
+    identifiers: dict[int, EventIdentifiers],
+    owners: dict[Key, int],
+    profiles: dict[int, Profile],
+    groups: _Groups,
+    event_root_key: dict[int, Key],
+) -> tuple[dict[object, set[Key]], dict[object, dict[int, Profile]]]:
+    """Per group root: the keys it is to own, and the existing profiles it unites."""
     group_keys: dict[object, set[Key]] = defaultdict(set)
     group_profiles: dict[object, dict[int, Profile]] = defaultdict(dict)
     for event in events:
@@ -252,8 +291,16 @@ def identity_resolve(*, events: Sequence[Event]) -> list[tuple[Profile, list[Eve
         if key in groups.parent:
             profile = profiles[pid]
             group_profiles[groups.find(key)][profile.pk] = profile
+    return group_keys, group_profiles
 
-    # One profile per group: create, reuse, or merge into the oldest.
+
+def _groups_profile(
+    group_keys: dict[object, set[Key]],
+    group_profiles: dict[object, dict[int, Profile]],
+    rules: MatchRules,
+) -> dict[object, Profile]:
+    """One profile per group: a new one, the one it has, or its profiles merged into the
+    oldest (a merge a per-kind limit forbids is queued for staff instead)."""
     new_profiles: dict[object, Profile] = {}
     group_profile: dict[object, Profile] = {}
     for root in group_keys:
@@ -274,19 +321,16 @@ def identity_resolve(*, events: Sequence[Event]) -> list[tuple[Profile, list[Eve
     if new_profiles:
         created = Profile.objects.bulk_create(list(new_profiles.values()))
         group_profile.update(zip(new_profiles, created, strict=True))
+    return group_profile
 
-    new_identities = [
-        Identity(kind=kind, value=value, profile=group_profile[root])
-        for root, keys in group_keys.items()
-        for kind, value in sorted(keys)
-        if (kind, value) not in owners and groups.find((kind, value)) == root
-    ]
-    Identity.objects.bulk_create(new_identities)
-    for first, second in conflicts:
-        _candidate_for_conflict(
-            groups.find(first), groups.find(second), group_profile, group_profiles
-        )
 
+def _events_by_profile(
+    events: Sequence[Event],
+    groups: _Groups,
+    event_root_key: dict[int, Key],
+    group_profile: dict[object, Profile],
+) -> list[tuple[Profile, list[Event]]]:
+    """(profile, its events) in profile id order, `event.profile` set on each event."""
     by_profile: dict[int, tuple[Profile, list[Event]]] = {}
     for event in events:
         if event.pk not in event_root_key:
