@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.serializers.json import DjangoJSONEncoder
@@ -288,12 +288,25 @@ def _snapshot_restore(profile: Profile, snapshot: dict[str, Any]) -> None:
         setattr(profile, name, value)
 
 
-def oldest_first(profile: Profile) -> tuple[bool, datetime | None, int]:
+class SurvivorCandidate(Protocol):
+    """What the survivor rules read of a profile: a `Profile`, or the rescan's plan of one."""
+
+    @property
+    def pk(self) -> int: ...
+
+    @property
+    def first_seen(self) -> datetime | None: ...
+
+    @property
+    def event_count(self) -> int: ...
+
+
+def oldest_first(profile: SurvivorCandidate) -> tuple[bool, datetime | None, int]:
     """Sort key putting the profile first seen earliest first (never seen last)."""
     return (profile.first_seen is None, profile.first_seen, profile.pk)
 
 
-def survivor_order(rule: str) -> Callable[[Profile], tuple[Any, ...]]:
+def survivor_order(rule: str) -> Callable[[SurvivorCandidate], tuple[Any, ...]]:
     """Sort key putting the survivor first, by a `MatchSettings.SurvivorRule`."""
     if rule == MatchSettings.SurvivorRule.MOST_EVENTS:
         return lambda p: (-p.event_count, p.pk)
