@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,7 +27,7 @@ class DecisionError(ValueError):
 
 @transaction.atomic
 def candidate_decide(
-    *, candidate: MatchCandidate, merge: bool, actor: AbstractBaseUser | None
+    *, candidate: MatchCandidate, merge: bool, actor: User | None
 ) -> MergeRecord | None:
     """Staff decision on a suggested pair: merge them (returns the merge record), or record
     that they are not the same person (never suggested again)."""
@@ -62,7 +62,7 @@ def candidate_decide(
 
 
 def candidates_decide(
-    *, candidates: Sequence[MatchCandidate], merge: bool, actor: AbstractBaseUser | None
+    *, candidates: Sequence[MatchCandidate], merge: bool, actor: User | None
 ) -> tuple[int, list[str]]:
     """Bulk decision; returns (how many were decided, why the others were not)."""
     done, problems = 0, []
@@ -75,7 +75,7 @@ def candidates_decide(
     return done, problems
 
 
-def match_settings_update(*, actor: AbstractBaseUser | None, **values: Any) -> MatchSettings:
+def match_settings_update(*, actor: User | None, **values: Any) -> MatchSettings:
     """Validate and save identity-resolution settings; ValueError {field: message} if bad."""
     cleaned = settings_validate(values)
     settings = match_settings()

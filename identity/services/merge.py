@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.db.models import Q
@@ -50,7 +50,7 @@ def profile_merge(
     *,
     survivor: Profile,
     duplicate: Profile,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     reason: str = "",
     candidate: MatchCandidate | None = None,
 ) -> Profile:
@@ -127,7 +127,7 @@ class _Merge:
     candidate: MatchCandidate | None
 
 
-def _merges_apply(merges: Sequence[_Merge], *, actor: AbstractBaseUser | None) -> list[MergeRecord]:
+def _merges_apply(merges: Sequence[_Merge], *, actor: User | None) -> list[MergeRecord]:
     """The merge itself, for profiles already locked, fresh and checked, none in two merges."""
     if not merges:
         return []
@@ -192,7 +192,7 @@ def _merge_records_build(
     merges: Sequence[_Merge],
     moved: dict[str, dict[int, list[int]]],
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
 ) -> list[MergeRecord]:
     """One unsaved record per merge: both profiles as they are now and what will move."""
     last_event_id = Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
@@ -323,7 +323,7 @@ def profiles_merge(
     *,
     first: Profile,
     second: Profile,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     reason: str = "",
     candidate: MatchCandidate | None = None,
 ) -> MergeRecord:
@@ -340,7 +340,7 @@ def profiles_merge(
 
 
 @transaction.atomic
-def profile_unmerge(*, merge_record: MergeRecord, actor: AbstractBaseUser | None) -> MergeRecord:
+def profile_unmerge(*, merge_record: MergeRecord, actor: User | None) -> MergeRecord:
     """Undo a merge: both profiles back as they were, plus whatever arrived since.
 
     What moved (identities, events, profiles merged earlier into the duplicate) moves back;
@@ -444,7 +444,7 @@ def _profiles_rebuild(
 
 
 def _unmerge_record(
-    record: MergeRecord, survivor: Profile, duplicate: Profile, *, actor: AbstractBaseUser | None
+    record: MergeRecord, survivor: Profile, duplicate: Profile, *, actor: User | None
 ) -> None:
     """Mark the merge undone and the pair "not the same person"; its suggestion rejected."""
     record.unmerged_at = timezone.now()
