@@ -9,9 +9,10 @@
 2. Scale: synthetic profiles (typos, nicknames, households sharing an address, people who
    moved) at 100k and 1M: full rescan time and peak memory of the pure core on in-memory
    records, and the p99 of matching one new profile against an index of the rest.
-3. Database: the real full rescan service (`identity.rescan`, merges batched) over `--db`
-   synthetic profiles stored in PostgreSQL (BENCH_IDENTITY_DATABASE_URL, recreated), each
-   with an anonymous id and an event: time and peak memory; then an incremental run.
+3. Database: the real full rescan service (`identity.services.identity_rescan`, merges
+   batched) over `--db` synthetic profiles stored in PostgreSQL (BENCH_IDENTITY_DATABASE_URL,
+   recreated), each with an anonymous id and an event: time and peak memory; then an
+   incremental run.
 
 `python -m bench identity [--scale 100000,1000000] [--skip-febrl] [--skip-scale] [--db N]`
 """
@@ -482,7 +483,7 @@ def db_child(size: int) -> None:
 
     from access.services import source_create
     from identity.models import Identity, MergeRecord
-    from identity.rescan import identity_rescan
+    from identity.services import identity_rescan
     from profiles.models import Event, Profile
 
     call_command("migrate", verbosity=0)
@@ -532,7 +533,7 @@ def db_child(size: int) -> None:
     full_s = time.perf_counter() - start
     records = MergeRecord.objects.count()
     print(
-        f"db full rescan, {size:,} profiles in PostgreSQL (identity.rescan, incl. loading, "
+        f"db full rescan, {size:,} profiles in PostgreSQL (identity_rescan, incl. loading, "
         f"the MatchKey index and {summary.merged:,} batched merges, {records:,} merge records): "
         f"{full_s:.1f} s ({1000 * full_s / max(summary.merged, 1):.1f} ms per merge, all in); "
         f"{summary.pairs:,} pairs, {summary.merged:,} merged, {summary.queued:,} queued; "

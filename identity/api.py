@@ -22,7 +22,7 @@ from access.auth import ResourcePermission
 from access.roles import ADMIN, COMPLIANCE, MARKETER
 from identity import selectors, services
 from identity.models import CandidateStatus, MatchCandidate, MergeRecord, RescanJob
-from identity.rescan import RescanBusyError, rescan_job_create
+from identity.tasks import identity_rescan_task
 from profiles.identifiers import KINDS, InvalidIdentifierError, identifier_normalize
 from profiles.models import Profile
 
@@ -339,13 +339,13 @@ class RescanApi(IdentityResource, APIView):
         tags=["identity"], request=RescanInputSerializer, responses={202: RescanOutputSerializer}
     )
     def post(self, request: Request) -> Response:
-        from identity.tasks import identity_rescan_task
-
         data = self.RescanInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            job = rescan_job_create(full=data.validated_data["full"], actor=_actor(request))
-        except RescanBusyError as error:
+            job = services.rescan_job_create(
+                full=data.validated_data["full"], actor=_actor(request)
+            )
+        except services.RescanBusyError as error:
             raise ValidationError({"rescan": [str(error)]}) from None
         transaction.on_commit(lambda: identity_rescan_task.delay(job.pk))
         return Response(RescanOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)

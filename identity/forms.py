@@ -6,8 +6,9 @@ from typing import Any
 
 from django import forms
 
-from identity.matching import DEFAULT_FIELDS, KINDS, LEVELS
+from identity.matching import DEFAULT_FIELDS, KINDS
 from identity.models import MatchSettings
+from identity.schemas import settings_validate
 
 
 class QueueFilterForm(forms.Form):
@@ -95,8 +96,6 @@ class SettingsForm(forms.Form):
         }
 
     def clean(self) -> dict[str, Any]:
-        from identity.schemas import settings_validate
-
         data = super().clean()
         try:
             settings_validate(dict(data))
@@ -133,7 +132,3 @@ class SettingsForm(forms.Form):
 
     def clean_fields(self) -> list[dict[str, str]]:
         return [{"path": p, "kind": k} for _, p, k in self._pairs("fields")]
-
-
-def level_names() -> dict[str, tuple[str, ...]]:
-    return LEVELS

@@ -34,9 +34,22 @@ class Identity(models.Model):
 # --- Identity resolution settings, fuzzy match candidates, merges ---------------------------
 
 
-def default_blocked_values() -> list[str]:
-    from identity.rules import DEFAULT_BLOCKED_VALUES
+# Values that SDKs and forms send when they have no identifier at all.
+DEFAULT_BLOCKED_VALUES = [
+    "null",
+    "none",
+    "undefined",
+    "nil",
+    "nan",
+    "0",
+    "-1",
+    "anonymous",
+    "unknown",
+    "n/a",
+]
 
+
+def default_blocked_values() -> list[str]:
     return list(DEFAULT_BLOCKED_VALUES)
 
 
@@ -245,7 +258,7 @@ class RescanJob(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        # One run at a time: identity.rescan.rescan_job_create checks under a lock.
+        # One run at a time: identity.services.rescan_job_create checks under a lock.
 
     def __str__(self) -> str:
         return f"{self.kind} rescan {self.pk} ({self.status})"

@@ -15,19 +15,6 @@ from identity.selectors import match_settings
 from profiles.identifiers import EventIdentifiers
 from profiles.models import Profile
 
-# Values that SDKs and forms send when they have no identifier at all.
-DEFAULT_BLOCKED_VALUES = [
-    "null",
-    "none",
-    "undefined",
-    "nil",
-    "nan",
-    "0",
-    "-1",
-    "anonymous",
-    "unknown",
-    "n/a",
-]
 REGEX_PREFIX = "re:"
 
 

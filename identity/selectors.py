@@ -22,10 +22,6 @@ def identities_owners(*, keys: Iterable[Key]) -> dict[Key, int]:
     return {(kind, value): pid for kind, value, pid in rows if (kind, value) in wanted}
 
 
-def profile_identities(*, profile: Profile) -> QuerySet[Identity]:
-    return Identity.objects.filter(profile=profile).order_by("kind", "value")
-
-
 def profile_by_identity(*, kind: str, value: str) -> Profile | None:
     """The profile an exact (already normalized) identifier belongs to, if any."""
     identity = Identity.objects.select_related("profile").filter(kind=kind, value=value).first()

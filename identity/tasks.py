@@ -1,9 +1,9 @@
-"""Celery adapters for identity matching: they take ids and call identity.rescan."""
+"""Celery adapters for identity matching: they take ids and call identity.services."""
 
 from celery import shared_task
 
 from identity.models import RescanJob
-from identity.rescan import RescanBusyError, rescan_job_create, rescan_job_run
+from identity.services import RescanBusyError, rescan_job_create, rescan_job_run
 
 
 @shared_task(acks_late=True, soft_time_limit=3600, time_limit=3700)

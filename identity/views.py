@@ -17,7 +17,7 @@ from access.roles import ADMIN, COMPLIANCE, MARKETER, has_role, roles_required
 from identity import selectors, services
 from identity.forms import DecisionForm, QueueFilterForm, SettingsForm
 from identity.models import CandidateStatus, MatchCandidate, MergeRecord
-from identity.rescan import RescanBusyError, rescan_job_create
+from identity.tasks import identity_rescan_task
 
 QUEUE_PAGE = 50
 
@@ -152,12 +152,10 @@ def settings_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 @roles_required(MARKETER, ADMIN)
 def rescan_start(request: HttpRequest) -> HttpResponse:
-    from identity.tasks import identity_rescan_task
-
     full = request.POST.get("full") == "1"
     try:
-        job = rescan_job_create(full=full, actor=request.user)
-    except RescanBusyError as error:
+        job = services.rescan_job_create(full=full, actor=request.user)
+    except services.RescanBusyError as error:
         messages.warning(request, str(error).capitalize() + ".")
     else:
         transaction.on_commit(lambda: identity_rescan_task.delay(job.pk))

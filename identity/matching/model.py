@@ -95,11 +95,6 @@ def weight_to_probability(weight: np.ndarray | float) -> np.ndarray:
     return 1.0 / (1.0 + np.power(2.0, -np.clip(weight, -60, 60)))
 
 
-def probability_to_weight(probability: float) -> float:
-    p = min(max(probability, 1e-12), 1 - 1e-12)
-    return math.log2(p / (1 - p))
-
-
 def _level_counts(levels: np.ndarray, n_levels: int, weights: np.ndarray | None) -> np.ndarray:
     counts = np.bincount(levels, weights=weights, minlength=n_levels + 1).astype(np.float64)
     counts[0] = 0.0

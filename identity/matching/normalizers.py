@@ -15,7 +15,8 @@ SEPARATOR = "\x1f"
 _MISSING = {"", "null", "none", "nan", "n/a", "-", "unknown"}  # not "na": a surname
 
 
-def _is_missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
+    """Whether a trait value stands for no value (None, NaN, "", "null", "n/a", ...)."""
     if value is None:
         return True
     if isinstance(value, float) and math.isnan(value):
@@ -25,7 +26,7 @@ def _is_missing(value: Any) -> bool:
 
 def text_fold(value: Any) -> str:
     """NFKC, case-fold, strip accents (é → e, ß → ss), punctuation to spaces, single spaces."""
-    if _is_missing(value):
+    if is_missing(value):
         return ""
     text = str(value)
     if text.isascii():
@@ -48,7 +49,7 @@ def name_normalize(value: Any) -> str:
 
 def postcode_normalize(value: Any) -> str:
     """Upper-case letters and digits only: "sw1a 1aa" → "SW1A1AA", "2119.0" → "2119"."""
-    if _is_missing(value):
+    if is_missing(value):
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -58,7 +59,7 @@ def postcode_normalize(value: Any) -> str:
 
 def id_normalize(value: Any) -> str:
     """An identifier compared fuzzily (CRM id, national id): letters and digits, folded."""
-    if _is_missing(value):
+    if is_missing(value):
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -67,7 +68,7 @@ def id_normalize(value: Any) -> str:
 
 def email_fold(value: Any) -> str:
     """Lower-cased, trimmed email; fuzzy comparison only (exact identity has its own rules)."""
-    if _is_missing(value):
+    if is_missing(value):
         return ""
     text = unicodedata.normalize("NFKC", str(value)).strip().casefold()
     return text if "@" in text else ""
@@ -76,7 +77,7 @@ def email_fold(value: Any) -> str:
 def phone_digits(value: Any) -> str:
     """The last nine digits of a phone number: enough to tell people apart, blind to the
     country-code and trunk-prefix variants of the same number."""
-    if _is_missing(value):
+    if is_missing(value):
         return ""
     digits = re.sub(r"\D", "", str(value))
     return digits[-9:] if len(digits) >= 6 else ""
@@ -93,7 +94,7 @@ _DMY = re.compile(r"^(\d{1,2})[./-](\d{1,2})[./-](\d{4})$")
 def date_normalize(value: Any) -> str:
     """A date of birth as "YYYYMMDD" ("" when unreadable). Day-first for d/m/y input.
     Out-of-range parts are kept as typed: a typo'd month is still evidence."""
-    if _is_missing(value):
+    if is_missing(value):
         return ""
     text = str(value).strip()
     if isinstance(value, float) and value.is_integer():
@@ -112,7 +113,7 @@ def date_normalize(value: Any) -> str:
 
 def street_split(value: Any) -> tuple[str, str]:
     """("12a", "main street") from "12A Main Street"; the house number is compared apart."""
-    return _street_split_folded(text_fold(value))
+    return street_split_folded(text_fold(value))
 
 
 _HOUSE_NUMBER = re.compile(r"^(\d+[a-z]?)\s*(.*)$")
@@ -120,7 +121,8 @@ _HOUSE_NUMBER = re.compile(r"^(\d+[a-z]?)\s*(.*)$")
 _HOUSE_NUMBER_LAST = re.compile(r"^(.*\D)\s(\d+[a-z]?)$")
 
 
-def _street_split_folded(folded: str) -> tuple[str, str]:
+def street_split_folded(folded: str) -> tuple[str, str]:
+    """(house number, street name) of a street already folded by `text_fold`."""
     match = _HOUSE_NUMBER.match(folded)
     if match:
         return match.group(1), match.group(2).replace(" ", "")

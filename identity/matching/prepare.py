@@ -13,16 +13,16 @@ import pandas as pd
 from identity.matching.fields import ADDRESS_PARTS, DEFAULT_FIELDS, FieldSpec, trait_get
 from identity.matching.normalizers import (
     SEPARATOR,
-    _is_missing,
-    _street_split_folded,
     country_normalize,
     date_normalize,
     email_fold,
     id_normalize,
+    is_missing,
     name_canonical,
     name_normalize,
     phone_digits,
     postcode_normalize,
+    street_split_folded,
     text_fold,
 )
 
@@ -63,7 +63,7 @@ def _factorize(values: Any) -> tuple[np.ndarray, np.ndarray]:
     seen: dict[Any, int] = {}
     codes = np.empty(len(values), dtype=np.int64)
     for position, value in enumerate(values):
-        if _is_missing(value) and not isinstance(value, str):
+        if is_missing(value) and not isinstance(value, str):
             codes[position] = -1
             continue
         codes[position] = seen.setdefault(value, len(seen))
@@ -207,8 +207,8 @@ def records_prepare(
                 )
                 out.set(f"{p}:{part}", table[codes])
         elif spec.kind == "street":
-            out.derive(f"{p}:number", p, lambda v: _street_split_folded(v)[0])
-            out.derive(f"{p}:name", p, lambda v: _street_split_folded(v)[1])
+            out.derive(f"{p}:number", p, lambda v: street_split_folded(v)[0])
+            out.derive(f"{p}:name", p, lambda v: street_split_folded(v)[1])
         elif spec.kind == "email":
             out.derive(f"{p}:local", p, lambda v: v.split("@")[0])
             out.derive(f"{p}:digits", p, lambda v: "".join(c for c in v if c.isdigit()) or "-")
@@ -228,8 +228,8 @@ def _address_columns(out: _Columns, path: str, columns: Mapping[str, Sequence[An
             columns.get(f"{path}.{name}"),
             fn,
         )
-    out.derive(f"{path}:street_number", f"{path}:street", lambda v: _street_split_folded(v)[0])
-    out.derive(f"{path}:street_name", f"{path}:street", lambda v: _street_split_folded(v)[1])
+    out.derive(f"{path}:street_number", f"{path}:street", lambda v: street_split_folded(v)[0])
+    out.derive(f"{path}:street_name", f"{path}:street", lambda v: street_split_folded(v)[1])
     # The whole address, for exact comparison and for showing; "" when nothing locates it.
     street = out.cols[f"{path}:street"]
     joined = _concat(

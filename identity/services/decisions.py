@@ -16,6 +16,7 @@ from identity.models import (
     MergeRecord,
     NotSamePerson,
 )
+from identity.schemas import settings_validate
 from identity.selectors import match_settings
 from identity.services.merge import profiles_merge
 
@@ -76,8 +77,6 @@ def candidates_decide(
 
 def match_settings_update(*, actor: User | None, **values: Any) -> MatchSettings:
     """Validate and save identity-resolution settings; ValueError {field: message} if bad."""
-    from identity.schemas import settings_validate
-
     cleaned = settings_validate(values)
     settings = match_settings()
     for name, value in cleaned.items():

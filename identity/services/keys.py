@@ -35,7 +35,9 @@ def identity_keys_lock(*, keys: Iterable[Key]) -> None:
         )
 
 
-def _event_identifiers(event: Event) -> EventIdentifiers:
+def event_identifiers_of(*, event: Event) -> EventIdentifiers:
+    """The identifiers identity resolution takes from a stored event (an alias's previousId
+    among them; a group's traits left out)."""
     return event_identifiers(
         user_id=event.user_id,
         anonymous_id=event.anonymous_id,

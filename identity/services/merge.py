@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from django.contrib.auth.models import User
 from django.core.serializers.json import DjangoJSONEncoder
@@ -28,7 +28,7 @@ from identity.models import (
     NotSamePerson,
 )
 from identity.selectors import match_settings, profile_current
-from identity.services.keys import _event_identifiers
+from identity.services.keys import event_identifiers_of
 from profiles.features import COMPUTED_FIELDS
 from profiles.identifiers import Key
 from profiles.models import Event, Profile
@@ -132,6 +132,40 @@ def _merges_apply(merges: Sequence[_Merge], *, actor: User | None) -> list[Merge
     if not merges:
         return []
     moves = {merge.duplicate.pk: merge.survivor.pk for merge in merges}
+    records = _merge_records_build(merges, _rows_moved(moves), actor=actor)
+    strategy = match_settings().trait_strategy
+    own_traits = {
+        m.survivor.pk: (dict(m.survivor.traits), dict(m.survivor.trait_timestamps)) for m in merges
+    }
+    pairs = [(merge.survivor, merge.duplicate) for merge in merges]
+
+    rows_update_from_map(model=Identity, key="profile_id", column="profile_id", mapping=moves)
+    profiles_absorb(pairs=pairs)
+    if strategy == MatchSettings.TraitStrategy.SURVIVOR:
+        _survivor_traits_keep(pairs, own_traits)
+    _trait_sources_record(records, pairs, own_traits)
+    _merge_hooks_run(records, pairs)
+    MergeRecord.objects.bulk_create(records)
+    MatchCandidate.objects.filter(
+        Q(profile_a_id__in=list(moves)) | Q(profile_b_id__in=list(moves)),
+        status=CandidateStatus.PENDING,
+    ).exclude(pk__in=[m.candidate.pk for m in merges if m.candidate is not None]).update(
+        status=CandidateStatus.STALE
+    )
+    for merge in merges:
+        logger.info(
+            "merged profile %s into %s (%s)%s",
+            merge.duplicate.pk,
+            merge.survivor.pk,
+            merge.reason or "no reason given",
+            f" by user {actor.pk}" if actor is not None else "",
+        )
+    return records
+
+
+def _rows_moved(moves: dict[int, int]) -> dict[str, dict[int, list[int]]]:
+    """What the merges will move, per duplicate: {"identities"|"events"|"profiles": {duplicate
+    id: row ids}} (the profiles are those merged earlier into the duplicate)."""
     moved: dict[str, dict[int, list[int]]] = {"identities": {}, "events": {}, "profiles": {}}
     for name, rows in (
         (
@@ -151,45 +185,66 @@ def _merges_apply(merges: Sequence[_Merge], *, actor: User | None) -> list[Merge
     ):
         for owner, pk in rows.order_by("pk").iterator(chunk_size=10000):
             moved[name].setdefault(owner, []).append(pk)
-    last_event_id = Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-    records = []
-    for merge in merges:
-        survivor, duplicate = merge.survivor, merge.duplicate
-        records.append(
-            MergeRecord(
-                survivor=survivor,
-                duplicate=duplicate,
-                actor=actor if getattr(actor, "pk", None) else None,
-                reason=merge.reason[:200],
-                candidate=merge.candidate,
-                survivor_before=profile_snapshot(survivor),
-                duplicate_before=profile_snapshot(duplicate),
-                moved_identities=moved["identities"].get(duplicate.pk, []),
-                moved_events=moved["events"].get(duplicate.pk, []),
-                moved_profiles=moved["profiles"].get(duplicate.pk, []),
-                last_event_id=last_event_id,
-            )
-        )
-    strategy = match_settings().trait_strategy
-    own_traits = {
-        m.survivor.pk: (dict(m.survivor.traits), dict(m.survivor.trait_timestamps)) for m in merges
-    }
-    pairs = [(merge.survivor, merge.duplicate) for merge in merges]
+    return moved
 
-    rows_update_from_map(model=Identity, key="profile_id", column="profile_id", mapping=moves)
-    profiles_absorb(pairs=pairs)
-    if strategy == MatchSettings.TraitStrategy.SURVIVOR:
-        for survivor, _ in pairs:
-            traits, stamps = own_traits[survivor.pk]
-            survivor.traits = {**survivor.traits, **traits}
-            survivor.trait_timestamps = {**survivor.trait_timestamps, **stamps}
-        profiles_save(profiles=[survivor for survivor, _ in pairs])
+
+def _merge_records_build(
+    merges: Sequence[_Merge],
+    moved: dict[str, dict[int, list[int]]],
+    *,
+    actor: User | None,
+) -> list[MergeRecord]:
+    """One unsaved record per merge: both profiles as they are now and what will move."""
+    last_event_id = Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    return [
+        MergeRecord(
+            survivor=merge.survivor,
+            duplicate=merge.duplicate,
+            actor=actor if getattr(actor, "pk", None) else None,
+            reason=merge.reason[:200],
+            candidate=merge.candidate,
+            survivor_before=profile_snapshot(merge.survivor),
+            duplicate_before=profile_snapshot(merge.duplicate),
+            moved_identities=moved["identities"].get(merge.duplicate.pk, []),
+            moved_events=moved["events"].get(merge.duplicate.pk, []),
+            moved_profiles=moved["profiles"].get(merge.duplicate.pk, []),
+            last_event_id=last_event_id,
+        )
+        for merge in merges
+    ]
+
+
+def _survivor_traits_keep(
+    pairs: Sequence[tuple[Profile, Profile]],
+    own_traits: dict[int, tuple[dict[str, Any], dict[str, Any]]],
+) -> None:
+    """The "survivor" trait strategy: the survivor's own values win over the absorbed ones."""
+    for survivor, _ in pairs:
+        traits, stamps = own_traits[survivor.pk]
+        survivor.traits = {**survivor.traits, **traits}
+        survivor.trait_timestamps = {**survivor.trait_timestamps, **stamps}
+    profiles_save(profiles=[survivor for survivor, _ in pairs])
+
+
+def _trait_sources_record(
+    records: Sequence[MergeRecord],
+    pairs: Sequence[tuple[Profile, Profile]],
+    own_traits: dict[int, tuple[dict[str, Any], dict[str, Any]]],
+) -> None:
+    """Note on each record which profile each of the merged traits came from."""
     for record, (survivor, _) in zip(records, pairs, strict=True):
         mine = own_traits[survivor.pk][0]
         record.trait_sources = {
             name: "survivor" if mine.get(name, _MISSING) == value else "duplicate"
             for name, value in survivor.traits.items()
         }
+
+
+def _merge_hooks_run(
+    records: Sequence[MergeRecord], pairs: Sequence[tuple[Profile, Profile]]
+) -> None:
+    """Merge consent, then run the registered hooks; each one's state goes on the records."""
+    for record in records:
         record.hooks = {}
     # Consent's state is kept under "consent" in `hooks`, where merge records made while the
     # rule was a registered hook keep it too.
@@ -198,22 +253,6 @@ def _merges_apply(merges: Sequence[_Merge], *, actor: User | None) -> list[Merge
     for hook in merge_hooks():
         for record, state in zip(records, hook_merge_states(hook, pairs), strict=True):
             record.hooks[hook.name] = state
-    MergeRecord.objects.bulk_create(records)
-    MatchCandidate.objects.filter(
-        Q(profile_a_id__in=list(moves)) | Q(profile_b_id__in=list(moves)),
-        status=CandidateStatus.PENDING,
-    ).exclude(pk__in=[m.candidate.pk for m in merges if m.candidate is not None]).update(
-        status=CandidateStatus.STALE
-    )
-    for merge in merges:
-        logger.info(
-            "merged profile %s into %s (%s)%s",
-            merge.duplicate.pk,
-            merge.survivor.pk,
-            merge.reason or "no reason given",
-            f" by user {actor.pk}" if actor is not None else "",
-        )
-    return records
 
 
 _MISSING = object()
@@ -249,15 +288,29 @@ def _snapshot_restore(profile: Profile, snapshot: dict[str, Any]) -> None:
         setattr(profile, name, value)
 
 
-def _oldest_first(profile: Profile) -> tuple[bool, datetime | None, int]:
+class SurvivorCandidate(Protocol):
+    """What the survivor rules read of a profile: a `Profile`, or the rescan's plan of one."""
+
+    @property
+    def pk(self) -> int: ...
+
+    @property
+    def first_seen(self) -> datetime | None: ...
+
+    @property
+    def event_count(self) -> int: ...
+
+
+def oldest_first(profile: SurvivorCandidate) -> tuple[bool, datetime | None, int]:
+    """Sort key putting the profile first seen earliest first (never seen last)."""
     return (profile.first_seen is None, profile.first_seen, profile.pk)
 
 
-def survivor_order(rule: str) -> Callable[[Profile], tuple[Any, ...]]:
+def survivor_order(rule: str) -> Callable[[SurvivorCandidate], tuple[Any, ...]]:
     """Sort key putting the survivor first, by a `MatchSettings.SurvivorRule`."""
     if rule == MatchSettings.SurvivorRule.MOST_EVENTS:
         return lambda p: (-p.event_count, p.pk)
-    return _oldest_first
+    return oldest_first
 
 
 def merge_survivor_choose(*, first: Profile, second: Profile) -> tuple[Profile, Profile]:
@@ -297,6 +350,31 @@ def profile_unmerge(*, merge_record: MergeRecord, actor: User | None) -> MergeRe
     person", so the matcher does not merge it again. Refused (ValueError) when already undone
     or when the survivor has since been merged into another profile (undo that first).
     """
+    record, survivor, duplicate = _unmerge_lock(merge_record)
+    Identity.objects.filter(pk__in=record.moved_identities, profile=survivor).update(
+        profile=duplicate
+    )
+    Event.objects.filter(pk__in=record.moved_events, profile=survivor).update(profile=duplicate)
+    Profile.objects.filter(pk__in=record.moved_profiles, merged_into=survivor).update(
+        merged_into=duplicate
+    )
+    to_survivor, to_duplicate = _events_since_split(record, survivor, duplicate)
+    _profiles_rebuild(record, (survivor, to_survivor), (duplicate, to_duplicate))
+    # Hooks see both profiles rebuilt (segment membership is evaluated on them), in the
+    # reverse of the merge's order: consent, applied first, is undone last.
+    for hook in reversed(merge_hooks()):
+        if hook.unmerge is not None and hook.name in record.hooks:
+            hook.unmerge(survivor=survivor, duplicate=duplicate, state=record.hooks[hook.name])
+    if CONSENT_STATE in record.hooks:
+        consents_unmerge(survivor=survivor, duplicate=duplicate, state=record.hooks[CONSENT_STATE])
+    _unmerge_record(record, survivor, duplicate, actor=actor)
+    logger.info("unmerged profile %s from %s", duplicate.pk, survivor.pk)
+    return record
+
+
+def _unmerge_lock(merge_record: MergeRecord) -> tuple[MergeRecord, Profile, Profile]:
+    """Lock the record and both profiles (in id order): (record, survivor, duplicate), or
+    ValueError when the merge cannot be undone now."""
     record = MergeRecord.objects.select_for_update().get(pk=merge_record.pk)
     if record.unmerged_at is not None:
         raise ValueError("this merge was already undone")
@@ -312,15 +390,15 @@ def profile_unmerge(*, merge_record: MergeRecord, actor: User | None) -> MergeRe
         )
     if duplicate.merged_into_id != survivor.pk:
         raise ValueError(f"profile {duplicate.pk} is no longer merged into {survivor.pk}")
+    return record, survivor, duplicate
 
-    Identity.objects.filter(pk__in=record.moved_identities, profile=survivor).update(
-        profile=duplicate
-    )
-    Event.objects.filter(pk__in=record.moved_events, profile=survivor).update(profile=duplicate)
-    Profile.objects.filter(pk__in=record.moved_profiles, merged_into=survivor).update(
-        merged_into=duplicate
-    )
-    # Since the merge: attributed by identifier.
+
+def _events_since_split(
+    record: MergeRecord, survivor: Profile, duplicate: Profile
+) -> tuple[list[Event], list[Event]]:
+    """Events that arrived since the merge, attributed by identifier: those carrying one of
+    the duplicate's go back to it, with the identities they created. Returns (the survivor's,
+    the duplicate's), in event-time order."""
     duplicate_keys = set(Identity.objects.filter(profile=duplicate).values_list("kind", "value"))
     since = list(
         Event.objects.filter(profile=survivor, pk__gt=record.last_event_id).order_by(
@@ -330,7 +408,7 @@ def profile_unmerge(*, merge_record: MergeRecord, actor: User | None) -> MergeRe
     to_duplicate, to_survivor = [], []
     new_keys: set[Key] = set()
     for event in since:
-        keys = set(_event_identifiers(event).all_keys())
+        keys = set(event_identifiers_of(event=event).all_keys())
         if keys & duplicate_keys:
             to_duplicate.append(event)
             new_keys |= keys
@@ -341,26 +419,34 @@ def profile_unmerge(*, merge_record: MergeRecord, actor: User | None) -> MergeRe
         Identity.objects.filter(
             kind=kind, value=value, profile=survivor, created_at__gt=record.created_at
         ).update(profile=duplicate)
+    return to_survivor, to_duplicate
 
+
+def _profiles_rebuild(
+    record: MergeRecord,
+    survivor_side: tuple[Profile, list[Event]],
+    duplicate_side: tuple[Profile, list[Event]],
+) -> None:
+    """Both profiles from their snapshots plus the events they got since, saved; the
+    duplicate no longer merged."""
+    survivor, duplicate = survivor_side[0], duplicate_side[0]
     _snapshot_restore(survivor, record.survivor_before)
     _snapshot_restore(duplicate, record.duplicate_before)
     duplicate.merged_into = None
     late = [
         profile
-        for profile, events in ((survivor, to_survivor), (duplicate, to_duplicate))
+        for profile, events in (survivor_side, duplicate_side)
         if events and profile_apply_events(profile=profile, events=events)
     ]
     profiles_sessions_recount(profiles=late)
     profiles_save(profiles=[survivor, duplicate])
     Profile.objects.filter(pk=duplicate.pk).update(merged_into=None)
-    # Hooks see both profiles rebuilt (segment membership is evaluated on them), in the
-    # reverse of the merge's order: consent, applied first, is undone last.
-    for hook in reversed(merge_hooks()):
-        if hook.unmerge is not None and hook.name in record.hooks:
-            hook.unmerge(survivor=survivor, duplicate=duplicate, state=record.hooks[hook.name])
-    if CONSENT_STATE in record.hooks:
-        consents_unmerge(survivor=survivor, duplicate=duplicate, state=record.hooks[CONSENT_STATE])
 
+
+def _unmerge_record(
+    record: MergeRecord, survivor: Profile, duplicate: Profile, *, actor: User | None
+) -> None:
+    """Mark the merge undone and the pair "not the same person"; its suggestion rejected."""
     record.unmerged_at = timezone.now()
     record.unmerged_by = actor if getattr(actor, "pk", None) else None
     record.save(update_fields=["unmerged_at", "unmerged_by"])
@@ -371,5 +457,3 @@ def profile_unmerge(*, merge_record: MergeRecord, actor: User | None) -> MergeRe
     MatchCandidate.objects.filter(profile_a_id=a, profile_b_id=b).update(
         status=CandidateStatus.REJECTED
     )
-    logger.info("unmerged profile %s from %s", duplicate.pk, survivor.pk)
-    return record

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from identity.models import Identity
 from identity.rules import (
@@ -35,8 +36,8 @@ from identity.rules import (
     merge_breaks_limits,
 )
 from identity.selectors import identities_owners
-from identity.services.keys import _event_identifiers, identity_keys_lock
-from identity.services.merge import _oldest_first, profile_merge
+from identity.services.keys import event_identifiers_of, identity_keys_lock
+from identity.services.merge import oldest_first, profile_merge
 from profiles.identifiers import USER_ID, EventIdentifiers, Key
 from profiles.models import Event, Profile
 
@@ -62,6 +63,20 @@ class _Groups:
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
             self.parent[rb] = ra
+
+
+@dataclass
+class _Chunk:
+    """A chunk of events being resolved: their identifiers, the locked profiles that own
+    their keys already, and what the grouping steps fill: the groups of keys and profiles,
+    and per event the key that anchors it in its group."""
+
+    events: Sequence[Event]
+    identifiers: dict[int, EventIdentifiers]
+    owners: dict[Key, int]
+    profiles: dict[int, Profile]
+    groups: _Groups = field(default_factory=_Groups)
+    event_root_key: dict[int, Key] = field(default_factory=dict)
 
 
 def _profiles_lock(profile_ids: Iterable[int]) -> dict[int, Profile]:
@@ -98,15 +113,7 @@ def _event_keys(found: EventIdentifiers, owners: dict[Key, int]) -> list[Key]:
     return keys
 
 
-def _events_group_limited(
-    events: Sequence[Event],
-    identifiers: dict[int, EventIdentifiers],
-    owners: dict[Key, int],
-    profiles: dict[int, Profile],
-    rules: MatchRules,
-    groups: _Groups,
-    event_root_key: dict[int, Key],
-) -> list[tuple[object, object]]:
+def _events_group_limited(chunk: _Chunk, rules: MatchRules) -> list[tuple[object, object]]:
     """Group events and keys as Segment's identity resolution settings say, event by event.
 
     Each event's identifiers are taken in priority order (`kind_priority`; kinds not listed
@@ -114,54 +121,55 @@ def _events_group_limited(
     identifier joins the anchor's group (attaching a new key, or merging the profile that owns
     it) only if the group then keeps within every per-kind limit; otherwise it is left out and,
     when another profile owns it, the two groups are returned as a conflict for staff to
-    decide. Fills `groups` and `event_root_key`; returns the conflicts (nodes of both groups).
+    decide. Fills the chunk's `groups` and `event_root_key`; returns the conflicts (nodes of
+    both groups).
     """
     rank = {kind: number for number, kind in enumerate(rules.priority)}
     limits = rules.limits
     # Per group root: the values it holds of each limited kind.
     held: dict[object, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    survivors = {profile.pk for profile in profiles.values()}
+    survivors = {profile.pk for profile in chunk.profiles.values()}
     for pid, kind, value in Identity.objects.filter(
         profile_id__in=survivors, kind__in=list(limits)
     ).values_list("profile_id", "kind", "value"):
-        held[groups.find(("profile", pid))][kind].add(value)
-    for key, pid in owners.items():
-        _union_held(groups, held, ("profile", profiles[pid].pk), key)
+        held[chunk.groups.find(("profile", pid))][kind].add(value)
+    for key, pid in chunk.owners.items():
+        _union_held(chunk.groups, held, ("profile", chunk.profiles[pid].pk), key)
 
     def fits(root: object, other: dict[str, set[str]]) -> bool:
         return not held_breaks_limits(held.get(root, {}), other, limits)
 
     conflicts: list[tuple[object, object]] = []
-    placed = set(owners)
+    placed = set(chunk.owners)
     dropped = 0
-    for event in events:
+    for event in chunk.events:
         keys = sorted(
-            _event_keys(identifiers[event.pk], owners),
+            _event_keys(chunk.identifiers[event.pk], chunk.owners),
             key=lambda k: rank.get(k[0], len(rank)),
         )
         if not keys:
             continue
         anchor = keys[0]
-        event_root_key[event.pk] = anchor
+        chunk.event_root_key[event.pk] = anchor
         if anchor not in placed:
             placed.add(anchor)
             if anchor[0] in limits:
-                held[groups.find(anchor)][anchor[0]].add(anchor[1])
+                held[chunk.groups.find(anchor)][anchor[0]].add(anchor[1])
         for key in keys[1:]:
-            root = groups.find(anchor)
+            root = chunk.groups.find(anchor)
             if key in placed:
-                other = groups.find(key)
+                other = chunk.groups.find(key)
                 if other == root:
                     continue
                 if fits(root, held.get(other, {})):
-                    _union_held(groups, held, anchor, key)
+                    _union_held(chunk.groups, held, anchor, key)
                 else:
                     conflicts.append((anchor, key))
             elif key[0] not in limits or fits(root, {key[0]: {key[1]}}):
                 placed.add(key)
-                _union_held(groups, held, anchor, key)
+                _union_held(chunk.groups, held, anchor, key)
                 if key[0] in limits:
-                    held[groups.find(anchor)][key[0]].add(key[1])
+                    held[chunk.groups.find(anchor)][key[0]].add(key[1])
             else:
                 dropped += 1  # a second value of a limited kind: the event still has it
     if dropped:
@@ -195,7 +203,7 @@ def _candidate_for_conflict(
     def profile_of(root: object) -> Profile | None:
         if root in group_profile:
             return group_profile[root]
-        existing = sorted(group_profiles.get(root, {}).values(), key=_oldest_first)
+        existing = sorted(group_profiles.get(root, {}).values(), key=oldest_first)
         return existing[0] if existing else None
 
     a, b = profile_of(first), profile_of(second)
@@ -211,53 +219,83 @@ def identity_resolve(*, events: Sequence[Event]) -> list[tuple[Profile, list[Eve
     transaction that claimed the events.
     """
     rules = match_rules()
-    identifiers = {event.pk: rules.allowed(_event_identifiers(event)) for event in events}
+    identifiers = {event.pk: rules.allowed(event_identifiers_of(event=event)) for event in events}
     all_keys = {key for found in identifiers.values() for key in found.all_keys()}
     identity_keys_lock(keys=all_keys)
     owners = identities_owners(keys=all_keys)
-    profiles = _profiles_lock(owners.values())
+    chunk = _Chunk(events, identifiers, owners, profiles=_profiles_lock(owners.values()))
 
-    groups = _Groups()
-    event_root_key: dict[int, Key] = {}
     conflicts: list[tuple[object, object]] = []
     if rules.limits:
-        conflicts = _events_group_limited(
-            events, identifiers, owners, profiles, rules, groups, event_root_key
+        conflicts = _events_group_limited(chunk, rules)
+    else:
+        _events_group(chunk)
+    group_keys, group_profiles = _groups_members(chunk)
+    group_profile = _groups_profile(group_keys, group_profiles, rules)
+    Identity.objects.bulk_create(
+        [
+            Identity(kind=kind, value=value, profile=group_profile[root])
+            for root, keys in group_keys.items()
+            for kind, value in sorted(keys)
+            if (kind, value) not in owners and chunk.groups.find((kind, value)) == root
+        ]
+    )
+    for first, second in conflicts:
+        _candidate_for_conflict(
+            chunk.groups.find(first), chunk.groups.find(second), group_profile, group_profiles
         )
-    else:  # everything an event carries joins one group
-        for event in events:
-            keys = _event_keys(identifiers[event.pk], owners)
-            if not keys:
-                continue
-            event_root_key[event.pk] = keys[0]
-            for key in keys:
-                groups.union(keys[0], key)
-                if key in owners:
-                    groups.union(key, ("profile", profiles[owners[key]].pk))
+    return _events_by_profile(chunk, group_profile)
 
-    # Group members: the keys to own and the existing profiles to unite.
+
+def _events_group(chunk: _Chunk) -> None:
+    """Group events and keys without per-kind limits: everything an event carries joins one
+    group, with the profiles its keys belong to. Fills the chunk's `groups` and
+    `event_root_key`."""
+    for event in chunk.events:
+        keys = _event_keys(chunk.identifiers[event.pk], chunk.owners)
+        if not keys:
+            continue
+        chunk.event_root_key[event.pk] = keys[0]
+        for key in keys:
+            chunk.groups.union(keys[0], key)
+            if key in chunk.owners:
+                chunk.groups.union(key, ("profile", chunk.profiles[chunk.owners[key]].pk))
+
+
+def _groups_members(
+    chunk: _Chunk,
+) -> tuple[dict[object, set[Key]], dict[object, dict[int, Profile]]]:
+    """Per group root: the keys it is to own, and the existing profiles it unites."""
     group_keys: dict[object, set[Key]] = defaultdict(set)
     group_profiles: dict[object, dict[int, Profile]] = defaultdict(dict)
-    for event in events:
-        if event.pk not in event_root_key:
+    for event in chunk.events:
+        if event.pk not in chunk.event_root_key:
             continue
-        found = identifiers[event.pk]
-        root = groups.find(event_root_key[event.pk])
+        found = chunk.identifiers[event.pk]
+        root = chunk.groups.find(chunk.event_root_key[event.pk])
         for key in found.keys:
             group_keys[root].add(key)
         for key in found.alternatives:
-            if key in owners or groups.find(key) == root:
+            if key in chunk.owners or chunk.groups.find(key) == root:
                 group_keys[root].add(key)
-    for key, pid in owners.items():
-        if key in groups.parent:
-            profile = profiles[pid]
-            group_profiles[groups.find(key)][profile.pk] = profile
+    for key, pid in chunk.owners.items():
+        if key in chunk.groups.parent:
+            profile = chunk.profiles[pid]
+            group_profiles[chunk.groups.find(key)][profile.pk] = profile
+    return group_keys, group_profiles
 
-    # One profile per group: create, reuse, or merge into the oldest.
+
+def _groups_profile(
+    group_keys: dict[object, set[Key]],
+    group_profiles: dict[object, dict[int, Profile]],
+    rules: MatchRules,
+) -> dict[object, Profile]:
+    """One profile per group: a new one, the one it has, or its profiles merged into the
+    oldest (a merge a per-kind limit forbids is queued for staff instead)."""
     new_profiles: dict[object, Profile] = {}
     group_profile: dict[object, Profile] = {}
     for root in group_keys:
-        existing = sorted(group_profiles[root].values(), key=_oldest_first)
+        existing = sorted(group_profiles[root].values(), key=oldest_first)
         if not existing:
             new_profiles[root] = Profile()
             continue
@@ -274,24 +312,18 @@ def identity_resolve(*, events: Sequence[Event]) -> list[tuple[Profile, list[Eve
     if new_profiles:
         created = Profile.objects.bulk_create(list(new_profiles.values()))
         group_profile.update(zip(new_profiles, created, strict=True))
+    return group_profile
 
-    new_identities = [
-        Identity(kind=kind, value=value, profile=group_profile[root])
-        for root, keys in group_keys.items()
-        for kind, value in sorted(keys)
-        if (kind, value) not in owners and groups.find((kind, value)) == root
-    ]
-    Identity.objects.bulk_create(new_identities)
-    for first, second in conflicts:
-        _candidate_for_conflict(
-            groups.find(first), groups.find(second), group_profile, group_profiles
-        )
 
+def _events_by_profile(
+    chunk: _Chunk, group_profile: dict[object, Profile]
+) -> list[tuple[Profile, list[Event]]]:
+    """(profile, its events) in profile id order, `event.profile` set on each event."""
     by_profile: dict[int, tuple[Profile, list[Event]]] = {}
-    for event in events:
-        if event.pk not in event_root_key:
+    for event in chunk.events:
+        if event.pk not in chunk.event_root_key:
             continue
-        profile = group_profile[groups.find(event_root_key[event.pk])]
+        profile = group_profile[chunk.groups.find(chunk.event_root_key[event.pk])]
         event.profile = profile
         by_profile.setdefault(profile.pk, (profile, []))[1].append(event)
     return [by_profile[pid] for pid in sorted(by_profile)]

@@ -25,9 +25,8 @@ from identity.models import (
     NotSamePerson,
     RescanJob,
 )
-from identity.rescan import identity_rescan
 from identity.selectors import match_settings
-from identity.services import profile_snapshot, profile_unmerge, profiles_merge
+from identity.services import identity_rescan, profile_snapshot, profile_unmerge, profiles_merge
 from profiles.models import Event, Profile
 from tests.identity.factories import event_build, event_make, events_store, profiles_store
 from tests.identity.small_shop import crowd, small_shop

@@ -45,8 +45,8 @@ from identity.matching import (
 )
 from identity.matching.frequency import MAX_BOOST
 from identity.models import Identity, MatchCandidate, MergeRecord
-from identity.rescan import identity_rescan
 from identity.selectors import match_settings
+from identity.services import identity_rescan
 from profiles.demo import demo_registered_twice
 from profiles.models import Profile
 from tests.identity.factories import profiles_store

@@ -10,8 +10,7 @@ from django.db import transaction
 from consent.models import ConsentRecord, Purpose
 from consent.services import consent_record
 from identity.models import Identity, MatchCandidate, MatchSettings, MergeRecord
-from identity.rescan import identity_rescan
-from identity.services import profile_snapshot, profile_unmerge, profiles_merge
+from identity.services import identity_rescan, profile_snapshot, profile_unmerge, profiles_merge
 from profiles.models import Event, Profile
 from segments import services as segments
 from segments.models import SegmentMembership

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from identity.rescan import RescanBusyError, rescan_job_create, rescan_job_run
+from identity.services import RescanBusyError, rescan_job_create, rescan_job_run
 
 
 class Command(BaseCommand):

@@ -35,6 +35,7 @@ from identity.blocking import DEFAULT_RULES, candidate_pairs, rule_keys
 from identity.linkage import batch_match, hold_refresh, pairs_judge
 from identity.matching import (
     LEVELS,
+    Explanation,
     FieldSpec,
     Model,
     Prepared,
@@ -58,7 +59,7 @@ from identity.models import (
 )
 from identity.rules import candidate_for_limit, held_breaks_limits, match_rules
 from identity.selectors import match_settings
-from identity.services import PlannedMerge, profiles_merge_batch, survivor_order
+from identity.services.merge import PlannedMerge, profiles_merge_batch, survivor_order
 from profiles.models import Profile
 
 logger = logging.getLogger(__name__)
@@ -325,6 +326,34 @@ def _decide(
     written in bulk and the merges done in batches of profiles that do not overlap
     (`profiles_merge_batch`), each with its own merge record.
     """
+    kept = _pairs_undecided(ids, left, right)
+    left, right, decision = left[kept], right[kept], decision[kept]
+    explanations = pairs_explain(model, prepared, prepared, left, right) if len(kept) else []
+    pairs = [
+        (explanation, *sorted((int(ids[i]), int(ids[j]))), verdict)
+        for explanation, i, j, verdict in zip(
+            explanations, left.tolist(), right.tolist(), decision.tolist(), strict=True
+        )
+    ]
+    profiles = _sides_load(sorted({pid for _, a, b, _ in pairs for pid in (a, b)}))
+    limits = match_rules().limits
+    candidates, plan = _merges_plan(
+        summary,
+        pairs,
+        profiles,
+        _held_values(list(profiles), limits),
+        limits,
+        thresholds=thresholds,
+        hold=model.meta.get("hold", ""),
+    )
+    _candidates_store(candidates)
+    merged_away = _merges_run(plan, candidates)
+    summary.merged += len(merged_away)
+    return merged_away
+
+
+def _pairs_undecided(ids: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Positions of the pairs neither marked "not the same person" nor decided by staff."""
     rejected = set(NotSamePerson.objects.values_list("profile_a_id", "profile_b_id"))
     decided = set(
         MatchCandidate.objects.exclude(status=CandidateStatus.PENDING).values_list(
@@ -336,35 +365,50 @@ def _decide(
         pair = (min(i, j), max(i, j))
         if pair not in rejected and pair not in decided:
             keep.append(number)
-    kept = np.asarray(keep, dtype=np.int64)
-    left, right, decision = left[kept], right[kept], decision[kept]
-    explanations = pairs_explain(model, prepared, prepared, left, right) if keep else []
-    hold = model.meta.get("hold", "")
-    pairs = [
-        (explanation, *sorted((int(ids[i]), int(ids[j]))), verdict)
-        for explanation, i, j, verdict in zip(
-            explanations, left.tolist(), right.tolist(), decision.tolist(), strict=True
-        )
-    ]
-    involved = sorted({pid for *_, a, b, _ in pairs for pid in (a, b)})
-    profiles = {
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _sides_load(involved: list[int]) -> dict[int, _Side]:
+    """What choosing survivors needs of these profiles, those not merged away."""
+    return {
         pk: _Side(pk, first_seen, event_count)
         for start in range(0, len(involved), LOAD_BATCH)
         for pk, first_seen, event_count in Profile.objects.filter(
             pk__in=involved[start : start + LOAD_BATCH], merged_into__isnull=True
         ).values_list("pk", "first_seen", "event_count")
     }
-    limits = match_rules().limits
+
+
+def _held_values(profile_ids: list[int], limits: dict[str, int]) -> dict[int, dict[str, set[str]]]:
+    """{profile id: {kind: values}} of the identifier kinds a per-kind limit applies to."""
     held: dict[int, dict[str, set[str]]] = {}
     if limits:
         for pid, kind, value in Identity.objects.filter(
-            profile_id__in=list(profiles), kind__in=list(limits)
+            profile_id__in=profile_ids, kind__in=list(limits)
         ).values_list("profile_id", "kind", "value"):
             held.setdefault(pid, {}).setdefault(kind, set()).add(value)
-    survivor_key = survivor_order(match_settings().survivor_rule)
+    return held
 
+
+_Plan = list[tuple[int, int, str, tuple[int, int]]]
+
+
+def _merges_plan(
+    summary: RescanSummary,
+    pairs: list[tuple[Explanation, int, int, int]],
+    profiles: dict[int, _Side],
+    held: dict[int, dict[str, set[str]]],
+    limits: dict[str, int],
+    *,
+    thresholds: Thresholds,
+    hold: str,
+) -> tuple[dict[tuple[int, int], MatchCandidate], _Plan]:
+    """The candidates to store and the merges to do, (survivor, duplicate, reason, pair), in
+    the pairs' order, as one merge at a time would decide them (see `_decide`). Queues the
+    merges a per-kind limit stops; counts what is queued on the summary."""
+    survivor_key = survivor_order(match_settings().survivor_rule)
     candidates: dict[tuple[int, int], MatchCandidate] = {}
-    plan: list[tuple[int, int, str, tuple[int, int]]] = []
+    plan: _Plan = []
     for explanation, a, b, verdict in pairs:
         if a not in profiles or b not in profiles:
             continue  # merged in this run already; the next run sees the survivor
@@ -397,11 +441,7 @@ def _decide(
         for kind, values in held.pop(duplicate.pk, {}).items():
             held.setdefault(survivor.pk, {}).setdefault(kind, set()).update(values)
         del profiles[duplicate.pk]
-
-    _candidates_store(candidates)
-    merged_away = _merges_run(plan, candidates)
-    summary.merged += len(merged_away)
-    return merged_away
+    return candidates, plan
 
 
 @dataclass
@@ -436,7 +476,7 @@ def _candidates_store(candidates: dict[tuple[int, int], MatchCandidate]) -> None
 
 
 def _merges_run(
-    plan: list[tuple[int, int, str, tuple[int, int]]],
+    plan: _Plan,
     candidates: dict[tuple[int, int], MatchCandidate],
 ) -> list[int]:
     """Do the planned merges in order, batched: a merge goes one round after the last merge
