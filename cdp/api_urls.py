@@ -6,6 +6,7 @@ from cdp import schema  # noqa: F401  (registers the API key scheme for OpenAPI)
 from consent import api as consent_api
 from identity import api as identity_api
 from profiles import api as profiles_api
+from recommendations import api as recommendations_api
 from segments import api as segments_api
 
 urlpatterns: list = [
@@ -115,4 +116,24 @@ urlpatterns += [
         name="api-privacy-request-export",
     ),
     path("audit/", consent_api.AuditLogListApi.as_view(), name="api-audit"),
+]
+
+# Recommendations: the catalog, its imports (recommendations/).
+urlpatterns += [
+    path("items/", recommendations_api.ItemListApi.as_view(), name="api-item-list"),
+    path(
+        "items/<str:item_id>/",
+        recommendations_api.ItemDetailApi.as_view(),
+        name="api-item-detail",
+    ),
+    path(
+        "item-imports/",
+        recommendations_api.ItemImportCreateApi.as_view(),
+        name="api-item-imports",
+    ),
+    path(
+        "item-imports/<int:job_id>/",
+        recommendations_api.ItemImportDetailApi.as_view(),
+        name="api-item-import",
+    ),
 ]

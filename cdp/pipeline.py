@@ -11,9 +11,11 @@ transaction per chunk:
         profiles: update traits, context and computed features
     → save profiles; link events to them and mark them processed (with the stripped events'
       new content: one write per event row)
-    → AFTER_PROFILE_UPDATE stages (segments, campaigns, recommendations), each called once
+    → AFTER_PROFILE_UPDATE stages (segments, campaigns), each called once
       for the whole chunk, so that it can answer for all of the chunk's profiles in a few
       queries (segments: one query per segment these events can affect)
+    → recommendations: the products the chunk's e-commerce events name are learned into the
+      catalog and recorded as interactions; those profiles' cached lists are invalidated
 
 Re-running a chunk changes nothing: processed events are never claimed again. Workers that
 see the same people at once serialise on the people's identifiers (see identity.services), so
@@ -43,6 +45,7 @@ from profiles.services import (
     profiles_save,
     profiles_sessions_recount,
 )
+from recommendations.services import interactions_record
 from segments.services import segment_memberships_refresh
 
 logger = logging.getLogger(__name__)
@@ -136,6 +139,7 @@ def _events_process_chunk(event_ids: Sequence[int], fill_to: int) -> int:
 
     for stage in AFTER_PROFILE_UPDATE:
         stage(resolved=resolved)
+    interactions_record(resolved=resolved)
     return len(events)
 
 

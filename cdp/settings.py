@@ -216,6 +216,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = (Queue("ingest"), Queue("default"), Queue("ml"))
 CELERY_TASK_ROUTES = {
     "profiles.tasks.*": {"queue": "ingest"},
+    # Catalog imports are I/O and small writes: not worth waiting behind a training.
+    "recommendations.tasks.item_import_task": {"queue": "default"},
     "recommendations.tasks.*": {"queue": "ml"},
     "segments.tasks.model_*": {"queue": "ml"},
     "identity.tasks.identity_rescan_task": {"queue": "ml"},
@@ -297,3 +299,14 @@ CELERY_BEAT_SCHEDULE |= {
         "schedule": crontab(minute=17),
     },
 }
+
+# Recommendations (recommendations/). An interaction's weight is its kind's weight times
+# 0.5 ** (age in days / half-life): views count less than carts, carts less than purchases.
+RECS_INTERACTION_WEIGHTS = {
+    "view": float(os.environ.get("RECS_WEIGHT_VIEW", "0.2")),
+    "cart": float(os.environ.get("RECS_WEIGHT_CART", "0.5")),
+    "purchase": float(os.environ.get("RECS_WEIGHT_PURCHASE", "1.0")),
+}
+RECS_HALF_LIFE_DAYS = float(os.environ.get("RECS_HALF_LIFE_DAYS", "120"))
+# Cached lists are invalidated by new events and catalog changes; this only bounds orphans.
+RECS_CACHE_SECONDS = int(os.environ.get("RECS_CACHE_SECONDS", "300"))

@@ -1,0 +1,14 @@
+"""Celery adapters: they take ids and call one service (STYLE rule 6). Imports run on the
+default queue; training on the ml queue (cdp/settings.py CELERY_TASK_ROUTES)."""
+
+from celery import shared_task
+
+from recommendations import services
+from recommendations.models import ItemImport
+
+
+@shared_task(acks_late=True)
+def item_import_task(job_id: int) -> None:
+    job = ItemImport.objects.filter(pk=job_id).first()
+    if job is not None:
+        services.item_import_run(job=job)
