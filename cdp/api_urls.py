@@ -118,13 +118,48 @@ urlpatterns += [
     path("audit/", consent_api.AuditLogListApi.as_view(), name="api-audit"),
 ]
 
-# Recommendations: the catalog, its imports (recommendations/).
+# Recommendations: the catalog, its imports, the lists (recommendations/).
 urlpatterns += [
     path("items/", recommendations_api.ItemListApi.as_view(), name="api-item-list"),
     path(
         "items/<str:item_id>/",
         recommendations_api.ItemDetailApi.as_view(),
         name="api-item-detail",
+    ),
+    path(
+        "items/<str:item_id>/similar/",
+        recommendations_api.ItemSimilarApi.as_view(),
+        name="api-item-similar",
+    ),
+    path(
+        "profiles/<int:profile_id>/recommendations/",
+        recommendations_api.ProfileRecommendationsApi.as_view(),
+        name="api-profile-recommendations",
+    ),
+    path(
+        "recommendations/",
+        recommendations_api.IdentifierRecommendationsApi.as_view(),
+        name="api-recommendations",
+    ),
+    path(
+        "recommenders/runs/",
+        recommendations_api.ModelRunListApi.as_view(),
+        name="api-recommender-runs",
+    ),
+    path(
+        "recommenders/runs/<int:run_id>/",
+        recommendations_api.ModelRunDetailApi.as_view(),
+        name="api-recommender-run",
+    ),
+    path(
+        "recommenders/runs/<int:run_id>/rollback/",
+        recommendations_api.ModelRunRollbackApi.as_view(),
+        name="api-recommender-rollback",
+    ),
+    path(
+        "recommendation-rules/",
+        recommendations_api.RulesApi.as_view(),
+        name="api-recommendation-rules",
     ),
     path(
         "item-imports/",

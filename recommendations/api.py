@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import MultiPartParser
@@ -23,10 +24,14 @@ from access.auth import ResourcePermission
 from access.pagination import KeysetPagination
 from access.parsers import JSONParser
 from access.roles import ADMIN, COMPLIANCE, MARKETER
-from recommendations import selectors, services
-from recommendations.catalog import AVAILABILITY, InvalidItem
-from recommendations.models import Item
-from recommendations.tasks import item_import_task
+from identity.selectors import profile_by_identity
+from profiles.selectors import profile_get
+from recommendations import selectors, services, serving
+from recommendations.catalog import AVAILABILITY, InvalidItem, category_path
+from recommendations.models import Item, ModelRun
+from recommendations.recommenders import KINDS
+from recommendations.rules import RULES_SCHEMA, InvalidRules
+from recommendations.tasks import item_import_task, model_train_task
 
 
 class RecommendationsResource:
@@ -263,3 +268,320 @@ class ItemImportDetailApi(RecommendationsResource, APIView):
         if job is None:
             raise NotFound(f"No item import with id {job_id}.")
         return Response(ItemImportOutputSerializer(job).data)
+
+
+class RecommendationOutputSerializer(serializers.Serializer):
+    external_id = serializers.CharField()
+    title = serializers.CharField()
+    url = serializers.CharField()
+    image_url = serializers.CharField()
+    price = serializers.CharField(allow_null=True)
+    currency = serializers.CharField()
+    category = serializers.CharField()
+    score = serializers.FloatField()
+    reason = serializers.CharField(help_text='e.g. "because you viewed Blue mug".')
+
+
+class AnswerOutputSerializer(serializers.Serializer):
+    slot = serializers.CharField()
+    personal = serializers.BooleanField(
+        help_text="False when the list is not built from the person's data (no consent to "
+        "personalization, or a non-personal slot)."
+    )
+    model_run = serializers.IntegerField(allow_null=True)
+    rules_version = serializers.IntegerField(allow_null=True)
+    cached = serializers.BooleanField()
+    results = RecommendationOutputSerializer(many=True, source="items")
+
+
+class RecommendationQuerySerializer(serializers.Serializer):
+    slot = serializers.ChoiceField(choices=serving.SLOTS, required=False, default="home")
+    k = serializers.IntegerField(min_value=1, max_value=serving.MAX_K, required=False, default=10)
+    page_item = serializers.CharField(required=False, max_length=255)
+    category = serializers.CharField(required=False, max_length=500)
+    brand = serializers.CharField(required=False, max_length=200)
+    price_min = serializers.DecimalField(
+        max_digits=14, decimal_places=2, min_value=0, required=False
+    )
+    price_max = serializers.DecimalField(
+        max_digits=14, decimal_places=2, min_value=0, required=False
+    )
+
+
+def _recommendation_request(
+    request: Request, *, extra: frozenset[str] = frozenset(), similar_to: str = ""
+) -> serving.Request:
+    """The request's parameters, checked; `similar_to` (the similar items endpoint) fixes the
+    slot and the page item, which may then not be given."""
+    params = request.query_params
+    allowed = set(RecommendationQuerySerializer._declared_fields) | extra | {"format"}
+    if similar_to:
+        allowed -= {"slot", "page_item"}
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        known = ", ".join(sorted(allowed - {"format"}))
+        raise ValidationError({name: [f"Unknown parameter. Use {known}."] for name in unknown})
+    query = RecommendationQuerySerializer(
+        data={k: params[k] for k in params if k in RecommendationQuerySerializer._declared_fields}
+    )
+    query.is_valid(raise_exception=True)
+    data = query.validated_data
+    if "\x00" in "".join(str(v) for v in data.values()):
+        raise ValidationError({"non_field_errors": ["Parameters cannot contain NUL (%00)."]})
+    page_item = similar_to or data.get("page_item", "")
+    if page_item and not similar_to and selectors.item_get(external_id=page_item) is None:
+        raise NotFound(f"No item with external id {page_item!r} (page_item).")
+    chosen = "similar" if similar_to else data["slot"]
+    if chosen == "similar" and not page_item:
+        raise ValidationError({"page_item": ["The similar slot needs the page's item."]})
+    return serving.Request(
+        slot=chosen,
+        k=data["k"],
+        page_item=page_item,
+        category=category_path(data.get("category", "")),
+        brands=(data["brand"],) if data.get("brand") else (),
+        price_min=data.get("price_min"),
+        price_max=data.get("price_max"),
+    )
+
+
+RECOMMENDATION_PARAMETERS = [
+    OpenApiParameter("slot", str, enum=list(serving.SLOTS), description="Default home."),
+    OpenApiParameter("k", int, description=f"How many items, 1 to {serving.MAX_K} (default 10)."),
+    OpenApiParameter("page_item", str, description="External id of the page's item."),
+    OpenApiParameter(
+        "category", str, description="The page's category: re-ranks; filters `trending`."
+    ),
+    OpenApiParameter("brand", str, description="Only this brand."),
+    OpenApiParameter("price_min", float, description="Price band, inclusive."),
+    OpenApiParameter("price_max", float, description="Price band, inclusive."),
+]
+
+
+class ProfileRecommendationsApi(RecommendationsResource, APIView):
+    @extend_schema(
+        operation_id="profiles_recommendations",
+        tags=["recommendations"],
+        summary="Recommendations for a profile",
+        description=(
+            "A merged-away profile answers for the profile it was merged into. Without the "
+            "person's consent to `personalization` the list is non-personal (popular items)."
+        ),
+        parameters=RECOMMENDATION_PARAMETERS,
+        responses={
+            200: AnswerOutputSerializer,
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description="What is wrong, by parameter."),
+            404: OpenApiResponse(description="No such profile or page item."),
+        },
+    )
+    def get(self, request: Request, profile_id: int) -> Response:
+        profile = profile_get(profile_id=profile_id)
+        if profile is None:
+            raise NotFound(f"No profile with id {profile_id}.")
+        answer = serving.recommendations_for_profile(
+            profile=profile, request=_recommendation_request(request)
+        )
+        return Response(AnswerOutputSerializer(answer).data)
+
+
+class IdentifierRecommendationsApi(RecommendationsResource, APIView):
+    identifier_params = frozenset({"user_id", "anonymous_id"})
+
+    @extend_schema(
+        operation_id="recommendations_by_identifier",
+        tags=["recommendations"],
+        summary="Recommendations for the visitor a shop's front end knows",
+        description=(
+            "Give exactly one of `user_id` or `anonymous_id`, as the SDK sends them. A visitor "
+            "not seen yet gets the non-personal list."
+        ),
+        parameters=[
+            OpenApiParameter("user_id", str),
+            OpenApiParameter("anonymous_id", str),
+            *RECOMMENDATION_PARAMETERS,
+        ],
+        responses={200: AnswerOutputSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        given = {k: params[k] for k in sorted(self.identifier_params & set(params))}
+        if len(given) != 1:
+            raise ValidationError({"user_id": ["Give exactly one of user_id or anonymous_id."]})
+        kind, value = next(iter(given.items()))
+        if not value or len(value) > 255 or "\x00" in value:
+            raise ValidationError({kind: ["Must be 1 to 255 characters, without NUL."]})
+        wanted = _recommendation_request(request, extra=self.identifier_params)
+        profile = profile_by_identity(kind=kind, value=value)
+        if profile is None:
+            answer = serving.recommendations_anonymous(request=wanted)
+        else:
+            answer = serving.recommendations_for_profile(profile=profile, request=wanted)
+        return Response(AnswerOutputSerializer(answer).data)
+
+
+class ItemSimilarApi(RecommendationsResource, APIView):
+    @extend_schema(
+        operation_id="items_similar",
+        tags=["recommendations"],
+        summary="Items similar to this one",
+        parameters=[p for p in RECOMMENDATION_PARAMETERS if p.name not in ("slot", "page_item")],
+        responses={200: AnswerOutputSerializer, 404: OpenApiResponse(description="No item.")},
+    )
+    def get(self, request: Request, item_id: str) -> Response:
+        item = _item_or_404(item_id)
+        wanted = _recommendation_request(request, similar_to=item.external_id)
+        answer = serving.recommendations_anonymous(request=wanted)
+        return Response(AnswerOutputSerializer(answer).data)
+
+
+class ModelRunOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    progress = serializers.IntegerField()
+    message = serializers.CharField()
+    params = serializers.JSONField()
+    format_version = serializers.IntegerField()
+    data_hash = serializers.CharField()
+    metrics = serializers.JSONField(
+        help_text="Validation metrics beside the serving model's and recent popularity's on "
+        "the same window, and the paired bootstrap interval of the NDCG@10 difference."
+    )
+    decision = serializers.CharField()
+    decision_reason = serializers.CharField()
+    is_serving = serializers.BooleanField()
+    training_seconds = serializers.FloatField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class ModelRunListApi(RecommendationsResource, APIView):
+    pagination_class = KeysetPagination
+    parser_classes = [JSONParser]
+
+    class InputSerializer(serializers.Serializer):
+        kind = serializers.ChoiceField(choices=sorted(KINDS), default=settings.RECS_DEFAULT_KIND)
+        params = serializers.DictField(required=False, help_text="Overrides of the defaults.")
+
+    @extend_schema(
+        operation_id="recommender_runs_list",
+        tags=["recommendations"],
+        summary="Training runs, newest first",
+        responses={200: ModelRunOutputSerializer(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(selectors.model_runs(), request, view=self)
+        return paginator.get_paginated_response(ModelRunOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="recommender_runs_create",
+        tags=["recommendations"],
+        summary="Train a recommender on a worker",
+        request=InputSerializer,
+        responses={202: ModelRunOutputSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            run = services.model_train_request(
+                kind=data.validated_data["kind"],
+                params=data.validated_data.get("params"),
+                actor=request.user,
+            )
+        except TypeError as error:
+            raise ValidationError({"params": [str(error)]}) from None
+        transaction.on_commit(lambda: model_train_task.delay(run.pk))
+        return Response(ModelRunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _run_or_404(run_id: int) -> ModelRun:
+    run = selectors.model_run_get(run_id=run_id)
+    if run is None:
+        raise NotFound(f"No training run with id {run_id}.")
+    return run
+
+
+class ModelRunDetailApi(RecommendationsResource, APIView):
+    @extend_schema(
+        operation_id="recommender_runs_retrieve",
+        tags=["recommendations"],
+        responses={200: ModelRunOutputSerializer, 404: OpenApiResponse(description="None.")},
+    )
+    def get(self, request: Request, run_id: int) -> Response:
+        return Response(ModelRunOutputSerializer(_run_or_404(run_id)).data)
+
+
+class ModelRunRollbackApi(RecommendationsResource, APIView):
+    @extend_schema(
+        operation_id="recommender_runs_rollback",
+        tags=["recommendations"],
+        summary="Put this earlier run back into service",
+        request=None,
+        responses={
+            200: ModelRunOutputSerializer,
+            400: OpenApiResponse(description="The run has no model that can serve."),
+        },
+    )
+    def post(self, request: Request, run_id: int) -> Response:
+        try:
+            run = services.model_rollback(run=_run_or_404(run_id), actor=request.user)
+        except services.RollbackRefused as error:
+            raise ValidationError({"run": [str(error)]}) from None
+        return Response(ModelRunOutputSerializer(run).data)
+
+
+class RulesApi(RecommendationsResource, APIView):
+    parser_classes = [JSONParser]
+
+    class InputSerializer(serializers.Serializer):
+        rules = serializers.JSONField(help_text="See recommendations.rules.RULES_SCHEMA.")
+        note = serializers.CharField(required=False, allow_blank=True, max_length=300)
+
+    class OutputSerializer(serializers.Serializer):
+        version = serializers.IntegerField(allow_null=True)
+        rules = serializers.JSONField()
+        note = serializers.CharField()
+        schema = serializers.JSONField()
+
+    def _answer(self, rule_set: Any) -> Response:
+        return Response(
+            self.OutputSerializer(
+                {
+                    "version": rule_set.version if rule_set else None,
+                    "rules": rule_set.rules if rule_set else {},
+                    "note": rule_set.note if rule_set else "",
+                    "schema": RULES_SCHEMA,
+                }
+            ).data
+        )
+
+    @extend_schema(
+        operation_id="recommendation_rules_retrieve",
+        tags=["recommendations"],
+        summary="The business rules that serve (newest version)",
+        responses={200: OutputSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        return self._answer(selectors.rule_set_current())
+
+    @extend_schema(
+        operation_id="recommendation_rules_update",
+        tags=["recommendations"],
+        summary="Save new business rules (a new version)",
+        request=InputSerializer,
+        responses={200: OutputSerializer},
+    )
+    def put(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            rule_set = services.rule_set_save(
+                rules=data.validated_data["rules"],
+                note=data.validated_data.get("note", ""),
+                actor=request.user,
+            )
+        except InvalidRules as error:
+            raise ValidationError({"rules": [str(error)]}) from None
+        return self._answer(rule_set)

@@ -14,7 +14,7 @@ RECS_INTERACTION_WEIGHTS and RECS_HALF_LIFE_DAYS).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -92,7 +92,7 @@ def decay(age_days: Any, half_life_days: float) -> Any:
 
 def interaction_weights(
     *,
-    kinds: Sequence[str],
+    kinds: Any,
     times: Any,
     now: datetime,
     weights: Mapping[str, float],
@@ -100,10 +100,19 @@ def interaction_weights(
 ) -> Any:
     """Per interaction: its kind's weight times its recency decay (a float array). `times` are
     naive UTC (numpy has no time zones); `now` may be aware."""
+
+    return kind_weights(kinds, weights) * decay(age_days(times, now), half_life_days)
+
+
+def kind_weights(kinds: Any, weights: Mapping[str, float]) -> Any:
+    """Each interaction's kind weight (a float array); unknown kinds weigh nothing."""
     import numpy as np
 
-    kind_weight = np.array([weights.get(kind, 0.0) for kind in kinds], dtype=np.float64)
-    return kind_weight * decay(age_days(times, now), half_life_days)
+    kinds = np.asarray(kinds)
+    result = np.zeros(len(kinds), dtype=np.float64)
+    for kind, weight in weights.items():
+        result[kinds == kind] = weight
+    return result
 
 
 def age_days(times: Any, now: datetime) -> Any:

@@ -134,3 +134,87 @@ class ItemImport(models.Model):
         if not self.total_rows:
             return 0
         return min(99, self.processed_rows * 100 // self.total_rows)
+
+
+class ModelRun(models.Model):
+    """One training of a recommender, kept whatever came of it: its parameters, the hash of
+    its training data, its validation metrics beside the serving model's and recent
+    popularity's on the same window, the decision taken and why, and its artifact.
+
+    One run serves at a time (`is_serving`); a new run takes over only when it beats the
+    serving one (services.training), and any earlier run with an artifact can be put back.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        SKIPPED = "skipped", "Skipped (data unchanged)"
+        FAILED = "failed"
+
+    class Decision(models.TextChoices):
+        NONE = "", "—"
+        PROMOTED = "promoted", "Promoted to serving"
+        CHALLENGER = "challenger", "Kept as challenger"
+
+    kind = models.CharField(max_length=16)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    message = models.CharField(max_length=500, blank=True, default="")
+    params = models.JSONField(default=dict, blank=True)
+    format_version = models.PositiveSmallIntegerField(default=0)
+    data_hash = models.CharField(max_length=64, blank=True, default="")
+    # {"validation": {...this run...}, "champion": {...}, "popularity": {...},
+    #  "bootstrap": {"mean", "low", "high"}, "people": n, "window": {"start", "end"}}
+    metrics = models.JSONField(default=dict, blank=True)
+    decision = models.CharField(
+        max_length=12, choices=Decision.choices, blank=True, default=Decision.NONE
+    )
+    decision_reason = models.CharField(max_length=500, blank=True, default="")
+    is_serving = models.BooleanField(default=False)
+    artifact = models.BinaryField(null=True, blank=True)
+    training_seconds = models.FloatField(null=True, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_serving"],
+                condition=Q(is_serving=True),
+                name="recommendations_modelrun_one_serving",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} run {self.pk} ({self.status})"
+
+    @property
+    def ndcg(self) -> float | None:
+        value = self.metrics.get("validation", {}).get("ndcg")
+        return float(value) if value is not None else None
+
+
+class RuleSet(models.Model):
+    """One version of the business rules (recommendations.rules.RULES_SCHEMA); the newest
+    serves. Versions are never edited: a change saves a new one, so a list can always be
+    traced to the rules that shaped it."""
+
+    version = models.PositiveIntegerField(unique=True)
+    rules = models.JSONField(default=dict, blank=True)
+    note = models.CharField(max_length=300, blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-version"]
+
+    def __str__(self) -> str:
+        return f"Rules v{self.version}"

@@ -12,6 +12,7 @@ from recommendations.services.catalog import (
     items_learn,
     items_upsert,
 )
+from recommendations.services.erasure import profiles_erase
 from recommendations.services.imports import (
     ImportFileError,
     import_format,
@@ -19,11 +20,22 @@ from recommendations.services.imports import (
     item_import_run,
 )
 from recommendations.services.interactions import interactions_record
+from recommendations.services.rules import rule_set_save
+from recommendations.services.training import (
+    NotEnoughData,
+    RollbackRefused,
+    model_rollback,
+    model_train,
+    model_train_request,
+    models_retrain_scheduled,
+)
 
 __all__ = [
     "ImportFileError",
     "ItemExists",
+    "NotEnoughData",
     "ProductSighting",
+    "RollbackRefused",
     "UpsertResult",
     "import_format",
     "interactions_record",
@@ -34,4 +46,10 @@ __all__ = [
     "item_update",
     "items_learn",
     "items_upsert",
+    "model_rollback",
+    "model_train",
+    "model_train_request",
+    "models_retrain_scheduled",
+    "profiles_erase",
+    "rule_set_save",
 ]
