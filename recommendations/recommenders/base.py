@@ -291,7 +291,7 @@ def top_k(scores: Any, k: int, exclude: Any = None) -> list[list[tuple[int, floa
     sparse matrix whose non-zeros are excluded) and items scored -inf are left out."""
     import numpy as np
 
-    scores = np.array(scores, dtype=np.float64, copy=True)
+    scores = np.array(scores, dtype=np.float32, copy=True)
     if exclude is not None:
         if hasattr(exclude, "tocoo"):
             coo = exclude.tocoo()
@@ -302,13 +302,14 @@ def top_k(scores: Any, k: int, exclude: Any = None) -> list[list[tuple[int, floa
     if k <= 0:
         return [[] for _ in range(scores.shape[0])]
     best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    result = []
-    for row, candidates in enumerate(best):
-        ranked = candidates[np.argsort(-scores[row, candidates], kind="stable")]
-        result.append(
-            [(int(i), float(scores[row, i])) for i in ranked if np.isfinite(scores[row, i])]
-        )
-    return result
+    values = np.take_along_axis(scores, best, axis=1)
+    order = np.argsort(-values, axis=1, kind="stable")
+    best, values = np.take_along_axis(best, order, axis=1), np.take_along_axis(values, order, 1)
+    finite = np.isfinite(values)
+    return [
+        [(i, v) for i, v, ok in zip(row.tolist(), vals.tolist(), oks.tolist(), strict=True) if ok]
+        for row, vals, oks in zip(best, values, finite, strict=True)
+    ]
 
 
 def scaled(values: Any) -> Any:
@@ -320,12 +321,18 @@ def scaled(values: Any) -> Any:
     return values / peak if peak > 0 else values
 
 
-def normalised(scores: Any) -> Any:
-    """Each row divided by its largest absolute value, so models on different scales blend."""
+def normalised(scores: Any, weight: float = 1.0) -> Any:
+    """Each row divided by its largest absolute value (times `weight`), so models on
+    different scales blend; float32, in place when `scores` already is."""
     import numpy as np
 
-    peak = np.abs(scores).max(axis=1, keepdims=True)
-    return scores / np.where(peak > 0, peak, 1.0)
+    scores = np.asarray(scores, dtype=np.float32)
+    if scores.size == 0:
+        return scores
+    peak = np.maximum(scores.max(axis=1), -scores.min(axis=1))
+    factor = np.where(peak > 0, weight / np.where(peak > 0, peak, 1.0), weight)
+    scores *= factor[:, None].astype(np.float32)
+    return scores
 
 
 def strongest_contributor(history_row: Any, contributions: Any) -> int | None:

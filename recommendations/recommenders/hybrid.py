@@ -111,7 +111,7 @@ class Hybrid(Recommender):
             started = time.perf_counter()
             component.fit(split.train)
             self.seconds[f"validation {name}"] = round(time.perf_counter() - started, 2)
-            scores = normalised(component.scores(histories)).astype(np.float32)
+            scores = normalised(component.scores(histories))
             scores[excluded] = -np.inf
             scored[name] = scores
 
@@ -161,10 +161,22 @@ class Hybrid(Recommender):
     def scores(self, users: Histories) -> Any:
         import numpy as np
 
-        parts = self._parts(users)
-        total = np.zeros((len(users), self.n_items))
-        for name, scores in parts.items():
-            total += self.weights[name] * scores
+        total = np.zeros((len(users), self.n_items), dtype=np.float32)
+        for name, component in self.components.items():
+            weight = self.weights.get(name)
+            if not weight:
+                continue
+            if isinstance(component, RecentPopularity):
+                # One vector per group: added to its people's rows, not stacked per person.
+                groups = np.asarray(users.groups, dtype=object)
+                for group in set(users.groups):
+                    vector = normalised(component.item_scores(group)[None, :], weight)[0]
+                    if len(set(users.groups)) == 1:
+                        total += vector
+                    else:
+                        total[groups == group] += vector
+            else:
+                total += normalised(component.scores(users), weight)
         cold = np.flatnonzero(np.asarray(users.weighted.getnnz(axis=1)) == 0)
         if len(cold):
             total[cold] = self.cold_start.scores(users.select(cold))
