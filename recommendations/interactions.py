@@ -122,4 +122,4 @@ def age_days(times: Any, now: datetime) -> Any:
     if now.tzinfo is not None:
         now = now.astimezone(UTC).replace(tzinfo=None)
     delta = np.datetime64(now, "s") - np.asarray(times, "datetime64[s]")
-    return (delta / np.timedelta64(86400, "s")).astype(np.float64)
+    return delta.astype("timedelta64[s]").astype(np.float64) / 86400.0

@@ -102,7 +102,8 @@ def _under(category: str, paths: Iterable[str]) -> bool:
 
 def rules_apply(candidates: Sequence[Candidate], rules: Rules, k: int) -> list[Candidate]:
     """The k candidates that pass, best first (see the module docstring)."""
-    kept, buried = [], []
+    kept: list[Candidate] = []
+    buried: list[Candidate] = []
     for c in candidates:
         if not c.in_stock or c.key in rules.exclude:
             continue

@@ -297,19 +297,19 @@ def _candidates(bundle: Bundle, scored: _Scored, k: int) -> list[Candidate]:
         return []
     best = np.argpartition(-scores, pool - 1)[:pool]
     best = best[np.argsort(-scores[best], kind="stable")]
-    best = [i for i in best if np.isfinite(scores[i])]
-    keys = [bundle.item_keys[i] for i in best]
+    finite = [int(i) for i in best if np.isfinite(scores[i])]
+    keys = [bundle.item_keys[i] for i in finite]
     items = Item.objects.in_bulk(keys, field_name="external_id")
     # Reasons for the candidates likely to be shown: the best ones the slot does not exclude.
     worded = [
         int(i)
-        for i, key in zip(best, keys, strict=True)
+        for i, key in zip(finite, keys, strict=True)
         if key in items and key not in scored.exclude and items[key].in_stock
     ][: k * 2]
     reasons = dict(zip(worded, scored.explain(worded), strict=True))
     return [
         _candidate(items[key], float(scores[i]), reasons.get(int(i)), bundle.item_keys)
-        for i, key in zip(best, keys, strict=True)
+        for i, key in zip(finite, keys, strict=True)
         if key in items  # not deleted from the catalog since the model was trained
     ]
 
@@ -343,26 +343,25 @@ def _live_candidates(history: list, request: Request) -> list[Candidate]:
         for key, kind, _at in history:
             if kind == "purchase":
                 counts[key] = counts.get(key, 0) + 1
-        items = Item.objects.in_bulk(list(counts), field_name="external_id")
+        bought = Item.objects.in_bulk(list(counts), field_name="external_id")
         return [
-            _candidate(items[k], float(n), Reason("bought_before", item=None), [])
+            _candidate(bought[k], float(n), Reason("bought_before", item=None), [])
             for k, n in sorted(counts.items(), key=lambda kv: -kv[1])
-            if k in items
+            if k in bought
         ][:pool]
     if request.slot in ("home", "cart", "trending") or not request.page_item:
         since = timezone.now() - timedelta(days=POPULAR_DAYS)
-        items = Item.objects.annotate(
-            people=Count(
-                "interactions__event__profile",
-                distinct=True,
-                filter=Q(interactions__occurred_at__gte=since),
-            )
-        ).filter(people__gt=0)
+        lately = Q(interactions__occurred_at__gte=since)
+        people = Count("interactions__event__profile", distinct=True, filter=lately)
+        popular = Item.objects.annotate(people=people).filter(people__gt=0)
     else:
         category = Item.objects.filter(external_id=request.page_item).values("category")[:1]
-        items = Item.objects.filter(category__in=category).exclude(external_id=request.page_item)
-        items = items.annotate(people=Count("interactions__event__profile", distinct=True))
-    ranked = items.exclude(availability=Availability.DISCONTINUED).order_by("-people", "-id")
+        popular = (
+            Item.objects.filter(category__in=category)
+            .exclude(external_id=request.page_item)
+            .annotate(people=Count("interactions__event__profile", distinct=True))
+        )
+    ranked = popular.exclude(availability=Availability.DISCONTINUED).order_by("-people", "-id")
     return [_candidate(item, float(item.people), Reason("popular"), []) for item in ranked[:pool]]
 
 

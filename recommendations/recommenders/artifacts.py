@@ -13,7 +13,7 @@ import hashlib
 import io
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from recommendations.recommenders import build
 from recommendations.recommenders.base import Recommender, TrainingData
@@ -21,6 +21,8 @@ from recommendations.recommenders.buy_again import BuyAgain
 from recommendations.recommenders.content import ContentTfidf
 from recommendations.recommenders.hybrid import Hybrid
 from recommendations.recommenders.popularity import RecentPopularity, Trending
+
+T = TypeVar("T", bound=Recommender)
 
 # Bump when a saved bundle could no longer be read or would mean something else: runs saved
 # with another version cannot serve (they are retrained instead).
@@ -35,10 +37,10 @@ class ArtifactFormatError(ValueError):
 class Bundle:
     kind: str
     model: Recommender
-    popularity: Recommender
-    trending: Recommender
-    buy_again: Recommender
-    content: Recommender
+    popularity: RecentPopularity
+    trending: Trending
+    buy_again: BuyAgain
+    content: ContentTfidf
     item_keys: list[str]
     data_hash: str
     # How a person's history is weighted, as at training: weights and half-lives.
@@ -56,15 +58,11 @@ class Bundle:
 def bundle_fit(*, kind: str, params: dict[str, Any], data: TrainingData, digest: str) -> Bundle:
     """Fit the main model and the helpers on all of `data`."""
     model = build(kind, params).fit(data)
-    if isinstance(model, Hybrid):
-        popularity: Recommender = model.cold_start
-        trending = model.components["trending"]
-        content = model.components["content"]
-    else:
-        popularity = RecentPopularity().fit(data)
-        trending = Trending().fit(data)
-        content = model if isinstance(model, ContentTfidf) else ContentTfidf().fit(data)
-    buy_again = model if isinstance(model, BuyAgain) else BuyAgain(tune=True).fit(data)
+    parts = model.components if isinstance(model, Hybrid) else {kind: model}
+    popularity = model.cold_start if isinstance(model, Hybrid) else RecentPopularity().fit(data)
+    trending = _part(parts, "trending", Trending) or Trending().fit(data)
+    content = _part(parts, "content", ContentTfidf) or ContentTfidf().fit(data)
+    buy_again = _part(parts, "buy_again", BuyAgain) or BuyAgain(tune=True).fit(data)
     return Bundle(
         kind=kind,
         model=model,
@@ -80,6 +78,12 @@ def bundle_fit(*, kind: str, params: dict[str, Any], data: TrainingData, digest:
             "repeat_half_life_days": data.repeat_half_life_days,
         },
     )
+
+
+def _part(parts: dict[str, Recommender], name: str, kind: type[T]) -> T | None:
+    """A fitted component of the main model that a helper can be, instead of fitting again."""
+    found = parts.get(name)
+    return found if isinstance(found, kind) else None
 
 
 def bundle_dump(bundle: Bundle) -> bytes:

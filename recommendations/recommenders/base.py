@@ -25,7 +25,8 @@ importing the app stays cheap for the web process.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -284,6 +285,17 @@ class Recommender:
     def explain_many(self, users: Histories, row: int, items: Sequence[int]) -> list[Reason]:
         """`explain` for several items of one person (a model may share work between them)."""
         return [self.explain(users, row, item) for item in items]
+
+
+@contextmanager
+def ml_threads() -> Iterator[None]:
+    """OpenBLAS, OpenMP and MKL at one thread for the block: the ml queue shares small
+    machines with everything else, and workers scale by processes (two threads made ALS 2.8x
+    slower on a loaded 2-core machine, and spinning threads starve their neighbours)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
 
 
 def top_k(scores: Any, k: int, exclude: Any = None) -> list[list[tuple[int, float]]]:

@@ -102,7 +102,7 @@ def items_upsert(*, rows: Iterable[Mapping[str, Any]]) -> UpsertResult:
             item.external_id: item
             for item in Item.objects.select_for_update().filter(external_id__in=list(by_id))
         }
-        new = []
+        new: list[Item] = []
         now = timezone.now()
         for external_id, row in by_id.items():
             item = existing.get(external_id) or Item(external_id=external_id)

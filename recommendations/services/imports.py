@@ -151,12 +151,12 @@ def _count_rows(raw: IO[bytes], format: str) -> int:
 def _rows(raw: IO[bytes], format: str) -> Iterator[tuple[int, dict[str, Any] | InvalidItem]]:
     """(line number, raw row or the reason it cannot be read) for every non-blank row."""
     if format == ItemImport.Format.JSONL:
-        for number, line in enumerate(_text_lines(raw), start=1):
-            if not line.strip():
+        for number, text in enumerate(_text_lines(raw), start=1):
+            if not text.strip():
                 continue
             try:
-                row = json.loads(line)
-            except ValueError as error:
+                row = json.loads(text)
+            except json.JSONDecodeError as error:
                 yield number, InvalidItem({"line": [f"Not JSON: {error.msg}."]})
                 continue
             if not isinstance(row, dict):

@@ -39,7 +39,7 @@ from recommendations.recommenders.artifacts import (
     bundle_load,
     data_hash,
 )
-from recommendations.recommenders.base import TrainingData
+from recommendations.recommenders.base import TrainingData, ml_threads
 from recommendations.recommenders.evaluation import (
     Evaluation,
     evaluate,
@@ -49,10 +49,6 @@ from recommendations.recommenders.evaluation import (
 from recommendations.selectors import training_data
 
 logger = logging.getLogger(__name__)
-
-# One thread for OpenBLAS/OpenMP in ML work: the ml queue shares small machines; workers scale
-# by processes (two threads made ALS 2.8x slower on a loaded 2-core machine).
-ML_THREADS = 1
 
 
 class NotEnoughData(ValueError):
@@ -80,10 +76,8 @@ def model_train(*, run: ModelRun, data: TrainingData | None = None) -> ModelRun:
     run.refresh_from_db()
     if not claimed:
         return run
-    from threadpoolctl import threadpool_limits
-
     try:
-        with threadpool_limits(limits=ML_THREADS):
+        with ml_threads():
             _train(run, data if data is not None else training_data())
     except NotEnoughData as error:
         run.status, run.message = ModelRun.Status.FAILED, str(error)[:500]
