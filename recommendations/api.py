@@ -232,7 +232,7 @@ class ItemImportOutputSerializer(serializers.Serializer):
 class ItemImportCreateApi(RecommendationsResource, APIView):
     parser_classes = [MultiPartParser]
 
-    class InputSerializer(serializers.Serializer):
+    class ItemImportInputSerializer(serializers.Serializer):
         file = serializers.FileField(help_text="A .csv (with a header row) or .jsonl file.")
 
     @extend_schema(
@@ -240,11 +240,11 @@ class ItemImportCreateApi(RecommendationsResource, APIView):
         tags=["recommendations"],
         summary="Import catalog items from a CSV or JSONL file",
         description="Runs on a worker; poll the answer's id for progress and bad rows.",
-        request={"multipart/form-data": InputSerializer},
+        request={"multipart/form-data": ItemImportInputSerializer},
         responses={202: ItemImportOutputSerializer},
     )
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.ItemImportInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         upload = data.validated_data["file"]
         try:
@@ -459,7 +459,7 @@ class ModelRunListApi(RecommendationsResource, APIView):
     pagination_class = KeysetPagination
     parser_classes = [JSONParser]
 
-    class InputSerializer(serializers.Serializer):
+    class ModelRunInputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=sorted(KINDS), default=settings.RECS_DEFAULT_KIND)
         params = serializers.DictField(required=False, help_text="Overrides of the defaults.")
 
@@ -478,11 +478,11 @@ class ModelRunListApi(RecommendationsResource, APIView):
         operation_id="recommender_runs_create",
         tags=["recommendations"],
         summary="Train a recommender on a worker",
-        request=InputSerializer,
+        request=ModelRunInputSerializer,
         responses={202: ModelRunOutputSerializer},
     )
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.ModelRunInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             run = services.model_train_request(
@@ -535,11 +535,11 @@ class ModelRunRollbackApi(RecommendationsResource, APIView):
 class RulesApi(RecommendationsResource, APIView):
     parser_classes = [JSONParser]
 
-    class InputSerializer(serializers.Serializer):
+    class RulesInputSerializer(serializers.Serializer):
         rules = serializers.JSONField(help_text="See recommendations.rules.RULES_SCHEMA.")
         note = serializers.CharField(required=False, allow_blank=True, max_length=300)
 
-    class OutputSerializer(serializers.Serializer):
+    class RulesOutputSerializer(serializers.Serializer):
         version = serializers.IntegerField(allow_null=True)
         rules = serializers.JSONField()
         note = serializers.CharField()
@@ -547,7 +547,7 @@ class RulesApi(RecommendationsResource, APIView):
 
     def _answer(self, rule_set: Any) -> Response:
         return Response(
-            self.OutputSerializer(
+            self.RulesOutputSerializer(
                 {
                     "version": rule_set.version if rule_set else None,
                     "rules": rule_set.rules if rule_set else {},
@@ -561,7 +561,7 @@ class RulesApi(RecommendationsResource, APIView):
         operation_id="recommendation_rules_retrieve",
         tags=["recommendations"],
         summary="The business rules that serve (newest version)",
-        responses={200: OutputSerializer},
+        responses={200: RulesOutputSerializer},
     )
     def get(self, request: Request) -> Response:
         return self._answer(selectors.rule_set_current())
@@ -570,11 +570,11 @@ class RulesApi(RecommendationsResource, APIView):
         operation_id="recommendation_rules_update",
         tags=["recommendations"],
         summary="Save new business rules (a new version)",
-        request=InputSerializer,
-        responses={200: OutputSerializer},
+        request=RulesInputSerializer,
+        responses={200: RulesOutputSerializer},
     )
     def put(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.RulesInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             rule_set = services.rule_set_save(

@@ -124,27 +124,26 @@ def recommendations_for_profile(*, profile: Profile, request: Request) -> Answer
     profile = profile_survivor(profile=profile)
     if not personalization_allowed(profile=profile):
         return recommendations_anonymous(request=request)
-    if request.slot != "similar" and request.page_item:
-        request = _with_page_category(request)
-    key = cache.list_key(profile_id=profile.pk, request={"personal": True, **request.key()})
-    found = cache.list_get(key)
-    if found is not None:
-        return Answer(**{**found, "cached": True})
-    answer = _answer(profile, request)
-    cache.list_set(key, asdict(answer))
-    return answer
+    return _cached_answer(profile, request)
 
 
 def recommendations_anonymous(*, request: Request) -> Answer:
     """A list built from nobody's data: a visitor not seen yet, or the similar items of an
     item page (the same for everyone)."""
+    return _cached_answer(None, request)
+
+
+def _cached_answer(profile: Profile | None, request: Request) -> Answer:
     if request.slot != "similar" and request.page_item:
         request = _with_page_category(request)
-    key = cache.list_key(profile_id=None, request={"personal": False, **request.key()})
+    key = cache.list_key(
+        profile_id=profile.pk if profile is not None else None,
+        request={"personal": profile is not None, **request.key()},
+    )
     found = cache.list_get(key)
     if found is not None:
         return Answer(**{**found, "cached": True})
-    answer = _answer(None, request)
+    answer = _answer(profile, request)
     cache.list_set(key, asdict(answer))
     return answer
 
