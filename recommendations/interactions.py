@@ -115,11 +115,14 @@ def kind_weights(kinds: Any, weights: Mapping[str, float]) -> Any:
     return result
 
 
+def naive_utc(moment: datetime) -> datetime:
+    """The same moment without a time zone, in UTC (what numpy's datetime64 holds)."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
 def age_days(times: Any, now: datetime) -> Any:
     """Days from each of `times` (naive UTC) to `now`, as floats."""
     import numpy as np
 
-    if now.tzinfo is not None:
-        now = now.astimezone(UTC).replace(tzinfo=None)
-    delta = np.datetime64(now, "s") - np.asarray(times, "datetime64[s]")
+    delta = np.datetime64(naive_utc(now), "s") - np.asarray(times, "datetime64[s]")
     return delta.astype("timedelta64[s]").astype(np.float64) / 86400.0

@@ -19,6 +19,7 @@ from django.utils import timezone
 from consent.selectors import consent_allows, consent_profiles_allowed
 from profiles.models import Profile
 from recommendations.catalog import CATEGORY_SEPARATOR
+from recommendations.interactions import naive_utc
 from recommendations.models import Interaction, Item, ItemImport, ModelRun, RuleSet
 from recommendations.recommenders.base import TrainingData
 
@@ -90,10 +91,6 @@ def personalization_allowed(*, profile: Profile) -> bool:
     return consent_allows(profile=profile, purpose=PERSONALIZATION)
 
 
-def _naive_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
 def weighting() -> dict[str, Any]:
     """How interactions are weighted (settings), as TrainingData takes it."""
     return {
@@ -124,7 +121,7 @@ def training_data(*, now: datetime | None = None) -> TrainingData:
     interactions = Interaction.objects.filter(event__profile__in=allowed.values("pk"))
     rows = interactions.values_list("event__profile_id", "item__external_id", "kind", "occurred_at")
     records = [
-        (profile_id, item, kind, _naive_utc(at))
+        (profile_id, item, kind, naive_utc(at))
         for profile_id, item, kind, at in rows.iterator(chunk_size=20_000)
     ]
     if now is None:
@@ -169,4 +166,4 @@ def profile_history(*, profile: Profile) -> list[tuple[str, str, datetime]]:
         .order_by("-occurred_at")
         .values_list("item__external_id", "kind", "occurred_at")[:5000]
     )
-    return [(item, kind, _naive_utc(at)) for item, kind, at in rows]
+    return [(item, kind, naive_utc(at)) for item, kind, at in rows]

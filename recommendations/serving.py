@@ -23,7 +23,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +33,7 @@ from django.utils import timezone
 from profiles.models import Profile
 from profiles.selectors import profile_survivor
 from recommendations import cache
+from recommendations.interactions import naive_utc
 from recommendations.models import Availability, Item, ModelRun
 from recommendations.recommenders.artifacts import ArtifactFormatError, Bundle, bundle_load
 from recommendations.recommenders.base import Histories, Reason, history_of
@@ -252,7 +253,7 @@ def _score(bundle: Bundle, history: list, group: str, request: Request) -> _Scor
             scores, lambda items: [Reason("bought_before", item=i) for i in items], set()
         )
     if slot == "cart":
-        since = now.astimezone(UTC).replace(tzinfo=None) - timedelta(days=CART_DAYS)
+        since = naive_utc(now) - timedelta(days=CART_DAYS)
         bought = {h[0]: h[2] for h in _history_rows(history, ["purchase"], since)}
         cart = [
             h

@@ -31,7 +31,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from recommendations.interactions import PURCHASE, age_days, interaction_weights, kind_weights
+from recommendations.interactions import (
+    PURCHASE,
+    age_days,
+    interaction_weights,
+    kind_weights,
+    naive_utc,
+)
 
 
 @dataclass(frozen=True)
@@ -163,7 +169,9 @@ class TrainingData:
 
     def before(self, cutoff: datetime) -> TrainingData:
         """The interactions before `cutoff`, as if the data ended there (same indexes)."""
-        keep = self.times < _naive(cutoff)
+        import numpy as np
+
+        keep = self.times < np.datetime64(naive_utc(cutoff), "s")
         return replace(
             self,
             users=self.users[keep],
@@ -175,9 +183,11 @@ class TrainingData:
 
     def window(self, start: datetime, end: datetime | None = None) -> Any:
         """The interactions from `start` (to `end`) as a boolean mask."""
-        mask = self.times >= _naive(start)
+        import numpy as np
+
+        mask = self.times >= np.datetime64(naive_utc(start), "s")
         if end is not None:
-            mask &= self.times < _naive(end)
+            mask &= self.times < np.datetime64(naive_utc(end), "s")
         return mask
 
     def item_counts(self, since_days: float | None = None, people: Any = None) -> Any:
@@ -193,16 +203,6 @@ class TrainingData:
         weights = np.where(keep, kind_weights(self.kinds, self.weights), 0.0)
         pairs = _matrix(self, weights, "max", None)
         return np.asarray(pairs.sum(axis=0)).ravel()
-
-
-def _naive(moment: datetime) -> Any:
-    import numpy as np
-
-    if moment.tzinfo is not None:
-        from datetime import UTC
-
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return np.datetime64(moment, "s")
 
 
 def _matrix(data: TrainingData, weights: Any, how: str, rows: Any) -> Any:
