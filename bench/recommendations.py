@@ -142,6 +142,8 @@ def run(until: datetime | None, export: Path | None, print_fn: Callable[[str], N
             f"{len(repeat.rows):,} bought again (repeat)"
         )
         print_fn("  accuracy, discovery protocol, NDCG@10 (P@10 R@10 MAP@10 HR@10 coverage):")
+        if until:
+            print_fn("    (the anchors were measured on the full data's split, not this one)")
 
         def line(name: str, evaluation: Any, note: str) -> None:
             m = evaluation.metrics
