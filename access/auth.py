@@ -17,7 +17,16 @@ from access.models import ApiKey
 from access.roles import has_role
 
 # Resources that API keys can be scoped to: one per family of API views (their `resource`).
-RESOURCES = ("profiles", "identity", "consents", "privacy", "segments", "campaigns", "audit")
+RESOURCES = (
+    "profiles",
+    "identity",
+    "consents",
+    "privacy",
+    "segments",
+    "recommendations",
+    "campaigns",
+    "audit",
+)
 SCOPES = tuple(f"{resource}:{access}" for resource in RESOURCES for access in ("read", "write"))
 
 

@@ -8,7 +8,7 @@ from access.auth import SCOPES
 from access.roles import ROLES
 
 ROLE_HELP = {
-    "marketer": "profiles, segments, campaigns, data pages",
+    "marketer": "profiles, segments, recommendations, campaigns, data pages",
     "compliance": "consent, privacy requests, audit",
     "admin": "everything, including sources, keys and users",
 }

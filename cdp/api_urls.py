@@ -7,6 +7,7 @@ from cdp import schema  # noqa: F401  (registers the API key scheme for OpenAPI)
 from consent import api as consent_api
 from identity import api as identity_api
 from profiles import api as profiles_api
+from recommendations import api as recommendations_api
 from segments import api as segments_api
 
 urlpatterns: list = [
@@ -174,5 +175,60 @@ urlpatterns += [
         "channels/<int:channel_id>/rotate-secret/",
         campaigns_api.ChannelSecretRotateApi.as_view(),
         name="api-channel-rotate-secret",
+    ),
+]
+
+# Recommendations: the catalog, its imports, the lists (recommendations/).
+urlpatterns += [
+    path("items/", recommendations_api.ItemListApi.as_view(), name="api-item-list"),
+    path(
+        "items/<str:item_id>/",
+        recommendations_api.ItemDetailApi.as_view(),
+        name="api-item-detail",
+    ),
+    path(
+        "items/<str:item_id>/similar/",
+        recommendations_api.ItemSimilarApi.as_view(),
+        name="api-item-similar",
+    ),
+    path(
+        "profiles/<int:profile_id>/recommendations/",
+        recommendations_api.ProfileRecommendationsApi.as_view(),
+        name="api-profile-recommendations",
+    ),
+    path(
+        "recommendations/",
+        recommendations_api.IdentifierRecommendationsApi.as_view(),
+        name="api-recommendations",
+    ),
+    path(
+        "recommenders/runs/",
+        recommendations_api.ModelRunListApi.as_view(),
+        name="api-recommender-runs",
+    ),
+    path(
+        "recommenders/runs/<int:run_id>/",
+        recommendations_api.ModelRunDetailApi.as_view(),
+        name="api-recommender-run",
+    ),
+    path(
+        "recommenders/runs/<int:run_id>/rollback/",
+        recommendations_api.ModelRunRollbackApi.as_view(),
+        name="api-recommender-rollback",
+    ),
+    path(
+        "recommendation-rules/",
+        recommendations_api.RulesApi.as_view(),
+        name="api-recommendation-rules",
+    ),
+    path(
+        "item-imports/",
+        recommendations_api.ItemImportCreateApi.as_view(),
+        name="api-item-imports",
+    ),
+    path(
+        "item-imports/<int:job_id>/",
+        recommendations_api.ItemImportDetailApi.as_view(),
+        name="api-item-import",
     ),
 ]

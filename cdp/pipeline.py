@@ -17,6 +17,9 @@ transaction per chunk:
                 every enter/exit, announce it after commit → the membership changes
     → campaigns: goal events end journeys; trigger events and the membership changes start
                  new ones (their deliveries recorded now, sent by workers after commit)
+    → recommendations: the products the chunk's e-commerce events name are learned into the
+                 catalog and recorded as interactions; those profiles' cached lists are
+                 invalidated
 
 Every stage answers for the whole chunk in a few queries, never one per profile (a query per
 profile is what makes a pipeline slow); one with side effects outside the database (sending,
@@ -49,6 +52,7 @@ from profiles.services import (
     profiles_save,
     profiles_sessions_recount,
 )
+from recommendations.services import interactions_record
 from segments.services import segment_memberships_refresh
 
 logger = logging.getLogger(__name__)
@@ -128,6 +132,7 @@ def _events_process_chunk(event_ids: Sequence[int], fill_to: int) -> int:
 
     changes = segment_memberships_refresh(resolved=resolved)
     campaign_triggers_fire(resolved=resolved, changes=changes)
+    interactions_record(resolved=resolved)
     return len(events)
 
 

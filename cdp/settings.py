@@ -221,6 +221,9 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = (Queue("ingest"), Queue("default"), Queue("ml"))
 CELERY_TASK_ROUTES = {
     "cdp.tasks.events_*": {"queue": "ingest"},
+    # Catalog imports are I/O and small writes: not worth waiting behind a training.
+    "recommendations.tasks.item_import_task": {"queue": "default"},
+    "recommendations.tasks.*": {"queue": "ml"},
     "segments.tasks.model_*": {"queue": "ml"},
     "identity.tasks.identity_rescan_task": {"queue": "ml"},
 }
@@ -327,3 +330,25 @@ CELERY_BEAT_SCHEDULE |= {
 # networks listed here ("hooks.internal,10.1.0.0/16") are let through: tests, on-prem receivers.
 OUTBOUND_ALLOWED_HOSTS = env_list("OUTBOUND_ALLOWED_HOSTS", "")
 OUTBOUND_TIMEOUT = float(os.environ.get("OUTBOUND_TIMEOUT", "10"))
+CELERY_BEAT_SCHEDULE["recommendations-retrain"] = {
+    "task": "recommendations.tasks.models_retrain_task",
+    "schedule": crontab(hour="4", minute="10"),
+}
+
+# Recommendations (recommendations/). An interaction's weight is its kind's weight times
+# 0.5 ** (age in days / half-life): views count less than carts, carts less than purchases.
+RECS_INTERACTION_WEIGHTS = {
+    "view": float(os.environ.get("RECS_WEIGHT_VIEW", "0.2")),
+    "cart": float(os.environ.get("RECS_WEIGHT_CART", "0.5")),
+    "purchase": float(os.environ.get("RECS_WEIGHT_PURCHASE", "1.0")),
+}
+# 30 days was best of 15-120 (and no decay) on the validation window of UCI Online Retail.
+RECS_HALF_LIFE_DAYS = float(os.environ.get("RECS_HALF_LIFE_DAYS", "30"))
+# "Buy again" ranks a person's purchases with a slower decay (no decay was best there).
+RECS_REPEAT_HALF_LIFE_DAYS = float(os.environ.get("RECS_REPEAT_HALF_LIFE_DAYS", "365"))
+# A new model is judged on the last this-many days of the data, fitted on what came before.
+RECS_VALIDATION_DAYS = float(os.environ.get("RECS_VALIDATION_DAYS", "30"))
+# The kind the nightly retrain trains while no model serves.
+RECS_DEFAULT_KIND = os.environ.get("RECS_DEFAULT_KIND", "hybrid")
+# Cached lists are invalidated by new events and catalog changes; this only bounds orphans.
+RECS_CACHE_SECONDS = int(os.environ.get("RECS_CACHE_SECONDS", "300"))

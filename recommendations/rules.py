@@ -1,0 +1,154 @@
+"""Business rules, applied after scoring: plain Python, no ORM.
+
+A rule set (versioned: `RuleSet`, the newest serves) holds what marketers decide for every
+list; a request adds its own filters. Applied in this order:
+
+1. drop: items out of stock or discontinued; items the slot excludes (what the person bought,
+   for `home`, `similar` and `cart`); the current page's item; `bury` items scored below
+   everything else (kept only to fill a list that would otherwise be short);
+2. filter: category (the path or under it) and brand lists, price band;
+3. re-rank: `boost` items and, when the request names the current page's category, items of
+   that category, multiplied by their factors (scores are positive after step 1);
+4. diversity: at most `max_per_category` items of one top-level category, as long as enough
+   items remain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+import jsonschema
+
+from recommendations.catalog import CATEGORY_SEPARATOR, category_top
+
+RULES_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "boost": {"type": "array", "items": {"type": "string"}, "maxItems": 1000},
+        "bury": {"type": "array", "items": {"type": "string"}, "maxItems": 1000},
+        "boost_factor": {"type": "number", "minimum": 1, "maximum": 100},
+        "exclude_categories": {"type": "array", "items": {"type": "string"}, "maxItems": 200},
+        "exclude_brands": {"type": "array", "items": {"type": "string"}, "maxItems": 200},
+        "max_per_category": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
+        "context_category_factor": {"type": "number", "minimum": 1, "maximum": 100},
+    },
+}
+_VALIDATOR = jsonschema.Draft202012Validator(RULES_SCHEMA)
+
+
+class InvalidRules(ValueError):
+    pass
+
+
+def rules_validate(rules: Any) -> dict[str, Any]:
+    errors = sorted(_VALIDATOR.iter_errors(rules), key=lambda e: list(e.path))
+    if errors:
+        where = "/".join(str(p) for p in errors[0].absolute_path)
+        raise InvalidRules(f"{'/' + where + ': ' if where else ''}{errors[0].message}")
+    return dict(rules)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    key: str
+    score: float
+    category: str = ""
+    brand: str = ""
+    price: Decimal | None = None
+    in_stock: bool = True
+    reason: Any = None  # passed through untouched: how the caller words it
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The rule set's rules plus the request's filters."""
+
+    exclude: frozenset[str] = frozenset()
+    boost: frozenset[str] = frozenset()
+    bury: frozenset[str] = frozenset()
+    boost_factor: float = 1.5
+    categories: tuple[str, ...] = ()
+    exclude_categories: tuple[str, ...] = ()
+    brands: tuple[str, ...] = ()
+    exclude_brands: tuple[str, ...] = ()
+    price_min: Decimal | None = None
+    price_max: Decimal | None = None
+    max_per_category: int | None = None
+    context_category: str = ""
+    context_category_factor: float = 1.3
+
+    @classmethod
+    def from_rule_set(cls, rules: dict[str, Any], **request: Any) -> Rules:
+        return cls(
+            boost=frozenset(rules.get("boost", ())),
+            bury=frozenset(rules.get("bury", ())),
+            boost_factor=float(rules.get("boost_factor", 1.5)),
+            exclude_categories=tuple(rules.get("exclude_categories", ())),
+            exclude_brands=tuple(rules.get("exclude_brands", ())),
+            max_per_category=rules.get("max_per_category"),
+            context_category_factor=float(rules.get("context_category_factor", 1.3)),
+            **request,
+        )
+
+
+def _under(category: str, paths: Iterable[str]) -> bool:
+    return any(category == p or category.startswith(p + CATEGORY_SEPARATOR) for p in paths)
+
+
+def rules_apply(candidates: Sequence[Candidate], rules: Rules, k: int) -> list[Candidate]:
+    """The k candidates that pass, best first (see the module docstring)."""
+    kept: list[Candidate] = []
+    buried: list[Candidate] = []
+    for c in candidates:
+        if not c.in_stock or c.key in rules.exclude:
+            continue
+        if rules.categories and not _under(c.category, rules.categories):
+            continue
+        if rules.exclude_categories and _under(c.category, rules.exclude_categories):
+            continue
+        if rules.brands and c.brand not in rules.brands:
+            continue
+        if c.brand and c.brand in rules.exclude_brands:
+            continue
+        if rules.price_min is not None and (c.price is None or c.price < rules.price_min):
+            continue
+        if rules.price_max is not None and (c.price is None or c.price > rules.price_max):
+            continue
+        factor = 1.0
+        if c.key in rules.boost:
+            factor *= rules.boost_factor
+        if rules.context_category and _under(c.category, [rules.context_category]):
+            factor *= rules.context_category_factor
+        ranked = replace(c, score=_positive(c.score) * factor)
+        (buried if c.key in rules.bury else kept).append(ranked)
+    kept.sort(key=lambda c: -c.score)
+    buried.sort(key=lambda c: -c.score)
+    return _diverse(kept, rules.max_per_category, k) + buried[: max(0, k - len(kept))]
+
+
+def _positive(score: float) -> float:
+    # Blended scores can be negative; boosts multiply, so shift them into (0, 1].
+    return score if score > 0 else 1e-6 / (1.0 + abs(score))
+
+
+def _diverse(ranked: list[Candidate], per_category: int | None, k: int) -> list[Candidate]:
+    if not per_category:
+        return ranked[:k]
+    counts: dict[str, int] = {}
+    chosen, overflow = [], []
+    for c in ranked:
+        top = category_top(c.category)
+        if top and counts.get(top, 0) >= per_category:
+            overflow.append(c)
+            continue
+        counts[top] = counts.get(top, 0) + 1
+        chosen.append(c)
+        if len(chosen) == k:
+            return chosen
+    # Not enough variety to fill the list: the best of the rest, rather than a short list.
+    return chosen + overflow[: k - len(chosen)]

@@ -1,0 +1,169 @@
+"""Reads: the catalog, item imports, training runs, and the interactions models learn from
+(recommendation answers are in `serving`).
+
+Interactions reach a model or a person's list only through the `personalization` consent
+gate (`consent.selectors`): `training_data` and `profile_history` are the two doors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from consent.selectors import consent_allows, consent_profiles_allowed
+from profiles.models import Profile
+from recommendations.catalog import CATEGORY_SEPARATOR
+from recommendations.interactions import naive_utc
+from recommendations.models import Interaction, Item, ItemImport, ModelRun, RuleSet
+from recommendations.recommenders.base import TrainingData
+
+PERSONALIZATION = "personalization"
+
+
+@dataclass(frozen=True)
+class ItemFilters:
+    q: str = ""
+    category: str = ""
+    brand: str = ""
+    availability: str = ""
+    price_min: Decimal | None = None
+    price_max: Decimal | None = None
+
+
+def item_list(*, filters: ItemFilters | None = None) -> QuerySet[Item]:
+    """Items matching every filter given: `q` in the title or id, `category` as the path or
+    any path under it, `brand` exactly, price bounds inclusive."""
+    filters = filters or ItemFilters()
+    items = Item.objects.all()
+    if filters.q:
+        items = items.filter(Q(title__icontains=filters.q) | Q(external_id=filters.q))
+    if filters.category:
+        items = items.filter(
+            Q(category=filters.category)
+            | Q(category__startswith=filters.category + CATEGORY_SEPARATOR)
+        )
+    if filters.brand:
+        items = items.filter(brand=filters.brand)
+    if filters.availability:
+        items = items.filter(availability=filters.availability)
+    if filters.price_min is not None:
+        items = items.filter(price__gte=filters.price_min)
+    if filters.price_max is not None:
+        items = items.filter(price__lte=filters.price_max)
+    return items
+
+
+def item_get(*, external_id: str) -> Item | None:
+    return Item.objects.filter(external_id=external_id).first()
+
+
+def item_import_get(*, job_id: int) -> ItemImport | None:
+    return ItemImport.objects.filter(pk=job_id).first()
+
+
+def item_imports_recent(*, limit: int = 20) -> QuerySet[ItemImport]:
+    return ItemImport.objects.order_by("-id")[:limit]
+
+
+def model_runs() -> QuerySet[ModelRun]:
+    return ModelRun.objects.defer("artifact").select_related("requested_by")
+
+
+def model_run_get(*, run_id: int) -> ModelRun | None:
+    return model_runs().filter(pk=run_id).first()
+
+
+def serving_run() -> ModelRun | None:
+    return model_runs().filter(is_serving=True).first()
+
+
+def rule_set_current() -> RuleSet | None:
+    return RuleSet.objects.order_by("-version").first()
+
+
+def personalization_allowed(*, profile: Profile) -> bool:
+    return consent_allows(profile=profile, purpose=PERSONALIZATION)
+
+
+def weighting() -> dict[str, Any]:
+    """How interactions are weighted (settings), as TrainingData takes it."""
+    return {
+        "weights": dict(settings.RECS_INTERACTION_WEIGHTS),
+        "half_life_days": settings.RECS_HALF_LIFE_DAYS,
+        "repeat_half_life_days": settings.RECS_REPEAT_HALF_LIFE_DAYS,
+    }
+
+
+def profile_group(profile: Profile) -> str:
+    """The group popularity is personalised by: the profile's country (trait, else the
+    location its events' context gave), "" when unknown."""
+    traits = profile.traits if isinstance(profile.traits, dict) else {}
+    location = (profile.context or {}).get("location") if isinstance(profile.context, dict) else {}
+    for value in (traits.get("country"), (location or {}).get("country")):
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:100]
+    return ""
+
+
+def training_data(*, now: datetime | None = None) -> TrainingData:
+    """Every interaction of live profiles that allow personalization (merged profiles are one:
+    their events belong to the survivor), with catalog texts for content similarity. `now`
+    is the data's end: the newest interaction's time unless given."""
+    allowed = consent_profiles_allowed(
+        purpose=PERSONALIZATION, profiles=Profile.objects.filter(merged_into__isnull=True)
+    )
+    interactions = Interaction.objects.filter(event__profile__in=allowed.values("pk"))
+    rows = interactions.values_list("event__profile_id", "item__external_id", "kind", "occurred_at")
+    records = [
+        (profile_id, item, kind, naive_utc(at))
+        for profile_id, item, kind, at in rows.iterator(chunk_size=20_000)
+    ]
+    if now is None:
+        newest = max((r[3] for r in records), default=None)
+        now = newest.replace(tzinfo=UTC) if newest else timezone.now()
+    texts, categories = {}, {}
+    for item in Item.objects.only(
+        "external_id", "title", "description", "category", "brand", "attributes"
+    ).iterator(chunk_size=5000):
+        texts[item.external_id] = item_text(item)
+        categories[item.external_id] = item.category
+    people = {r[0] for r in records}
+    groups = {
+        profile.pk: profile_group(profile)
+        for profile in Profile.objects.filter(pk__in=people).only("traits", "context")
+    }
+    return TrainingData.from_records(
+        records,
+        now=now,
+        item_text=texts,
+        item_category=categories,
+        user_group=groups,
+        extra_items=texts,
+        **weighting(),
+    )
+
+
+def item_text(item: Item) -> str:
+    """What content similarity reads about an item."""
+    values = [str(v) for v in (item.attributes or {}).values() if not isinstance(v, list)]
+    values += [str(x) for v in (item.attributes or {}).values() if isinstance(v, list) for x in v]
+    return " ".join([item.title, item.description, item.category, item.brand, *values])
+
+
+def profile_history(*, profile: Profile) -> list[tuple[str, str, datetime]]:
+    """The (item external id, kind, naive UTC time) of the profile's interactions, newest
+    first, for serving. Empty when the profile does not allow personalization."""
+    if not personalization_allowed(profile=profile):
+        return []
+    rows = (
+        Interaction.objects.filter(event__profile=profile)
+        .order_by("-occurred_at")
+        .values_list("item__external_id", "kind", "occurred_at")[:5000]
+    )
+    return [(item, kind, naive_utc(at)) for item, kind, at in rows]

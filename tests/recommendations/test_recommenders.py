@@ -1,0 +1,163 @@
+"""Each recommender on a generated shop where the right answer is known (two taste groups),
+and the evaluation metrics on hand-computed cases."""
+
+import math
+
+import numpy as np
+import pytest
+
+from recommendations.recommenders import build
+from recommendations.recommenders.artifacts import bundle_dump, bundle_fit, bundle_load
+from recommendations.recommenders.base import history_of
+from recommendations.recommenders.evaluation import (
+    evaluate,
+    paired_bootstrap,
+    ranking_metrics,
+    window_split,
+)
+from tests.recommendations.generated import ITEMS, NOW, WEIGHTING, group_of, taste_data
+
+PERSONAL = ["ease", "als", "content", "hybrid"]
+
+
+def own_group_share(model, data, k=5) -> float:
+    histories = data.histories()
+    seen = data.matrix("sum")
+    lists = model.recommend(histories, k, seen)
+    right = total = 0
+    for person, ranked in enumerate(lists):
+        group = "A" if data.user_keys[person] % 2 == 0 else "B"
+        for item, _score in ranked:
+            total += 1
+            right += group_of(data.item_keys[item]) == group
+    return right / total
+
+
+@pytest.mark.parametrize("kind", PERSONAL)
+def test_each_personal_model_recommends_a_person_their_own_groups_items(kind):
+    data = taste_data()
+    model = build(kind).fit(data)
+    assert own_group_share(model, data) > 0.95
+
+
+@pytest.mark.parametrize("kind", [*PERSONAL, "popularity", "trending"])
+def test_similar_items_of_an_item_are_from_its_group(kind):
+    data = taste_data()
+    model = build(kind).fit(data)
+    a1 = data.item_keys.index("a1")
+    similar = [data.item_keys[i] for i, _ in model.similar_items(a1, 5)]
+    if kind == "trending":
+        assert all(group_of(key) == "A" for key in similar)  # same category: none set
+        return
+    if kind == "popularity":
+        assert similar == []  # the generated items have no category
+        return
+    assert similar and all(group_of(key) == "A" for key in similar) and "a1" not in similar
+
+
+def test_popularity_ranks_the_items_most_people_took_and_follows_the_group():
+    data = taste_data(groups_follow_taste=True)
+    model = build("popularity", {"days": 90, "group_weight": 2.0}).fit(data)
+    nobody = history_of([], item_keys=data.item_keys, now=NOW, weighting=WEIGHTING)
+    assert {data.item_keys[i] for i, _ in model.recommend(nobody, 2)[0]} == {"a0", "b0"}
+    north = history_of([], item_keys=data.item_keys, now=NOW, weighting=WEIGHTING, group="north")
+    best = model.recommend(north, 3)[0]
+    assert data.item_keys[best[0][0]] == "a0"
+    assert all(group_of(data.item_keys[i]) == "A" for i, _ in best)
+    assert model.explain(north, 0, best[0][0]).code == "popular_in_group"
+
+
+def test_buy_again_returns_only_the_persons_own_purchases():
+    data = taste_data()
+    model = build("buy_again").fit(data)
+    histories = data.histories([0])
+    ranked = model.recommend(histories, 10)[0]
+    own = set(histories.purchases[0].indices)
+    assert ranked and {item for item, _ in ranked} <= own
+    assert model.explain(histories, 0, ranked[0][0]).code == "bought_before"
+
+
+def test_a_new_event_changes_a_persons_list_without_retraining():
+    data = taste_data()
+    model = build("ease").fit(data)
+    garden = history_of(
+        [("a1", "purchase", NOW.replace(tzinfo=None))],
+        item_keys=data.item_keys,
+        now=NOW,
+        weighting=WEIGHTING,
+    )
+    kitchen = history_of(
+        [("b1", "purchase", NOW.replace(tzinfo=None))],
+        item_keys=data.item_keys,
+        now=NOW,
+        weighting=WEIGHTING,
+    )
+    first = data.item_keys[model.recommend(garden, 1)[0][0][0]]
+    second = data.item_keys[model.recommend(kitchen, 1)[0][0][0]]
+    assert group_of(first) == "A" and group_of(second) == "B"
+
+
+def test_content_reaches_an_item_nobody_touched():
+    data = taste_data()
+    data.item_keys.append("a-new")
+    data.item_text.append("garden tool spade rake brand new")
+    data.item_category.append("")
+    model = build("content").fit(data)
+    similar = [data.item_keys[i] for i, _ in model.similar_items(data.item_keys.index("a1"), 20)]
+    assert "a-new" in similar
+
+
+@pytest.mark.parametrize("kind", PERSONAL)
+def test_explanations_name_an_item_of_the_persons_history(kind):
+    data = taste_data()
+    model = build(kind).fit(data)
+    histories = data.histories([0])
+    item = model.recommend(histories, 1, data.matrix("sum", [0]))[0][0][0]
+    reason = model.explain(histories, 0, item)
+    if reason.item is not None:
+        assert reason.item in set(histories.weighted[0].indices)
+    assert reason.code
+
+
+def test_the_hybrid_tunes_its_weights_on_a_validation_window_inside_the_data():
+    data = taste_data(people=120, days=120)
+    model = build("hybrid").fit(data)
+    assert model.validation["people"] > 0
+    assert set(model.weights) == {"ease", "als", "content", "popularity", "trending"}
+    assert model.weights["content"] >= 0.05  # the floor that keeps new items reachable
+
+
+def test_evaluation_on_the_last_days_is_better_for_a_model_than_for_popularity():
+    data = taste_data(people=120, days=120)
+    split = window_split(data, days=30)
+    assert len(split.rows) > 10
+    model = evaluate(build("ease").fit(split.train), split)
+    popular = evaluate(build("popularity").fit(split.train), split)
+    assert model.metrics["ndcg"] > popular.metrics["ndcg"]
+    interval = paired_bootstrap(model.per_person, popular.per_person)
+    assert interval["low"] > 0
+
+
+def test_ranking_metrics_on_a_hand_computed_list():
+    metrics = ranking_metrics([5, 1, 7, 2], {1, 2, 9}, 4)
+    assert metrics["precision"] == 0.5
+    assert metrics["recall"] == pytest.approx(2 / 3)
+    assert metrics["hit_rate"] == 1.0
+    assert metrics["map"] == pytest.approx((1 / 2 + 2 / 4) / 3)
+    dcg = 1 / math.log2(3) + 1 / math.log2(5)
+    ideal = 1 + 1 / math.log2(3) + 1 / math.log2(4)
+    assert metrics["ndcg"] == pytest.approx(dcg / ideal)
+
+
+def test_a_bundle_round_trips_and_carries_no_person():
+    data = taste_data()
+    bundle = bundle_fit(kind="hybrid", params={}, data=data, digest="x")
+    loaded = bundle_load(bundle_dump(bundle))
+    assert loaded.item_keys == data.item_keys
+    assert loaded.model.components["als"].model.user_factors.shape[0] == 0
+    histories = data.histories([0, 1])
+    assert np.allclose(loaded.model.scores(histories), bundle.model.scores(histories))
+
+
+def test_the_groups_are_what_the_generated_shop_says():
+    assert len(ITEMS["A"]) == len(ITEMS["B"]) == 12
