@@ -4,10 +4,10 @@ who may train and change rules."""
 from __future__ import annotations
 
 import pytest
-from consent.scan import scan_cache
 from rest_framework.test import APIClient
 
 from consent.services import erasure_sweep_and_verify, subject_erase
+from consent.services.scan import scan_cache
 from identity.services import profile_merge
 from recommendations.models import Interaction, ModelRun
 from recommendations.recommenders.artifacts import bundle_load
