@@ -48,10 +48,6 @@ def _invalid(error: InvalidCampaign) -> ValidationError:
     return ValidationError(dict(grouped))
 
 
-def _actor(request: Request) -> Any:
-    return request.user
-
-
 class CampaignOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
@@ -137,7 +133,7 @@ class CampaignListApi(CampaignsResource, APIView):
                 kind=values["kind"],
                 definition=definition,
                 status=values["status"],
-                actor=_actor(request),
+                actor=request.user,
             )
         except InvalidCampaign as error:
             raise _invalid(error) from None
@@ -195,7 +191,7 @@ class CampaignDetailApi(CampaignsResource, APIView):
         try:
             campaign = services.campaign_update(
                 campaign=campaign,
-                actor=_actor(request),
+                actor=request.user,
                 name=values.get("name"),
                 kind=values.get("kind"),
                 definition=definition,
@@ -218,7 +214,7 @@ class _CampaignStatusApi(CampaignsResource, APIView):
         campaign = _campaign_or_404(campaign_id)
         try:
             campaign = services.campaign_status_set(
-                campaign=campaign, status=self.target, actor=_actor(request)
+                campaign=campaign, status=self.target, actor=request.user
             )
         except services.CampaignStateError as error:
             raise ValidationError({"status": [str(error)]}) from None
@@ -348,7 +344,7 @@ class DeadLetterReplayApi(CampaignsResource, APIView):
         failed = selectors.deliveries_failed(channel_id=values.get("channel"))
         if "deliveries" in values:
             failed = failed.filter(pk__in=values["deliveries"])
-        queued = services.deliveries_replay(deliveries=failed, actor=_actor(request))
+        queued = services.deliveries_replay(deliveries=failed, actor=request.user)
         return Response({"queued": queued})
 
 
@@ -397,7 +393,7 @@ class ChannelListApi(CampaignsResource, APIView):
         data = self.ChannelInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            channel, secret = services.channel_create(**data.validated_data, actor=_actor(request))
+            channel, secret = services.channel_create(**data.validated_data, actor=request.user)
         except InvalidCampaign as error:
             raise _invalid(error) from None
         body = {"channel": ChannelOutputSerializer(channel).data, "secret": secret}
@@ -432,7 +428,7 @@ class ChannelDetailApi(CampaignsResource, APIView):
         data.is_valid(raise_exception=True)
         try:
             channel = services.channel_update(
-                channel=channel, actor=_actor(request), **data.validated_data
+                channel=channel, actor=request.user, **data.validated_data
             )
         except InvalidCampaign as error:
             raise _invalid(error) from None
@@ -476,5 +472,5 @@ class ChannelSecretRotateApi(CampaignsResource, APIView):
         channel = _channel_or_404(channel_id)
         if channel.kind == Channel.Kind.EMAIL:
             raise ValidationError({"kind": ["email channels have no signing secret"]})
-        secret = services.channel_secret_rotate(channel=channel, actor=_actor(request))
+        secret = services.channel_secret_rotate(channel=channel, actor=request.user)
         return Response({"channel": ChannelOutputSerializer(channel).data, "secret": secret})

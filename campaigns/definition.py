@@ -502,6 +502,11 @@ def zone(name: Any, default: str) -> ZoneInfo:
     return ZoneInfo(default)
 
 
+def recipient_zone(context: Any, default: str) -> ZoneInfo:
+    """The zone of a profile with this `context` (its `timezone`), or `default`."""
+    return zone(context.get("timezone") if isinstance(context, dict) else None, default)
+
+
 def next_local_hour(now: dt.datetime, hour: int, tz: ZoneInfo) -> dt.datetime:
     """The first moment after `now` when the clock in `tz` reads hour:00."""
     local = now.astimezone(tz)

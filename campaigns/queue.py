@@ -1,17 +1,13 @@
-"""Queueing campaign tasks from services, after commit.
-
-`campaigns.tasks` imports the services (tasks are adapters), so a service cannot import the
-tasks without a cycle. Services name the task instead, and Celery's registry finds it:
-`CampaignsConfig.ready` imports `campaigns.tasks`, so every process that runs Django has them
-registered (workers also find them by autodiscovery).
-"""
+"""Queueing campaign tasks from services, after commit, by name (`access.queueing` says why;
+`CampaignsConfig.ready` registers `campaigns.tasks` in every process)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from celery import current_app
 from django.db import transaction
+
+from access.queueing import task_named
 
 
 def task_queue(name: str, *args: Any, countdown: float | None = None) -> None:
@@ -19,6 +15,6 @@ def task_queue(name: str, *args: Any, countdown: float | None = None) -> None:
     outside one); with `countdown`, not before that many seconds."""
 
     def send() -> None:
-        current_app.tasks[f"campaigns.tasks.{name}"].apply_async(args, countdown=countdown)
+        task_named(f"campaigns.tasks.{name}").apply_async(args, countdown=countdown)
 
     transaction.on_commit(send)

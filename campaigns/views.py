@@ -314,9 +314,7 @@ def campaign_preview(request: HttpRequest, campaign_id: int) -> HttpResponse:
         context["preview"] = selectors.message_preview(
             campaign=campaign, message=step["send"]["message"], profile=profile, viewer=request.user
         )
-        profile_access_record(
-            request=request, profile=profile, action="view", route="campaigns:preview"
-        )
+        profile_access_record(request=request, profile=profile, action="view")
     except RenderError as error:
         context["problem"] = f"The message does not render for this profile: {error}"
     return render(request, "campaigns/_preview.html", context)

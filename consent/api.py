@@ -20,7 +20,7 @@ from access.auth import ResourcePermission, client_ip
 from access.models import ApiKey, AuditLog
 from access.roles import ADMIN, COMPLIANCE, MARKETER
 from access.selectors import audit_log_filtered
-from access.services import audit_record
+from access.services import audit_record_request
 from consent import selectors, services
 from consent.hashing import SUBJECT_KINDS
 from consent.models import (
@@ -190,12 +190,11 @@ class ProfileConsentsApi(APIView):
     def get(self, request: Request, profile_id: int) -> Response:
         profile = get_object_or_404(Profile, pk=profile_id)
         records = selectors.consent_records_of_profile(profile=profile)[:500]
-        audit_record(
-            actor=request.user,
+        audit_record_request(
+            request=request,
             action="view",
             resource="consents",
             profile_id=profile.pk,
-            ip=client_ip(request),
         )
         return Response(
             {

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from access.auth import client_ip
 from access.roles import ADMIN, COMPLIANCE, roles_required
 from access.selectors import audit_log_filtered
-from access.services import audit_record
+from access.services import audit_record_request
 from consent import selectors, services
 from consent.forms import (
     AssignForm,
@@ -90,12 +90,11 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
             _detail_context(request, privacy_request),
         )
     if privacy_request.subject:
-        audit_record(
-            actor=request.user,
+        audit_record_request(
+            request=request,
             action="view",
             resource="privacy",
             resource_id=privacy_request.pk,
-            ip=client_ip(request),
         )
     return render(request, "consent/request_detail.html", _detail_context(request, privacy_request))
 
@@ -213,12 +212,11 @@ def profile_consents(request: HttpRequest, profile_id: int) -> HttpResponse:
         )
         messages.success(request, "Consent recorded.")
         return redirect("privacy:profile_consents", profile_id=profile.pk)
-    audit_record(
-        actor=request.user,
+    audit_record_request(
+        request=request,
         action="view",
         resource="consents",
         profile_id=profile.pk,
-        ip=client_ip(request),
     )
     return render(
         request,
@@ -261,7 +259,11 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET or None)
     rows = _audit_rows(form)
     if request.GET.get("format") == "csv":
-        audit_record(actor=request.user, action="export", resource="audit", ip=client_ip(request))
+        audit_record_request(
+            request=request,
+            action="export",
+            resource="audit",
+        )
         writer = csv.writer(_Echo())
         header = ["time", "actor", "action", "resource", "resource_id", "profile_id", "ip"]
 

@@ -6,8 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.http import FileResponse, Http404
 
-from access.auth import client_ip
-from access.services import audit_record
+from access.services import audit_record_request
 from consent.models import PrivacyRequest
 
 
@@ -16,12 +15,11 @@ def export_response(request: Any, privacy_request: PrivacyRequest) -> FileRespon
     path = (root / privacy_request.export_file).resolve()
     if root not in path.parents or not path.is_file():
         raise Http404("export file is gone")
-    audit_record(
-        actor=request.user,
+    audit_record_request(
+        request=request,
         action="export.download",
         resource="privacy",
         resource_id=privacy_request.pk,
-        ip=client_ip(request),
     )
     return FileResponse(
         open(path, "rb"),

@@ -275,9 +275,7 @@ class ProfileDetailApi(ProfilesResource, APIView):
         profile = _profile_or_404(profile_id)
         if profile.merged_into_id is not None:
             return _merged_redirect(request, profile, "api-profile-detail")
-        services.profile_access_record(
-            request=request, profile=profile, action="view", route="api-profile-detail"
-        )
+        services.profile_access_record(request=request, profile=profile, action="view")
         return Response(ProfileOutputSerializer(profile).data)
 
     @extend_schema(
@@ -313,9 +311,7 @@ class ProfileDetailApi(ProfilesResource, APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.profile_traits_patch(profile=profile, changes=serializer.validated_data["traits"])
-        services.profile_access_record(
-            request=request, profile=profile, action="change", route="api-profile-detail"
-        )
+        services.profile_access_record(request=request, profile=profile, action="change")
         return Response(ProfileOutputSerializer(profile).data)
 
 
@@ -342,7 +338,5 @@ class ProfileEventsApi(ProfilesResource, APIView):
         page = paginator.paginate_queryset(
             selectors.profile_events(profile=profile), request, view=self
         )
-        services.profile_access_record(
-            request=request, profile=profile, action="view", route="api-profile-events"
-        )
+        services.profile_access_record(request=request, profile=profile, action="view")
         return paginator.get_paginated_response(EventOutputSerializer(page, many=True).data)

@@ -68,9 +68,7 @@ def profile_detail(request: HttpRequest, profile_id: int) -> HttpResponse:
         "timeline": timeline,
         "older_page": cursor is not None,
     }
-    services.profile_access_record(
-        request=request, profile=profile, action="view", route="profiles:detail"
-    )
+    services.profile_access_record(request=request, profile=profile, action="view")
     return render(request, "profiles/detail.html", context)
 
 
@@ -87,9 +85,7 @@ def profile_timeline(request: HttpRequest, profile_id: int) -> HttpResponse:
         )
     except ValueError as exc:
         return HttpResponse(f"cursor: {exc}", status=400, content_type="text/plain")
-    services.profile_access_record(
-        request=request, profile=profile, action="view", route="profiles:timeline"
-    )
+    services.profile_access_record(request=request, profile=profile, action="view")
     return render(
         request, "profiles/detail.html#timeline-items", {"profile": profile, "timeline": timeline}
     )

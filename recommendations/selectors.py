@@ -67,20 +67,12 @@ def item_import_get(*, job_id: int) -> ItemImport | None:
     return ItemImport.objects.filter(pk=job_id).first()
 
 
-def item_imports_recent(*, limit: int = 20) -> QuerySet[ItemImport]:
-    return ItemImport.objects.order_by("-id")[:limit]
-
-
 def model_runs() -> QuerySet[ModelRun]:
     return ModelRun.objects.defer("artifact").select_related("requested_by")
 
 
 def model_run_get(*, run_id: int) -> ModelRun | None:
     return model_runs().filter(pk=run_id).first()
-
-
-def serving_run() -> ModelRun | None:
-    return model_runs().filter(is_serving=True).first()
 
 
 def rule_set_current() -> RuleSet | None:

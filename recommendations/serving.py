@@ -135,8 +135,7 @@ def recommendations_anonymous(*, request: Request) -> Answer:
 
 
 def _cached_answer(profile: Profile | None, request: Request) -> Answer:
-    if request.slot != "similar" and request.page_item:
-        request = _with_page_category(request)
+    # Keyed by the request as asked: the page item names its category, so a hit needs no query.
     key = cache.list_key(
         profile_id=profile.pk if profile is not None else None,
         request={"personal": profile is not None, **request.key()},
@@ -144,6 +143,8 @@ def _cached_answer(profile: Profile | None, request: Request) -> Answer:
     found = cache.list_get(key)
     if found is not None:
         return Answer(**{**found, "cached": True})
+    if request.slot != "similar" and request.page_item:
+        request = _with_page_category(request)
     answer = _answer(profile, request)
     cache.list_set(key, asdict(answer))
     return answer

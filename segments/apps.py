@@ -7,7 +7,7 @@ class SegmentsConfig(AppConfig):
     def ready(self) -> None:
         # Registers the tasks in every process that may queue one, not only in the workers
         # (which find them by autodiscovery): services queue tasks by name
-        # (segments.services.task_queue).
+        # (access.queueing).
         import segments.tasks  # noqa: F401
         from consent.services import erasure_hook_register
         from segments import hooks

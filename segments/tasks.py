@@ -1,11 +1,11 @@
 """Celery adapters: they take ids and call one service (STYLE rule 6). The tasks that services
-queue are registered under the names in `segments.services.task_queue`."""
+queue are registered under the names in `segments.services.task_names`."""
 
 from celery import shared_task
 
 from segments import services
 from segments.models import MembershipChange, Segment
-from segments.services.task_queue import (
+from segments.services.task_names import (
     MODEL_TRAIN_TASK,
     SEGMENT_REFRESH_TASK,
     WEBHOOK_DELIVER_TASK,

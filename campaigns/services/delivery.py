@@ -95,8 +95,7 @@ def delivery_rules(
     )
     if sent >= cap["messages"]:
         return Verdict(skip=Delivery.SkipReason.CAPPED)
-    context = profile.context if isinstance(profile.context, dict) else {}
-    tz = steps_language.zone(context.get("timezone"), settings.CAMPAIGN_TIMEZONE)
+    tz = steps_language.recipient_zone(profile.context, settings.CAMPAIGN_TIMEZONE)
     quiet_end = steps_language.quiet_until(now, tz, settings.CAMPAIGN_QUIET_HOURS)
     if quiet_end is not None:
         return Verdict(delay_until=quiet_end, delay_reason="quiet_hours")

@@ -64,7 +64,11 @@ def campaign_triggers_fire(
     if not live:
         return []
     now = now or timezone.now()
-    _goals_reach(resolved, now)
+    # Entries of other campaigns (paused, or whose live version has no goal) check their goal
+    # when they next advance (_entry_advance).
+    with_goal = [live_one.campaign.pk for live_one in live if live_one.definition.get("goal")]
+    if with_goal:
+        _goals_reach(resolved, now, campaign_ids=with_goal)
     candidates: list[_Candidate] = []
     for campaign in live:
         trigger = campaign.definition["trigger"]
@@ -172,13 +176,22 @@ def _goal_window(entry: Entry, goal: Mapping[str, Any]) -> tuple[dt.datetime, dt
     return entry.goal_until - steps_language.duration(goal["within"]), entry.goal_until
 
 
-def _goals_reach(resolved: Sequence[tuple[Profile, Sequence[Event]]], now: dt.datetime) -> None:
-    """Active entries of these people whose goal one of these events reaches exit (one query)."""
+def _goals_reach(
+    resolved: Sequence[tuple[Profile, Sequence[Event]]],
+    now: dt.datetime,
+    *,
+    campaign_ids: Sequence[int],
+) -> None:
+    """Active entries of these people in these campaigns (the live ones with a goal) whose goal
+    one of these events reaches exit (one query)."""
     events_of = {profile.pk: events for profile, events in resolved if events}
     if not events_of:
         return
     entries = Entry.objects.filter(
-        status=Entry.Status.ACTIVE, goal_until__isnull=False, profile_id__in=list(events_of)
+        status=Entry.Status.ACTIVE,
+        goal_until__isnull=False,
+        campaign_id__in=campaign_ids,
+        profile_id__in=list(events_of),
     ).select_related("version")
     for entry in entries:
         goal = entry.version.definition.get("goal")
@@ -281,6 +294,7 @@ def _entry_advance(entry: Entry, now: dt.datetime) -> None:
     steps = entry.version.definition["steps"]
     path = steps_language.path_settle(steps, entry.step_path) if entry.step_path else None
     entry.due_at = None
+    branching: _Branching | None = None
     # Every step runs at most once per pass, so a pass ends after as many steps as exist.
     for _ in range(steps_language.MAX_STEPS + 1):
         if path is None:
@@ -289,13 +303,19 @@ def _entry_advance(entry: Entry, now: dt.datetime) -> None:
             break
         step = steps_language.step_at(steps, path)
         if "wait" in step:
-            due = steps_language.wait_until(step["wait"], now, _recipient_zone(entry.profile))
+            due = steps_language.wait_until(
+                step["wait"],
+                now,
+                steps_language.recipient_zone(entry.profile.context, settings.CAMPAIGN_TIMEZONE),
+            )
             path = steps_language.path_next(steps, path)
             if due > now:
                 entry.due_at = due
                 break
         elif "branch" in step:
-            arm = "then" if _branch_holds(entry, step["branch"]["if"], now) else "else"
+            # Read once per pass, at the first branch: nothing in a pass changes the facts.
+            branching = branching or _Branching(profile_facts(profile=entry.profile))
+            arm = "then" if branching.holds(step["branch"]["if"], now) else "else"
             path = steps_language.path_into(steps, path, arm)
         else:
             _delivery_record(entry, path, step["send"])
@@ -304,14 +324,15 @@ def _entry_advance(entry: Entry, now: dt.datetime) -> None:
     entry.save(update_fields=["status", "finished_at", "due_at", "step_path"])
 
 
-def _recipient_zone(profile: Profile) -> Any:
-    context = profile.context if isinstance(profile.context, dict) else {}
-    return steps_language.zone(context.get("timezone"), settings.CAMPAIGN_TIMEZONE)
+class _Branching:
+    """One person's facts and the segment definitions branch conditions name, loaded once."""
 
+    def __init__(self, facts: Any) -> None:
+        self.facts = facts
+        self.segments = definition_resolver()
 
-def _branch_holds(entry: Entry, condition: Mapping[str, Any], now: dt.datetime) -> bool:
-    facts = profile_facts(profile=entry.profile)
-    return conditions.evaluate(condition, facts, now=now, segments=definition_resolver())
+    def holds(self, condition: Mapping[str, Any], now: dt.datetime) -> bool:
+        return conditions.evaluate(condition, self.facts, now=now, segments=self.segments)
 
 
 def _delivery_record(entry: Entry, path: steps_language.StepPath, send: Mapping[str, Any]) -> None:

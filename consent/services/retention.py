@@ -8,7 +8,7 @@ from django.utils import timezone
 from access.services import audit_record
 from consent.models import RetentionPolicy
 from profiles.models import Event
-from profiles.services import events_delete
+from profiles.services import events_delete_matching
 
 
 def retention_purge(*, batch_size: int | None = None, now: datetime | None = None) -> int:
@@ -26,12 +26,7 @@ def retention_purge(*, batch_size: int | None = None, now: datetime | None = Non
             if policy.event_name == "*"
             else events.filter(event=policy.event_name)
         )
-        purged = 0
-        while True:
-            pks = list(events.order_by("pk").values_list("pk", flat=True)[:batch_size])
-            if not pks:
-                break
-            purged += events_delete(ids=pks)
+        purged = events_delete_matching(events=events, batch_size=batch_size)
         RetentionPolicy.objects.filter(pk=policy.pk).update(last_run_at=now, last_purged=purged)
         if purged:
             audit_record(

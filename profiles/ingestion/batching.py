@@ -17,8 +17,10 @@ from typing import Generic, TypeVar, cast
 from celery import current_app
 from django.conf import settings
 
+from access.queueing import task_named
+
 # The pipeline's task lives at the top of the layers (cdp.tasks), above profiles: ingestion
-# queues it by name, through Celery's registry, instead of importing it.
+# queues it by name (access.queueing) instead of importing it.
 EVENTS_PROCESS_TASK = "cdp.tasks.events_process_task"
 
 logger = logging.getLogger(__name__)
@@ -103,7 +105,7 @@ class GroupCommit(Generic[Item, Result]):
 
 
 def _events_publish(event_ids: list[int]) -> None:
-    events_process_task = current_app.tasks[EVENTS_PROCESS_TASK]
+    events_process_task = task_named(EVENTS_PROCESS_TASK)
     chunk = settings.INGEST_PROCESS_CHUNK
     for start in range(0, len(event_ids), chunk):
         ids = event_ids[start : start + chunk]

@@ -12,7 +12,12 @@ from profiles.services.apply import profile_apply_events, profiles_save
 from profiles.services.audit import profile_access_record
 from profiles.services.computed import profiles_sessions_recount
 from profiles.services.context import user_agent_parse
-from profiles.services.erasure import events_delete, profiles_erase, quarantined_messages_delete
+from profiles.services.erasure import (
+    events_delete,
+    events_delete_matching,
+    profiles_erase,
+    quarantined_messages_delete,
+)
 from profiles.services.events import (
     events_claim,
     events_content_save,
@@ -26,6 +31,7 @@ __all__ = [
     "events_claim",
     "events_content_save",
     "events_delete",
+    "events_delete_matching",
     "events_mark_processed",
     "events_pending_ids",
     "profile_access_record",

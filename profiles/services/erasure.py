@@ -11,14 +11,12 @@ from profiles.models import Event, Profile, QuarantinedMessage
 DELETE_BATCH = 10_000
 
 
-def _delete_in_batches(rows: models.QuerySet) -> int:
+def _delete_in_batches(rows: models.QuerySet, batch_size: int = DELETE_BATCH) -> int:
     # One short transaction per batch: a subject with millions of events neither holds locks
     # for long nor builds one huge transaction.
     total = 0
-    while pks := list(rows.order_by().values_list("pk", flat=True)[:DELETE_BATCH]):
-        with transaction.atomic():
-            deleted, _ = rows.model._base_manager.filter(pk__in=pks).delete()
-        total += deleted
+    while pks := list(rows.order_by("pk").values_list("pk", flat=True)[:batch_size]):
+        total += _delete_by_ids(rows.model, pks)
     return total
 
 
@@ -36,6 +34,14 @@ def _delete_by_ids(model: type[models.Model], ids: Sequence[int]) -> int:
 def events_delete(*, ids: Sequence[int]) -> int:
     """Delete these events, in batches; returns how many there were."""
     return _delete_by_ids(Event, ids)
+
+
+def events_delete_matching(
+    *, events: models.QuerySet[Event], batch_size: int = DELETE_BATCH
+) -> int:
+    """Delete the events of this query (retention's purge), in batches of `batch_size`; returns
+    how many there were."""
+    return _delete_in_batches(events, batch_size)
 
 
 def quarantined_messages_delete(*, ids: Sequence[int]) -> int:

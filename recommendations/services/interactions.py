@@ -55,7 +55,7 @@ def interactions_record(*, resolved: Sequence[tuple[Profile, Sequence[Event]]]) 
         for event, touches in touched
         for touch in touches
     ]
-    created = Interaction.objects.bulk_create(rows, ignore_conflicts=True)
+    Interaction.objects.bulk_create(rows, ignore_conflicts=True)
     profile_ids = sorted({event.profile_id for event, _ in touched if event.profile_id})
     transaction.on_commit(lambda: cache.profiles_invalidate(profile_ids=profile_ids))
-    return len(created)
+    return len(rows)

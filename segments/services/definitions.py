@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from access.queueing import task_named
 from segments import conditions, selectors
 from segments.compiler import base_profiles, compiled_sql
 from segments.models import (
@@ -16,7 +17,7 @@ from segments.models import (
     Segment,
 )
 from segments.services.realtime import segment_index_invalidate
-from segments.services.task_queue import SEGMENT_REFRESH_TASK, segments_task
+from segments.services.task_names import SEGMENT_REFRESH_TASK
 
 
 def segment_definition_check(
@@ -147,4 +148,4 @@ def segment_duplicate(*, segment: Segment, actor: User | None = None) -> Segment
 
 
 def _queue_refresh(segment: Segment, *, cause: str) -> None:
-    segments_task(SEGMENT_REFRESH_TASK).delay_on_commit(segment.pk, cause)
+    task_named(SEGMENT_REFRESH_TASK).delay_on_commit(segment.pk, cause)

@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from access.queueing import task_named
 from segments.ml.artifacts import FORMAT_VERSION, data_hash
 from segments.ml.features import NotEnoughData
 from segments.ml.training import (
@@ -21,7 +22,7 @@ from segments.ml.training import (
     train_propensity,
 )
 from segments.models import ModelRun, ProfileScore
-from segments.services.task_queue import MODEL_TRAIN_TASK, segments_task
+from segments.services.task_names import MODEL_TRAIN_TASK
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ def model_train_request(*, kind: str, actor: User | None = None) -> ModelRun:
     run = ModelRun.objects.create(
         kind=kind, requested_by=actor if getattr(actor, "pk", None) else None
     )
-    segments_task(MODEL_TRAIN_TASK).delay_on_commit(run.pk)
+    task_named(MODEL_TRAIN_TASK).delay_on_commit(run.pk)
     return run
 
 

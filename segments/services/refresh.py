@@ -10,6 +10,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from access.queueing import task_named
 from segments import selectors
 from segments.compiler import base_profiles, compiled_sql
 from segments.models import (
@@ -18,7 +19,7 @@ from segments.models import (
     SegmentMembership,
     SegmentSnapshot,
 )
-from segments.services.task_queue import SEGMENT_REFRESH_TASK, segments_task
+from segments.services.task_names import SEGMENT_REFRESH_TASK
 from segments.services.webhooks import webhook_deliveries_record
 from segments.signals import segment_membership_changed
 
@@ -149,7 +150,7 @@ def segments_refresh_all() -> list[int]:
     """Queue a refresh of every active segment (beat): time-relative conditions move on their
     own, and every refresh adds a point to the size chart."""
     ids = list(Segment.objects.filter(status=Segment.Status.ACTIVE).values_list("pk", flat=True))
-    refresh = segments_task(SEGMENT_REFRESH_TASK)
+    refresh = task_named(SEGMENT_REFRESH_TASK)
     for segment_id in ids:
         refresh.delay(segment_id, MembershipChange.Cause.REFRESH)
     return ids

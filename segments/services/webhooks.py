@@ -8,8 +8,6 @@ import hmac
 import json
 import logging
 import time
-import urllib.error
-import urllib.request
 from functools import partial
 
 from celery.exceptions import Retry
@@ -18,8 +16,10 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from access.outbound import OutboundError, OutboundRefused, outbound_post
+from access.queueing import task_named
 from segments.models import Segment, WebhookDelivery, new_webhook_secret_salt
-from segments.services.task_queue import WEBHOOK_DELIVER_TASK, segments_task
+from segments.services.task_names import WEBHOOK_DELIVER_TASK
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def webhook_deliveries_record(
 
 def _webhook_deliver_queue(delivery_id: int) -> None:
     try:
-        segments_task(WEBHOOK_DELIVER_TASK).delay(delivery_id)
+        task_named(WEBHOOK_DELIVER_TASK).delay(delivery_id)
     except Retry:
         # Only without a broker (dev mode: tasks run inline, CELERY_TASK_ALWAYS_EAGER), where a
         # retry raises Celery's Retry into whatever request changed the membership. The
@@ -105,29 +105,23 @@ def webhook_delivery_send(*, delivery_id: int) -> WebhookDelivery | None:
     WebhookDelivery.objects.filter(pk=delivery.pk).update(attempts=F("attempts") + 1)
     delivery.attempts += 1
     body = json.dumps(delivery.payload).encode()
-    request = urllib.request.Request(  # noqa: S310 - URLField validated to http(s)
-        delivery.url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "cdp-segments/1",
-            "X-CDP-Delivery": str(delivery.pk),
-            # Signed at each attempt, so a retry carries a fresh timestamp.
-            SIGNATURE_HEADER: webhook_signature(
-                secret=webhook_secret(segment=delivery.segment),
-                timestamp=int(time.time()),
-                body=body,
-            ),
-        },
-    )
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "cdp-segments/1",
+        "X-CDP-Delivery": str(delivery.pk),
+        # Signed at each attempt, so a retry carries a fresh timestamp.
+        SIGNATURE_HEADER: webhook_signature(
+            secret=webhook_secret(segment=delivery.segment),
+            timestamp=int(time.time()),
+            body=body,
+        ),
+    }
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            status = response.status
-    except urllib.error.HTTPError as error:
-        status = error.code
-    except (urllib.error.URLError, OSError) as error:
-        return _webhook_failed(delivery, f"connection failed: {error.__class__.__name__}")
+        status = outbound_post(delivery.url, body=body, headers=headers, timeout=10).status
+    except OutboundRefused as error:
+        return _webhook_failed(delivery, f"refused: {error}", permanent=True)
+    except OutboundError as error:
+        return _webhook_failed(delivery, f"connection failed: {error}")
     if 200 <= status < 300:
         WebhookDelivery.objects.filter(pk=delivery.pk).update(
             state=WebhookDelivery.State.SENT, sent_at=timezone.now(), last_error=""
@@ -137,8 +131,11 @@ def webhook_delivery_send(*, delivery_id: int) -> WebhookDelivery | None:
     return _webhook_failed(delivery, f"HTTP {status}")
 
 
-def _webhook_failed(delivery: WebhookDelivery, reason: str) -> WebhookDelivery:
-    final = delivery.attempts >= WEBHOOK_MAX_ATTEMPTS
+def _webhook_failed(
+    delivery: WebhookDelivery, reason: str, *, permanent: bool = False
+) -> WebhookDelivery:
+    # A URL the platform may not call (access.outbound) fails at once: retrying cannot help.
+    final = permanent or delivery.attempts >= WEBHOOK_MAX_ATTEMPTS
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
         last_error=reason[:300],
         state=WebhookDelivery.State.FAILED if final else WebhookDelivery.State.PENDING,

@@ -54,3 +54,10 @@ def profile_maker(source) -> Callable[..., Profile]:
         return make_profile(source, **kwargs)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _loopback_receivers_allowed(settings):
+    # Segment webhooks go through the outbound guard (access.outbound), which refuses loopback:
+    # these tests' receivers listen on 127.0.0.1, as an on-prem receiver would be allowed.
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]

@@ -331,3 +331,20 @@ def test_segment_of_segment_depends_on_the_inner_definition(profile_maker):
     outer.refresh_from_db()
     assert set(outer.dependencies["event_names"]) == {"Trial Started"}
     assert Segment.objects.count() == 2
+
+
+def test_a_webhook_to_a_private_address_is_refused_at_once_without_a_request(
+    profile_maker, receiver, settings
+):
+    server, handler = receiver
+    settings.OUTBOUND_ALLOWED_HOSTS = []  # the receiver's loopback address is no longer allowed
+    profile_maker(traits={"country": "DE"})
+    url = f"http://127.0.0.1:{server.server_port}/hook"
+    segment = _segment({"trait": "country", "op": "eq", "value": "DE"}, webhook_url=url)
+    services.segment_refresh(segment=segment, now=NOW)
+    delivery = WebhookDelivery.objects.get()
+    services.webhook_delivery_send(delivery_id=delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.state == "failed" and delivery.attempts == 1
+    assert delivery.last_error.startswith("refused")
+    assert handler.bodies == []

@@ -1,4 +1,4 @@
-"""Services queue the app's tasks by name (segments.services.task_queue), so every process that
+"""Services queue the app's tasks by name (access.queueing.task_named), so every process that
 may queue one must have them registered, not only the workers."""
 
 import os
@@ -12,9 +12,10 @@ def test_a_fresh_process_knows_every_task_the_services_queue_by_name():
     # A web process imports no task module of its own accord: the app's ready() must.
     script = (
         "import django; django.setup()\n"
-        "from segments.services import task_queue as q\n"
+        "from access.queueing import task_named\n"
+        "from segments.services import task_names as q\n"
         "names = [q.SEGMENT_REFRESH_TASK, q.WEBHOOK_DELIVER_TASK, q.MODEL_TRAIN_TASK]\n"
-        "print(all(q.segments_task(name).name == name for name in names))\n"
+        "print(all(task_named(name).name == name for name in names))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script],
