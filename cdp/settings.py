@@ -256,6 +256,9 @@ INGEST_MAX_MESSAGE_BYTES = 32 * 1024
 INGEST_MAX_REQUEST_BYTES = 500 * 1024
 # Events per processing task; the worker handles one chunk in a few bulk statements.
 INGEST_PROCESS_CHUNK = int(os.environ.get("INGEST_PROCESS_CHUNK", "500"))
+# How far a sender's clock (sentAt against receivedAt) or an event time ahead of receivedAt may
+# be before the time is corrected for the drift or clamped (profiles.ingestion).
+INGEST_CLOCK_TOLERANCE_SECONDS = int(os.environ.get("INGEST_CLOCK_TOLERANCE_SECONDS", "60"))
 
 PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "US")
 

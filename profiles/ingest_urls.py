@@ -1,7 +1,7 @@
 """Segment-compatible ingestion routes, mounted at /v1/ (see profiles/ingest_views.py).
 
 Full names are the HTTP Tracking API that server SDKs use; one letter routes are the browser
-SDK's (its timestamps are the device clock, so they are corrected for skew)."""
+SDK's; all of them correct a sender's clock drift the same way (profiles.ingestion)."""
 
 from collections.abc import Callable
 from typing import Any
@@ -21,20 +21,20 @@ _TYPES = {
 
 # (path under /v1/, view, its arguments, route name): every route but the browser SDK's settings.
 _FIXED: list[tuple[str, Callable[..., Any], dict[str, Any], str | None]] = [
-    ("batch", ingest_views.batch_ingest, {"client": False}, "ingest-batch"),
-    ("import", ingest_views.batch_ingest, {"client": False}, None),
-    ("b", ingest_views.batch_ingest, {"client": True}, "ingest-batch-browser"),
+    ("batch", ingest_views.batch_ingest, {}, "ingest-batch"),
+    ("import", ingest_views.batch_ingest, {}, None),
+    ("b", ingest_views.batch_ingest, {}, "ingest-batch-browser"),
     *[
         (
             name,
             ingest_views.message_ingest,
-            {"message_type": name, "client": False},
+            {"message_type": name},
             f"ingest-{name}",
         )
         for name in _TYPES
     ],
     *[
-        (letter, ingest_views.message_ingest, {"message_type": name, "client": True}, None)
+        (letter, ingest_views.message_ingest, {"message_type": name}, None)
         for name, letter in _TYPES.items()
     ],
 ]

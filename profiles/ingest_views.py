@@ -112,7 +112,7 @@ def _body_and_source(request: HttpRequest) -> tuple[Any, Any]:
 
 
 @csrf_exempt
-def message_ingest(request: HttpRequest, message_type: str, client: bool) -> HttpResponse:
+def message_ingest(request: HttpRequest, message_type: str) -> HttpResponse:
     """POST /v1/{identify,track,page,screen,group,alias} and the browser's /v1/{i,t,p,s,g,a}:
     one message. Invalid: 400 and nothing stored."""
     refused = _preflight_or_refuse(request, "POST")
@@ -128,7 +128,7 @@ def message_ingest(request: HttpRequest, message_type: str, client: bool) -> Htt
                 f"message larger than {settings.INGEST_MAX_MESSAGE_BYTES // 1024} KB",
                 code="message_too_large",
             )
-        ingest_messages(source=source, messages=[message], strict=True, correct_clock_skew=client)
+        ingest_messages(source=source, messages=[message], strict=True)
     except IngestError as exc:
         return _error(exc.status, exc.code, exc.message)
     return _response(_SUCCESS)
@@ -142,7 +142,7 @@ def _message_size(message: dict) -> int:
 
 
 @csrf_exempt
-def batch_ingest(request: HttpRequest, client: bool) -> HttpResponse:
+def batch_ingest(request: HttpRequest) -> HttpResponse:
     """POST /v1/batch, /v1/import and the browser's /v1/b: {"batch": [...], "context",
     "integrations", "sentAt"}. Invalid messages are quarantined, the others stored."""
     refused = _preflight_or_refuse(request, "POST")
@@ -159,7 +159,6 @@ def batch_ingest(request: HttpRequest, client: bool) -> HttpResponse:
             context=body.get("context"),
             integrations=body.get("integrations"),
             sent_at=body.get("sentAt"),
-            correct_clock_skew=client,
         )
     except IngestError as exc:
         return _error(exc.status, exc.code, exc.message)

@@ -20,15 +20,14 @@ What happens to each message, in order:
    transaction of their own when there are none); after commit their ids are queued
    to `events_process_task` in chunks of settings.INGEST_PROCESS_CHUNK.
 
-Timestamps (as Segment and RudderStack compute them; all four are kept):
-- `originalTimestamp` is the client's clock when the call was made: the message's
+Timestamps (all four are kept; `messages.event_time_choose` decides):
+- `originalTimestamp` is the sender's clock when the call was made: the message's
   `originalTimestamp` (RudderStack) or else its `timestamp` (Segment libraries).
-- `timestamp`, the event time used everywhere downstream, is an explicit `timestamp` sent next
-  to an `originalTimestamp`, or the one a server-side library sent (server clocks are trusted:
-  that is how historical events are imported); otherwise the client clock is corrected for skew
-  as `receivedAt - (sentAt - originalTimestamp)` when `sentAt` is known. Client messages are
-  those of the browser/mobile routes (`/v1/{i,t,p,s,g,a,b}`: `correct_clock_skew=True`) and
-  RudderStack messages that only carry `originalTimestamp`.
+- `timestamp`, the event time used everywhere downstream, is the sender's time; when `sentAt`
+  shows the sender's clock off ours by more than INGEST_CLOCK_TOLERANCE_SECONDS, on any route,
+  it is corrected by that drift: `receivedAt - (sentAt - timestamp)`. A time still ahead of
+  `receivedAt` beyond the tolerance is clamped to `receivedAt` and flagged in the event's
+  `violations`. A past time sent now (historical imports) is kept.
 - Without any of them, the event time is `receivedAt`.
 
 A message without `messageId` gets a deterministic one, a digest of its content (minus
@@ -143,15 +142,13 @@ def ingest_messages(
     sent_at: Any = None,
     received_at: datetime | None = None,
     strict: bool = False,
-    correct_clock_skew: bool = False,
 ) -> IngestResult:
     """Validate, filter, deduplicate and durably store messages of one source.
 
     `context`/`integrations`/`sent_at` are batch-level values merged into each message.
     With `strict` (a single-message request) an invalid message raises InvalidMessageError and
     nothing is stored; otherwise invalid messages are quarantined and the rest stored.
-    `correct_clock_skew` marks messages from client (browser/mobile) SDKs whose `timestamp` is
-    the device clock (see the module docstring). Returns counts and the new events' ids; the
+    Returns counts and the new events' ids; the
     events are committed when this returns, and queued for processing after commit.
     """
     received_at = received_at or timezone.now()
@@ -165,7 +162,6 @@ def ingest_messages(
         batch_integrations=integrations,
         batch_sent_at=sent_at,
         received_at=received_at,
-        correct_clock_skew=correct_clock_skew,
     )
     outcome = _messages_sort(source=source, messages=messages, prepare=prepare, strict=strict)
     event_ids = _outcome_store(source=source, outcome=outcome, received_at=received_at)
@@ -239,7 +235,7 @@ def _plan_check(plan: CompiledPlan, row: Row, index: int) -> Rejected | None:
             else "tracking plan: properties do not match the plan"
         )
         return Rejected(index, reason, violations, row.message)
-    row.violations = violations
+    row.violations += violations
     return None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -27,6 +27,11 @@ MAX_TIME = datetime(2200, 1, 1, tzinfo=UTC)
 # Levels of objects and arrays in a message, itself included. No SDK sends more than a handful;
 # the limit keeps orjson (which fails past 254) and our recursive helpers well within bounds.
 MAX_NESTING = 64
+# Recorded in Event.violations when the sender's time was ahead of ours and clamped.
+CLOCK_CLAMPED_FLAG = {
+    "field": "timestamp",
+    "message": "ahead of receivedAt beyond the clock tolerance: clamped to receivedAt",
+}
 
 
 def json_default(value: Any) -> Any:
@@ -224,7 +229,6 @@ def message_prepare(
     batch_integrations: dict | None,
     batch_sent_at: Any,
     received_at: datetime,
-    correct_clock_skew: bool,
 ) -> Row | Rejected:
     """The row to store for one message of a request, or why it is refused: batch values
     merged in, checked against its type's JSON Schema, ids as text, timestamps parsed and the
@@ -246,8 +250,10 @@ def message_prepare(
     times, errors = _times_parsed(message)
     if errors:
         return Rejected(index, "invalid message", errors, message)
-    event_time, original = _event_time(
-        times, received_at=received_at, correct_clock_skew=correct_clock_skew
+    event_time, original, clamped = event_time_choose(
+        times,
+        received_at=received_at,
+        tolerance=timedelta(seconds=settings.INGEST_CLOCK_TOLERANCE_SECONDS),
     )
     if not MIN_TIME <= event_time <= MAX_TIME:
         return Rejected(
@@ -271,7 +277,10 @@ def message_prepare(
             ],
             message,
         )
-    return _row(message, event_time=event_time, original=original, sent_at=times["sentAt"])
+    row = _row(message, event_time=event_time, original=original, sent_at=times["sentAt"])
+    if clamped:
+        row.violations.append(dict(CLOCK_CLAMPED_FLAG))
+    return row
 
 
 def _batch_values_merged(
@@ -344,23 +353,30 @@ def _times_parsed(
     return times, errors
 
 
-def _event_time(
-    times: dict[str, datetime | None], *, received_at: datetime, correct_clock_skew: bool
-) -> tuple[datetime, datetime | None]:
-    """(event time, original timestamp) as the module docstring of `profiles.ingestion` says."""
+def event_time_choose(
+    times: dict[str, datetime | None], *, received_at: datetime, tolerance: timedelta
+) -> tuple[datetime, datetime | None, bool]:
+    """(event time, original timestamp, whether it was clamped) of a message's parsed times.
+
+    The sender's time is its `timestamp` (or RudderStack's `originalTimestamp`), kept as the
+    original. When `sentAt` tells that the sender's clock differs from ours by more than
+    `tolerance`, the event time is corrected by that drift, `receivedAt - (sentAt - timestamp)`
+    (as PostHog and Sentry's relay do), whatever the route: a server's clock drifts too. A
+    time still more than `tolerance` ahead of `receivedAt` (no `sentAt`, or a timestamp after
+    it) is clamped to `receivedAt`: an event is never stored in the future. A past time sent
+    now (a historical import) is kept as it is.
+    """
     sent_at = times["sentAt"]
-    original = times["originalTimestamp"]
-    if original is not None:
-        explicit = times["timestamp"]
-        if explicit is not None:
-            return explicit, original
-        return (received_at - (sent_at - original) if sent_at else original), original
-    original = times["timestamp"]
-    if original is None:
-        return received_at, None
-    if correct_clock_skew and sent_at is not None:
-        return received_at - (sent_at - original), original
-    return original, original
+    original = times["originalTimestamp"] or times["timestamp"]
+    sender_time = times["timestamp"] or original
+    if sender_time is None:
+        return received_at, None, False
+    event_time = sender_time
+    if sent_at is not None and abs(sent_at - received_at) > tolerance:
+        event_time = received_at - (sent_at - sender_time)
+    if event_time - received_at > tolerance:
+        return received_at, original, True
+    return event_time, original, False
 
 
 def _message_id_ensure(message: dict[str, Any]) -> None:

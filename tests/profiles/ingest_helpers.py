@@ -2,8 +2,11 @@
 
 import base64
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import time_machine
 
 CAPTURES = Path(__file__).resolve().parent.parent / "fixtures" / "sdk-captures"
 CAPTURE_FILES = sorted(
@@ -35,18 +38,21 @@ _META = {
 }
 
 
-def replay(client, request: dict[str, Any]):
-    """Send one captured request as the SDK did: same method, path, query, bytes and headers."""
+def replay(client, request: dict[str, Any], at: datetime | None = None):
+    """Send one captured request as the SDK did: same method, path, query, bytes and headers,
+    at the moment the capture received it (so its sentAt tells the SDK's real clock drift) or
+    `at`, as if the SDK's clock were off ours by the difference."""
     headers = {key.lower(): value for key, value in request["headers"].items()}
     extra = {meta: headers[name] for name, meta in _META.items() if name in headers}
     path = request["path"] + (f"?{request['query']}" if request.get("query") else "")
-    return client.generic(
-        request["method"],
-        path,
-        data=wire_bytes(request) if request["method"] == "POST" else b"",
-        content_type=headers.get("content-type", ""),
-        **extra,
-    )
+    with time_machine.travel(at or datetime.fromisoformat(request["received_at"]), tick=True):
+        return client.generic(
+            request["method"],
+            path,
+            data=wire_bytes(request) if request["method"] == "POST" else b"",
+            content_type=headers.get("content-type", ""),
+            **extra,
+        )
 
 
 def captured_messages(capture: dict[str, Any]) -> list[tuple[dict, dict]]:

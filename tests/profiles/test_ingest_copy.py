@@ -89,7 +89,6 @@ def prepared(messages: list[dict], received_at) -> list:
             batch_integrations=None,
             batch_sent_at=None,
             received_at=received_at,
-            correct_clock_skew=False,
         )
         for index, message in enumerate(messages)
     ]

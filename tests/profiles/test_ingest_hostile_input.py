@@ -123,7 +123,6 @@ def test_a_bad_row_in_a_grouped_single_event_write_fails_only_its_own_request(so
             batch_integrations=None,
             batch_sent_at=None,
             received_at=received_at,
-            correct_clock_skew=False,
         )
         for message_id in ("good", "bad")
     )

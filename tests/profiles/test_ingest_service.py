@@ -129,17 +129,6 @@ def test_timestamps_are_parsed_leniently(source):
     )
 
 
-def test_the_browser_routes_correct_the_device_clock_and_server_routes_do_not(client, source):
-    # A device whose clock is one hour fast.
-    message = track(timestamp="2030-01-01T13:00:00Z", sentAt="2030-01-01T13:00:05Z")
-    post(client, "/v1/t", {**message, "messageId": "browser"})
-    post(client, "/v1/track", {**message, "messageId": "server"})
-    browser = Event.objects.get(message_id="browser")
-    assert browser.timestamp == browser.received_at - (browser.sent_at - browser.original_timestamp)
-    server = Event.objects.get(message_id="server")
-    assert server.timestamp == datetime(2030, 1, 1, 13, tzinfo=UTC)
-
-
 def test_a_message_without_any_time_happens_when_it_is_received(source):
     received = datetime(2025, 6, 1, 12, tzinfo=UTC)
     ingest_messages(source=source, messages=[track(messageId="t")], received_at=received)
