@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.apps import apps
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Model
@@ -73,11 +74,55 @@ def _table_counts() -> dict[str, Tally]:
     }
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """The processing backlog, as /healthz and /metrics report it."""
+
+    pending: int  # counted up to the threshold + 1: beyond it, "over" is all that matters
+    over_threshold: bool
+    lag_seconds: float  # age of the oldest unprocessed event, 0 without any
+    last_sweep_at: datetime | None
+
+
+def processing_backlog() -> Backlog:
+    """Unprocessed events (ingestion keeps accepting them past the threshold: they are
+    durable, so this only says that processing is behind) and when the sweep last ran."""
+    Event = apps.get_model("profiles", "Event")
+    Heartbeat = apps.get_model("cdp", "Heartbeat")
+    threshold = settings.INGEST_BACKLOG_THRESHOLD
+    pending = Event.objects.filter(processed_at__isnull=True).values("pk")[: threshold + 1].count()
+    oldest = _oldest_pending_received_at() if pending else None
+    sweep = Heartbeat.objects.filter(name="events-process-pending").first()
+    return Backlog(
+        pending=pending,
+        over_threshold=pending > threshold,
+        lag_seconds=max((timezone.now() - oldest).total_seconds(), 0.0) if oldest else 0.0,
+        last_sweep_at=sweep.at if sweep else None,
+    )
+
+
 class _TableCollector:
     def collect(self):
         for name, count in _table_counts().items():
             yield GaugeMetricFamily(
                 f"cdp_{name}", f"Number of {name.replace('_', ' ')}", value=count.value
+            )
+        backlog = processing_backlog()
+        yield GaugeMetricFamily(
+            "cdp_processing_lag_seconds",
+            "Age of the oldest accepted event not yet processed (0 when none)",
+            value=backlog.lag_seconds,
+        )
+        yield GaugeMetricFamily(
+            "cdp_processing_backpressure",
+            "1 when unprocessed events exceed INGEST_BACKLOG_THRESHOLD (ingestion still accepts)",
+            value=int(backlog.over_threshold),
+        )
+        if backlog.last_sweep_at is not None:
+            yield GaugeMetricFamily(
+                "cdp_pending_sweep_last_run_timestamp_seconds",
+                "When the beat sweep of lost processing work last ran (Unix time)",
+                value=backlog.last_sweep_at.timestamp(),
             )
 
 

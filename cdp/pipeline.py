@@ -39,8 +39,10 @@ from datetime import timedelta
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
+from django.utils import timezone
 
 from campaigns.services import campaign_triggers_fire
+from cdp.models import Heartbeat
 from consent.services import consent_filter_resolved
 from identity.services import identity_resolve
 from profiles.models import Event, Profile
@@ -62,6 +64,7 @@ logger = logging.getLogger(__name__)
 # other than the pipeline (unique violation).
 _RETRYABLE_CODES = {"40P01", "40001", "23505"}
 RETRIES = 5
+SWEEP_HEARTBEAT = "events-process-pending"
 
 
 def events_process(*, event_ids: Sequence[int], fill_to: int = 0) -> int:
@@ -142,7 +145,8 @@ def events_process_pending(
     """Safety net: process events whose processing task was lost; returns how many.
 
     Only events accepted more than `older_than` ago are picked, so events whose task is merely
-    queued are left to it. Works through at most `max_chunks` chunks per call.
+    queued are left to it. Works through at most `max_chunks` chunks per call. Records its
+    run (`Heartbeat`), which /healthz reports.
     """
     chunk = settings.INGEST_PROCESS_CHUNK
     processed = 0
@@ -154,6 +158,7 @@ def events_process_pending(
         processed += done
         if done == 0:
             break  # all held by other workers right now
+    Heartbeat.objects.update_or_create(name=SWEEP_HEARTBEAT, defaults={"at": timezone.now()})
     return processed
 
 

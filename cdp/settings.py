@@ -93,6 +93,9 @@ DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
+        # A kept connection that the server dropped (restart, killed backend) is replaced at
+        # the start of the next request instead of failing it.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
@@ -107,7 +110,8 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Reads miss and writes are skipped while Redis is down (cdp/cache.py).
+            "BACKEND": "cdp.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "cdp"),
         }
@@ -256,6 +260,8 @@ INGEST_MAX_MESSAGE_BYTES = 32 * 1024
 INGEST_MAX_REQUEST_BYTES = 500 * 1024
 # Events per processing task; the worker handles one chunk in a few bulk statements.
 INGEST_PROCESS_CHUNK = int(os.environ.get("INGEST_PROCESS_CHUNK", "500"))
+# Unprocessed events beyond which /healthz and /metrics report backpressure (nothing is refused).
+INGEST_BACKLOG_THRESHOLD = int(os.environ.get("INGEST_BACKLOG_THRESHOLD", "50000"))
 # How far a sender's clock (sentAt against receivedAt) or an event time ahead of receivedAt may
 # be before the time is corrected for the drift or clamped (profiles.ingestion).
 INGEST_CLOCK_TOLERANCE_SECONDS = int(os.environ.get("INGEST_CLOCK_TOLERANCE_SECONDS", "60"))

@@ -28,3 +28,5 @@ urlpatterns = [
     # Links inside sent messages: open pixel, click redirects, unsubscribe (public, signed).
     path("m/", include("campaigns.public_urls")),
 ]
+
+handler500 = "cdp.views.server_error"

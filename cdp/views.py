@@ -2,12 +2,16 @@
 
 import hmac
 import os
+import sys
+from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import render
 from django.urls import Resolver404, resolve
+from django.utils import timezone
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -41,6 +45,10 @@ def _path_if_routed(path: str) -> str:
     return path
 
 
+# The sweep runs every minute under beat; a few missed runs mean beat is not running.
+SWEEP_STALE_AFTER = timedelta(minutes=5)
+
+
 @require_GET
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -66,9 +74,27 @@ def healthz(request: HttpRequest) -> JsonResponse:
     else:
         checks["broker"] = "inline"
     healthy = checks["database"] == "ok" and checks["broker"] != "down"
-    return JsonResponse(
-        {"status": "ok" if healthy else "down", **checks}, status=200 if healthy else 503
-    )
+    body: dict[str, object] = {"status": "ok" if healthy else "down", **checks}
+    if checks["database"] == "ok":
+        body.update(_processing_checks())
+    return JsonResponse(body, status=200 if healthy else 503)
+
+
+def _processing_checks() -> dict[str, object]:
+    """Whether processing keeps up. Not a reason to take a node out of the balancer (ingestion
+    accepts while behind), but what an operator must see: a backlog over the threshold, and a
+    sweep that has not run lately (no beat: work lost with a worker or the broker would wait
+    forever)."""
+    backlog = cdp_metrics.processing_backlog()
+    last_sweep = backlog.last_sweep_at
+    stale = last_sweep is None or timezone.now() - last_sweep > SWEEP_STALE_AFTER
+    return {
+        "backlog": "over threshold" if backlog.over_threshold else "ok",
+        "pending_events": backlog.pending,
+        "processing_lag_seconds": round(backlog.lag_seconds, 1),
+        "last_sweep_at": last_sweep.isoformat() if last_sweep else None,
+        "sweep": "not running (is celery beat running?)" if stale else "ok",
+    }
 
 
 @require_GET
@@ -82,3 +108,16 @@ def metrics(request: HttpRequest) -> HttpResponse:
             return HttpResponse("metrics token required\n", status=401)
     body, content_type = cdp_metrics.prometheus_exposition()
     return HttpResponse(body, content_type=content_type)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500. A database outage answers 503 `{"code", "message"}` with Retry-After, which
+    SDKs, API clients and load balancers retry; any other error Django's 500 page."""
+    if isinstance(sys.exc_info()[1], OperationalError | InterfaceError):
+        response = JsonResponse(
+            {"code": "database_unavailable", "message": "the database is unavailable; retry later"},
+            status=503,
+        )
+        response["Retry-After"] = "5"
+        return response
+    return defaults.server_error(request)

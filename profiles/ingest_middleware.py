@@ -66,6 +66,9 @@ class IngestApplication:
         if environ.get("PATH_INFO") not in INGEST_ROUTES:
             return self.django_application(environ, start_response)
         request = WSGIRequest(environ)
+        # As Django's request_started does: with CONN_HEALTH_CHECKS, a kept connection that
+        # died since the last request is replaced before this one uses it.
+        close_old_connections()
         try:
             response = self.secured_view(request)
         except Exception as exc:  # answered as Django's handler would

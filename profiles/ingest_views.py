@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -21,6 +22,7 @@ from profiles.ingestion import (
     InvalidWriteKeyError,
     MalformedBodyError,
     PayloadTooLargeError,
+    StorageUnavailableError,
     ingest_body_parse,
     ingest_messages,
     source_for_write_key_cached,
@@ -51,6 +53,17 @@ def _response(body: bytes, status: int = 200, **headers: str) -> HttpResponse:
 
 def _error(status: int, code: str, message: str, **headers: str) -> HttpResponse:
     return _response(orjson.dumps({"code": code, "message": message}), status, **headers)
+
+
+def _refusal(exc: IngestError) -> HttpResponse:
+    if isinstance(exc, StorageUnavailableError):
+        return _error(exc.status, exc.code, exc.message, Retry_After=str(exc.retry_after_seconds))
+    return _error(exc.status, exc.code, exc.message)
+
+
+def _database_unavailable() -> HttpResponse:
+    """A database outage outside the (retried) write, e.g. looking up the write key."""
+    return _refusal(StorageUnavailableError("the database is unavailable; retry later"))
 
 
 def _header_write_key(request: HttpRequest) -> str:
@@ -130,7 +143,9 @@ def message_ingest(request: HttpRequest, message_type: str) -> HttpResponse:
             )
         ingest_messages(source=source, messages=[message], strict=True)
     except IngestError as exc:
-        return _error(exc.status, exc.code, exc.message)
+        return _refusal(exc)
+    except (OperationalError, InterfaceError):
+        return _database_unavailable()
     return _response(_SUCCESS)
 
 
@@ -161,7 +176,9 @@ def batch_ingest(request: HttpRequest) -> HttpResponse:
             sent_at=body.get("sentAt"),
         )
     except IngestError as exc:
-        return _error(exc.status, exc.code, exc.message)
+        return _refusal(exc)
+    except (OperationalError, InterfaceError):
+        return _database_unavailable()
     return _response(_SUCCESS)
 
 

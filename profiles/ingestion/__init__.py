@@ -43,7 +43,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from access.models import Source
@@ -54,6 +54,7 @@ from profiles.ingestion.errors import (
     InvalidWriteKeyError,
     MalformedBodyError,
     PayloadTooLargeError,
+    StorageUnavailableError,
     TrackingPlanInvalidError,
 )
 from profiles.ingestion.messages import (
@@ -164,7 +165,7 @@ def ingest_messages(
         received_at=received_at,
     )
     outcome = _messages_sort(source=source, messages=messages, prepare=prepare, strict=strict)
-    event_ids = _outcome_store(source=source, outcome=outcome, received_at=received_at)
+    event_ids = _outcome_store_retrying(source=source, outcome=outcome, received_at=received_at)
     if outcome.rows:
         source_touch(source, received_at)
     return IngestResult(
@@ -265,6 +266,28 @@ def _outcome_store(*, source: Source, outcome: _Outcome, received_at: datetime) 
     return event_ids
 
 
+def _outcome_store_retrying(
+    *, source: Source, outcome: _Outcome, received_at: datetime
+) -> list[int]:
+    """`_outcome_store`, retried once on a new connection when the database connection fails
+    (one killed or dropped since its health check): an SDK would otherwise get an error for a
+    request that a second attempt stores. Safe if the first attempt did commit: events are
+    stored once per messageId, and those the retry finds stored are left to the sweep. Inside
+    a caller's transaction nothing is retried (that transaction is lost). A second failure is
+    an outage: StorageUnavailableError (503, SDKs retry)."""
+    try:
+        return _outcome_store(source=source, outcome=outcome, received_at=received_at)
+    except (OperationalError, InterfaceError) as first:
+        if connection.in_atomic_block:
+            raise
+        logger.warning("ingestion write failed (%s), retrying on a new connection", type(first))
+        connection.close()
+    try:
+        return _outcome_store(source=source, outcome=outcome, received_at=received_at)
+    except (OperationalError, InterfaceError) as exc:
+        raise StorageUnavailableError("the database is unavailable; retry later") from exc
+
+
 def ingestion_warm_up() -> None:
     """Load what ingestion otherwise loads on its first request (the user-agent parser's
     regexes, the Redis client): done per web process before it serves, since a first request
@@ -298,6 +321,7 @@ __all__ = [
     "InvalidWriteKeyError",
     "MalformedBodyError",
     "PayloadTooLargeError",
+    "StorageUnavailableError",
     "TrackingPlanInvalidError",
     "ingest_body_parse",
     "ingest_messages",

@@ -11,6 +11,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar, cast
 
@@ -26,6 +27,8 @@ EVENTS_PROCESS_TASK = "cdp.tasks.events_process_task"
 logger = logging.getLogger(__name__)
 
 ENQUEUE_DELAY_SECONDS = 0.2
+# After a failed publish, events are left to the sweep this long before publishing is tried again.
+BROKER_DOWN_SKIP_SECONDS = 2.0
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -129,6 +132,7 @@ class _ProcessingQueue:
         self._ids: list[int] = []
         self._timer: threading.Timer | None = None
         self._pid = os.getpid()
+        self._broker_down_until = 0.0
 
     def add(self, event_ids: list[int]) -> None:
         if current_app.conf.task_always_eager:
@@ -146,16 +150,24 @@ class _ProcessingQueue:
                 self._timer.daemon = True
                 self._timer.start()
         if ready:
-            _events_publish(ready)
+            self._publish_or_leave(ready)
 
     def flush(self) -> None:
         with self._lock:
             ready, self._ids, self._timer = self._ids, [], None
         if ready:
-            try:
-                _events_publish(ready)
-            except Exception:  # broker down: the beat sweep processes them later
-                logger.exception("could not queue %s events for processing", len(ready))
+            self._publish_or_leave(ready)
+
+    def _publish_or_leave(self, event_ids: list[int]) -> None:
+        """Publish, or leave the (committed) events to the beat sweep while the broker is
+        down: a request must neither fail nor wait on every publish for a dead broker."""
+        if time.monotonic() < self._broker_down_until:
+            return
+        try:
+            _events_publish(event_ids)
+        except Exception:
+            self._broker_down_until = time.monotonic() + BROKER_DOWN_SKIP_SECONDS
+            logger.exception("could not queue %s events for processing", len(event_ids))
 
 
 _processing_queue = _ProcessingQueue()

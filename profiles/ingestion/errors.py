@@ -36,5 +36,13 @@ class InvalidWriteKeyError(IngestError):
     code = "invalid_write_key"
 
 
+class StorageUnavailableError(IngestError):
+    """The database cannot store the request now (an outage): SDKs retry a 503 later."""
+
+    status = 503
+    code = "database_unavailable"
+    retry_after_seconds = 5
+
+
 class TrackingPlanInvalidError(ValueError):
     """A tracking plan that cannot be saved; the message says which event schema and why."""
