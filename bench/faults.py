@@ -196,16 +196,15 @@ def _send(port: int, bodies: list[tuple[list[str], bytes]], rate: float) -> Sent
     return sent
 
 
-def _connect():
-    import psycopg2
-
-    conn = psycopg2.connect(DATABASE_URL)
-    conn.autocommit = True
-    return conn
+# The bench's own connections: spared when the run's backends are killed.
+APPLICATION_NAME = "bench-faults"
 
 
 def _query(sql: str, params: tuple = ()) -> list[tuple]:
-    conn = _connect()
+    import psycopg2
+
+    conn = psycopg2.connect(DATABASE_URL, application_name=APPLICATION_NAME)
+    conn.autocommit = True
     try:
         with conn.cursor() as cursor:
             cursor.execute(sql, params)
@@ -232,7 +231,8 @@ def _backends_terminated() -> int:
     return len(
         _query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "WHERE datname = current_database() AND application_name <> %s",
+            (APPLICATION_NAME,),
         )
     )
 

@@ -3,6 +3,7 @@ the services claim their rows, so a task delivered twice (acks_late) does nothin
 
 from celery import shared_task
 
+from access.metrics import delivery_outcome_record
 from campaigns import services
 
 
@@ -18,7 +19,8 @@ def entries_due_task() -> None:
 
 @shared_task(acks_late=True)
 def delivery_send_task(delivery_id: int) -> None:
-    services.delivery_send(delivery_id=delivery_id)
+    if delivery := services.delivery_send(delivery_id=delivery_id):
+        delivery_outcome_record(channel=delivery.channel.kind, outcome=delivery.status)
 
 
 @shared_task(acks_late=True)

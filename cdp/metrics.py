@@ -6,6 +6,7 @@ time window go through the `received_at` index, pending events through their par
 and whole-table totals use PostgreSQL's planner estimate once a table is large.
 """
 
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,8 +18,10 @@ from django.db import connection
 from django.db.models import Count, Model
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
+
+from access.metrics import COLLECTORS
 
 # Above this many rows an exact COUNT(*) costs seconds; the planner's estimate is good enough.
 EXACT_COUNT_LIMIT = 1_000_000
@@ -127,8 +130,15 @@ class _TableCollector:
 
 
 def prometheus_exposition() -> tuple[bytes, str]:
+    """The database's figures and the processes' counters (access.metrics): this machine's
+    processes added up when PROMETHEUS_MULTIPROC_DIR is set, else this process's."""
     registry = CollectorRegistry()
     registry.register(_TableCollector())
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        for collector in COLLECTORS:
+            registry.register(collector)
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "cdp.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves /v1/ (ingestion) itself: the middleware below does not run for those routes.
     "profiles.ingest_middleware.IngestRoutesMiddleware",

@@ -14,6 +14,7 @@ around this middleware (the request signals, the middleware chain's wrappers, UR
 was ~80 of ~330 us of CPU per single-event request, measured in one process.
 """
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -24,6 +25,7 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.security import SecurityMiddleware
 from django.urls import resolve
 
+from access.metrics import http_request_record
 from profiles.ingest_urls import INGEST_ROUTES
 
 INGEST_PREFIX = "/v1/"
@@ -65,6 +67,7 @@ class IngestApplication:
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") not in INGEST_ROUTES:
             return self.django_application(environ, start_response)
+        began = time.perf_counter()
         request = WSGIRequest(environ)
         # As Django's request_started does: with CONN_HEALTH_CHECKS, a kept connection that
         # died since the last request is replaced before this one uses it.
@@ -75,6 +78,12 @@ class IngestApplication:
             response = response_for_exception(request, exc)
         finally:
             close_old_connections()
+        http_request_record(
+            route=request.path_info.rstrip("/"),
+            method=request.method or "",
+            status=response.status_code,
+            seconds=time.perf_counter() - began,
+        )
         start_response(
             f"{response.status_code} {response.reason_phrase}",
             [

@@ -17,6 +17,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from access.metrics import ingest_refusal_record
 from profiles.ingestion import (
     IngestError,
     InvalidWriteKeyError,
@@ -56,6 +57,7 @@ def _error(status: int, code: str, message: str, **headers: str) -> HttpResponse
 
 
 def _refusal(exc: IngestError) -> HttpResponse:
+    ingest_refusal_record(code=exc.code)
     if isinstance(exc, StorageUnavailableError):
         return _error(exc.status, exc.code, exc.message, Retry_After=str(exc.retry_after_seconds))
     return _error(exc.status, exc.code, exc.message)

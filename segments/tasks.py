@@ -3,6 +3,7 @@ queue are registered under the names in `segments.services.task_names`."""
 
 from celery import shared_task
 
+from access.metrics import delivery_outcome_record
 from segments import services
 from segments.models import MembershipChange, Segment
 from segments.services.task_names import (
@@ -33,7 +34,8 @@ def segments_refresh_all_task() -> None:
     max_retries=services.WEBHOOK_MAX_ATTEMPTS,
 )
 def webhook_deliver_task(delivery_id: int) -> None:
-    services.webhook_delivery_send(delivery_id=delivery_id)
+    if delivery := services.webhook_delivery_send(delivery_id=delivery_id):
+        delivery_outcome_record(channel="segment_webhook", outcome=delivery.state)
 
 
 @shared_task(name=MODEL_TRAIN_TASK, acks_late=True)

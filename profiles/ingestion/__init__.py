@@ -46,6 +46,7 @@ from typing import Any
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from access.metrics import ingest_outcome_record
 from access.models import Source
 from profiles.ingestion.batching import events_enqueue
 from profiles.ingestion.errors import (
@@ -168,13 +169,25 @@ def ingest_messages(
     event_ids = _outcome_store_retrying(source=source, outcome=outcome, received_at=received_at)
     if outcome.rows:
         source_touch(source, received_at)
-    return IngestResult(
+    result = IngestResult(
         accepted=len(event_ids),
         duplicates=outcome.duplicates + len(outcome.rows) - len(event_ids),
         quarantined=len(outcome.rejected),
         dropped=sum(outcome.dropped.values()),
         event_ids=event_ids,
     )
+    _outcome_count(outcome, result)
+    return result
+
+
+def _outcome_count(outcome: _Outcome, result: IngestResult) -> None:
+    ingest_outcome_record(outcome="accepted", count=result.accepted)
+    ingest_outcome_record(outcome="duplicate", count=result.duplicates)
+    for rejected in outcome.rejected:
+        # "tracking plan: 'X' is not ..." names the event: the label keeps the kind only.
+        ingest_outcome_record(outcome="quarantined", reason=rejected.reason.split(":")[0])
+    for reason, count in outcome.dropped.items():
+        ingest_outcome_record(outcome="dropped", reason=reason, count=count)
 
 
 @dataclass

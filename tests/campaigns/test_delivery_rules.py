@@ -13,6 +13,7 @@ from campaigns.models import Delivery, Entry
 from campaigns.tasks import delivery_send_task
 from profiles.models import Event
 from tests.campaigns.conftest import CART, cart_reminder, person, track
+from tests.cdp.metrics_helpers import sample
 
 pytestmark = pytest.mark.django_db
 
@@ -191,10 +192,12 @@ def test_editing_a_draft_keeps_one_version(email_channel, make_campaign, admin_u
 def test_a_send_task_run_twice_sends_once(source, smtp, email_channel, make_campaign):
     ann = person(email_address="ann@example.com")
     delivery = _queued_delivery(source, email_channel, make_campaign, ann)
+    sent = sample("cdp_deliveries_total", channel="email", outcome="sent")
     delivery_send_task.apply(args=[delivery.pk])
     delivery_send_task.apply(args=[delivery.pk])
     assert len(smtp.messages) == 1
     assert Delivery.objects.get().attempts == 1
+    assert sample("cdp_deliveries_total", channel="email", outcome="sent") == sent + 1
 
 
 def test_advancing_an_entry_twice_records_one_delivery(source, email_channel, make_campaign):

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from access.models import AuditLog
 from segments import services
 from segments.models import Segment, WebhookDelivery
+from tests.cdp.metrics_helpers import sample
 
 pytestmark = pytest.mark.django_db
 
@@ -88,10 +89,12 @@ def test_a_receiver_verifies_the_signature_with_the_secret_from_the_api(
     handler.secret = answer.json()["secret"]
     assert handler.secret.startswith("whsec_")
     profile_maker(traits={"country": "DE"})
+    sent = sample("cdp_deliveries_total", channel="segment_webhook", outcome="sent")
     with django_capture_on_commit_callbacks(execute=True):
         services.segment_refresh(segment=Segment.objects.get(pk=segment_id))
     delivery = WebhookDelivery.objects.get()
     assert delivery.state == "sent" and delivery.attempts == 1
+    assert sample("cdp_deliveries_total", channel="segment_webhook", outcome="sent") == sent + 1
     assert len(handler.accepted) == 1 and not handler.refused
     # The receiver checked the exact bytes it was sent: the recorded payload.
     assert b'"entered": [' in handler.accepted[0]
