@@ -9,11 +9,13 @@ class SegmentsConfig(AppConfig):
         # (which find them by autodiscovery): services queue tasks by name
         # (access.queueing).
         import segments.tasks  # noqa: F401
-        from consent.services import erasure_hook_register
+        from consent.services import erasure_hook_register, retention_hook_register
         from segments import hooks
-        from segments.services import segment_data_erase
+        from segments.services import segment_data_erase, webhook_deliveries_purge
 
         # Memberships follow profile merges and unmerges (identity.hooks).
         hooks.register()
         # An erased subject's memberships, history and scores go with it.
         erasure_hook_register(name=self.label, hook=segment_data_erase)
+        # Retention purges the webhook bodies sent long ago.
+        retention_hook_register(name=self.label, hook=webhook_deliveries_purge)

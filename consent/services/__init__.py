@@ -28,7 +28,7 @@ from consent.services.privacy_requests import (
     privacy_request_verify,
     privacy_requests_process_due,
 )
-from consent.services.retention import retention_purge
+from consent.services.retention import retention_hook_register, retention_purge
 from consent.services.subject_export import subject_export_build
 from consent.services.suppression import (
     suppression_cache,
@@ -55,6 +55,7 @@ __all__ = [
     "privacy_request_process",
     "privacy_request_verify",
     "privacy_requests_process_due",
+    "retention_hook_register",
     "retention_purge",
     "subject_erase",
     "subject_export_build",

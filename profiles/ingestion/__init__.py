@@ -150,8 +150,8 @@ def ingest_messages(
     `context`/`integrations`/`sent_at` are batch-level values merged into each message.
     With `strict` (a single-message request) an invalid message raises InvalidMessageError and
     nothing is stored; otherwise invalid messages are quarantined and the rest stored.
-    Returns counts and the new events' ids; the
-    events are committed when this returns, and queued for processing after commit.
+    Returns counts and the new events' ids; the events are committed when this returns, and
+    queued for processing after commit.
     """
     received_at = received_at or timezone.now()
     if context is not None and not isinstance(context, dict):

@@ -17,6 +17,7 @@ from profiles.services.erasure import (
     events_delete_matching,
     profiles_erase,
     quarantined_messages_delete,
+    quarantined_messages_delete_before,
 )
 from profiles.services.events import (
     events_claim,
@@ -42,6 +43,7 @@ __all__ = [
     "profiles_save",
     "profiles_sessions_recount",
     "quarantined_messages_delete",
+    "quarantined_messages_delete_before",
     "rows_update_from_map",
     "user_agent_parse",
 ]

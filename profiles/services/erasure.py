@@ -2,6 +2,7 @@
 that the profiles app alone deletes its rows."""
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from django.db import models, transaction
 from django.db.models import Q
@@ -42,6 +43,12 @@ def events_delete_matching(
     """Delete the events of this query (retention's purge), in batches of `batch_size`; returns
     how many there were."""
     return _delete_in_batches(events, batch_size)
+
+
+def quarantined_messages_delete_before(*, before: datetime, batch_size: int = DELETE_BATCH) -> int:
+    """Delete the quarantined messages (whole payloads as sent) received before `before`, in
+    batches (retention's purge); returns how many there were."""
+    return _delete_in_batches(QuarantinedMessage.objects.filter(received_at__lt=before), batch_size)
 
 
 def quarantined_messages_delete(*, ids: Sequence[int]) -> int:

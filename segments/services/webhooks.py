@@ -60,6 +60,18 @@ def webhook_signature(*, secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
+def webhook_deliveries_purge(*, before: dt.datetime, batch_size: int) -> dict[str, int]:
+    """Retention hook (consent.services.retention_hook_register): finished deliveries created
+    before `before` go, with the bodies they hold; pending ones are still to be sent."""
+    finished = WebhookDelivery.objects.filter(created_at__lt=before).exclude(
+        state=WebhookDelivery.State.PENDING
+    )
+    purged = 0
+    while ids := list(finished.order_by("pk").values_list("pk", flat=True)[:batch_size]):
+        purged += WebhookDelivery.objects.filter(pk__in=ids).delete()[0]
+    return {WebhookDelivery._meta.label: purged} if purged else {}
+
+
 def webhook_deliveries_record(
     *, segment: Segment, entered: list[int], exited: list[int], cause: str, at: dt.datetime
 ) -> None:

@@ -11,7 +11,8 @@ from access.services import audit_record
 from consent import services
 from consent.models import PrivacyRequest, RetentionPolicy
 from consent.pii import pii_mask_traits, pii_pseudonym
-from profiles.models import Event
+from profiles.models import Event, QuarantinedMessage
+from segments.models import Segment, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 
@@ -32,6 +33,32 @@ def test_retention_purges_only_events_older_than_their_policy_in_batches(make_pe
     assert deleted == 10 - len(left) and deleted > 0
     assert RetentionPolicy.objects.get(event_name="*").last_purged > 0
     assert AuditLog.objects.filter(action="retention.purge").exists()
+
+
+def test_retention_purges_quarantined_payloads_and_sent_webhook_bodies_too(source):
+    now = timezone.now()
+    old, recent = now - timedelta(days=40), now - timedelta(days=2)
+    for received_at in (old, recent):
+        QuarantinedMessage.objects.create(
+            source=source, received_at=received_at, reason="invalid message", message={"a": 1}
+        )
+    segment = Segment.objects.create(name="Hooked", definition={"all": []})
+    for state in ("sent", "failed", "pending"):
+        delivery = WebhookDelivery.objects.create(
+            segment=segment, url="https://example.com/hook", payload={"email": "a@b.c"}, state=state
+        )
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(created_at=old)
+    WebhookDelivery.objects.create(
+        segment=segment, url="https://example.com/hook", payload={}, state="sent"
+    )
+    RetentionPolicy.objects.create(event_name="*", days=30)
+    assert services.retention_purge(batch_size=1) == 3
+    assert list(QuarantinedMessage.objects.values_list("received_at", flat=True)) == [recent]
+    # Pending work is kept; recent deliveries too.
+    assert sorted(WebhookDelivery.objects.values_list("state", flat=True)) == ["pending", "sent"]
+    assert set(
+        AuditLog.objects.filter(action="retention.purge").values_list("resource", flat=True)
+    ) == {"profiles.QuarantinedMessage", "segments.WebhookDelivery"}
 
 
 def test_retention_with_no_policy_keeps_everything(make_person):
