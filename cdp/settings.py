@@ -294,6 +294,8 @@ CONSENT_WITHOUT_ANALYTICS = os.environ.get("CONSENT_WITHOUT_ANALYTICS", "minimal
 # Other processes see a new suppression within this many seconds (the creating one at once).
 SUPPRESSION_REFRESH_SECONDS = float(os.environ.get("SUPPRESSION_REFRESH_SECONDS", "1"))
 RETENTION_PURGE_BATCH = int(os.environ.get("RETENTION_PURGE_BATCH", "5000"))
+# The audit page checks new audit rows on every view and rehashes the whole chain this often.
+AUDIT_CHAIN_FULL_CHECK_SECONDS = int(os.environ.get("AUDIT_CHAIN_FULL_CHECK_SECONDS", "3600"))
 CELERY_BEAT_SCHEDULE |= {
     "privacy-requests-process": {
         "task": "consent.tasks.privacy_requests_process_due_task",
