@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from allauth.account.models import EmailAddress
+from allauth.usersessions.internal.flows.sessions import end_sessions
+from allauth.usersessions.models import UserSession
 from django.contrib.auth.models import Group, User
 from django.db import connection, transaction
 from django.utils import timezone
@@ -169,6 +171,12 @@ def staff_roles_set(*, user: User, roles: list[str], actor: User | None = None) 
         ",".join(sorted(roles)) or "none",
         getattr(actor, "pk", None),
     )
+
+
+def staff_session_end(*, request: Any, session: UserSession) -> None:
+    """End one session of a staff user (logging out if it is the caller's own current one);
+    the audit row is written by `access.accounts.AuditedUserSessionsAdapter`."""
+    end_sessions(request, [session])
 
 
 # --- audit ---------------------------------------------------------------------------------

@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
+    "allauth.usersessions",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -68,6 +70,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "access.accounts.MfaRequiredMiddleware",
 ]
 
 ROOT_URLCONF = "cdp.urls"
@@ -132,7 +135,30 @@ ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
 # Staff accounts are created by admins; nobody signs themselves up to a CDP holding PII.
-ACCOUNT_ADAPTER = "access.roles.StaffOnlyAccountAdapter"
+ACCOUNT_ADAPTER = "access.accounts.StaffOnlyAccountAdapter"
+# Failed logins and reset mails are limited per (client address, account) pair (the adapter
+# keys "key" limits on both), so nobody can lock another person out; and per address.
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": "10/m/ip,5/5m/key",
+    "reset_password": "20/m/ip",
+    "reset_password_mail": "3/10m/key",
+}
+# How many reverse proxies of ours stand in front of the app (each appends to
+# X-Forwarded-For); 0 trusts no forwarded address. Client addresses (audit rows, rate limits)
+# come from `access.auth.client_ip`, which reads it.
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
+# Second factors: required for the admin and compliance roles (access.accounts), optional for
+# marketers. WebAuthn needs HTTPS except on localhost-style origins while DEBUG is on.
+MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
+MFA_ADAPTER = "access.accounts.StaffMfaAdapter"
+MFA_TOTP_ISSUER = os.environ.get("MFA_TOTP_ISSUER", "CDP")
+# A code from the previous or next 30-second step is accepted too (phone clocks drift).
+MFA_TOTP_TOLERANCE = 1
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env_bool("MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN", DEBUG)
+# The sessions page (/accounts/sessions/) lists each staff user's sessions (recorded at
+# login; activity is not tracked, which would cost a write per request); ending one is audited.
+USERSESSIONS_ADAPTER = "access.accounts.AuditedUserSessionsAdapter"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
