@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -60,6 +61,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Serves /v1/ (ingestion) itself: the middleware below does not run for those routes.
     "profiles.ingest_middleware.IngestRoutesMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -148,6 +150,23 @@ ACCOUNT_RATE_LIMITS = {
 # come from `access.auth.client_ip`, which reads it.
 TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
 ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
+# Content-Security-Policy (django-csp): scripts only from this site's own files, so an
+# injected <script> or on*= attribute does not run. Templates pass data to scripts with
+# `json_script` and wire behaviour with data- attributes; inline style attributes stay allowed.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 # Second factors: required for the admin and compliance roles (access.accounts), optional for
 # marketers. WebAuthn needs HTTPS except on localhost-style origins while DEBUG is on.
 MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
