@@ -6,8 +6,10 @@ for reading and writing; `ResourcePermission` enforces both. A view that declare
 falls back to `DenyAll`.
 """
 
+import ipaddress
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
 from rest_framework.request import Request
@@ -106,6 +108,17 @@ class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
 
 
 def client_ip(request: Any) -> str | None:
-    # REMOTE_ADDR only: X-Forwarded-For is whatever the client says unless a proxy we trust
-    # rewrites it, and an audit trail must not record a forged address.
+    """The caller's address: REMOTE_ADDR, or, behind `TRUSTED_PROXY_COUNT` proxies of ours,
+    the address the outermost of them saw (the count-th entry of X-Forwarded-For from the
+    right; entries left of it are whatever the client wrote, and an audit trail or a rate
+    limit must not take a forged address)."""
+    trusted = settings.TRUSTED_PROXY_COUNT
+    if trusted:
+        hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        hops = [hop for hop in hops if hop]
+        if len(hops) >= trusted:
+            try:
+                return str(ipaddress.ip_address(hops[-trusted]))
+            except ValueError:
+                pass
     return request.META.get("REMOTE_ADDR") or None

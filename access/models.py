@@ -9,8 +9,13 @@ The tables keep the names they were created with (in the `cdp` and `consent` app
 this app changed only where the models live, and renaming the tables would buy nothing.
 """
 
+from typing import Any
+
 from django.conf import settings
-from django.db import models
+from django.db import connections, models, transaction
+from django.utils import timezone
+
+from access.audit_chain import GENESIS, audit_row_hash
 
 
 class Source(models.Model):
@@ -65,7 +70,11 @@ class AppendOnlyError(RuntimeError):
 
 
 class AppendOnlyModel(models.Model):
-    """Rows are written once. The guard is an invariant of the table, not a workflow."""
+    """Rows are written once. The guard is an invariant of the table, not a workflow.
+
+    These Python guards are the first line; on PostgreSQL a trigger (access migration
+    0003, consent migration 0005) refuses UPDATE and DELETE whatever the path (QuerySet,
+    raw SQL, the admin), except inside `access.services.history_rewrite` (erasure)."""
 
     class Meta:
         abstract = True
@@ -79,11 +88,46 @@ class AppendOnlyModel(models.Model):
         raise AppendOnlyError(f"{type(self).__name__} rows are append-only")
 
 
+# Serialises appends to the audit chain across connections (pg_advisory_xact_lock's key).
+AUDIT_CHAIN_LOCK = 0x0A0D17C4A1
+
+
+class AuditLogQuerySet(models.QuerySet):
+    """Appends chain each new row to the last one (`prev_hash`, `row_hash`), in the
+    transaction that inserts them. Concurrent writers take a transaction-scoped advisory lock
+    first, so the chain never forks: the next writer reads the last hash only once the
+    previous one committed or rolled back. (SQLite, the embedded default, has one writer.)"""
+
+    def bulk_create(self, objs, *args: Any, **kwargs: Any) -> list["AuditLog"]:
+        rows = list(objs)
+        if not rows:
+            return rows
+        with transaction.atomic(using=self.db):
+            if connections[self.db].vendor == "postgresql":
+                with connections[self.db].cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_CHAIN_LOCK])
+            prev = (
+                self.model._default_manager.using(self.db)
+                .order_by("-id")
+                .values_list("row_hash", flat=True)
+                .first()
+                or GENESIS
+            )
+            for row in rows:
+                row.prev_hash = prev
+                row.row_hash = prev = audit_row_hash(row.__dict__, prev_hash=prev)
+            return super().bulk_create(rows, *args, **kwargs)
+
+    def create(self, **kwargs: Any) -> "AuditLog":
+        return self.bulk_create([self.model(**kwargs)])[0]
+
+
 class AuditLog(AppendOnlyModel):
     """Who viewed, exported, changed or erased what, when, from where. Profiles are named by
-    id only, never by an identifier, so erasure never has to touch this table."""
+    id only, never by an identifier, so erasure never has to touch this table: no rewrite
+    reason opens it (see `access.audit_chain` for the one change the database allows)."""
 
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -95,6 +139,10 @@ class AuditLog(AppendOnlyModel):
     profile_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64, editable=False)
+    row_hash = models.CharField(max_length=64, editable=False)
+
+    objects = AuditLogQuerySet.as_manager()
 
     class Meta:
         db_table = "consent_auditlog"
@@ -102,3 +150,8 @@ class AuditLog(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.actor_label} {self.action} {self.resource} {self.resource_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self._state.adding and not self.row_hash:
+            raise AppendOnlyError("append audit rows with AuditLog.objects.create/bulk_create")
+        super().save(*args, **kwargs)

@@ -4,7 +4,6 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from allauth.account.adapter import DefaultAccountAdapter
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -57,8 +56,3 @@ def roles_context(request: HttpRequest) -> dict[str, Any]:
         "is_compliance": COMPLIANCE in roles,
         "is_admin_role": ADMIN in roles,
     }
-
-
-class StaffOnlyAccountAdapter(DefaultAccountAdapter):
-    def is_open_for_signup(self, request: HttpRequest) -> bool:
-        return False

@@ -1,9 +1,14 @@
 import hashlib
+import time
+from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.db.models import F, QuerySet
 
+from access.audit_chain import CHAINED_FIELDS, GENESIS, audit_row_hash
 from access.models import ApiKey, AuditLog, Source
 
 
@@ -53,3 +58,65 @@ def audit_log_filtered(
     if until is not None:
         rows = rows.filter(created_at__lt=until)
     return rows.order_by("-created_at", "-id")
+
+
+@dataclass(frozen=True)
+class AuditChainReport:
+    rows_checked: int
+    # The first row whose link or hash does not match, and why; None when the chain is intact.
+    broken_row_id: int | None = None
+    problem: str = ""
+    head_id: int = 0
+    head_hash: str = GENESIS
+
+    @property
+    def intact(self) -> bool:
+        return self.broken_row_id is None
+
+
+def audit_chain_verify(
+    *, after_id: int = 0, after_hash: str = GENESIS, rows_before: int = 0
+) -> AuditChainReport:
+    """Walk the audit log in id order from the start (or from a row already verified),
+    recomputing every hash. A changed row breaks its own hash; a removed or inserted row
+    breaks the next row's link."""
+    prev, head_id, checked = after_hash, after_id, rows_before
+    columns = ("id", "prev_hash", "row_hash", *CHAINED_FIELDS)
+    rows = AuditLog.objects.filter(id__gt=after_id).order_by("id").values_list(*columns)
+    for values in rows.iterator(chunk_size=5000):
+        row = dict(zip(columns, values, strict=True))
+        if row["prev_hash"] != prev:
+            problem = "does not link to the row before it (a row was removed or inserted)"
+            return AuditChainReport(checked, row["id"], problem)
+        if audit_row_hash(row, prev_hash=prev) != row["row_hash"]:
+            return AuditChainReport(checked, row["id"], "was changed after it was written")
+        prev, head_id = row["row_hash"], row["id"]
+        checked += 1
+    return AuditChainReport(checked, head_id=head_id, head_hash=prev)
+
+
+_CHAIN_CHECKPOINT = "audit-chain-checkpoint"
+
+
+def audit_chain_status() -> AuditChainReport:
+    """The chain's state for the audit page, without rehashing a large log on every view:
+    rows after the last verified one are checked now, and the whole chain again once the
+    last full check is `AUDIT_CHAIN_FULL_CHECK_SECONDS` old; `manage.py audit_verify` always
+    checks every row."""
+    now = time.time()
+    checkpoint = cache.get(_CHAIN_CHECKPOINT)
+    if checkpoint is None or now - checkpoint["full_check_at"] > (
+        settings.AUDIT_CHAIN_FULL_CHECK_SECONDS
+    ):
+        checkpoint = {"full_check_at": now, "after": {}}
+    report = audit_chain_verify(**checkpoint["after"])
+    if report.intact:
+        checkpoint["after"] = {
+            "after_id": report.head_id,
+            "after_hash": report.head_hash,
+            "rows_before": report.rows_checked,
+        }
+        cache.set(_CHAIN_CHECKPOINT, checkpoint, settings.AUDIT_CHAIN_FULL_CHECK_SECONDS)
+    else:
+        cache.delete(_CHAIN_CHECKPOINT)
+    return report

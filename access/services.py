@@ -4,12 +4,16 @@ naming who did it; the rows hold ids, names of sources and keys, scopes and role
 
 import logging
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from allauth.account.models import EmailAddress
+from allauth.usersessions.internal.flows.sessions import end_sessions
+from allauth.usersessions.models import UserSession
 from django.contrib.auth.models import Group, User
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from access.auth import SCOPES, client_ip
@@ -169,6 +173,12 @@ def staff_roles_set(*, user: User, roles: list[str], actor: User | None = None) 
     )
 
 
+def staff_session_end(*, request: Any, session: UserSession) -> None:
+    """End one session of a staff user (logging out if it is the caller's own current one);
+    the audit row is written by `access.accounts.AuditedUserSessionsAdapter`."""
+    end_sessions(request, [session])
+
+
 # --- audit ---------------------------------------------------------------------------------
 
 
@@ -228,3 +238,35 @@ def audit_record_request(
         ip=client_ip(request),
         details=details,
     )
+
+
+# The reasons that may rewrite append-only history; each table's trigger names the ones it
+# admits (access migration 0003, consent migration 0005).
+RewriteReason = Literal["erasure"]
+REWRITE_SETTING = "cdp.allow_audit_rewrite"
+
+
+@contextmanager
+def history_rewrite(
+    *, reason: RewriteReason, actor: Any = None, details: dict[str, Any] | None = None
+) -> Iterator[None]:
+    """The one door through append-only history (consent records): inside the block, the
+    database's append-only triggers admit `reason` for this transaction only, and an audit
+    row records that the door was opened. Nothing else sets the setting; the block runs in
+    its own savepoint, and the setting is cleared on the way out so later statements of an
+    enclosing transaction are refused again (a rollback clears it too)."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config(%s, %s, true)", [REWRITE_SETTING, reason])
+        yield
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config(%s, '', true)", [REWRITE_SETTING])
+        audit_record(
+            actor=actor,
+            action="history.rewrite",
+            resource="history",
+            resource_id=reason,
+            details=details,
+        )

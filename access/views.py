@@ -3,6 +3,7 @@
 Admins only. An API key is shown once, on the page answering the POST that created it.
 """
 
+from allauth.usersessions.models import UserSession
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
@@ -129,3 +130,13 @@ def staff_user_roles(request: HttpRequest, user_id: int) -> HttpResponse:
         "access/user_roles.html",
         {"staff": staff, "form": form, "current": current},
     )
+
+
+@require_POST
+@roles_required(*ROLES)
+def session_end(request: HttpRequest, session_id: int) -> HttpResponse:
+    """End one of the caller's own sessions (the sessions page, /accounts/sessions/); any
+    role may, for their own sessions only."""
+    session = get_object_or_404(UserSession, pk=session_id, user=request.user)
+    services.staff_session_end(request=request, session=session)
+    return redirect("usersessions_list")

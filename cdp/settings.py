@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -40,6 +41,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
+    "allauth.usersessions",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -59,6 +62,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "cdp.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Serves /v1/ (ingestion) itself: the middleware below does not run for those routes.
     "profiles.ingest_middleware.IngestRoutesMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -69,6 +73,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "access.accounts.MfaRequiredMiddleware",
 ]
 
 ROOT_URLCONF = "cdp.urls"
@@ -137,7 +142,47 @@ ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
 # Staff accounts are created by admins; nobody signs themselves up to a CDP holding PII.
-ACCOUNT_ADAPTER = "access.roles.StaffOnlyAccountAdapter"
+ACCOUNT_ADAPTER = "access.accounts.StaffOnlyAccountAdapter"
+# Failed logins and reset mails are limited per (client address, account) pair (the adapter
+# keys "key" limits on both), so nobody can lock another person out; and per address.
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": "10/m/ip,5/5m/key",
+    "reset_password": "20/m/ip",
+    "reset_password_mail": "3/10m/key",
+}
+# How many reverse proxies of ours stand in front of the app (each appends to
+# X-Forwarded-For); 0 trusts no forwarded address. Client addresses (audit rows, rate limits)
+# come from `access.auth.client_ip`, which reads it.
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
+# Content-Security-Policy (django-csp): scripts only from this site's own files, so an
+# injected <script> or on*= attribute does not run. Templates pass data to scripts with
+# `json_script` and wire behaviour with data- attributes; inline style attributes stay allowed.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# Second factors: required for the admin and compliance roles (access.accounts), optional for
+# marketers. WebAuthn needs HTTPS except on localhost-style origins while DEBUG is on.
+MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
+MFA_ADAPTER = "access.accounts.StaffMfaAdapter"
+MFA_TOTP_ISSUER = os.environ.get("MFA_TOTP_ISSUER", "CDP")
+# A code from the previous or next 30-second step is accepted too (phone clocks drift).
+MFA_TOTP_TOLERANCE = 1
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env_bool("MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN", DEBUG)
+# The sessions page (/accounts/sessions/) lists each staff user's sessions (recorded at
+# login; activity is not tracked, which would cost a write per request); ending one is audited.
+USERSESSIONS_ADAPTER = "access.accounts.AuditedUserSessionsAdapter"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -304,6 +349,8 @@ CONSENT_WITHOUT_ANALYTICS = os.environ.get("CONSENT_WITHOUT_ANALYTICS", "minimal
 # Other processes see a new suppression within this many seconds (the creating one at once).
 SUPPRESSION_REFRESH_SECONDS = float(os.environ.get("SUPPRESSION_REFRESH_SECONDS", "1"))
 RETENTION_PURGE_BATCH = int(os.environ.get("RETENTION_PURGE_BATCH", "5000"))
+# The audit page checks new audit rows on every view and rehashes the whole chain this often.
+AUDIT_CHAIN_FULL_CHECK_SECONDS = int(os.environ.get("AUDIT_CHAIN_FULL_CHECK_SECONDS", "3600"))
 CELERY_BEAT_SCHEDULE |= {
     "privacy-requests-process": {
         "task": "consent.tasks.privacy_requests_process_due_task",

@@ -1,11 +1,17 @@
 """Top-level routes: ingestion (Segment-compatible, /v1/), the management API (/api/v1/, listed
 in cdp/api_urls.py), pages, and operational endpoints."""
 
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from access import views as access_views
 from cdp import views
+
+# The admin signs in through allauth's login (password, then the second factor), never its own
+# password-only form.
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 
 urlpatterns = [
     # First: ingestion is by far the busiest route, and resolving stops at the first match.
@@ -13,10 +19,12 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
+    path("accounts/sessions/<int:session_id>/end/", access_views.session_end, name="session-end"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up code as a file: no inline script (CSP).
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("cdp.api_urls")),
     path("profiles/", include("profiles.urls")),
     path("segments/", include("segments.urls")),

@@ -1,7 +1,8 @@
 """Consent, privacy requests, suppression and retention.
 
 Consent records are append-only history: nothing updates or deletes them (`save()` refuses an
-update, `delete()` refuses outright) but an erasure. The current consent of a profile is
+update, `delete()` refuses outright, and on PostgreSQL a trigger refuses any UPDATE or DELETE)
+but an erasure, through `access.services.history_rewrite`. The current consent of a profile is
 derived from its records (the latest per purpose wins).
 
 Identifiers that must outlive an erasure (suppressions, tombstones, finished requests) are kept

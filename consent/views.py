@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from access.auth import client_ip
 from access.roles import ADMIN, COMPLIANCE, roles_required
-from access.selectors import audit_log_filtered
+from access.selectors import audit_chain_status, audit_log_filtered
 from access.services import audit_record_request
 from consent import selectors, services
 from consent.forms import (
@@ -291,5 +291,5 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "consent/audit.html",
-        {"form": form, "page": page, "query": query.urlencode()},
+        {"form": form, "page": page, "query": query.urlencode(), "chain": audit_chain_status()},
     )

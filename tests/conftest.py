@@ -1,15 +1,20 @@
 """The fixed cast: one staff user per role, a user with no role, and factories for sources and
 API keys. Tasks run inline unless a test starts a real worker (tests/cdp/test_worker.py)."""
 
+import base64
+import hmac
 import os
 import signal
+import struct
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from allauth.mfa.totp.internal.auth import TOTP
 from django.conf import settings as django_settings
 from django.contrib.auth.models import Group, User
 from django.db import connection
@@ -17,6 +22,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
+from access.accounts import MFA_REQUIRED_ROLES
 from access.roles import ADMIN, COMPLIANCE, MARKETER
 from access.services import api_key_create, source_create
 from cdp.celery import app as celery_app
@@ -47,6 +53,21 @@ def _fresh_cache():
     yield
 
 
+# The TOTP secret of every staff user of the cast who must have a second factor (admin,
+# compliance); `totp_code(TOTP_SECRET)` is what their authenticator app would show now.
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
+def totp_code(secret: str, *, at: float | None = None) -> str:
+    """RFC 6238 (SHA-1, 30-second steps, 6 digits), written out so tests do not lean on the
+    implementation they check."""
+    counter = int((time.time() if at is None else at) // 30)
+    digest = hmac.new(base64.b32decode(secret), struct.pack(">Q", counter), "sha1").digest()
+    offset = digest[-1] & 0x0F
+    value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
+    return f"{value % 1_000_000:06d}"
+
+
 def _staff(username: str, role: str | None) -> User:
     user = User.objects.create_user(
         username=username, email=f"{username}@example.com", password=PASSWORD
@@ -55,6 +76,8 @@ def _staff(username: str, role: str | None) -> User:
         # get_or_create: a transactional test before this one flushed the groups the
         # migration created.
         user.groups.add(Group.objects.get_or_create(name=role)[0])
+    if role in MFA_REQUIRED_ROLES:
+        TOTP.activate(user, TOTP_SECRET)
     return user
 
 

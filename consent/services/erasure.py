@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from access.services import history_rewrite
 from consent.hashing import identifier_hash
 from consent.models import ConsentRecord, ErasureTombstone, PrivacyRequest
 from consent.services import scan
@@ -97,8 +98,13 @@ def subject_erase(
         add(hook(profile_ids=list(profile_ids), identifiers=needles))
     timed("hooks")
 
-    # Append-only history; erasure is the one thing that removes it.
-    add(ConsentRecord.objects.filter(profile_id__in=profile_ids).delete()[1])
+    # Append-only history; erasure is the one thing that removes it, through the one door
+    # the database's trigger opens. Audit rows name profiles by id only and stay.
+    with history_rewrite(
+        reason="erasure",
+        details={"profiles": len(profile_ids), "request": getattr(request, "pk", None)},
+    ):
+        add(ConsentRecord.objects.filter(profile_id__in=profile_ids).delete()[1])
     add(profiles_erase(profile_ids=profile_ids, identifiers=needles))
     timed("consent and profiles")
 

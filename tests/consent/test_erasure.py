@@ -256,3 +256,28 @@ def test_an_erasure_of_an_unknown_subject_finishes_with_nothing_found(compliance
     request = services.privacy_request_process(request=request)
     assert request.status == RequestStatus.FINISHED
     assert request.result["profiles"] == 0 and request.verification["clean"]
+
+
+def test_erasure_keeps_the_audit_chain_and_records_that_it_opened_consent_history(
+    make_person, compliance
+):
+    """Decided: erasure never touches audit rows (they name profiles by id, with no
+    identifier), so the chain needs no re-linking; it deletes consent records through the one
+    audited door."""
+    from access.selectors import audit_chain_verify
+
+    person = make_person(email="gone@example.com", user_id="user-gone-1")
+    services.consent_record(profile=person.profile, purpose="push", granted=True, source="api")
+    audit_rows = AuditLog.objects.filter(profile_id=person.profile.pk).count()
+    request = services.privacy_request_create(
+        regulation_type="DELETE_ONLY", subject={"email": "gone@example.com"}
+    )
+    services.privacy_request_verify(request=request, actor=compliance, note="id card")
+    request = services.privacy_request_process(request=request)
+
+    assert request.status == RequestStatus.FINISHED, request.verification
+    assert not person.profile.consent_records.exists()
+    assert AuditLog.objects.filter(profile_id=person.profile.pk).count() >= audit_rows
+    door = AuditLog.objects.get(action="history.rewrite")
+    assert (door.resource_id, door.details["request"]) == ("erasure", request.pk)
+    assert audit_chain_verify().intact
