@@ -41,7 +41,9 @@ PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRA
 def tracking_open(request: HttpRequest, token: str) -> HttpResponse:
     delivery_id = open_token_read(token)
     if delivery_id is not None:
-        services.delivery_open_record(delivery_id=delivery_id)
+        services.delivery_open_record(
+            delivery_id=delivery_id, user_agent=request.headers.get("User-Agent", "")
+        )
     # The pixel answers the same whatever the token: a probe learns nothing.
     return HttpResponse(PIXEL, content_type="image/gif")
 
@@ -53,7 +55,9 @@ def tracking_click(request: HttpRequest, token: str) -> HttpResponse:
     if found is None:
         raise Http404("Unknown link.")
     delivery_id, url = found
-    services.delivery_click_record(delivery_id=delivery_id, url=url)
+    services.delivery_click_record(
+        delivery_id=delivery_id, url=url, user_agent=request.headers.get("User-Agent", "")
+    )
     return HttpResponseRedirect(url)
 
 
@@ -143,11 +147,17 @@ def _outline(
             send = step["send"]
             channel = channels.get(send["channel"])
             name = channel.name if channel else f"#{send['channel']}"
+            variants = [
+                {"name": v["name"], "subject": v["message"].get("subject", "")}
+                for v in send.get("variants", [])
+            ]
             rows.append(
                 {
                     "kind": "send",
                     "text": f"Send through {name}",
-                    "subject": send["message"].get("subject", ""),
+                    "subject": steps_language.send_message(send, "").get("subject", ""),
+                    "variants": variants,
+                    "allocation": send.get("allocation", "split") if variants else "",
                     "pointer": steps_language.step_pointer(path),
                 }
             )
@@ -312,7 +322,10 @@ def campaign_preview(request: HttpRequest, campaign_id: int) -> HttpResponse:
         return render(request, "campaigns/_preview.html", context)
     try:
         context["preview"] = selectors.message_preview(
-            campaign=campaign, message=step["send"]["message"], profile=profile, viewer=request.user
+            campaign=campaign,
+            message=dict(steps_language.send_message(step["send"], request.GET.get("variant", ""))),
+            profile=profile,
+            viewer=request.user,
         )
         profile_access_record(request=request, profile=profile, action="view")
     except RenderError as error:
@@ -338,6 +351,7 @@ def campaign_test_send(request: HttpRequest, campaign_id: int) -> HttpResponse:
             profile=profile,
             to=to,
             actor=request.user,
+            variant=request.POST.get("variant", ""),
         )
     except services.TestSendError as error:
         context["problem"] = str(error)
