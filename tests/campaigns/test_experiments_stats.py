@@ -123,7 +123,7 @@ def test_a_simulated_bandit_moves_toward_the_clearly_better_arm():
     exposed, converted = np.zeros(2), np.zeros(2)
     early = None
     for batch in range(30):
-        _, shares = stats.bandit_shares(converted, exposed, draws=4000)
+        _, shares = stats.bandit_shares(converted, exposed)
         arms = stats.arms_pick(rng.random(100), shares)
         counts = np.bincount(arms, minlength=2)
         exposed += counts
