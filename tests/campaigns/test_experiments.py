@@ -442,3 +442,18 @@ def test_results_are_read_by_every_role_and_keys_with_the_read_scope(
         .status_code
         == 404
     )
+
+
+def test_the_results_page_and_the_dashboard_are_for_the_three_roles(
+    client, staff_client, compliance, marketer, no_role_user, email_channel, make_campaign
+):
+    campaign = make_campaign(experiment(email_channel, allocation="bandit"))
+    pages = (f"/campaigns/{campaign.pk}/results/", "/campaigns/dashboard/?days=7")
+    for user in (compliance, marketer):
+        signed_in = staff_client(user)
+        for path in pages:
+            assert signed_in.get(path).status_code == 200
+    refused = staff_client(no_role_user)
+    assert all(refused.get(path).status_code == 403 for path in pages)
+    client.logout()
+    assert all(client.get(path).status_code == 302 for path in pages)
