@@ -457,3 +457,46 @@ def test_the_results_page_and_the_dashboard_are_for_the_three_roles(
     assert all(refused.get(path).status_code == 403 for path in pages)
     client.logout()
     assert all(client.get(path).status_code == 302 for path in pages)
+
+
+def test_the_dashboard_counts_sends_clicks_opt_outs_and_credited_revenue_by_day_and_channel(
+    source, smtp, email_channel, make_campaign, django_capture_on_commit_callbacks
+):
+    from campaigns.models import DeliveryEvent
+    from campaigns.results import marketing_dashboard
+
+    make_campaign(experiment(email_channel))
+    sent = []
+    for i in range(6):
+        profile = person(email_address=f"d{i}@example.com")
+        delivery = enter(source, profile, django_capture_on_commit_callbacks)
+        sent.append(delivery)
+        if i < 3:
+            track(
+                source,
+                profile,
+                ORDER,
+                at=delivery.sent_at + dt.timedelta(hours=1),
+                properties={"revenue": 30},
+            )
+    later = sent[0].sent_at + dt.timedelta(minutes=10)
+    services.delivery_click_record(
+        delivery_id=sent[0].pk,
+        url="https://shop.example.com/",
+        user_agent="Mozilla/5.0 (X11) Firefox/140.0",
+        now=later,
+    )
+    services.delivery_click_record(
+        delivery_id=sent[1].pk, url="https://shop.example.com/", user_agent="curl/8.0", now=later
+    )
+    DeliveryEvent.objects.create(delivery=sent[2], kind="unsubscribe", at=later)
+    DeliveryEvent.objects.create(delivery=sent[3], kind="bounce", at=later)
+
+    found = marketing_dashboard(since=sent[0].sent_at - dt.timedelta(days=1))
+    (row,) = found["rows"]
+    assert row["day"] == sent[0].sent_at.astimezone(dt.UTC).date().isoformat()
+    assert row["channel"] == "email"
+    assert (row["sent"], row["clicked"], row["unsubscribed"], row["bounced"]) == (6, 1, 1, 1)
+    assert (row["converted"], row["revenue"]) == (3, 90)
+    assert row["ctr"] == pytest.approx(1 / 6) and row["revenue_per_recipient"] == 15
+    assert found["totals"]["sent"] == 6
