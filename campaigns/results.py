@@ -125,6 +125,8 @@ def campaign_attribution(*, campaign: Campaign, now: dt.datetime | None = None) 
     touched_people = [pk for pk, person in people.items() if person.touches]
     if not goals or not touched_people:
         return Attribution(people, credited)
+    for pk in touched_people:
+        people[pk].touches.sort()
     windows = {pk: steps_language.duration(goal["within"]) for pk, goal in goals.items()}
     first = min(t[0] for pk in touched_people for t in people[pk].touches)
     events = (
@@ -140,11 +142,10 @@ def campaign_attribution(*, campaign: Campaign, now: dt.datetime | None = None) 
         person = people.get(profile_id)
         if person is None or not person.touches:
             continue
-        touches = sorted(person.touches)
-        index = bisect.bisect_right(touches, (timestamp, 2**63, 2**63)) - 1
+        index = bisect.bisect_right(person.touches, (timestamp, 2**63, 2**63)) - 1
         if index < 0:
             continue
-        touched, delivery_id, version = touches[index]
+        touched, delivery_id, version = person.touches[index]
         goal = goals.get(version)
         if goal is None or timestamp > touched + windows[version]:
             continue
