@@ -1,7 +1,8 @@
 """Campaigns REST API (routes in cdp/api_urls.py).
 
 A campaign is sent and returned flat: `name`, `kind`, `status` and the definition's keys
-(`trigger`, `entry`, `goal`, `frequency_cap`, `steps`; see campaigns/definition.py). An invalid
+(`trigger`, `entry`, `goal`, `frequency_cap`, `control`, `steps`; see
+campaigns/definition.py). An invalid
 definition answers 400 with its problems under the top-level key they belong to, each with the
 JSON pointer of the node at fault from the body's root:
 `{"steps": [{"pointer": "/steps/2/branch/if/trait", "message": "..."}]}`.
@@ -25,9 +26,10 @@ from access.roles import ADMIN, COMPLIANCE, MARKETER
 from campaigns import selectors, services
 from campaigns.definition import SCHEMA, InvalidCampaign
 from campaigns.models import Campaign, CampaignVersion, Channel
+from campaigns.results import campaign_results
 from profiles.models import Profile
 
-DEFINITION_KEYS = ("trigger", "entry", "goal", "frequency_cap", "steps")
+DEFINITION_KEYS = ("trigger", "entry", "goal", "frequency_cap", "control", "steps")
 
 
 class CampaignsResource:
@@ -58,6 +60,7 @@ class CampaignOutputSerializer(serializers.Serializer):
     entry = serializers.SerializerMethodField()
     goal = serializers.SerializerMethodField()
     frequency_cap = serializers.SerializerMethodField()
+    control = serializers.SerializerMethodField()
     steps = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
@@ -79,6 +82,9 @@ class CampaignOutputSerializer(serializers.Serializer):
 
     def get_frequency_cap(self, campaign: Campaign) -> Any:
         return self._definition(campaign).get("frequency_cap")
+
+    def get_control(self, campaign: Campaign) -> Any:
+        return self._definition(campaign).get("control")
 
     def get_steps(self, campaign: Campaign) -> Any:
         return self._definition(campaign)["steps"]
@@ -105,6 +111,7 @@ class CampaignInputSerializer(serializers.Serializer):
     entry = serializers.JSONField(required=False)
     goal = serializers.JSONField(required=False, allow_null=True)
     frequency_cap = serializers.JSONField(required=False, allow_null=True)
+    control = serializers.JSONField(required=False, allow_null=True)
     steps = serializers.JSONField()
 
 
@@ -168,6 +175,7 @@ class CampaignDetailApi(CampaignsResource, APIView):
         entry = serializers.JSONField(required=False)
         goal = serializers.JSONField(required=False, allow_null=True)
         frequency_cap = serializers.JSONField(required=False, allow_null=True)
+        control = serializers.JSONField(required=False, allow_null=True)
         steps = serializers.JSONField(required=False)
 
     @extend_schema(tags=["campaigns"], responses={200: CampaignDetailOutputSerializer})
@@ -233,6 +241,45 @@ class CampaignSchemaApi(CampaignsResource, APIView):
     @extend_schema(tags=["campaigns"], responses={200: dict})
     def get(self, request: Request) -> Response:
         return Response(SCHEMA)
+
+
+class ArmOutputSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    recipients = serializers.IntegerField()
+    sent = serializers.IntegerField()
+    delivered = serializers.IntegerField()
+    opened = serializers.IntegerField()
+    clicked = serializers.IntegerField()
+    converted = serializers.IntegerField()
+    revenue = serializers.FloatField()
+    conversion_rate = serializers.FloatField(allow_null=True)
+    ci95 = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2)
+    lift_vs_control = serializers.FloatField(allow_null=True)
+    p_value = serializers.FloatField(allow_null=True)
+    probability_best = serializers.FloatField(allow_null=True)
+    bot_opened = serializers.IntegerField(help_text="Opens flagged as machine-made.")
+    bot_clicked = serializers.IntegerField(help_text="Clicks flagged as machine-made.")
+
+
+class ResultsOutputSerializer(serializers.Serializer):
+    variants = ArmOutputSerializer(many=True)
+    control = ArmOutputSerializer(allow_null=True)
+    decision = serializers.CharField()
+
+
+class CampaignResultsApi(CampaignsResource, APIView):
+    """An experiment's results: per variant (a campaign testing none has one, "message") and
+    for the control group (null without one). People are counted once, in the arm they were
+    assigned; `conversion_rate` is converted / recipients with `ci95` its 95% confidence
+    sequence; `lift_vs_control` is relative, against the control group or, without one, the
+    first variant; `p_value` is always valid (mSPRT: it may be checked any number of times);
+    `probability_best` comes from Beta posteriors. campaigns/results.py says how conversions
+    are attributed and campaigns/stats.py what the test assumes."""
+
+    @extend_schema(tags=["campaigns"], responses={200: ResultsOutputSerializer})
+    def get(self, request: Request, campaign_id: int) -> Response:
+        found = campaign_results(campaign=_campaign_or_404(campaign_id))
+        return Response({key: found[key] for key in ("variants", "control", "decision")})
 
 
 class DeliveryOutputSerializer(serializers.Serializer):

@@ -11,7 +11,14 @@ segments) is passed in.
      "steps": [{"wait": {"minutes": 60}},                # seconds | minutes | hours | days
                {"wait": {"until_hour": 9}},              # next 09:00 in the recipient's zone
                {"branch": {"if": <segment condition>, "then": [...], "else": [...]}},
-               {"send": {"channel": 3, "message": {...}}}]}
+               {"send": {"channel": 3, "message": {...}}},
+               {"send": {"channel": 3, "allocation": "split" | "bandit",   # an experiment
+                         "variants": [{"name": "A", "weight": 50, "message": {...}}, ...]}}],
+     "control": {"percent": 10}}                          # optional: a control group
+
+Variants are tested in one send step per campaign; each person's variant (or control) is
+chosen once per campaign and kept (campaigns.services.experiments), so every send step of the
+journey treats them alike.
 
 The message of a send step depends on its channel's kind: email `{"subject", "html", "text"}`
 (subject and at least one body), push `{"title", "body", "url", "data"}`, webhook any JSON
@@ -28,6 +35,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from campaigns.messages import template_problem
+from segments import conditions
 from segments.conditions import (
     EVENT_NAME_PATTERN,
     ConditionError,
@@ -41,6 +49,8 @@ MAX_BRANCH_DEPTH = 5
 MAX_WAIT_DAYS = 365
 DURATION_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
 EMAIL_PATTERN = r"^[^@\s<>\"]{1,64}@[^@\s<>\"]{1,253}$"
+MAX_VARIANTS = 10
+VARIANT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$"
 
 # A step path locates a step: [2, "then", 0] is steps[2].branch.then[0].
 StepPath = list[int | str]
@@ -140,6 +150,14 @@ SCHEMA: dict[str, Any] = {
             "required": ["messages", "days"],
             "additionalProperties": False,
         },
+        # A share of the people who enter is kept as a control group: they walk the journey
+        # but are never sent anything (marketing campaigns only).
+        "control": {
+            "type": "object",
+            "properties": {"percent": {"type": "number", "exclusiveMinimum": 0, "maximum": 90}},
+            "required": ["percent"],
+            "additionalProperties": False,
+        },
         "steps": {"$ref": "#/$defs/steps"},
     },
     "$defs": {
@@ -177,8 +195,25 @@ SCHEMA: dict[str, Any] = {
                     "properties": {
                         "channel": {"type": "integer", "minimum": 1},
                         "message": {"type": "object"},
+                        # An experiment: the variants' messages instead of one `message`.
+                        "allocation": {"enum": ["split", "bandit"]},
+                        "variants": {
+                            "type": "array",
+                            "minItems": 2,
+                            "maxItems": MAX_VARIANTS,
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "name": {"type": "string", "pattern": VARIANT_NAME_PATTERN},
+                                    "weight": {"type": "number", "minimum": 0, "maximum": 1000},
+                                    "message": {"type": "object"},
+                                },
+                                "required": ["name", "message"],
+                                "additionalProperties": False,
+                            },
+                        },
                     },
-                    "required": ["channel", "message"],
+                    "required": ["channel"],
                     "additionalProperties": False,
                 },
             },
@@ -334,6 +369,7 @@ def definition_validate(
     if "goal" in definition:
         errors += _where_errors(definition["goal"], ["goal"])
     count = 0
+    experiment: list[Any] | None = None
     for path, step in steps_walk(definition["steps"]):
         count += 1
         here = ["steps", *_pointer_parts(path)]
@@ -348,6 +384,16 @@ def definition_validate(
                 errors += _prefixed(error, [*here, "branch", "if"])
         elif "send" in step:
             errors += _send_errors(step["send"], here, channel_kind)
+            if "variants" in step["send"]:
+                if experiment is not None:
+                    errors.append(
+                        ConditionError(
+                            json_pointer([*here, "send", "variants"]),
+                            "variants are tested in one send step per campaign; "
+                            f"{json_pointer(experiment)} has them already",
+                        )
+                    )
+                experiment = experiment or here
     if count > MAX_STEPS:
         errors.append(ConditionError("/steps", f"a journey holds at most {MAX_STEPS} steps"))
     if errors:
@@ -365,15 +411,93 @@ def _send_errors(
                 f"channel {send['channel']} does not exist",
             )
         ]
-    at = [*here, "send", "message"]
-    errors = _schema_errors(send["message"], MESSAGE_SCHEMAS[kind], at)
+    at = [*here, "send"]
+    if ("message" in send) == ("variants" in send):
+        return [ConditionError(json_pointer(at), "a send step has a message or variants")]
+    if "message" in send:
+        if "allocation" in send:
+            return [
+                ConditionError(
+                    json_pointer([*at, "allocation"]), "allocation is for a step with variants"
+                )
+            ]
+        return _message_errors(kind, send["message"], [*at, "message"])
+    errors: list[ConditionError] = []
+    names: set[str] = set()
+    for index, variant in enumerate(send["variants"]):
+        if variant["name"] in names:
+            errors.append(
+                ConditionError(
+                    json_pointer([*at, "variants", index, "name"]),
+                    f"another variant is named {variant['name']}",
+                )
+            )
+        names.add(variant["name"])
+        errors += _message_errors(kind, variant["message"], [*at, "variants", index, "message"])
+    if send.get("allocation", "split") == "split" and not sum(variant_weights(send)):
+        errors.append(
+            ConditionError(json_pointer([*at, "variants"]), "a split needs a weight above 0")
+        )
+    return errors
+
+
+def _message_errors(kind: str, message: Any, at: list[Any]) -> list[ConditionError]:
+    errors = _schema_errors(message, MESSAGE_SCHEMAS[kind], at)
     if errors:
         return errors
-    for key, template, html in message_templates(kind, send["message"]):
+    for key, template, html in message_templates(kind, message):
         problem = template_problem(template, html=html)
         if problem:
             errors.append(ConditionError(json_pointer([*at, *key]), problem))
     return errors
+
+
+def occurrence_matches(
+    node: Mapping[str, Any],
+    name: str,
+    timestamp: dt.datetime,
+    properties: Any,
+    now: dt.datetime,
+) -> bool:
+    """Whether an event (name, time, properties) is the one a trigger or goal node names: the
+    segment language's own matching of the name and `where` filters."""
+    if name != node["event"]:
+        return False
+    if not node.get("where"):
+        return True
+    fact = conditions.EventFact(
+        0, name, timestamp, properties if isinstance(properties, dict) else {}
+    )
+    facts = conditions.ProfileFacts(id=0, traits={}, computed={}, events=[fact])
+    query = {"event": node["event"], "where": node["where"]}
+    return bool(conditions.matching_events(query, facts, now))
+
+
+# --- experiments -----------------------------------------------------------------------------
+
+
+def variant_weights(send: Mapping[str, Any]) -> list[float]:
+    """A split's weights, in the variants' order (a variant without one weighs 1)."""
+    return [float(variant.get("weight", 1)) for variant in send.get("variants", [])]
+
+
+def experiment_step(steps: Sequence[Mapping[str, Any]]) -> tuple[str, Mapping[str, Any]] | None:
+    """The pointer and `send` of the one step that tests variants, or None."""
+    for path, step in steps_walk(steps):
+        if "send" in step and "variants" in step["send"]:
+            return step_pointer(path), step["send"]
+    return None
+
+
+def send_message(send: Mapping[str, Any], variant: str) -> Mapping[str, Any]:
+    """The message a send step sends to someone in `variant` (the first variant's when the
+    step has variants and `variant` is none of them, as in a preview)."""
+    if "message" in send:
+        return send["message"]
+    for candidate in send["variants"]:
+        if candidate["name"] == variant:
+            return candidate["message"]
+    return send["variants"][0]["message"]
 
 
 def message_templates(

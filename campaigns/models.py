@@ -189,7 +189,10 @@ class Delivery(models.Model):
         BOUNCED = "bounced", "The address bounced"
         EXITED = "exited", "Left the journey before the send"
         CHANNEL_DISABLED = "channel_disabled", "Channel disabled"
-        # Issue 15 adds CONTROL (the control group enters but is never sent).
+        # The campaign's control group enters but is never sent (its would-be send is kept).
+        CONTROL = "control", "Control group"
+        # The workspace-wide holdout (CAMPAIGN_HOLDOUT_PERCENT) receives no marketing at all.
+        HOLDOUT = "holdout", "Workspace holdout"
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="deliveries")
     version = models.ForeignKey(
@@ -218,6 +221,10 @@ class Delivery(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Control group only: when the message would have gone (every rule passed); conversions
+    # are counted from here, as from `sent_at` for those sent.
+    would_send_at = models.DateTimeField(null=True, blank=True)
+    # The first open and click by a person (bot-flagged ones are only DeliveryEvent rows).
     opened_at = models.DateTimeField(null=True, blank=True)
     clicked_at = models.DateTimeField(null=True, blank=True)
 
@@ -264,6 +271,9 @@ class DeliveryEvent(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     url = models.URLField(max_length=2000, blank=True, default="")
     at = models.DateTimeField()
+    # Why an open or click looks machine-made (a link scanner, a mail privacy proxy's
+    # prefetch; campaigns.bots), or "" for a person. Counted apart in results.
+    bot_reason = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         ordering = ["-at", "-id"]
@@ -271,3 +281,33 @@ class DeliveryEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} of delivery {self.delivery_id}"
+
+
+class BanditAllocation(models.Model):
+    """One variant's posterior and allocation share at one moment of a bandit campaign (one
+    row per variant per refresh; campaigns.services.experiments.bandit_refresh). The latest
+    rows are what new people are assigned by; all of them draw the allocation over time."""
+
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="bandit_allocations"
+    )
+    at = models.DateTimeField()
+    variant = models.CharField(max_length=64)
+    exposed = models.PositiveIntegerField()
+    converted = models.PositiveIntegerField()
+    probability_best = models.FloatField()
+    share = models.FloatField()
+
+    class Meta:
+        ordering = ["campaign", "-at", "variant"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "at", "variant"], name="banditallocation_uniq"
+            ),
+            models.CheckConstraint(
+                condition=Q(share__gte=0, share__lte=1), name="banditallocation_share_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} {self.variant} {self.share:.2f} at {self.at}"

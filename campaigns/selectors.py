@@ -9,11 +9,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from campaigns.messages import render, render_json
-from campaigns.models import Campaign, CampaignVersion, Channel, Delivery, DeliveryEvent, Entry
+from campaigns.models import (
+    BanditAllocation,
+    Campaign,
+    CampaignVersion,
+    Channel,
+    Delivery,
+    DeliveryEvent,
+    Entry,
+)
 from campaigns.tracking import unsubscribe_url
 from consent.pii import pii_mask_traits
 from identity.models import Identity
@@ -270,3 +278,16 @@ def staff_address_known(*, address: str) -> bool:
 
 def delivery_events(*, delivery: Delivery) -> QuerySet[DeliveryEvent]:
     return delivery.events.order_by("at", "id")
+
+
+def bandit_allocation_latest(*, campaign: Campaign) -> list[BanditAllocation]:
+    """The rows of the campaign's latest bandit allocation (one per variant), or []."""
+    latest = BanditAllocation.objects.filter(campaign=campaign).aggregate(at=Max("at"))["at"]
+    if latest is None:
+        return []
+    return list(BanditAllocation.objects.filter(campaign=campaign, at=latest).order_by("variant"))
+
+
+def bandit_allocations(*, campaign: Campaign) -> QuerySet[BanditAllocation]:
+    """The bandit's allocation over time, oldest first."""
+    return BanditAllocation.objects.filter(campaign=campaign).order_by("at", "variant")

@@ -36,3 +36,8 @@ def broadcasts_due_task() -> None:
 @shared_task(acks_late=True)
 def broadcast_batch_task(campaign_id: int) -> None:
     services.broadcast_batch(campaign_id=campaign_id)
+
+
+@shared_task(acks_late=True)
+def bandits_refresh_task() -> None:
+    services.bandits_refresh()

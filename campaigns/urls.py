@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.campaign_list, name="list"),
     path("new/", views.campaign_new, name="new"),
     path("channels/", views.channel_list, name="channels"),
+    path("dashboard/", views.marketing_dashboard, name="marketing"),
     path("dead-letters/", views.dead_letters, name="dead-letters"),
     path(
         "profile/<int:profile_id>/deliveries/",
@@ -16,6 +17,7 @@ urlpatterns = [
     ),
     path("<int:campaign_id>/", views.campaign_detail, name="detail"),
     path("<int:campaign_id>/edit/", views.campaign_edit, name="edit"),
+    path("<int:campaign_id>/results/", views.campaign_results, name="results"),
     path("<int:campaign_id>/preview/", views.campaign_preview, name="preview"),
     path("<int:campaign_id>/test-send/", views.campaign_test_send, name="test-send"),
     path("<int:campaign_id>/<str:status>/", views.campaign_status, name="status"),

@@ -9,6 +9,7 @@ are about, so they can neither be forged nor turned into an open redirect.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 from typing import Any
 
@@ -16,6 +17,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -23,7 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from access.auth import client_ip
 from access.roles import ADMIN, COMPLIANCE, MARKETER, has_role, roles_required
 from campaigns import definition as steps_language
-from campaigns import selectors, services
+from campaigns import results, selectors, services, stats
 from campaigns.definition import InvalidCampaign
 from campaigns.forms import CampaignForm, ChannelForm
 from campaigns.messages import RenderError
@@ -41,7 +43,9 @@ PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRA
 def tracking_open(request: HttpRequest, token: str) -> HttpResponse:
     delivery_id = open_token_read(token)
     if delivery_id is not None:
-        services.delivery_open_record(delivery_id=delivery_id)
+        services.delivery_open_record(
+            delivery_id=delivery_id, user_agent=request.headers.get("User-Agent", "")
+        )
     # The pixel answers the same whatever the token: a probe learns nothing.
     return HttpResponse(PIXEL, content_type="image/gif")
 
@@ -53,7 +57,9 @@ def tracking_click(request: HttpRequest, token: str) -> HttpResponse:
     if found is None:
         raise Http404("Unknown link.")
     delivery_id, url = found
-    services.delivery_click_record(delivery_id=delivery_id, url=url)
+    services.delivery_click_record(
+        delivery_id=delivery_id, url=url, user_agent=request.headers.get("User-Agent", "")
+    )
     return HttpResponseRedirect(url)
 
 
@@ -120,6 +126,11 @@ def _trigger_words(trigger: dict[str, Any]) -> str:
     )
 
 
+def _headline(message: Any) -> str:
+    """An email's subject or a push's title, to name a message in the flow drawing."""
+    return str(message.get("subject") or message.get("title") or "")
+
+
 def _outline(
     steps: list[dict[str, Any]], channels: dict[int, Channel], prefix: tuple[Any, ...] = ()
 ) -> list[dict[str, Any]]:
@@ -143,11 +154,17 @@ def _outline(
             send = step["send"]
             channel = channels.get(send["channel"])
             name = channel.name if channel else f"#{send['channel']}"
+            variants = [
+                {"name": v["name"], "subject": _headline(v["message"])}
+                for v in send.get("variants", [])
+            ]
             rows.append(
                 {
                     "kind": "send",
                     "text": f"Send through {name}",
-                    "subject": send["message"].get("subject", ""),
+                    "subject": _headline(steps_language.send_message(send, "")),
+                    "variants": variants,
+                    "allocation": send.get("allocation", "split") if variants else "",
                     "pointer": steps_language.step_pointer(path),
                 }
             )
@@ -190,6 +207,7 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
     definition = version.definition
     channels = {c.pk: c for c in selectors.channel_list()}
     outline = _outline(definition["steps"], channels)
+    experiment = steps_language.experiment_step(definition["steps"])
     deliveries = selectors.campaign_deliveries(campaign=campaign).order_by("-created_at", "-id")
     return render(
         request,
@@ -205,6 +223,7 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
             "entry": definition.get("entry", "once"),
             "outline": outline,
             "send_steps": _send_pointers(outline),
+            "variant_names": [v["name"] for v in (experiment[1]["variants"] if experiment else [])],
             "stats": selectors.campaign_stats(campaign=campaign),
             "deliveries": deliveries[:50],
             "can_build": has_role(request.user, *BUILD),
@@ -312,7 +331,10 @@ def campaign_preview(request: HttpRequest, campaign_id: int) -> HttpResponse:
         return render(request, "campaigns/_preview.html", context)
     try:
         context["preview"] = selectors.message_preview(
-            campaign=campaign, message=step["send"]["message"], profile=profile, viewer=request.user
+            campaign=campaign,
+            message=dict(steps_language.send_message(step["send"], request.GET.get("variant", ""))),
+            profile=profile,
+            viewer=request.user,
         )
         profile_access_record(request=request, profile=profile, action="view")
     except RenderError as error:
@@ -338,6 +360,7 @@ def campaign_test_send(request: HttpRequest, campaign_id: int) -> HttpResponse:
             profile=profile,
             to=to,
             actor=request.user,
+            variant=request.POST.get("variant", ""),
         )
     except services.TestSendError as error:
         context["problem"] = str(error)
@@ -415,4 +438,189 @@ def dead_letters(request: HttpRequest) -> HttpResponse:
         request,
         "campaigns/dead_letters.html",
         {"deliveries": failed[:200], "can_build": can_build},
+    )
+
+
+# --- results ---------------------------------------------------------------------------------
+
+FUNNEL = ("sent", "delivered", "opened", "clicked", "converted")
+NOTHING = "\N{EN DASH}"
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else round(100 * value, 3)
+
+
+def _results_charts(found: dict[str, Any], allocations: list[Any]) -> dict[str, Any]:
+    """What the results page draws (Chart.js data, passed with json_script)."""
+    arms = [*found["variants"], *([found["control"]] if found["control"] else [])]
+    keys = [arm["name"] if arm["name"] != results.SINGLE else "" for arm in found["variants"]]
+    keys += [results.CONTROL] if found["control"] else []
+    series = found["series"]
+    funnel = {
+        "labels": [step.capitalize() for step in FUNNEL],
+        "datasets": [
+            {
+                "label": arm["name"],
+                "data": [
+                    _percent(arm[step] / arm["recipients"]) if arm["recipients"] else 0
+                    for step in FUNNEL
+                ],
+            }
+            for arm in arms
+        ],
+    }
+    rates = {
+        "labels": series["days"],
+        "arms": [
+            {
+                "label": arm["name"],
+                "rate": [_percent(v) for v in series["rate"].get(key, [])],
+                "low": [_percent(v) for v in series["low"].get(key, [])],
+                "high": [_percent(v) for v in series["high"].get(key, [])],
+            }
+            for arm, key in zip(arms, keys, strict=True)
+        ],
+    }
+    lift = {
+        "labels": [arm["name"] for arm in arms if arm["lift_vs_control"] is not None],
+        "datasets": [
+            {
+                "label": "Lift (%)",
+                "data": [
+                    _percent(arm["lift_vs_control"])
+                    for arm in arms
+                    if arm["lift_vs_control"] is not None
+                ],
+            }
+        ],
+    }
+    moments = sorted({row.at for row in allocations})
+    share = {(row.at, row.variant): row.share for row in allocations}
+    # In the variants' order, so that each keeps its colour from the other charts.
+    present = {row.variant for row in allocations}
+    names = [arm["name"] for arm in found["variants"] if arm["name"] in present]
+    allocation = {
+        "labels": [moment.strftime("%Y-%m-%d %H:%M") for moment in moments],
+        "datasets": [
+            {"label": name, "data": [_percent(share.get((m, name))) for m in moments]}
+            for name in names
+        ],
+    }
+    return {"funnel": funnel, "rates": rates, "lift": lift, "allocation": allocation}
+
+
+def _arm_words(arm: dict[str, Any]) -> dict[str, str]:
+    """An arm's figures as the results table shows them."""
+    rate, (low, high) = arm["conversion_rate"], arm["ci95"]
+    return {
+        "rate": NOTHING if rate is None else f"{rate:.2%}",
+        "band": "" if rate is None else f"{low:.1%} to {high:.1%}",
+        "lift": NOTHING if arm["lift_vs_control"] is None else f"{arm['lift_vs_control']:+.1%}",
+        "p": NOTHING if arm["p_value"] is None else f"{arm['p_value']:.3g}",
+        "best": NOTHING if arm["probability_best"] is None else f"{arm['probability_best']:.0%}",
+    }
+
+
+@roles_required(*READ)
+def campaign_results(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """An experiment's results: arms, decision, funnel, rates with bands, lift, allocation."""
+    campaign = _campaign_or_404(campaign_id)
+    found = results.campaign_results(campaign=campaign)
+    allocations = list(selectors.bandit_allocations(campaign=campaign))
+    arms = [
+        {**arm, "shown": _arm_words(arm)}
+        for arm in [*found["variants"], *([found["control"]] if found["control"] else [])]
+    ]
+    return render(
+        request,
+        "campaigns/results.html",
+        {
+            "campaign": campaign,
+            "found": found,
+            "arms": arms,
+            "charts": _results_charts(found, allocations),
+            "is_bandit": bool(allocations),
+            "alpha": stats.ALPHA,
+        },
+    )
+
+
+DASHBOARD_DAYS = (7, 30, 90)
+
+
+def _rate_text(value: float | None) -> str:
+    return NOTHING if value is None else f"{value:.1%}"
+
+
+@roles_required(*READ)
+def marketing_dashboard(request: HttpRequest) -> HttpResponse:
+    """Every campaign's sends by day and channel: CTR, conversions, revenue, opt-outs."""
+    days = _int(request.GET.get("days")) or 30
+    if days not in DASHBOARD_DAYS:
+        days = 30
+    today = timezone.now().date()
+    start = today - dt.timedelta(days=days - 1)
+    found = results.marketing_dashboard(
+        since=dt.datetime.combine(start, dt.time.min, tzinfo=dt.UTC)
+    )
+    labels = [(start + dt.timedelta(days=d)).isoformat() for d in range(days)]
+    channels = sorted({row["channel"] for row in found["rows"]})
+    by_key = {(row["day"], row["channel"]): row for row in found["rows"]}
+
+    def per_channel(field: str, scale: float = 1) -> dict[str, Any]:
+        return {
+            "labels": labels,
+            "datasets": [
+                {
+                    "label": channel,
+                    "data": [
+                        None
+                        if by_key.get((day, channel), {}).get(field) is None
+                        else round(by_key[(day, channel)][field] * scale, 4)
+                        for day in labels
+                    ],
+                }
+                for channel in channels
+            ],
+        }
+
+    charts = {
+        "sent": per_channel("sent"),
+        "ctr": per_channel("ctr", 100),
+        "conversion": per_channel("conversion_rate", 100),
+        "revenue": per_channel("revenue_per_recipient"),
+        "optouts": {
+            "labels": labels,
+            "datasets": [
+                {
+                    "label": label,
+                    "data": [
+                        sum(by_key.get((day, c), {}).get(field, 0) for c in channels)
+                        for day in labels
+                    ],
+                }
+                for label, field in (("Unsubscribes", "unsubscribed"), ("Bounces", "bounced"))
+            ],
+        },
+    }
+    return render(
+        request,
+        "campaigns/dashboard.html",
+        {
+            "found": found,
+            "days": days,
+            "choices": DASHBOARD_DAYS,
+            "charts": charts,
+            "rows": [
+                {**row, "ctr_text": _rate_text(row["ctr"])}
+                for row in sorted(
+                    found["rows"], key=lambda r: (r["day"], r["channel"]), reverse=True
+                )
+            ],
+            "shown": {
+                "ctr": _rate_text(found["totals"]["ctr"]),
+                "conversion": _rate_text(found["totals"]["conversion_rate"]),
+            },
+        },
     )

@@ -141,6 +141,11 @@ urlpatterns += [
         name="api-campaign-pause",
     ),
     path(
+        "campaigns/<int:campaign_id>/results/",
+        campaigns_api.CampaignResultsApi.as_view(),
+        name="api-campaign-results",
+    ),
+    path(
         "campaigns/<int:campaign_id>/deliveries/",
         campaigns_api.CampaignDeliveriesApi.as_view(),
         name="api-campaign-deliveries",

@@ -375,7 +375,12 @@ CAMPAIGN_FREQUENCY_CAP = {"messages": int(_cap_messages), "days": int(_cap_days)
 CAMPAIGN_SEND_ATTEMPTS = int(os.environ.get("CAMPAIGN_SEND_ATTEMPTS", "8"))
 # A channel whose every send failed for this many days is disabled (Svix disables after 5).
 CAMPAIGN_CHANNEL_FAILING_DAYS = int(os.environ.get("CAMPAIGN_CHANNEL_FAILING_DAYS", "5"))
+# The workspace holdout: this percentage of people (fixed by a hash of their id) receives no
+# marketing at all, so that the lift of all campaigns together can be measured against them.
+CAMPAIGN_HOLDOUT_PERCENT = float(os.environ.get("CAMPAIGN_HOLDOUT_PERCENT", "0"))
 CELERY_BEAT_SCHEDULE |= {
+    # Bandits re-read their conversions and record the allocation they give.
+    "campaigns-bandits-refresh": {"task": "campaigns.tasks.bandits_refresh_task", "schedule": 60.0},
     # Waits end and quiet hours lift without any event: a worker picks up what is due.
     "campaigns-entries-due": {"task": "campaigns.tasks.entries_due_task", "schedule": 10.0},
     "campaigns-deliveries-due": {"task": "campaigns.tasks.deliveries_due_task", "schedule": 30.0},

@@ -95,7 +95,9 @@ class EmailTransport(Transport):
             delivery.version.definition["steps"], definition.pointer_path(delivery.step)
         )
         context = selectors.delivery_context(delivery=delivery, profile=profile)
-        subject, html, text = _rendered(step["send"]["message"], context)
+        subject, html, text = _rendered(
+            definition.send_message(step["send"], delivery.variant), context
+        )
         if html:
             html = messages.links_rewrite(
                 html, lambda url: click_url(delivery_id=delivery.pk, url=url)

@@ -68,7 +68,9 @@ def rendered_message(delivery: Delivery) -> Any:
     )
     context = selectors.delivery_context(delivery=delivery, profile=delivery.profile)
     try:
-        return messages.render_json(step["send"]["message"], context)
+        return messages.render_json(
+            definition.send_message(step["send"], delivery.variant), context
+        )
     except messages.RenderError as error:
         raise TransportError(f"the message did not render: {error}", permanent=True) from None
 

@@ -1,5 +1,6 @@
 """Writes: campaigns and channels (`definitions`), the journey engine (`journeys`), the one
-delivery path (`delivery`), what recipients do afterwards (`tracking`) and campaigns' part of
+delivery path (`delivery`), variants, control groups and bandits (`experiments`), what
+recipients do afterwards (`tracking`) and campaigns' part of
 an erasure (`erasure`). Everything public
 is importable from here."""
 
@@ -24,6 +25,12 @@ from campaigns.services.delivery import (
     delivery_send,
 )
 from campaigns.services.erasure import campaign_data_erase
+from campaigns.services.experiments import (
+    arm_assign,
+    bandit_refresh,
+    bandits_refresh,
+    in_holdout,
+)
 from campaigns.services.journeys import (
     broadcast_batch,
     broadcasts_due,
@@ -44,6 +51,9 @@ from campaigns.services.tracking import (
 __all__ = [
     "CampaignStateError",
     "TestSendError",
+    "arm_assign",
+    "bandit_refresh",
+    "bandits_refresh",
     "broadcast_batch",
     "broadcasts_due",
     "campaign_create",
@@ -71,4 +81,5 @@ __all__ = [
     "delivery_unsubscribe",
     "entries_advance",
     "entries_due_advance",
+    "in_holdout",
 ]

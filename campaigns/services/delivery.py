@@ -34,6 +34,7 @@ from campaigns.channels import Transport, TransportError, transport_for
 from campaigns.channels.email import EmailTransport
 from campaigns.models import Campaign, Channel, Delivery, Entry
 from campaigns.queue import task_queue
+from campaigns.services import experiments
 from consent.selectors import consent_allows, profile_is_suppressed
 from identity.selectors import profile_current
 from profiles.models import Profile
@@ -99,6 +100,12 @@ def delivery_rules(
     quiet_end = steps_language.quiet_until(now, tz, settings.CAMPAIGN_QUIET_HOURS)
     if quiet_end is not None:
         return Verdict(delay_until=quiet_end, delay_reason="quiet_hours")
+    # Last, so that the holdout and the control group are exactly the people the message
+    # would have reached now (their would-be send time is recorded).
+    if experiments.in_holdout(profile_id=profile.pk):
+        return Verdict(skip=Delivery.SkipReason.HOLDOUT)
+    if delivery.is_control:
+        return Verdict(skip=Delivery.SkipReason.CONTROL)
     return Verdict()
 
 
@@ -127,7 +134,9 @@ def delivery_send(*, delivery_id: int, now: dt.datetime | None = None) -> Delive
         if verdict.skip:
             delivery.status = Delivery.Status.SKIPPED
             delivery.skip_reason = verdict.skip
-            delivery.save(update_fields=["status", "skip_reason", "updated_at"])
+            if verdict.skip in (Delivery.SkipReason.CONTROL, Delivery.SkipReason.HOLDOUT):
+                delivery.would_send_at = now
+            delivery.save(update_fields=["status", "skip_reason", "would_send_at", "updated_at"])
             return delivery
         if verdict.delay_until is not None:
             delivery.send_after = verdict.delay_until
@@ -271,10 +280,11 @@ class TestSendError(ValueError):
 
 
 def campaign_test_send(
-    *, campaign: Campaign, step: str, profile: Profile, to: str, actor: Any
+    *, campaign: Campaign, step: str, profile: Profile, to: str, actor: Any, variant: str = ""
 ) -> None:
-    """Send an email step's message, rendered for `profile` as `actor` may see it, to a staff
-    address. Nothing is recorded as a delivery; the send is audited."""
+    """Send an email step's message (the variant's, when it has variants), rendered for
+    `profile` as `actor` may see it, to a staff address. Nothing is recorded as a delivery;
+    the send is audited."""
     if not selectors.staff_address_known(address=to):
         raise TestSendError("test sends go only to the address of a staff account")
     version = selectors.campaign_version_current(campaign=campaign)
@@ -284,13 +294,14 @@ def campaign_test_send(
         )["send"]
     except (ValueError, IndexError, KeyError, TypeError):
         raise TestSendError(f"{step} is not a send step of this campaign") from None
+    message = steps_language.send_message(send, variant)
     channel = selectors.channel_get(channel_id=send["channel"])
     transport = transport_for(channel) if channel is not None else None
     if not isinstance(transport, EmailTransport):
         raise TestSendError("test sends are for email steps")
     context = selectors.preview_context(campaign=campaign, profile=profile, viewer=actor)
     try:
-        transport.send_test(message=send["message"], context=context, to=to)
+        transport.send_test(message=dict(message), context=context, to=to)
     except TransportError as error:
         raise TestSendError(f"the test send failed: {error}") from None
     audit_record(

@@ -27,6 +27,7 @@ from campaigns import definition as steps_language
 from campaigns import selectors
 from campaigns.models import Campaign, CampaignVersion, Delivery, Entry
 from campaigns.queue import task_queue
+from campaigns.services import experiments
 from profiles.models import Event, Profile
 from segments import conditions
 from segments.selectors import definition_resolver, profile_facts, segment_get, segment_members
@@ -95,27 +96,9 @@ def campaign_triggers_fire(
 
 
 def _event_matches(node: Mapping[str, Any], event: Event, now: dt.datetime) -> bool:
-    return _occurrence_matches(node, event.event, event.timestamp, event.properties, now)
-
-
-def _occurrence_matches(
-    node: Mapping[str, Any],
-    name: str,
-    timestamp: dt.datetime,
-    properties: Any,
-    now: dt.datetime,
-) -> bool:
-    """The segment language's own matching of an event name and `where` filters."""
-    if name != node["event"]:
-        return False
-    if not node.get("where"):
-        return True
-    fact = conditions.EventFact(
-        0, name, timestamp, properties if isinstance(properties, dict) else {}
+    return steps_language.occurrence_matches(
+        node, event.event, event.timestamp, event.properties, now
     )
-    facts = conditions.ProfileFacts(id=0, traits={}, computed={}, events=[fact])
-    query = {"event": node["event"], "where": node["where"]}
-    return bool(conditions.matching_events(query, facts, now))
 
 
 def _entries_create(candidates: list[_Candidate], now: dt.datetime) -> list[Entry]:
@@ -224,7 +207,7 @@ def _goal_reached(entry: Entry, now: dt.datetime) -> dt.datetime | None:
         .values_list("timestamp", "properties")[:GOAL_EVENTS_LIMIT]
     )
     for timestamp, properties in rows:
-        if _occurrence_matches(goal, goal["event"], timestamp, properties, now):
+        if steps_language.occurrence_matches(goal, goal["event"], timestamp, properties, now):
             return timestamp
     return None
 
@@ -336,12 +319,23 @@ class _Branching:
 
 
 def _delivery_record(entry: Entry, path: steps_language.StepPath, send: Mapping[str, Any]) -> None:
+    step = steps_language.step_pointer(path)
+    existing = Delivery.objects.filter(
+        version=entry.version, step=step, profile=entry.profile, entry=entry
+    ).exists()
+    # The person's variant or control group, chosen once per campaign and kept.
+    arm = experiments.UNTESTED if existing else experiments.arm_assign(entry=entry)
     delivery, created = Delivery.objects.get_or_create(
         version=entry.version,
-        step=steps_language.step_pointer(path),
+        step=step,
         profile=entry.profile,
         entry=entry,
-        defaults={"campaign": entry.campaign, "channel_id": send["channel"]},
+        defaults={
+            "campaign": entry.campaign,
+            "channel_id": send["channel"],
+            "variant": arm.variant,
+            "is_control": arm.is_control,
+        },
     )
     if created:
         task_queue("delivery_send_task", delivery.pk)

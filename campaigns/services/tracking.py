@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from campaigns.bots import bot_reason
 from campaigns.channels import transport_for
 from campaigns.models import Channel, Delivery, DeliveryEvent
 from consent.models import ConsentSource
@@ -16,26 +17,44 @@ from consent.services import consent_record
 from identity.selectors import profile_current
 
 
-def _engaged(delivery_id: int, kind: str, field: str, url: str, now: dt.datetime) -> bool:
+def _engaged(
+    delivery_id: int, kind: str, field: str, url: str, now: dt.datetime, user_agent: str
+) -> str | None:
+    """Record an open or click; returns its bot reason ("" for a person), or None when there
+    is no sent delivery with this id."""
     delivery = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.SENT).first()
     if delivery is None:
-        return False
-    DeliveryEvent.objects.create(delivery=delivery, kind=kind, url=url[:2000], at=now)
-    # The first time only: later opens are events, not a new "opened at".
-    Delivery.objects.filter(pk=delivery.pk, **{f"{field}__isnull": True}).update(**{field: now})
-    return True
+        return None
+    reason = bot_reason(kind=kind, user_agent=user_agent, at=now, sent_at=delivery.sent_at)
+    DeliveryEvent.objects.create(
+        delivery=delivery, kind=kind, url=url[:2000], at=now, bot_reason=reason
+    )
+    if not reason:
+        # The first time only: later opens are events, not a new "opened at".
+        Delivery.objects.filter(pk=delivery.pk, **{f"{field}__isnull": True}).update(**{field: now})
+    return reason
 
 
-def delivery_open_record(*, delivery_id: int, now: dt.datetime | None = None) -> bool:
-    return _engaged(delivery_id, DeliveryEvent.Kind.OPEN, "opened_at", "", now or timezone.now())
-
-
-def delivery_click_record(*, delivery_id: int, url: str, now: dt.datetime | None = None) -> bool:
+def delivery_open_record(
+    *, delivery_id: int, user_agent: str = "", now: dt.datetime | None = None
+) -> bool:
+    """Record an open (a machine's is kept apart: campaigns.bots). False: no such send."""
     now = now or timezone.now()
-    if not _engaged(delivery_id, DeliveryEvent.Kind.CLICK, "clicked_at", url, now):
+    return (
+        _engaged(delivery_id, DeliveryEvent.Kind.OPEN, "opened_at", "", now, user_agent) is not None
+    )
+
+
+def delivery_click_record(
+    *, delivery_id: int, url: str, user_agent: str = "", now: dt.datetime | None = None
+) -> bool:
+    now = now or timezone.now()
+    reason = _engaged(delivery_id, DeliveryEvent.Kind.CLICK, "clicked_at", url, now, user_agent)
+    if reason is None:
         return False
-    # A click proves an open that images turned off did not report.
-    Delivery.objects.filter(pk=delivery_id, opened_at__isnull=True).update(opened_at=now)
+    if not reason:
+        # A person's click proves an open that images turned off did not report.
+        Delivery.objects.filter(pk=delivery_id, opened_at__isnull=True).update(opened_at=now)
     return True
 
 

@@ -180,7 +180,7 @@ def make_campaign(admin_user) -> Callable[..., Campaign]:
     def make(body: dict[str, Any]) -> Campaign:
         definition = {
             key: body[key]
-            for key in ("trigger", "entry", "goal", "frequency_cap", "steps")
+            for key in ("trigger", "entry", "goal", "frequency_cap", "control", "steps")
             if key in body
         }
         return services.campaign_create(

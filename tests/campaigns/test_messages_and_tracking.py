@@ -82,10 +82,15 @@ def test_opens_and_clicks_are_recorded_through_signed_links(
     html = smtp.messages[0].get_body(("html",)).get_content()
     click = html.split('href="')[1].split('"')[0].replace("https://cdp.example.com", "")
 
-    redirected = client.get(click)
+    # A person reads later than a link scanner clicks (campaigns.bots), with a browser.
+    Delivery.objects.filter(pk=delivery.pk).update(sent_at=timezone.now() - dt.timedelta(minutes=5))
+    browser = {"HTTP_USER_AGENT": "Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 Safari/605.1"}
+    redirected = client.get(click, **browser)
     assert redirected.status_code == 302
     assert redirected["Location"] == "https://shop.example.com/cart?x=1&y=2"
-    pixel = client.get(open_url(delivery_id=delivery.pk).replace("https://cdp.example.com", ""))
+    pixel = client.get(
+        open_url(delivery_id=delivery.pk).replace("https://cdp.example.com", ""), **browser
+    )
     assert pixel.status_code == 200 and pixel["Content-Type"] == "image/gif"
 
     delivery.refresh_from_db()

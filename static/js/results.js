@@ -1,0 +1,100 @@
+// Charts of campaign results and the marketing dashboard (Chart.js, vendored).
+//   <canvas data-results-chart="bands|bars|stacked-bars|lines|area" data-chart-data="ID"
+//           data-unit="%|€|"></canvas>
+//   <script id="ID" type="application/json">...</script>   (Django's json_script)
+// "bands": {"labels", "arms": [{"label", "rate", "low", "high"}]} – each arm's line with its
+// confidence band filled between low and high. The others: {"labels", "datasets": [{"label",
+// "data"}]}; "area" stacks to 100 (a bandit's allocation over time).
+(function () {
+  "use strict";
+  var palette = ["#3454d1", "#1f8a4c", "#b7791f", "#c0392b", "#7b4fd6", "#0f8b8d"];
+  var controlColor = "#6b7280";
+
+  function colorOf(label, i) {
+    return label === "control" ? controlColor : palette[i % palette.length];
+  }
+
+  function readData(canvas) {
+    var source = document.getElementById(canvas.dataset.chartData);
+    if (!source) return null;
+    try {
+      return JSON.parse(source.textContent);
+    } catch (err) {
+      return null;
+    }
+  }
+
+  function bands(data) {
+    var datasets = [];
+    data.arms.forEach(function (arm, i) {
+      var color = colorOf(arm.label, i);
+      datasets.push({ label: arm.label + " low", data: arm.low, borderWidth: 0, pointRadius: 0, fill: false, band: true });
+      datasets.push({ label: arm.label + " 95% band", data: arm.high, borderWidth: 0, pointRadius: 0, backgroundColor: color + "26", fill: "-1", band: true });
+      datasets.push({ label: arm.label, data: arm.rate, borderColor: color, backgroundColor: color, borderWidth: 2, pointRadius: 2, fill: false, tension: 0.2 });
+    });
+    return { labels: data.labels, datasets: datasets };
+  }
+
+  function plain(data, kind) {
+    data.datasets.forEach(function (dataset, i) {
+      var color = colorOf(dataset.label, i);
+      dataset.borderColor = color;
+      dataset.backgroundColor = kind === "area" ? color + "99" : color;
+      dataset.borderWidth = kind === "bars" || kind === "stacked-bars" ? 0 : 2;
+      dataset.pointRadius = kind === "lines" ? 2 : 0;
+      dataset.fill = kind === "area";
+      dataset.spanGaps = true;
+      dataset.tension = 0.2;
+    });
+    return data;
+  }
+
+  function draw(canvas) {
+    if (typeof Chart === "undefined" || Chart.getChart(canvas)) return;
+    var data = readData(canvas);
+    if (!data) return;
+    var kind = canvas.dataset.resultsChart;
+    var unit = canvas.dataset.unit || "";
+    var stacked = kind === "stacked-bars" || kind === "area";
+    var tick = function (value) {
+      return unit === "%" ? value + "%" : unit ? unit + value : value;
+    };
+    new Chart(canvas, {
+      type: kind === "bars" || kind === "stacked-bars" ? "bar" : "line",
+      data: kind === "bands" ? bands(data) : plain(data, kind),
+      options: {
+        animation: false,
+        maintainAspectRatio: false,
+        interaction: { mode: "index", intersect: false },
+        plugins: {
+          legend: {
+            labels: {
+              filter: function (item, chart) {
+                return !chart.datasets[item.datasetIndex].band;
+              },
+            },
+          },
+          tooltip: {
+            filter: function (item) {
+              return !item.dataset.band;
+            },
+          },
+        },
+        scales: {
+          x: { stacked: stacked, grid: { display: false }, ticks: { maxTicksLimit: 10, maxRotation: 0 } },
+          y: {
+            stacked: stacked,
+            beginAtZero: true,
+            max: kind === "area" ? 100 : undefined,
+            ticks: { callback: tick },
+            grid: { color: "#eef0f3" },
+          },
+        },
+      },
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("canvas[data-results-chart]").forEach(draw);
+  });
+})();
