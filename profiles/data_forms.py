@@ -6,7 +6,7 @@ from typing import Any
 from django import forms
 
 from access.models import Source
-from profiles.models import TrackingPlan
+from profiles.models import DataImport, TrackingPlan
 
 PLAN_EXAMPLE = json.dumps(
     {
@@ -63,4 +63,15 @@ class TrackingPlanForm(forms.Form):
 class QuarantineFilterForm(forms.Form):
     source = forms.ModelChoiceField(
         queryset=Source.objects.order_by("name"), required=False, empty_label="All sources"
+    )
+
+
+class DataImportForm(forms.Form):
+    source = forms.ModelChoiceField(
+        queryset=Source.objects.order_by("name"),
+        help_text="The rows are stored as this source's events.",
+    )
+    kind = forms.ChoiceField(label="What the file holds", choices=DataImport.Kind.choices)
+    file = forms.FileField(
+        help_text="A .csv file with a header row, or a .jsonl file (one JSON object a line)."
     )

@@ -14,4 +14,8 @@ urlpatterns = [
     path("sources/<int:source_id>/rotate/", data_views.source_rotate_key, name="source-rotate"),
     path("sources/<int:source_id>/enabled/", data_views.source_set_enabled, name="source-enabled"),
     path("quarantine/", data_views.quarantine, name="quarantine"),
+    path("imports/", data_views.imports, name="imports"),
+    path("imports/new/", data_views.import_create, name="import-create"),
+    path("imports/<int:job_id>/", data_views.import_detail, name="import"),
+    path("imports/<int:job_id>/progress/", data_views.import_progress, name="import-progress"),
 ]

@@ -1,14 +1,15 @@
-"""The Data pages: sources and their write keys, tracking plans, and the quarantine.
+"""The Data pages: sources and their write keys, tracking plans, bulk imports, the quarantine.
 
-Marketers and admins see them; only admins change anything (create a source, rotate or
-disable a key, edit a plan). A write key is shown once, on the page that answers the POST
-that made it, and never stored in clear.
+Marketers and admins see them; only admins change sources and plans (create a source, rotate
+or disable a key, edit a plan); marketers and admins import files. A write key is shown once,
+on the page that answers the POST that made it, and never stored in clear.
 """
 
 import json
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -16,18 +17,22 @@ from django.views.decorators.http import require_GET, require_POST
 from access import services as access_services
 from access.models import Source
 from access.roles import ADMIN, MARKETER, has_role, roles_required
-from profiles import selectors
+from access.row_files import ImportFileError
+from profiles import selectors, services
 from profiles.data_forms import (
     PLAN_EXAMPLE,
+    DataImportForm,
     QuarantineFilterForm,
     SourceCreateForm,
     TrackingPlanForm,
 )
 from profiles.ingestion import TrackingPlanInvalidError, tracking_plan_save
-from profiles.models import TrackingPlan
+from profiles.models import DataImport, TrackingPlan
+from profiles.tasks import data_import_task
 
 VIEW_ROLES = (MARKETER, ADMIN)
 MANAGE_ROLES = (ADMIN,)
+IMPORT_ROLES = (MARKETER, ADMIN)
 QUARANTINE_PAGE_SIZE = 50
 
 
@@ -160,3 +165,60 @@ def quarantine(request: HttpRequest) -> HttpResponse:
         "profiles/data/quarantine.html",
         {"form": form, "page": page, "chosen": chosen},
     )
+
+
+def _imports_page(request: HttpRequest, form: DataImportForm, status: int = 200) -> HttpResponse:
+    return render(
+        request,
+        "profiles/data/imports.html",
+        {"form": form, "imports": selectors.data_imports_recent()},
+        status=status,
+    )
+
+
+@require_GET
+@roles_required(*IMPORT_ROLES)
+def imports(request: HttpRequest) -> HttpResponse:
+    return _imports_page(request, DataImportForm())
+
+
+@require_POST
+@roles_required(*IMPORT_ROLES)
+def import_create(request: HttpRequest) -> HttpResponse:
+    form = DataImportForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _imports_page(request, form, status=400)
+    upload = form.cleaned_data["file"]
+    try:
+        job = services.data_import_create(
+            source=form.cleaned_data["source"],
+            kind=form.cleaned_data["kind"],
+            upload=upload,
+            file_name=upload.name,
+            actor=request.user,
+        )
+    except ImportFileError as error:
+        form.add_error("file", str(error))
+        return _imports_page(request, form, status=400)
+    transaction.on_commit(lambda: data_import_task.delay(job.pk))
+    return redirect("data:import", job_id=job.pk)
+
+
+def _import_or_404(job_id: int) -> DataImport:
+    job = selectors.data_import_get(job_id=job_id)
+    if job is None:
+        raise Http404("No such import.")
+    return job
+
+
+@require_GET
+@roles_required(*IMPORT_ROLES)
+def import_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    return render(request, "profiles/data/import_detail.html", {"job": _import_or_404(job_id)})
+
+
+@require_GET
+@roles_required(*IMPORT_ROLES)
+def import_progress(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The progress panel alone, which the detail page polls until the import is finished."""
+    return render(request, "profiles/data/_import_progress.html", {"job": _import_or_404(job_id)})

@@ -5,10 +5,12 @@
 - `timeline`: a profile's events by keyset pages;
 - `search`: the explorer's search box;
 - `detail`: the labelled rows of the profile 360° page;
-- `sources`: sources with their counts, quarantined messages.
+- `sources`: sources with their counts, quarantined messages;
+- `imports`: bulk imports of profiles and events.
 """
 
 from profiles.selectors.detail import profile_context_rows, profile_feature_rows
+from profiles.selectors.imports import data_import_get, data_imports_recent
 from profiles.selectors.profiles import (
     MAX_TRAIT_PATH_DEPTH,
     ProfileFilters,
@@ -25,6 +27,8 @@ __all__ = [
     "MAX_TRAIT_PATH_DEPTH",
     "ProfileFilters",
     "SearchTooSlowError",
+    "data_import_get",
+    "data_imports_recent",
     "profile_computed_features",
     "profile_context_rows",
     "profile_events",

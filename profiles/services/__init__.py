@@ -5,6 +5,7 @@
   `context` and `computed` (what an event does to each part of a profile);
 - `merge`: moving a merged-away profile onto its survivor (called by identity);
 - `audit`: recording staff and API access to a profile;
+- `imports`: bulk imports of profiles and events from files, through ingestion;
 - `erasure`: deleting events, quarantined messages and profiles (consent's erasure and retention).
 """
 
@@ -24,10 +25,18 @@ from profiles.services.events import (
     events_mark_processed,
     events_pending_ids,
 )
+from profiles.services.imports import (
+    IMPORT_SLICE_SECONDS,
+    data_import_create,
+    data_import_run,
+)
 from profiles.services.merge import profiles_absorb, rows_update_from_map
 from profiles.services.traits import profile_traits_patch
 
 __all__ = [
+    "IMPORT_SLICE_SECONDS",
+    "data_import_create",
+    "data_import_run",
     "events_claim",
     "events_content_save",
     "events_delete",
