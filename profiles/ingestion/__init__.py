@@ -93,8 +93,10 @@ class IngestResult:
     quarantined: int = 0
     dropped: int = 0
     event_ids: list[int] = field(default_factory=list)
-    # (index in the request, why): every message quarantined or dropped, in request order.
-    refused: list[tuple[int, str]] = field(default_factory=list)
+    # (index in the request, what is wrong and where) of each invalid message, and
+    # (index, filter's reason) of each dropped one, in request order.
+    invalid_at: list[tuple[int, str]] = field(default_factory=list)
+    dropped_at: list[tuple[int, str]] = field(default_factory=list)
 
 
 # --- Ingest filters (extension point) -----------------------------------------------------------
@@ -175,10 +177,7 @@ def ingest_messages(
         correct_clock_skew=correct_clock_skew,
     )
     outcome = _messages_sort(source=source, messages=messages, prepare=prepare, strict=strict)
-    refused = sorted(
-        [(r.index, _rejection_text(r, field_prefix=None)) for r in outcome.rejected]
-        + outcome.dropped_at
-    )
+    invalid_at = [(r.index, _rejection_text(r, field_prefix=None)) for r in outcome.rejected]
     if not quarantine:
         outcome.rejected = []
     event_ids = _outcome_store(source=source, outcome=outcome, received_at=received_at)
@@ -190,7 +189,8 @@ def ingest_messages(
         quarantined=len(outcome.rejected),
         dropped=sum(outcome.dropped.values()),
         event_ids=event_ids,
-        refused=refused,
+        invalid_at=invalid_at,
+        dropped_at=outcome.dropped_at,
     )
 
 

@@ -20,7 +20,13 @@ from profiles.selectors.profiles import (
     profile_survivor,
 )
 from profiles.selectors.search import SearchTooSlowError, profile_search_page
-from profiles.selectors.sources import quarantine_list, source_overview, sources_overview
+from profiles.selectors.sources import (
+    quarantine_list,
+    source_latest_events,
+    source_overview,
+    sources_overview,
+    tracking_plan_inferred,
+)
 from profiles.selectors.timeline import profile_events, profile_timeline
 
 __all__ = [
@@ -39,6 +45,8 @@ __all__ = [
     "profile_survivor",
     "profile_timeline",
     "quarantine_list",
+    "source_latest_events",
     "source_overview",
     "sources_overview",
+    "tracking_plan_inferred",
 ]

@@ -178,7 +178,7 @@ def _flush(
         job.accepted_count += result.accepted
         job.duplicate_count += result.duplicates
         job.dropped_count += result.dropped
-        for index, reason in result.refused:
+        for index, reason in result.invalid_at + result.dropped_at:
             _report(job, batch[index][0], reason)
         job.errors.sort(key=lambda bad: bad["line"])  # rows unreadable were reported first
     job.save(
