@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from access.auth import SCOPES, client_ip
-from access.models import ApiKey, AuditLog, Source
+from access.models import SYSTEM_ACTOR, ApiKey, AuditLog, Source
 from access.roles import ADMIN, ROLES
 from access.selectors import token_digest
 
@@ -174,7 +174,7 @@ def staff_roles_set(*, user: User, roles: list[str], actor: User | None = None) 
 
 def _actor_fields(actor: Any) -> tuple[Any, str]:
     if actor is None:
-        return None, "system"
+        return None, SYSTEM_ACTOR
     api_key = getattr(actor, "api_key", None)
     if isinstance(api_key, ApiKey):
         return None, f"api-key:{api_key.prefix}"

@@ -155,6 +155,7 @@ def source_plan_save(request: HttpRequest, source_id: int) -> HttpResponse:
             source=source,
             mode=form.cleaned_data["mode"],
             event_schemas=form.cleaned_data["event_schemas"],
+            actor=request.user,
         )
     except TrackingPlanInvalidError as error:
         form.add_error("event_schemas", str(error))

@@ -145,3 +145,14 @@ def test_the_source_page_has_install_snippets_and_a_live_view(staff_client, mark
     )
     live = client.get(f"/data/sources/{source.pk}/live/").content.decode()
     assert 'hx-trigger="every 2s"' in live and "Order Completed" in live
+
+
+def test_a_tracking_plan_change_is_audited(staff_client, admin_user, source):
+    response = staff_client(admin_user).post(
+        f"/data/sources/{source.pk}/plan/",
+        {"mode": "quarantine", "event_schemas": json.dumps(PLAN)},
+    )
+    assert response.status_code == 302
+    row = AuditLog.objects.get(action="tracking_plan.save")
+    assert row.actor == admin_user and row.resource_id == str(source.pk)
+    assert row.details == {"mode": "quarantine", "events": ["Order Completed"]}
