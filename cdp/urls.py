@@ -1,13 +1,17 @@
 """Top-level routes: ingestion (Segment-compatible, /v1/), the management API (/api/v1/, listed
 in cdp/api_urls.py), pages, and operational endpoints."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from cdp import views
 
 urlpatterns = [
+    # Browsers ask for /favicon.ico whatever the page's <link rel=icon> says.
+    path("favicon.ico", RedirectView.as_view(url=f"{settings.STATIC_URL}favicon.svg")),
     # First: ingestion is by far the busiest route, and resolving stops at the first match.
     path("v1/", include("profiles.ingest_urls")),
     path("", views.dashboard, name="dashboard"),
