@@ -39,8 +39,8 @@ DEMO_SEGMENTS = [
     ),
     (
         "Big spenders",
-        "Spent more than 500 in all.",
-        {"computed": "revenue", "op": "gt", "value": 500},
+        "Spent more than 150 in all.",
+        {"computed": "revenue", "op": "gt", "value": 150},
     ),
     (
         "Cart abandoners",
