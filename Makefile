@@ -46,6 +46,13 @@ lint: venv-dev
 	$(VENV)/bin/mypy
 
 test: venv-dev lint
+	@# pytest-django creates its test database by connecting to the one named in DATABASE_URL:
+	@# on a fresh machine that one does not exist yet, so create it (once, quietly).
+	@URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) -c "import os, psycopg2; from urllib.parse import urlsplit, urlunsplit; \
+		u = urlsplit(os.environ['URL']); name = u.path.lstrip('/'); \
+		c = psycopg2.connect(urlunsplit(u._replace(path='/postgres'))); c.autocommit = True; \
+		cur = c.cursor(); cur.execute('SELECT 1 FROM pg_database WHERE datname = %s', [name]); \
+		cur.fetchone() or cur.execute('CREATE DATABASE \"%s\"' % name)" 2>/dev/null || true
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(PY) manage.py makemigrations --check --dry-run -v0
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \

@@ -36,6 +36,11 @@ class Source(models.Model):
         return self.name
 
 
+# The actor label of audit rows written with no actor (automated consent signals, retention
+# purges, scheduled jobs).
+SYSTEM_ACTOR = "system"
+
+
 class ApiKey(models.Model):
     """A key for systems calling the management API (`/api/v1/`), scoped per resource."""
 

@@ -9,7 +9,7 @@ from django.core.cache import cache
 from django.db.models import F, QuerySet
 
 from access.audit_chain import CHAINED_FIELDS, GENESIS, audit_row_hash
-from access.models import ApiKey, AuditLog, Source
+from access.models import SYSTEM_ACTOR, ApiKey, AuditLog, Source
 
 
 def token_digest(token: str) -> str:
@@ -35,6 +35,11 @@ def staff_users_list() -> QuerySet[User]:
     return User.objects.prefetch_related("groups").order_by("email", "username")
 
 
+def audit_actions() -> list[str]:
+    """Every action the audit log holds, for a filter's choices."""
+    return sorted(AuditLog.objects.order_by().values_list("action", flat=True).distinct())
+
+
 def audit_log_filtered(
     *,
     actor: str = "",
@@ -43,8 +48,13 @@ def audit_log_filtered(
     profile_id: int | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    include_system: bool = True,
 ) -> QuerySet[AuditLog]:
+    """Audit rows, newest first; without `include_system`, not the rows nobody acted for
+    (automated consent signals, retention purges, scheduled jobs)."""
     rows = AuditLog.objects.all()
+    if not include_system:
+        rows = rows.exclude(actor_label=SYSTEM_ACTOR)
     if actor:
         rows = rows.filter(actor_label__icontains=actor)
     if action:

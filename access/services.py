@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from access.auth import SCOPES, client_ip
-from access.models import ApiKey, AuditLog, Source
+from access.models import SYSTEM_ACTOR, ApiKey, AuditLog, Source
 from access.roles import ADMIN, ROLES
 from access.selectors import token_digest
 
@@ -184,7 +184,7 @@ def staff_session_end(*, request: Any, session: UserSession) -> None:
 
 def _actor_fields(actor: Any) -> tuple[Any, str]:
     if actor is None:
-        return None, "system"
+        return None, SYSTEM_ACTOR
     api_key = getattr(actor, "api_key", None)
     if isinstance(api_key, ApiKey):
         return None, f"api-key:{api_key.prefix}"

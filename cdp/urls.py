@@ -2,8 +2,10 @@
 in cdp/api_urls.py), pages, and operational endpoints."""
 
 from allauth.account.decorators import secure_admin_login
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from access import views as access_views
@@ -14,6 +16,8 @@ from cdp import views
 admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 
 urlpatterns = [
+    # Browsers ask for /favicon.ico whatever the page's <link rel=icon> says.
+    path("favicon.ico", RedirectView.as_view(url=f"{settings.STATIC_URL}favicon.svg")),
     # First: ingestion is by far the busiest route, and resolving stops at the first match.
     path("v1/", include("profiles.ingest_urls")),
     path("", views.dashboard, name="dashboard"),

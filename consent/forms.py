@@ -1,4 +1,5 @@
 import json
+from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -6,7 +7,7 @@ from django.db.models import Q
 
 from access.roles import ADMIN, COMPLIANCE
 from consent.hashing import SUBJECT_KINDS, InvalidIdentifierError, identifier_normalize
-from consent.models import Purpose, Regulation, RegulationType
+from consent.models import Purpose, Regulation, RegulationType, RetentionPolicy
 
 
 class PrivacyRequestForm(forms.Form):
@@ -86,8 +87,42 @@ class ConsentChangeForm(forms.Form):
 
 class AuditFilterForm(forms.Form):
     actor = forms.CharField(required=False)
-    action = forms.CharField(required=False)
+    action = forms.ChoiceField(required=False, choices=[("", "Any action")])
     resource = forms.CharField(required=False)
     profile_id = forms.IntegerField(required=False, min_value=1, label="Profile id")
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    include_system = forms.BooleanField(
+        required=False, label="Show automated rows (consent signals, purges)"
+    )
+
+    def __init__(self, *args: Any, actions: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["action"].choices = [("", "Any action")] + [(a, a) for a in actions]
+
+
+class PurposeForm(forms.ModelForm):
+    class Meta:
+        model = Purpose
+        fields = ["code", "name", "description", "legal_basis", "granted_by_default"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+        help_texts = {
+            "code": "What events, consent signals and the API call it (e.g. “marketing”).",
+            "granted_by_default": "Answers for people who never said yes or no.",
+        }
+
+
+class RetentionPolicyForm(forms.ModelForm):
+    class Meta:
+        model = RetentionPolicy
+        fields = ["event_name", "days", "enabled"]
+        help_texts = {
+            "event_name": "An event name, or * for every event without a policy of its own.",
+            "days": "Events older than this are purged (at least 1).",
+        }
+
+    def clean_days(self) -> int:
+        days = self.cleaned_data["days"]
+        if days < 1:
+            raise forms.ValidationError("At least 1 day.")
+        return int(days)

@@ -17,6 +17,7 @@ from django.apps import apps
 from django.db import connection, models
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
+from access.models import AuditLog
 from consent.defaults import DEFAULT_PURPOSES, defaults_install
 from consent.hashing import SUBJECT_KINDS, identifier_normalize
 from consent.models import (
@@ -264,3 +265,13 @@ def privacy_requests_due() -> QuerySet[PrivacyRequest]:
     return PrivacyRequest.objects.filter(
         status=RequestStatus.INITIALIZED, verified_at__isnull=False
     ).order_by("due_at", "id")
+
+
+def policy_history(*, limit: int = 30) -> QuerySet[AuditLog]:
+    """The latest changes to consent purposes and retention policies (not the purges)."""
+    return (
+        AuditLog.objects.filter(resource__in=["purpose", "retention"])
+        .exclude(action="retention.purge")
+        .select_related("actor")
+        .order_by("-created_at", "-id")[:limit]
+    )

@@ -15,4 +15,7 @@ urlpatterns = [
     path("requests/<int:request_id>/export/", views.request_export, name="request_export"),
     path("profiles/<int:profile_id>/consents/", views.profile_consents, name="profile_consents"),
     path("audit/", views.audit_log, name="audit"),
+    path("policies/", views.policies, name="policies"),
+    path("policies/<str:kind>/new/", views.policy_edit, name="policy-new"),
+    path("policies/<str:kind>/<int:pk>/", views.policy_edit, name="policy-edit"),
 ]

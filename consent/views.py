@@ -5,16 +5,17 @@ admin only; every view of personal data writes an audit row."""
 import csv
 from datetime import datetime, time, timedelta
 
+from django.apps import apps
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from access.auth import client_ip
 from access.roles import ADMIN, COMPLIANCE, roles_required
-from access.selectors import audit_chain_status, audit_log_filtered
+from access.selectors import audit_actions, audit_chain_status, audit_log_filtered
 from access.services import audit_record_request
 from consent import selectors, services
 from consent.forms import (
@@ -23,9 +24,18 @@ from consent.forms import (
     CommentForm,
     ConsentChangeForm,
     PrivacyRequestForm,
+    PurposeForm,
+    RetentionPolicyForm,
     VerifyForm,
 )
-from consent.models import ConsentSource, PrivacyRequest, RequestStatus, Suppression
+from consent.models import (
+    ConsentSource,
+    PrivacyRequest,
+    Purpose,
+    RequestStatus,
+    RetentionPolicy,
+    Suppression,
+)
 from consent.tasks import privacy_request_process_task
 from consent.views_common import export_response
 from profiles.models import Profile
@@ -76,8 +86,21 @@ def _detail_context(request: HttpRequest, privacy_request: PrivacyRequest) -> di
         "comment_form": CommentForm(),
         "assign_form": AssignForm(initial={"assignee": privacy_request.assigned_to_id}),
         "polling": privacy_request.status in (RequestStatus.INITIALIZED, RequestStatus.RUNNING),
-        "removed": sorted((privacy_request.result.get("removed") or {}).items()),
+        "removed": sorted(
+            (_rows_in_words(label), count)
+            for label, count in (privacy_request.result.get("removed") or {}).items()
+        ),
+        "finished": privacy_request.status
+        in (RequestStatus.FINISHED, RequestStatus.FAILED, RequestStatus.CANCELLED),
     }
+
+
+def _rows_in_words(model_label: str) -> str:
+    """'identity.MatchKey' -> 'match keys': what an erasure removed, in words, not model names."""
+    try:
+        return str(apps.get_model(model_label)._meta.verbose_name_plural)
+    except (LookupError, ValueError):
+        return model_label
 
 
 @roles_required(*PRIVACY_ROLES)
@@ -240,6 +263,7 @@ def _audit_rows(form: AuditFilterForm):
         return timezone.make_aware(datetime.combine(value + timedelta(days=offset), time.min))
 
     return audit_log_filtered(
+        include_system=bool(data.get("include_system")),
         actor=data.get("actor") or "",
         action=data.get("action") or "",
         resource=data.get("resource") or "",
@@ -256,7 +280,7 @@ class _Echo:
 
 @roles_required(*PRIVACY_ROLES)
 def audit_log(request: HttpRequest) -> HttpResponse:
-    form = AuditFilterForm(request.GET or None)
+    form = AuditFilterForm(request.GET or None, actions=audit_actions())
     rows = _audit_rows(form)
     if request.GET.get("format") == "csv":
         audit_record_request(
@@ -292,4 +316,48 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         request,
         "consent/audit.html",
         {"form": form, "page": page, "query": query.urlencode(), "chain": audit_chain_status()},
+    )
+
+
+# --- Consent purposes and retention policies -----------------------------------------------------
+
+POLICY_KINDS = {
+    "purposes": (Purpose, PurposeForm, services.purpose_save, "purpose"),
+    "retention": (RetentionPolicy, RetentionPolicyForm, services.retention_policy_save, "policy"),
+}
+
+
+@roles_required(*PRIVACY_ROLES)
+def policies(request: HttpRequest) -> HttpResponse:
+    """Purposes and retention policies, with the history of their changes."""
+    return render(
+        request,
+        "consent/policies.html",
+        {
+            "purposes": Purpose.objects.order_by("code"),
+            "retention_policies": RetentionPolicy.objects.order_by("event_name"),
+            "history": selectors.policy_history(),
+        },
+    )
+
+
+@roles_required(*PRIVACY_ROLES)
+def policy_edit(request: HttpRequest, kind: str, pk: int | None = None) -> HttpResponse:
+    """Create (no pk) or edit a purpose or a retention policy."""
+    if kind not in POLICY_KINDS:
+        raise Http404("No such kind of policy.")
+    model, form_class, save, keyword = POLICY_KINDS[kind]
+    instance = get_object_or_404(model, pk=pk) if pk is not None else None
+    # The form writes its values into the instance it is given: give it a copy, so the
+    # service sees what changed.
+    form = form_class(request.POST or None, instance=model.objects.get(pk=pk) if instance else None)
+    if request.method == "POST" and form.is_valid():
+        save(**{keyword: instance, "values": form.cleaned_data, "actor": request.user})
+        messages.success(request, "Saved; the change is in the history below.")
+        return redirect("privacy:policies")
+    return render(
+        request,
+        "consent/policy_edit.html",
+        {"form": form, "kind": kind, "instance": instance},
+        status=400 if request.method == "POST" else 200,
     )

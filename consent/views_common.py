@@ -8,6 +8,7 @@ from django.http import FileResponse, Http404
 
 from access.services import audit_record_request
 from consent.models import PrivacyRequest
+from consent.services import privacy_request_export_delivered
 
 
 def export_response(request: Any, privacy_request: PrivacyRequest) -> FileResponse:
@@ -21,6 +22,7 @@ def export_response(request: Any, privacy_request: PrivacyRequest) -> FileRespon
         resource="privacy",
         resource_id=privacy_request.pk,
     )
+    privacy_request_export_delivered(request=privacy_request)
     return FileResponse(
         open(path, "rb"),
         as_attachment=True,

@@ -77,7 +77,12 @@ def decide(request: HttpRequest) -> HttpResponse:
     if _htmx(request) and len(candidates) == 1:
         candidate = candidates[0]
         candidate.refresh_from_db()
-        return render(request, "identity/_decided.html", {"c": candidate, "problems": problems})
+        pending = MatchCandidate.objects.filter(status=CandidateStatus.PENDING).count()
+        return render(
+            request,
+            "identity/_decided.html",
+            {"c": candidate, "problems": problems, "pending": pending},
+        )
     verb = "merged" if merge else "marked as different people"
     if done:
         messages.success(request, f"{done} suggestion(s) {verb}.")

@@ -6,7 +6,7 @@ from typing import Any
 from django import forms
 
 from access.models import Source
-from profiles.models import TrackingPlan
+from profiles.models import DataImport, TrackingPlan
 
 PLAN_EXAMPLE = json.dumps(
     {
@@ -63,4 +63,35 @@ class TrackingPlanForm(forms.Form):
 class QuarantineFilterForm(forms.Form):
     source = forms.ModelChoiceField(
         queryset=Source.objects.order_by("name"), required=False, empty_label="All sources"
+    )
+    event = forms.CharField(max_length=255, required=False, label="Event")
+
+
+class QuarantinedMessageForm(forms.Form):
+    message = forms.CharField(
+        label="Message",
+        widget=forms.Textarea(attrs={"rows": 22, "spellcheck": "false", "class": "code"}),
+        help_text="The message as JSON. Fix it, then replay: it goes through ingestion again.",
+    )
+
+    def clean_message(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.cleaned_data["message"])
+        except json.JSONDecodeError as error:
+            raise forms.ValidationError(
+                f"Not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}."
+            ) from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("A message is a JSON object.")
+        return value
+
+
+class DataImportForm(forms.Form):
+    source = forms.ModelChoiceField(
+        queryset=Source.objects.order_by("name"),
+        help_text="The rows are stored as this source's events.",
+    )
+    kind = forms.ChoiceField(label="What the file holds", choices=DataImport.Kind.choices)
+    file = forms.FileField(
+        help_text="A .csv file with a header row, or a .jsonl file (one JSON object a line)."
     )

@@ -1,33 +1,42 @@
-"""The Data pages: sources and their write keys, tracking plans, and the quarantine.
+"""The Data pages: sources and their write keys, tracking plans, bulk imports, the quarantine.
 
-Marketers and admins see them; only admins change anything (create a source, rotate or
-disable a key, edit a plan). A write key is shown once, on the page that answers the POST
-that made it, and never stored in clear.
+Marketers and admins see them; only admins change sources and plans (create a source, rotate
+or disable a key, edit a plan); marketers and admins import files. A write key is shown once,
+on the page that answers the POST that made it, and never stored in clear.
 """
 
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from access import services as access_services
 from access.models import Source
 from access.roles import ADMIN, MARKETER, has_role, roles_required
-from profiles import selectors
+from access.row_files import ImportFileError
+from profiles import selectors, services
 from profiles.data_forms import (
     PLAN_EXAMPLE,
+    DataImportForm,
+    QuarantinedMessageForm,
     QuarantineFilterForm,
     SourceCreateForm,
     TrackingPlanForm,
 )
 from profiles.ingestion import TrackingPlanInvalidError, tracking_plan_save
-from profiles.models import TrackingPlan
+from profiles.models import DataImport, QuarantinedMessage, TrackingPlan
+from profiles.tasks import data_import_task
 
 VIEW_ROLES = (MARKETER, ADMIN)
 MANAGE_ROLES = (ADMIN,)
+IMPORT_ROLES = (MARKETER, ADMIN)
 QUARANTINE_PAGE_SIZE = 50
 
 
@@ -35,7 +44,12 @@ def _key_issued(request: HttpRequest, source: Source, key: str, *, rotated: bool
     response = render(
         request,
         "profiles/data/key_issued.html",
-        {"source": source, "write_key": key, "rotated": rotated},
+        {
+            "source": source,
+            "write_key": key,
+            "rotated": rotated,
+            "server_url": settings.SITE_URL.rstrip("/"),
+        },
     )
     # The key is in this page only: keep it out of every cache and the back button's copy.
     response["Cache-Control"] = "no-store"
@@ -73,6 +87,16 @@ def _source_page(
     if source is None:
         raise Http404("No such source.")
     plan = getattr(source, "plan", None)
+    inferred = plan_form is None and request.GET.get("infer") == "1"
+    if inferred:
+        plan_form = TrackingPlanForm(
+            initial={
+                "mode": plan.mode if plan else TrackingPlan.Mode.FLAG,
+                "event_schemas": json.dumps(
+                    selectors.tracking_plan_inferred(source=source), indent=2
+                ),
+            }
+        )
     if plan_form is None:
         plan_form = TrackingPlanForm(
             initial={
@@ -93,8 +117,23 @@ def _source_page(
             "plan": plan,
             "plan_form": plan_form,
             "plan_example": PLAN_EXAMPLE,
+            "plan_inferred": inferred,
             "recent_quarantine": selectors.quarantine_list(source=source)[:5],
+            "latest_events": selectors.source_latest_events(source=source),
+            "server_url": settings.SITE_URL.rstrip("/"),
         },
+    )
+
+
+@require_GET
+@roles_required(*VIEW_ROLES)
+def source_live(request: HttpRequest, source_id: int) -> HttpResponse:
+    """The live view's table alone, which the source page polls."""
+    source = get_object_or_404(Source, pk=source_id)
+    return render(
+        request,
+        "profiles/data/_live_events.html",
+        {"source": source, "latest_events": selectors.source_latest_events(source=source)},
     )
 
 
@@ -116,6 +155,7 @@ def source_plan_save(request: HttpRequest, source_id: int) -> HttpResponse:
             source=source,
             mode=form.cleaned_data["mode"],
             event_schemas=form.cleaned_data["event_schemas"],
+            actor=request.user,
         )
     except TrackingPlanInvalidError as error:
         form.add_error("event_schemas", str(error))
@@ -150,13 +190,164 @@ def source_set_enabled(request: HttpRequest, source_id: int) -> HttpResponse:
 @roles_required(*VIEW_ROLES)
 def quarantine(request: HttpRequest) -> HttpResponse:
     form = QuarantineFilterForm(request.GET or None)
-    chosen = form.cleaned_data["source"] if form.is_valid() else None
-    paginator = Paginator(selectors.quarantine_list(source=chosen), QUARANTINE_PAGE_SIZE)
+    chosen, event = _quarantine_filter(form)
+    paginator = Paginator(
+        selectors.quarantine_list(source=chosen, event=event), QUARANTINE_PAGE_SIZE
+    )
     page = paginator.get_page(request.GET.get("page"))
     for item in page:
         item.message_json = json.dumps(item.message, indent=2, ensure_ascii=False)
     return render(
         request,
         "profiles/data/quarantine.html",
-        {"form": form, "page": page, "chosen": chosen},
+        {
+            "form": form,
+            "page": page,
+            "chosen": chosen,
+            "event": event,
+            "filter_query": request.GET.urlencode() if form.is_valid() else "",
+        },
     )
+
+
+def _quarantine_filter(form: QuarantineFilterForm) -> tuple[Source | None, str]:
+    if not form.is_valid():
+        return None, ""
+    return form.cleaned_data["source"], form.cleaned_data["event"].strip()
+
+
+def _replay_message(request: HttpRequest, result: services.ReplayResult) -> None:
+    text = (
+        f"Replayed: {result.stored} stored, {result.duplicates} already stored, "
+        f"{result.dropped} dropped (suppressed or without consent), "
+        f"{result.still_failing} still failing."
+    )
+    (messages.warning if result.still_failing else messages.success)(request, text)
+
+
+@require_POST
+@roles_required(*MANAGE_ROLES)
+def quarantine_bulk(request: HttpRequest) -> HttpResponse:
+    """Replay or discard every quarantined message matching the filter posted with it."""
+    form = QuarantineFilterForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The filter is not valid: nothing was replayed or discarded.")
+        return redirect("data:quarantine")
+    chosen, event = _quarantine_filter(form)
+    items = selectors.quarantine_list(source=chosen, event=event)
+    scope = {"source": chosen.pk if chosen else None, "event": event or None}
+    if request.POST.get("action") == "discard":
+        deleted = services.quarantine_discard(items=items, actor=request.user, scope=scope)
+        messages.success(request, f"{deleted} quarantined messages discarded.")
+    else:
+        _replay_message(
+            request, services.quarantine_replay(items=items, actor=request.user, scope=scope)
+        )
+    query = {k: v for k, v in (("source", chosen.pk if chosen else ""), ("event", event)) if v}
+    return redirect(
+        f"{reverse('data:quarantine')}?{urlencode(query)}" if query else "data:quarantine"
+    )
+
+
+def _quarantined_page(
+    request: HttpRequest, item: QuarantinedMessage, form: QuarantinedMessageForm | None = None
+) -> HttpResponse:
+    if form is None:
+        form = QuarantinedMessageForm(
+            initial={"message": json.dumps(item.message, indent=2, ensure_ascii=False)}
+        )
+    if not has_role(request.user, *MANAGE_ROLES):
+        form.fields["message"].disabled = True
+    return render(request, "profiles/data/quarantined.html", {"item": item, "form": form})
+
+
+@require_GET
+@roles_required(*VIEW_ROLES)
+def quarantined(request: HttpRequest, item_id: int) -> HttpResponse:
+    item = get_object_or_404(QuarantinedMessage.objects.select_related("source"), pk=item_id)
+    return _quarantined_page(request, item)
+
+
+@require_POST
+@roles_required(*MANAGE_ROLES)
+def quarantined_act(request: HttpRequest, item_id: int) -> HttpResponse:
+    """Replay one quarantined message as it is, or as edited in the form, or discard it."""
+    item = get_object_or_404(QuarantinedMessage.objects.select_related("source"), pk=item_id)
+    if request.POST.get("action") == "discard":
+        services.quarantine_discard(items=item, actor=request.user, scope={"id": item.pk})
+        messages.success(request, "The quarantined message was discarded.")
+        return redirect("data:quarantine")
+    form = QuarantinedMessageForm(request.POST)
+    if not form.is_valid():
+        return _quarantined_page(request, item, form)
+    if form.cleaned_data["message"] != item.message:
+        result = services.quarantine_message_edit(
+            item=item, message=form.cleaned_data["message"], actor=request.user
+        )
+    else:
+        result = services.quarantine_replay(
+            items=QuarantinedMessage.objects.filter(pk=item.pk),
+            actor=request.user,
+            scope={"id": item.pk},
+        )
+    _replay_message(request, result)
+    if result.still_failing:
+        return redirect("data:quarantined", item_id=item.pk)
+    return redirect("data:quarantine")
+
+
+def _imports_page(request: HttpRequest, form: DataImportForm, status: int = 200) -> HttpResponse:
+    return render(
+        request,
+        "profiles/data/imports.html",
+        {"form": form, "imports": selectors.data_imports_recent()},
+        status=status,
+    )
+
+
+@require_GET
+@roles_required(*IMPORT_ROLES)
+def imports(request: HttpRequest) -> HttpResponse:
+    return _imports_page(request, DataImportForm())
+
+
+@require_POST
+@roles_required(*IMPORT_ROLES)
+def import_create(request: HttpRequest) -> HttpResponse:
+    form = DataImportForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _imports_page(request, form, status=400)
+    upload = form.cleaned_data["file"]
+    try:
+        job = services.data_import_create(
+            source=form.cleaned_data["source"],
+            kind=form.cleaned_data["kind"],
+            upload=upload,
+            file_name=upload.name,
+            actor=request.user,
+        )
+    except ImportFileError as error:
+        form.add_error("file", str(error))
+        return _imports_page(request, form, status=400)
+    transaction.on_commit(lambda: data_import_task.delay(job.pk))
+    return redirect("data:import", job_id=job.pk)
+
+
+def _import_or_404(job_id: int) -> DataImport:
+    job = selectors.data_import_get(job_id=job_id)
+    if job is None:
+        raise Http404("No such import.")
+    return job
+
+
+@require_GET
+@roles_required(*IMPORT_ROLES)
+def import_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    return render(request, "profiles/data/import_detail.html", {"job": _import_or_404(job_id)})
+
+
+@require_GET
+@roles_required(*IMPORT_ROLES)
+def import_progress(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The progress panel alone, which the detail page polls until the import is finished."""
+    return render(request, "profiles/data/_import_progress.html", {"job": _import_or_404(job_id)})

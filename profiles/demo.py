@@ -36,6 +36,8 @@ from profiles import demo_vocabulary as vocab
 from profiles.features import ORDER_COMPLETED
 
 HISTORY_DAYS = 120
+# Received time spans this many days (see demo_received_at).
+RECEIVED_DAYS = 30
 SHOP_URL = "https://shop.example.com"
 CURRENCY = "USD"
 # Segment's consent categories (context.consent.categoryPreferences).
@@ -684,10 +686,21 @@ def demo_messages(
         yield message
 
 
+def demo_received_at(message: dict, *, now: datetime) -> datetime:
+    """When the demo server received a message: a few seconds after it happened, as an SDK
+    sends it, except that what happened before the last RECEIVED_DAYS came in on that first
+    day (the shop's history, imported when it started using the CDP). So the dashboard's
+    received-time charts show a shop's daily rhythm, not one spike at seeding time."""
+    happened = datetime.fromisoformat(message["timestamp"].replace("Z", "+00:00"))
+    delay = timedelta(seconds=1 + int(message["messageId"][-4:], 16) % 20)
+    return min(max(happened, now - timedelta(days=RECEIVED_DAYS)) + delay, now)
+
+
 def demo_seed(
     *, source: Any, profiles: int, seed: int, now: datetime | None = None, batch_size: int = 200
 ) -> DemoStats:
-    """Send the demo shop's history through the ingestion service, in batches as an SDK would.
+    """Send the demo shop's history through the ingestion service, in batches as an SDK would,
+    each received when `demo_received_at` says (batches of one hour of received time).
 
     Processing into profiles is the pipeline's job: inline without REDIS_URL, else the workers.
     """
@@ -698,20 +711,29 @@ def demo_seed(
     now = now or timezone.now()
     stats = DemoStats()
     started = time.monotonic()
+    timed = sorted(
+        (demo_received_at(message, now=now), number, message)
+        for number, message in enumerate(
+            demo_messages(profiles=profiles, seed=seed, now=now, stats=stats)
+        )
+    )
 
-    def send(batch: list[dict]) -> None:
-        result = ingest_messages(source=source, messages=batch, received_at=timezone.now())
+    def send(batch: list[dict], received_at: datetime) -> None:
+        result = ingest_messages(source=source, messages=batch, received_at=received_at)
         stats.accepted += result.accepted
         stats.already_stored += result.duplicates
         stats.quarantined += result.quarantined
 
     batch: list[dict] = []
-    for message in demo_messages(profiles=profiles, seed=seed, now=now, stats=stats):
-        batch.append(message)
-        if len(batch) >= batch_size:
-            send(batch)
+    hour, last = None, now
+    for received_at, _, message in timed:
+        this_hour = received_at.replace(minute=0, second=0, microsecond=0)
+        if batch and (len(batch) >= batch_size or this_hour != hour):
+            send(batch, last)
             batch = []
+        batch.append(message)
+        hour, last = this_hour, received_at
     if batch:
-        send(batch)
+        send(batch, last)
     stats.seconds = time.monotonic() - started
     return stats

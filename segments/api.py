@@ -128,20 +128,22 @@ class SegmentDetailApi(SegmentsResource, APIView):
         data.is_valid(raise_exception=True)
         if "definition" in data.validated_data:
             definition_or_400(data.validated_data["definition"], segment)
-        segment = services.segment_update(segment=segment, **data.validated_data)
+        segment = services.segment_update(
+            segment=segment, actor=request.user, **data.validated_data
+        )
         return Response(SegmentOutputSerializer(segment).data)
 
     @extend_schema(tags=["segments"], responses={200: SegmentOutputSerializer})
     def delete(self, request: Request, segment_id: int) -> Response:
         """Archives (definitions and history are kept)."""
-        segment = services.segment_archive(segment=_segment_or_404(segment_id))
+        segment = services.segment_archive(segment=_segment_or_404(segment_id), actor=request.user)
         return Response(SegmentOutputSerializer(segment).data)
 
 
 class SegmentArchiveApi(SegmentsResource, APIView):
     @extend_schema(tags=["segments"], request=None, responses={200: SegmentOutputSerializer})
     def post(self, request: Request, segment_id: int) -> Response:
-        segment = services.segment_archive(segment=_segment_or_404(segment_id))
+        segment = services.segment_archive(segment=_segment_or_404(segment_id), actor=request.user)
         return Response(SegmentOutputSerializer(segment).data)
 
 

@@ -79,6 +79,7 @@ def _builder(request: HttpRequest, segment: Segment | None) -> HttpResponse:
                     definition=data["definition"],
                     description=data["description"],
                     webhook_url=data["webhook_url"],
+                    actor=request.user,
                 )
                 messages.success(request, f"Segment “{segment.name}” updated.")
             return redirect("segments:detail", segment.pk)
@@ -203,10 +204,10 @@ def segment_action(request: HttpRequest, segment_id: int, action: str) -> HttpRe
         messages.success(request, f"Duplicated as “{copy.name}”.")
         return redirect("segments:edit", copy.pk)
     elif action == "archive":
-        services.segment_archive(segment=segment)
+        services.segment_archive(segment=segment, actor=request.user)
         messages.success(request, f"Archived “{segment.name}”.")
     elif action == "restore":
-        services.segment_unarchive(segment=segment)
+        services.segment_unarchive(segment=segment, actor=request.user)
         messages.success(request, f"Restored “{segment.name}”.")
     else:
         raise Http404("unknown action")

@@ -18,12 +18,14 @@ from consent.services.erasure import (
     subject_erase,
 )
 from consent.services.merge import consents_merge, consents_unmerge
+from consent.services.policies import purpose_save, retention_policy_save
 from consent.services.privacy_requests import (
     PrivacyRequestError,
     privacy_request_assign,
     privacy_request_cancel,
     privacy_request_comment_add,
     privacy_request_create,
+    privacy_request_export_delivered,
     privacy_request_process,
     privacy_request_verify,
     privacy_requests_process_due,
@@ -52,10 +54,13 @@ __all__ = [
     "privacy_request_cancel",
     "privacy_request_comment_add",
     "privacy_request_create",
+    "privacy_request_export_delivered",
     "privacy_request_process",
     "privacy_request_verify",
     "privacy_requests_process_due",
+    "purpose_save",
     "retention_hook_register",
+    "retention_policy_save",
     "retention_purge",
     "subject_erase",
     "subject_export_build",

@@ -138,7 +138,9 @@ def _exports_erase(needles: list[str], *, keep: PrivacyRequest | None) -> int:
         if wanted & set(earlier.subject_hashes.values()):
             path = Path(settings.MEDIA_ROOT) / earlier.export_file
             path.unlink(missing_ok=True)
-            PrivacyRequest.objects.filter(pk=earlier.pk).update(export_file="")
+            # The export is gone and so is the contact kept to deliver it (the subject of
+            # an access request is otherwise sealed when its export is downloaded).
+            PrivacyRequest.objects.filter(pk=earlier.pk).update(export_file="", subject={})
             count += 1
     return count
 

@@ -315,8 +315,16 @@ def _finish(run: _Run) -> None:
         export_file=run.export_file,
         finished_at=timezone.now(),
     )
-    if not failed:
+    # An access request keeps the requester's contact until the export is delivered
+    # (privacy_request_export_delivered): staff need it to send the file.
+    if not failed and not run.export_file:
         _seal(run.request.pk)
+
+
+def privacy_request_export_delivered(*, request: PrivacyRequest) -> None:
+    """The export was downloaded for delivery: from now on the subject is kept only hashed."""
+    if request.subject:
+        _seal(request.pk)
 
 
 def privacy_requests_process_due(*, limit: int = 50, actor: Any = None) -> list[PrivacyRequest]:

@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from access.services import audit_record
 from identity.models import (
     CandidateStatus,
     MatchCandidate,
@@ -58,6 +59,16 @@ def candidate_decide(
     candidate.decided_by = who
     candidate.decided_at = timezone.now()
     candidate.save(update_fields=["status", "decided_by", "decided_at", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="identity.decide",
+        resource="match_candidates",
+        resource_id=candidate.pk,
+        details={
+            "decision": "merge" if merge else "not the same person",
+            "profiles": [candidate.profile_a_id, candidate.profile_b_id],
+        },
+    )
     return record
 
 
@@ -84,5 +95,13 @@ def match_settings_update(*, actor: User | None, **values: Any) -> MatchSettings
     if "fields" in cleaned:
         settings.model = {}  # a different field set needs a new model
     settings.updated_by = actor if getattr(actor, "pk", None) else None
-    settings.save()
+    with transaction.atomic():
+        settings.save()
+        audit_record(
+            actor=actor,
+            action="identity.rules",
+            resource="match_settings",
+            resource_id=settings.pk,
+            details={"changed": sorted(cleaned)},
+        )
     return settings

@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from access.services import audit_record
 from consent.services import consents_merge, consents_unmerge
 from identity.hooks import hook_merge_states, merge_hooks
 from identity.models import (
@@ -368,6 +369,14 @@ def profile_unmerge(*, merge_record: MergeRecord, actor: User | None) -> MergeRe
     if CONSENT_STATE in record.hooks:
         consents_unmerge(survivor=survivor, duplicate=duplicate, state=record.hooks[CONSENT_STATE])
     _unmerge_record(record, survivor, duplicate, actor=actor)
+    audit_record(
+        actor=actor,
+        action="identity.unmerge",
+        resource="merges",
+        resource_id=record.pk,
+        profile_id=duplicate.pk,
+        details={"survivor": survivor.pk, "duplicate": duplicate.pk},
+    )
     logger.info("unmerged profile %s from %s", duplicate.pk, survivor.pk)
     return record
 

@@ -31,6 +31,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from access.services import audit_record
 from identity.blocking import DEFAULT_RULES, candidate_pairs, rule_keys
 from identity.linkage import batch_match, hold_refresh, pairs_judge
 from identity.matching import (
@@ -524,10 +525,18 @@ def rescan_job_create(*, full: bool, actor: Any = None) -> RescanJob:
         )
         if active.exists():
             raise RescanBusyError("a rescan is already queued or running")
-        return RescanJob.objects.create(
+        job = RescanJob.objects.create(
             kind=RescanJob.Kind.FULL if full else RescanJob.Kind.INCREMENTAL,
             requested_by=actor if getattr(actor, "pk", None) else None,
         )
+        audit_record(
+            actor=actor,
+            action="identity.rescan",
+            resource="rescans",
+            resource_id=job.pk,
+            details={"kind": job.kind},
+        )
+        return job
 
 
 def rescan_job_run(*, job: RescanJob) -> RescanSummary:

@@ -94,6 +94,10 @@ class IngestResult:
     quarantined: int = 0
     dropped: int = 0
     event_ids: list[int] = field(default_factory=list)
+    # (index in the request, what is wrong and where) of each invalid message, and
+    # (index, filter's reason) of each dropped one, in request order.
+    invalid_at: list[tuple[int, str]] = field(default_factory=list)
+    dropped_at: list[tuple[int, str]] = field(default_factory=list)
 
 
 # --- Ingest filters (extension point) -----------------------------------------------------------
@@ -125,14 +129,16 @@ def unregister_ingest_filter(fn: IngestFilter) -> None:
 # --- The service ---------------------------------------------------------------------------------
 
 
-def _rejection_text(rejected: Rejected, field_prefix: str = "messages") -> str:
+def _rejection_text(rejected: Rejected, field_prefix: str | None = "messages") -> str:
+    """What is wrong and where: `messages[3].properties.price: must be number`, or without a
+    prefix `properties.price: must be number`."""
     parts = []
     for error in rejected.errors[:5]:
-        where = f"{field_prefix}[{rejected.index}]"
+        where = [f"{field_prefix}[{rejected.index}]"] if field_prefix else []
         if error["field"] != "(message)":
-            where += f".{error['field']}"
-        parts.append(f"{where}: {error['message']}")
-    return "; ".join(parts)
+            where.append(error["field"])
+        parts.append(f"{'.'.join(where) or 'message'}: {error['message']}")
+    return "; ".join(parts) or rejected.reason
 
 
 def ingest_messages(
@@ -144,14 +150,17 @@ def ingest_messages(
     sent_at: Any = None,
     received_at: datetime | None = None,
     strict: bool = False,
+    quarantine: bool = True,
 ) -> IngestResult:
     """Validate, filter, deduplicate and durably store messages of one source.
 
     `context`/`integrations`/`sent_at` are batch-level values merged into each message.
     With `strict` (a single-message request) an invalid message raises InvalidMessageError and
     nothing is stored; otherwise invalid messages are quarantined and the rest stored.
-    Returns counts and the new events' ids; the events are committed when this returns, and
-    queued for processing after commit.
+    Without `quarantine` (a bulk import, which reports them to its uploader instead) invalid
+    messages are not kept. Returns counts, the new events' ids and which messages were
+    refused; the events are committed when this returns, and queued for processing after
+    commit.
     """
     received_at = received_at or timezone.now()
     if context is not None and not isinstance(context, dict):
@@ -166,6 +175,9 @@ def ingest_messages(
         received_at=received_at,
     )
     outcome = _messages_sort(source=source, messages=messages, prepare=prepare, strict=strict)
+    invalid_at = [(r.index, _rejection_text(r, field_prefix=None)) for r in outcome.rejected]
+    if not quarantine:
+        outcome.rejected = []
     event_ids = _outcome_store_retrying(source=source, outcome=outcome, received_at=received_at)
     if outcome.rows:
         source_touch(source, received_at)
@@ -175,6 +187,8 @@ def ingest_messages(
         quarantined=len(outcome.rejected),
         dropped=sum(outcome.dropped.values()),
         event_ids=event_ids,
+        invalid_at=invalid_at,
+        dropped_at=outcome.dropped_at,
     )
     _outcome_count(outcome, result)
     return result
@@ -197,6 +211,7 @@ class _Outcome:
     rows: dict[str, Row] = field(default_factory=dict)  # to store, by messageId
     rejected: list[Rejected] = field(default_factory=list)  # to quarantine
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> how many
+    dropped_at: list[tuple[int, str]] = field(default_factory=list)  # (index, reason)
     duplicates: int = 0  # repeats of a messageId earlier in the request
 
 
@@ -222,6 +237,7 @@ def _messages_sort(
             reason = _filters_reason(source, prepared.message)
             if reason:
                 outcome.dropped[reason] = outcome.dropped.get(reason, 0) + 1
+                outcome.dropped_at.append((index, reason))
                 continue
         if prepared.type == "track":
             if not plan_loaded:

@@ -16,6 +16,7 @@ from jsonschema.validators import validator_for
 
 from access.models import Source
 from access.selectors import source_for_write_key, token_digest
+from access.services import audit_record
 from profiles.ingestion.errors import (
     TrackingPlanInvalidError,
 )
@@ -122,7 +123,7 @@ def plan_for_source(source: Source) -> CompiledPlan | None:
 
 
 def tracking_plan_save(
-    *, source: Source, mode: str, event_schemas: dict[str, dict]
+    *, source: Source, mode: str, event_schemas: dict[str, dict], actor: Any = None
 ) -> TrackingPlan:
     """Create or replace the tracking plan of a source.
 
@@ -154,6 +155,13 @@ def tracking_plan_save(
     with transaction.atomic():
         plan, _ = TrackingPlan.objects.update_or_create(
             source=source, defaults={"mode": mode, "event_schemas": event_schemas}
+        )
+        audit_record(
+            actor=actor,
+            action="tracking_plan.save",
+            resource="sources",
+            resource_id=source.pk,
+            details={"mode": mode, "events": sorted(event_schemas)[:100]},
         )
         keys = [_plan_cache_key(source.pk), f"ingest:source:{source.write_key_hash}"]
         cache.delete_many(keys)

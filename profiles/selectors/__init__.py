@@ -5,10 +5,12 @@
 - `timeline`: a profile's events by keyset pages;
 - `search`: the explorer's search box;
 - `detail`: the labelled rows of the profile 360° page;
-- `sources`: sources with their counts, quarantined messages.
+- `sources`: sources with their counts, quarantined messages;
+- `imports`: bulk imports of profiles and events.
 """
 
 from profiles.selectors.detail import profile_context_rows, profile_feature_rows
+from profiles.selectors.imports import data_import_get, data_imports_recent
 from profiles.selectors.profiles import (
     MAX_TRAIT_PATH_DEPTH,
     ProfileFilters,
@@ -18,13 +20,21 @@ from profiles.selectors.profiles import (
     profile_survivor,
 )
 from profiles.selectors.search import SearchTooSlowError, profile_search_page
-from profiles.selectors.sources import quarantine_list, source_overview, sources_overview
+from profiles.selectors.sources import (
+    quarantine_list,
+    source_latest_events,
+    source_overview,
+    sources_overview,
+    tracking_plan_inferred,
+)
 from profiles.selectors.timeline import profile_events, profile_timeline
 
 __all__ = [
     "MAX_TRAIT_PATH_DEPTH",
     "ProfileFilters",
     "SearchTooSlowError",
+    "data_import_get",
+    "data_imports_recent",
     "profile_computed_features",
     "profile_context_rows",
     "profile_events",
@@ -35,6 +45,8 @@ __all__ = [
     "profile_survivor",
     "profile_timeline",
     "quarantine_list",
+    "source_latest_events",
     "source_overview",
     "sources_overview",
+    "tracking_plan_inferred",
 ]

@@ -5,6 +5,8 @@
   `context` and `computed` (what an event does to each part of a profile);
 - `merge`: moving a merged-away profile onto its survivor (called by identity);
 - `audit`: recording staff and API access to a profile;
+- `imports`: bulk imports of profiles and events from files, through ingestion;
+- `quarantine`: replaying or discarding quarantined messages;
 - `erasure`: deleting events, quarantined messages and profiles (consent's erasure and retention).
 """
 
@@ -25,10 +27,25 @@ from profiles.services.events import (
     events_mark_processed,
     events_pending_ids,
 )
+from profiles.services.imports import (
+    IMPORT_SLICE_SECONDS,
+    data_import_create,
+    data_import_run,
+)
 from profiles.services.merge import profiles_absorb, rows_update_from_map
+from profiles.services.quarantine import (
+    ReplayResult,
+    quarantine_discard,
+    quarantine_message_edit,
+    quarantine_replay,
+)
 from profiles.services.traits import profile_traits_patch
 
 __all__ = [
+    "IMPORT_SLICE_SECONDS",
+    "ReplayResult",
+    "data_import_create",
+    "data_import_run",
     "events_claim",
     "events_content_save",
     "events_delete",
@@ -42,6 +59,9 @@ __all__ = [
     "profiles_erase",
     "profiles_save",
     "profiles_sessions_recount",
+    "quarantine_discard",
+    "quarantine_message_edit",
+    "quarantine_replay",
     "quarantined_messages_delete",
     "quarantined_messages_delete_before",
     "rows_update_from_map",

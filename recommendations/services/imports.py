@@ -14,7 +14,6 @@ line with the same keys (`attributes` an object).
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -24,6 +23,14 @@ from typing import IO, Any
 from django.core.files.base import File
 from django.utils import timezone
 
+from access.row_files import (
+    ImportFileError,
+    RowError,
+    csv_header,
+    import_format,
+    rows_count,
+    rows_read,
+)
 from recommendations.catalog import ALIASES, ITEM_FIELDS, InvalidItem, item_fields_clean
 from recommendations.models import ItemImport
 from recommendations.services.catalog import items_upsert
@@ -34,20 +41,6 @@ BATCH = 500
 MAX_REPORTED_ERRORS = 1000
 ATTRIBUTE_PREFIX = "attr."
 ProgressFn = Callable[[ItemImport], None]
-
-
-class ImportFileError(ValueError):
-    """The file as a whole cannot be read (unknown columns, not UTF-8...): nothing imported."""
-
-
-def import_format(file_name: str) -> str:
-    """csv or jsonl from the file's name; raises ImportFileError for anything else."""
-    suffix = Path(file_name).suffix.lower()
-    if suffix == ".csv":
-        return ItemImport.Format.CSV
-    if suffix in (".jsonl", ".ndjson"):
-        return ItemImport.Format.JSONL
-    raise ImportFileError("The file must be .csv or .jsonl (JSON Lines).")
 
 
 def item_import_create(*, upload: File, file_name: str, actor: Any = None) -> ItemImport:
@@ -95,7 +88,7 @@ def item_import_run(*, job: ItemImport, progress: ProgressFn | None = None) -> I
 
 def _import(job: ItemImport, progress: ProgressFn | None) -> None:
     with job.file.open("rb") as raw:
-        job.total_rows = _count_rows(raw, job.format)
+        job.total_rows = rows_count(raw, job.format)
     job.save(update_fields=["total_rows"])
     batch: list[dict[str, Any]] = []
     with job.file.open("rb") as raw:
@@ -132,55 +125,18 @@ def _flush(job: ItemImport, batch: list[dict[str, Any]], progress: ProgressFn | 
         progress(job)
 
 
-def _text_lines(raw: IO[bytes]) -> Iterator[str]:
-    for number, line in enumerate(raw, start=1):
-        try:
-            yield line.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError:
-            raise ImportFileError(f"Line {number} is not UTF-8 text.") from None
-
-
-def _count_rows(raw: IO[bytes], format: str) -> int:
-    if format == ItemImport.Format.JSONL:
-        return sum(1 for line in _text_lines(raw) if line.strip())
-    reader = csv.reader(_text_lines(raw))
-    next(reader, None)
-    return sum(1 for row in reader if any(cell.strip() for cell in row))
-
-
 def _rows(raw: IO[bytes], format: str) -> Iterator[tuple[int, dict[str, Any] | InvalidItem]]:
     """(line number, raw row or the reason it cannot be read) for every non-blank row."""
-    if format == ItemImport.Format.JSONL:
-        for number, text in enumerate(_text_lines(raw), start=1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as error:
-                yield number, InvalidItem({"line": [f"Not JSON: {error.msg}."]})
-                continue
-            if not isinstance(row, dict):
-                yield number, InvalidItem({"line": ["Must be a JSON object."]})
-                continue
-            yield number, row
-        return
-    reader = csv.reader(_text_lines(raw))
-    header = [name.strip() for name in next(reader, [])]
-    _check_header(header)
-    start = reader.line_num + 1
-    for cells in reader:
-        line, start = start, reader.line_num + 1
-        if not any(cell.strip() for cell in cells):
-            continue
-        if len(cells) != len(header):
-            yield (
-                line,
-                InvalidItem(
-                    {"line": [f"{len(cells)} cells where the header names {len(header)}."]}
-                ),
-            )
-            continue
-        yield line, _csv_row(header, cells)
+    if format == ItemImport.Format.CSV:
+        _check_header(csv_header(raw))
+        raw.seek(0)
+    for line, row in rows_read(raw, format):
+        if isinstance(row, RowError):
+            yield line, InvalidItem({"line": [str(row)]})
+        elif format == ItemImport.Format.CSV:
+            yield line, _csv_row(row)
+        else:
+            yield line, row
 
 
 def _check_header(header: list[str]) -> None:
@@ -199,10 +155,10 @@ def _check_header(header: list[str]) -> None:
         raise ImportFileError("A column external_id (or product_id, or sku) is required.")
 
 
-def _csv_row(header: list[str], cells: list[str]) -> dict[str, Any] | InvalidItem:
+def _csv_row(cells: dict[str, str]) -> dict[str, Any] | InvalidItem:
     row: dict[str, Any] = {}
     extra: dict[str, str] = {}
-    for name, cell in zip(header, cells, strict=True):
+    for name, cell in cells.items():
         if not cell.strip():
             continue  # an empty cell leaves the field as it was
         if name.startswith(ATTRIBUTE_PREFIX):

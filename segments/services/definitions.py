@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from access.queueing import task_named
+from access.services import audit_record
 from segments import conditions, selectors
 from segments.compiler import base_profiles, compiled_sql
 from segments.models import (
@@ -83,7 +84,18 @@ def segment_create(
     )
     segment_index_invalidate()
     _queue_refresh(segment, cause=MembershipChange.Cause.DEFINITION)
+    _segment_audit(segment, "segment.create", actor)
     return segment
+
+
+def _segment_audit(segment: Segment, action: str, actor: Any, **details: Any) -> None:
+    audit_record(
+        actor=actor,
+        action=action,
+        resource="segments",
+        resource_id=segment.pk,
+        details={"name": segment.name, **details},
+    )
 
 
 @transaction.atomic
@@ -94,6 +106,7 @@ def segment_update(
     definition: Mapping[str, Any] | None = None,
     description: str | None = None,
     webhook_url: str | None = None,
+    actor: Any = None,
 ) -> Segment:
     """Change a segment; a new definition is re-checked and membership refreshed."""
     segment = Segment.objects.select_for_update().get(pk=segment.pk)
@@ -119,21 +132,26 @@ def segment_update(
             _queue_refresh(user, cause=MembershipChange.Cause.DEFINITION)
         _queue_refresh(segment, cause=MembershipChange.Cause.DEFINITION)
     segment_index_invalidate()
+    _segment_audit(segment, "segment.update", actor, definition_changed=definition_changed)
     return segment
 
 
-def segment_archive(*, segment: Segment) -> Segment:
+@transaction.atomic
+def segment_archive(*, segment: Segment, actor: Any = None) -> Segment:
     """Archived segments stop refreshing; their members and history stay readable."""
     segment.status = Segment.Status.ARCHIVED
     segment.save(update_fields=["status", "updated_at"])
     segment_index_invalidate()
+    _segment_audit(segment, "segment.archive", actor)
     return segment
 
 
-def segment_unarchive(*, segment: Segment) -> Segment:
+@transaction.atomic
+def segment_unarchive(*, segment: Segment, actor: Any = None) -> Segment:
     segment.status = Segment.Status.ACTIVE
     segment.save(update_fields=["status", "updated_at"])
     segment_index_invalidate()
+    _segment_audit(segment, "segment.unarchive", actor)
     _queue_refresh(segment, cause=MembershipChange.Cause.REFRESH)
     return segment
 

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from access.queueing import task_named
+from access.services import audit_record
 from segments.ml.artifacts import FORMAT_VERSION, data_hash
 from segments.ml.features import NotEnoughData
 from segments.ml.training import (
@@ -32,6 +33,7 @@ def model_train_request(*, kind: str, actor: User | None = None) -> ModelRun:
     run = ModelRun.objects.create(
         kind=kind, requested_by=actor if getattr(actor, "pk", None) else None
     )
+    audit_record(actor=actor, action="model.train", resource="model_runs", resource_id=run.pk)
     task_named(MODEL_TRAIN_TASK).delay_on_commit(run.pk)
     return run
 
@@ -115,6 +117,13 @@ def _run_activate(run: ModelRun, outputs: dict[int, float], fields: dict[str, An
         finished_at=timezone.now(),
         format_version=FORMAT_VERSION,
         **fields,
+    )
+    audit_record(
+        actor=None,
+        action="model.activate",
+        resource="model_runs",
+        resource_id=run.pk,
+        details={"kind": run.kind},
     )
 
 

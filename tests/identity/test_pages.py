@@ -68,6 +68,8 @@ def test_marketer_merges_through_htmx_and_bulk_rejects(staff_client, marketer):
         "/identity/decide/", {"ids": one.pk, "decision": "merge"}, HTTP_HX_REQUEST="true"
     )
     assert response.status_code == 200 and "merged" in response.content.decode()
+    # The page's "N waiting" is swapped out of band: two suggestions are left.
+    assert '<span id="pending-count" hx-swap-oob="true">2</span>' in response.content.decode()
     one.refresh_from_db()
     assert one.status == "merged"
     response = client.post("/identity/decide/", {"id": [two.pk, three.pk], "decision": "reject"})

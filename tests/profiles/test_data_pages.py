@@ -204,7 +204,9 @@ def test_the_quarantine_lists_reasons_and_errors_newest_first(staff_client, mark
     assert html.index("New One") < html.index("Old One")
     assert "Violates the tracking plan" in html
     assert "<code>properties.revenue</code>: not a number" in html
-    assert "&quot;revenue&quot;: &quot;x&quot;" in html
+    newest = QuarantinedMessage.objects.get(event="New One")
+    detail = staff_client(marketer).get(f"/data/quarantine/{newest.pk}/").content.decode()
+    assert "&quot;revenue&quot;: &quot;x&quot;" in detail
 
 
 def test_the_quarantine_filters_by_source_and_pages(staff_client, marketer, source):
@@ -241,8 +243,8 @@ def test_the_data_entry_shows_in_the_menu_for_marketers_and_admins_only(
 @pytest.mark.parametrize(
     ("url", "queries"),
     # session, user, roles; then the page's own: sources with counts | count, page, the source
-    # filter's choices | the source with counts, its recent quarantine.
-    [("/data/", 4), ("/data/quarantine/", 6), ("/data/sources/{id}/", 5)],
+    # filter's choices | the source with counts, its recent quarantine, its latest events.
+    [("/data/", 4), ("/data/quarantine/", 6), ("/data/sources/{id}/", 6)],
 )
 def test_data_pages_run_a_fixed_number_of_queries(
     staff_client, admin_user, source, django_assert_num_queries, url, queries

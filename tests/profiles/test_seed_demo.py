@@ -168,7 +168,7 @@ def test_seed_demo_builds_profiles_through_ingestion_and_a_second_run_adds_nothi
 
     out = io.StringIO()
     with django_capture_on_commit_callbacks(execute=True):
-        call_command("seed_demo", profiles=25, seed=4, stdout=out)
+        call_command("seed_demo", profiles=25, seed=4, events_only=True, stdout=out)
     assert "Seeded 25 people" in out.getvalue()
     stored = Event.objects.count()
     expected = DemoStats()
@@ -193,7 +193,7 @@ def test_seed_demo_builds_profiles_through_ingestion_and_a_second_run_adds_nothi
     assert sum(1 for count in by_person.values() if count == 2) == expected.duplicates
 
     with django_capture_on_commit_callbacks(execute=True):
-        call_command("seed_demo", profiles=25, seed=4, stdout=io.StringIO())
+        call_command("seed_demo", profiles=25, seed=4, events_only=True, stdout=io.StringIO())
     assert Event.objects.count() == stored
 
 
