@@ -8,7 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from access.models import AuditLog
-from consent.pii import pii_pseudonym
+from access.pii import pii_pseudonym
 from segments.models import Segment
 from tests.segments.conftest import NOW
 
