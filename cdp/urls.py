@@ -28,3 +28,5 @@ urlpatterns = [
     # Links inside sent messages: open pixel, click redirects, unsubscribe (public, signed).
     path("m/", include("campaigns.public_urls")),
 ]
+
+handler404 = "cdp.views.page_not_found"

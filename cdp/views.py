@@ -8,6 +8,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import render
 from django.urls import Resolver404, resolve
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -82,3 +83,13 @@ def metrics(request: HttpRequest) -> HttpResponse:
             return HttpResponse("metrics token required\n", status=401)
     body, content_type = cdp_metrics.prometheus_exposition()
     return HttpResponse(body, content_type=content_type)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """404s: JSON on the APIs (a path that matches no route, e.g. `/api/v1/profiles/abc/`,
+    answers as an unknown id does), Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    if request.path.startswith("/v1/"):
+        return JsonResponse({"code": "not_found", "message": "no such endpoint"}, status=404)
+    return defaults.page_not_found(request, exception)

@@ -9,7 +9,12 @@ from typing import Any
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -218,6 +223,8 @@ class PurposeListApi(APIView):
         operation_id="consent_purposes",
         tags=["consents"],
         summary="Purposes consent is asked for, with legal basis and default",
+        # The one list that is a plain array (short and fixed): see cdp/schema.py.
+        extensions={"x-plain-array": True},
         responses={
             200: inline_serializer(
                 "Purpose",
@@ -380,7 +387,15 @@ class PrivacyRequestExportApi(APIView):
         operation_id="privacy_request_export",
         tags=["privacy"],
         summary="Download the JSON export of an ACCESS request",
-        responses={(200, "application/json"): OpenApiTypes.BINARY},
+        description=(
+            "The JSON document of everything held about the subject (`format`, `request_id`, "
+            "`profiles`, `related` rows by table), as an attachment. Without `pii:read` a key "
+            "gets it with personal data masked."
+        ),
+        responses={
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            404: OpenApiResponse(description="No such request, or no export (yet)."),
+        },
     )
     def get(self, request: Request, request_id: int) -> FileResponse:
         privacy_request = get_object_or_404(PrivacyRequest, pk=request_id)

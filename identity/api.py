@@ -14,6 +14,7 @@ from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
+    OpenApiResponse,
     extend_schema,
     extend_schema_field,
     inline_serializer,
@@ -262,7 +263,10 @@ class IdentityLookupApi(IdentityResource, APIView):
             OpenApiParameter("kind", str, required=True),
             OpenApiParameter("value", str, required=True),
         ],
-        responses={200: ProfileRefSerializer},
+        responses={
+            200: ProfileRefSerializer,
+            404: OpenApiResponse(description="No profile has this identifier."),
+        },
     )
     def get(self, request: Request) -> Response:
         kind = request.query_params.get("kind", "").strip()
