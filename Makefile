@@ -9,7 +9,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cdp
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 
-.PHONY: run test bench lint venv venv-dev
+.PHONY: run test bench lint audit venv venv-dev
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,20 @@ lint: venv-dev
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
+	@$(MAKE) --no-print-directory audit
+
+# pip-audit asks PyPI's advisory API (pypi.org/pypi/<name>/<version>/json) about every pinned
+# requirement and fails on a known vulnerability, or (--strict) on one it could not check. On a
+# network that cannot reach that API (offline, or a registry mirror without it) it is skipped
+# with a message rather than reporting every package as "not found".
+audit: venv-dev
+	@if $(PY) -c "import urllib.request as u; u.urlopen('https://pypi.org/pypi/pip/24.0/json', timeout=10)" \
+		>/dev/null 2>&1; then \
+		$(VENV)/bin/pip-audit --strict --disable-pip --no-deps --progress-spinner off \
+			-r requirements.txt -r requirements-dev.txt; \
+	else \
+		echo "pip-audit skipped: PyPI's advisory API (https://pypi.org/pypi/NAME/VERSION/json) is not reachable from here"; \
+	fi
 
 test: venv-dev lint
 	@# pytest-django creates its test database by connecting to the one named in DATABASE_URL:

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 
 from access import selectors
 from access.models import ApiKey
+from access.pii import PII_SCOPE
 from access.roles import has_role
 
 # Resources that API keys can be scoped to: one per family of API views (their `resource`).
@@ -29,7 +30,12 @@ RESOURCES = (
     "campaigns",
     "audit",
 )
-SCOPES = tuple(f"{resource}:{access}" for resource in RESOURCES for access in ("read", "write"))
+# Plus `pii:read`, which is no resource: it lets a key see personal data unmasked in whatever
+# its other scopes let it read (access.pii); without it every output path masks.
+SCOPES = (
+    *(f"{resource}:{access}" for resource in RESOURCES for access in ("read", "write")),
+    PII_SCOPE,
+)
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

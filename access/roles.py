@@ -18,6 +18,8 @@ def user_roles(user: Any) -> set[str]:
     """The roles of a staff user; a superuser holds every role."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return set()
+    if getattr(user, "api_key", None) is not None:
+        return set()  # a call made with an API key (access.auth.ApiKeyUser): scopes, no roles
     if user.is_superuser:
         return set(ROLES)
     cached = getattr(user, "_cdp_roles", None)

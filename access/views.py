@@ -14,6 +14,7 @@ from access import selectors, services
 from access.auth import RESOURCES
 from access.forms import ApiKeyCreateForm, StaffRolesForm, StaffUserCreateForm
 from access.models import ApiKey
+from access.pii import PII_SCOPE
 from access.roles import ADMIN, ROLES, roles_required
 
 ACCESS_ROLES = (ADMIN,)
@@ -30,6 +31,14 @@ def _scope_rows(form: ApiKeyCreateForm) -> list[dict]:
             "write_checked": f"{resource}:write" in chosen,
         }
         for resource in RESOURCES
+    ] + [
+        {
+            "resource": "personal data, unmasked",
+            "read": PII_SCOPE,
+            "write": None,
+            "read_checked": PII_SCOPE in chosen,
+            "write_checked": False,
+        }
     ]
 
 

@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from access.auth import ResourcePermission
 from access.pagination import KeysetPagination
+from access.pii import PiiTextField
 from access.roles import ADMIN, COMPLIANCE, MARKETER
 from campaigns import selectors, services
 from campaigns.definition import SCHEMA, InvalidCampaign
@@ -296,7 +297,7 @@ class DeliveryOutputSerializer(serializers.Serializer):
     send_after = serializers.DateTimeField(allow_null=True)
     delay_reason = serializers.CharField()
     attempts = serializers.IntegerField()
-    last_error = serializers.CharField()
+    last_error = PiiTextField()
     variant = serializers.CharField()
     is_control = serializers.BooleanField()
     message_digest = serializers.CharField()
@@ -318,7 +319,9 @@ class CampaignDeliveriesApi(CampaignsResource, APIView):
         page = paginator.paginate_queryset(
             selectors.campaign_deliveries(campaign=campaign), request, view=self
         )
-        return paginator.get_paginated_response(DeliveryOutputSerializer(page, many=True).data)
+        return paginator.get_paginated_response(
+            DeliveryOutputSerializer(page, many=True, context={"request": request}).data
+        )
 
 
 class ProfileDeliveriesApi(CampaignsResource, APIView):
@@ -334,7 +337,9 @@ class ProfileDeliveriesApi(CampaignsResource, APIView):
         page = paginator.paginate_queryset(
             selectors.profile_deliveries(profile=profile), request, view=self
         )
-        return paginator.get_paginated_response(DeliveryOutputSerializer(page, many=True).data)
+        return paginator.get_paginated_response(
+            DeliveryOutputSerializer(page, many=True, context={"request": request}).data
+        )
 
 
 class DeadLetterListApi(CampaignsResource, APIView):
@@ -356,7 +361,9 @@ class DeadLetterListApi(CampaignsResource, APIView):
             request,
             view=self,
         )
-        return paginator.get_paginated_response(DeliveryOutputSerializer(page, many=True).data)
+        return paginator.get_paginated_response(
+            DeliveryOutputSerializer(page, many=True, context={"request": request}).data
+        )
 
 
 class DeadLetterReplayApi(CampaignsResource, APIView):

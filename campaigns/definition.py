@@ -48,9 +48,9 @@ MAX_STEPS = 100
 MAX_BRANCH_DEPTH = 5
 MAX_WAIT_DAYS = 365
 DURATION_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
-EMAIL_PATTERN = r"^[^@\s<>\"]{1,64}@[^@\s<>\"]{1,253}$"
+EMAIL_PATTERN = r"^[^@\s<>\"]{1,64}@[^@\s<>\"]{1,253}\Z"
 MAX_VARIANTS = 10
-VARIANT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$"
+VARIANT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}\Z"
 
 # A step path locates a step: [2, "then", 0] is steps[2].branch.then[0].
 StepPath = list[int | str]
@@ -259,7 +259,7 @@ CHANNEL_SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "properties": {
             "from": {"type": "string", "pattern": EMAIL_PATTERN},
-            "from_name": {"type": "string", "maxLength": 200, "pattern": r"^[^\r\n<>\"]*$"},
+            "from_name": {"type": "string", "maxLength": 200, "pattern": r"^[^\r\n<>\"]*\Z"},
             "reply_to": {"type": "string", "pattern": EMAIL_PATTERN},
         },
         "required": ["from"],
@@ -279,7 +279,7 @@ CHANNEL_SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "url": {"type": "string", "pattern": r"^https?://", "maxLength": 2000},
             # The consent purpose a marketing send through this endpoint needs.
-            "purpose": {"type": "string", "pattern": r"^[a-z][a-z0-9_]{0,63}$"},
+            "purpose": {"type": "string", "pattern": r"^[a-z][a-z0-9_]{0,63}\Z"},
         },
         "required": ["url"],
         "additionalProperties": False,

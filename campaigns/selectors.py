@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
+from access.pii import pii_for
 from campaigns.messages import render, render_json
 from campaigns.models import (
     BanditAllocation,
@@ -23,7 +24,6 @@ from campaigns.models import (
     Entry,
 )
 from campaigns.tracking import unsubscribe_url
-from consent.pii import pii_mask_traits
 from identity.models import Identity
 from profiles.models import Profile
 from profiles.selectors import profile_computed_features
@@ -240,7 +240,7 @@ def preview_context(*, campaign: Campaign, profile: Profile, viewer: Any) -> dic
     return {
         "profile": {
             "id": profile.pk,
-            "traits": pii_mask_traits(profile.traits, user=viewer),
+            "traits": pii_for(viewer).traits(profile.traits),
             "computed": {key: _plain(value) for key, value in computed.items()},
         },
         "event": {"name": "", "properties": {}},

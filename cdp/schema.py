@@ -1,6 +1,34 @@
-"""OpenAPI description of our authentication, so /api/docs/ offers "Authorize" with a key."""
+"""The OpenAPI schema's conventions, applied once to every operation (drf-spectacular
+postprocessing hook `api_conventions`), and the authentication schemes, so that /api/schema/
+describes what is served:
+
+- every list answers an envelope `{"results": [...], "next": url|null}` (keyset lists; the
+  offset-paginated audit log and privacy requests add `count` and `previous`); only the
+  consent purposes (`x-plain-array`) are a plain array;
+- the errors: 400 with what is wrong by field, 401/403 (key or role), 404 (an unknown id, also
+  for a path that is not an id: cdp.views.api_not_found), 429 (throttled), each a JSON object;
+- the Segment-compatible ingestion routes under /v1/ (plain Django views, outside DRF), their
+  request bodies from the JSON Schemas ingestion validates with (profiles.schemas) and their
+  `{"code", "message"}` errors.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+from profiles.schemas import MESSAGE_SCHEMAS
+
+SHORT_ROUTES = {
+    "identify": "i",
+    "track": "t",
+    "page": "p",
+    "screen": "s",
+    "group": "g",
+    "alias": "a",
+}
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -12,5 +40,244 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "type": "http",
             "scheme": "bearer",
             "description": "An API key: `Authorization: Bearer <key>`, scoped per resource "
-            "(`profiles:read`, `profiles:write`, ...).",
+            "(`profiles:read`, `profiles:write`, ...; `pii:read` to see personal data).",
         }
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+
+
+API_ERRORS = {
+    "401": _error('No or an invalid API key / session: `{"detail"}`.'),
+    "403": _error("The key's scopes or the user's role do not allow this: `{\"detail\"}`."),
+    "429": _error("Too many requests for this key; `Retry-After` says when to retry."),
+}
+BAD_REQUEST = _error('What is wrong, by field (or `{"detail"}`).')
+NOT_FOUND = _error('No such object: `{"detail"}`.')
+
+
+def _envelope(items: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["results"],
+        "properties": {
+            "results": items,
+            "next": {
+                "type": "string",
+                "format": "uri",
+                "nullable": True,
+                "description": "The next page's URL (keyset cursor); null on the last page.",
+            },
+            "count": {"type": "integer", "description": "Offset-paginated lists only."},
+            "previous": {"type": "string", "format": "uri", "nullable": True},
+        },
+    }
+
+
+def _api_operation(operation: dict[str, Any]) -> None:
+    # JSON is the API's format; form parsers only exist for clients that POST an empty form to
+    # an action endpoint, so they are not offered as a way to send data.
+    content = operation.get("requestBody", {}).get("content", {})
+    for media_type in [m for m in content if m != "application/json"]:
+        del content[media_type]
+    responses = operation.setdefault("responses", {})
+    parameters = operation.get("parameters", [])
+    for status, response in API_ERRORS.items():
+        responses.setdefault(status, response)
+    if parameters or "requestBody" in operation:
+        responses.setdefault("400", BAD_REQUEST)
+    if any(p.get("in") == "path" for p in parameters):
+        responses.setdefault("404", NOT_FOUND)
+    if operation.pop("x-plain-array", False):
+        return
+    for response in responses.values():
+        media = response.get("content", {}).get("application/json", {})
+        if media.get("schema", {}).get("type") == "array":
+            media["schema"] = _envelope(media["schema"])
+
+
+# --- Ingestion (/v1/) ------------------------------------------------------------------------
+
+_STRING_KEYWORDS = ("maxLength", "minLength", "pattern", "format")
+
+
+def _oas30(schema: Any) -> Any:
+    """A draft-07 JSON Schema as an OpenAPI 3.0 schema object: type lists become `anyOf` (with
+    `nullable`), and keywords OpenAPI does not know are dropped."""
+    if isinstance(schema, list):
+        return [_oas30(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {
+        key: _oas30(value)
+        for key, value in schema.items()
+        if key not in ("$schema", "errorMessage", "title")
+    }
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {k: _oas30(v) for k, v in schema["properties"].items()}
+    types = out.get("type")
+    if isinstance(types, list):
+        kinds = [t for t in types if t != "null"]
+        if "null" in types:
+            out["nullable"] = True
+        strings = {k: out.pop(k) for k in _STRING_KEYWORDS if k in out}
+        if len(kinds) == 1:
+            out["type"] = kinds[0]
+            if kinds[0] == "string":
+                out.update(strings)
+        else:
+            del out["type"]
+            out["anyOf"] = [{"type": t, **(strings if t == "string" else {})} for t in kinds]
+    return out
+
+
+def _times_described(schema: dict[str, Any]) -> None:
+    # `timestamp` is parsed (ISO 8601 or epoch seconds; anything else is refused); the others
+    # are kept as sent or, for `receivedAt`, replaced by the server's time.
+    for option in schema["properties"]["timestamp"].get("anyOf", []):
+        if option["type"] == "string":
+            option["format"] = "date-time"
+    schema["properties"]["receivedAt"]["description"] = "Ignored: the server sets it."
+
+
+INGEST_ERRORS = {
+    "400": {
+        "description": "`malformed_json`, `invalid_request` or `invalid_message`, with where.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IngestError"}}},
+    },
+    "401": {
+        "description": "`invalid_write_key`: no write key, or not one of an enabled source.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IngestError"}}},
+    },
+    "413": {
+        "description": "`request_too_large` / `message_too_large`.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IngestError"}}},
+    },
+}
+INGEST_SUCCESS = {
+    "200": {
+        "description": "Accepted: stored durably before this answer.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IngestSuccess"}}},
+    }
+}
+
+
+def _ingest_operation(
+    summary: str, description: str, body: dict[str, Any], operation_id: str
+) -> dict[str, Any]:
+    return {
+        "operationId": operation_id,
+        "tags": ["ingestion"],
+        "summary": summary,
+        "description": description,
+        "security": [{"writeKey": []}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+        "responses": {**INGEST_SUCCESS, **INGEST_ERRORS},
+    }
+
+
+def _ingest_paths(components: dict[str, Any]) -> dict[str, Any]:
+    schemas = components.setdefault("schemas", {})
+    schemas["IngestSuccess"] = {
+        "type": "object",
+        "required": ["success"],
+        "properties": {"success": {"type": "boolean", "enum": [True]}},
+    }
+    schemas["IngestError"] = {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+    }
+    components.setdefault("securitySchemes", {})["writeKey"] = {
+        "type": "http",
+        "scheme": "basic",
+        "description": "A source's write key as the user name, empty password (Segment's "
+        "HTTP Tracking API); `writeKey` in the body or `?writeKey=` also work.",
+    }
+    paths: dict[str, Any] = {}
+    for message_type, json_schema in MESSAGE_SCHEMAS.items():
+        name = f"Segment{message_type.capitalize()}"
+        schemas[name] = _oas30(copy.deepcopy(json_schema))
+        _times_described(schemas[name])
+        ref = {"$ref": f"#/components/schemas/{name}"}
+        for path, browser in ((message_type, False), (SHORT_ROUTES[message_type], True)):
+            paths[f"/v1/{path}"] = {
+                "post": _ingest_operation(
+                    f"One {message_type} message" + (" (browser SDK)" if browser else ""),
+                    "Segment's spec; the route sets `type`. Invalid: 400 and nothing stored."
+                    + (" Timestamps are corrected for the device's clock skew." if browser else ""),
+                    ref,
+                    f"ingest_{path}",
+                )
+            }
+    batch = {
+        "type": "object",
+        "required": ["batch"],
+        "properties": {
+            "batch": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "description": "A message as `/v1/<type>` takes it, with its `type`. "
+                    "An invalid message is quarantined, the others stored.",
+                },
+            },
+            "context": {"type": "object", "nullable": True},
+            "integrations": {"type": "object", "nullable": True},
+            "sentAt": {
+                "nullable": True,
+                "description": "The sender's clock when it sent the batch (kept as sent).",
+            },
+        },
+    }
+    for path, summary in (
+        ("batch", "Many messages"),
+        ("import", "Many messages (historical import)"),
+        ("b", "Many messages (browser SDK)"),
+    ):
+        paths[f"/v1/{path}"] = {
+            "post": _ingest_operation(
+                summary,
+                "Invalid messages are quarantined (see Data → Quarantine), the others stored.",
+                batch,
+                f"ingest_{path}",
+            )
+        }
+    paths["/v1/projects/{writeKey}/settings"] = {
+        "get": {
+            "operationId": "ingest_project_settings",
+            "tags": ["ingestion"],
+            "summary": "The browser SDK's CDN settings, pointing it at this server",
+            "security": [{}],
+            "parameters": [
+                {"name": "writeKey", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {
+                    "description": "analytics.js settings.",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "404": {
+                    "description": "`not_found`: no enabled source has this write key.",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/IngestError"}}
+                    },
+                },
+            },
+        }
+    }
+    return paths
+
+
+def api_conventions(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict:
+    """drf-spectacular postprocessing hook: see the module docstring."""
+    for operations in result.get("paths", {}).values():
+        for method, operation in operations.items():
+            if method in ("get", "post", "put", "patch", "delete"):
+                _api_operation(operation)
+    result["paths"] = {**_ingest_paths(result.setdefault("components", {})), **result["paths"]}
+    return result

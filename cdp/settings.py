@@ -250,6 +250,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Envelopes, errors and the /v1/ ingestion routes: cdp/schema.py.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "cdp.schema.api_conventions",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "CampaignKindEnum": "campaigns.models.Campaign.Kind",
         "CampaignStatusEnum": "campaigns.models.Campaign.Status",

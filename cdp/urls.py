@@ -41,4 +41,5 @@ urlpatterns = [
     path("m/", include("campaigns.public_urls")),
 ]
 
+handler404 = "cdp.views.page_not_found"
 handler500 = "cdp.views.server_error"

@@ -121,3 +121,13 @@ def server_error(request: HttpRequest) -> HttpResponse:
         response["Retry-After"] = "5"
         return response
     return defaults.server_error(request)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """404s: JSON on the APIs (a path that matches no route, e.g. `/api/v1/profiles/abc/`,
+    answers as an unknown id does), Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    if request.path.startswith("/v1/"):
+        return JsonResponse({"code": "not_found", "message": "no such endpoint"}, status=404)
+    return defaults.page_not_found(request, exception)

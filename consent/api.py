@@ -9,7 +9,12 @@ from typing import Any
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -18,6 +23,7 @@ from rest_framework.views import APIView
 
 from access.auth import ResourcePermission, client_ip
 from access.models import ApiKey, AuditLog
+from access.pii import PiiDocumentField, PiiValueField
 from access.roles import ADMIN, COMPLIANCE, MARKETER
 from access.selectors import audit_log_filtered
 from access.services import audit_record_request
@@ -217,6 +223,8 @@ class PurposeListApi(APIView):
         operation_id="consent_purposes",
         tags=["consents"],
         summary="Purposes consent is asked for, with legal basis and default",
+        # The one list that is a plain array (short and fixed): see cdp/schema.py.
+        extensions={"x-plain-array": True},
         responses={
             200: inline_serializer(
                 "Purpose",
@@ -248,6 +256,8 @@ class PurposeListApi(APIView):
 
 class PrivacyRequestOutput(serializers.ModelSerializer):
     subject_kinds = serializers.SerializerMethodField()
+    result = PiiDocumentField()
+    verification = PiiDocumentField()
 
     class Meta:
         model = PrivacyRequest
@@ -308,7 +318,9 @@ class PrivacyRequestListCreateApi(APIView):
         queue = selectors.privacy_requests_queue(status=status_filter)
         page = Pagination()
         rows = page.paginate_queryset(queue, request, view=self)
-        return page.get_paginated_response(PrivacyRequestOutput(rows, many=True).data)
+        return page.get_paginated_response(
+            PrivacyRequestOutput(rows, many=True, context={"request": request}).data
+        )
 
     @extend_schema(
         operation_id="privacy_requests_create",
@@ -342,7 +354,10 @@ class PrivacyRequestListCreateApi(APIView):
             return Response({field: [message]}, status=status.HTTP_400_BAD_REQUEST)
         if created.status == RequestStatus.INITIALIZED:  # sent by a key: verified, runs now
             privacy_request_process_task.delay_on_commit(created.pk)
-        return Response(PrivacyRequestOutput(created).data, status=status.HTTP_201_CREATED)
+        return Response(
+            PrivacyRequestOutput(created, context={"request": request}).data,
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class PrivacyRequestDetailApi(APIView):
@@ -359,7 +374,7 @@ class PrivacyRequestDetailApi(APIView):
     )
     def get(self, request: Request, request_id: int) -> Response:
         privacy_request = get_object_or_404(PrivacyRequest, pk=request_id)
-        return Response(PrivacyRequestOutput(privacy_request).data)
+        return Response(PrivacyRequestOutput(privacy_request, context={"request": request}).data)
 
 
 class PrivacyRequestExportApi(APIView):
@@ -372,7 +387,15 @@ class PrivacyRequestExportApi(APIView):
         operation_id="privacy_request_export",
         tags=["privacy"],
         summary="Download the JSON export of an ACCESS request",
-        responses={(200, "application/json"): OpenApiTypes.BINARY},
+        description=(
+            "The JSON document of everything held about the subject (`format`, `request_id`, "
+            "`profiles`, `related` rows by table), as an attachment. Without `pii:read` a key "
+            "gets it with personal data masked."
+        ),
+        responses={
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            404: OpenApiResponse(description="No such request, or no export (yet)."),
+        },
     )
     def get(self, request: Request, request_id: int) -> FileResponse:
         privacy_request = get_object_or_404(PrivacyRequest, pk=request_id)
@@ -414,6 +437,9 @@ class AuditLogListApi(APIView):
                 "details",
             ]
 
+        ip = PiiValueField(kind="ip", allow_null=True)
+        details = PiiDocumentField()
+
     @extend_schema(
         operation_id="audit_log",
         tags=["audit"],
@@ -431,5 +457,9 @@ class AuditLogListApi(APIView):
         rows = audit_log_filtered(**filters.validated_data)
         page = Pagination()
         return page.get_paginated_response(
-            self.OutputSerializer(page.paginate_queryset(rows, request, view=self), many=True).data
+            self.OutputSerializer(
+                page.paginate_queryset(rows, request, view=self),
+                many=True,
+                context={"request": request},
+            ).data
         )

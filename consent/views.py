@@ -2,18 +2,19 @@
 export, verification result), consent records of a profile, the audit log. Compliance and
 admin only; every view of personal data writes an audit row."""
 
-import csv
 from datetime import datetime, time, timedelta
 
 from django.apps import apps
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from access.auth import client_ip
+from access.csv_export import csv_response
+from access.pii import pii_for
 from access.roles import ADMIN, COMPLIANCE, roles_required
 from access.selectors import audit_actions, audit_chain_status, audit_log_filtered
 from access.services import audit_record_request
@@ -273,11 +274,6 @@ def _audit_rows(form: AuditFilterForm):
     )
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 @roles_required(*PRIVACY_ROLES)
 def audit_log(request: HttpRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET or None, actions=audit_actions())
@@ -288,27 +284,23 @@ def audit_log(request: HttpRequest) -> HttpResponse:
             action="export",
             resource="audit",
         )
-        writer = csv.writer(_Echo())
-        header = ["time", "actor", "action", "resource", "resource_id", "profile_id", "ip"]
-
-        def lines():
-            yield writer.writerow(header)
-            for row in rows.iterator(chunk_size=2000):
-                yield writer.writerow(
-                    [
-                        row.created_at.isoformat(),
-                        row.actor_label,
-                        row.action,
-                        row.resource,
-                        row.resource_id,
-                        row.profile_id or "",
-                        row.ip or "",
-                    ]
-                )
-
-        response = StreamingHttpResponse(lines(), content_type="text/csv")
-        response["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
-        return response
+        pii = pii_for(request.user)
+        return csv_response(
+            filename="audit-log.csv",
+            header=["time", "actor", "action", "resource", "resource_id", "profile_id", "ip"],
+            rows=(
+                [
+                    row.created_at.isoformat(),
+                    row.actor_label,
+                    row.action,
+                    row.resource,
+                    row.resource_id,
+                    row.profile_id or "",
+                    pii.value(row.ip or "", kind="ip"),
+                ]
+                for row in rows.iterator(chunk_size=2000)
+            ),
+        )
     page = Paginator(rows, 100).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)

@@ -11,7 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
@@ -19,6 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.auth import ResourcePermission
+from access.pii import PiiTraitsField, pii_for
 from access.roles import ADMIN, COMPLIANCE, MARKETER
 from identity import selectors, services
 from identity.models import CandidateStatus, MatchCandidate, MergeRecord, RescanJob
@@ -43,7 +51,7 @@ def _actor(request: Request) -> Any:
 
 class ProfileRefSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    traits = serializers.JSONField()
+    traits = PiiTraitsField()
     merged_into = serializers.IntegerField(source="merged_into_id", allow_null=True)
 
 
@@ -54,11 +62,17 @@ class CandidateOutputSerializer(serializers.Serializer):
     reason = serializers.CharField()
     probability = serializers.FloatField()
     weight = serializers.FloatField()
-    explanation = serializers.JSONField()
+    explanation = serializers.SerializerMethodField()
     status = serializers.CharField()
     decided_by = serializers.CharField(source="decided_by.username", allow_null=True, default=None)
     decided_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_explanation(self, candidate: MatchCandidate) -> dict[str, Any]:
+        return selectors.explanation_for(
+            explanation=candidate.explanation, pii=pii_for(self.context.get("request"))
+        )
 
 
 class MergeOutputSerializer(serializers.Serializer):
@@ -122,7 +136,13 @@ class SuggestionListApi(IdentityResource, APIView):
             min_probability=data.get("min_probability"),
             max_probability=data.get("max_probability"),
         )[: _limit(request)]
-        return Response({"results": CandidateOutputSerializer(candidates, many=True).data})
+        return Response(
+            {
+                "results": CandidateOutputSerializer(
+                    candidates, many=True, context={"request": request}
+                ).data
+            }
+        )
 
 
 class SuggestionDecideApi(IdentityResource, APIView):
@@ -243,7 +263,10 @@ class IdentityLookupApi(IdentityResource, APIView):
             OpenApiParameter("kind", str, required=True),
             OpenApiParameter("value", str, required=True),
         ],
-        responses={200: ProfileRefSerializer},
+        responses={
+            200: ProfileRefSerializer,
+            404: OpenApiResponse(description="No profile has this identifier."),
+        },
     )
     def get(self, request: Request) -> Response:
         kind = request.query_params.get("kind", "").strip()
@@ -268,7 +291,7 @@ class IdentityLookupApi(IdentityResource, APIView):
         if profile is None:
             raise NotFound(f"No profile has {kind} {normalized!r}.")
         profile = selectors.profile_current(profile=profile)
-        return Response(ProfileRefSerializer(profile).data)
+        return Response(ProfileRefSerializer(profile, context={"request": request}).data)
 
 
 class SettingsSerializer(serializers.Serializer):

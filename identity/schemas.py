@@ -34,12 +34,12 @@ SETTINGS_SCHEMA = {
             "type": "array",
             "maxItems": 30,
             "uniqueItems": True,
-            "items": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,31}$"},
+            "items": {"type": "string", "pattern": r"^[a-z][a-z0-9_]{0,31}\Z"},
         },
         "kind_limits": {
             "type": "object",
             "maxProperties": 30,
-            "propertyNames": {"pattern": "^[a-z][a-z0-9_]{0,31}$"},
+            "propertyNames": {"pattern": r"^[a-z][a-z0-9_]{0,31}\Z"},
             "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 1000},
         },
         "blocked_values": {

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.db.models import QuerySet
 
+from access.pii import PiiView
 from identity.models import Identity, MatchCandidate, MatchSettings, MergeRecord, RescanJob
 from profiles.identifiers import Key
 from profiles.models import Profile
@@ -65,3 +67,27 @@ def merge_history() -> QuerySet[MergeRecord]:
 
 def rescan_jobs() -> QuerySet[RescanJob]:
     return RescanJob.objects.select_related("requested_by").order_by("-created_at", "-id")
+
+
+# Comparison kinds whose compared values are personal data whatever the trait is called.
+PII_FIELD_KINDS = frozenset(
+    {"first_name", "last_name", "date", "street", "address", "postcode", "email", "phone", "id"}
+)
+
+
+def explanation_for(*, explanation: dict[str, Any], pii: PiiView) -> dict[str, Any]:
+    """A match explanation as a viewer may see it: the compared values of personal fields
+    (names, birthdays, addresses, emails, phones, ids) masked by the gate (access.pii)."""
+    if pii.visible:
+        return explanation
+    fields = []
+    for field in explanation.get("fields", []):
+        if field.get("kind") in PII_FIELD_KINDS or pii.is_personal(str(field.get("path", ""))):
+            kind = str(field.get("kind", ""))
+            field = {
+                **field,
+                "left": pii.value(field.get("left"), kind=kind),
+                "right": pii.value(field.get("right"), kind=kind),
+            }
+        fields.append(field)
+    return {**explanation, "fields": fields}

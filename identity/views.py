@@ -13,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from access.pii import pii_for
 from access.roles import ADMIN, COMPLIANCE, MARKETER, has_role, roles_required
 from identity import selectors, services
 from identity.forms import DecisionForm, QueueFilterForm, SettingsForm
@@ -43,7 +44,12 @@ def review_queue(request: HttpRequest) -> HttpResponse:
         )
         if form.cleaned_data.get("reason"):
             queryset = queryset.filter(reason=form.cleaned_data["reason"])
+        pii = pii_for(request.user)
         candidates = list(queryset[:QUEUE_PAGE])
+        for candidate in candidates:  # shown, never saved
+            candidate.explanation = selectors.explanation_for(
+                explanation=candidate.explanation, pii=pii
+            )
     else:
         status = 400
     context = {

@@ -33,6 +33,7 @@ from rest_framework.views import APIView
 from access.auth import ResourcePermission
 from access.pagination import KeysetPagination
 from access.parsers import JSONParser
+from access.pii import PiiDocumentField, PiiTraitsField, pii_for
 from access.roles import ADMIN, COMPLIANCE, MARKETER
 from profiles import selectors, services
 from profiles.identifiers import InvalidIdentifierError
@@ -53,7 +54,12 @@ class ProfilesResource:
 
 class IdentityOutputSerializer(serializers.Serializer):
     kind = serializers.CharField()
-    value = serializers.CharField()
+    value = serializers.CharField(help_text="Masked unless the caller may see personal data.")
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["value"] = pii_for(self.context.get("request")).value(data["value"], kind=data["kind"])
+        return data
 
 
 class ComputedOutputSerializer(serializers.Serializer):
@@ -78,9 +84,9 @@ class ComputedOutputSerializer(serializers.Serializer):
 
 class ProfileOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    traits = serializers.JSONField()
+    traits = PiiTraitsField()
     computed = serializers.SerializerMethodField()
-    context = serializers.JSONField()
+    context = PiiDocumentField()
     identities = IdentityOutputSerializer(many=True)
     first_seen = serializers.DateTimeField(allow_null=True)
     last_seen = serializers.DateTimeField(allow_null=True)
@@ -102,9 +108,9 @@ class EventOutputSerializer(serializers.Serializer):
     event = serializers.CharField(help_text="Track event name, or page/screen name.")
     timestamp = serializers.DateTimeField()
     received_at = serializers.DateTimeField()
-    properties = serializers.JSONField()
-    traits = serializers.JSONField()
-    context = serializers.JSONField()
+    properties = PiiDocumentField()
+    traits = PiiTraitsField()
+    context = PiiDocumentField()
     message_id = serializers.CharField()
     source = SourceRefSerializer()
 
@@ -187,7 +193,7 @@ class ProfileListApi(ProfilesResource, APIView):
             raise ValidationError({error.kind: [str(error)]}) from None
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, request, view=self)
-        data = ProfileOutputSerializer(page, many=True).data
+        data = ProfileOutputSerializer(page, many=True, context={"request": request}).data
         return paginator.get_paginated_response(data)
 
     def _filters(self, request: Request) -> selectors.ProfileFilters:
@@ -276,7 +282,7 @@ class ProfileDetailApi(ProfilesResource, APIView):
         if profile.merged_into_id is not None:
             return _merged_redirect(request, profile, "api-profile-detail")
         services.profile_access_record(request=request, profile=profile, action="view")
-        return Response(ProfileOutputSerializer(profile).data)
+        return Response(ProfileOutputSerializer(profile, context={"request": request}).data)
 
     @extend_schema(
         operation_id="profiles_traits_update",
@@ -312,7 +318,7 @@ class ProfileDetailApi(ProfilesResource, APIView):
         serializer.is_valid(raise_exception=True)
         services.profile_traits_patch(profile=profile, changes=serializer.validated_data["traits"])
         services.profile_access_record(request=request, profile=profile, action="change")
-        return Response(ProfileOutputSerializer(profile).data)
+        return Response(ProfileOutputSerializer(profile, context={"request": request}).data)
 
 
 class ProfileEventsApi(ProfilesResource, APIView):
@@ -339,4 +345,6 @@ class ProfileEventsApi(ProfilesResource, APIView):
             selectors.profile_events(profile=profile), request, view=self
         )
         services.profile_access_record(request=request, profile=profile, action="view")
-        return paginator.get_paginated_response(EventOutputSerializer(page, many=True).data)
+        return paginator.get_paginated_response(
+            EventOutputSerializer(page, many=True, context={"request": request}).data
+        )

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from access import services as access_services
 from access.models import Source
+from access.pii import pii_for
 from access.roles import ADMIN, MARKETER, has_role, roles_required
 from access.row_files import ImportFileError
 from profiles import selectors, services
@@ -195,8 +196,10 @@ def quarantine(request: HttpRequest) -> HttpResponse:
         selectors.quarantine_list(source=chosen, event=event), QUARANTINE_PAGE_SIZE
     )
     page = paginator.get_page(request.GET.get("page"))
+    pii = pii_for(request.user)
     for item in page:
-        item.message_json = json.dumps(item.message, indent=2, ensure_ascii=False)
+        item.message_json = json.dumps(pii.document(item.message), indent=2, ensure_ascii=False)
+        item.errors = pii.document(item.errors)
     return render(
         request,
         "profiles/data/quarantine.html",

@@ -4,6 +4,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from access.pii import pii_for
 from access.roles import ADMIN, COMPLIANCE, MARKETER, roles_required
 from profiles import selectors, services
 from profiles.forms import ProfileSearchForm
@@ -64,7 +65,9 @@ def profile_detail(request: HttpRequest, profile_id: int) -> HttpResponse:
     context = {
         "profile": profile,
         "features": selectors.profile_feature_rows(profile=profile),
-        "context_rows": selectors.profile_context_rows(context=profile.context),
+        "context_rows": selectors.profile_context_rows(
+            context=pii_for(request.user).document(profile.context)
+        ),
         "timeline": timeline,
         "older_page": cursor is not None,
     }

@@ -6,10 +6,10 @@ where `pointer` is the JSON pointer of the offending node inside the definition.
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -18,11 +18,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.auth import ResourcePermission, client_ip
-from access.models import ApiKey
+from access.csv_export import csv_response
 from access.pagination import KeysetPagination
+from access.pii import PiiTraitsField, pii_for, pii_pseudonym
 from access.roles import ADMIN, COMPLIANCE, MARKETER
 from access.services import audit_record
-from consent.pii import pii_can_see, pii_pseudonym
 from profiles.api import ProfileOutputSerializer
 from profiles.models import Profile
 from segments import conditions, selectors, services
@@ -209,7 +209,7 @@ class SegmentRefreshApi(SegmentsResource, APIView):
 
 class PreviewProfileSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    traits = serializers.JSONField()
+    traits = PiiTraitsField()
     last_seen = serializers.DateTimeField(allow_null=True)
 
 
@@ -243,7 +243,9 @@ class SegmentPreviewApi(SegmentsResource, APIView):
         return Response(
             {
                 "count": preview.count,
-                "sample": PreviewProfileSerializer(preview.sample, many=True).data,
+                "sample": PreviewProfileSerializer(
+                    preview.sample, many=True, context={"request": request}
+                ).data,
             }
         )
 
@@ -264,18 +266,15 @@ class SegmentMembersApi(SegmentsResource, APIView):
         page = paginator.paginate_queryset(
             selectors.segment_members(segment=segment), request, view=self
         )
-        return paginator.get_paginated_response(ProfileOutputSerializer(page, many=True).data)
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
+        return paginator.get_paginated_response(
+            ProfileOutputSerializer(page, many=True, context={"request": request}).data
+        )
 
 
 class SegmentExportApi(SegmentsResource, APIView):
-    """CSV of the members. `?pseudonymised=true` replaces ids and identifiers by keyed hashes
-    and leaves traits out; staff whose role may not see PII always get the pseudonymised file.
-    Every export is audited."""
+    """CSV of the members. `?pseudonymised=true` replaces ids and identifiers by keyed hashes;
+    callers who may not see personal data (access.pii: staff outside PII_VISIBLE_ROLES, keys
+    without `pii:read`) always get the pseudonymised file. Every export is audited."""
 
     COLUMNS = (
         "profile_id",
@@ -291,13 +290,12 @@ class SegmentExportApi(SegmentsResource, APIView):
     @extend_schema(
         tags=["segments"],
         parameters=[OpenApiParameter("pseudonymised", bool)],
-        responses={(200, "text/csv"): str},
+        responses={(200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request: Request, segment_id: int) -> StreamingHttpResponse:
         segment = _segment_or_404(segment_id)
         asked = request.query_params.get("pseudonymised", "").lower() in ("1", "true", "yes")
-        staff_without_pii = not isinstance(request.auth, ApiKey) and not pii_can_see(request.user)
-        pseudo = asked or staff_without_pii
+        pseudo = asked or not pii_for(request).visible
         audit_record(
             actor=request.user,
             action="export",
@@ -306,10 +304,8 @@ class SegmentExportApi(SegmentsResource, APIView):
             ip=client_ip(request),
             details={"pseudonymised": pseudo},
         )
-        writer = csv.writer(_Echo())
 
         def rows() -> Any:
-            yield writer.writerow(self.COLUMNS)
             members = selectors.segment_members(segment=segment).order_by("id")
             for profile in members.iterator(chunk_size=1000):
                 ids: dict[str, str] = {}
@@ -323,20 +319,18 @@ class SegmentExportApi(SegmentsResource, APIView):
                 ]
                 if pseudo:
                     values = [pii_pseudonym(v) if v != "" else "" for v in values]
-                yield writer.writerow(
-                    [
-                        *values,
-                        profile.first_seen.isoformat() if profile.first_seen else "",
-                        profile.last_seen.isoformat() if profile.last_seen else "",
-                        profile.order_count,
-                        profile.revenue,
-                    ]
-                )
+                yield [
+                    *values,
+                    profile.first_seen.isoformat() if profile.first_seen else "",
+                    profile.last_seen.isoformat() if profile.last_seen else "",
+                    profile.order_count,
+                    profile.revenue,
+                ]
 
-        response = StreamingHttpResponse(rows(), content_type="text/csv")
         suffix = "-pseudonymised" if pseudo else ""
-        response["Content-Disposition"] = f'attachment; filename="segment-{segment.pk}{suffix}.csv"'
-        return response
+        return csv_response(
+            filename=f"segment-{segment.pk}{suffix}.csv", header=self.COLUMNS, rows=rows()
+        )
 
 
 class SegmentExplainApi(SegmentsResource, APIView):
@@ -346,7 +340,7 @@ class SegmentExplainApi(SegmentsResource, APIView):
         profile = Profile.objects.filter(pk=profile_id).first()
         if profile is None:
             raise NotFound(f"No profile with id {profile_id}.")
-        explained = selectors.segment_explain(segment=segment, profile=profile)
+        explained = selectors.segment_explain(segment=segment, profile=profile, viewer=request)
         return Response(
             {
                 "member": explained["member"],

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from access.pii import pii_for
 from consent import selectors as consent_selectors
 from identity.models import Identity, IdentityKind
 from profiles.features import COMPUTED_FIELDS
@@ -190,12 +191,21 @@ def profile_facts(*, profile: Profile) -> conditions.ProfileFacts:
 
 
 def segment_explain(
-    *, segment: Segment, profile: Profile, now: dt.datetime | None = None
+    *, segment: Segment, profile: Profile, viewer: Any, now: dt.datetime | None = None
 ) -> dict[str, Any]:
-    """Why `profile` is in or out of `segment`, from the reference evaluator."""
+    """Why `profile` is in or out of `segment`, from the reference evaluator; the values of
+    PII traits shown as `viewer` may see them (access.pii)."""
     now = now or timezone.now()
     facts = profile_facts(profile=profile)
-    tree = conditions.explain(segment.definition, facts, now=now, segments=definition_resolver())
+    pii = pii_for(viewer)
+
+    tree = conditions.explain(
+        segment.definition,
+        facts,
+        now=now,
+        segments=definition_resolver(),
+        show=lambda trait, value: conditions.short_repr(pii.trait_value(trait, value)),
+    )
     member = SegmentMembership.objects.filter(segment=segment, profile=profile).exists()
     return {"tree": tree, "matches_now": tree["result"], "member": member, "now": now}
 

@@ -183,7 +183,9 @@ def segment_explain(request: HttpRequest, segment_id: int) -> HttpResponse:
         else:
             context.update(
                 profile=profile,
-                explained=selectors.segment_explain(segment=segment, profile=profile),
+                explained=selectors.segment_explain(
+                    segment=segment, profile=profile, viewer=request.user
+                ),
             )
     return render(request, "segments/_explain.html", context)
 

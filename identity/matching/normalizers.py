@@ -85,10 +85,10 @@ def phone_digits(value: Any) -> str:
 
 _DATE_PATTERNS = (
     re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})"),  # ISO date or datetime
-    re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})$"),
-    re.compile(r"^(\d{4})(\d{2})(\d{2})$"),  # 19560409
+    re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})\Z"),
+    re.compile(r"^(\d{4})(\d{2})(\d{2})\Z"),  # 19560409
 )
-_DMY = re.compile(r"^(\d{1,2})[./-](\d{1,2})[./-](\d{4})$")
+_DMY = re.compile(r"^(\d{1,2})[./-](\d{1,2})[./-](\d{4})\Z")
 
 
 def date_normalize(value: Any) -> str:
@@ -116,9 +116,9 @@ def street_split(value: Any) -> tuple[str, str]:
     return street_split_folded(text_fold(value))
 
 
-_HOUSE_NUMBER = re.compile(r"^(\d+[a-z]?)\s*(.*)$")
+_HOUSE_NUMBER = re.compile(r"^(\d+[a-z]?)\s*(.*)\Z")
 # Much of Europe writes the number last: "Hauptstraße 12", "Rue de la Paix 4b".
-_HOUSE_NUMBER_LAST = re.compile(r"^(.*\D)\s(\d+[a-z]?)$")
+_HOUSE_NUMBER_LAST = re.compile(r"^(.*\D)\s(\d+[a-z]?)\Z")
 
 
 def street_split_folded(folded: str) -> tuple[str, str]:

@@ -6,6 +6,8 @@ from typing import Any
 
 from django import template
 
+from access.pii import pii_for
+
 register = template.Library()
 
 # Property keys worth showing on a timeline line, most telling first.
@@ -54,13 +56,15 @@ def _short(value: Any) -> str:
 
 
 @register.filter
-def event_highlights(event: Any) -> list[tuple[str, str]]:
-    """A few (key, value) pairs from a track/page/screen event's properties. Identify and group
-    events show which traits they set, not the values: those are personal data."""
+def event_highlights(event: Any, user: Any = None) -> list[tuple[str, str]]:
+    """A few (key, value) pairs from a track/page/screen event's properties, as `user` may see
+    them (access.pii). Identify and group events show which traits they set, not the values:
+    those are personal data."""
     if event.type in ("identify", "group"):
         traits = event.traits if isinstance(event.traits, dict) else {}
         return [("sets", ", ".join(sorted(map(str, traits))))] if traits else []
     properties = event.properties if isinstance(event.properties, dict) else {}
+    properties = pii_for(user).document(properties)
     picked = [key for key in HIGHLIGHT_KEYS if properties.get(key) not in (None, "", [], {})]
     others = sorted(
         key

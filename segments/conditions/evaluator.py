@@ -115,14 +115,19 @@ def explain(
     *,
     now: dt.datetime,
     segments: SegmentResolver = lambda _id: None,
+    show: Callable[[str, Any], str] = lambda _trait, value: short_repr(value),
     _seen: frozenset[int] = frozenset(),
 ) -> dict[str, Any]:
-    """The evaluation as a tree: {"text", "result", "detail", "children"} per node."""
+    """The evaluation as a tree: {"text", "result", "detail", "children"} per node.
+    `show(trait, value)` writes a trait's value into the detail (the caller masks PII)."""
     kind = node_kind(node)
     children: list[dict[str, Any]] = []
     detail = ""
     if kind in GROUP_KEYS:
-        children = [explain(c, facts, now=now, segments=segments, _seen=_seen) for c in node[kind]]
+        children = [
+            explain(c, facts, now=now, segments=segments, show=show, _seen=_seen)
+            for c in node[kind]
+        ]
         results = [c["result"] for c in children]
         result = (
             all(results) if kind == "all" else any(results) if kind == "any" else not any(results)
@@ -130,7 +135,7 @@ def explain(
     elif kind == "trait":
         actual = lookup_path(facts.traits, node["trait"])
         result = value_matches(actual, node["op"], node.get("value"), now)
-        detail = "no such trait" if actual is MISSING else f"value: {short_repr(actual)}"
+        detail = "no such trait" if actual is MISSING else f"value: {show(node['trait'], actual)}"
     elif kind == "event":
         result = evaluate_event(node, facts, now)
         matched = matching_events(node, facts, now)
@@ -162,7 +167,14 @@ def explain(
     elif kind == "segment":
         target = segments(node["segment"]) if node["segment"] not in _seen else None
         inner = (
-            explain(target, facts, now=now, segments=segments, _seen=_seen | {node["segment"]})
+            explain(
+                target,
+                facts,
+                now=now,
+                segments=segments,
+                show=show,
+                _seen=_seen | {node["segment"]},
+            )
             if target is not None
             else {"result": False}
         )

@@ -12,11 +12,11 @@ DEFINITION_VERSION = 1
 # One path segment of a trait or property path. No "__" (Django lookup separator) and no
 # characters that mean anything to SQL or JSON path syntax.
 NAME_SEGMENT = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
-PATH_PATTERN = rf"^(?!.*__){NAME_SEGMENT}(\.{NAME_SEGMENT}){{0,4}}$"
-IDENT_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
-DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+PATH_PATTERN = rf"^(?!.*__){NAME_SEGMENT}(\.{NAME_SEGMENT}){{0,4}}\Z"
+IDENT_PATTERN = r"^[a-z][a-z0-9_]{0,31}\Z"
+DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z"
 # Free-text names (event names) may hold anything printable; they only ever travel as params.
-EVENT_NAME_PATTERN = r"^[^\x00-\x1f\x7f]{1,255}$"
+EVENT_NAME_PATTERN = r"^[^\x00-\x1f\x7f]{1,255}\Z"
 ISO_DATE_PREFIX = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 MAX_DEPTH = 8

@@ -7,10 +7,10 @@ from django.template import Context, Template
 from django.utils import timezone
 
 from access.models import AuditLog
+from access.pii import pii_for, pii_pseudonym
 from access.services import audit_record
 from consent import services
 from consent.models import PrivacyRequest, RetentionPolicy
-from consent.pii import pii_mask_traits, pii_pseudonym
 from profiles.models import Event, QuarantinedMessage
 from segments.models import Segment, WebhookDelivery
 
@@ -206,11 +206,11 @@ def test_compliance_creates_assigns_comments_and_verifies_from_the_console(
 
 def test_marketers_see_pii_traits_masked_and_compliance_sees_them(marketer, compliance):
     traits = {"email": "jane.doe@example.com", "phone": "+15555550123", "plan": "pro"}
-    masked = pii_mask_traits(traits, user=marketer)
+    masked = pii_for(marketer).traits(traits)
     assert masked["plan"] == "pro"
     assert "jane" not in masked["email"] and masked["email"].endswith(".com")
     assert masked["phone"].endswith("0123") and "555555" not in masked["phone"]
-    assert pii_mask_traits(traits, user=compliance) == traits
+    assert pii_for(compliance).traits(traits) == traits
     template = Template(
         '{% load consent_pii %}{% mask_pii email "email" %}|{{ traits|mask_pii_traits:user }}'
     )

@@ -14,12 +14,13 @@ PROFILE_KEYS = {"id", "traits", "computed", "context", "identities", "first_seen
 
 @pytest.fixture
 def reader(api_client_with_scopes):
-    return api_client_with_scopes("profiles:read")
+    # Shapes and values as stored; masking without pii:read is tests/cdp/test_pii_walk.py's.
+    return api_client_with_scopes("profiles:read", "pii:read")
 
 
 @pytest.fixture
 def writer(api_client_with_scopes):
-    return api_client_with_scopes("profiles:read", "profiles:write")
+    return api_client_with_scopes("profiles:read", "profiles:write", "pii:read")
 
 
 def test_a_profile_is_listed_with_traits_computed_features_and_identities(reader):

@@ -292,7 +292,7 @@ def test_a_marketer_sees_personal_data_masked_on_the_profile_page(staff_client, 
     for personal in ["Anna Smith", "anna@example.org", "+14155552671"]:
         assert personal not in body, personal
     assert "a•••@e•••.org" in body
-    assert "u-42" in body  # ids are not personal data by themselves
+    assert "u-42" not in body  # identifiers are personal data too
 
 
 def test_compliance_sees_personal_data_unmasked(staff_client, compliance, anna):

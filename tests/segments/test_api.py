@@ -8,7 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from access.models import AuditLog
-from consent.pii import pii_pseudonym
+from access.pii import pii_pseudonym
 from segments.models import Segment
 from tests.segments.conftest import NOW
 
@@ -112,7 +112,7 @@ def test_csv_export_pseudonymised_hides_identifiers(
     text = b"".join(pseudo.streaming_content).decode()
     assert "@example.com" not in text
     rows = list(csv.DictReader(io.StringIO(text)))
-    # The same keyed pseudonym as every other marketing export (consent.pii), so files join.
+    # The same keyed pseudonym as every other marketing export (access.pii), so files join.
     assert {r["email"] for r in rows} == {
         pii_pseudonym(f"email-{p.pk}@example.com") for p in people[:3]
     }

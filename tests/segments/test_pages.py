@@ -27,7 +27,7 @@ def test_every_role_reads_the_list_and_the_segment_page(staff_client, role, requ
     assert "Germans" in client.get("/segments/").content.decode()
     page = client.get(f"/segments/{segment.pk}/").content.decode()
     assert "People whose country is “DE”" in page
-    # Member names are PII: a marketer sees them masked (consent.pii), the others in clear.
+    # Member names are PII: a marketer sees them masked (access.pii), the others in clear.
     assert ("Anna" in page) == (role != "marketer")
     explained = client.get(
         f"/segments/{segment.pk}/explain/?profile={segment.memberships.get().profile_id}"
