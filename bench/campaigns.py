@@ -52,20 +52,22 @@ def _child() -> None:
     import django
 
     django.setup()
-    import http.client
     import smtplib
     import threading
     from email.message import EmailMessage
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+    import httpx
     from aiosmtpd.controller import Controller
     from django.conf import settings
     from django.core.management import call_command
+    from django.urls import reverse
     from django.utils import timezone
 
     from access.services import source_create
     from campaigns import services
     from campaigns.models import Campaign, CampaignVersion, Delivery, Entry
+    from campaigns.services.delivery import SEND_BATCH
     from cdp import pipeline
     from identity.models import Identity
     from profiles.models import Event, Profile
@@ -149,6 +151,8 @@ def _child() -> None:
             )
         ]
 
+    # A worker that has run for a while has its URL resolver built (unsubscribe links).
+    reverse("campaigns-public:unsubscribe", args=["warm-up"])
     print(f"throughput, {SENDS} sends per channel, one process:")
     for kind, channel, message in (
         ("webhook", hook, {"hello": "{{ profile.traits.first_name }}"}),
@@ -156,22 +160,19 @@ def _child() -> None:
     ):
         ids = queued(channel, message)
         started = time.monotonic()
-        for delivery_id in ids:
-            services.delivery_send(delivery_id=delivery_id)
+        for start in range(0, len(ids), SEND_BATCH):
+            services.deliveries_send(delivery_ids=ids[start : start + SEND_BATCH])
         ours = SENDS / (time.monotonic() - started)
         sent = Delivery.objects.filter(pk__in=ids, status="sent").count()
         started = time.monotonic()
         if kind == "webhook":
-            connection = http.client.HTTPConnection("127.0.0.1", http_port)
-            for _ in range(SENDS):
-                connection.request(
-                    "POST",
-                    "/",
-                    body=b'{"hello":"P1"}',
-                    headers={"Content-Type": "application/json"},
-                )
-                connection.getresponse().read()
-            connection.close()
+            with httpx.Client() as bare_client:
+                for _ in range(SENDS):
+                    bare_client.post(
+                        f"http://127.0.0.1:{http_port}/",
+                        content=b'{"hello":"P1"}',
+                        headers={"Content-Type": "application/json"},
+                    )
         else:
             with smtplib.SMTP("127.0.0.1", smtp_port) as client:
                 for n in range(SENDS):

@@ -12,6 +12,7 @@ fallbacks. Pure Python: no ORM; the caller builds the context.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
@@ -19,7 +20,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from liquid import DictLoader, Environment
+from liquid import BoundTemplate, DictLoader, Environment
 from liquid.exceptions import LiquidError, TemplateNotFoundError
 
 
@@ -50,10 +51,15 @@ SAMPLE_CONTEXT: dict[str, Any] = {
 }
 
 
+@functools.lru_cache(maxsize=512)
+def _parsed(template: str, html: bool) -> BoundTemplate:
+    # A batch sends one message to many people: it is parsed once, then rendered per person.
+    return (_html_env if html else _text_env).from_string(template)
+
+
 def render(template: str, context: Mapping[str, Any], *, html: bool) -> str:
-    env = _html_env if html else _text_env
     try:
-        return str(env.from_string(template).render(**context))
+        return str(_parsed(template, html).render(**context))
     except TemplateNotFoundError:
         raise RenderError("include and render are not available in messages") from None
     except LiquidError as error:

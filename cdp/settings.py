@@ -265,7 +265,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # httpx logs every request's URL at INFO (webhook URLs may carry tokens).
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }
 
 # Consent and privacy (consent/). Identifiers kept after an erasure (suppressions, tombstones,
@@ -318,6 +323,8 @@ CAMPAIGN_FREQUENCY_CAP = {"messages": int(_cap_messages), "days": int(_cap_days)
 CAMPAIGN_SEND_ATTEMPTS = int(os.environ.get("CAMPAIGN_SEND_ATTEMPTS", "8"))
 # A channel whose every send failed for this many days is disabled (Svix disables after 5).
 CAMPAIGN_CHANNEL_FAILING_DAYS = int(os.environ.get("CAMPAIGN_CHANNEL_FAILING_DAYS", "5"))
+# Webhook and push requests one send task keeps in flight at once (over pooled connections).
+CAMPAIGN_SEND_CONCURRENCY = int(os.environ.get("CAMPAIGN_SEND_CONCURRENCY", "8"))
 CELERY_BEAT_SCHEDULE |= {
     # Waits end and quiet hours lift without any event: a worker picks up what is due.
     "campaigns-entries-due": {"task": "campaigns.tasks.entries_due_task", "schedule": 10.0},
