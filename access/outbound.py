@@ -191,11 +191,12 @@ class _GuardedTransport(httpx.HTTPTransport):
     def __init__(self) -> None:
         # No proxy from the environment (trust_env=False): a proxy would connect on our behalf
         # to an address nobody checked.
-        super().__init__(trust_env=False, limits=POOL_LIMITS)
+        ssl_context = httpx.create_ssl_context(trust_env=False)
+        super().__init__(verify=ssl_context, trust_env=False, limits=POOL_LIMITS)
         # httpx builds its httpcore pool without a way to pass a network backend; the same
         # pool, built with the pinning backend, replaces it.
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=ssl_context,
             max_connections=POOL_LIMITS.max_connections,
             max_keepalive_connections=POOL_LIMITS.max_keepalive_connections,
             keepalive_expiry=POOL_LIMITS.keepalive_expiry,

@@ -14,7 +14,15 @@ from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from campaigns.messages import render, render_json
-from campaigns.models import Campaign, CampaignVersion, Channel, Delivery, DeliveryEvent, Entry
+from campaigns.models import (
+    Campaign,
+    CampaignVersion,
+    Channel,
+    Delivery,
+    DeliveryEvent,
+    Entry,
+    PushSubscription,
+)
 from campaigns.tracking import unsubscribe_url
 from consent.pii import pii_mask_traits
 from identity.models import Identity
@@ -221,6 +229,16 @@ def emails_bounced(*, profile_ids: Collection[int]) -> set[int]:
         for profile_id, last in bounces.items()
         if profile_id in since and last >= recorded[since[profile_id]]
     }
+
+
+def push_subscriptions_of(*, profile_ids: Collection[int]) -> dict[int, list[PushSubscription]]:
+    """{profile id: its browser push subscriptions, oldest first} (one query)."""
+    found: dict[int, list[PushSubscription]] = {}
+    for subscription in PushSubscription.objects.filter(profile_id__in=list(profile_ids)).order_by(
+        "profile_id", "id"
+    ):
+        found.setdefault(subscription.profile_id, []).append(subscription)
+    return found
 
 
 def _plain(value: Any) -> Any:

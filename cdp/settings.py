@@ -324,7 +324,11 @@ CAMPAIGN_SEND_ATTEMPTS = int(os.environ.get("CAMPAIGN_SEND_ATTEMPTS", "8"))
 # A channel whose every send failed for this many days is disabled (Svix disables after 5).
 CAMPAIGN_CHANNEL_FAILING_DAYS = int(os.environ.get("CAMPAIGN_CHANNEL_FAILING_DAYS", "5"))
 # Webhook and push requests one send task keeps in flight at once (over pooled connections).
-CAMPAIGN_SEND_CONCURRENCY = int(os.environ.get("CAMPAIGN_SEND_CONCURRENCY", "8"))
+# Browser Web Push (VAPID, RFC 8292): the platform's private key (PEM or raw base64url; when
+# unset, one is generated and stored encrypted) and the contact push services may write to.
+WEBPUSH_VAPID_PRIVATE_KEY = os.environ.get("WEBPUSH_VAPID_PRIVATE_KEY", "")
+WEBPUSH_VAPID_SUBJECT = os.environ.get("WEBPUSH_VAPID_SUBJECT", f"mailto:{DEFAULT_FROM_EMAIL}")
+CAMPAIGN_SEND_CONCURRENCY = int(os.environ.get("CAMPAIGN_SEND_CONCURRENCY", "4"))
 CELERY_BEAT_SCHEDULE |= {
     # Waits end and quiet hours lift without any event: a worker picks up what is due.
     "campaigns-entries-due": {"task": "campaigns.tasks.entries_due_task", "schedule": 10.0},

@@ -19,10 +19,14 @@ claims up to SEND_BATCH deliveries), so each question is asked of many people at
         A failure is `TransportError(permanent=...)`: permanent failures (a 5xx SMTP reply,
         4xx HTTP, a template that cannot render) are not retried, anything else is, with
         backoff; `disable=True` also disables the channel (a receiver that answered 410 Gone);
-        `gone=True` says the person's address no longer exists (a push token the provider
-        unregistered), and the delivery path then calls `recipient_forget(delivery)`.
-        Rendering may read the database; sending must not write to it: the delivery path
-        records outcomes. `send(delivery)` is the batch of one.
+        `gone=True` says the person's address no longer exists (a push token or subscription
+        the provider reports unregistered). Rendering may read the database; sending must
+        not write to it: the delivery path records outcomes. `send(delivery)` is the batch
+        of one.
+
+    gone_forget() -> None
+        Called by the delivery path after each batch: remove the addresses the provider
+        reported gone during it (a dead push token, a browser subscription answered 410).
 
 `purpose` is the consent purpose a marketing send through this channel needs; the delivery
 path asks the consent gate for it before every send (transactional campaigns skip it, never
@@ -82,5 +86,5 @@ class Transport:
     def send(self, delivery: Delivery) -> None:
         raise NotImplementedError
 
-    def recipient_forget(self, delivery: Delivery) -> None:
-        """Forget the address a send reported gone (`TransportError(gone=True)`)."""
+    def gone_forget(self) -> None:
+        """Remove the addresses reported gone in the last batch (none by default)."""

@@ -25,7 +25,7 @@ from profiles.services import profile_device_token_forget
 
 if TYPE_CHECKING:
     from access.outbound import OutboundResponse
-    from campaigns.models import Delivery
+    from campaigns.models import Channel, Delivery
     from profiles.models import Profile
 
 # FCM v1's error codes for a token that no longer exists.
@@ -50,6 +50,10 @@ class PushTransport(Transport):
 
     def recipient(self, profile: Profile) -> str | None:
         return device_token(profile)
+
+    def __init__(self, channel: Channel) -> None:
+        super().__init__(channel)
+        self._gone: list[tuple[int, str]] = []  # (profile id, token) reported gone
 
     def send_batch(self, deliveries: Sequence[Delivery]) -> list[TransportError | None]:
         return concurrent_sends(deliveries, self._payload, self._post)
@@ -78,12 +82,13 @@ class PushTransport(Transport):
         response = signed_post(self.channel, webhook_id=webhook_id, payload=payload)
         if _token_gone(response):
             # 410 from a push provider means this token, not the endpoint: the channel stays.
+            self._gone.append((delivery.profile.pk, payload["message"]["token"]))
             raise TransportError(f"the device token is gone ({response.status})", gone=True)
         answer_check(response)
         delivery.message_digest = messages.digest(payload["message"])
         delivery.provider_message_id = webhook_id
 
-    def recipient_forget(self, delivery: Delivery) -> None:
-        token = device_token(delivery.profile)
-        if token is not None:
-            profile_device_token_forget(profile_id=delivery.profile.pk, token=token)
+    def gone_forget(self) -> None:
+        gone, self._gone = self._gone, []
+        for profile_id, token in gone:
+            profile_device_token_forget(profile_id=profile_id, token=token)

@@ -42,9 +42,15 @@ from campaigns.services.tracking import (
     delivery_preferences_set,
     delivery_unsubscribe,
 )
+from campaigns.services.webpush import (
+    InvalidSubscription,
+    push_subscription_delete,
+    push_subscription_register,
+)
 
 __all__ = [
     "CampaignStateError",
+    "InvalidSubscription",
     "TestSendError",
     "broadcast_batch",
     "broadcasts_due",
@@ -75,4 +81,6 @@ __all__ = [
     "delivery_unsubscribe",
     "entries_advance",
     "entries_due_advance",
+    "push_subscription_delete",
+    "push_subscription_register",
 ]

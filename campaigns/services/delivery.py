@@ -35,7 +35,7 @@ from campaigns import definition as steps_language
 from campaigns import selectors
 from campaigns.channels import Transport, TransportError, transport_for
 from campaigns.channels.email import EmailTransport
-from campaigns.models import Campaign, Channel, Delivery, Entry
+from campaigns.models import Campaign, CampaignVersion, Channel, Delivery, Entry
 from campaigns.queue import task_queue
 from consent.selectors import consent_profiles_allowed, profiles_suppressed
 from identity.selectors import profile_current
@@ -190,9 +190,10 @@ def deliveries_send(
         claimed = list(
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(pk__in=list(delivery_ids), status=Delivery.Status.QUEUED)
-            .select_related("campaign", "version", "channel", "entry", "profile")
+            .select_related("entry", "profile")
             .order_by("pk")
         )
+        _shared_rows_attach(claimed)
         # Delayed ones stay queued: the sweep queues them again once due.
         due = [d for d in claimed if d.send_after is None or d.send_after <= now]
         sending = _rules_apply(due, now)
@@ -207,9 +208,22 @@ def deliveries_send(
             if error is None:
                 sent.append(delivery)
             else:
-                _transport_failed(delivery, transport, error, now)
+                _transport_failed(delivery, error, now)
+        transport.gone_forget()
     _sent_record(sent)
     return claimed
+
+
+def _shared_rows_attach(deliveries: list[Delivery]) -> None:
+    """Attach campaigns, versions and channels, read once each for the batch: a batch's
+    deliveries share a few, and a version's definition is decoded once, not per row."""
+    campaigns = Campaign.objects.in_bulk({d.campaign_id for d in deliveries})
+    versions = CampaignVersion.objects.in_bulk({d.version_id for d in deliveries})
+    channels = Channel.objects.in_bulk({d.channel_id for d in deliveries})
+    for delivery in deliveries:
+        delivery.campaign = campaigns[delivery.campaign_id]
+        delivery.version = versions[delivery.version_id]
+        delivery.channel = channels[delivery.channel_id]
 
 
 def deliveries_queue(*, delivery_ids: Sequence[int]) -> None:
@@ -371,11 +385,7 @@ def _fail(delivery: Delivery, error: str, now: dt.datetime) -> None:
     )
 
 
-def _transport_failed(
-    delivery: Delivery, transport: Transport, error: TransportError, now: dt.datetime
-) -> None:
-    if error.gone:
-        transport.recipient_forget(delivery)
+def _transport_failed(delivery: Delivery, error: TransportError, now: dt.datetime) -> None:
     logger.warning(
         "delivery %s attempt %s failed (%s): %s",
         delivery.pk,
