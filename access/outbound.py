@@ -118,8 +118,17 @@ class _Target:
     path: str
 
 
+# Longer URLs are refused: no receiver needs one, and they are stored in 2,000-character fields.
+MAX_URL_LENGTH = 2000
+
+
 def _target(url: str) -> _Target:
-    parts = urlsplit(url)
+    if len(url) > MAX_URL_LENGTH:
+        raise OutboundRefused(f"the URL is longer than {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:
+        raise OutboundRefused(f"not a URL: {error}") from None
     if parts.scheme not in ("http", "https"):
         raise OutboundRefused("only http and https URLs are allowed")
     if parts.username or parts.password:
