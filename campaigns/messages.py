@@ -6,8 +6,9 @@ and nesting. HTML parts are autoescaped, so a trait holding `<script>` arrives a
 never re-reads the values it prints, so a trait holding `{{ 7*7 }}` arrives as those characters.
 
 A template sees `profile.traits`, `profile.computed`, `profile.id`, `event.properties` (the
-event that set the journey off), `campaign.name` and `unsubscribe_url`; `| default:` gives
-fallbacks. Pure Python: no ORM; the caller builds the context.
+event that set the journey off), `campaign.name`, `unsubscribe_url` and recommendation blocks
+(`{% for item in recommendations.home limit: 4 %}`, see campaigns.recommended); `| default:`
+gives fallbacks. Pure Python: no ORM; the caller builds the context.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ SAMPLE_CONTEXT: dict[str, Any] = {
     "event": {"name": "", "properties": {}},
     "campaign": {"name": ""},
     "unsubscribe_url": "https://example.invalid/unsubscribe",
+    "recommendations": {"home": [], "cart": [], "buy_again": [], "trending": []},
 }
 
 

@@ -23,6 +23,7 @@ from campaigns.models import (
     Entry,
     PushSubscription,
 )
+from campaigns.recommended import RecommendationSlots
 from campaigns.tracking import unsubscribe_url
 from consent.pii import pii_mask_traits
 from identity.models import Identity
@@ -258,6 +259,7 @@ def delivery_context(*, delivery: Delivery, profile: Profile) -> dict[str, Any]:
         "event": {"name": trigger.get("event", ""), "properties": trigger.get("properties", {})},
         "campaign": {"name": delivery.campaign.name},
         "unsubscribe_url": unsubscribe_url(delivery_id=delivery.pk),
+        "recommendations": RecommendationSlots(profile),
     }
 
 
@@ -287,6 +289,7 @@ def preview_context(*, campaign: Campaign, profile: Profile, viewer: Any) -> dic
         "event": {"name": "", "properties": {}},
         "campaign": {"name": campaign.name},
         "unsubscribe_url": "#unsubscribe",
+        "recommendations": RecommendationSlots(profile),
     }
 
 
