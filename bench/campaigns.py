@@ -348,16 +348,19 @@ def _paced_tracks(count: int, rate: float) -> dict[str, float]:
                 break
             time.sleep(max(0.0, start + n / rate - time.monotonic()))
             key = f"k{n}"
-            status = _post(
-                connection,
-                "/v1/track",
-                {
-                    "userId": f"lat-{n}",
-                    "event": "Product Added",
-                    "properties": {"key": key},
-                    "messageId": f"track-{n}-{uuid.uuid4().hex}",
-                },
-            )
+            body = {
+                "userId": f"lat-{n}",
+                "event": "Product Added",
+                "properties": {"key": key},
+                "messageId": f"track-{n}-{uuid.uuid4().hex}",
+            }
+            try:
+                status = _post(connection, "/v1/track", body)
+            except (OSError, http.client.HTTPException):
+                # The server closed an idle keep-alive connection: a new one, the same event.
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+                status = _post(connection, "/v1/track", body)
             if status == 200:
                 accepted[key] = time.monotonic()
         connection.close()

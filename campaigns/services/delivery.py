@@ -1,6 +1,6 @@
 """Sending recorded deliveries: the one path every message takes, in batches (a task claims
 up to SEND_BATCH rows; the rules read their facts once per batch, each channel sends its share
-over one connection or connection pool, outcomes are written in bulk).
+in chunks over one connection or connection pool, each chunk's outcomes written in bulk).
 
     claim the queued rows (skip those another worker holds or that are done)
     → the rules, checked now rather than when the person entered:
@@ -52,6 +52,9 @@ SWEEP_BATCH = 1000
 # Deliveries one send task claims: enough to amortise the rules' queries and a connection,
 # few enough that a batch's sends finish well inside the task time limit.
 SEND_BATCH = 200
+# Sends one transport call makes over one connection (or pool) before their outcomes are
+# written: at the outbound timeout and CAMPAIGN_SEND_CONCURRENCY, well inside a task's limit.
+SEND_CHUNK = 50
 
 
 @dataclass(frozen=True)
@@ -182,9 +185,10 @@ def deliveries_send(
 ) -> list[Delivery]:
     """Send these queued deliveries that are due and that the rules allow, as one batch:
     the rows claimed and the rules applied in one transaction (a few queries for the whole
-    batch), then each channel's transport sends its share over one connection or pool, then
-    the outcomes are written in bulk. Idempotent (see the module). Returns the deliveries
-    claimed (those another worker holds, or no longer queued, are left out)."""
+    batch), then each channel's transport sends its share in chunks of SEND_CHUNK over one
+    connection or pool, each chunk's outcomes written in bulk. Idempotent (see the module).
+    Returns the deliveries claimed (those another worker holds, or no longer queued, are
+    left out)."""
     now = now or timezone.now()
     with transaction.atomic():
         claimed = list(
@@ -201,16 +205,20 @@ def deliveries_send(
     by_channel: dict[int, list[Delivery]] = {}
     for delivery in sending:
         by_channel.setdefault(delivery.channel_id, []).append(delivery)
-    sent: list[Delivery] = []
     for group in by_channel.values():
         transport = transport_for(group[0].channel)
-        for delivery, error in zip(group, transport.send_batch(group), strict=True):
-            if error is None:
-                sent.append(delivery)
-            else:
-                _transport_failed(delivery, error, now)
-        transport.gone_forget()
-    _sent_record(sent)
+        # Outcomes are written after each chunk, so a task stopped by its time limit (a
+        # receiver answering slowly) leaves at most one chunk "sending".
+        for start in range(0, len(group), SEND_CHUNK):
+            chunk = group[start : start + SEND_CHUNK]
+            sent: list[Delivery] = []
+            for delivery, error in zip(chunk, transport.send_batch(chunk), strict=True):
+                if error is None:
+                    sent.append(delivery)
+                else:
+                    _transport_failed(delivery, error, now)
+            transport.gone_forget()
+            _sent_record(sent)
     return claimed
 
 
