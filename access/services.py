@@ -4,7 +4,7 @@ naming who did it; the rows hold ids, names of sources and keys, scopes and role
 
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -216,6 +216,35 @@ def audit_record(
         profile_id=profile_id,
         ip=ip or None,
         details=details or {},
+    )
+
+
+@dataclass(frozen=True)
+class AuditItem:
+    """One row of `audit_record_many`: what it is about."""
+
+    resource_id: Any
+    profile_id: int | None
+    details: dict[str, Any]
+
+
+def audit_record_many(
+    *, actor: Any, action: str, resource: str, items: Sequence[AuditItem]
+) -> None:
+    """Append one audit row per item in one statement (a batch of campaign sends); each row
+    is what `audit_record` writes for it."""
+    user, label = _actor_fields(actor)
+    AuditLog.objects.bulk_create(
+        AuditLog(
+            actor=user,
+            actor_label=label[:160],
+            action=action[:32],
+            resource=resource[:64],
+            resource_id=str(item.resource_id)[:64],
+            profile_id=item.profile_id,
+            details=item.details,
+        )
+        for item in items
     )
 
 

@@ -28,6 +28,8 @@ from campaigns import selectors, services
 from campaigns.definition import SCHEMA, InvalidCampaign
 from campaigns.models import Campaign, CampaignVersion, Channel
 from campaigns.results import campaign_results
+from campaigns.vapid import vapid_public_key
+from identity.selectors import profile_by_identity
 from profiles.models import Profile
 
 DEFINITION_KEYS = ("trigger", "entry", "goal", "frequency_cap", "control", "steps")
@@ -528,3 +530,82 @@ class ChannelSecretRotateApi(CampaignsResource, APIView):
             raise ValidationError({"kind": ["email channels have no signing secret"]})
         secret = services.channel_secret_rotate(channel=channel, actor=request.user)
         return Response({"channel": ChannelOutputSerializer(channel).data, "secret": secret})
+
+
+class PushSubscriptionApi(CampaignsResource, APIView):
+    """A browser's Web Push subscription for a person (the site's server calls this with a
+    `campaigns:write` key when a visitor allows notifications): POST registers the
+    PushSubscription JSON (`{"endpoint", "keys": {"p256dh", "auth"}}`) for `profile` (an id)
+    or `userId`; DELETE with `{"endpoint"}` removes it. GET gives the VAPID public key to pass
+    to `pushManager.subscribe({applicationServerKey})`."""
+
+    class KeysSerializer(serializers.Serializer):
+        p256dh = serializers.CharField(max_length=200)
+        auth = serializers.CharField(max_length=64)
+
+    class SubscriptionSerializer(serializers.Serializer):
+        endpoint = serializers.URLField(max_length=2000)
+        keys = serializers.DictField(child=serializers.CharField(max_length=200))
+
+    class RegisterSerializer(serializers.Serializer):
+        profile = serializers.IntegerField(required=False, min_value=1)
+        userId = serializers.CharField(required=False, max_length=500)
+        subscription = serializers.DictField()
+
+    class DeleteSerializer(serializers.Serializer):
+        endpoint = serializers.URLField(max_length=2000)
+
+    @extend_schema(
+        tags=["campaigns"],
+        responses={200: inline_serializer("VapidKey", {"publicKey": serializers.CharField()})},
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"publicKey": vapid_public_key()})
+
+    @extend_schema(tags=["campaigns"], request=RegisterSerializer, responses={201: dict})
+    def post(self, request: Request) -> Response:
+        data = self.RegisterSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        subscription = self.SubscriptionSerializer(data=values["subscription"])
+        if not subscription.is_valid():
+            raise ValidationError({"subscription": subscription.errors})
+        keys = self.KeysSerializer(data=subscription.validated_data["keys"])
+        if not keys.is_valid():
+            raise ValidationError({"subscription": {"keys": keys.errors}})
+        profile = _subscriber(values)
+        try:
+            registered = services.push_subscription_register(
+                profile=profile,
+                endpoint=subscription.validated_data["endpoint"],
+                p256dh=keys.validated_data["p256dh"],
+                auth=keys.validated_data["auth"],
+                actor=request.user,
+            )
+        except services.InvalidSubscription as error:
+            raise ValidationError({f"subscription.{error.field}": [str(error)]}) from None
+        return Response(
+            {"id": registered.pk, "profile": profile.pk}, status=status.HTTP_201_CREATED
+        )
+
+    @extend_schema(tags=["campaigns"], request=DeleteSerializer, responses={204: None})
+    def delete(self, request: Request) -> Response:
+        data = self.DeleteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if not services.push_subscription_delete(
+            endpoint=data.validated_data["endpoint"], actor=request.user
+        ):
+            raise NotFound("No subscription with that endpoint.")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _subscriber(values: dict[str, Any]) -> Profile:
+    if "profile" in values:
+        profile = selectors.profile_get(profile_id=values["profile"])
+    elif "userId" in values:
+        profile = profile_by_identity(kind="user_id", value=values["userId"].strip())
+    else:
+        raise ValidationError({"profile": ["give the person's profile id or userId"]})
+    if profile is None:
+        raise NotFound("No such person.")
+    return profile

@@ -252,6 +252,8 @@ MESSAGE_SCHEMAS: dict[str, dict[str, Any]] = {
         "additionalProperties": False,
     },
 }
+# A browser notification carries the same title, body, link and data.
+MESSAGE_SCHEMAS["web_push"] = MESSAGE_SCHEMAS["push"]
 
 # What a channel's config holds, per kind. No secret goes in here (see models.Channel).
 CHANNEL_SCHEMAS: dict[str, dict[str, Any]] = {
@@ -272,6 +274,15 @@ CHANNEL_SCHEMAS: dict[str, dict[str, Any]] = {
             "url": {"type": "string", "pattern": r"^https?://", "maxLength": 2000},
         },
         "required": ["url"],
+        "additionalProperties": False,
+    },
+    # Browser Web Push: to each PushSubscription of the person, through their push service.
+    "web_push": {
+        "type": "object",
+        "properties": {
+            # How long the push service keeps a message for an offline browser (seconds).
+            "ttl": {"type": "integer", "minimum": 0, "maximum": 2419200},
+        },
         "additionalProperties": False,
     },
     "webhook": {

@@ -34,7 +34,7 @@ class ChannelForm(forms.Form):
     config = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "class": "code"}),
         help_text='email: {"from": "shop@example.com", "from_name": "The Shop"}; '
-        'webhook and push: {"url": "https://..."}',
+        'webhook and push: {"url": "https://..."}; web push: {} or {"ttl": 3600}',
     )
 
     def clean_config(self) -> dict[str, Any]:

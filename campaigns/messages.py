@@ -6,12 +6,14 @@ and nesting. HTML parts are autoescaped, so a trait holding `<script>` arrives a
 never re-reads the values it prints, so a trait holding `{{ 7*7 }}` arrives as those characters.
 
 A template sees `profile.traits`, `profile.computed`, `profile.id`, `event.properties` (the
-event that set the journey off), `campaign.name` and `unsubscribe_url`; `| default:` gives
-fallbacks. Pure Python: no ORM; the caller builds the context.
+event that set the journey off), `campaign.name`, `unsubscribe_url` and recommendation blocks
+(`{% for item in recommendations.home limit: 4 %}`, see campaigns.recommended); `| default:`
+gives fallbacks. Pure Python: no ORM; the caller builds the context.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
@@ -19,7 +21,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from liquid import DictLoader, Environment
+from liquid import BoundTemplate, DictLoader, Environment
 from liquid.exceptions import LiquidError, TemplateNotFoundError
 
 
@@ -47,13 +49,19 @@ SAMPLE_CONTEXT: dict[str, Any] = {
     "event": {"name": "", "properties": {}},
     "campaign": {"name": ""},
     "unsubscribe_url": "https://example.invalid/unsubscribe",
+    "recommendations": {"home": [], "cart": [], "buy_again": [], "trending": []},
 }
 
 
+@functools.lru_cache(maxsize=512)
+def _parsed(template: str, html: bool) -> BoundTemplate:
+    # A batch sends one message to many people: it is parsed once, then rendered per person.
+    return (_html_env if html else _text_env).from_string(template)
+
+
 def render(template: str, context: Mapping[str, Any], *, html: bool) -> str:
-    env = _html_env if html else _text_env
     try:
-        return str(env.from_string(template).render(**context))
+        return str(_parsed(template, html).render(**context))
     except TemplateNotFoundError:
         raise RenderError("include and render are not available in messages") from None
     except LiquidError as error:

@@ -31,7 +31,10 @@ class Channel(models.Model):
 
     class Kind(models.TextChoices):
         EMAIL = "email"
+        # Mobile push through a provider webhook in FCM HTTP v1's shape.
         PUSH = "push"
+        # Browser Web Push (VAPID, RFC 8291) to the person's PushSubscriptions.
+        WEB_PUSH = "web_push"
         WEBHOOK = "webhook"
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -311,3 +314,36 @@ class BanditAllocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign_id} {self.variant} {self.share:.2f} at {self.at}"
+
+
+class PushSubscription(models.Model):
+    """A browser's Web Push subscription (the PushSubscription JSON a page's service worker
+    gets from `pushManager.subscribe`), registered for a person through the API. Removed when
+    the push service answers 404 or 410 (the browser unsubscribed)."""
+
+    profile = models.ForeignKey(
+        "profiles.Profile", on_delete=models.CASCADE, related_name="push_subscriptions"
+    )
+    endpoint = models.URLField(max_length=2000, unique=True)
+    # The browser's P-256 public key and auth secret (base64url), for RFC 8291 encryption.
+    p256dh = models.CharField(max_length=200)
+    auth = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["profile", "id"]
+
+    def __str__(self) -> str:
+        return f"Push subscription {self.pk} of {self.profile_id}"
+
+
+class VapidKey(models.Model):
+    """The platform's VAPID key pair when none is configured (WEBPUSH_VAPID_PRIVATE_KEY):
+    generated once, the private key stored encrypted (access.crypto). One row."""
+
+    private_key_encrypted = models.TextField()
+    public_key = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"VAPID key {self.pk}"

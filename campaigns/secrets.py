@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 
-from django.utils.crypto import salted_hmac
-
+from access.webhooks import signing_secret
 from campaigns.models import Channel
 
 
 def _derived(channel: Channel, salt: str) -> str:
-    digest = salted_hmac(
-        "campaigns.channel-secret", f"{channel.pk}:{salt}", algorithm="sha256"
-    ).digest()
-    return "whsec_" + base64.b64encode(digest).decode()
+    return signing_secret(namespace="campaigns.channel-secret", key=f"{channel.pk}:{salt}")
 
 
 def channel_secret(*, channel: Channel) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,9 @@ from campaigns.models import (
     Delivery,
     DeliveryEvent,
     Entry,
+    PushSubscription,
 )
+from campaigns.recommended import RecommendationSlots
 from campaigns.tracking import unsubscribe_url
 from identity.models import Identity
 from profiles.models import Profile
@@ -163,14 +166,20 @@ def channel_kinds(*, channel_ids: set[int]) -> dict[int, str]:
     return dict(Channel.objects.filter(pk__in=channel_ids).values_list("pk", "kind"))
 
 
-def marketing_sends_since(*, profile: Profile, since: dt.datetime) -> int:
-    """Marketing messages sent to this person since `since`, every channel (frequency caps)."""
-    return Delivery.objects.filter(
-        profile=profile,
-        status=Delivery.Status.SENT,
-        sent_at__gte=since,
-        campaign__kind=Campaign.Kind.MARKETING,
-    ).count()
+def marketing_sends_since(*, profile_ids: Collection[int], since: dt.datetime) -> dict[int, int]:
+    """{profile id: marketing messages sent since `since`, every channel} (frequency caps);
+    people with none are left out. One query."""
+    return dict(
+        Delivery.objects.filter(
+            profile_id__in=list(profile_ids),
+            status=Delivery.Status.SENT,
+            sent_at__gte=since,
+            campaign__kind=Campaign.Kind.MARKETING,
+        )
+        .values_list("profile_id")
+        .annotate(n=Count("id"))
+        .values_list("profile_id", "n")
+    )
 
 
 def profile_email(*, profile: Profile) -> str | None:
@@ -183,21 +192,55 @@ def profile_email(*, profile: Profile) -> str | None:
     )
 
 
-def email_bounced(*, profile: Profile) -> bool:
-    """Whether the person's current address hard-bounced (a bounce reported after the address
-    was recorded; a new address starts clean)."""
-    since = (
-        Identity.objects.filter(profile=profile, kind="email")
-        .order_by("-id")
-        .values_list("created_at", flat=True)
-        .first()
+def profile_emails(*, profile_ids: Collection[int]) -> dict[int, str]:
+    """{profile id: the address to write to} for those of these people who have one (one
+    query; the newest email identity of each, as `profile_email`)."""
+    rows = (
+        Identity.objects.filter(profile_id__in=list(profile_ids), kind="email")
+        .order_by("profile_id", "-id")
+        .values_list("profile_id", "value")
     )
-    return (
-        since is not None
-        and DeliveryEvent.objects.filter(
-            delivery__profile=profile, kind=DeliveryEvent.Kind.BOUNCE, at__gte=since
-        ).exists()
+    found: dict[int, str] = {}
+    for profile_id, value in rows:
+        found.setdefault(profile_id, value)
+    return found
+
+
+def emails_bounced(*, profile_ids: Collection[int]) -> set[int]:
+    """The people among these whose current address hard-bounced (a bounce reported after
+    the address was recorded; a new address starts clean). Two queries."""
+    bounces = dict(
+        DeliveryEvent.objects.filter(
+            delivery__profile_id__in=list(profile_ids), kind=DeliveryEvent.Kind.BOUNCE
+        )
+        .values_list("delivery__profile_id")
+        .annotate(last=Max("at"))
+        .values_list("delivery__profile_id", "last")
     )
+    if not bounces:
+        return set()
+    since = dict(
+        Identity.objects.filter(profile_id__in=list(bounces), kind="email")
+        .values_list("profile_id")
+        .annotate(newest=Max("id"))
+        .values_list("profile_id", "newest")
+    )
+    recorded = dict(Identity.objects.filter(pk__in=since.values()).values_list("pk", "created_at"))
+    return {
+        profile_id
+        for profile_id, last in bounces.items()
+        if profile_id in since and last >= recorded[since[profile_id]]
+    }
+
+
+def push_subscriptions_of(*, profile_ids: Collection[int]) -> dict[int, list[PushSubscription]]:
+    """{profile id: its browser push subscriptions, oldest first} (one query)."""
+    found: dict[int, list[PushSubscription]] = {}
+    for subscription in PushSubscription.objects.filter(profile_id__in=list(profile_ids)).order_by(
+        "profile_id", "id"
+    ):
+        found.setdefault(subscription.profile_id, []).append(subscription)
+    return found
 
 
 def _plain(value: Any) -> Any:
@@ -217,6 +260,7 @@ def delivery_context(*, delivery: Delivery, profile: Profile) -> dict[str, Any]:
         "event": {"name": trigger.get("event", ""), "properties": trigger.get("properties", {})},
         "campaign": {"name": delivery.campaign.name},
         "unsubscribe_url": unsubscribe_url(delivery_id=delivery.pk),
+        "recommendations": RecommendationSlots(profile),
     }
 
 
@@ -246,6 +290,7 @@ def preview_context(*, campaign: Campaign, profile: Profile, viewer: Any) -> dic
         "event": {"name": "", "properties": {}},
         "campaign": {"name": campaign.name},
         "unsubscribe_url": "#unsubscribe",
+        "recommendations": RecommendationSlots(profile),
     }
 
 

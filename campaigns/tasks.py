@@ -24,6 +24,11 @@ def delivery_send_task(delivery_id: int) -> None:
 
 
 @shared_task(acks_late=True)
+def deliveries_send_task(delivery_ids: list[int]) -> None:
+    services.deliveries_send(delivery_ids=delivery_ids)
+
+
+@shared_task(acks_late=True)
 def deliveries_due_task() -> None:
     services.deliveries_sweep()
 

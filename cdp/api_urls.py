@@ -167,6 +167,11 @@ urlpatterns += [
     ),
     path("channels/", campaigns_api.ChannelListApi.as_view(), name="api-channels"),
     path(
+        "push-subscriptions/",
+        campaigns_api.PushSubscriptionApi.as_view(),
+        name="api-push-subscriptions",
+    ),
+    path(
         "channels/<int:channel_id>/",
         campaigns_api.ChannelDetailApi.as_view(),
         name="api-channel-detail",

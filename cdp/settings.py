@@ -325,7 +325,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # httpx logs every request's URL at INFO (webhook URLs may carry tokens).
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }
 
 # Consent and privacy (consent/). Identifiers kept after an erasure (suppressions, tombstones,
@@ -383,6 +388,12 @@ CAMPAIGN_CHANNEL_FAILING_DAYS = int(os.environ.get("CAMPAIGN_CHANNEL_FAILING_DAY
 # The workspace holdout: this percentage of people (fixed by a hash of their id) receives no
 # marketing at all, so that the lift of all campaigns together can be measured against them.
 CAMPAIGN_HOLDOUT_PERCENT = float(os.environ.get("CAMPAIGN_HOLDOUT_PERCENT", "0"))
+# Webhook and push requests one send task keeps in flight at once (over pooled connections).
+# Browser Web Push (VAPID, RFC 8292): the platform's private key (PEM or raw base64url; when
+# unset, one is generated and stored encrypted) and the contact push services may write to.
+WEBPUSH_VAPID_PRIVATE_KEY = os.environ.get("WEBPUSH_VAPID_PRIVATE_KEY", "")
+WEBPUSH_VAPID_SUBJECT = os.environ.get("WEBPUSH_VAPID_SUBJECT", f"mailto:{DEFAULT_FROM_EMAIL}")
+CAMPAIGN_SEND_CONCURRENCY = int(os.environ.get("CAMPAIGN_SEND_CONCURRENCY", "4"))
 CELERY_BEAT_SCHEDULE |= {
     # Bandits re-read their conversions and record the allocation they give.
     "campaigns-bandits-refresh": {"task": "campaigns.tasks.bandits_refresh_task", "schedule": 60.0},

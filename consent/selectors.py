@@ -75,6 +75,12 @@ def profile_is_suppressed(*, profile: Profile | int) -> bool:
     return Suppression.objects.filter(profile_id=_profile_id(profile)).exists()
 
 
+def profiles_suppressed(*, profile_ids: Collection[int]) -> set[int]:
+    """The suppressed among these profiles (one query)."""
+    rows = Suppression.objects.filter(profile_id__in=list(profile_ids))
+    return {pk for pk in rows.values_list("profile_id", flat=True) if pk is not None}
+
+
 def consent_allows(*, profile: Profile | int, purpose: str) -> bool:
     """May we use this profile for `purpose` now? The latest record wins; with none, the
     purpose's default (its legal basis) answers. A suppressed profile is allowed nothing.

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from access.auth import ResourcePermission, client_ip
 from access.csv_export import csv_response
+from access.outbound import MAX_URL_LENGTH, outbound_url_problem
 from access.pagination import KeysetPagination
 from access.pii import PiiTraitsField, pii_for, pii_pseudonym
 from access.roles import ADMIN, COMPLIANCE, MARKETER
@@ -63,13 +64,22 @@ class SegmentOutputSerializer(serializers.Serializer):
         return conditions.describe(segment.definition)
 
 
+def webhook_url_check(url: str) -> None:
+    """A webhook URL is saved only when the platform may call it (access.outbound)."""
+    problem = outbound_url_problem(url) if url else None
+    if problem:
+        raise serializers.ValidationError(problem)
+
+
 class SegmentInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
     definition = serializers.JSONField(
         help_text="A condition tree; see the JSON Schema at /api/v1/segments/schema/."
     )
-    webhook_url = serializers.URLField(required=False, allow_blank=True)
+    webhook_url = serializers.CharField(
+        required=False, allow_blank=True, max_length=MAX_URL_LENGTH, validators=[webhook_url_check]
+    )
 
 
 class SegmentListApi(SegmentsResource, APIView):
@@ -98,7 +108,11 @@ class SegmentListApi(SegmentsResource, APIView):
             actor=request.user if getattr(request.user, "pk", None) else None,
         )
         segment.refresh_from_db()
-        return Response(SegmentOutputSerializer(segment).data, status=status.HTTP_201_CREATED)
+        body = dict(SegmentOutputSerializer(segment).data)
+        if segment.webhook_url:
+            # Shown this once; POST .../webhook-secret/ rotates it.
+            body["webhook_secret"] = services.webhook_secret(segment=segment)
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 def _segment_or_404(segment_id: int) -> Segment:
@@ -113,7 +127,12 @@ class SegmentDetailApi(SegmentsResource, APIView):
         name = serializers.CharField(max_length=200, required=False)
         description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
         definition = serializers.JSONField(required=False)
-        webhook_url = serializers.URLField(required=False, allow_blank=True)
+        webhook_url = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            max_length=MAX_URL_LENGTH,
+            validators=[webhook_url_check],
+        )
 
     @extend_schema(tags=["segments"], responses={200: SegmentOutputSerializer})
     def get(self, request: Request, segment_id: int) -> Response:
@@ -148,41 +167,38 @@ class SegmentArchiveApi(SegmentsResource, APIView):
 
 
 class SegmentWebhookSecretApi(SegmentsResource, APIView):
-    """The secret that signs this segment's webhook deliveries (`X-CDP-Signature`, see the
-    README). POST only, so only writers (marketers, admins, `segments:write` keys) see it;
-    `{"rotate": true}` replaces it first. Every reveal is audited."""
-
-    class WebhookSecretInputSerializer(serializers.Serializer):
-        rotate = serializers.BooleanField(required=False, default=False)
+    """A new secret for this segment's webhook deliveries (Standard Webhooks, see the README),
+    shown this once; the previous one keeps signing beside it for a day, so a receiver can
+    switch without refusing a delivery. POST only, so only writers (marketers, admins,
+    `segments:write` keys) get one. Every rotation is audited."""
 
     @extend_schema(
         tags=["segments"],
-        request=WebhookSecretInputSerializer,
+        request=None,
         responses={
             200: inline_serializer(
                 "SegmentWebhookSecret",
-                {"secret": serializers.CharField(), "header": serializers.CharField()},
+                {
+                    "secret": serializers.CharField(),
+                    "previous_valid_until": serializers.DateTimeField(),
+                },
             )
         },
     )
     def post(self, request: Request, segment_id: int) -> Response:
         segment = _segment_or_404(segment_id)
-        data = self.WebhookSecretInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        rotate = data.validated_data["rotate"]
-        if rotate:
-            secret = services.webhook_secret_rotate(segment=segment)
-        else:
-            secret = services.webhook_secret(segment=segment)
+        secret = services.webhook_secret_rotate(segment=segment)
         audit_record(
             actor=request.user,
             action="webhook_secret",
             resource="segment",
             resource_id=segment.pk,
             ip=client_ip(request),
-            details={"rotated": rotate},
+            details={"rotated": True},
         )
-        return Response({"secret": secret, "header": services.SIGNATURE_HEADER})
+        return Response(
+            {"secret": secret, "previous_valid_until": segment.previous_webhook_secret_until}
+        )
 
 
 class SegmentRefreshApi(SegmentsResource, APIView):

@@ -27,12 +27,16 @@ class Segment(models.Model):
     dependencies = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     # Optional: enter/exit changes are POSTed here (record-then-send, segments.tasks).
-    webhook_url = models.URLField(blank=True, default="")
+    webhook_url = models.URLField(max_length=2000, blank=True, default="")
     # The webhook signing secret is derived from SECRET_KEY and this salt, never stored
     # (segments.services.webhooks.webhook_secret); rotating the secret draws a new salt.
     webhook_secret_salt = models.CharField(
         max_length=32, default=new_webhook_secret_salt, editable=False
     )
+    # After a rotation the previous secret signs too, until this time (Standard Webhooks
+    # carries several signatures), so a receiver switches without refusing a delivery.
+    previous_webhook_secret_salt = models.CharField(max_length=32, blank=True, editable=False)
+    previous_webhook_secret_until = models.DateTimeField(null=True, blank=True)
     size = models.PositiveIntegerField(default=0)
     refreshed_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
@@ -128,7 +132,7 @@ class WebhookDelivery(models.Model):
         FAILED = "failed"
 
     segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="deliveries")
-    url = models.URLField()
+    url = models.URLField(max_length=2000)
     payload = models.JSONField()
     state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)

@@ -3,12 +3,14 @@
 from campaigns.channels.base import Transport, TransportError
 from campaigns.channels.email import EmailTransport
 from campaigns.channels.push import PushTransport
+from campaigns.channels.web_push import WebPushTransport
 from campaigns.channels.webhook import WebhookTransport
 from campaigns.models import Channel
 
 TRANSPORTS: dict[str, type[Transport]] = {
     Channel.Kind.EMAIL: EmailTransport,
     Channel.Kind.PUSH: PushTransport,
+    Channel.Kind.WEB_PUSH: WebPushTransport,
     Channel.Kind.WEBHOOK: WebhookTransport,
 }
 

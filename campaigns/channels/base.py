@@ -1,23 +1,32 @@
 """The contract every channel transport keeps (STYLE rule 13).
 
-A transport is built for one `Channel` row and answers two questions:
+A transport is built for one `Channel` row. The delivery path works in batches (one task
+claims up to SEND_BATCH deliveries), so each question is asked of many people at once:
 
-    recipient(profile) -> str | None
-        The address this channel would write to for the person (an email address, a device
+    recipients(profiles) -> {profile id: str | None}
+        The address this channel would write to for each person (an email address, a device
         token, the endpoint URL), or None when there is none: the send is then skipped with
-        the reason "no address".
+        the reason "no address". By default `recipient(profile)` per person.
 
-    undeliverable(profile) -> bool
-        Whether the provider told us this person's address does not work (a hard bounce):
-        the send is skipped with the reason "bounced". By default nothing is.
+    undeliverable(profiles) -> set of profile ids
+        The people whose address the provider told us does not work (a hard bounce): the
+        send is skipped with the reason "bounced". By default nobody.
 
-    send(delivery) -> None
-        Render the delivery's message and hand it to the provider. On success it sets
-        `delivery.message_digest` and `delivery.provider_message_id` (the caller saves them);
-        on failure it raises `TransportError(permanent=...)`: permanent failures (a 5xx SMTP
-        reply, 4xx HTTP, a template that cannot render) are not retried, anything else is,
-        with backoff; `disable=True` also disables the channel (a receiver that answered 410
-        Gone). It must not write to the database: the delivery path records outcomes.
+    send_batch(deliveries) -> [TransportError | None, ...]
+        Render each delivery's message and hand it to the provider, reusing one connection
+        (or pool) for the batch; the outcome of each, in order. On success it sets
+        `delivery.message_digest` and `delivery.provider_message_id` (the caller saves them).
+        A failure is `TransportError(permanent=...)`: permanent failures (a 5xx SMTP reply,
+        4xx HTTP, a template that cannot render) are not retried, anything else is, with
+        backoff; `disable=True` also disables the channel (a receiver that answered 410 Gone);
+        `gone=True` says the person's address no longer exists (a push token or subscription
+        the provider reports unregistered). Rendering may read the database; sending must
+        not write to it: the delivery path records outcomes. `send(delivery)` is the batch
+        of one.
+
+    gone_forget() -> None
+        Called by the delivery path after each batch: remove the addresses the provider
+        reported gone during it (a dead push token, a browser subscription answered 410).
 
 `purpose` is the consent purpose a marketing send through this channel needs; the delivery
 path asks the consent gate for it before every send (transactional campaigns skip it, never
@@ -26,6 +35,7 @@ the suppression check).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -34,10 +44,13 @@ if TYPE_CHECKING:
 
 
 class TransportError(Exception):
-    def __init__(self, message: str, *, permanent: bool = False, disable: bool = False) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool = False, disable: bool = False, gone: bool = False
+    ) -> None:
         super().__init__(message)
-        self.permanent = permanent or disable
+        self.permanent = permanent or disable or gone
         self.disable = disable
+        self.gone = gone
 
 
 class Transport:
@@ -53,8 +66,25 @@ class Transport:
     def recipient(self, profile: Profile) -> str | None:
         raise NotImplementedError
 
-    def undeliverable(self, profile: Profile) -> bool:
-        return False
+    def recipients(self, profiles: Sequence[Profile]) -> dict[int, str | None]:
+        return {profile.pk: self.recipient(profile) for profile in profiles}
+
+    def undeliverable(self, profiles: Sequence[Profile]) -> set[int]:
+        return set()
+
+    def send_batch(self, deliveries: Sequence[Delivery]) -> list[TransportError | None]:
+        outcomes: list[TransportError | None] = []
+        for delivery in deliveries:
+            try:
+                self.send(delivery)
+            except TransportError as error:
+                outcomes.append(error)
+            else:
+                outcomes.append(None)
+        return outcomes
 
     def send(self, delivery: Delivery) -> None:
         raise NotImplementedError
+
+    def gone_forget(self) -> None:
+        """Remove the addresses reported gone in the last batch (none by default)."""

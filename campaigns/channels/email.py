@@ -3,18 +3,18 @@
 Each message has an HTML and a text part, a Message-ID derived from the delivery (a retry after
 a crash sends the same id, so receivers can tell), `List-Unsubscribe` with the signed link and
 `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058), links rewritten to signed click
-redirects and an open pixel. One SMTP connection per worker thread is kept open and reused.
+redirects and an open pixel. A batch of deliveries goes over one SMTP connection (Django's
+`get_connection`), opened for the batch and closed after it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import smtplib
-import threading
+from collections.abc import Sequence
 from email.utils import formataddr
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.utils.html import strip_tags
 
@@ -25,29 +25,6 @@ from campaigns.tracking import click_url, open_url
 if TYPE_CHECKING:
     from campaigns.models import Delivery
     from profiles.models import Profile
-
-_local = threading.local()
-
-
-def _connection() -> Any:
-    # Keyed by the settings it was opened with, so a changed configuration gets a new one.
-    key = (settings.EMAIL_BACKEND, settings.EMAIL_HOST, settings.EMAIL_PORT)
-    if getattr(_local, "key", None) != key:
-        _connection_drop()
-    connection = getattr(_local, "connection", None)
-    if connection is None:
-        connection = get_connection(fail_silently=False)
-        connection.open()
-        _local.connection, _local.key = connection, key
-    return connection
-
-
-def _connection_drop() -> None:
-    connection = getattr(_local, "connection", None)
-    _local.connection = None
-    if connection is not None:
-        with contextlib.suppress(OSError, smtplib.SMTPException):  # already gone
-            connection.close()
 
 
 def _smtp_error(error: Exception) -> TransportError:
@@ -77,24 +54,80 @@ def _rendered(template: dict[str, Any], context: dict[str, Any]) -> tuple[str, s
     return subject, html, text
 
 
+class _Connection:
+    """One SMTP connection for a batch; opened on first use, opened again once if the server
+    closed it meanwhile."""
+
+    def __init__(self) -> None:
+        self._backend: Any = None
+
+    def deliver(self, email: EmailMultiAlternatives) -> None:
+        for attempt in (1, 2):
+            try:
+                if self._backend is None:
+                    self._backend = get_connection(fail_silently=False)
+                    self._backend.open()
+                self._backend.send_messages([email])
+                return
+            except smtplib.SMTPServerDisconnected as error:
+                self.close()
+                if attempt == 2:
+                    raise _smtp_error(error) from None
+            except smtplib.SMTPRecipientsRefused as error:
+                # The connection stays usable: only this message's recipient was refused.
+                raise _smtp_error(error) from None
+            except (smtplib.SMTPException, OSError) as error:
+                self.close()
+                raise _smtp_error(error) from None
+
+    def close(self) -> None:
+        backend, self._backend = self._backend, None
+        if backend is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):  # already gone
+                backend.close()
+
+
 class EmailTransport(Transport):
     purpose = "email_marketing"
 
     def recipient(self, profile: Profile) -> str | None:
         return selectors.profile_email(profile=profile)
 
-    def undeliverable(self, profile: Profile) -> bool:
-        return selectors.email_bounced(profile=profile)
+    def recipients(self, profiles: Sequence[Profile]) -> dict[int, str | None]:
+        found = selectors.profile_emails(profile_ids=[profile.pk for profile in profiles])
+        return {profile.pk: found.get(profile.pk) for profile in profiles}
+
+    def undeliverable(self, profiles: Sequence[Profile]) -> set[int]:
+        return selectors.emails_bounced(profile_ids=[profile.pk for profile in profiles])
+
+    def send_batch(self, deliveries: Sequence[Delivery]) -> list[TransportError | None]:
+        connection = _Connection()
+        addresses = self.recipients([delivery.profile for delivery in deliveries])
+        outcomes: list[TransportError | None] = []
+        try:
+            for delivery in deliveries:
+                try:
+                    self._send(delivery, addresses.get(delivery.profile.pk), connection)
+                except TransportError as error:
+                    outcomes.append(error)
+                else:
+                    outcomes.append(None)
+        finally:
+            connection.close()
+        return outcomes
 
     def send(self, delivery: Delivery) -> None:
-        profile = delivery.profile
-        address = self.recipient(profile)
+        error = self.send_batch([delivery])[0]
+        if error is not None:
+            raise error
+
+    def _send(self, delivery: Delivery, address: str | None, connection: _Connection) -> None:
         if address is None:
             raise TransportError("the person has no email address", permanent=True)
         step = definition.step_at(
             delivery.version.definition["steps"], definition.pointer_path(delivery.step)
         )
-        context = selectors.delivery_context(delivery=delivery, profile=profile)
+        context = selectors.delivery_context(delivery=delivery, profile=delivery.profile)
         subject, html, text = _rendered(
             definition.send_message(step["send"], delivery.variant), context
         )
@@ -111,7 +144,7 @@ class EmailTransport(Transport):
             "List-Unsubscribe": f"<{unsubscribe}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
-        self._deliver(self._email(subject, html, text, to=address, headers=headers))
+        connection.deliver(self._email(subject, html, text, to=address, headers=headers))
         delivery.message_digest = messages.digest(
             {"to": address, "subject": subject, "html": html, "text": text}
         )
@@ -121,7 +154,11 @@ class EmailTransport(Transport):
         """A staff member's test send of a message rendered with `context`: no delivery, no
         tracking, the subject marked as a test."""
         subject, html, text = _rendered(message, context)
-        self._deliver(self._email(f"[Test] {subject}", html, text, to=to, headers={}))
+        connection = _Connection()
+        try:
+            connection.deliver(self._email(f"[Test] {subject}", html, text, to=to, headers={}))
+        finally:
+            connection.close()
 
     def _email(
         self, subject: str, html: str, text: str, *, to: str, headers: dict[str, str]
@@ -139,19 +176,3 @@ class EmailTransport(Transport):
         if html:
             email.attach_alternative(html, "text/html")
         return email
-
-    def _deliver(self, email: EmailMultiAlternatives) -> None:
-        # A connection kept open may have been closed by the server meanwhile: one more try
-        # on a fresh connection before calling it a transient failure.
-        for attempt in (1, 2):
-            try:
-                email.connection = _connection()
-                email.send()
-                return
-            except smtplib.SMTPServerDisconnected as error:
-                _connection_drop()
-                if attempt == 2:
-                    raise _smtp_error(error) from None
-            except (smtplib.SMTPException, OSError) as error:
-                _connection_drop()
-                raise _smtp_error(error) from None

@@ -1,22 +1,28 @@
-"""Webhooks: a JSON POST signed with Standard Webhooks (`webhook-id`, `webhook-timestamp`,
-`webhook-signature`; the `standardwebhooks` package), through the guarded outbound client.
+"""Webhooks: a JSON POST signed with Standard Webhooks (access.webhooks), through the guarded
+outbound client's connection pool.
 
 The body is `{"type": "campaign.message", "timestamp", "data": {"delivery", "campaign",
 "profile", "message"}}`, where `message` is the send step's JSON with its strings rendered as
 templates. `webhook-id` is the same on every attempt of one delivery, so a receiver can drop a
 retry it already handled. 2xx is sent; 410 Gone disables the channel; other 4xx are permanent;
 5xx, timeouts and lost connections are retried.
+
+A batch is rendered in the calling thread (rendering may read the database), then POSTed by
+CAMPAIGN_SEND_CONCURRENCY threads sharing the pool: a receiver's latency, not our CPU, bounds
+one connection, so a batch keeps several busy.
 """
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from django.conf import settings
 from django.utils import timezone
-from standardwebhooks.webhooks import Webhook
 
-from access.outbound import OutboundError, OutboundRefused, outbound_post
+from access.outbound import OutboundError, OutboundRefused, OutboundResponse
+from access.webhooks import webhook_post
 from campaigns import definition, messages, selectors
 from campaigns.channels.base import Transport, TransportError
 from campaigns.secrets import channel_signing_secrets
@@ -28,37 +34,37 @@ if TYPE_CHECKING:
 # Without a purpose of its own, a webhook carries marketing on the email purpose's consent.
 DEFAULT_PURPOSE = "email_marketing"
 
+Prepared = TypeVar("Prepared")
 
-def signed_post(channel: Channel, *, webhook_id: str, payload: dict[str, Any]) -> int:
-    """POST `payload` as JSON to the channel's URL, signed with Standard Webhooks (with every
-    secret that signs now) through the guarded client. Returns the status, which is 2xx: other
-    answers raise TransportError (410 also disables the channel; 408, 429 and 5xx are
-    retried, other 4xx are not)."""
+
+def signed_post(channel: Channel, *, webhook_id: str, payload: dict[str, Any]) -> OutboundResponse:
+    """POST `payload` to the channel's URL, signed with every secret that signs now. Returns
+    the response whatever its status; a refused URL or a failed connection raises
+    TransportError (the first permanent, the second retried)."""
     now = timezone.now()
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-    signature = " ".join(
-        Webhook(secret).sign(webhook_id, now, body)
-        for secret in channel_signing_secrets(channel=channel, now=now)
-    )
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "cdp-campaigns",
-        "webhook-id": webhook_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": signature,
-    }
     try:
-        response = outbound_post(channel.config["url"], body=body.encode(), headers=headers)
+        return webhook_post(
+            channel.config["url"],
+            secrets=channel_signing_secrets(channel=channel, now=now),
+            webhook_id=webhook_id,
+            payload=payload,
+            user_agent="cdp-campaigns",
+            now=now,
+        )
     except OutboundRefused as error:
         raise TransportError(f"refused: {error}", permanent=True) from None
     except OutboundError as error:
         raise TransportError(str(error)) from None
-    if response.status == 410:
+
+
+def answer_check(response: OutboundResponse) -> None:
+    """2xx passes; 410 disables the channel; 408, 429 and 5xx are retried, other 4xx not."""
+    status = response.status
+    if status == 410:
         raise TransportError("the receiver answered 410 Gone", disable=True)
-    if not 200 <= response.status < 300:
-        permanent = 400 <= response.status < 500 and response.status not in (408, 429)
-        raise TransportError(f"the receiver answered {response.status}", permanent=permanent)
-    return response.status
+    if not 200 <= status < 300:
+        permanent = 400 <= status < 500 and status not in (408, 429)
+        raise TransportError(f"the receiver answered {status}", permanent=permanent)
 
 
 def rendered_message(delivery: Delivery) -> Any:
@@ -75,6 +81,38 @@ def rendered_message(delivery: Delivery) -> Any:
         raise TransportError(f"the message did not render: {error}", permanent=True) from None
 
 
+def concurrent_sends(
+    deliveries: Sequence[Delivery],
+    prepare: Callable[[Delivery], Prepared],
+    post: Callable[[Delivery, Prepared], None],
+) -> list[TransportError | None]:
+    """Each delivery prepared (rendered) here, in order, then posted by a few threads at once;
+    the outcome of each, in order."""
+    outcomes: list[TransportError | None] = [None] * len(deliveries)
+    ready: list[tuple[int, Delivery, Prepared]] = []
+    for index, delivery in enumerate(deliveries):
+        try:
+            ready.append((index, delivery, prepare(delivery)))
+        except TransportError as error:
+            outcomes[index] = error
+
+    def send(item: tuple[int, Delivery, Prepared]) -> None:
+        index, delivery, prepared = item
+        try:
+            post(delivery, prepared)
+        except TransportError as error:
+            outcomes[index] = error
+
+    threads = min(settings.CAMPAIGN_SEND_CONCURRENCY, len(ready))
+    if threads <= 1:
+        for item in ready:
+            send(item)
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(send, ready))
+    return outcomes
+
+
 class WebhookTransport(Transport):
     def consent_purpose(self) -> str:
         return str(self.config.get("purpose") or DEFAULT_PURPOSE)
@@ -82,19 +120,23 @@ class WebhookTransport(Transport):
     def recipient(self, profile: Profile) -> str | None:
         return str(self.config["url"])
 
+    def send_batch(self, deliveries: Sequence[Delivery]) -> list[TransportError | None]:
+        return concurrent_sends(deliveries, self._payload, self._post)
+
     def send(self, delivery: Delivery) -> None:
+        self._post(delivery, self._payload(delivery))
+
+    def _payload(self, delivery: Delivery) -> dict[str, Any]:
         data = {
             "delivery": delivery.pk,
             "campaign": delivery.campaign_id,
             "profile": delivery.profile.pk,
             "message": rendered_message(delivery),
         }
-        payload = {
-            "type": "campaign.message",
-            "timestamp": timezone.now().isoformat(),
-            "data": data,
-        }
+        return {"type": "campaign.message", "timestamp": timezone.now().isoformat(), "data": data}
+
+    def _post(self, delivery: Delivery, payload: dict[str, Any]) -> None:
         webhook_id = f"msg_cdp_{delivery.pk}"
-        signed_post(self.channel, webhook_id=webhook_id, payload=payload)
-        delivery.message_digest = messages.digest(data)
+        answer_check(signed_post(self.channel, webhook_id=webhook_id, payload=payload))
+        delivery.message_digest = messages.digest(payload["data"])
         delivery.provider_message_id = webhook_id

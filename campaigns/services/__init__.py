@@ -19,7 +19,9 @@ from campaigns.services.definitions import (
 from campaigns.services.delivery import (
     TestSendError,
     campaign_test_send,
+    deliveries_queue,
     deliveries_replay,
+    deliveries_send,
     deliveries_sweep,
     delivery_rules,
     delivery_send,
@@ -47,9 +49,15 @@ from campaigns.services.tracking import (
     delivery_preferences_set,
     delivery_unsubscribe,
 )
+from campaigns.services.webpush import (
+    InvalidSubscription,
+    push_subscription_delete,
+    push_subscription_register,
+)
 
 __all__ = [
     "CampaignStateError",
+    "InvalidSubscription",
     "TestSendError",
     "arm_assign",
     "bandit_refresh",
@@ -69,7 +77,9 @@ __all__ = [
     "channel_secret",
     "channel_secret_rotate",
     "channel_update",
+    "deliveries_queue",
     "deliveries_replay",
+    "deliveries_send",
     "deliveries_sweep",
     "delivery_click_record",
     "delivery_feedback_record",
@@ -82,4 +92,6 @@ __all__ = [
     "entries_advance",
     "entries_due_advance",
     "in_holdout",
+    "push_subscription_delete",
+    "push_subscription_register",
 ]

@@ -1,14 +1,16 @@
-"""Sending a recorded delivery: the one path every message takes.
+"""Sending recorded deliveries: the one path every message takes, in batches (a task claims
+up to SEND_BATCH rows; the rules read their facts once per batch, each channel sends its share
+in chunks over one connection or connection pool, each chunk's outcomes written in bulk).
 
-    claim the queued row (skip it if another worker holds it or it is done)
+    claim the queued rows (skip those another worker holds or that are done)
     → the rules, checked now rather than when the person entered:
         the entry still in the journey; the channel enabled;
         consent (the consent app's gate for the channel's purpose; transactional campaigns
         skip it) and suppression (never skipped); an address that has not hard-bounced;
         the frequency cap (marketing); quiet hours in the recipient's zone (marketing: the
         send is delayed to their end, never dropped)
-    → mark it "sending" and commit, so no other worker can send it
-    → the channel's transport sends it
+    → mark them "sending" and commit, so no other worker can send them
+    → each channel's transport sends its share (Transport.send_batch)
     → "sent" with the provider's id and the message digest; or back to "queued" with a
       backoff for a transient error; or "failed" for a permanent one or the last attempt.
 
@@ -19,23 +21,24 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db import connection, transaction
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from access.services import audit_record
+from access.services import AuditItem, audit_record, audit_record_many
 from campaigns import definition as steps_language
 from campaigns import selectors
 from campaigns.channels import Transport, TransportError, transport_for
 from campaigns.channels.email import EmailTransport
-from campaigns.models import Campaign, Channel, Delivery, Entry
+from campaigns.models import Campaign, CampaignVersion, Channel, Delivery, Entry
 from campaigns.queue import task_queue
 from campaigns.services import experiments
-from consent.selectors import consent_allows, profile_is_suppressed
+from consent.selectors import consent_profiles_allowed, profiles_suppressed
 from identity.selectors import profile_current
 from profiles.models import Profile
 
@@ -47,6 +50,12 @@ LOST_AFTER = dt.timedelta(minutes=2)
 # the provider, so it is marked failed, never sent again.
 STUCK_AFTER = dt.timedelta(minutes=15)
 SWEEP_BATCH = 1000
+# Deliveries one send task claims: enough to amortise the rules' queries and a connection,
+# few enough that a batch's sends finish well inside the task time limit.
+SEND_BATCH = 200
+# Sends one transport call makes over one connection (or pool) before their outcomes are
+# written: at the outbound timeout and CAMPAIGN_SEND_CONCURRENCY, well inside a task's limit.
+SEND_CHUNK = 50
 
 
 @dataclass(frozen=True)
@@ -64,36 +73,98 @@ def _backoff(attempts: int) -> dt.timedelta:
     return dt.timedelta(seconds=RETRY_SCHEDULE[min(attempts, len(RETRY_SCHEDULE)) - 1])
 
 
+@dataclass
+class RuleFacts:
+    """What the rules read, loaded once for a batch of deliveries (a few queries per batch
+    rather than per delivery): the consent gate's answer per purpose, suppressions,
+    recipients and bounces per channel, recent marketing sends per cap window. `admitted`
+    counts the sends this batch already let through, so a cap holds inside a batch too."""
+
+    allowed: dict[str, set[int]]
+    suppressed: set[int]
+    recipients: dict[int, dict[int, str | None]]
+    undeliverable: dict[int, set[int]]
+    sent_since: dict[int, dict[int, int]]
+    admitted: dict[int, int]
+
+    @classmethod
+    def load(
+        cls,
+        pairs: Sequence[tuple[Delivery, Profile]],
+        transports: Mapping[int, Transport],
+        now: dt.datetime,
+    ) -> RuleFacts:
+        ids = {profile.pk for _, profile in pairs}
+        allowed: dict[str, set[int]] = {}
+        for purpose in {
+            transports[d.channel_id].consent_purpose()
+            for d, _ in pairs
+            if d.campaign.kind == Campaign.Kind.MARKETING and d.channel_id in transports
+        }:
+            gate = consent_profiles_allowed(
+                purpose=purpose, profiles=Profile.objects.filter(pk__in=list(ids))
+            )
+            allowed[purpose] = set(gate.values_list("pk", flat=True))
+        recipients: dict[int, dict[int, str | None]] = {}
+        undeliverable: dict[int, set[int]] = {}
+        for channel_id, transport in transports.items():
+            people = list({p.pk: p for d, p in pairs if d.channel_id == channel_id}.values())
+            recipients[channel_id] = transport.recipients(people)
+            undeliverable[channel_id] = transport.undeliverable(people)
+        sent_since = {
+            days: selectors.marketing_sends_since(
+                profile_ids=ids, since=now - dt.timedelta(days=days)
+            )
+            for days in {_cap(d)["days"] for d, _ in pairs}
+        }
+        return cls(
+            allowed=allowed,
+            suppressed=profiles_suppressed(profile_ids=ids),
+            recipients=recipients,
+            undeliverable=undeliverable,
+            sent_since=sent_since,
+            admitted={},
+        )
+
+
+def _cap(delivery: Delivery) -> dict[str, int]:
+    cap: dict[str, int] = (
+        delivery.version.definition.get("frequency_cap") or settings.CAMPAIGN_FREQUENCY_CAP
+    )
+    return cap
+
+
 def delivery_rules(
-    *, delivery: Delivery, profile: Profile, transport: Transport, now: dt.datetime
+    *,
+    delivery: Delivery,
+    profile: Profile,
+    transport: Transport,
+    now: dt.datetime,
+    facts: RuleFacts | None = None,
 ) -> Verdict:
-    """Whether this delivery may go now: a skip reason, a delay, or neither."""
+    """Whether this delivery may go now: a skip reason, a delay, or neither. `facts` is the
+    batch's (RuleFacts.load); without it they are loaded for this one delivery."""
+    if facts is None:
+        facts = RuleFacts.load([(delivery, profile)], {delivery.channel_id: transport}, now)
     marketing = delivery.campaign.kind == Campaign.Kind.MARKETING
     if delivery.entry.status == Entry.Status.EXITED:
         return Verdict(skip=Delivery.SkipReason.EXITED)
     if not delivery.channel.is_active:
         return Verdict(skip=Delivery.SkipReason.CHANNEL_DISABLED)
-    # The consent gate answers "no" for a suppressed person too; asking which it was costs a
-    # query only when the answer is no. Transactional sends ask the suppression alone.
-    allowed = (
-        consent_allows(profile=profile, purpose=transport.consent_purpose())
-        if marketing
-        else not profile_is_suppressed(profile=profile)
-    )
-    if not allowed:
-        suppressed = not marketing or profile_is_suppressed(profile=profile)
-        reason = Delivery.SkipReason.SUPPRESSED if suppressed else Delivery.SkipReason.NO_CONSENT
-        return Verdict(skip=reason)
-    if transport.recipient(profile) is None:
+    # The consent gate answers "no" for a suppressed person too. Transactional sends ask the
+    # suppression alone.
+    if profile.pk in facts.suppressed:
+        return Verdict(skip=Delivery.SkipReason.SUPPRESSED)
+    if marketing and profile.pk not in facts.allowed[transport.consent_purpose()]:
+        return Verdict(skip=Delivery.SkipReason.NO_CONSENT)
+    if facts.recipients[delivery.channel_id].get(profile.pk) is None:
         return Verdict(skip=Delivery.SkipReason.NO_ADDRESS)
-    if transport.undeliverable(profile):
+    if profile.pk in facts.undeliverable[delivery.channel_id]:
         return Verdict(skip=Delivery.SkipReason.BOUNCED)
     if not marketing:
         return Verdict()
-    cap = delivery.version.definition.get("frequency_cap") or settings.CAMPAIGN_FREQUENCY_CAP
-    sent = selectors.marketing_sends_since(
-        profile=profile, since=now - dt.timedelta(days=cap["days"])
-    )
+    cap = _cap(delivery)
+    sent = facts.sent_since[cap["days"]].get(profile.pk, 0) + facts.admitted.get(profile.pk, 0)
     if sent >= cap["messages"]:
         return Verdict(skip=Delivery.SkipReason.CAPPED)
     tz = steps_language.recipient_zone(profile.context, settings.CAMPAIGN_TIMEZONE)
@@ -106,76 +177,221 @@ def delivery_rules(
         return Verdict(skip=Delivery.SkipReason.HOLDOUT)
     if delivery.is_control:
         return Verdict(skip=Delivery.SkipReason.CONTROL)
+    facts.admitted[profile.pk] = facts.admitted.get(profile.pk, 0) + 1
     return Verdict()
 
 
 def delivery_send(*, delivery_id: int, now: dt.datetime | None = None) -> Delivery | None:
-    """Send one queued delivery if it is due and the rules allow; idempotent (see module)."""
+    """Send one queued delivery (a batch of one; see deliveries_send)."""
+    claimed = deliveries_send(delivery_ids=[delivery_id], now=now)
+    return claimed[0] if claimed else None
+
+
+def deliveries_send(
+    *, delivery_ids: Sequence[int], now: dt.datetime | None = None
+) -> list[Delivery]:
+    """Send these queued deliveries that are due and that the rules allow, as one batch:
+    the rows claimed and the rules applied in one transaction (a few queries for the whole
+    batch), then each channel's transport sends its share in chunks of SEND_CHUNK over one
+    connection or pool, each chunk's outcomes written in bulk. Idempotent (see the module).
+    Returns the deliveries claimed (those another worker holds, or no longer queued, are
+    left out)."""
     now = now or timezone.now()
     with transaction.atomic():
-        delivery = (
+        claimed = list(
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(pk=delivery_id, status=Delivery.Status.QUEUED)
-            .select_related("campaign", "version", "channel", "entry", "profile")
-            .first()
+            .filter(pk__in=list(delivery_ids), status=Delivery.Status.QUEUED)
+            .select_related("entry", "profile")
+            .order_by("pk")
         )
-        if delivery is None:
-            return None  # sent, skipped, failed, or held by another worker right now
-        if delivery.send_after is not None and delivery.send_after > now:
-            return delivery  # delayed: the sweep queues it again once due
-        # A person merged into another since entering is written to as the survivor.
-        profile = profile_current(profile=delivery.profile)
-        try:
-            transport = transport_for(delivery.channel)
-        except TransportError as error:
-            _fail(delivery, str(error), now)
-            return delivery
-        verdict = delivery_rules(delivery=delivery, profile=profile, transport=transport, now=now)
+        _shared_rows_attach(claimed)
+        # Delayed ones stay queued: the sweep queues them again once due.
+        due = [d for d in claimed if d.send_after is None or d.send_after <= now]
+        sending = _rules_apply(due, now)
+    # Committed as "sending": from here on no other worker picks these rows.
+    by_channel: dict[int, list[Delivery]] = {}
+    for delivery in sending:
+        by_channel.setdefault(delivery.channel_id, []).append(delivery)
+    for group in by_channel.values():
+        transport = transport_for(group[0].channel)
+        # Outcomes are written after each chunk, so a task stopped by its time limit (a
+        # receiver answering slowly) leaves at most one chunk "sending".
+        for start in range(0, len(group), SEND_CHUNK):
+            chunk = group[start : start + SEND_CHUNK]
+            sent: list[Delivery] = []
+            for delivery, error in zip(chunk, transport.send_batch(chunk), strict=True):
+                if error is None:
+                    sent.append(delivery)
+                else:
+                    _transport_failed(delivery, error, now)
+            transport.gone_forget()
+            _sent_record(sent)
+    return claimed
+
+
+def _shared_rows_attach(deliveries: list[Delivery]) -> None:
+    """Attach campaigns, versions and channels, read once each for the batch: a batch's
+    deliveries share a few, and a version's definition is decoded once, not per row."""
+    campaigns = Campaign.objects.in_bulk({d.campaign_id for d in deliveries})
+    versions = CampaignVersion.objects.in_bulk({d.version_id for d in deliveries})
+    channels = Channel.objects.in_bulk({d.channel_id for d in deliveries})
+    for delivery in deliveries:
+        delivery.campaign = campaigns[delivery.campaign_id]
+        delivery.version = versions[delivery.version_id]
+        delivery.channel = channels[delivery.channel_id]
+
+
+def deliveries_queue(*, delivery_ids: Sequence[int]) -> None:
+    """Queue the sending of these deliveries after commit, SEND_BATCH to a task."""
+    ids = list(delivery_ids)
+    for start in range(0, len(ids), SEND_BATCH):
+        task_queue("deliveries_send_task", ids[start : start + SEND_BATCH])
+
+
+def _rules_apply(deliveries: list[Delivery], now: dt.datetime) -> list[Delivery]:
+    """Apply the rules to these claimed rows (inside the claiming transaction): skipped,
+    delayed and unsendable rows are written in bulk; the rest are marked "sending" and
+    returned, with `profile` set to the person now (a person merged into another since
+    entering is written to as the survivor)."""
+    transports: dict[int, Transport] = {}
+    broken: dict[int, str] = {}
+    unsendable: list[Delivery] = []
+    pairs: list[tuple[Delivery, Profile]] = []
+    for delivery in deliveries:
+        channel_id = delivery.channel_id
+        if channel_id not in transports and channel_id not in broken:
+            try:
+                transports[channel_id] = transport_for(delivery.channel)
+            except TransportError as error:
+                broken[channel_id] = str(error)
+        if channel_id in broken:
+            delivery.last_error = broken[channel_id][:300]
+            unsendable.append(delivery)
+            continue
+        pairs.append((delivery, profile_current(profile=delivery.profile)))
+    facts = RuleFacts.load(pairs, transports, now)
+    skipped: list[Delivery] = []
+    delayed: list[Delivery] = []
+    sending: list[Delivery] = []
+    for delivery, profile in pairs:
+        verdict = delivery_rules(
+            delivery=delivery,
+            profile=profile,
+            transport=transports[delivery.channel_id],
+            now=now,
+            facts=facts,
+        )
+        delivery.updated_at = now
         if verdict.skip:
             delivery.status = Delivery.Status.SKIPPED
             delivery.skip_reason = verdict.skip
             if verdict.skip in (Delivery.SkipReason.CONTROL, Delivery.SkipReason.HOLDOUT):
                 delivery.would_send_at = now
-            delivery.save(update_fields=["status", "skip_reason", "would_send_at", "updated_at"])
-            return delivery
-        if verdict.delay_until is not None:
+            skipped.append(delivery)
+        elif verdict.delay_until is not None:
             delivery.send_after = verdict.delay_until
             delivery.delay_reason = verdict.delay_reason
-            delivery.save(update_fields=["send_after", "delay_reason", "updated_at"])
-            delay = (verdict.delay_until - now).total_seconds()
-            task_queue("delivery_send_task", delivery.pk, countdown=delay)
-            return delivery
-        delivery.status = Delivery.Status.SENDING
-        delivery.attempts += 1
-        delivery.save(update_fields=["status", "attempts", "updated_at"])
-    # Committed as "sending": from here on no other worker picks this row.
-    delivery.profile = profile
-    try:
-        transport.send(delivery)
-    except TransportError as error:
-        _transport_failed(delivery, error, now)
-        return delivery
-    delivery.status = Delivery.Status.SENT
-    delivery.sent_at = timezone.now()
-    Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
-        status=Delivery.Status.SENT,
-        sent_at=delivery.sent_at,
-        message_digest=delivery.message_digest,
-        provider_message_id=delivery.provider_message_id[:255],
-        last_error="",
-        updated_at=delivery.sent_at,
+            delayed.append(delivery)
+        else:
+            delivery.status = Delivery.Status.SENDING
+            delivery.attempts += 1
+            delivery.profile = profile
+            sending.append(delivery)
+    for delivery in unsendable:
+        delivery.status = Delivery.Status.FAILED
+    _update_grouped(unsendable, ["status", "last_error"], now)
+    _update_grouped(skipped, ["status", "skip_reason", "would_send_at"], now)
+    _update_grouped(delayed, ["send_after", "delay_reason"], now)
+    Delivery.objects.filter(pk__in=[d.pk for d in sending]).update(
+        status=Delivery.Status.SENDING, attempts=F("attempts") + 1, updated_at=now
     )
-    if delivery.channel.failing_since is not None:
-        Channel.objects.filter(pk=delivery.channel_id).update(failing_since=None)
-    audit_record(
-        actor=None,
-        action="campaign.send",
-        resource="campaigns",
-        resource_id=delivery.pk,
-        profile_id=profile.pk,
-        details={"campaign": delivery.campaign_id, "channel": delivery.channel_id},
+    for delivery in delayed:
+        assert delivery.send_after is not None
+        delay = (delivery.send_after - now).total_seconds()
+        task_queue("delivery_send_task", delivery.pk, countdown=delay)
+    return sending
+
+
+def _update_grouped(deliveries: list[Delivery], fields: list[str], now: dt.datetime) -> None:
+    """Write these fields of these rows, one UPDATE per distinct set of values (a batch's
+    skips share a few reasons, its delays a few times)."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for delivery in deliveries:
+        values = tuple(getattr(delivery, field) for field in fields)
+        groups.setdefault(values, []).append(delivery.pk)
+    for values, ids in groups.items():
+        Delivery.objects.filter(pk__in=ids).update(
+            **dict(zip(fields, values, strict=True)), updated_at=now
+        )
+
+
+def _sent_rows_update(sent: list[Delivery], at: dt.datetime) -> None:
+    """Mark these rows sent with their own digest and provider id, in one statement; a row
+    the sweep gave up on meanwhile (no longer "sending") stays as it is."""
+    if connection.vendor != "postgresql":
+        Delivery.objects.filter(status=Delivery.Status.SENDING).bulk_update(
+            sent,
+            [
+                "status",
+                "sent_at",
+                "message_digest",
+                "provider_message_id",
+                "last_error",
+                "updated_at",
+            ],
+        )
+        return
+    table = Delivery._meta.db_table
+    sql = (
+        f"UPDATE {table} AS d SET status = %s, sent_at = %s, updated_at = %s, "  # noqa: S608 - names are ours
+        "last_error = '', message_digest = u.digest, provider_message_id = u.provider_id "
+        "FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[]) AS u(id, digest, provider_id) "
+        "WHERE d.id = u.id AND d.status = %s"
     )
-    return delivery
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                Delivery.Status.SENT,
+                at,
+                at,
+                [d.pk for d in sent],
+                [d.message_digest for d in sent],
+                [d.provider_message_id for d in sent],
+                Delivery.Status.SENDING,
+            ],
+        )
+
+
+def _sent_record(sent: list[Delivery]) -> None:
+    """Mark sent in bulk (rows the sweep already gave up on stay failed), clear the channels'
+    failing marks, and write one audit row per send."""
+    if not sent:
+        return
+    at = timezone.now()
+    for delivery in sent:
+        delivery.status = Delivery.Status.SENT
+        delivery.sent_at = delivery.updated_at = at
+        delivery.provider_message_id = delivery.provider_message_id[:255]
+        delivery.last_error = ""
+    with transaction.atomic():
+        _sent_rows_update(sent, at)
+        failing = {d.channel_id for d in sent if d.channel.failing_since is not None}
+        if failing:
+            Channel.objects.filter(pk__in=failing).update(failing_since=None)
+        audit_record_many(
+            actor=None,
+            action="campaign.send",
+            resource="campaigns",
+            items=[
+                AuditItem(
+                    delivery.pk,
+                    delivery.profile.pk,
+                    {"campaign": delivery.campaign_id, "channel": delivery.channel_id},
+                )
+                for delivery in sent
+            ],
+        )
 
 
 def _fail(delivery: Delivery, error: str, now: dt.datetime) -> None:
@@ -245,8 +461,7 @@ def deliveries_sweep(*, now: dt.datetime | None = None, batch: int = SWEEP_BATCH
         .order_by("updated_at")
         .values_list("pk", flat=True)[:batch]
     )
-    for delivery_id in due:
-        task_queue("delivery_send_task", delivery_id)
+    deliveries_queue(delivery_ids=due)
     return len(due)
 
 
@@ -264,8 +479,7 @@ def deliveries_replay(*, deliveries: QuerySet[Delivery], actor: Any) -> int:
             delay_reason="replay",
             updated_at=now,
         )
-        for delivery_id in batch:
-            task_queue("delivery_send_task", delivery_id)
+        deliveries_queue(delivery_ids=batch)
     audit_record(
         actor=actor,
         action="campaign.replay",

@@ -28,6 +28,7 @@ from campaigns import selectors
 from campaigns.models import Campaign, CampaignVersion, Delivery, Entry
 from campaigns.queue import task_queue
 from campaigns.services import experiments
+from campaigns.services.delivery import deliveries_queue
 from profiles.models import Event, Profile
 from segments import conditions
 from segments.selectors import definition_resolver, profile_facts, segment_get, segment_members
@@ -37,8 +38,6 @@ logger = logging.getLogger(__name__)
 
 ADVANCE_BATCH = 500
 BROADCAST_BATCH = 1000
-# Goal events looked at per entry: more than any journey's window sensibly holds.
-GOAL_EVENTS_LIMIT = 200
 
 
 @dataclass(frozen=True)
@@ -190,26 +189,46 @@ def _goals_reach(
             _entry_exit(entry, Entry.ExitReason.GOAL, now, converted_at=min(reached))
 
 
-def _goal_reached(entry: Entry, now: dt.datetime) -> dt.datetime | None:
-    """When this entry's goal event happened (from the stored events), or None."""
-    goal = entry.version.definition.get("goal")
-    if not goal or entry.goal_until is None:
-        return None
-    start, end = _goal_window(entry, goal)
-    rows = (
-        Event.objects.filter(
-            profile_id=entry.profile_id,
-            event=goal["event"],
-            timestamp__gte=start,
-            timestamp__lte=end,
+class _GoalEvents:
+    """The goal events of a batch of entries, read in one query: for each entry whose
+    version has a goal, its person's events of the goal's name inside the batch's widest
+    window, matched per entry against its own window and filters."""
+
+    def __init__(self, entries: Sequence[Entry]) -> None:
+        self.by_profile: dict[int, list[tuple[str, dt.datetime, Any]]] = {}
+        goals = [
+            (entry, entry.version.definition["goal"])
+            for entry in entries
+            if entry.goal_until is not None and entry.version.definition.get("goal")
+        ]
+        if not goals:
+            return
+        windows = [_goal_window(entry, goal) for entry, goal in goals]
+        rows = (
+            Event.objects.filter(
+                profile_id__in={entry.profile_id for entry, _ in goals},
+                event__in={goal["event"] for _, goal in goals},
+                timestamp__gte=min(start for start, _ in windows),
+                timestamp__lte=max(end for _, end in windows),
+            )
+            .order_by("timestamp")
+            .values_list("profile_id", "event", "timestamp", "properties")
         )
-        .order_by("timestamp")
-        .values_list("timestamp", "properties")[:GOAL_EVENTS_LIMIT]
-    )
-    for timestamp, properties in rows:
-        if steps_language.occurrence_matches(goal, goal["event"], timestamp, properties, now):
-            return timestamp
-    return None
+        for profile_id, name, timestamp, properties in rows:
+            self.by_profile.setdefault(profile_id, []).append((name, timestamp, properties))
+
+    def reached(self, entry: Entry, now: dt.datetime) -> dt.datetime | None:
+        """When this entry's goal event happened, or None."""
+        goal = entry.version.definition.get("goal")
+        if not goal or entry.goal_until is None:
+            return None
+        start, end = _goal_window(entry, goal)
+        for name, timestamp, properties in self.by_profile.get(entry.profile_id, ()):
+            if start <= timestamp <= end and steps_language.occurrence_matches(
+                goal, name, timestamp, properties, now
+            ):
+                return timestamp
+        return None
 
 
 def _entry_exit(
@@ -242,8 +261,7 @@ def entries_advance(*, entry_ids: Sequence[int], now: dt.datetime | None = None)
             .select_related("version", "campaign", "profile")
             .order_by("pk")
         )
-        for entry in entries:
-            _entry_advance(entry, now)
+        _entries_walk(entries, now)
     return len(entries)
 
 
@@ -261,16 +279,33 @@ def entries_due_advance(*, now: dt.datetime | None = None, batch: int = ADVANCE_
             .select_related("version", "campaign", "profile")
             .order_by("due_at", "pk")[:batch]
         )
-        for entry in entries:
-            _entry_advance(entry, now)
+        _entries_walk(entries, now)
     if len(entries) == batch:
         task_queue("entries_due_task")
     return len(entries)
 
 
-def _entry_advance(entry: Entry, now: dt.datetime) -> None:
-    """Run this (locked) entry's steps until a wait that is not over, or the end."""
-    converted_at = _goal_reached(entry, now)
+@dataclass(frozen=True)
+class _Send:
+    entry: Entry
+    step: str  # the send step's JSON pointer
+    channel_id: int
+
+
+def _entries_walk(entries: Sequence[Entry], now: dt.datetime) -> None:
+    """Advance these locked entries; their goal events are read once for all of them and
+    their deliveries recorded together."""
+    goals = _GoalEvents(entries)
+    sends: list[_Send] = []
+    for entry in entries:
+        _entry_advance(entry, now, goals, sends)
+    _deliveries_record(sends)
+
+
+def _entry_advance(entry: Entry, now: dt.datetime, goals: _GoalEvents, sends: list[_Send]) -> None:
+    """Run this (locked) entry's steps until a wait that is not over, or the end; its send
+    steps are added to `sends`."""
+    converted_at = goals.reached(entry, now)
     if converted_at is not None:
         _entry_exit(entry, Entry.ExitReason.GOAL, now, converted_at=converted_at)
         return
@@ -301,7 +336,7 @@ def _entry_advance(entry: Entry, now: dt.datetime) -> None:
             arm = "then" if branching.holds(step["branch"]["if"], now) else "else"
             path = steps_language.path_into(steps, path, arm)
         else:
-            _delivery_record(entry, path, step["send"])
+            sends.append(_Send(entry, steps_language.step_pointer(path), step["send"]["channel"]))
             path = steps_language.path_next(steps, path)
     entry.step_path = path or []
     entry.save(update_fields=["status", "finished_at", "due_at", "step_path"])
@@ -318,27 +353,36 @@ class _Branching:
         return conditions.evaluate(condition, self.facts, now=now, segments=self.segments)
 
 
-def _delivery_record(entry: Entry, path: steps_language.StepPath, send: Mapping[str, Any]) -> None:
-    step = steps_language.step_pointer(path)
-    existing = Delivery.objects.filter(
-        version=entry.version, step=step, profile=entry.profile, entry=entry
-    ).exists()
-    # The person's variant or control group, chosen once per campaign and kept.
-    arm = experiments.UNTESTED if existing else experiments.arm_assign(entry=entry)
-    delivery, created = Delivery.objects.get_or_create(
-        version=entry.version,
-        step=step,
-        profile=entry.profile,
-        entry=entry,
-        defaults={
-            "campaign": entry.campaign,
-            "channel_id": send["channel"],
-            "variant": arm.variant,
-            "is_control": arm.is_control,
-        },
+def _deliveries_record(sends: Sequence[_Send]) -> None:
+    """One Delivery per (version, step, person, entry), written in bulk before anything is
+    sent; those already recorded (a pass that ran before) are not written or queued again.
+    Their sending is queued after commit, SEND_BATCH to a task."""
+    if not sends:
+        return
+    recorded = set(
+        Delivery.objects.filter(entry_id__in={send.entry.pk for send in sends}).values_list(
+            "entry_id", "step"
+        )
     )
-    if created:
-        task_queue("delivery_send_task", delivery.pk)
+    created = Delivery.objects.bulk_create(
+        _delivery_new(send) for send in sends if (send.entry.pk, send.step) not in recorded
+    )
+    deliveries_queue(delivery_ids=[delivery.pk for delivery in created])
+
+
+def _delivery_new(send: _Send) -> Delivery:
+    # The person's variant or control group, chosen once per campaign and kept.
+    arm = experiments.arm_assign(entry=send.entry)
+    return Delivery(
+        campaign=send.entry.campaign,
+        version=send.entry.version,
+        step=send.step,
+        profile_id=send.entry.profile_id,
+        entry=send.entry,
+        channel_id=send.channel_id,
+        variant=arm.variant,
+        is_control=arm.is_control,
+    )
 
 
 def campaign_entries_exit(*, campaign: Campaign, reason: str, now: dt.datetime) -> int:

@@ -133,7 +133,7 @@ def delivery_feedback_record(
     *, channel: Channel, message_id: str, kind: str, permanent: bool = True
 ) -> Delivery | None:
     """What the provider reports about a sent message (its ESP webhook): a hard bounce stops
-    further sends to that address (campaigns.selectors.email_bounced); a complaint withdraws
+    further sends to that address (campaigns.selectors.emails_bounced); a complaint withdraws
     the consent the channel sends under, as an unsubscribe does. Soft bounces change nothing.
     Returns the delivery, or None when no sent delivery of this channel has that id."""
     delivery = (

@@ -13,7 +13,7 @@
 from profiles.services.apply import profile_apply_events, profiles_save
 from profiles.services.audit import profile_access_record
 from profiles.services.computed import profiles_sessions_recount
-from profiles.services.context import user_agent_parse
+from profiles.services.context import profile_device_token_forget, user_agent_parse
 from profiles.services.erasure import (
     events_delete,
     events_delete_matching,
@@ -54,6 +54,7 @@ __all__ = [
     "events_pending_ids",
     "profile_access_record",
     "profile_apply_events",
+    "profile_device_token_forget",
     "profile_traits_patch",
     "profiles_absorb",
     "profiles_erase",

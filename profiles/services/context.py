@@ -8,6 +8,10 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+from django.db import transaction
+
+from profiles.models import Profile
+
 
 @lru_cache(maxsize=4096)
 def user_agent_parse(ua: str) -> dict[str, Any]:
@@ -68,3 +72,17 @@ def session_id(context: Mapping[str, Any]) -> str | None:
     if value is None or isinstance(value, bool | dict | list) or value == "":
         return None
     return str(value)
+
+
+def profile_device_token_forget(*, profile_id: int, token: str) -> bool:
+    """Drop `context.device.token` when it is still `token` (a push provider reported the app
+    uninstalled); a newer token the SDK reported meanwhile stays. Returns whether it was."""
+    with transaction.atomic():
+        profile = Profile.objects.select_for_update().filter(pk=profile_id).first()
+        context = profile.context if profile is not None else None
+        device = context.get("device") if isinstance(context, dict) else None
+        if profile is None or not isinstance(device, dict) or device.get("token") != token:
+            return False
+        device.pop("token")
+        profile.save(update_fields=["context"])
+    return True

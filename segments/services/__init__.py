@@ -40,7 +40,6 @@ from segments.services.refresh import (
     segments_refresh_all,
 )
 from segments.services.webhooks import (
-    SIGNATURE_HEADER,
     WEBHOOK_BATCH,
     WEBHOOK_MAX_ATTEMPTS,
     TransientError,
@@ -49,7 +48,7 @@ from segments.services.webhooks import (
     webhook_delivery_send,
     webhook_secret,
     webhook_secret_rotate,
-    webhook_signature,
+    webhook_signing_secrets,
 )
 
 __all__ = [
@@ -57,7 +56,6 @@ __all__ = [
     "ORDER_ONLY_FEATURES",
     "SENTINEL_NOW",
     "SENTINEL_PROFILES",
-    "SIGNATURE_HEADER",
     "WEBHOOK_BATCH",
     "WEBHOOK_MAX_ATTEMPTS",
     "IndexedSegment",
@@ -87,5 +85,5 @@ __all__ = [
     "webhook_delivery_send",
     "webhook_secret",
     "webhook_secret_rotate",
-    "webhook_signature",
+    "webhook_signing_secrets",
 ]

@@ -1,23 +1,21 @@
-"""Segment webhooks: recorded with the membership changes, sent after commit by a task."""
+"""Segment webhooks: recorded with the membership changes, sent after commit by a task,
+signed with Standard Webhooks and sent by the same sender as campaign webhooks
+(access.webhooks, through the guarded outbound client)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
-import json
 import logging
-import time
 from functools import partial
 
 from celery.exceptions import Retry
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 
-from access.outbound import OutboundError, OutboundRefused, outbound_post
+from access.outbound import OutboundError, OutboundRefused
 from access.queueing import task_named
+from access.webhooks import signing_secret, webhook_post
 from segments.models import Segment, WebhookDelivery, new_webhook_secret_salt
 from segments.services.task_names import WEBHOOK_DELIVER_TASK
 
@@ -27,37 +25,49 @@ WEBHOOK_BATCH = 500
 WEBHOOK_MAX_ATTEMPTS = 5
 
 
-SIGNATURE_HEADER = "X-CDP-Signature"
+# A rotated-out secret keeps signing beside the new one this long.
+SECRET_OVERLAP = dt.timedelta(days=1)
 
 
 class TransientError(Exception):
     """A failure worth retrying (the receiver was down or answered 5xx)."""
 
 
+def _derived(segment: Segment, salt: str) -> str:
+    return signing_secret(namespace="segments.webhook-secret", key=f"{segment.pk}:{salt}")
+
+
 def webhook_secret(*, segment: Segment) -> str:
-    """The segment's webhook signing secret. Derived, not stored: an HMAC keyed by SECRET_KEY
-    (Django's salted_hmac) over the segment id and its random salt, so a database dump alone
-    does not reveal it. Changing SECRET_KEY or rotating the salt changes it."""
-    digest = salted_hmac(
-        "segments.webhook-secret",
-        f"{segment.pk}:{segment.webhook_secret_salt}",
-        algorithm="sha256",
-    ).hexdigest()
-    return f"whsec_{digest}"
+    """The segment's webhook signing secret (Standard Webhooks: `whsec_` + base64). Derived,
+    not stored (access.webhooks.signing_secret): changing SECRET_KEY or rotating the salt
+    changes it."""
+    return _derived(segment, segment.webhook_secret_salt)
+
+
+def webhook_signing_secrets(*, segment: Segment, now: dt.datetime) -> list[str]:
+    """The secrets that sign now: the current one, and the previous one during the overlap."""
+    secrets = [webhook_secret(segment=segment)]
+    until = segment.previous_webhook_secret_until
+    if segment.previous_webhook_secret_salt and until is not None and now < until:
+        secrets.append(_derived(segment, segment.previous_webhook_secret_salt))
+    return secrets
 
 
 def webhook_secret_rotate(*, segment: Segment) -> str:
-    """A new signing secret for the segment (the old one stops verifying at once)."""
+    """A new signing secret for the segment, returned this once; the previous one keeps
+    signing beside it for SECRET_OVERLAP."""
+    segment.previous_webhook_secret_salt = segment.webhook_secret_salt
+    segment.previous_webhook_secret_until = timezone.now() + SECRET_OVERLAP
     segment.webhook_secret_salt = new_webhook_secret_salt()
-    segment.save(update_fields=["webhook_secret_salt", "updated_at"])
+    segment.save(
+        update_fields=[
+            "webhook_secret_salt",
+            "previous_webhook_secret_salt",
+            "previous_webhook_secret_until",
+            "updated_at",
+        ]
+    )
     return webhook_secret(segment=segment)
-
-
-def webhook_signature(*, secret: str, timestamp: int, body: bytes) -> str:
-    """`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>`: the receiver recomputes it and
-    refuses an old timestamp, so a captured delivery cannot be replayed later."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={mac.hexdigest()}"
 
 
 def webhook_deliveries_purge(*, before: dt.datetime, batch_size: int) -> dict[str, int]:
@@ -116,20 +126,19 @@ def webhook_delivery_send(*, delivery_id: int) -> WebhookDelivery | None:
         return None
     WebhookDelivery.objects.filter(pk=delivery.pk).update(attempts=F("attempts") + 1)
     delivery.attempts += 1
-    body = json.dumps(delivery.payload).encode()
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "cdp-segments/1",
-        "X-CDP-Delivery": str(delivery.pk),
-        # Signed at each attempt, so a retry carries a fresh timestamp.
-        SIGNATURE_HEADER: webhook_signature(
-            secret=webhook_secret(segment=delivery.segment),
-            timestamp=int(time.time()),
-            body=body,
-        ),
-    }
+    now = timezone.now()
     try:
-        status = outbound_post(delivery.url, body=body, headers=headers, timeout=10).status
+        # The same webhook-id on every attempt, so a receiver drops a retry it already had;
+        # signed at each attempt, so a retry carries a fresh timestamp.
+        status = webhook_post(
+            delivery.url,
+            secrets=webhook_signing_secrets(segment=delivery.segment, now=now),
+            webhook_id=f"msg_seg_{delivery.pk}",
+            payload=delivery.payload,
+            user_agent="cdp-segments/1",
+            now=now,
+            timeout=10,
+        ).status
     except OutboundRefused as error:
         return _webhook_failed(delivery, f"refused: {error}", permanent=True)
     except OutboundError as error:

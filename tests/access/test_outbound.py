@@ -2,6 +2,8 @@
 OUTBOUND_ALLOWED_HOSTS lets the host or its network through."""
 
 import ipaddress
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
@@ -9,6 +11,7 @@ from access.outbound import (
     OutboundRefused,
     address_blocked,
     outbound_address,
+    outbound_post,
     outbound_url_problem,
 )
 
@@ -83,3 +86,75 @@ def test_the_allow_list_lets_named_hosts_and_networks_through(settings, allowed,
 def test_allowing_a_name_does_not_allow_its_address_under_another_name(settings):
     settings.OUTBOUND_ALLOWED_HOSTS = ["localhost"]
     assert outbound_url_problem("http://127.0.0.1:9000/")
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """Answers `answer` (status, headers) and notes each request line it got."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.seen.append(self.requestline)  # type: ignore[attr-defined]
+        status, headers = self.server.answer  # type: ignore[attr-defined]
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def servers():
+    started = []
+
+    def start(status: int = 204, headers: dict[str, str] | None = None) -> HTTPServer:
+        server = HTTPServer(("127.0.0.1", 0), _Recorder)
+        server.seen, server.answer = [], (status, headers or {})  # type: ignore[attr-defined]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.shutdown()
+        server.server_close()
+
+
+def test_proxy_variables_are_ignored(settings, monkeypatch, servers):
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
+    receiver, proxy = servers(), servers()
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.server_port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    response = outbound_post(
+        f"http://127.0.0.1:{receiver.server_port}/hook", body=b"{}", headers={}
+    )
+    assert response.status == 204
+    assert receiver.seen == ["POST /hook HTTP/1.1"] and proxy.seen == []
+
+
+def test_a_redirect_is_returned_not_followed(settings, servers):
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
+    target = servers()
+    redirecting = servers(302, {"Location": f"http://127.0.0.1:{target.server_port}/inside"})
+    response = outbound_post(f"http://127.0.0.1:{redirecting.server_port}/", body=b"", headers={})
+    assert response.status == 302 and target.seen == []
+
+
+def test_a_refused_address_is_refused_at_send_time_too(servers):
+    receiver = servers()
+    with pytest.raises(OutboundRefused):
+        outbound_post(f"http://127.0.0.1:{receiver.server_port}/", body=b"", headers={})
+    assert receiver.seen == []
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::ffff:127.0.0.1]/", "ftp://example.com/", "https://example.com/" + "a" * 2000]
+)
+def test_mapped_addresses_other_schemes_and_over_long_urls_are_refused(url):
+    assert outbound_url_problem(url)
