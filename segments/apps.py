@@ -10,10 +10,13 @@ class SegmentsConfig(AppConfig):
         # (access.queueing).
         import segments.tasks  # noqa: F401
         from consent.services import erasure_hook_register
-        from segments import hooks
+        from profiles.extensions import computed_provider_register
+        from segments import hooks, selectors
         from segments.services import segment_data_erase
 
         # Memberships follow profile merges and unmerges (identity.hooks).
         hooks.register()
         # An erased subject's memberships, history and scores go with it.
         erasure_hook_register(name=self.label, hook=segment_data_erase)
+        # The serving models' scores in the profile API's `computed` (profiles.extensions).
+        computed_provider_register(name=self.label, provider=selectors.profiles_model_scores)

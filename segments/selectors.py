@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Prefetch, Q, QuerySet
@@ -209,6 +210,79 @@ def model_runs(*, kind: str | None = None, limit: int = 20) -> QuerySet[ModelRun
 
 def active_model(*, kind: str) -> ModelRun | None:
     return ModelRun.objects.filter(kind=kind, is_active=True).first()
+
+
+def profiles_model_scores(profiles: Collection[Profile]) -> dict[int, dict[str, Any]]:
+    """The serving models' outputs per profile, in the shape of the profile API's `computed`
+    (`propensity`, `predicted_lifetime_value`, `cluster` with its name): one query, and one
+    more for the cluster names when a profile has a cluster."""
+    rows = ProfileScore.objects.filter(profile__in=[p.pk for p in profiles]).values_list(
+        "profile_id", "kind", "value"
+    )
+    found: dict[int, dict[str, Any]] = {}
+    names: dict[int, str] | None = None
+    for profile_id, kind, value in rows:
+        extra = found.setdefault(profile_id, {"propensity": {"purchase_30d": None, "churn": None}})
+        if kind in (ProfileScore.Kind.PURCHASE_30D, ProfileScore.Kind.CHURN):
+            extra["propensity"][kind] = round(value, 4)
+        elif kind == ProfileScore.Kind.PREDICTED_LTV:
+            extra["predicted_lifetime_value"] = round(value, 2)
+        elif kind == ProfileScore.Kind.CLUSTER:
+            if names is None:
+                names = cluster_names()
+            extra["cluster"] = {"id": int(value), "name": names.get(int(value), "")}
+    return found
+
+
+@dataclass(frozen=True)
+class ProfileAudience:
+    """What the profile page shows of a person's audience: segments, scores and consent."""
+
+    memberships: list[SegmentMembership]
+    scores: dict[str, Any]
+    consents: list[dict[str, Any]]
+    revenue_note: str
+
+
+def profile_audience(*, profile: Profile) -> ProfileAudience:
+    names = {purpose.code: purpose.name for purpose in consent_selectors.purposes_all()}
+    consents = [
+        {**row, "name": names.get(row["purpose"], row["purpose"])}
+        for row in consent_selectors.consent_current_state(profile=profile)
+    ]
+    return ProfileAudience(
+        memberships=list(profile_segments(profile=profile)),
+        scores=profiles_model_scores([profile]).get(profile.pk, {}),
+        consents=consents,
+        revenue_note=_revenue_note(profile, consents),
+    )
+
+
+def _revenue_note(profile: Profile, consents: list[dict[str, Any]]) -> str:
+    """Why a profile shows no revenue, when consent is the reason: without `analytics` the
+    pipeline strips order amounts ("minimal") or drops the orders ("drop")."""
+    if profile.revenue or any(c["granted"] for c in consents if c["purpose"] == "analytics"):
+        return ""
+    policy = settings.CONSENT_WITHOUT_ANALYTICS
+    if policy == "minimal" and profile.order_count:
+        return (
+            f"Revenue is 0 because consent stripped its events: this person has not consented "
+            f"to analytics, so the amounts of their {profile.order_count} order"
+            f"{'s' if profile.order_count != 1 else ''} were not kept."
+        )
+    if policy == "drop" and profile.event_count:
+        return (
+            "Revenue is 0 because consent dropped its events: this person has not consented to "
+            "analytics, so their orders were not kept."
+        )
+    return ""
+
+
+def cluster_names() -> dict[int, str]:
+    """The serving clustering's cluster names (a description until a marketer names one)."""
+    run = ModelRun.objects.filter(kind=ModelRun.Kind.CLUSTER, is_active=True).only("summary")
+    summary = run[0].summary if run else []
+    return {row["id"]: row.get("name") or row["description"] for row in summary}
 
 
 # --- Autocomplete vocabularies (sampled, cached: they guide, they do not validate) ----------

@@ -220,10 +220,11 @@ def model_list(request: HttpRequest) -> HttpResponse:
 
 def _models_context(request: HttpRequest) -> dict[str, Any]:
     runs = list(selectors.model_runs(limit=30))
+    active = {kind: selectors.active_model(kind=kind) for kind in ModelRun.Kind.values}
     return {
         "runs": runs,
-        "active": {kind: selectors.active_model(kind=kind) for kind in ModelRun.Kind.values},
-        "kinds": ModelRun.Kind.choices,
+        "serving": [(kind, label, active[kind]) for kind, label in ModelRun.Kind.choices],
+        "cluster_run": active[ModelRun.Kind.CLUSTER],
         "busy": any(r.status in ("queued", "running") for r in runs),
         "can_build": has_role(request.user, *BUILD),
     }
@@ -239,6 +240,34 @@ def model_train(request: HttpRequest) -> HttpResponse:
     if request.headers.get("HX-Request"):
         return render(request, "segments/_runs.html", _models_context(request))
     messages.success(request, "Training queued.")
+    return redirect("segments:models")
+
+
+@roles_required(*READ)
+@require_GET
+def profile_panel(request: HttpRequest, profile_id: int) -> HttpResponse:
+    """htmx fragment for the profile page: segments, model scores and consent state."""
+    profile = get_object_or_404(Profile, pk=profile_id)
+    return render(
+        request,
+        "segments/_profile_panel.html",
+        {
+            "profile": profile,
+            "audience": selectors.profile_audience(profile=profile),
+            "can_see_consent_history": has_role(request.user, COMPLIANCE, ADMIN),
+        },
+    )
+
+
+@roles_required(*BUILD)
+@require_POST
+def cluster_name(request: HttpRequest, run_id: int, cluster: int) -> HttpResponse:
+    run = get_object_or_404(ModelRun, pk=run_id, kind=ModelRun.Kind.CLUSTER)
+    try:
+        services.cluster_rename(run=run, cluster=cluster, name=request.POST.get("name", ""))
+    except ValueError as error:
+        return HttpResponse(str(error), status=400, content_type="text/plain")
+    messages.success(request, f"Cluster {cluster} renamed.")
     return redirect("segments:models")
 
 
