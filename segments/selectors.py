@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -303,19 +304,49 @@ def _flatten_keys(data: Mapping[str, Any], prefix: str = "", depth: int = 0) -> 
 
 
 def observed_trait_keys() -> dict[str, str]:
-    """Trait paths seen on recent profiles -> their JSON type."""
+    """Trait paths seen on recent profiles -> their JSON type, the most common first (what the
+    builder offers first)."""
     cached = cache.get("segments:vocab:traits")
     if cached is None:
-        cached = {}
+        kinds: dict[str, str] = {}
+        seen: Counter[str] = Counter()
         for traits in Profile.objects.order_by("-id").values_list("traits", flat=True)[
             :VOCAB_SAMPLE
         ]:
             for path, kind in _flatten_keys(traits or {}).items():
                 if _safe_path(path):
-                    cached.setdefault(path, kind)
-        cached = dict(sorted(cached.items()))
+                    kinds.setdefault(path, kind)
+                    seen[path] += 1
+        cached = {
+            path: kinds[path] for path, _ in sorted(seen.items(), key=lambda i: (-i[1], i[0]))
+        }
         cache.set("segments:vocab:traits", cached, VOCAB_TTL)
     return cached
+
+
+# The builder's first condition: on the first of these keys the profiles have (Segment's spec
+# puts the country under `address`), its most common value; else the most common text trait.
+STARTER_TRAITS = ("address.country", "country", "plan")
+
+
+def starter_definition() -> dict[str, Any]:
+    """A first condition that matches people on this workspace's data: a new builder opens
+    with a live count above zero rather than a guess that matches nobody."""
+    text_keys = [path for path, kind in observed_trait_keys().items() if kind == "string"]
+    preferred = [key for key in STARTER_TRAITS if key in text_keys]
+    key = (preferred or text_keys or [None])[0]
+    if key is None:
+        return {"all": [{"has_identifier": "email"}]}
+    values: Counter[str] = Counter()
+    for traits in Profile.objects.order_by("-id").values_list("traits", flat=True)[:VOCAB_SAMPLE]:
+        value: Any = traits or {}
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if isinstance(value, str) and value:
+            values[value] += 1
+    if not values:
+        return {"all": [{"trait": key, "op": "exists"}]}
+    return {"all": [{"trait": key, "op": "eq", "value": values.most_common(1)[0][0]}]}
 
 
 def observed_event_names() -> list[str]:

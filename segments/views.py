@@ -20,7 +20,6 @@ from segments.models import ModelRun, Segment
 
 READ = (MARKETER, COMPLIANCE, ADMIN)
 BUILD = (MARKETER, ADMIN)
-STARTER = {"all": [{"trait": "country", "op": "eq", "value": "DE"}]}
 
 
 @roles_required(*READ)
@@ -51,9 +50,23 @@ def _vocabulary(exclude: int | None = None) -> dict[str, Any]:
                 if name == "recency"
                 else "numeric",
             ]
-            for name in conditions.COMPUTED
+            for name in _offered_computed()
         ],
     }
+
+
+def _offered_computed() -> list[str]:
+    """One name per computed column: "frequency" and "order_count" are the same number of
+    orders, "monetary", "revenue" and "lifetime_value" the same revenue. Definitions may still
+    use every name; the builder offers each figure once."""
+    offered, columns = [], set()
+    for name in conditions.COMPUTED:
+        column = conditions.NUMERIC_COMPUTED.get(name) or conditions.DATETIME_COMPUTED.get(name)
+        if column is not None and column in columns:
+            continue
+        columns.add(column or name)
+        offered.append(name)
+    return offered
 
 
 def _builder(request: HttpRequest, segment: Segment | None) -> HttpResponse:
@@ -84,7 +97,8 @@ def _builder(request: HttpRequest, segment: Segment | None) -> HttpResponse:
             return redirect("segments:detail", segment.pk)
         definition_text = request.POST.get("definition", "")
     else:
-        initial = {"definition": json.dumps(segment.definition if segment else STARTER)}
+        starter = segment.definition if segment else selectors.starter_definition()
+        initial = {"definition": json.dumps(starter)}
         if segment is not None:
             initial.update(
                 name=segment.name, description=segment.description, webhook_url=segment.webhook_url
