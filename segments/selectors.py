@@ -334,9 +334,9 @@ def starter_definition() -> dict[str, Any]:
     with a live count above zero rather than a guess that matches nobody."""
     text_keys = [path for path, kind in observed_trait_keys().items() if kind == "string"]
     preferred = [key for key in STARTER_TRAITS if key in text_keys]
-    key = (preferred or text_keys or [None])[0]
-    if key is None:
+    if not text_keys:
         return {"all": [{"has_identifier": "email"}]}
+    key = (preferred or text_keys)[0]
     values: Counter[str] = Counter()
     for traits in Profile.objects.order_by("-id").values_list("traits", flat=True)[:VOCAB_SAMPLE]:
         value: Any = traits or {}
