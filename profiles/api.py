@@ -36,6 +36,7 @@ from access.parsers import JSONParser
 from access.pii import PiiDocumentField, PiiTraitsField, pii_for
 from access.roles import ADMIN, COMPLIANCE, MARKETER
 from profiles import selectors, services
+from profiles.extensions import computed_extras
 from profiles.identifiers import InvalidIdentifierError
 from profiles.models import Profile
 
@@ -62,6 +63,28 @@ class IdentityOutputSerializer(serializers.Serializer):
         return data
 
 
+class PropensityOutputSerializer(serializers.Serializer):
+    purchase_30d = serializers.FloatField(
+        allow_null=True, help_text="Probability of an order in the next 30 days."
+    )
+    churn = serializers.FloatField(
+        allow_null=True, help_text="Probability of no activity in the next 30 days."
+    )
+
+
+class ClusterOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+# The keys higher apps add to `computed` (profiles.extensions), when they have nothing to add.
+COMPUTED_EXTRA_DEFAULTS: dict[str, Any] = {
+    "propensity": {"purchase_30d": None, "churn": None},
+    "predicted_lifetime_value": None,
+    "cluster": None,
+}
+
+
 class ComputedOutputSerializer(serializers.Serializer):
     event_count = serializers.IntegerField()
     session_count = serializers.IntegerField()
@@ -80,6 +103,15 @@ class ComputedOutputSerializer(serializers.Serializer):
         allow_null=True, help_text="Revenue per order; null without orders."
     )
     lifetime_value = serializers.FloatField(help_text="Revenue to date.")
+    propensity = PropensityOutputSerializer(
+        help_text="Scores of the serving propensity models (models page); null where no model "
+        "serves or the profile has no score."
+    )
+    predicted_lifetime_value = serializers.FloatField(
+        allow_null=True,
+        help_text="Expected orders in the next 12 months (BG/NBD) times the average order value.",
+    )
+    cluster = ClusterOutputSerializer(allow_null=True)
 
 
 class ProfileOutputSerializer(serializers.Serializer):
@@ -94,7 +126,12 @@ class ProfileOutputSerializer(serializers.Serializer):
     @extend_schema_field(ComputedOutputSerializer)
     def get_computed(self, profile: Profile) -> dict[str, Any]:
         features = selectors.profile_computed_features(profile, now=self.context.get("now"))
-        return ComputedOutputSerializer(features).data
+        extras = self.context.get("computed_extras")
+        if extras is None:
+            extras = computed_extras([profile])
+        return ComputedOutputSerializer(
+            {**features, **COMPUTED_EXTRA_DEFAULTS, **extras.get(profile.pk, {})}
+        ).data
 
 
 class SourceRefSerializer(serializers.Serializer):
@@ -193,7 +230,9 @@ class ProfileListApi(ProfilesResource, APIView):
             raise ValidationError({error.kind: [str(error)]}) from None
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, request, view=self)
-        data = ProfileOutputSerializer(page, many=True, context={"request": request}).data
+        # The higher apps' computed values for the whole page at once (fixed query count).
+        context = {"request": request, "computed_extras": computed_extras(page)}
+        data = ProfileOutputSerializer(page, many=True, context=context).data
         return paginator.get_paginated_response(data)
 
     def _filters(self, request: Request) -> selectors.ProfileFilters:

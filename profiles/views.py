@@ -31,13 +31,26 @@ def profile_list(request: HttpRequest) -> HttpResponse:
                 query=form.cleaned_data["q"],
                 after=form.cleaned_data["after"],
                 before=form.cleaned_data["before"],
+                filters=form.filters(),
+                sort=form.cleaned_data["sort"] or "newest",
+                page_number=form.cleaned_data["page"] or 1,
             )
         except selectors.SearchTooSlowError:
             too_slow = True
     else:
         status = 400
     template = "profiles/list.html#results" if _wants_partial(request) else "profiles/list.html"
-    context = {"form": form, "page": page, "too_slow": too_slow, "query": form.data.get("q", "")}
+    # The query string of the search and filters, for the pager's links to carry.
+    kept = request.GET.copy()
+    for name in ("after", "before", "page"):
+        kept.pop(name, None)
+    context = {
+        "form": form,
+        "page": page,
+        "too_slow": too_slow,
+        "query": form.data.get("q", ""),
+        "kept": kept.urlencode(),
+    }
     return render(request, template, context, status=status)
 
 

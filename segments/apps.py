@@ -10,7 +10,8 @@ class SegmentsConfig(AppConfig):
         # (access.queueing).
         import segments.tasks  # noqa: F401
         from consent.services import erasure_hook_register, retention_hook_register
-        from segments import hooks
+        from profiles.extensions import computed_provider_register
+        from segments import hooks, selectors
         from segments.services import segment_data_erase, webhook_deliveries_purge
 
         # Memberships follow profile merges and unmerges (identity.hooks).
@@ -19,3 +20,5 @@ class SegmentsConfig(AppConfig):
         erasure_hook_register(name=self.label, hook=segment_data_erase)
         # Retention purges the webhook bodies sent long ago.
         retention_hook_register(name=self.label, hook=webhook_deliveries_purge)
+        # The serving models' scores in the profile API's `computed` (profiles.extensions).
+        computed_provider_register(name=self.label, provider=selectors.profiles_model_scores)

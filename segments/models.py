@@ -159,19 +159,32 @@ class ModelRun(models.Model):
         QUEUED = "queued"
         RUNNING = "running"
         DONE = "done"
+        # Trained, but no better than its simple baseline on the held-out period: kept for the
+        # record and never used (the previous good model keeps serving).
+        NOT_USED = "not_used", "not used"
         FAILED = "failed"
+
+    class Algorithm(models.TextChoices):
+        SUPERVISED = "supervised", "Gradient-boosted + linear model on stacked cut-offs"
+        BG_NBD = "bg_nbd", "BG/NBD repeat-buying model (no labels needed)"
+        KMEANS = "kmeans", "k-means clustering"
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0)
     message = models.CharField(max_length=300, blank=True, default="")
     is_active = models.BooleanField(default=False)
+    algorithm = models.CharField(max_length=16, choices=Algorithm.choices, blank=True, default="")
+    # Why the run serves or not, in words for the models page (the activation guard's verdict).
+    decision = models.CharField(max_length=300, blank=True, default="")
     format_version = models.PositiveSmallIntegerField(default=1)
     data_hash = models.CharField(max_length=64, blank=True, default="")
     features = models.JSONField(default=list, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
-    # Clusters: [{"id", "size", "centroid": {...}, "description"}].
+    # Clusters: [{"id", "size", "centroid": {...}, "description", "name"}] (`name` editable).
     summary = models.JSONField(default=list, blank=True)
+    # The model card (segments.ml.card.ModelCard): importance, calibration, training window.
+    card = models.JSONField(default=dict, blank=True)
     artifact = models.BinaryField(null=True, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -192,12 +205,19 @@ class ModelRun(models.Model):
 
 
 class ProfileScore(models.Model):
-    """The active model's output for a profile: cluster number or propensity score."""
+    """The active model's output for a profile: cluster number, propensity score, or the
+    predicted lifetime value the purchase run writes beside its scores."""
+
+    class Kind(models.TextChoices):
+        CLUSTER = "cluster", "Cluster"
+        PURCHASE_30D = "purchase_30d", "Purchase in the next 30 days"
+        CHURN = "churn", "Churn"
+        PREDICTED_LTV = "predicted_ltv", "Predicted 12-month value"
 
     profile = models.ForeignKey(
         "profiles.Profile", on_delete=models.CASCADE, related_name="segment_scores"
     )
-    kind = models.CharField(max_length=16, choices=ModelRun.Kind.choices)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
     value = models.FloatField()
     run = models.ForeignKey(ModelRun, on_delete=models.CASCADE, related_name="scores")
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Prefetch, Q, QuerySet
@@ -221,6 +223,79 @@ def active_model(*, kind: str) -> ModelRun | None:
     return ModelRun.objects.filter(kind=kind, is_active=True).first()
 
 
+def profiles_model_scores(profiles: Collection[Profile]) -> dict[int, dict[str, Any]]:
+    """The serving models' outputs per profile, in the shape of the profile API's `computed`
+    (`propensity`, `predicted_lifetime_value`, `cluster` with its name): one query, and one
+    more for the cluster names when a profile has a cluster."""
+    rows = ProfileScore.objects.filter(profile__in=[p.pk for p in profiles]).values_list(
+        "profile_id", "kind", "value"
+    )
+    found: dict[int, dict[str, Any]] = {}
+    names: dict[int, str] | None = None
+    for profile_id, kind, value in rows:
+        extra = found.setdefault(profile_id, {"propensity": {"purchase_30d": None, "churn": None}})
+        if kind in (ProfileScore.Kind.PURCHASE_30D, ProfileScore.Kind.CHURN):
+            extra["propensity"][kind] = round(value, 4)
+        elif kind == ProfileScore.Kind.PREDICTED_LTV:
+            extra["predicted_lifetime_value"] = round(value, 2)
+        elif kind == ProfileScore.Kind.CLUSTER:
+            if names is None:
+                names = cluster_names()
+            extra["cluster"] = {"id": int(value), "name": names.get(int(value), "")}
+    return found
+
+
+@dataclass(frozen=True)
+class ProfileAudience:
+    """What the profile page shows of a person's audience: segments, scores and consent."""
+
+    memberships: list[SegmentMembership]
+    scores: dict[str, Any]
+    consents: list[dict[str, Any]]
+    revenue_note: str
+
+
+def profile_audience(*, profile: Profile) -> ProfileAudience:
+    names = {purpose.code: purpose.name for purpose in consent_selectors.purposes_all()}
+    consents = [
+        {**row, "name": names.get(row["purpose"], row["purpose"])}
+        for row in consent_selectors.consent_current_state(profile=profile)
+    ]
+    return ProfileAudience(
+        memberships=list(profile_segments(profile=profile)),
+        scores=profiles_model_scores([profile]).get(profile.pk, {}),
+        consents=consents,
+        revenue_note=_revenue_note(profile, consents),
+    )
+
+
+def _revenue_note(profile: Profile, consents: list[dict[str, Any]]) -> str:
+    """Why a profile shows no revenue, when consent is the reason: without `analytics` the
+    pipeline strips order amounts ("minimal") or drops the orders ("drop")."""
+    if profile.revenue or any(c["granted"] for c in consents if c["purpose"] == "analytics"):
+        return ""
+    policy = settings.CONSENT_WITHOUT_ANALYTICS
+    if policy == "minimal" and profile.order_count:
+        return (
+            f"Revenue is 0 because consent stripped its events: this person has not consented "
+            f"to analytics, so the amounts of their {profile.order_count} order"
+            f"{'s' if profile.order_count != 1 else ''} were not kept."
+        )
+    if policy == "drop" and profile.event_count:
+        return (
+            "Revenue is 0 because consent dropped its events: this person has not consented to "
+            "analytics, so their orders were not kept."
+        )
+    return ""
+
+
+def cluster_names() -> dict[int, str]:
+    """The serving clustering's cluster names (a description until a marketer names one)."""
+    run = ModelRun.objects.filter(kind=ModelRun.Kind.CLUSTER, is_active=True).only("summary")
+    summary = run[0].summary if run else []
+    return {row["id"]: row.get("name") or row["description"] for row in summary}
+
+
 # --- Autocomplete vocabularies (sampled, cached: they guide, they do not validate) ----------
 
 VOCAB_TTL = 300
@@ -239,19 +314,49 @@ def _flatten_keys(data: Mapping[str, Any], prefix: str = "", depth: int = 0) -> 
 
 
 def observed_trait_keys() -> dict[str, str]:
-    """Trait paths seen on recent profiles -> their JSON type."""
+    """Trait paths seen on recent profiles -> their JSON type, the most common first (what the
+    builder offers first)."""
     cached = cache.get("segments:vocab:traits")
     if cached is None:
-        cached = {}
+        kinds: dict[str, str] = {}
+        seen: Counter[str] = Counter()
         for traits in Profile.objects.order_by("-id").values_list("traits", flat=True)[
             :VOCAB_SAMPLE
         ]:
             for path, kind in _flatten_keys(traits or {}).items():
                 if _safe_path(path):
-                    cached.setdefault(path, kind)
-        cached = dict(sorted(cached.items()))
+                    kinds.setdefault(path, kind)
+                    seen[path] += 1
+        cached = {
+            path: kinds[path] for path, _ in sorted(seen.items(), key=lambda i: (-i[1], i[0]))
+        }
         cache.set("segments:vocab:traits", cached, VOCAB_TTL)
     return cached
+
+
+# The builder's first condition: on the first of these keys the profiles have (Segment's spec
+# puts the country under `address`), its most common value; else the most common text trait.
+STARTER_TRAITS = ("address.country", "country", "plan")
+
+
+def starter_definition() -> dict[str, Any]:
+    """A first condition that matches people on this workspace's data: a new builder opens
+    with a live count above zero rather than a guess that matches nobody."""
+    text_keys = [path for path, kind in observed_trait_keys().items() if kind == "string"]
+    preferred = [key for key in STARTER_TRAITS if key in text_keys]
+    if not text_keys:
+        return {"all": [{"has_identifier": "email"}]}
+    key = (preferred or text_keys)[0]
+    values: Counter[str] = Counter()
+    for traits in Profile.objects.order_by("-id").values_list("traits", flat=True)[:VOCAB_SAMPLE]:
+        value: Any = traits or {}
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if isinstance(value, str) and value:
+            values[value] += 1
+    if not values:
+        return {"all": [{"trait": key, "op": "exists"}]}
+    return {"all": [{"trait": key, "op": "eq", "value": values.most_common(1)[0][0]}]}
 
 
 def observed_event_names() -> list[str]:

@@ -12,6 +12,12 @@ urlpatterns = [
     path("models/", views.model_list, name="models"),
     path("models/train/", views.model_train, name="model-train"),
     path("models/progress/", views.model_progress, name="model-progress"),
+    path(
+        "models/<int:run_id>/clusters/<int:cluster>/name/",
+        views.cluster_name,
+        name="cluster-name",
+    ),
+    path("profiles/<int:profile_id>/panel/", views.profile_panel, name="profile-panel"),
     path("<int:segment_id>/", views.segment_detail, name="detail"),
     path("<int:segment_id>/edit/", views.segment_edit, name="edit"),
     path("<int:segment_id>/explain/", views.segment_explain, name="explain"),

@@ -20,7 +20,6 @@ from segments.models import ModelRun, Segment
 
 READ = (MARKETER, COMPLIANCE, ADMIN)
 BUILD = (MARKETER, ADMIN)
-STARTER = {"all": [{"trait": "country", "op": "eq", "value": "DE"}]}
 
 
 @roles_required(*READ)
@@ -51,9 +50,23 @@ def _vocabulary(exclude: int | None = None) -> dict[str, Any]:
                 if name == "recency"
                 else "numeric",
             ]
-            for name in conditions.COMPUTED
+            for name in _offered_computed()
         ],
     }
+
+
+def _offered_computed() -> list[str]:
+    """One name per computed column: "frequency" and "order_count" are the same number of
+    orders, "monetary", "revenue" and "lifetime_value" the same revenue. Definitions may still
+    use every name; the builder offers each figure once."""
+    offered, columns = [], set()
+    for name in conditions.COMPUTED:
+        column = conditions.NUMERIC_COMPUTED.get(name) or conditions.DATETIME_COMPUTED.get(name)
+        if column is not None and column in columns:
+            continue
+        columns.add(column or name)
+        offered.append(name)
+    return offered
 
 
 def _builder(request: HttpRequest, segment: Segment | None) -> HttpResponse:
@@ -85,7 +98,8 @@ def _builder(request: HttpRequest, segment: Segment | None) -> HttpResponse:
             return redirect("segments:detail", segment.pk)
         definition_text = request.POST.get("definition", "")
     else:
-        initial = {"definition": json.dumps(segment.definition if segment else STARTER)}
+        starter = segment.definition if segment else selectors.starter_definition()
+        initial = {"definition": json.dumps(starter)}
         if segment is not None:
             initial.update(
                 name=segment.name, description=segment.description, webhook_url=segment.webhook_url
@@ -223,10 +237,11 @@ def model_list(request: HttpRequest) -> HttpResponse:
 
 def _models_context(request: HttpRequest) -> dict[str, Any]:
     runs = list(selectors.model_runs(limit=30))
+    active = {kind: selectors.active_model(kind=kind) for kind in ModelRun.Kind.values}
     return {
         "runs": runs,
-        "active": {kind: selectors.active_model(kind=kind) for kind in ModelRun.Kind.values},
-        "kinds": ModelRun.Kind.choices,
+        "serving": [(kind, label, active[kind]) for kind, label in ModelRun.Kind.choices],
+        "cluster_run": active[ModelRun.Kind.CLUSTER],
         "busy": any(r.status in ("queued", "running") for r in runs),
         "can_build": has_role(request.user, *BUILD),
     }
@@ -242,6 +257,34 @@ def model_train(request: HttpRequest) -> HttpResponse:
     if request.headers.get("HX-Request"):
         return render(request, "segments/_runs.html", _models_context(request))
     messages.success(request, "Training queued.")
+    return redirect("segments:models")
+
+
+@roles_required(*READ)
+@require_GET
+def profile_panel(request: HttpRequest, profile_id: int) -> HttpResponse:
+    """htmx fragment for the profile page: segments, model scores and consent state."""
+    profile = get_object_or_404(Profile, pk=profile_id)
+    return render(
+        request,
+        "segments/_profile_panel.html",
+        {
+            "profile": profile,
+            "audience": selectors.profile_audience(profile=profile),
+            "can_see_consent_history": has_role(request.user, COMPLIANCE, ADMIN),
+        },
+    )
+
+
+@roles_required(*BUILD)
+@require_POST
+def cluster_name(request: HttpRequest, run_id: int, cluster: int) -> HttpResponse:
+    run = get_object_or_404(ModelRun, pk=run_id, kind=ModelRun.Kind.CLUSTER)
+    try:
+        services.cluster_rename(run=run, cluster=cluster, name=request.POST.get("name", ""))
+    except ValueError as error:
+        return HttpResponse(str(error), status=400, content_type="text/plain")
+    messages.success(request, f"Cluster {cluster} renamed.")
     return redirect("segments:models")
 
 

@@ -19,7 +19,12 @@ from profiles.selectors.profiles import (
     profile_list,
     profile_survivor,
 )
-from profiles.selectors.search import SearchTooSlowError, profile_search_page
+from profiles.selectors.search import (
+    SORTS,
+    ExplorerFilters,
+    SearchTooSlowError,
+    profile_search_page,
+)
 from profiles.selectors.sources import (
     quarantine_list,
     source_latest_events,
@@ -31,6 +36,8 @@ from profiles.selectors.timeline import profile_events, profile_timeline
 
 __all__ = [
     "MAX_TRAIT_PATH_DEPTH",
+    "SORTS",
+    "ExplorerFilters",
     "ProfileFilters",
     "SearchTooSlowError",
     "data_import_get",

@@ -106,6 +106,8 @@ def fit_propensity(
     return {
         "model": model,
         "features": columns,
+        "cuts": cuts,
+        "scores": scores,
         "auc": auc,
         "cutoff": test_cut,
         "train_rows": len(x_train),

@@ -4,6 +4,7 @@ these are `segments.services.model_runs`)."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,18 @@ from consent.selectors import consent_profiles_allowed
 from profiles.features import ORDER_COMPLETED as ORDER_EVENT
 from profiles.models import Event, Profile
 from segments.ml.artifacts import dump_artifact
+from segments.ml.bgnbd import (
+    expected_purchases,
+    fit_bgnbd,
+    probability_of_purchase,
+    repeat_summary,
+)
+from segments.ml.card import (
+    ModelCard,
+    baseline_auc,
+    permutation_importance_rows,
+    reliability,
+)
 from segments.ml.clustering import fit_clusters
 from segments.ml.features import (
     HORIZON_DAYS,
@@ -20,6 +33,7 @@ from segments.ml.features import (
     NotEnoughData,
     cluster_features,
     order_features,
+    purchase_labels,
     stacked,
 )
 from segments.ml.propensity import (
@@ -139,7 +153,10 @@ def train_clusters(
     outputs = dict(
         zip(features.index.tolist(), fitted["labels"].astype(float).tolist(), strict=True)
     )
+    for row in fitted["summary"]:
+        row["name"] = row["description"]
     return outputs, {
+        "algorithm": "kmeans",
         "features": list(features.columns),
         "metrics": {
             "k": fitted["k"],
@@ -161,14 +178,32 @@ def train_clusters(
 def train_propensity(
     kind: str, orders: Any, activity: Any, now: Any, progress: Callable, lines: Any = None
 ) -> tuple[dict[int, float], dict[str, Any]]:
+    """The supervised model, held out on the last 30 days and refitted on every cut-off; for a
+    purchase model on data too young for it, BG/NBD instead. Fields carry the held-out AUC,
+    the baseline's, the model card and (purchase) the predicted lifetime values."""
     import pandas as pd
 
     now = pd.Timestamp(now)
     if orders.empty and kind == "purchase_30d":
         raise NotEnoughData("no orders to learn from")
     test_cut = now - dt.timedelta(days=HORIZON_DAYS)
-    evaluated = fit_propensity(orders, activity, test_cut, label=kind, lines=lines)
-    progress(70, f"Held-out AUC {evaluated['auc']:.3f}; refitting on every cut-off")
+    try:
+        evaluated = fit_propensity(orders, activity, test_cut, label=kind, lines=lines)
+    except NotEnoughData as error:
+        if kind != "purchase_30d":
+            raise
+        progress(50, "Too young for the supervised model: fitting BG/NBD")
+        return train_bgnbd(orders, now, young=str(error))
+    x_test, y_test = evaluated["x_test"], evaluated["y_test"]
+    progress(60, f"Held-out AUC {evaluated['auc']:.3f}; measuring the model card")
+    curve, brier = reliability(y_test, evaluated["scores"])
+    card: ModelCard = {
+        "importance": permutation_importance_rows(evaluated["model"], x_test, y_test),
+        "reliability": curve,
+        "brier": brier,
+        "training_window": _window(training_cuts(now), test_cut, now),
+    }
+    progress(70, "Refitting on every cut-off")
     # The cut-offs a model tested on `now` would train on: the held-out ones, a month later.
     cuts = training_cuts(now)
     x_all, y_all = stacked(orders, activity, cuts, kind, lines)
@@ -179,15 +214,108 @@ def train_propensity(
     scores = model.predict_proba(current[features])[:, 1] if len(current) else []
     outputs = dict(zip(current.index.tolist(), [float(s) for s in scores], strict=True))
     return outputs, {
+        "algorithm": "supervised",
         "features": features,
         "metrics": {
-            "auc_held_out": round(evaluated["auc"], 4),
+            "auc_held_out": _rounded(evaluated["auc"]),
+            "baseline_auc": _rounded(baseline_auc(kind, x_test, y_test)),
             "held_out_cutoff": test_cut.isoformat(),
             "train_rows": evaluated["train_rows"],
             "test_rows": evaluated["test_rows"],
             "test_positive_rate": round(evaluated["test_positive_rate"], 4),
             "scored_profiles": len(outputs),
         },
+        "card": card,
         "summary": [],
+        "extra_scores": _lifetime_values(orders, now) if kind == "purchase_30d" else {},
         "artifact": dump_artifact({"model": model, "features": features}),
     }
+
+
+BGNBD_FEATURES = ["repeat order days", "days from first to last order", "days since first order"]
+LTV_DAYS = 365
+
+
+def train_bgnbd(orders: Any, now: Any, *, young: str) -> tuple[dict[int, float], dict[str, Any]]:
+    """BG/NBD's P(at least one order in the next 30 days) for every customer with an order.
+    Held out like the supervised model when the data has a month of repeat buying before the
+    last 30 days (then the activation guard applies); otherwise it serves unchecked, saying so."""
+    from sklearn.metrics import roc_auc_score
+
+    summary = repeat_summary(orders, now)
+    try:
+        params = fit_bgnbd(summary)
+    except NotEnoughData as error:
+        raise NotEnoughData(f"{young}; {error}") from None
+    test_cut = now - dt.timedelta(days=HORIZON_DAYS)
+    held = repeat_summary(orders, test_cut)
+    y_test = purchase_labels(orders, test_cut, held.index)
+    auc = baseline = None
+    card: ModelCard = {"parameters": {k: round(v, 6) for k, v in params.items()}}
+    try:
+        held_params = fit_bgnbd(held)
+    except NotEnoughData:
+        held_params = None
+    if held_params is not None and y_test.nunique() > 1:
+        held_scores = probability_of_purchase(held_params, held)
+        auc = float(roc_auc_score(y_test, held_scores))
+        baseline = baseline_auc("purchase_30d", held.assign(frequency=held["x"] + 1), y_test)
+        card["reliability"], card["brier"] = reliability(y_test, held_scores)
+    card["training_window"] = {
+        "from": orders["time"].min().isoformat(),
+        "to": now.isoformat(),
+        "held_out_from": test_cut.isoformat() if auc is not None else "",
+    }
+    scores = probability_of_purchase(params, summary)
+    outputs = dict(zip(summary.index.tolist(), [float(s) for s in scores], strict=True))
+    metrics: dict[str, Any] = {
+        "auc_held_out": _rounded(auc),
+        "baseline_auc": _rounded(baseline),
+        "held_out_cutoff": test_cut.isoformat() if auc is not None else "",
+        "test_rows": len(held) if auc is not None else 0,
+        "scored_profiles": len(outputs),
+        "supervised_refused": young,
+    }
+    if auc is None:
+        metrics["unchecked_reason"] = (
+            f"the supervised model cannot train yet ({young}) and no 30 days of repeat buying "
+            "can be held out; BG/NBD needs no labels"
+        )
+    return outputs, {
+        "algorithm": "bg_nbd",
+        "features": BGNBD_FEATURES,
+        "metrics": metrics,
+        "card": card,
+        "summary": [],
+        "extra_scores": {"predicted_ltv": _values(params, summary)},
+        "artifact": dump_artifact({"model": "bg_nbd", "parameters": params}),
+    }
+
+
+def _lifetime_values(orders: Any, now: Any) -> dict[str, dict[int, float]]:
+    """Predicted value over the next LTV_DAYS: BG/NBD's expected orders times the customer's
+    average order; none while BG/NBD cannot be fitted."""
+    summary = repeat_summary(orders, now)
+    try:
+        params = fit_bgnbd(summary)
+    except NotEnoughData:
+        return {}
+    return {"predicted_ltv": _values(params, summary)}
+
+
+def _values(params: dict[str, float], summary: Any) -> dict[int, float]:
+    expected = expected_purchases(params, summary, LTV_DAYS)
+    values = expected * summary["avg_order"].fillna(0).to_numpy(dtype=float)
+    return {int(pid): round(float(v), 2) for pid, v in zip(summary.index, values, strict=True)}
+
+
+def _window(cuts: list[Any], test_cut: Any, now: Any) -> dict[str, str]:
+    return {
+        "from": min(cuts).isoformat(),
+        "to": now.isoformat(),
+        "held_out_from": test_cut.isoformat(),
+    }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else round(value, 4)

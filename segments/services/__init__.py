@@ -19,7 +19,12 @@ from segments.services.definitions import (
     segment_update,
 )
 from segments.services.erasure import segment_data_erase
-from segments.services.model_runs import model_train, model_train_request, models_retrain_all
+from segments.services.model_runs import (
+    cluster_rename,
+    model_train,
+    model_train_request,
+    models_retrain_all,
+)
 from segments.services.realtime import (
     INDEX_VERSION_KEY,
     ORDER_ONLY_FEATURES,
@@ -62,6 +67,7 @@ __all__ = [
     "MembershipTransition",
     "RefreshResult",
     "TransientError",
+    "cluster_rename",
     "membership_changes_record",
     "model_train",
     "model_train_request",

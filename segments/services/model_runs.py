@@ -14,6 +14,7 @@ from django.utils import timezone
 from access.queueing import task_named
 from access.services import audit_record
 from segments.ml.artifacts import FORMAT_VERSION, data_hash
+from segments.ml.card import activation_decision
 from segments.ml.features import NotEnoughData
 from segments.ml.training import (
     ML_THREADS,
@@ -39,12 +40,13 @@ def model_train_request(*, kind: str, actor: User | None = None) -> ModelRun:
 
 
 def models_retrain_all() -> list[ModelRun]:
-    """Queue every kind whose data changed since its active model was trained."""
+    """Queue every kind whose data changed since its latest trained run (used or not)."""
     fingerprint = data_fingerprint()
     queued = []
+    trained = (ModelRun.Status.DONE, ModelRun.Status.NOT_USED)
     for kind in ModelRun.Kind.values:
-        active = ModelRun.objects.filter(kind=kind, is_active=True).first()
-        if active is not None and active.metrics.get("fingerprint") == fingerprint:
+        latest = ModelRun.objects.filter(kind=kind, status__in=trained).first()
+        if latest is not None and latest.metrics.get("fingerprint") == fingerprint:
             continue
         queued.append(model_train_request(kind=kind))
     return queued
@@ -58,8 +60,12 @@ def model_train(*, run_id: int, now: dt.datetime | None = None) -> ModelRun:
         return run
     now = now or timezone.now()
     try:
-        outputs, fields = _run_fit(run, now)
-        _run_activate(run, outputs, fields)
+        scores, fields = _run_fit(run, now)
+        serves, fields["decision"] = _run_decision(run, fields)
+        if serves:
+            _run_activate(run, scores, fields)
+        else:
+            _run_keep_unused(run, fields)
     except NotEnoughData as error:
         # What the data lacks, in words for the models page: not a fault, no traceback.
         log.info("model run %s refused: %s", run.pk, error)
@@ -71,8 +77,9 @@ def model_train(*, run_id: int, now: dt.datetime | None = None) -> ModelRun:
     return run
 
 
-def _run_fit(run: ModelRun, now: dt.datetime) -> tuple[dict[int, float], dict[str, Any]]:
-    """Load the project's data and fit the run's kind: (outputs by profile id, run fields)."""
+def _run_fit(run: ModelRun, now: dt.datetime) -> tuple[dict[str, dict[int, float]], dict[str, Any]]:
+    """Load the project's data and fit the run's kind: (scores by kind, then by profile id;
+    run fields)."""
     from threadpoolctl import threadpool_limits
 
     def progress(percent: int, message: str) -> None:
@@ -94,16 +101,35 @@ def _run_fit(run: ModelRun, now: dt.datetime) -> tuple[dict[int, float], dict[st
     fields["data_hash"] = data_hash(orders, activity, lines)
     fields["metrics"]["fingerprint"] = fingerprint
     progress(90, "Writing scores")
-    return outputs, fields
+    return {run.kind: outputs, **fields.pop("extra_scores", {})}, fields
+
+
+def _run_decision(run: ModelRun, fields: dict[str, Any]) -> tuple[bool, str]:
+    """The activation guard: a propensity run serves only when it beats its baseline."""
+    if run.kind == ModelRun.Kind.CLUSTER:
+        return True, "Serves: the newest clustering (k chosen by silhouette)."
+    metrics = fields["metrics"]
+    return activation_decision(
+        kind=run.kind,
+        auc=metrics.get("auc_held_out"),
+        baseline=metrics.get("baseline_auc"),
+        unchecked_reason=metrics.get("unchecked_reason", ""),
+    )
 
 
 @transaction.atomic
-def _run_activate(run: ModelRun, outputs: dict[int, float], fields: dict[str, Any]) -> None:
-    """The run's outputs replace its kind's scores, and it becomes its kind's active model."""
-    ProfileScore.objects.filter(kind=run.kind).delete()
+def _run_activate(
+    run: ModelRun, scores: dict[str, dict[int, float]], fields: dict[str, Any]
+) -> None:
+    """The run's scores replace those of their kinds, and it becomes its kind's active model
+    (an earlier cluster run's names follow the clusters they describe)."""
+    if run.kind == ModelRun.Kind.CLUSTER:
+        _carry_cluster_names(fields["summary"])
+    ProfileScore.objects.filter(kind__in=[run.kind, *scores]).delete()
     ProfileScore.objects.bulk_create(
         [
-            ProfileScore(profile_id=pid, kind=run.kind, value=value, run=run)
+            ProfileScore(profile_id=pid, kind=kind, value=value, run=run)
+            for kind, outputs in scores.items()
             for pid, value in outputs.items()
         ],
         batch_size=5000,
@@ -125,6 +151,49 @@ def _run_activate(run: ModelRun, outputs: dict[int, float], fields: dict[str, An
         resource_id=run.pk,
         details={"kind": run.kind},
     )
+
+
+def _run_keep_unused(run: ModelRun, fields: dict[str, Any]) -> None:
+    """Recorded with its figures and the reason, never activated: the scores stay those of the
+    active model."""
+    ModelRun.objects.filter(pk=run.pk).update(
+        status=ModelRun.Status.NOT_USED,
+        progress=100,
+        message="Not used",
+        finished_at=timezone.now(),
+        format_version=FORMAT_VERSION,
+        **fields,
+    )
+
+
+def _carry_cluster_names(summary: list[dict[str, Any]]) -> None:
+    """A name a marketer gave a cluster of the active run moves to the new cluster whose
+    centroid is nearest (when the features are the same); the rest keep their description."""
+    active = ModelRun.objects.filter(kind=ModelRun.Kind.CLUSTER, is_active=True).first()
+    named = [row for row in (active.summary if active else []) if row["name"] != row["description"]]
+    for old in named:
+        if not summary or set(old["centroid"]) != set(summary[0]["centroid"]):
+            return
+        nearest = min(
+            summary,
+            key=lambda row: sum(
+                (row["centroid"][f] - old["centroid"][f]) ** 2 for f in row["centroid"]
+            ),
+        )
+        if nearest["name"] == nearest["description"]:
+            nearest["name"] = old["name"]
+
+
+def cluster_rename(*, run: ModelRun, cluster: int, name: str) -> ModelRun:
+    """Name one cluster of a clustering run (a blank name restores its description)."""
+    for row in run.summary:
+        if row["id"] == cluster:
+            row["name"] = name.strip()[:80] or row["description"]
+            break
+    else:
+        raise ValueError(f"run {run.pk} has no cluster {cluster}")
+    ModelRun.objects.filter(pk=run.pk).update(summary=run.summary)
+    return run
 
 
 def _run_fail(run: ModelRun, message: str) -> None:

@@ -26,7 +26,10 @@ def shop_data(source):
     )
     for kind, value in [("user_id", "u-1001"), ("email", "anna@example.org")]:
         Identity.objects.create(kind=kind, value=value, profile=anna)
-    other = Profile.objects.create(traits={"firstName": "Boris", "lastName": "Petrov"})
+    # One event: the list hides profiles without any (bot visitors).
+    other = Profile.objects.create(
+        traits={"firstName": "Boris", "lastName": "Petrov"}, event_count=1
+    )
     Identity.objects.create(kind="user_id", value="u-2002", profile=other)
     names = ["Product Viewed", "Product Added", "Checkout Started"]
     events = [
