@@ -13,14 +13,21 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from consent.selectors import consent_allows, consent_profiles_allowed
 from profiles.models import Profile
 from recommendations.catalog import CATEGORY_SEPARATOR
 from recommendations.interactions import naive_utc
-from recommendations.models import Interaction, Item, ItemImport, ModelRun, RuleSet
+from recommendations.models import (
+    Interaction,
+    InteractionKind,
+    Item,
+    ItemImport,
+    ModelRun,
+    RuleSet,
+)
 from recommendations.recommenders.base import TrainingData
 
 PERSONALIZATION = "personalization"
@@ -159,3 +166,53 @@ def profile_history(*, profile: Profile) -> list[tuple[str, str, datetime]]:
         .values_list("item__external_id", "kind", "occurred_at")[:5000]
     )
     return [(item, kind, naive_utc(at)) for item, kind, at in rows]
+
+
+def items_bought_together(*, item: Item, limit: int = 8) -> list[tuple[Item, int]]:
+    """The items most often in the same order as `item` (one `Order Completed` event is one
+    order), with the number of such orders; only orders of people who allow personalization
+    count, as in training."""
+    allowed = consent_profiles_allowed(
+        purpose=PERSONALIZATION, profiles=Profile.objects.filter(merged_into__isnull=True)
+    )
+    orders = Interaction.objects.filter(
+        item=item, kind=InteractionKind.PURCHASE, event__profile__in=allowed.values("pk")
+    ).values("event_id")
+    counts = (
+        Interaction.objects.filter(kind=InteractionKind.PURCHASE, event_id__in=orders)
+        .exclude(item=item)
+        .values("item_id")
+        .annotate(orders=Count("event_id", distinct=True))
+        .order_by("-orders", "item_id")[:limit]
+    )
+    found = {row["item_id"]: row["orders"] for row in counts}
+    items = Item.objects.in_bulk(list(found))
+    return [(items[pk], n) for pk, n in found.items() if pk in items]
+
+
+def model_runs_chart(*, limit: int = 60) -> dict[str, Any]:
+    """NDCG@10 on the validation window of the last `limit` evaluated runs, oldest first,
+    beside recent popularity on the same window (Chart.js line data)."""
+    runs = list(
+        ModelRun.objects.filter(status=ModelRun.Status.DONE)
+        .exclude(metrics={})
+        .order_by("-created_at", "-id")
+        .values("pk", "kind", "metrics")[:limit]
+    )[::-1]
+    return {
+        "labels": [f"#{run['pk']} {run['kind']}" for run in runs],
+        "datasets": [
+            {
+                "label": "This run",
+                "data": [run["metrics"].get("validation", {}).get("ndcg") for run in runs],
+            },
+            {
+                "label": "Recent popularity",
+                "data": [run["metrics"].get("popularity", {}).get("ndcg") for run in runs],
+            },
+        ],
+    }
+
+
+def item_imports() -> QuerySet[ItemImport]:
+    return ItemImport.objects.select_related("requested_by")

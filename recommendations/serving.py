@@ -194,9 +194,9 @@ def _answer(profile: Profile | None, request: Request) -> Answer:
         candidates = _candidates(bundle, scored, request.k)
         rules = Rules(**{**asdict(rules), "exclude": frozenset(scored.exclude)})
     titles = dict(
-        Item.objects.filter(external_id__in=[h[0] for h in history[:500]]).values_list(
-            "external_id", "title"
-        )
+        Item.objects.filter(
+            external_id__in=[h[0] for h in history[:500]] + [request.page_item]
+        ).values_list("external_id", "title")
     )
     chosen = rules_apply(candidates, rules, request.k)
     answer.items = _rows(chosen, titles, history, request)
