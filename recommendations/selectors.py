@@ -8,7 +8,7 @@ gate (`consent.selectors`): `training_data` and `profile_history` are the two do
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +29,9 @@ from recommendations.models import (
     RuleSet,
 )
 from recommendations.recommenders.base import TrainingData
+from recommendations.recommenders.popularity import trend_scores
+from segments.models import Segment
+from segments.selectors import segment_members
 
 PERSONALIZATION = "personalization"
 
@@ -216,3 +219,43 @@ def model_runs_chart(*, limit: int = 60) -> dict[str, Any]:
 
 def item_imports() -> QuerySet[ItemImport]:
     return ItemImport.objects.select_related("requested_by")
+
+
+TRENDING_DAYS = 7.0
+TRENDING_BASELINE_DAYS = 28.0
+
+
+def segment_trending(*, segment: Segment, now: datetime | None = None) -> dict[str, float]:
+    """Items taking off among the segment's members (who allow personalization): the people
+    who touched each item in the last week against the four weeks before, scored as the
+    `trending` model scores everyone (recommenders.popularity.trend_scores); best first,
+    items without uptake this week left out. Read live: segments change between trainings."""
+    now = now or timezone.now()
+    recent_start = now - timedelta(days=TRENDING_DAYS)
+    members = consent_profiles_allowed(
+        purpose=PERSONALIZATION, profiles=segment_members(segment=segment)
+    )
+    counts = (
+        Interaction.objects.filter(
+            event__profile__in=members.values("pk"),
+            occurred_at__gte=recent_start - timedelta(days=TRENDING_BASELINE_DAYS),
+            occurred_at__lt=now,
+        )
+        .values("item__external_id")
+        .annotate(
+            recent=Count("event__profile", distinct=True, filter=Q(occurred_at__gte=recent_start)),
+            before=Count("event__profile", distinct=True, filter=Q(occurred_at__lt=recent_start)),
+        )
+        .filter(recent__gt=0)
+    )
+    rows = list(counts.values_list("item__external_id", "recent", "before"))
+    if not rows:
+        return {}
+    scores = trend_scores(
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        days=TRENDING_DAYS,
+        baseline_days=TRENDING_BASELINE_DAYS,
+    )
+    ranked = sorted(zip((r[0] for r in rows), scores.tolist(), strict=True), key=lambda p: -p[1])
+    return dict(ranked)

@@ -79,6 +79,19 @@ class RecentPopularity(Recommender):
         return Reason("popular")
 
 
+def trend_scores(recent: Any, before: Any, *, days: float, baseline_days: float) -> Any:
+    """How much each item is taking off: its uptake in the last `days` (`recent`) against
+    what the `baseline_days` before them (`before`) predict. Arrays of counts per item."""
+    import numpy as np
+
+    recent, before = np.asarray(recent, dtype=np.float64), np.asarray(before, dtype=np.float64)
+    expected = before * (days / baseline_days)
+    # Growth over what the baseline predicts, damped for tiny counts by the +1s, times the
+    # recent count so that one sale after none does not lead the list.
+    lift = (recent + 1.0) / (expected + 1.0)
+    return np.where(recent > 0, recent * np.log1p(lift), 0.0)
+
+
 class Trending(RecentPopularity):
     """Items taking off: the last `days` against the `baseline_days` before them, so a
     steady best-seller ranks below an item whose uptake just jumped. Per group as above."""
@@ -92,16 +105,10 @@ class Trending(RecentPopularity):
         self.params["baseline_days"] = baseline_days
 
     def fit(self, data: TrainingData) -> Trending:
-        import numpy as np
-
         days, baseline = self.params["days"], self.params["baseline_days"]
         recent = data.item_counts(since_days=days)
         before = data.item_counts(since_days=days + baseline) - recent
-        expected = before * (days / baseline)
-        # Growth over what the baseline predicts, damped for tiny counts by the +1s, times
-        # the recent count so that one sale after none does not lead the list.
-        lift = (recent + 1.0) / (expected + 1.0)
-        self.overall = scaled(np.where(recent > 0, recent * np.log1p(lift), 0.0))
+        self.overall = scaled(trend_scores(recent, before, days=days, baseline_days=baseline))
         self.by_group = {}
         self.item_category = list(data.item_category)
         return self
