@@ -20,7 +20,21 @@ customer who bought before the test window, as `user,item,rank` (CustomerID, Sto
 Times are wall clock and CPU seconds of this process, with ML at one thread (as the ml queue
 runs it); on a machine shared with other work, wall time exceeds CPU time.
 
-`python -m bench recommendations [--until DATE] [--export FILE]`
+Serving through the HTTP API (`--http yes|no|only`, default yes): on a database of its own
+(BENCH_RECS_DATABASE_URL, dropped and migrated first; BENCH_RECS_REDIS_URL), each invoice of
+the first BENCH_RECS_CUSTOMERS (1,500) customers is stored as a processed `Order Completed`
+event of their profile (times moved so the last is now) with the interactions the project's
+builder makes of it; the hybrid is trained by the training service; then the real web server
+(`python -m cdp.web`, started as bench/ingest.py starts it) and a Celery worker on the ingest
+queue run. Latency of `GET /api/v1/profiles/{id}/recommendations/?slot=home` is measured open
+loop at a fixed rate on 32 keep-alive connections (each request's latency counts from when it
+was due), uncached (every request another person, the cache empty) and cached (200 people
+asked again and again), beside `GET /api/v1/items/{id}/` on the same server and rate as the
+baseline. Freshness: for 10 people, an `Order Completed` of the first item of their `home`
+list is sent to /v1/track, and the list is polled until it changes (a bought item leaves
+`home`), beside the pipeline's own time to process the event.
+
+`python -m bench recommendations [--until DATE] [--export FILE] [--http yes|no|only]`
 """
 
 from __future__ import annotations
@@ -31,7 +45,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +59,11 @@ TARGET_TRAIN_SECONDS = 30.0
 TARGET_USERS_PER_SECOND = 5000.0
 
 
-def retail_data(until: datetime | None = None) -> tuple[Any, dict[str, Any]]:
-    """The purchases as TrainingData (customers by CustomerID, items by StockCode), built by
-    feeding each invoice to the project's interaction builder; plus load facts."""
+def retail_invoices(until: datetime | None = None) -> tuple[Any, list[tuple]]:
+    """The purchases kept (see the module docstring) as a frame, and one `Order Completed`
+    event's worth per invoice: (CustomerID, InvoiceNo, time, properties with products[])."""
     import pandas as pd
-    from django.conf import settings
 
-    from recommendations.interactions import event_products
-    from recommendations.recommenders.base import TrainingData
-
-    started = time.perf_counter()
     frame = pd.read_parquet(RETAIL)
     frame = frame[
         frame["CustomerID"].notna()
@@ -63,9 +72,9 @@ def retail_data(until: datetime | None = None) -> tuple[Any, dict[str, Any]]:
     ]
     if until is not None:
         frame = frame[frame["InvoiceDate"] < pd.Timestamp(until)]
-    records, titles = [], {}
+    invoices = []
     columns = ["StockCode", "Description", "UnitPrice", "Quantity"]
-    for (customer, _invoice), lines in frame.groupby(["CustomerID", "InvoiceNo"], sort=False)[
+    for (customer, invoice), lines in frame.groupby(["CustomerID", "InvoiceNo"], sort=False)[
         ["InvoiceDate", *columns]
     ]:
         properties = {
@@ -75,8 +84,24 @@ def retail_data(until: datetime | None = None) -> tuple[Any, dict[str, Any]]:
             ]
         }
         at = lines["InvoiceDate"].iloc[0].to_pydatetime()
+        invoices.append((int(customer), str(invoice), at, properties))
+    return frame, invoices
+
+
+def retail_data(until: datetime | None = None) -> tuple[Any, dict[str, Any]]:
+    """The purchases as TrainingData (customers by CustomerID, items by StockCode), built by
+    feeding each invoice to the project's interaction builder; plus load facts."""
+    from django.conf import settings
+
+    from recommendations.interactions import event_products
+    from recommendations.recommenders.base import TrainingData
+
+    started = time.perf_counter()
+    frame, invoices = retail_invoices(until)
+    records, titles = [], {}
+    for customer, _invoice, at, properties in invoices:
         for touch in event_products("Order Completed", properties):
-            records.append((int(customer), touch.external_id, touch.kind, at))
+            records.append((customer, touch.external_id, touch.kind, at))
             if "title" in touch.fields:
                 titles[touch.external_id] = touch.fields["title"]
     countries = frame.groupby("CustomerID")["Country"].first()
@@ -90,7 +115,7 @@ def retail_data(until: datetime | None = None) -> tuple[Any, dict[str, Any]]:
         user_group={int(c): str(country) for c, country in countries.items()},
     )
     facts = {
-        "invoices": frame["InvoiceNo"].nunique(),
+        "invoices": len(invoices),
         "interactions": len(records),
         "seconds": time.perf_counter() - started,
     }
@@ -196,7 +221,8 @@ def run(until: datetime | None, export: Path | None, print_fn: Callable[[str], N
             f"  cold start ({len(cold.rows)} new customers): recent popularity {cold_pop:.3f} "
             f"(anchor 0.102); ours {cold_ours:.3f} (popularity in their country, "
             f"{hybrid.cold_start.params['days']:g} days, group weight "
-            f"{hybrid.cold_start.params['group_weight']:g})  target >= {TARGET_COLD}  "
+            f"{hybrid.cold_start.params['group_weight']:g}, newcomers' first-day weight "
+            f"{hybrid.cold_start.params['first_weight']:g})  target >= {TARGET_COLD}  "
             f"{verdict(cold_ours, TARGET_COLD)}"
         )
 
@@ -257,10 +283,6 @@ def _speed(hybrid: Any, als: Any, train: Any, print_fn: Callable[[str], None]) -
         "  one customer's top 10, p50/p99 ms: implicit's own ALS recommend "
         f"(recalculate_user) {_ms(theirs)}; our ALS {_ms(ours)}; our hybrid {_ms(hybrid_times)}"
     )
-    print_fn(
-        "  serving through the HTTP API (p99 cached/uncached at 32 connections, event to "
-        "changed list): not measured by this bench yet"
-    )
 
 
 def _ms(times: list[float]) -> str:
@@ -290,16 +312,364 @@ def _export(hybrid: Any, train: Any, path: Path, print_fn: Callable[[str], None]
     print_fn(f"  exported the top-10 home lists of {len(had):,} customers to {path}")
 
 
+# -- serving through the HTTP API --------------------------------------------------------------
+# The real server (`python -m cdp.web`, as bench/ingest.py runs it) and a Celery worker on the
+# ingest queue, on a database of their own holding invoices as an `Order Completed` event
+# (times moved so the last one is now) and a hybrid trained by the real training service.
+HTTP_DATABASE_URL = os.environ.get(
+    "BENCH_RECS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cdp_bench_recs"
+)
+HTTP_REDIS_URL = os.environ.get("BENCH_RECS_REDIS_URL", "redis://127.0.0.1:6379/3")
+HTTP_PORT = os.environ.get("BENCH_RECS_PORT", "8766")
+HTTP_CONNECTIONS = 32
+# Serving time hardly depends on how many people trained the model; loading and training do.
+HTTP_CUSTOMERS = int(os.environ.get("BENCH_RECS_CUSTOMERS", "1500"))
+# Requests/s offered for the latency figures (open loop: see bench/ingest.py _PacedClient).
+CACHED_RATE = float(os.environ.get("BENCH_RECS_CACHED_RATE", "300"))
+UNCACHED_RATE = float(os.environ.get("BENCH_RECS_UNCACHED_RATE", "100"))
+HTTP_SECONDS = float(os.environ.get("BENCH_RECS_HTTP_SECONDS", "10"))
+FRESHNESS_PEOPLE = 10
+TARGET_CACHED_P99_MS = 10.0
+TARGET_UNCACHED_P99_MS = 50.0
+TARGET_FRESH_SECONDS = 5.0
+
+
+def _http_use_database() -> None:
+    """Before django.setup(): this process writes the HTTP bench's database and cache, and
+    bench/ingest.py's server helpers start the server on them."""
+    os.environ["DATABASE_URL"] = HTTP_DATABASE_URL
+    os.environ["REDIS_URL"] = HTTP_REDIS_URL
+    os.environ["BENCH_DATABASE_URL"] = HTTP_DATABASE_URL
+    os.environ["BENCH_REDIS_URL"] = HTTP_REDIS_URL
+    os.environ["BENCH_PORT"] = HTTP_PORT
+
+
+def _http_load(print_fn: Callable[[str], None]) -> dict[int, Any]:
+    """The invoices of the first HTTP_CUSTOMERS customers as processed `Order Completed`
+    events of their profiles, their products in the catalog (one upsert) and their
+    interactions from the project's builder (recommendations.interactions.event_products);
+    returns the profiles by CustomerID."""
+    from django.utils import timezone
+
+    from access.models import Source
+    from identity.models import Identity
+    from profiles.models import Event, Profile
+    from recommendations.interactions import event_products
+    from recommendations.models import Interaction, Item
+    from recommendations.services import items_upsert
+
+    with Clock() as clock:
+        frame, invoices = retail_invoices()
+        shift = timezone.now() - frame["InvoiceDate"].max().to_pydatetime().replace(tzinfo=UTC)
+        countries = frame.groupby("CustomerID")["Country"].first()
+        customers = sorted({invoice[0] for invoice in invoices})[:HTTP_CUSTOMERS]
+        kept = set(customers)
+        invoices = [invoice for invoice in invoices if invoice[0] in kept]
+        products: dict[str, dict[str, Any]] = {}
+        for _customer, _invoice, _at, properties in invoices:
+            for product in properties["products"]:
+                products[product["product_id"]] = {
+                    "external_id": product["product_id"],
+                    "title": str(product["name"] or "")[:500],
+                }
+        items_upsert(rows=list(products.values()))
+        item_ids = dict(Item.objects.values_list("external_id", "pk"))
+        profiles = Profile.objects.bulk_create(
+            [Profile(traits={"country": str(countries[c])}) for c in customers], batch_size=2000
+        )
+        people = dict(zip(customers, profiles, strict=True))
+        Identity.objects.bulk_create(
+            [Identity(kind="user_id", value=str(c), profile=p) for c, p in people.items()],
+            batch_size=2000,
+        )
+        source = Source.objects.get()
+        now = timezone.now()
+        for start in range(0, len(invoices), 2000):
+            events = Event.objects.bulk_create(
+                [
+                    Event(
+                        source=source,
+                        message_id=f"retail-{invoice}",
+                        type="track",
+                        event="Order Completed",
+                        user_id=str(customer),
+                        timestamp=at.replace(tzinfo=UTC) + shift,
+                        received_at=now,
+                        properties=properties,
+                        payload={},
+                        profile=people[customer],
+                        processed_at=now,
+                    )
+                    for customer, invoice, at, properties in invoices[start : start + 2000]
+                ]
+            )
+            Interaction.objects.bulk_create(
+                [
+                    Interaction(
+                        event=event,
+                        item_id=item_ids[touch.external_id],
+                        kind=touch.kind,
+                        quantity=touch.quantity,
+                        occurred_at=event.timestamp,
+                    )
+                    for event in events
+                    for touch in event_products(event.event, event.properties)
+                ],
+                batch_size=5000,
+            )
+    print_fn(
+        f"  HTTP serving: {len(invoices):,} invoices of {len(people):,} customers "
+        f"(BENCH_RECS_CUSTOMERS) stored as events with their interactions, {len(products):,} "
+        f"items ({clock})"
+    )
+    return people
+
+
+def _http_train(print_fn: Callable[[str], None]) -> None:
+    from recommendations.services import model_train, model_train_request
+
+    with Clock() as clock:
+        run = model_train(run=model_train_request(kind="hybrid", actor=None))
+    print_fn(
+        f"  trained the hybrid through the training service from the database: run "
+        f"{run.pk} {run.status}, serving {run.is_serving}, validation NDCG@10 "
+        f"{run.ndcg or 0:.3f} ({clock})"
+    )
+    if not run.is_serving:
+        raise RuntimeError(f"the trained run does not serve: {run.message} {run.decision_reason}")
+
+
+def _paced(paths: list[str], key: str, rate: float) -> Any:
+    """GET `paths` offered at a fixed `rate` on HTTP_CONNECTIONS keep-alive connections, open
+    loop: request i is due at start + i / rate and goes out on connection i mod 32; its
+    latency counts from when it was due, so a slow answer is charged to the requests queued
+    behind it. Returns p50 and p99 in ms, answers/s and the non-200 statuses."""
+    import http.client
+    import threading
+
+    from bench import ingest
+
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    start = time.perf_counter() + 0.5
+    headers = {"Authorization": f"Bearer {key}"}
+
+    def connection(first: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", int(HTTP_PORT), timeout=60)
+        for index in range(first, len(paths), HTTP_CONNECTIONS):
+            due = start + index / rate
+            if due > time.perf_counter():
+                time.sleep(due - time.perf_counter())
+            try:
+                conn.request("GET", paths[index], headers=headers)
+                response = conn.getresponse()
+                response.read()
+                status = response.status
+            except OSError:
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", int(HTTP_PORT), timeout=60)
+                status = 0
+            took = time.perf_counter() - due
+            with lock:
+                latencies.append(took)
+                statuses[status] = statuses.get(status, 0) + 1
+        conn.close()
+
+    threads = [threading.Thread(target=connection, args=(n,)) for n in range(HTTP_CONNECTIONS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    bad = {status: n for status, n in statuses.items() if status != 200}
+    return (
+        ingest._percentile(latencies, 50) * 1000,
+        ingest._percentile(latencies, 99) * 1000,
+        len(paths) / elapsed,
+        bad,
+    )
+
+
+def _api_json(path: str, key: str) -> Any:
+    import http.client
+    import json
+
+    conn = http.client.HTTPConnection("127.0.0.1", int(HTTP_PORT), timeout=10)
+    conn.request("GET", path, headers={"Authorization": f"Bearer {key}"})
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    if response.status != 200:
+        raise RuntimeError(f"GET {path}: HTTP {response.status} {body[:200]!r}")
+    return json.loads(body)
+
+
+def _track(body: dict[str, Any]) -> None:
+    import http.client
+    import json
+
+    from bench import ingest
+
+    conn = http.client.HTTPConnection("127.0.0.1", int(HTTP_PORT), timeout=10)
+    conn.request(
+        "POST",
+        "/v1/track",
+        body=json.dumps(body),
+        headers={"Authorization": ingest.AUTH, "Content-Type": "application/json"},
+    )
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    if response.status != 200:
+        raise RuntimeError(f"/v1/track answered {response.status}")
+
+
+def _freshness(people: list[tuple[int, Any]], key: str) -> tuple[list[float], list[float]]:
+    """For each person: buy the first item of their cached `home` list through /v1/track and
+    poll the list until it changes (a bought item leaves `home`). Returns the seconds from the
+    send to the changed answer, and to the event's `processed_at` (the pipeline alone)."""
+    import uuid
+
+    from profiles.models import Event
+
+    changed, processed = [], []
+    for customer, profile in people:
+        path = f"/api/v1/profiles/{profile.pk}/recommendations/?slot=home&k=10"
+        before = [row["external_id"] for row in _api_json(path, key)["items"]]
+        message_id = f"fresh-{uuid.uuid4().hex}"
+        sent = time.perf_counter()
+        _track(
+            {
+                "userId": str(customer),
+                "event": "Order Completed",
+                "messageId": message_id,
+                "properties": {"products": [{"product_id": before[0], "quantity": 1}]},
+            }
+        )
+        while time.perf_counter() - sent < 60:
+            now = [row["external_id"] for row in _api_json(path, key)["items"]]
+            if now != before:
+                changed.append(time.perf_counter() - sent)
+                break
+            time.sleep(0.02)
+        else:
+            changed.append(float("inf"))
+        event = Event.objects.filter(message_id=message_id).values("received_at", "processed_at")
+        row = event.first()
+        if row and row["processed_at"]:
+            processed.append((row["processed_at"] - row["received_at"]).total_seconds())
+    return changed, processed
+
+
+def http_serving(print_fn: Callable[[str], None]) -> None:
+    """Latency of the recommendations API cached and uncached at 32 connections beside an
+    item read on the same server, and event-to-`home` freshness beside the pipeline's own
+    processing time."""
+    import random
+    import subprocess
+
+    from access.services import api_key_create
+    from bench import ingest
+    from recommendations.models import Item
+
+    env = ingest._server_env()
+    ingest._reset_database(env)
+    people = _http_load(print_fn)
+    _http_train(print_fn)
+    key = api_key_create(name="bench", scopes=["recommendations:read"]).key
+    logs = ROOT / "bench" / "results"
+    logs.mkdir(exist_ok=True)
+    processes: list[subprocess.Popen] = []
+    try:
+        web = ingest._start(
+            [sys.executable, "-m", "cdp.web"],
+            {**env, "WEB_BIND": f"127.0.0.1:{HTTP_PORT}"},
+            logs / "recs-web.log",
+        )
+        processes.append(web)
+        processes.append(
+            ingest._start(
+                [
+                    *(sys.executable, "-m", "celery", "-A", "cdp", "worker", "-Q", "ingest"),
+                    *("-c", "1", "-l", "warning", "--without-gossip", "--without-mingle"),
+                    "--without-heartbeat",
+                ],
+                env,
+                logs / "recs-celery.log",
+            )
+        )
+        ingest._wait_until_serving(web)
+        rng = random.Random(7)
+        profiles = [profile for _, profile in sorted(people.items())]
+        count = int(UNCACHED_RATE * HTTP_SECONDS)
+        # Uncached: every request a profile not asked for yet (the cache starts empty).
+        uncached = [
+            f"/api/v1/profiles/{p.pk}/recommendations/?slot=home&k=10"
+            for p in rng.sample(profiles, min(count, len(profiles)))
+        ]
+        warm = uncached[: min(200, len(uncached))]
+        cached = [warm[i % len(warm)] for i in range(int(CACHED_RATE * HTTP_SECONDS))]
+        items = list(Item.objects.values_list("external_id", flat=True)[:500])
+        reads = int(CACHED_RATE * HTTP_SECONDS)
+        baseline = [f"/api/v1/items/{items[i % len(items)]}/" for i in range(reads)]
+        results = {
+            "uncached": _paced(uncached, key, UNCACHED_RATE),
+            "cached": _paced(cached, key, CACHED_RATE),
+            "baseline": _paced(baseline, key, CACHED_RATE),
+        }
+        fresh_people = rng.sample(sorted(people.items()), FRESHNESS_PEOPLE)
+        changed, processed = _freshness(fresh_people, key)
+    finally:
+        ingest._stop(processes)
+    for name, rate, target in [
+        ("cached", CACHED_RATE, TARGET_CACHED_P99_MS),
+        ("uncached", UNCACHED_RATE, TARGET_UNCACHED_P99_MS),
+    ]:
+        p50, p99, answered, bad = results[name]
+        print_fn(
+            f"  GET profile home top-10, {name}, {rate:g} req/s offered on {HTTP_CONNECTIONS} "
+            f"connections: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({answered:,.0f} req/s answered"
+            f"{f', non-200: {bad}' if bad else ''})  target p99 < {target:g} ms  "
+            f"{verdict(p99, target, at_most=True)}"
+        )
+    p50, p99, answered, bad = results["baseline"]
+    print_fn(
+        f"  baseline, GET one catalog item on the same server and rate: p50 {p50:.1f} ms, "
+        f"p99 {p99:.1f} ms{f', non-200: {bad}' if bad else ''}"
+    )
+    worst = max(changed)
+    print_fn(
+        f"  event to changed home list ({len(changed)} people, /v1/track -> API answer): "
+        f"median {sorted(changed)[len(changed) // 2]:.2f} s, worst {worst:.2f} s; baseline, "
+        f"the pipeline's processing alone: median "
+        f"{sorted(processed)[len(processed) // 2] if processed else float('nan'):.2f} s  "
+        f"target < {TARGET_FRESH_SECONDS:g} s  "
+        f"{verdict(worst, TARGET_FRESH_SECONDS, at_most=True)}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench recommendations")
     parser.add_argument("--until", type=datetime.fromisoformat, default=None)
     parser.add_argument("--export", type=Path, default=None)
+    parser.add_argument(
+        "--http",
+        choices=["yes", "no", "only"],
+        default="yes",
+        help="serving through the real HTTP server (a database of its own: BENCH_RECS_*)",
+    )
     args = parser.parse_args(sys.argv[1:])
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
+    if args.http != "no":
+        _http_use_database()
     import django
 
     django.setup()
-    run(args.until, args.export, print)
+    if args.http != "only":
+        run(args.until, args.export, print)
+    if args.http != "no":
+        http_serving(print)
     return 0
 
 

@@ -33,6 +33,7 @@ urlpatterns = [
     path("profiles/", include("profiles.urls")),
     path("segments/", include("segments.urls")),
     path("campaigns/", include("campaigns.urls")),
+    path("recommendations/", include("recommendations.urls")),
     path("identity/", include("identity.urls")),
     path("privacy/", include("consent.urls")),
     path("data/", include("profiles.data_urls")),

@@ -32,6 +32,7 @@ from recommendations.models import Item, ModelRun
 from recommendations.recommenders import KINDS
 from recommendations.rules import RULES_SCHEMA, InvalidRules
 from recommendations.tasks import item_import_task, model_train_task
+from segments.selectors import segment_get
 
 
 class RecommendationsResource:
@@ -306,6 +307,7 @@ class RecommendationQuerySerializer(serializers.Serializer):
     price_max = serializers.DecimalField(
         max_digits=14, decimal_places=2, min_value=0, required=False
     )
+    segment = serializers.IntegerField(min_value=1, required=False)
 
 
 def _recommendation_request(
@@ -331,7 +333,12 @@ def _recommendation_request(
     page_item = similar_to or data.get("page_item", "")
     if page_item and not similar_to and selectors.item_get(external_id=page_item) is None:
         raise NotFound(f"No item with external id {page_item!r} (page_item).")
+    segment = data.get("segment")
+    if segment is not None and segment_get(segment_id=segment) is None:
+        raise NotFound(f"No segment with id {segment} (segment).")
     chosen = "similar" if similar_to else data["slot"]
+    if segment is not None and chosen != "trending":
+        raise ValidationError({"segment": ["Only the trending slot takes a segment."]})
     if chosen == "similar" and not page_item:
         raise ValidationError({"page_item": ["The similar slot needs the page's item."]})
     return serving.Request(
@@ -342,6 +349,7 @@ def _recommendation_request(
         brands=(data["brand"],) if data.get("brand") else (),
         price_min=data.get("price_min"),
         price_max=data.get("price_max"),
+        segment=segment,
     )
 
 
@@ -355,6 +363,7 @@ RECOMMENDATION_PARAMETERS = [
     OpenApiParameter("brand", str, description="Only this brand."),
     OpenApiParameter("price_min", float, description="Price band, inclusive."),
     OpenApiParameter("price_max", float, description="Price band, inclusive."),
+    OpenApiParameter("segment", int, description="`trending` among this segment's members."),
 ]
 
 

@@ -8,20 +8,30 @@ gate (`consent.selectors`): `training_data` and `profile_history` are the two do
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from consent.selectors import consent_allows, consent_profiles_allowed
 from profiles.models import Profile
 from recommendations.catalog import CATEGORY_SEPARATOR
 from recommendations.interactions import naive_utc
-from recommendations.models import Interaction, Item, ItemImport, ModelRun, RuleSet
+from recommendations.models import (
+    Interaction,
+    InteractionKind,
+    Item,
+    ItemImport,
+    ModelRun,
+    RuleSet,
+)
 from recommendations.recommenders.base import TrainingData
+from recommendations.recommenders.popularity import trend_scores
+from segments.models import Segment
+from segments.selectors import segment_members
 
 PERSONALIZATION = "personalization"
 
@@ -159,3 +169,93 @@ def profile_history(*, profile: Profile) -> list[tuple[str, str, datetime]]:
         .values_list("item__external_id", "kind", "occurred_at")[:5000]
     )
     return [(item, kind, naive_utc(at)) for item, kind, at in rows]
+
+
+def items_bought_together(*, item: Item, limit: int = 8) -> list[tuple[Item, int]]:
+    """The items most often in the same order as `item` (one `Order Completed` event is one
+    order), with the number of such orders; only orders of people who allow personalization
+    count, as in training."""
+    allowed = consent_profiles_allowed(
+        purpose=PERSONALIZATION, profiles=Profile.objects.filter(merged_into__isnull=True)
+    )
+    orders = Interaction.objects.filter(
+        item=item, kind=InteractionKind.PURCHASE, event__profile__in=allowed.values("pk")
+    ).values("event_id")
+    counts = (
+        Interaction.objects.filter(kind=InteractionKind.PURCHASE, event_id__in=orders)
+        .exclude(item=item)
+        .values("item_id")
+        .annotate(orders=Count("event_id", distinct=True))
+        .order_by("-orders", "item_id")[:limit]
+    )
+    found = {row["item_id"]: row["orders"] for row in counts}
+    items = Item.objects.in_bulk(list(found))
+    return [(items[pk], n) for pk, n in found.items() if pk in items]
+
+
+def model_runs_chart(*, limit: int = 60) -> dict[str, Any]:
+    """NDCG@10 on the validation window of the last `limit` evaluated runs, oldest first,
+    beside recent popularity on the same window (Chart.js line data)."""
+    runs = list(
+        ModelRun.objects.filter(status=ModelRun.Status.DONE)
+        .exclude(metrics={})
+        .order_by("-created_at", "-id")
+        .values("pk", "kind", "metrics")[:limit]
+    )[::-1]
+    return {
+        "labels": [f"#{run['pk']} {run['kind']}" for run in runs],
+        "datasets": [
+            {
+                "label": "This run",
+                "data": [run["metrics"].get("validation", {}).get("ndcg") for run in runs],
+            },
+            {
+                "label": "Recent popularity",
+                "data": [run["metrics"].get("popularity", {}).get("ndcg") for run in runs],
+            },
+        ],
+    }
+
+
+def item_imports() -> QuerySet[ItemImport]:
+    return ItemImport.objects.select_related("requested_by")
+
+
+TRENDING_DAYS = 7.0
+TRENDING_BASELINE_DAYS = 28.0
+
+
+def segment_trending(*, segment: Segment, now: datetime | None = None) -> dict[str, float]:
+    """Items taking off among the segment's members (who allow personalization): the people
+    who touched each item in the last week against the four weeks before, scored as the
+    `trending` model scores everyone (recommenders.popularity.trend_scores); best first,
+    items without uptake this week left out. Read live: segments change between trainings."""
+    now = now or timezone.now()
+    recent_start = now - timedelta(days=TRENDING_DAYS)
+    members = consent_profiles_allowed(
+        purpose=PERSONALIZATION, profiles=segment_members(segment=segment)
+    )
+    counts = (
+        Interaction.objects.filter(
+            event__profile__in=members.values("pk"),
+            occurred_at__gte=recent_start - timedelta(days=TRENDING_BASELINE_DAYS),
+            occurred_at__lt=now,
+        )
+        .values("item__external_id")
+        .annotate(
+            recent=Count("event__profile", distinct=True, filter=Q(occurred_at__gte=recent_start)),
+            before=Count("event__profile", distinct=True, filter=Q(occurred_at__lt=recent_start)),
+        )
+        .filter(recent__gt=0)
+    )
+    rows = list(counts.values_list("item__external_id", "recent", "before"))
+    if not rows:
+        return {}
+    scores = trend_scores(
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        days=TRENDING_DAYS,
+        baseline_days=TRENDING_BASELINE_DAYS,
+    )
+    ranked = sorted(zip((r[0] for r in rows), scores.tolist(), strict=True), key=lambda p: -p[1])
+    return dict(ranked)

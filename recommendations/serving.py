@@ -8,7 +8,9 @@ Slots:
 - `cart`: complements of what the person added to their cart in the last week and did not
   buy since ("bought together");
 - `buy_again`: the person's own purchases, lifted by what sells now;
-- `trending`: items taking off, overall or in the `category` given.
+- `trending`: items taking off, overall, in the `category` given, or among the members of
+  the `segment` given (read live from the interactions table: segments change between
+  trainings).
 
 A person who does not allow `personalization` gets non-personal lists only (recent
 popularity; trending), whatever the slot: their history is not read at all. Answers are
@@ -43,7 +45,9 @@ from recommendations.selectors import (
     profile_group,
     profile_history,
     rule_set_current,
+    segment_trending,
 )
+from segments.selectors import segment_get
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +80,7 @@ class Request:
     brands: tuple[str, ...] = ()
     price_min: Decimal | None = None
     price_max: Decimal | None = None
+    segment: int | None = None  # `trending` among this segment's members
 
     def key(self) -> dict[str, Any]:
         raw = asdict(self)
@@ -185,7 +190,9 @@ def _answer(profile: Profile | None, request: Request) -> Answer:
         model_run=loaded[0] if loaded else None,
         rules_version=rule_set.version if rule_set else None,
     )
-    if loaded is None:
+    if request.slot == "trending" and request.segment is not None:
+        candidates = _segment_trending_candidates(request.segment, request.k)
+    elif loaded is None:
         candidates = _live_candidates(history, request)
     else:
         bundle = loaded[1]
@@ -194,9 +201,9 @@ def _answer(profile: Profile | None, request: Request) -> Answer:
         candidates = _candidates(bundle, scored, request.k)
         rules = Rules(**{**asdict(rules), "exclude": frozenset(scored.exclude)})
     titles = dict(
-        Item.objects.filter(external_id__in=[h[0] for h in history[:500]]).values_list(
-            "external_id", "title"
-        )
+        Item.objects.filter(
+            external_id__in=[h[0] for h in history[:500]] + [request.page_item]
+        ).values_list("external_id", "title")
     )
     chosen = rules_apply(candidates, rules, request.k)
     answer.items = _rows(chosen, titles, history, request)
@@ -366,6 +373,17 @@ def _live_candidates(history: list, request: Request) -> list[Candidate]:
     return [_candidate(item, float(item.people), Reason("popular"), []) for item in ranked[:pool]]
 
 
+def _segment_trending_candidates(segment_id: int, k: int) -> list[Candidate]:
+    segment = segment_get(segment_id=segment_id)
+    if segment is None:
+        return []
+    scores = segment_trending(segment=segment)
+    keys = list(scores)[: k * POOL_FACTOR]
+    items = Item.objects.in_bulk(keys, field_name="external_id")
+    reason = Reason("trending", group=segment.name)
+    return [_candidate(items[key], scores[key], reason, []) for key in keys if key in items]
+
+
 _KIND_WORDS = {"view": "viewed", "cart": "added", "purchase": "bought"}
 
 
@@ -413,6 +431,7 @@ def _words(
     if code == "bought_before":
         return "you bought this before"
     if code == "trending":
+        where = group or where
         return f"trending in {where} this week" if where else "trending this week"
     if code == "popular_in_group" and group:
         return f"popular in {group} this month"

@@ -181,6 +181,9 @@ class TrainingData:
             now=cutoff,
         )
 
+    def _on_first_day(self) -> Any:
+        return _first_day(self.users, self.times, self.n_users)
+
     def window(self, start: datetime, end: datetime | None = None) -> Any:
         """The interactions from `start` (to `end`) as a boolean mask."""
         import numpy as np
@@ -190,9 +193,12 @@ class TrainingData:
             mask &= self.times < np.datetime64(naive_utc(end), "s")
         return mask
 
-    def item_counts(self, since_days: float | None = None, people: Any = None) -> Any:
+    def item_counts(
+        self, since_days: float | None = None, people: Any = None, *, first_day: bool = False
+    ) -> Any:
         """Per item: the people (all, or these rows) who interacted with it within
-        `since_days`, each counted with the weight of their strongest kind."""
+        `since_days`, each counted with the weight of their strongest kind; with `first_day`,
+        only what people took up on the first day they were seen (newcomers' choices)."""
         import numpy as np
 
         keep = np.ones(len(self.users), dtype=bool)
@@ -200,9 +206,21 @@ class TrainingData:
             keep &= age_days(self.times, self.now) < since_days
         if people is not None:
             keep &= np.isin(self.users, people)
+        if first_day:
+            keep &= self._on_first_day()
         weights = np.where(keep, kind_weights(self.kinds, self.weights), 0.0)
         pairs = _matrix(self, weights, "max", None)
         return np.asarray(pairs.sum(axis=0)).ravel()
+
+
+def _first_day(users: Any, times: Any, n_users: int) -> Any:
+    """Whether each interaction fell on the first (UTC) day its person was seen."""
+    import numpy as np
+
+    days = np.asarray(times, "datetime64[D]").astype(np.int64)
+    first = np.full(n_users, np.iinfo(np.int64).max)
+    np.minimum.at(first, users, days)
+    return days == first[users]
 
 
 def _matrix(data: TrainingData, weights: Any, how: str, rows: Any) -> Any:

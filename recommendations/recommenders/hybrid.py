@@ -15,6 +15,7 @@ country, NDCG@10 0.117 where overall popularity gets 0.101).
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -30,7 +31,8 @@ from recommendations.recommenders.evaluation import evaluate, window_split
 from recommendations.recommenders.popularity import RecentPopularity
 
 GRID = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
-COLD_GRID = [(days, group) for days in (14.0, 30.0, 60.0) for group in (0.0, 0.5, 1.0, 2.0)]
+COLD_DAYS = (14.0, 30.0, 60.0)
+COLD_MIX = [(group, first) for group in (0.0, 0.5, 1.0, 2.0) for first in (0.0, 1.0, 2.0, 4.0)]
 ROUNDS = 2
 MAX_VALIDATION_PEOPLE = 3000
 
@@ -79,15 +81,19 @@ class Hybrid(Recommender):
         if len(split.rows) == 0:
             return RecentPopularity()
         quality = {}
-        for days, group in COLD_GRID:
-            model = RecentPopularity(days=days, group_weight=group).fit(split.train)
-            quality[(days, group)] = evaluate(model, split).metrics["ndcg"]
-        days, group = max(quality, key=quality.__getitem__)
+        for days in COLD_DAYS:
+            # The weights only mix what one fit counted: fitted once per window.
+            fitted = RecentPopularity(days=days, first_weight=1.0).fit(split.train)
+            for group, first in COLD_MIX:
+                model = copy.copy(fitted)
+                model.params = {**fitted.params, "group_weight": group, "first_weight": first}
+                quality[(days, group, first)] = evaluate(model, split).metrics["ndcg"]
+        days, group, first = max(quality, key=quality.__getitem__)
         self.validation["cold_start"] = {
             "people": len(split.rows),
-            "ndcg_at_10": quality[(days, group)],
+            "ndcg_at_10": quality[(days, group, first)],
         }
-        return RecentPopularity(days=days, group_weight=group)
+        return RecentPopularity(days=days, group_weight=group, first_weight=first)
 
     def _tune(self, data: TrainingData) -> dict[str, float]:
         import numpy as np

@@ -221,11 +221,19 @@ class RollbackRefused(ValueError):
 
 
 def model_rollback(*, run: ModelRun, actor: Any) -> ModelRun:
-    """Put an earlier run back into service; refused for a run without a readable artifact
-    (failed, skipped, or saved in another format)."""
+    """Put an earlier run (or a challenger) into service; refused for a run without a
+    readable artifact (failed, skipped, or saved in another format) and for a run that was
+    below recent popularity on its validation window: such a model is never promoted, by
+    hand either."""
     raw = ModelRun.objects.filter(pk=run.pk).values_list("artifact", flat=True).first()
     if run.status != ModelRun.Status.DONE or not raw:
         raise RollbackRefused(f"Run {run.pk} has no model to serve ({run.get_status_display()}).")
+    ours, floor = run.ndcg, run.metrics.get("popularity", {}).get("ndcg")
+    if ours is not None and floor is not None and ours < floor:
+        raise RollbackRefused(
+            f"Run {run.pk}'s NDCG@10 {ours:.3f} is below recent popularity's {floor:.3f} on its "
+            "validation window: a model below popularity is never promoted."
+        )
     try:
         bundle_load(bytes(raw))
     except ArtifactFormatError as error:

@@ -1,5 +1,6 @@
 // Draws Chart.js charts declared in markup and keeps them current after htmx swaps.
-//   <canvas data-chart="line|bar" data-chart-data="ID"></canvas>
+//   <canvas data-chart="line|bar" data-chart-data="ID" data-chart-precision="3"></canvas>
+//   (precision: decimals of the y axis' ticks, 0 unless given)
 //   <script id="ID" type="application/json">{"labels": [...], "datasets": [{"label", "data"}]}</script>
 // The data element may be swapped by htmx (e.g. out of band); the canvas stays, and its chart is
 // updated in place so that a refresh does not flicker.
@@ -52,7 +53,11 @@
         plugins: { legend: { display: data.datasets.length > 1 } },
         scales: {
           x: { grid: { display: false }, ticks: { maxTicksLimit: 12, maxRotation: 0 } },
-          y: { beginAtZero: true, ticks: { precision: 0 }, grid: { color: "#eef0f3" } },
+          y: {
+            beginAtZero: true,
+            ticks: { precision: Number(canvas.dataset.chartPrecision || 0) },
+            grid: { color: "#eef0f3" },
+          },
         },
       },
     });

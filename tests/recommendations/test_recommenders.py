@@ -67,6 +67,28 @@ def test_popularity_ranks_the_items_most_people_took_and_follows_the_group():
     assert model.explain(north, 0, best[0][0]).code == "popular_in_group"
 
 
+def test_popularity_with_a_first_day_weight_follows_what_newcomers_took_up_first():
+    from datetime import timedelta
+
+    from recommendations.recommenders.base import TrainingData
+
+    records = []
+    for person in range(10):  # regulars restock a0 every week
+        for week in range(8):
+            at = NOW - timedelta(days=7 * week + 1)
+            records.append((person, "a0", "purchase", at.replace(tzinfo=None)))
+    for person in range(10, 16):  # newcomers start with b5, and buy a0 later
+        first = (NOW - timedelta(days=20)).replace(tzinfo=None)
+        records.append((person, "b5", "purchase", first))
+        records.append((person, "a0", "purchase", first + timedelta(days=3)))
+    data = TrainingData.from_records(records, now=NOW, **WEIGHTING)
+    nobody = history_of([], item_keys=data.item_keys, now=NOW, weighting=WEIGHTING)
+    plain = build("popularity").fit(data)
+    newcomers = build("popularity", {"first_weight": 4.0}).fit(data)
+    assert data.item_keys[plain.recommend(nobody, 1)[0][0][0]] == "a0"
+    assert data.item_keys[newcomers.recommend(nobody, 1)[0][0][0]] == "b5"
+
+
 def test_buy_again_returns_only_the_persons_own_purchases():
     data = taste_data()
     model = build("buy_again").fit(data)

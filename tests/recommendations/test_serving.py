@@ -201,3 +201,35 @@ def test_keys_need_the_recommendations_read_scope(served, api_client_with_scopes
     url = f"/api/v1/profiles/{profile.pk}/recommendations/"
     assert api_client_with_scopes("recommendations:read").get(url).status_code == 200
     assert api_client_with_scopes("profiles:read").get(url).status_code == 403
+
+
+def test_trending_in_a_segment_ranks_what_its_members_took_up_this_week(served, admin_api):
+    from segments.models import Segment, SegmentMembership
+
+    members = [p for u, p in served.people.items() if u.startswith("user-A-")][:6]
+    segment = Segment.objects.create(name="Gardeners", definition={"all": []})
+    SegmentMembership.objects.bulk_create(
+        SegmentMembership(segment=segment, profile=p, entered_at=timezone.now()) for p in members
+    )
+    user_ids = [u for u, p in served.people.items() if p in members]
+    for user_id in user_ids[:4]:  # four members take up a kitchen pan this week
+        buy(served_source(), user_id, ["b7"], days_ago=1)
+    buy(served_source(), user_ids[0], ["b8"], days_ago=2)
+    url = f"/api/v1/profiles/{members[0].pk}/recommendations/?slot=trending&k=5"
+    answer = admin_api.get(f"{url}&segment={segment.pk}").json()
+    assert ids(answer)[0] == "b7" and "b8" in ids(answer) and answer["personal"] is False
+    assert answer["results"][0]["reason"] == "trending in Gardeners this week"
+    overall = admin_api.get(url).json()["results"]
+    assert all(row["reason"] == "trending this week" for row in overall)
+    missing = admin_api.get(f"{url}&segment=999999")
+    assert missing.status_code == 404 and "segment" in missing.json()["detail"]
+    wrong_slot = admin_api.get(
+        f"/api/v1/profiles/{members[0].pk}/recommendations/?slot=home&segment={segment.pk}"
+    )
+    assert wrong_slot.status_code == 400 and "segment" in wrong_slot.json()
+
+
+def served_source():
+    from access.models import Source
+
+    return Source.objects.get()
