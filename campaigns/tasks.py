@@ -19,13 +19,13 @@ def entries_due_task() -> None:
 
 @shared_task(acks_late=True)
 def delivery_send_task(delivery_id: int) -> None:
-    if delivery := services.delivery_send(delivery_id=delivery_id):
-        delivery_outcome_record(channel=delivery.channel.kind, outcome=delivery.status)
+    deliveries_send_task(delivery_ids=[delivery_id])
 
 
 @shared_task(acks_late=True)
 def deliveries_send_task(delivery_ids: list[int]) -> None:
-    services.deliveries_send(delivery_ids=delivery_ids)
+    for delivery in services.deliveries_send(delivery_ids=delivery_ids):
+        delivery_outcome_record(channel=delivery.channel.kind, outcome=delivery.status)
 
 
 @shared_task(acks_late=True)
