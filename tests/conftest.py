@@ -49,7 +49,14 @@ def _inline_tasks():
 def _fresh_cache():
     from django.core.cache import cache
 
+    from consent.services.suppression import suppression_cache
+    from profiles.ingestion import sources
+
     cache.clear()
+    # Per-process copies too: a flushed database must not be answered from an earlier test's
+    # suppressions or write keys.
+    suppression_cache.invalidate()
+    sources._local_sources.clear()
     yield
 
 
