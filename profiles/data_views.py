@@ -6,6 +6,7 @@ on the page that answers the POST that made it, and never stored in clear.
 """
 
 import json
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -120,7 +121,7 @@ def _source_page(
             "plan_example": PLAN_EXAMPLE,
             "plan_inferred": inferred,
             "recent_quarantine": selectors.quarantine_list(source=source)[:5],
-            "latest_events": selectors.source_latest_events(source=source),
+            "latest_events": _latest_events(request, source),
             "server_url": settings.SITE_URL.rstrip("/"),
         },
     )
@@ -134,8 +135,17 @@ def source_live(request: HttpRequest, source_id: int) -> HttpResponse:
     return render(
         request,
         "profiles/data/_live_events.html",
-        {"source": source, "latest_events": selectors.source_latest_events(source=source)},
+        {"source": source, "latest_events": _latest_events(request, source)},
     )
+
+
+def _latest_events(request: HttpRequest, source: Source) -> list[Any]:
+    """The live view's events, their properties as this viewer may see them (access.pii)."""
+    pii = pii_for(request.user)
+    events = list(selectors.source_latest_events(source=source))
+    for event in events:
+        event.properties_shown = pii.document(event.properties)
+    return events
 
 
 @require_GET
@@ -255,13 +265,20 @@ def quarantine_bulk(request: HttpRequest) -> HttpResponse:
 def _quarantined_page(
     request: HttpRequest, item: QuarantinedMessage, form: QuarantinedMessageForm | None = None
 ) -> HttpResponse:
+    pii = pii_for(request.user)
+    # Only someone who may see the message whole may edit it: a masked copy replayed would
+    # store the masks.
+    editable = has_role(request.user, *MANAGE_ROLES) and pii.visible
     if form is None:
+        shown = item.message if editable else pii.document(item.message)
         form = QuarantinedMessageForm(
-            initial={"message": json.dumps(item.message, indent=2, ensure_ascii=False)}
+            initial={"message": json.dumps(shown, indent=2, ensure_ascii=False)}
         )
-    if not has_role(request.user, *MANAGE_ROLES):
+    if not editable:
         form.fields["message"].disabled = True
-    return render(request, "profiles/data/quarantined.html", {"item": item, "form": form})
+    item.errors = pii.document(item.errors)
+    context = {"item": item, "form": form, "editable": editable}
+    return render(request, "profiles/data/quarantined.html", context)
 
 
 @require_GET
