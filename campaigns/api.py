@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
@@ -536,7 +536,7 @@ class PushSubscriptionApi(CampaignsResource, APIView):
     """A browser's Web Push subscription for a person (the site's server calls this with a
     `campaigns:write` key when a visitor allows notifications): POST registers the
     PushSubscription JSON (`{"endpoint", "keys": {"p256dh", "auth"}}`) for `profile` (an id)
-    or `userId`; DELETE with `{"endpoint"}` removes it. GET gives the VAPID public key to pass
+    or `userId`; DELETE with `?endpoint=` removes it. GET gives the VAPID public key to pass
     to `pushManager.subscribe({applicationServerKey})`."""
 
     class KeysSerializer(serializers.Serializer):
@@ -588,9 +588,13 @@ class PushSubscriptionApi(CampaignsResource, APIView):
             {"id": registered.pk, "profile": profile.pk}, status=status.HTTP_201_CREATED
         )
 
-    @extend_schema(tags=["campaigns"], request=DeleteSerializer, responses={204: None})
+    @extend_schema(
+        tags=["campaigns"],
+        parameters=[OpenApiParameter("endpoint", str, required=True)],
+        responses={204: None},
+    )
     def delete(self, request: Request) -> Response:
-        data = self.DeleteSerializer(data=request.data)
+        data = self.DeleteSerializer(data=request.query_params)
         data.is_valid(raise_exception=True)
         if not services.push_subscription_delete(
             endpoint=data.validated_data["endpoint"], actor=request.user

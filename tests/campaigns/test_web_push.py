@@ -11,6 +11,7 @@ import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlencode
 
 import http_ece
 import pytest
@@ -269,7 +270,7 @@ def test_subscriptions_need_the_campaigns_write_scope(api_client_with_scopes, pu
     other = api_client_with_scopes("profiles:read")
     assert other.get("/api/v1/push-subscriptions/").status_code == 403
     gone = writer.delete(
-        "/api/v1/push-subscriptions/", {"endpoint": body["subscription"]["endpoint"]}, format="json"
+        "/api/v1/push-subscriptions/?" + urlencode({"endpoint": body["subscription"]["endpoint"]})
     )
     assert gone.status_code == 204 and not PushSubscription.objects.exists()
 
