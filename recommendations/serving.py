@@ -251,15 +251,17 @@ def _score(bundle: Bundle, history: list, group: str, request: Request) -> _Scor
     if slot == "trending":
         trending = bundle.trending.item_scores("")
         return _Scored(trending, lambda items: [Reason("trending") for _ in items], set())
-    if not history:
-        popular = bundle.popularity.item_scores(group)
-        return _Scored(popular, lambda items: bundle.popularity.explain_many(full, 0, items), set())
     if slot == "buy_again":
+        # The person's own purchases only, never a popular fallback: nobody is asked to buy
+        # again what they never bought.
         scores = bundle.buy_again.scores(full)[0]
         scores[scores <= 0] = -np.inf
         return _Scored(
             scores, lambda items: [Reason("bought_before", item=i) for i in items], set()
         )
+    if not history:
+        popular = bundle.popularity.item_scores(group)
+        return _Scored(popular, lambda items: bundle.popularity.explain_many(full, 0, items), set())
     if slot == "cart":
         since = naive_utc(now) - timedelta(days=CART_DAYS)
         bought = {h[0]: h[2] for h in _history_rows(history, ["purchase"], since)}
