@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from cdp import pipeline
 from consent.services import consent_record
+from profiles.models import Profile
 from recommendations.models import Item
 from recommendations.selectors import training_data
 from recommendations.services import item_update, rule_set_save
@@ -233,3 +234,10 @@ def served_source():
     from access.models import Source
 
     return Source.objects.get()
+
+
+def test_buy_again_is_empty_for_someone_who_never_bought(served, admin_api):
+    # A visitor with no purchases gets no "buy again" list, not the popular items instead.
+    newcomer = Profile.objects.create()
+    assert home(admin_api, newcomer.pk, k=10)["results"]  # home falls back to popularity
+    assert home(admin_api, newcomer.pk, slot="buy_again", k=10)["results"] == []
