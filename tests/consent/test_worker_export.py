@@ -54,7 +54,8 @@ def test_a_real_worker_builds_the_access_export_with_progress(
         )
         for i in range(40)
     )
-    api = api_client_with_scopes("privacy:write", "privacy:read")
+    # The system that hands the export to the requester reads it whole: it needs `pii:read`.
+    api = api_client_with_scopes("privacy:write", "privacy:read", "pii:read")
     response = api.post(
         "/api/v1/privacy-requests/",
         {"regulation_type": "ACCESS", "subject": {"email": "export.me@example.com"}},
