@@ -160,3 +160,51 @@ class AuditLog(AppendOnlyModel):
         if self._state.adding and not self.row_hash:
             raise AppendOnlyError("append audit rows with AuditLog.objects.create/bulk_create")
         super().save(*args, **kwargs)
+
+
+class FileImport(models.Model):
+    """What every worker-run import of a CSV or JSONL file records (profiles' DataImport,
+    recommendations' ItemImport): its state, how far it got, and its bad rows by line number
+    (`access.row_files` reads the rows). The concrete model adds its file and its counts."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV"
+        JSONL = "jsonl", "JSON Lines"
+
+    file_name = models.CharField(max_length=255, blank=True, default="")
+    format = models.CharField(max_length=8, choices=Format.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    # [{"line": 7, ...what was wrong...}, ...], the first MAX_REPORTED_ERRORS of them.
+    errors = models.JSONField(default=list, blank=True)
+    error_count = models.PositiveIntegerField(default=0)
+    message = models.CharField(max_length=300, blank=True, default="")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-id"]
+
+    @property
+    def progress(self) -> int:
+        """Percent of rows processed."""
+        if self.status == self.Status.DONE:
+            return 100
+        if not self.total_rows:
+            return 0
+        return min(99, self.processed_rows * 100 // self.total_rows)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)

@@ -4,9 +4,10 @@ An `Event` is committed as soon as ingestion accepts it (durable before the resp
 `profile` unset; the pipeline later resolves it to a `Profile` and sets `processed_at`.
 """
 
-from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+from access.models import FileImport
 
 
 class EventType(models.TextChoices):
@@ -193,66 +194,29 @@ class DroppedMessageCount(models.Model):
         return f"{self.count} dropped from {self.source_id} on {self.day}: {self.reason}"
 
 
-class DataImport(models.Model):
+class DataImport(FileImport):
     """A bulk import of profiles or historical events from a CSV or JSONL file, run by a worker
     through ingestion (validation, dedup, consent, suppression). Rows ingestion refuses are
-    reported by line number in `errors`; the good rows are kept."""
+    reported by line number in `errors` (with the reason; rows dropped by consent or
+    suppression are listed too); the good rows are kept. A redelivered task resumes after
+    `processed_rows` (ingestion deduplicates the batch that was being stored when a worker
+    died)."""
 
     class Kind(models.TextChoices):
         PROFILES = "profiles", "Profiles (traits and identifiers)"
         EVENTS = "events", "Historical events"
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
-
-    class Format(models.TextChoices):
-        CSV = "csv", "CSV"
-        JSONL = "jsonl", "JSON Lines"
-
     source = models.ForeignKey("access.Source", on_delete=models.CASCADE, related_name="imports")
     kind = models.CharField(max_length=8, choices=Kind.choices)
     file = models.FileField(upload_to="profiles/imports/")
-    file_name = models.CharField(max_length=255, blank=True, default="")
-    format = models.CharField(max_length=8, choices=Format.choices)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
-    total_rows = models.PositiveIntegerField(default=0)
-    # Rows read so far; a redelivered task resumes after them (ingestion deduplicates the
-    # batch that was being stored when a worker died).
-    processed_rows = models.PositiveIntegerField(default=0)
     # Held by the worker importing a slice of the file (see profiles.services.imports).
     lease_until = models.DateTimeField(null=True, blank=True)
     accepted_count = models.PositiveIntegerField(default=0)
     duplicate_count = models.PositiveIntegerField(default=0)
     dropped_count = models.PositiveIntegerField(default=0)
-    # [{"line": 7, "reason": "properties.price: must be number"}, ...], the first
-    # MAX_REPORTED_ERRORS of them; rows dropped by consent or suppression are listed too.
-    errors = models.JSONField(default=list, blank=True)
-    error_count = models.PositiveIntegerField(default=0)
-    message = models.CharField(max_length=300, blank=True, default="")
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-id"]
+    class Meta(FileImport.Meta):
+        pass
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} import {self.pk} ({self.status})"
-
-    @property
-    def progress(self) -> int:
-        """Percent of rows processed."""
-        if self.status == self.Status.DONE:
-            return 100
-        if not self.total_rows:
-            return 0
-        return min(99, self.processed_rows * 100 // self.total_rows)
-
-    @property
-    def finished(self) -> bool:
-        return self.status in (self.Status.DONE, self.Status.FAILED)

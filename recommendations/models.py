@@ -14,6 +14,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from access.models import FileImport
+
 
 class Availability(models.TextChoices):
     IN_STOCK = "in_stock", "In stock"
@@ -88,52 +90,20 @@ class Interaction(models.Model):
         return f"{self.kind} {self.item_id} (event {self.event_id})"
 
 
-class ItemImport(models.Model):
-    """A bulk import of a CSV or JSONL file, run by a worker; bad rows are reported by line
-    number in `errors` and the good ones are kept."""
-
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
-
-    class Format(models.TextChoices):
-        CSV = "csv", "CSV"
-        JSONL = "jsonl", "JSON Lines"
+class ItemImport(FileImport):
+    """A bulk import of a CSV or JSONL file into the catalog, run by a worker; bad rows are
+    reported by line number in `errors` (`{"line", "errors": {field: [...]}}`) and the good
+    ones are kept."""
 
     file = models.FileField(upload_to="recommendations/imports/")
-    file_name = models.CharField(max_length=255, blank=True, default="")
-    format = models.CharField(max_length=8, choices=Format.choices)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
-    total_rows = models.PositiveIntegerField(default=0)
-    processed_rows = models.PositiveIntegerField(default=0)
     created_count = models.PositiveIntegerField(default=0)
     updated_count = models.PositiveIntegerField(default=0)
-    # [{"line": 7, "errors": {"price": ["..."]}}, ...], the first MAX_REPORTED_ERRORS of them.
-    errors = models.JSONField(default=list, blank=True)
-    error_count = models.PositiveIntegerField(default=0)
-    message = models.CharField(max_length=300, blank=True, default="")
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-id"]
+    class Meta(FileImport.Meta):
+        pass
 
     def __str__(self) -> str:
         return f"Item import {self.pk} ({self.status})"
-
-    @property
-    def progress(self) -> int:
-        """Percent of rows processed."""
-        if self.status == self.Status.DONE:
-            return 100
-        if not self.total_rows:
-            return 0
-        return min(99, self.processed_rows * 100 // self.total_rows)
 
 
 class ModelRun(models.Model):

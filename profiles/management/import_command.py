@@ -5,17 +5,17 @@ from pathlib import Path
 from typing import Any
 
 from django.core.files import File
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 
+from access.management.file_import import FileImportCommand
 from access.models import Source
 from access.row_files import ImportFileError
-from profiles.models import DataImport
 from profiles.services import data_import_create, data_import_run
 from profiles.tasks import data_import_task
 
 
-class ImportCommand(BaseCommand):
+class ImportCommand(FileImportCommand):
     kind: str
 
     def add_arguments(self, parser: Any) -> None:
@@ -45,14 +45,5 @@ class ImportCommand(BaseCommand):
             transaction.on_commit(lambda: data_import_task.delay(job.pk))
             self.stdout.write(f"import {job.pk} queued")
             return
-        job = data_import_run(job=job, progress=self._progress)
-        for bad in job.errors:
-            self.stdout.write(f"line {bad['line']}: {bad['reason']}")
-        if job.error_count > len(job.errors):
-            self.stdout.write(f"... and {job.error_count - len(job.errors)} more rows refused")
-        self.stdout.write(job.message)
-        if job.status == DataImport.Status.FAILED:
-            raise CommandError(job.message)
-
-    def _progress(self, job: DataImport) -> None:
-        self.stdout.write(f"  {job.processed_rows}/{job.total_rows} rows ({job.progress}%)")
+        job = data_import_run(job=job, progress=self.progress)
+        self.report(job, lambda bad: bad["reason"])

@@ -3,15 +3,15 @@
 from pathlib import Path
 
 from django.core.files import File
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 
-from recommendations.models import ItemImport
+from access.management.file_import import FileImportCommand
 from recommendations.services import ImportFileError, item_import_create, item_import_run
 from recommendations.tasks import item_import_task
 
 
-class Command(BaseCommand):
+class Command(FileImportCommand):
     help = (
         "Import catalog items from FILE (.csv with a header row, or .jsonl). Bad rows are "
         "reported by line number and skipped; the good ones are kept."
@@ -38,15 +38,10 @@ class Command(BaseCommand):
             transaction.on_commit(lambda: item_import_task.delay(job.pk))
             self.stdout.write(f"import {job.pk} queued")
             return
-        job = item_import_run(job=job, progress=self._progress)
-        for bad in job.errors:
-            what = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in bad["errors"].items())
-            self.stdout.write(f"line {bad['line']}: {what}")
-        if job.error_count > len(job.errors):
-            self.stdout.write(f"... and {job.error_count - len(job.errors)} more bad rows")
-        self.stdout.write(job.message)
-        if job.status == ItemImport.Status.FAILED:
-            raise CommandError(job.message)
-
-    def _progress(self, job: ItemImport) -> None:
-        self.stdout.write(f"  {job.processed_rows}/{job.total_rows} rows ({job.progress}%)")
+        job = item_import_run(job=job, progress=self.progress)
+        self.report(
+            job,
+            lambda bad: "; ".join(
+                f"{field}: {' '.join(messages)}" for field, messages in bad["errors"].items()
+            ),
+        )
