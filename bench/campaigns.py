@@ -32,7 +32,6 @@ import http.client
 import json
 import multiprocessing
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,7 +41,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench import database_recreate
+from bench import database_recreate, free_port, server_wait
 from bench.ingest import _start, _stop
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,10 +62,6 @@ SENDERS = 8  # connections the latency run posts events on
 
 
 # -- receivers (a process of their own) --------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _receivers(http_port: int, smtp_port: int, arrivals: Any) -> None:
@@ -414,7 +409,7 @@ def _latency(env: dict[str, str], arrivals: Arrivals, processes: list[subprocess
             logs / "campaigns-celery.log",
         ),
     ]
-    _wait_serving()
+    server_wait(PORT)
     _identify_everyone(EVENTS)
     _wait_processed(timeout=300)
     accepted = _paced_tracks(EVENTS, RATE)
@@ -444,19 +439,6 @@ def _latency(env: dict[str, str], arrivals: Arrivals, processes: list[subprocess
             f"(target p99 < {TARGET_P99_SECONDS:.0f} s)",
             flush=True,
         )
-
-
-def _wait_serving(timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=2)
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status in (200, 503):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("the web server did not answer within a minute")
 
 
 # -- 3. broadcast --------------------------------------------------------------------------------
@@ -567,7 +549,7 @@ def main() -> None:
     }
     env.pop("REDIS_URL", None)  # (1): tasks after commit run inline, no broker
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    http_port, smtp_port = _free_port(), _free_port()
+    http_port, smtp_port = free_port(), free_port()
     env.update(BENCH_HTTP_PORT=str(http_port), BENCH_SMTP_PORT=str(smtp_port))
     env["EMAIL_PORT"] = str(smtp_port)
     queue: Any = multiprocessing.Queue()

@@ -30,7 +30,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -40,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import database_recreate
+from bench import PrivateRedis, database_prepare, free_port, server_wait
 from bench.ingest import _start, _stop
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,41 +64,6 @@ REDIS_RESTART = 0.4
 DATABASE_KILLS = (0.2, 0.6, 0.8)
 WORKER_DOWN_SECONDS = 3.0
 REDIS_DOWN_SECONDS = 10.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Redis:
-    """The run's own redis-server: nothing on disk, so a restart starts empty."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
 
 
 def _messages(people: int, count: int, prefix: str) -> list[dict]:
@@ -279,22 +243,13 @@ class Stack:
         self.worker = self._worker()
 
     def wait_until_serving(self) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status in (200, 503):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("the web server did not answer within a minute")
+        server_wait(self.port)
 
     def stop(self) -> None:
         _stop([self.web, self.worker, self.beat])
 
 
-def _set_up(redis: Redis) -> dict[str, str]:
+def _set_up(redis: PrivateRedis) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
     env.update(
         DATABASE_URL=DATABASE_URL,
@@ -307,17 +262,7 @@ def _set_up(redis: Redis) -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="cdp.settings",
         WEB_CONCURRENCY=os.environ.get("BENCH_WEB_WORKERS", "2"),
     )
-    database_recreate(DATABASE_URL)
-    subprocess.run(
-        [PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
-    )
-    subprocess.run(
-        [PYTHON, "manage.py", "create_source", "Faults", "--write-key", WRITE_KEY],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    database_prepare(DATABASE_URL, env, source="Faults", write_key=WRITE_KEY)
     return env
 
 
@@ -331,7 +276,7 @@ def _wait_drained(before: datetime, since: float) -> float | None:
     return None
 
 
-def _faults_inject(stack: Stack, redis: Redis, seconds: float, faults: list[Fault]) -> None:
+def _faults_inject(stack: Stack, redis: PrivateRedis, seconds: float, faults: list[Fault]) -> None:
     """The faults of step 4, at their share of the sending time, each timed until drained."""
     plan = sorted(
         [(share, "worker SIGKILL") for share in WORKER_KILLS]
@@ -395,9 +340,9 @@ def _row(label: str, value: str, target: str = "", ok: bool | None = None) -> No
 def main() -> int:
     logs = ROOT / "bench" / "results"
     logs.mkdir(exist_ok=True)
-    redis = Redis()
+    redis = PrivateRedis()
     redis.start()
-    port = _free_port()
+    port = free_port()
     print(
         f"faults: {EVENTS:,} events about {PEOPLE:,} people at {RATE:,.0f} events/s; database "
         f"{DATABASE_URL.rsplit('/', 1)[1]}, private Redis on port {redis.port}, logs in "

@@ -53,8 +53,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
+from bench import database_prepare, server_wait
 from cdp.web import web_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,27 +111,7 @@ def _server_env() -> dict[str, str]:
 
 
 def _reset_database(env: dict[str, str]) -> None:
-    import psycopg2
-
-    parts = urlsplit(DATABASE_URL)
-    name = parts.path.lstrip("/")
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    conn = psycopg2.connect(admin_url)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    subprocess.run(
-        [PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
-    )
-    subprocess.run(
-        [PYTHON, "manage.py", "create_source", "Bench", "--write-key", WRITE_KEY],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    database_prepare(DATABASE_URL, env, source="Bench", write_key=WRITE_KEY)
     import redis
 
     # Only this database's Celery queues: other work on the same Redis is left alone.
@@ -165,18 +146,7 @@ def _stop(processes: list[subprocess.Popen]) -> None:
 
 
 def _wait_until_serving(web: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if web.poll() is not None:
-            raise RuntimeError("the web server exited; see bench/results/web.log")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status in (200, 503):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("the web server did not answer within a minute")
+    server_wait(PORT, web, timeout)
 
 
 def _build_payloads() -> None:

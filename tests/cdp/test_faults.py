@@ -3,10 +3,7 @@ database connections killed, a database outage, a backlog, many identifies of on
 at once. Redis is a private server started here (the machine's Redis is shared); the database
 faults touch only this test's own connections."""
 
-import socket
-import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -16,6 +13,7 @@ import pytest
 from django.db import connection, connections
 from django.test import Client, override_settings
 
+from bench import PrivateRedis, free_port
 from cdp import pipeline
 from cdp.celery import app as celery_app
 from consent.services import suppression_cache, suppression_create
@@ -28,41 +26,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 AUTH = {"HTTP_AUTHORIZATION": "Basic V1JJVEVfS0VZX3Rlc3QxMjM6"}  # WRITE_KEY_test123
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class PrivateRedis:
-    """A redis-server of this test's own, on a free port, keeping nothing on disk."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("the private redis-server did not start")
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
 
 
 @contextmanager
