@@ -114,7 +114,21 @@ class ComputedOutputSerializer(serializers.Serializer):
     cluster = ClusterOutputSerializer(allow_null=True)
 
 
+class ProfileListOutputSerializer(serializers.ListSerializer):
+    """Many profiles at once: the higher apps' computed values (profiles.extensions) are read
+    for the whole list in one go, so a page of profiles costs a fixed number of queries
+    wherever it is served (profiles list, segment members...)."""
+
+    def to_representation(self, data: Any) -> list[Any]:
+        profiles = list(data.all() if hasattr(data, "all") else data)
+        self._context = {"computed_extras": computed_extras(profiles), **self._context}
+        return super().to_representation(profiles)
+
+
 class ProfileOutputSerializer(serializers.Serializer):
+    class Meta:
+        list_serializer_class = ProfileListOutputSerializer
+
     id = serializers.IntegerField()
     traits = PiiTraitsField()
     computed = serializers.SerializerMethodField()
@@ -230,9 +244,7 @@ class ProfileListApi(ProfilesResource, APIView):
             raise ValidationError({error.kind: [str(error)]}) from None
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, request, view=self)
-        # The higher apps' computed values for the whole page at once (fixed query count).
-        context = {"request": request, "computed_extras": computed_extras(page)}
-        data = ProfileOutputSerializer(page, many=True, context=context).data
+        data = ProfileOutputSerializer(page, many=True, context={"request": request}).data
         return paginator.get_paginated_response(data)
 
     def _filters(self, request: Request) -> selectors.ProfileFilters:

@@ -54,6 +54,25 @@ def test_create_refreshes_membership_and_lists_members_with_a_cursor(
     assert page["results"][0]["identities"][0]["kind"] == "email"
 
 
+def test_members_cost_the_same_queries_for_one_member_or_three(
+    api, people, django_capture_on_commit_callbacks
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with django_capture_on_commit_callbacks(execute=True):
+        segment_id = api.post(
+            "/api/v1/segments/", {"name": "Germans", "definition": GERMANS}, format="json"
+        ).json()["id"]
+    counts = []
+    for limit in (1, 3):
+        with CaptureQueriesContext(connection) as queries:
+            page = api.get(f"/api/v1/segments/{segment_id}/members/?limit={limit}").json()
+        assert len(page["results"]) == limit
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+
+
 def test_preview_counts_an_unsaved_definition_and_samples(api, people):
     response = api.post(
         "/api/v1/segments/preview/", {"definition": GERMANS, "sample_size": 2}, format="json"
