@@ -182,19 +182,9 @@ def marketing_sends_since(*, profile_ids: Collection[int], since: dt.datetime) -
     )
 
 
-def profile_email(*, profile: Profile) -> str | None:
-    """The address to write to: the person's (normalised) email identity."""
-    return (
-        Identity.objects.filter(profile=profile, kind="email")
-        .order_by("-id")
-        .values_list("value", flat=True)
-        .first()
-    )
-
-
 def profile_emails(*, profile_ids: Collection[int]) -> dict[int, str]:
     """{profile id: the address to write to} for those of these people who have one (one
-    query; the newest email identity of each, as `profile_email`)."""
+    query; the newest email identity of each, normalised as identities are)."""
     rows = (
         Identity.objects.filter(profile_id__in=list(profile_ids), kind="email")
         .order_by("profile_id", "-id")

@@ -90,9 +90,6 @@ class _Connection:
 class EmailTransport(Transport):
     purpose = "email_marketing"
 
-    def recipient(self, profile: Profile) -> str | None:
-        return selectors.profile_email(profile=profile)
-
     def recipients(self, profiles: Sequence[Profile]) -> dict[int, str | None]:
         found = selectors.profile_emails(profile_ids=[profile.pk for profile in profiles])
         return {profile.pk: found.get(profile.pk) for profile in profiles}

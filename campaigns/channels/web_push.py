@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from pywebpush import WebPusher
 
@@ -43,16 +44,21 @@ def encrypted_body(subscription: PushSubscription, payload: bytes) -> bytes:
     return bytes(pusher.encode(payload, "aes128gcm")["body"])
 
 
+def _push_service(endpoint: str) -> str:
+    parts = urlsplit(endpoint)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 class WebPushTransport(Transport):
     purpose = "push"
 
     def __init__(self, channel: Channel) -> None:
         super().__init__(channel)
         self._subscriptions: dict[int, list[PushSubscription]] = {}
+        # The VAPID header per push service (scheme://host), signed once per batch here, in
+        # the calling thread: the sending threads touch neither the database nor the key.
+        self._authorization: dict[str, str] = {}
         self._gone: list[int] = []  # ids of subscriptions the push service reported gone
-
-    def recipient(self, profile: Profile) -> str | None:
-        return self.recipients([profile])[profile.pk]
 
     def recipients(self, profiles: Sequence[Profile]) -> dict[int, str | None]:
         found = selectors.push_subscriptions_of(profile_ids=[p.pk for p in profiles])
@@ -62,6 +68,15 @@ class WebPushTransport(Transport):
         self._subscriptions = selectors.push_subscriptions_of(
             profile_ids={delivery.profile.pk for delivery in deliveries}
         )
+        services = {
+            _push_service(s.endpoint): s.endpoint
+            for subscriptions in self._subscriptions.values()
+            for s in subscriptions
+        }
+        self._authorization = {
+            service: vapid_authorization(endpoint=endpoint)
+            for service, endpoint in services.items()
+        }
         return concurrent_sends(deliveries, self._payload, self._post)
 
     def send(self, delivery: Delivery) -> None:
@@ -102,7 +117,7 @@ class WebPushTransport(Transport):
             "Content-Encoding": "aes128gcm",
             "TTL": str(self.config.get("ttl", DEFAULT_TTL)),
             "Urgency": "normal",
-            "Authorization": vapid_authorization(endpoint=subscription.endpoint),
+            "Authorization": self._authorization[_push_service(subscription.endpoint)],
         }
         body = encrypted_body(subscription, payload)
         try:

@@ -23,7 +23,6 @@ from campaigns.services.delivery import (
     deliveries_replay,
     deliveries_send,
     deliveries_sweep,
-    delivery_rules,
     delivery_send,
 )
 from campaigns.services.erasure import campaign_data_erase
@@ -86,7 +85,6 @@ __all__ = [
     "delivery_open_record",
     "delivery_preferences",
     "delivery_preferences_set",
-    "delivery_rules",
     "delivery_send",
     "delivery_unsubscribe",
     "entries_advance",

@@ -140,12 +140,10 @@ def delivery_rules(
     profile: Profile,
     transport: Transport,
     now: dt.datetime,
-    facts: RuleFacts | None = None,
+    facts: RuleFacts,
 ) -> Verdict:
     """Whether this delivery may go now: a skip reason, a delay, or neither. `facts` is the
-    batch's (RuleFacts.load); without it they are loaded for this one delivery."""
-    if facts is None:
-        facts = RuleFacts.load([(delivery, profile)], {delivery.channel_id: transport}, now)
+    batch's (RuleFacts.load)."""
     marketing = delivery.campaign.kind == Campaign.Kind.MARKETING
     if delivery.entry.status == Entry.Status.EXITED:
         return Verdict(skip=Delivery.SkipReason.EXITED)
