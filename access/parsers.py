@@ -52,6 +52,21 @@ def strict_json_loads(text: str) -> Any:
     return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
+def storable_json_loads(text: str) -> Any:
+    """The JSON documents the API's parser takes, for text that arrives another way (a form's
+    JSON field): strict numbers, at most MAX_DEPTH deep, no string PostgreSQL cannot hold.
+    ValueError saying what is wrong and where (json.JSONDecodeError for bad syntax)."""
+    try:
+        data = strict_json_loads(text)
+    except RecursionError:
+        raise ValueError(_too_deep()) from None
+    try:
+        _check(data)
+    except ParseError as error:
+        raise ValueError(str(error.detail)) from None
+    return data
+
+
 def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not a valid JSON number")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -51,13 +52,26 @@ def rows_count(raw: IO[bytes], format: str) -> int:
     if format == JSONL:
         return sum(1 for line in text_lines(raw) if line.strip())
     reader = csv.reader(text_lines(raw))
-    next(reader, None)
-    return sum(1 for row in reader if any(cell.strip() for cell in row))
+    with _csv_errors(reader):
+        next(reader, None)
+        return sum(1 for row in reader if any(cell.strip() for cell in row))
 
 
 def csv_header(raw: IO[bytes]) -> list[str]:
     """The column names of a CSV file's first row, stripped; [] for an empty file."""
-    return [name.strip() for name in next(csv.reader(text_lines(raw)), [])]
+    reader = csv.reader(text_lines(raw))
+    with _csv_errors(reader):
+        return [name.strip() for name in next(reader, [])]
+
+
+@contextmanager
+def _csv_errors(reader: Any) -> Iterator[None]:
+    """The csv module's own refusals (a cell over its size limit, a NUL byte) as what they are
+    to the uploader: a file that cannot be read, at a line."""
+    try:
+        yield
+    except csv.Error as error:
+        raise ImportFileError(f"Line {reader.line_num}: {error}.") from None
 
 
 def rows_read(raw: IO[bytes], format: str) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
@@ -78,13 +92,14 @@ def rows_read(raw: IO[bytes], format: str) -> Iterator[tuple[int, dict[str, Any]
             yield number, row
         return
     reader = csv.reader(text_lines(raw))
-    header = [name.strip() for name in next(reader, [])]
-    start = reader.line_num + 1
-    for cells in reader:
-        line, start = start, reader.line_num + 1
-        if not any(cell.strip() for cell in cells):
-            continue
-        if len(cells) != len(header):
-            yield line, RowError(f"{len(cells)} cells where the header names {len(header)}.")
-            continue
-        yield line, dict(zip(header, cells, strict=True))
+    with _csv_errors(reader):
+        header = [name.strip() for name in next(reader, [])]
+        start = reader.line_num + 1
+        for cells in reader:
+            line, start = start, reader.line_num + 1
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(cells) != len(header):
+                yield line, RowError(f"{len(cells)} cells where the header names {len(header)}.")
+                continue
+            yield line, dict(zip(header, cells, strict=True))

@@ -6,6 +6,7 @@ from typing import Any
 from django import forms
 
 from access.models import Source
+from access.parsers import storable_json_loads
 from profiles.models import DataImport, TrackingPlan
 
 PLAN_EXAMPLE = json.dumps(
@@ -76,11 +77,13 @@ class QuarantinedMessageForm(forms.Form):
 
     def clean_message(self) -> dict[str, Any]:
         try:
-            value = json.loads(self.cleaned_data["message"])
+            value = storable_json_loads(self.cleaned_data["message"])
         except json.JSONDecodeError as error:
             raise forms.ValidationError(
                 f"Not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}."
             ) from None
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
         if not isinstance(value, dict):
             raise forms.ValidationError("A message is a JSON object.")
         return value

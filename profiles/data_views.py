@@ -278,7 +278,9 @@ def _quarantined_page(
         form.fields["message"].disabled = True
     item.errors = pii.document(item.errors)
     context = {"item": item, "form": form, "editable": editable}
-    return render(request, "profiles/data/quarantined.html", context)
+    return render(
+        request, "profiles/data/quarantined.html", context, status=400 if form.errors else 200
+    )
 
 
 @require_GET

@@ -101,7 +101,11 @@ def _items_by_key(rows: list[dict[str, Any]]) -> dict[str, int]:
 
 @roles_required(*WRITE)
 def import_new(request: HttpRequest) -> HttpResponse:
-    form = ItemImportForm(request.POST or None, request.FILES or None)
+    # Bound on every POST, an empty one included: a post without a file is a form error.
+    form = ItemImportForm(
+        request.POST if request.method == "POST" else None,
+        request.FILES if request.method == "POST" else None,
+    )
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         job = services.item_import_create(upload=upload, file_name=upload.name, actor=request.user)

@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from access.parsers import unstorable
 from access.queueing import task_named
 from access.services import audit_record
 from segments.ml.artifacts import FORMAT_VERSION, data_hash
@@ -186,6 +187,9 @@ def _carry_cluster_names(summary: list[dict[str, Any]]) -> None:
 
 def cluster_rename(*, run: ModelRun, cluster: int, name: str) -> ModelRun:
     """Name one cluster of a clustering run (a blank name restores its description)."""
+    problem = unstorable(name)
+    if problem:
+        raise ValueError(f"The name cannot be stored: {problem}.")
     for row in run.summary:
         if row["id"] == cluster:
             row["name"] = name.strip()[:80] or row["description"]

@@ -179,3 +179,13 @@ def test_a_job_worked_in_slices_resumes_after_its_rows_and_honours_the_lease(
     job = data_import_run(job=job)
     assert (job.status, job.processed_rows, job.accepted_count) == ("done", 5, 5)
     assert Event.objects.count() == 5
+
+
+def test_a_csv_cell_beyond_the_csv_size_limit_is_a_form_error(staff_client, marketer, source):
+    upload = SimpleUploadedFile("huge.csv", ("x" * 200_000 + ",y\n1,2\n").encode())
+    response = staff_client(marketer).post(
+        "/data/imports/new/", {"source": source.pk, "kind": "events", "file": upload}
+    )
+    assert response.status_code == 400
+    assert "field larger than field limit" in response.content.decode()
+    assert not DataImport.objects.exists()

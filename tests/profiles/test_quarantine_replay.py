@@ -156,3 +156,24 @@ def test_a_tracking_plan_change_is_audited(staff_client, admin_user, source):
     row = AuditLog.objects.get(action="tracking_plan.save")
     assert row.actor == admin_user and row.resource_id == str(source.pk)
     assert row.details == {"mode": "quarantine", "events": ["Order Completed"]}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps({"type": "identify", "userId": "a\u0000b"}),
+        json.dumps({"type": "identify", "userId": "u", "traits": {"k\u0000": "v"}}),
+        '{"a":' * 3000 + "1" + "}" * 3000,
+    ],
+    ids=["nul-value", "nul-key", "deep"],
+)
+def test_an_edited_message_the_database_cannot_hold_is_a_form_error(
+    staff_client, admin_user, quarantined, text
+):
+    item = QuarantinedMessage.objects.get(message_id="order-2")
+    response = staff_client(admin_user).post(
+        f"/data/quarantine/{item.pk}/act/", {"action": "replay", "message": text}
+    )
+    assert response.status_code == 400
+    item.refresh_from_db()
+    assert "\u0000" not in json.dumps(item.message)

@@ -140,3 +140,8 @@ def test_the_profile_block_is_not_personal_without_consent(staff_client, markete
     consent_record(profile=person, purpose="personalization", granted=False, source="api")
     html = staff_client(marketer).get(f"/recommendations/profiles/{person.pk}/").content.decode()
     assert "not personal" in html and "you bought this before" not in html
+
+
+def test_an_upload_without_a_file_is_a_form_error(staff_client, marketer, shop):
+    response = staff_client(marketer).post("/recommendations/imports/new/", {})
+    assert response.status_code == 400

@@ -174,3 +174,17 @@ def test_only_marketers_and_admins_name_clusters(
     assert staff_client(compliance).post(url, {"name": "x"}).status_code == 403
     run.refresh_from_db()
     assert run.summary[0]["name"] == run.summary[0]["description"]
+
+
+def test_a_cluster_name_the_database_cannot_hold_is_a_400(
+    shop,  # noqa: F811
+    marketer,
+    staff_client,
+    django_capture_on_commit_callbacks,
+):
+    run = _train("cluster", django_capture_on_commit_callbacks, now=shop)
+    url = f"/segments/models/{run.pk}/clusters/0/name/"
+    response = staff_client(marketer).post(url, {"name": "\x00bad"})
+    assert response.status_code == 400 and "NUL" in response.content.decode()
+    run.refresh_from_db()
+    assert run.summary[0]["name"] == run.summary[0]["description"]
