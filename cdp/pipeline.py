@@ -43,7 +43,8 @@ from django.utils import timezone
 
 from campaigns.services import campaign_triggers_fire
 from cdp.models import Heartbeat
-from consent.services import consent_filter_resolved
+from consent.models import ConsentRecord
+from consent.services import consent_filter_resolved, consent_signals_audit
 from identity.services import identity_resolve
 from profiles.models import Event, Profile
 from profiles.services import (
@@ -122,7 +123,8 @@ def _events_process_chunk(event_ids: Sequence[int], fill_to: int) -> int:
 
     resolved: list[tuple[Profile, list[Event]]] = identity_resolve(events=events)
 
-    resolved, stripped = consent_filter_resolved(resolved=resolved)
+    signals: list[ConsentRecord] = []
+    resolved, stripped = consent_filter_resolved(resolved=resolved, audit_later=signals)
 
     late: list[Profile] = []
     for profile, profile_events in resolved:
@@ -136,6 +138,8 @@ def _events_process_chunk(event_ids: Sequence[int], fill_to: int) -> int:
     changes = segment_memberships_refresh(resolved=resolved)
     campaign_triggers_fire(resolved=resolved, changes=changes)
     interactions_record(resolved=resolved)
+    # Last: the audit chain's lock is held from an audit row's insert until commit.
+    consent_signals_audit(records=signals)
     return len(events)
 
 

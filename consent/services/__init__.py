@@ -9,7 +9,12 @@ in every table and the cache that erasure uses), and `retention`. Everything pub
 importable from here.
 """
 
-from consent.services.consent import ConsentFiltered, consent_filter_resolved, consent_record
+from consent.services.consent import (
+    ConsentFiltered,
+    consent_filter_resolved,
+    consent_record,
+    consent_signals_audit,
+)
 from consent.services.erasure import (
     ERASURE_HOOKS,
     ErasureHook,
@@ -46,6 +51,7 @@ __all__ = [
     "PrivacyRequestError",
     "consent_filter_resolved",
     "consent_record",
+    "consent_signals_audit",
     "consents_merge",
     "consents_unmerge",
     "erasure_hook_register",

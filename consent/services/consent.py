@@ -8,8 +8,7 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from django.utils import timezone
 
-from access.models import AuditLog
-from access.services import audit_record
+from access.services import AuditItem, audit_record, audit_record_many
 from consent import selectors
 from consent.context_signals import category_preferences, purposes_from
 from consent.models import ConsentRecord, ConsentSource, Purpose
@@ -60,11 +59,11 @@ def _signals_apply(
     *,
     purposes: dict[str, Purpose],
     latest: selectors.ConsentLatest,
-) -> None:
+) -> list[ConsentRecord]:
     """Record what the chunk's events say about consent, where it differs from the profile's
     current state (a banner re-sending the same choice adds nothing): the mapping is read
     once, and the events of each profile are applied in event-time order. `latest` is updated
-    with what was recorded."""
+    with what was recorded; the records are returned, for their audit rows."""
     found = [
         (profile, event, prefs)
         for profile, events in resolved
@@ -72,7 +71,7 @@ def _signals_apply(
         if (prefs := category_preferences(event.context))
     ]
     if not found:
-        return
+        return []
     mapping = selectors.category_mapping()
     records: list[ConsentRecord] = []
     for profile, event, prefs in found:
@@ -102,20 +101,28 @@ def _signals_apply(
                     },
                 )
             )
-    if not records:
-        return
-    ConsentRecord.objects.bulk_create(records)
-    AuditLog.objects.bulk_create(
-        AuditLog(
-            actor_label="system",
-            action="consent.grant" if r.granted else "consent.withdraw",
-            resource="consents",
-            resource_id=str(r.pk or ""),
-            profile_id=r.profile.pk,
-            details={"purpose": r.purpose.code, "source": ConsentSource.SDK},
-        )
-        for r in records
-    )
+    if records:
+        ConsentRecord.objects.bulk_create(records)
+    return records
+
+
+def consent_signals_audit(*, records: Sequence[ConsentRecord]) -> None:
+    """The audit rows of consent signals recorded from events (the system's, one per record).
+    The pipeline writes them as its chunk's last statement: the audit chain's lock
+    (access.models) is held from an audit row's insert until commit, so written early they
+    would make every worker's chunk wait for the others'."""
+    for granted, action in ((True, "consent.grant"), (False, "consent.withdraw")):
+        items = [
+            AuditItem(
+                resource_id=r.pk or "",
+                profile_id=r.profile.pk,
+                details={"purpose": r.purpose.code, "source": ConsentSource.SDK},
+            )
+            for r in records
+            if r.granted == granted
+        ]
+        if items:
+            audit_record_many(actor=None, action=action, resource="consents", items=items)
 
 
 _MINIMAL_EVENT_FIELDS = ("type", "event", "userId", "anonymousId", "messageId", "timestamp")
@@ -147,12 +154,17 @@ class ConsentFiltered(NamedTuple):
     stripped: list[Event]
 
 
-def consent_filter_resolved(*, resolved: Sequence[tuple[Profile, list[Event]]]) -> ConsentFiltered:
+def consent_filter_resolved(
+    *,
+    resolved: Sequence[tuple[Profile, list[Event]]],
+    audit_later: list[ConsentRecord] | None = None,
+) -> ConsentFiltered:
     """Pipeline stage, per chunk: record the consent signals the events carry, then keep what
-    consent allows. A suppressed profile's events are deleted (they slipped in before the
-    suppression reached ingestion); without `analytics` the configured policy
-    (CONSENT_WITHOUT_ANALYTICS) strips or drops behavioural events. A handful of queries per
-    chunk, whatever its size.
+    consent allows. The signals' audit rows are written here, or, given `audit_later`, their
+    records are added to it for the caller to audit last (consent_signals_audit). A suppressed
+    profile's events are deleted (they slipped in before the suppression reached ingestion);
+    without `analytics` the configured policy (CONSENT_WITHOUT_ANALYTICS) strips or drops
+    behavioural events. A handful of queries per chunk, whatever its size.
 
     Stripped events are rewritten in memory only: the caller saves them (the pipeline does so
     with its processing update, one write per event row).
@@ -164,7 +176,11 @@ def consent_filter_resolved(*, resolved: Sequence[tuple[Profile, list[Event]]]) 
     purposes = {p.code: p for p in selectors.purposes_all()}
     # The same history the gate reads (consent_allows), for the whole chunk in one query.
     latest = selectors.consent_latest(profile_ids=ids)
-    _signals_apply(resolved, purposes=purposes, latest=latest)
+    signals = _signals_apply(resolved, purposes=purposes, latest=latest)
+    if audit_later is None:
+        consent_signals_audit(records=signals)
+    else:
+        audit_later.extend(signals)
     suppressed = suppression_cache.current().profile_ids & ids
     analytics = purposes.get("analytics") or selectors.purpose_get(code="analytics")
     allowed = {
