@@ -33,6 +33,7 @@ from django.utils import timezone
 from campaigns import definition as steps_language
 from campaigns import stats
 from campaigns.models import Campaign, CampaignVersion, Delivery, DeliveryEvent
+from campaigns.selectors import campaign_version_current
 from profiles.models import Event
 
 # How the control group is named in results, beside the variants.
@@ -174,10 +175,9 @@ def arm_counts(*, campaign: Campaign) -> dict[str, tuple[int, int]]:
     return {name: (pair[0], pair[1]) for name, pair in counts.items()}
 
 
-def _variant_names(campaign: Campaign, people: Mapping[int, _Person]) -> list[str]:
+def _variant_names(definition: Mapping[str, Any], people: Mapping[int, _Person]) -> list[str]:
     """The current version's variants in their order, then any only earlier versions had."""
-    version = CampaignVersion.objects.filter(campaign=campaign).order_by("-number").first()
-    experiment = steps_language.experiment_step(version.definition["steps"]) if version else None
+    experiment = steps_language.experiment_step(definition["steps"])
     names = [v["name"] for v in experiment[1]["variants"]] if experiment else [""]
     seen = {person.variant for person in people.values() if not person.is_control}
     return names + sorted(seen - set(names))
@@ -202,9 +202,10 @@ def campaign_results(*, campaign: Campaign, now: dt.datetime | None = None) -> d
     now = now or timezone.now()
     attribution = campaign_attribution(campaign=campaign, now=now)
     people = attribution.people
-    names = _variant_names(campaign, people)
+    definition = campaign_version_current(campaign=campaign).definition
+    names = _variant_names(definition, people)
     has_control = any(person.is_control for person in people.values()) or bool(
-        _current_definition(campaign).get("control")
+        definition.get("control")
     )
     keys = names + ([CONTROL] if has_control else [])
     bots = _bot_counts(campaign)
@@ -255,7 +256,7 @@ def campaign_results(*, campaign: Campaign, now: dt.datetime | None = None) -> d
         )
         for index, key in enumerate(keys):
             arms[key]["probability_best"] = float(best[index])
-    goal = _current_definition(campaign).get("goal")
+    goal = definition.get("goal")
     return {
         "variants": [arms[key] for key in names],
         "control": arms.get(CONTROL),
@@ -263,11 +264,6 @@ def campaign_results(*, campaign: Campaign, now: dt.datetime | None = None) -> d
         "test": TEST_WORDS,
         "series": series,
     }
-
-
-def _current_definition(campaign: Campaign) -> dict[str, Any]:
-    version = CampaignVersion.objects.filter(campaign=campaign).order_by("-number").first()
-    return version.definition if version else {}
 
 
 def _series(people: Mapping[int, _Person], keys: list[str]) -> dict[str, Any]:

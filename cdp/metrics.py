@@ -92,10 +92,12 @@ def processing_backlog() -> Backlog:
     durable, so this only says that processing is behind) and when the sweep last ran."""
     Event = apps.get_model("profiles", "Event")
     Heartbeat = apps.get_model("cdp", "Heartbeat")
+    from cdp.models import SWEEP_HEARTBEAT
+
     threshold = settings.INGEST_BACKLOG_THRESHOLD
     pending = Event.objects.filter(processed_at__isnull=True).values("pk")[: threshold + 1].count()
     oldest = _oldest_pending_received_at() if pending else None
-    sweep = Heartbeat.objects.filter(name="events-process-pending").first()
+    sweep = Heartbeat.objects.filter(name=SWEEP_HEARTBEAT).first()
     return Backlog(
         pending=pending,
         over_threshold=pending > threshold,

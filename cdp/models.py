@@ -2,6 +2,9 @@
 
 from django.db import models
 
+# The pending-events sweep's heartbeat (cdp.pipeline.events_process_pending).
+SWEEP_HEARTBEAT = "events-process-pending"
+
 
 class Heartbeat(models.Model):
     """When a periodic safety net last ran (one row per name), so that /healthz can say a

@@ -42,7 +42,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from campaigns.services import campaign_triggers_fire
-from cdp.models import Heartbeat
+from cdp.models import SWEEP_HEARTBEAT, Heartbeat
 from consent.models import ConsentRecord
 from consent.services import consent_filter_resolved, consent_signals_audit
 from identity.services import identity_resolve
@@ -65,7 +65,6 @@ logger = logging.getLogger(__name__)
 # other than the pipeline (unique violation).
 _RETRYABLE_CODES = {"40P01", "40001", "23505"}
 RETRIES = 5
-SWEEP_HEARTBEAT = "events-process-pending"
 
 
 def events_process(*, event_ids: Sequence[int], fill_to: int = 0) -> int:

@@ -154,7 +154,6 @@ ACCOUNT_RATE_LIMITS = {
 # X-Forwarded-For); 0 trusts no forwarded address. Client addresses (audit rows, rate limits)
 # come from `access.auth.client_ip`, which reads it.
 TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
-ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
 # Content-Security-Policy (django-csp): scripts only from this site's own files, so an
 # injected <script> or on*= attribute does not run. Templates pass data to scripts with
 # `json_script` and wire behaviour with data- attributes; inline style attributes stay allowed.

@@ -8,7 +8,14 @@ from typing import Any
 from django.db.models import QuerySet
 
 from access.pii import PiiView
-from identity.models import Identity, MatchCandidate, MatchSettings, MergeRecord, RescanJob
+from identity.models import (
+    CandidateStatus,
+    Identity,
+    MatchCandidate,
+    MatchSettings,
+    MergeRecord,
+    RescanJob,
+)
 from profiles.identifiers import Key
 from profiles.models import Profile
 
@@ -59,6 +66,10 @@ def candidates_list(
     if max_probability is not None:
         queryset = queryset.filter(probability__lte=max_probability)
     return queryset.order_by("-probability", "id")
+
+
+def candidates_pending_count() -> int:
+    return MatchCandidate.objects.filter(status=CandidateStatus.PENDING).count()
 
 
 def merge_history() -> QuerySet[MergeRecord]:

@@ -56,7 +56,7 @@ def review_queue(request: HttpRequest) -> HttpResponse:
         "form": form,
         "candidates": candidates,
         "can_decide": _can_decide(request),
-        "pending": MatchCandidate.objects.filter(status=CandidateStatus.PENDING).count(),
+        "pending": selectors.candidates_pending_count(),
         "settings": selectors.match_settings(),
     }
     return render(request, "identity/queue.html", context, status=status)
@@ -83,7 +83,7 @@ def decide(request: HttpRequest) -> HttpResponse:
     if _htmx(request) and len(candidates) == 1:
         candidate = candidates[0]
         candidate.refresh_from_db()
-        pending = MatchCandidate.objects.filter(status=CandidateStatus.PENDING).count()
+        pending = selectors.candidates_pending_count()
         return render(
             request,
             "identity/_decided.html",

@@ -81,6 +81,10 @@ def model_runs() -> QuerySet[ModelRun]:
     return ModelRun.objects.defer("artifact").select_related("requested_by")
 
 
+def serving_run() -> ModelRun | None:
+    return model_runs().filter(is_serving=True).first()
+
+
 def model_run_get(*, run_id: int) -> ModelRun | None:
     return model_runs().filter(pk=run_id).first()
 

@@ -159,9 +159,7 @@ def model_progress(request: HttpRequest) -> HttpResponse:
 
 def _models_context(request: HttpRequest) -> dict[str, Any]:
     runs = list(selectors.model_runs()[:50])
-    serving_run = next((run for run in runs if run.is_serving), None)
-    if serving_run is None:
-        serving_run = selectors.model_runs().filter(is_serving=True).first()
+    serving_run = next((run for run in runs if run.is_serving), None) or selectors.serving_run()
     return {
         "runs": runs,
         "serving_run": serving_run,
