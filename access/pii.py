@@ -165,6 +165,8 @@ class PiiView:
 
     def __init__(self, *, visible: bool) -> None:
         self.visible = visible
+        # Read once per view: a page or an API list asks for every row and field.
+        self._personal_keys = pii_trait_names() | IDENTIFIER_KEYS
 
     def value(self, value: Any, *, kind: str = "") -> Any:
         """One identifier or PII trait value (its `kind` or trait name helps the mask)."""
@@ -172,11 +174,11 @@ class PiiView:
 
     def is_personal(self, name: str) -> bool:
         """Whether values of this trait or field (a dotted path) are personal data."""
-        return pii_is_trait(name)
+        return any(_key(part) in self._personal_keys for part in str(name).split("."))
 
     def trait_value(self, name: str, value: Any) -> Any:
         """The value of the trait `name` (a dotted path): masked in full if it is personal."""
-        if self.visible or not pii_is_trait(name):
+        if self.visible or not self.is_personal(name):
             return value
         return _mask_all(value)
 
@@ -187,7 +189,7 @@ class PiiView:
         """Traits with PII_TRAITS and identifiers masked (nested values in full)."""
         if self.visible:
             return dict(traits or {})
-        return self._document(traits or {}, pii_trait_names() | IDENTIFIER_KEYS)
+        return self._document(traits or {}, self._personal_keys)
 
     def document(self, document: Any) -> Any:
         """Any JSON document (event properties or context, a stored payload, an access
@@ -254,7 +256,12 @@ def pii_pseudonym(value: Any) -> str:
 
 
 def _field_view(field: serializers.Field) -> PiiView:
-    return pii_for(field.context.get("request"))
+    # One view per serialization: every field of every row shares the root's context.
+    context = field.context
+    if "pii_view" not in context:
+        context["pii_view"] = pii_for(context.get("request"))
+    view: PiiView = context["pii_view"]
+    return view
 
 
 class PiiTraitsField(serializers.JSONField):

@@ -94,8 +94,8 @@ class IngestResult:
     quarantined: int = 0
     dropped: int = 0
     event_ids: list[int] = field(default_factory=list)
-    # (index in the request, what is wrong and where) of each invalid message, and
-    # (index, filter's reason) of each dropped one, in request order.
+    # (index in the request, what is wrong and where) of each invalid message when they are
+    # not quarantined, and (index, filter's reason) of each dropped one, in request order.
     invalid_at: list[tuple[int, str]] = field(default_factory=list)
     dropped_at: list[tuple[int, str]] = field(default_factory=list)
 
@@ -175,8 +175,11 @@ def ingest_messages(
         received_at=received_at,
     )
     outcome = _messages_sort(source=source, messages=messages, prepare=prepare, strict=strict)
-    invalid_at = [(r.index, _rejection_text(r, field_prefix=None)) for r in outcome.rejected]
+    # Reported to the caller instead of quarantined (imports, replays); the API's batches,
+    # which quarantine, never read them, so they are not spelled out for every request.
+    invalid_at: list[tuple[int, str]] = []
     if not quarantine:
+        invalid_at = [(r.index, _rejection_text(r, field_prefix=None)) for r in outcome.rejected]
         outcome.rejected = []
     event_ids = _outcome_store_retrying(source=source, outcome=outcome, received_at=received_at)
     if outcome.rows:
