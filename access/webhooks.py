@@ -30,6 +30,23 @@ def signing_secret(*, namespace: str, key: str) -> str:
     return "whsec_" + base64.b64encode(digest).decode()
 
 
+def signing_secrets(
+    *,
+    namespace: str,
+    owner_id: int,
+    salt: str,
+    previous_salt: str,
+    previous_until: dt.datetime | None,
+    now: dt.datetime,
+) -> list[str]:
+    """The secrets that sign a send now: the owner's current one, and the previous one while
+    a rotation's overlap lasts (receivers verify with either)."""
+    secrets = [signing_secret(namespace=namespace, key=f"{owner_id}:{salt}")]
+    if previous_salt and previous_until is not None and now < previous_until:
+        secrets.append(signing_secret(namespace=namespace, key=f"{owner_id}:{previous_salt}"))
+    return secrets
+
+
 def webhook_post(
     url: str,
     *,

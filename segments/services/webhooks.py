@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from access.outbound import OutboundError, OutboundRefused
 from access.queueing import task_named
-from access.webhooks import signing_secret, webhook_post
+from access.webhooks import signing_secret, signing_secrets, webhook_post
 from segments.models import Segment, WebhookDelivery, new_webhook_secret_salt
 from segments.services.task_names import WEBHOOK_DELIVER_TASK
 
@@ -33,24 +33,26 @@ class TransientError(Exception):
     """A failure worth retrying (the receiver was down or answered 5xx)."""
 
 
-def _derived(segment: Segment, salt: str) -> str:
-    return signing_secret(namespace="segments.webhook-secret", key=f"{segment.pk}:{salt}")
+NAMESPACE = "segments.webhook-secret"
 
 
 def webhook_secret(*, segment: Segment) -> str:
     """The segment's webhook signing secret (Standard Webhooks: `whsec_` + base64). Derived,
     not stored (access.webhooks.signing_secret): changing SECRET_KEY or rotating the salt
     changes it."""
-    return _derived(segment, segment.webhook_secret_salt)
+    return signing_secret(namespace=NAMESPACE, key=f"{segment.pk}:{segment.webhook_secret_salt}")
 
 
 def webhook_signing_secrets(*, segment: Segment, now: dt.datetime) -> list[str]:
     """The secrets that sign now: the current one, and the previous one during the overlap."""
-    secrets = [webhook_secret(segment=segment)]
-    until = segment.previous_webhook_secret_until
-    if segment.previous_webhook_secret_salt and until is not None and now < until:
-        secrets.append(_derived(segment, segment.previous_webhook_secret_salt))
-    return secrets
+    return signing_secrets(
+        namespace=NAMESPACE,
+        owner_id=segment.pk,
+        salt=segment.webhook_secret_salt,
+        previous_salt=segment.previous_webhook_secret_salt,
+        previous_until=segment.previous_webhook_secret_until,
+        now=now,
+    )
 
 
 def webhook_secret_rotate(*, segment: Segment) -> str:
