@@ -161,6 +161,16 @@ def outbound_address(url: str) -> tuple[_Target, IPAddress]:
     return target, _checked_address(target.host, target.port)
 
 
+def outbound_url_validator(url: str) -> None:
+    """A form or serializer field's validator: a URL the platform may not call is refused when
+    saved (blank is left to the field's own rules)."""
+    from django.core.exceptions import ValidationError
+
+    problem = outbound_url_problem(url) if url else None
+    if problem:
+        raise ValidationError(problem)
+
+
 def outbound_url_problem(url: str) -> str | None:
     """Why this URL may not be saved, or None. A host that does not resolve (yet) may be saved;
     it is checked again at every request."""

@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from access.auth import ResourcePermission, client_ip
 from access.csv_export import csv_response
-from access.outbound import MAX_URL_LENGTH, outbound_url_problem
+from access.outbound import MAX_URL_LENGTH, outbound_url_validator
 from access.pagination import KeysetPagination
 from access.pii import PiiTraitsField, pii_for, pii_pseudonym
 from access.roles import ADMIN, COMPLIANCE, MARKETER
@@ -64,13 +64,6 @@ class SegmentOutputSerializer(serializers.Serializer):
         return conditions.describe(segment.definition)
 
 
-def webhook_url_check(url: str) -> None:
-    """A webhook URL is saved only when the platform may call it (access.outbound)."""
-    problem = outbound_url_problem(url) if url else None
-    if problem:
-        raise serializers.ValidationError(problem)
-
-
 class SegmentInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
@@ -78,7 +71,10 @@ class SegmentInputSerializer(serializers.Serializer):
         help_text="A condition tree; see the JSON Schema at /api/v1/segments/schema/."
     )
     webhook_url = serializers.CharField(
-        required=False, allow_blank=True, max_length=MAX_URL_LENGTH, validators=[webhook_url_check]
+        required=False,
+        allow_blank=True,
+        max_length=MAX_URL_LENGTH,
+        validators=[outbound_url_validator],
     )
 
 
@@ -131,7 +127,7 @@ class SegmentDetailApi(SegmentsResource, APIView):
             required=False,
             allow_blank=True,
             max_length=MAX_URL_LENGTH,
-            validators=[webhook_url_check],
+            validators=[outbound_url_validator],
         )
 
     @extend_schema(tags=["segments"], responses={200: SegmentOutputSerializer})

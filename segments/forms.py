@@ -5,7 +5,7 @@ from typing import Any
 
 from django import forms
 
-from access.outbound import outbound_url_problem
+from access.outbound import MAX_URL_LENGTH, outbound_url_validator
 from segments import conditions, services
 
 
@@ -16,19 +16,16 @@ class SegmentForm(forms.Form):
     )
     definition = forms.CharField(widget=forms.HiddenInput(attrs={"id": "definition-input"}))
     webhook_url = forms.URLField(
-        required=False, label="Webhook URL (optional)", assume_scheme="https", max_length=2000
+        required=False,
+        label="Webhook URL (optional)",
+        assume_scheme="https",
+        max_length=MAX_URL_LENGTH,
+        validators=[outbound_url_validator],
     )
 
     def __init__(self, *args: Any, segment: Any = None, **kwargs: Any) -> None:
         self.segment = segment
         super().__init__(*args, **kwargs)
-
-    def clean_webhook_url(self) -> str:
-        url: str = self.cleaned_data["webhook_url"]
-        problem = outbound_url_problem(url) if url else None
-        if problem:
-            raise forms.ValidationError(problem)
-        return url
 
     def clean_definition(self) -> dict:
         return parse_definition(self.cleaned_data["definition"], segment=self.segment)
