@@ -17,3 +17,16 @@ def task_named(name: str) -> Task:
     """The registered task `name`, to queue with `.delay_on_commit(...)`, `.delay(...)` or
     `.apply_async(...)`."""
     return current_app.tasks[name]
+
+
+def task_queue_debounced(name: str, *, seconds: float) -> bool:
+    """Queue task `name` to run in `seconds`, after the current transaction commits, unless a
+    call in the last `seconds` already queued it (so a burst of causes runs it once, on
+    everything they changed). True when this call queued it."""
+    from django.core.cache import cache
+    from django.db import transaction
+
+    if not cache.add(f"task-debounce:{name}", 1, timeout=seconds):
+        return False
+    transaction.on_commit(lambda: task_named(name).apply_async(countdown=seconds))
+    return True

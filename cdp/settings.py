@@ -343,6 +343,10 @@ PRIVACY_DUE_DAYS = {
 }
 # Access exports (JSON files) live under MEDIA_ROOT/<this>; only compliance/admin download them.
 PRIVACY_EXPORT_DIR = os.environ.get("PRIVACY_EXPORT_DIR", "exports")
+# After an erasure, the models trained on the erased people's data (segments' propensity and
+# clustering, the recommender) are retrained without them this many seconds later; the erasures
+# of that interval share one retraining.
+ERASURE_RETRAIN_DELAY_SECONDS = float(os.environ.get("ERASURE_RETRAIN_DELAY_SECONDS", "600"))
 # Trait names holding personal data: masked for roles outside PII_VISIBLE_ROLES and pseudonymised
 # in marketing exports.
 PII_TRAITS = env_list(

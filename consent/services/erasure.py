@@ -10,8 +10,10 @@ Each app deletes its own rows. What goes, in order:
 4. cache entries holding an identifier, or keyed `profile:<id>`;
 5. access exports made earlier for the same subject.
 
-Then only hashed tombstones remain, and `erasure_sweep_and_verify` scans every model and the
-cache for the identifiers: the proof that nothing is left, whoever forgot what. Rows of the
+Then only hashed tombstones remain, and `erasure_sweep_and_verify` scans every model, the
+trained model artifacts, the stored files (MEDIA_ROOT) and the cache for the identifiers: the
+proof that nothing is left, whoever forgot what. The models fitted on the subject's data are
+retrained without them by their apps' hooks (segments, recommendations). Rows of the
 message tables (events, quarantined messages) that merely mention an identifier are deleted,
 by the profiles app, as the scan meets them.
 """
@@ -169,10 +171,14 @@ def erasure_sweep_and_verify(
             swept[label] = sweeper(ids=pks)
             found = scan.scan_model(model, needles, exclude_pks=exclude.get(label, ()))
         hits += found
+    hits += scan.scan_artifacts(needles)
     remaining_profiles = Profile.objects.filter(pk__in=list(profile_ids)).count()
     cache_keys = scan.scan_cache(needles, profile_ids=profile_ids)
+    # The request's own export (an access request erased later) is the subject's to download.
+    own_export = [request.export_file] if request is not None and request.export_file else []
+    files = scan.scan_files(needles, exclude=own_export)
     return {
-        "clean": not hits and not cache_keys and not remaining_profiles,
+        "clean": not hits and not cache_keys and not remaining_profiles and not files,
         "scanned_at": timezone.now().isoformat(),
         "models_scanned": len(models_scanned),
         "identifiers_searched": len(needles),
@@ -188,6 +194,8 @@ def erasure_sweep_and_verify(
             for h in hits
         ],
         "cache_keys": len(cache_keys),
+        # Paths only (under MEDIA_ROOT): they name an export or an upload, not the subject.
+        "files": files,
         "profiles_remaining": remaining_profiles,
         "seconds": round(time.monotonic() - started, 3),
     }

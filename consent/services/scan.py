@@ -11,6 +11,7 @@ inside unrelated text, so for those a text column must equal the value and a JSO
 hold it as a whole JSON string ("42" with its quotes).
 """
 
+import contextlib
 import json
 import pickle
 import re
@@ -179,6 +180,98 @@ def scan_model(
     ]
 
 
+# --- artifacts and files -------------------------------------------------------------------
+
+# zlib's header bytes (deflate, any level): a compressed artifact is searched decompressed.
+_ZLIB_HEADERS = (b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda")
+_FILE_CHUNK = 1 << 20
+
+
+def _byte_needles(needles: Iterable[str]) -> list[bytes]:
+    """Lowercased needles as a pickle holds them (UTF-8) and as a numpy string array does
+    (UTF-32). Short ids are left out as in the cache: they would match inside any binary."""
+    long_needles = [n.lower() for n in needles if n and len(n) >= SHORT]
+    return [n.encode() for n in long_needles] + [n.encode("utf-32-le") for n in long_needles]
+
+
+def _binary_columns(model: type[models.Model]) -> list[str]:
+    return [
+        f.column
+        for f in model._meta.local_concrete_fields
+        if isinstance(f, models.BinaryField) and f.column is not None
+    ]
+
+
+def scan_artifacts(needles: Iterable[str]) -> list[ScanHit]:
+    """Binary columns (trained model artifacts: joblib pickles, zlib-compressed or not) that
+    hold one of `needles`, searched in their decompressed bytes; one hit per column."""
+    import zlib
+
+    wanted = _byte_needles(needles)
+    if not wanted:
+        return []
+    hits: list[ScanHit] = []
+    for model in apps.get_models():
+        if not model._meta.managed or model._meta.proxy:
+            continue
+        for column in _binary_columns(model):
+            field_name = next(
+                f.name for f in model._meta.local_concrete_fields if f.column == column
+            )
+            matching: list[Any] = []
+            rows = model._default_manager.exclude(**{f"{field_name}__isnull": True})
+            for pk, raw in rows.values_list("pk", field_name).iterator(chunk_size=20):
+                data = bytes(raw)
+                if data[:2] in _ZLIB_HEADERS:
+                    # Not compressed after all: searched as it is.
+                    with contextlib.suppress(zlib.error):
+                        data = zlib.decompress(data)
+                data = data.lower()
+                if any(n in data for n in wanted):
+                    matching.append(pk)
+            if matching:
+                hits.append(
+                    ScanHit(
+                        table=model._meta.db_table,
+                        model=model._meta.label,
+                        column=column,
+                        count=len(matching),
+                        sample_pks=matching[:5],
+                    )
+                )
+    return hits
+
+
+def scan_files(needles: Iterable[str], *, exclude: Iterable[str] = ()) -> list[str]:
+    """Paths (relative to MEDIA_ROOT) of stored files that hold one of `needles`: exports,
+    uploads waiting to be imported, anything an app keeps there. Read in chunks that overlap
+    by the longest needle, so a match across a chunk boundary is found too."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    wanted = _byte_needles(needles)
+    root = Path(settings.MEDIA_ROOT)
+    if not wanted or not root.is_dir():
+        return []
+    skipped = {str(Path(p)) for p in exclude}
+    overlap = max(len(n) for n in wanted) - 1
+    found: list[str] = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        relative = str(path.relative_to(root))
+        if relative in skipped:
+            continue
+        tail = b""
+        with path.open("rb") as handle:
+            while chunk := handle.read(_FILE_CHUNK):
+                window = tail + chunk.lower()
+                if any(n in window for n in wanted):
+                    found.append(relative)
+                    break
+                tail = window[-overlap:] if overlap else b""
+    return found
+
+
 # --- cache ---------------------------------------------------------------------------------
 
 
@@ -219,16 +312,12 @@ def _profile_key_pattern(profile_ids: Iterable[int]) -> re.Pattern | None:
     return re.compile(r"profile[:_\-/](?:" + "|".join(ids) + r")(?!\d)", re.IGNORECASE)
 
 
-def _cache_needles(needles: Iterable[str]) -> list[bytes]:
-    # Short ids ("42") would match inside any pickle; those entries are found by profile key.
-    return [n.lower().encode() for n in needles if n and len(n) >= SHORT]
-
-
 def _cache_matches(needles: Iterable[str], profile_ids: Iterable[int]) -> Iterator[tuple[Any, str]]:
     """(raw key, readable key) of cache entries whose key or value holds a needle, or whose
     key names one of the profiles (the convention: a key about a profile contains
     `profile:<id>`)."""
-    lowered = _cache_needles(needles)
+    # Short ids ("42") would match inside any pickle; those entries are found by profile key.
+    lowered = _byte_needles(needles)
     pattern = _profile_key_pattern(profile_ids)
     for raw, key, value in _cache_entries():
         haystack = key.lower().encode() + b"\x00" + value.lower()

@@ -124,6 +124,9 @@ def data_import_run(
         job.message = "The import stopped on an unexpected error; rows before it are kept."
     if job.finished:
         job.finished_at = timezone.now()
+        # The upload holds people's data outside every table that erasure, retention and the
+        # PII gate reach; once its rows are stored (or refused, by line), it goes.
+        job.file.delete(save=False)
     job.lease_until = None
     job.save()
     if progress is not None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from django.conf import settings
+
+from access.queueing import task_queue_debounced
 from recommendations import cache
 from recommendations.models import Interaction
 
@@ -15,14 +18,20 @@ def recommendation_data_erase(
     cache version tokens (their cached lists, keyed `profile:<id>`, go with consent's cache
     scan). Returns rows removed per model label (the cache tokens as "recommendations.cache").
 
-    Nothing else holds the person: every saved model keeps item-side state only (item factors,
+    No saved model holds a row per person: each keeps item-side state only (item factors,
     item-item weights, popularity), a person's factors being solved from their history at
-    request time (recommenders.base), so there are no factor rows to delete and no artifact
-    to rewrite. Idempotent."""
+    request time (recommenders.base), and the verification scan searches the artifacts too.
+    But those item-side weights were fitted on the person's interactions too: when they had
+    any, the serving model is retrained without them (debounced, ERASURE_RETRAIN_DELAY_SECONDS).
+    Idempotent."""
     removed: dict[str, int] = {}
     interactions, _ = Interaction.objects.filter(event__profile_id__in=list(profile_ids)).delete()
     if interactions:
         removed[Interaction._meta.label] = interactions
+        task_queue_debounced(
+            "recommendations.tasks.models_retrain_task",
+            seconds=settings.ERASURE_RETRAIN_DELAY_SECONDS,
+        )
     tokens = cache.profiles_forget(profile_ids=profile_ids)
     if tokens:
         removed["recommendations.cache"] = tokens

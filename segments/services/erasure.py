@@ -1,5 +1,8 @@
 """Segments' part of an erasure, registered as a consent erasure hook (see `SegmentsConfig`)."""
 
+from django.conf import settings
+
+from access.queueing import task_queue_debounced
 from segments.models import MembershipChange, ProfileScore, SegmentMembership, WebhookDelivery
 
 
@@ -36,4 +39,13 @@ def segment_data_erase(*, profile_ids: list[int], identifiers: list[str]) -> dic
         deleted, _ = model.objects.filter(profile_id__in=ids).delete()
         if deleted:
             removed[model._meta.label] = deleted
+    if removed.get(ProfileScore._meta.label):
+        # Scored people were in the models' training population. A saved model keeps no row
+        # per person (a scaler, centroids, trees: the verification scan searches the
+        # artifacts too), but it was fitted on their data: it is retrained without them, each
+        # kind only if its data changed (models_retrain_all).
+        task_queue_debounced(
+            "segments.tasks.models_retrain_all_task",
+            seconds=settings.ERASURE_RETRAIN_DELAY_SECONDS,
+        )
     return removed

@@ -281,3 +281,98 @@ def test_erasure_keeps_the_audit_chain_and_records_that_it_opened_consent_histor
     door = AuditLog.objects.get(action="history.rewrite")
     assert (door.resource_id, door.details["request"]) == ("erasure", request.pk)
     assert audit_chain_verify().intact
+
+
+def test_the_verification_searches_trained_artifacts_and_stored_files(
+    make_person, compliance, settings, tmp_path
+):
+    """A model artifact or a file that kept the subject is reported, however it is stored: a
+    joblib pickle, zlib-compressed, a numpy string array (UTF-32), a file of any case."""
+    import io
+    import zlib
+
+    import joblib
+    import numpy as np
+
+    from recommendations.models import ModelRun as RecommenderRun
+    from segments.ml.artifacts import dump_artifact
+
+    settings.MEDIA_ROOT = tmp_path
+    person = make_person(email="Kept.In.Models@example.com", user_id="user-kept-1")
+    leaky_segments = ModelRun.objects.create(
+        kind=ModelRun.Kind.CHURN,
+        status=ModelRun.Status.DONE,
+        artifact=dump_artifact({"model": "x", "rows": ["kept.in.models@example.com"]}),
+    )
+    ModelRun.objects.create(
+        kind=ModelRun.Kind.CHURN, status=ModelRun.Status.DONE, artifact=dump_artifact({"x": 1})
+    )
+    buffer = io.BytesIO()
+    joblib.dump({"users": np.array(["KEPT.IN.MODELS@EXAMPLE.COM", "someone@else.org"])}, buffer)
+    leaky_recommender = RecommenderRun.objects.create(
+        kind="als", artifact=zlib.compress(buffer.getvalue(), 3)
+    )
+    (tmp_path / "stray").mkdir()
+    (tmp_path / "stray" / "notes.csv").write_text("email\nkept.in.models@EXAMPLE.com\n")
+    (tmp_path / "stray" / "others.csv").write_text("email\nsomeone@else.org\n")
+
+    request = services.privacy_request_create(
+        regulation_type="DELETE_ONLY", subject={"email": person.email}
+    )
+    services.privacy_request_verify(request=request, actor=compliance, note="ok")
+    request = services.privacy_request_process(request=request)
+
+    assert request.status == RequestStatus.PARTIAL_SUCCESS
+    found = {
+        (hit["model"], hit["column"]): hit["sample_ids"] for hit in request.verification["hits"]
+    }
+    assert found == {
+        ("segments.ModelRun", "artifact"): [str(leaky_segments.pk)],
+        ("recommendations.ModelRun", "artifact"): [str(leaky_recommender.pk)],
+    }
+    assert request.verification["files"] == ["stray/notes.csv"]
+
+
+def test_erasure_retrains_the_models_fitted_on_the_subject_once_per_burst(
+    make_person, compliance, settings, django_capture_on_commit_callbacks
+):
+    """Scored people (segments' models) and people with interactions (the recommender) were in
+    the training data: their erasure retrains each app's models once, shared by the erasures
+    of the next ERASURE_RETRAIN_DELAY_SECONDS (tasks run inline here)."""
+    from recommendations.models import Interaction, Item
+    from recommendations.models import ModelRun as RecommenderRun
+
+    settings.ERASURE_RETRAIN_DELAY_SECONDS = 600
+    item = Item.objects.create(external_id="sku-1", title="Mug")
+    run = ModelRun.objects.create(kind=ModelRun.Kind.CHURN, status=ModelRun.Status.DONE)
+
+    def erase(person) -> None:
+        request = services.privacy_request_create(
+            regulation_type="DELETE_ONLY", subject={"email": person.email}
+        )
+        services.privacy_request_verify(request=request, actor=compliance, note="ok")
+        with django_capture_on_commit_callbacks(execute=True):
+            request = services.privacy_request_process(request=request)
+        assert request.status == RequestStatus.FINISHED, request.verification
+
+    for n in range(2):
+        person = make_person(email=f"trained.on.{n}@example.com", user_id=f"user-trained-{n}")
+        ProfileScore.objects.create(
+            profile=person.profile, kind=ModelRun.Kind.CHURN, value=0.5, run=run
+        )
+        event = person.profile.events.first()
+        Interaction.objects.create(
+            event=event, item=item, kind="purchase", occurred_at=event.timestamp
+        )
+        erase(person)
+    segment_runs = ModelRun.objects.exclude(pk=run.pk)
+    # One retraining for the two erasures: each segments model kind once, the recommender once.
+    kinds = list(segment_runs.values_list("kind", flat=True))
+    assert sorted(kinds) == sorted(set(kinds)) and kinds
+    assert RecommenderRun.objects.count() == 1
+
+    # Someone the models never saw retrains nothing, even once the interval is over.
+    cache.clear()
+    erase(make_person(email="never.trained@example.com", user_id="user-never-1"))
+    assert segment_runs.count() == len(kinds)
+    assert RecommenderRun.objects.count() == 1

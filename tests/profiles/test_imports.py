@@ -189,3 +189,13 @@ def test_a_csv_cell_beyond_the_csv_size_limit_is_a_form_error(staff_client, mark
     assert response.status_code == 400
     assert "field larger than field limit" in response.content.decode()
     assert not DataImport.objects.exists()
+
+
+def test_a_finished_import_keeps_no_copy_of_its_file(run_import, tmp_path):
+    """The upload holds people's data where erasure and retention do not reach: it goes once
+    its rows are stored; its name stays for the list."""
+    run_import("events", "orders.csv", EVENTS_CSV)
+    job = DataImport.objects.get()
+    assert job.status == DataImport.Status.DONE
+    assert not job.file and job.file_name == "orders.csv"
+    assert not [p for p in (tmp_path / "media").rglob("*") if p.is_file()]
