@@ -80,6 +80,9 @@ def item_import_run(*, job: ItemImport, progress: ProgressFn | None = None) -> I
         job.status = ItemImport.Status.FAILED
         job.message = "The import stopped on an unexpected error; rows before it are kept."
     job.finished_at = timezone.now()
+    # As profile imports do: no copy of an upload outlives its import (the verification scan
+    # of every erasure reads every stored file).
+    job.file.delete(save=False)
     job.save()
     if progress is not None:
         progress(job)

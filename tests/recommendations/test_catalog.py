@@ -156,6 +156,8 @@ def test_the_import_command_keeps_good_rows_and_reports_bad_ones_by_line(tmp_pat
     assert (lamp.title, str(lamp.price)) == ("Red lamp v2", "21.00")
     assert lamp.attributes == {"colour": "red"}  # the empty cell left it as it was
     assert Item.objects.get(external_id="A3").title == "Multi\nline title"
+    # No copy of the upload outlives the import.
+    assert not [p for p in (tmp_path / "media").rglob("*") if p.is_file()]
 
 
 def test_a_jsonl_import_runs_on_a_worker_with_progress_through_the_api(
