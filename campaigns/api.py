@@ -254,7 +254,11 @@ class ArmOutputSerializer(serializers.Serializer):
     opened = serializers.IntegerField()
     clicked = serializers.IntegerField()
     converted = serializers.IntegerField()
-    revenue = serializers.FloatField()
+    revenue = serializers.FloatField(help_text="In the workspace currency (WORKSPACE_CURRENCY).")
+    revenue_unconverted = serializers.DictField(
+        child=serializers.FloatField(),
+        help_text="Revenue in currencies without a conversion rate, per currency (not in revenue).",
+    )
     conversion_rate = serializers.FloatField(allow_null=True)
     ci95 = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2)
     lift_vs_control = serializers.FloatField(allow_null=True)

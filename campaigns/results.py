@@ -23,6 +23,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ from campaigns import stats
 from campaigns.models import Campaign, CampaignVersion, Delivery, DeliveryEvent
 from campaigns.selectors import campaign_version_current
 from profiles.models import Event
+from profiles.services import amount_converted, currency_rates, order_currency
 
 # How the control group is named in results, beside the variants.
 CONTROL = "control"
@@ -60,6 +62,7 @@ class _Person:
     clicked: bool = False
     converted_at: dt.datetime | None = None
     revenue: float = 0.0
+    revenue_unconverted: dict[str, float] = field(default_factory=dict)  # no rate: apart
     touches: list[tuple[dt.datetime, int, int]] = field(default_factory=list)
 
 
@@ -71,11 +74,17 @@ class Attribution:
     credited: dict[int, tuple[int, float]]
 
 
-def _revenue(properties: Any) -> float:
+def _revenue(properties: Any, rates: Mapping[str, Decimal]) -> tuple[float, str]:
+    """The goal event's revenue in the workspace currency, with "" for its currency; or, in a
+    currency without a rate, the amount as it is with its currency (counted apart)."""
     value = properties.get("revenue") if isinstance(properties, dict) else None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return 0.0
-    return float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        return 0.0, ""
+    currency = order_currency(properties)
+    converted = amount_converted(Decimal(str(value)), currency, rates)
+    if converted is None:
+        return float(value), currency
+    return float(converted), ""
 
 
 def campaign_attribution(*, campaign: Campaign, now: dt.datetime | None = None) -> Attribution:
@@ -129,6 +138,7 @@ def campaign_attribution(*, campaign: Campaign, now: dt.datetime | None = None) 
     for pk in touched_people:
         people[pk].touches.sort()
     windows = {pk: steps_language.duration(goal["within"]) for pk, goal in goals.items()}
+    rates = currency_rates()
     first = min(t[0] for pk in touched_people for t in people[pk].touches)
     events = (
         Event.objects.filter(
@@ -152,13 +162,25 @@ def campaign_attribution(*, campaign: Campaign, now: dt.datetime | None = None) 
             continue
         if not steps_language.occurrence_matches(goal, name, timestamp, properties, now):
             continue
-        revenue = _revenue(properties)
+        revenue, unconverted_currency = _revenue(properties, rates)
         if person.converted_at is None:
             person.converted_at = timestamp
+        if unconverted_currency:
+            apart = person.revenue_unconverted
+            apart[unconverted_currency] = apart.get(unconverted_currency, 0.0) + revenue
+            revenue = 0.0
         person.revenue += revenue
         count, total = credited.get(delivery_id, (0, 0.0))
         credited[delivery_id] = (count + 1, total + revenue)
     return Attribution(people, credited)
+
+
+def _unconverted_sum(members: list[_Person]) -> dict[str, float]:
+    totals: dict[str, float] = defaultdict(float)
+    for person in members:
+        for currency, amount in person.revenue_unconverted.items():
+            totals[currency] += amount
+    return {currency: round(amount, 2) for currency, amount in sorted(totals.items())}
 
 
 def _arm_key(person: _Person) -> str:
@@ -224,6 +246,7 @@ def campaign_results(*, campaign: Campaign, now: dt.datetime | None = None) -> d
             "clicked": sum(p.clicked for p in members),
             "converted": converted,
             "revenue": round(sum(p.revenue for p in members), 2),
+            "revenue_unconverted": _unconverted_sum(members),
             "conversion_rate": converted / recipients if recipients else None,
             "ci95": list(stats.rate_interval(converted, recipients)),
             "lift_vs_control": None,

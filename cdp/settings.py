@@ -90,6 +90,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "access.roles.roles_context",
+                "profiles.context_processors.workspace_currency_context",
             ],
         },
     },
@@ -341,6 +342,9 @@ PRIVACY_DUE_DAYS = {
     "CCPA": int(os.environ.get("PRIVACY_DUE_DAYS_CCPA", "45")),
     "OTHER": int(os.environ.get("PRIVACY_DUE_DAYS_OTHER", "30")),
 }
+# The currency revenue is counted in (ISO 4217); orders in others are converted with the rates
+# an admin sets on the Data page (profiles.services.money).
+WORKSPACE_CURRENCY = os.environ.get("WORKSPACE_CURRENCY", "USD").strip().upper()
 # Access exports (JSON files) live under MEDIA_ROOT/<this>; only compliance/admin download them.
 PRIVACY_EXPORT_DIR = os.environ.get("PRIVACY_EXPORT_DIR", "exports")
 # After an erasure, the models trained on the erased people's data (segments' propensity and

@@ -89,7 +89,12 @@ class ComputedOutputSerializer(serializers.Serializer):
     event_count = serializers.IntegerField()
     session_count = serializers.IntegerField()
     order_count = serializers.IntegerField()
-    revenue = serializers.FloatField()
+    revenue = serializers.FloatField(help_text="In the workspace currency (WORKSPACE_CURRENCY).")
+    revenue_unconverted = serializers.DictField(
+        child=serializers.FloatField(),
+        help_text="Orders in currencies without a conversion rate, per currency: in no other "
+        "figure until an admin sets a rate.",
+    )
     first_order_at = serializers.DateTimeField(allow_null=True)
     last_order_at = serializers.DateTimeField(allow_null=True)
     recency_days = serializers.IntegerField(

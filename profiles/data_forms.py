@@ -1,9 +1,11 @@
-"""Forms of the Data pages (sources, tracking plans, quarantine)."""
+"""Forms of the Data pages (sources, tracking plans, quarantine, currencies)."""
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.conf import settings
 
 from access.models import Source
 from access.parsers import storable_json_loads
@@ -98,3 +100,24 @@ class DataImportForm(forms.Form):
     file = forms.FileField(
         help_text="A .csv file with a header row, or a .jsonl file (one JSON object a line)."
     )
+
+
+class CurrencyRateForm(forms.Form):
+    currency = forms.RegexField(
+        regex=r"^[A-Za-z]{3}$",
+        max_length=3,
+        error_messages={"invalid": "A three-letter ISO 4217 code, e.g. EUR."},
+        help_text="ISO 4217 code of the orders' currency, e.g. EUR.",
+    )
+    rate = forms.DecimalField(
+        max_digits=18,
+        decimal_places=8,
+        min_value=Decimal("0.00000001"),
+        help_text="How much one unit of that currency is worth in the workspace currency.",
+    )
+
+    def clean_currency(self) -> str:
+        code = self.cleaned_data["currency"].upper()
+        if code == settings.WORKSPACE_CURRENCY:
+            raise forms.ValidationError(f"{code} is the workspace currency: its rate is 1.")
+        return code

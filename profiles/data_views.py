@@ -26,6 +26,7 @@ from access.row_files import ImportFileError
 from profiles import selectors, services
 from profiles.data_forms import (
     PLAN_EXAMPLE,
+    CurrencyRateForm,
     DataImportForm,
     QuarantinedMessageForm,
     QuarantineFilterForm,
@@ -373,3 +374,50 @@ def import_detail(request: HttpRequest, job_id: int) -> HttpResponse:
 def import_progress(request: HttpRequest, job_id: int) -> HttpResponse:
     """The progress panel alone, which the detail page polls until the import is finished."""
     return render(request, "profiles/data/_import_progress.html", {"job": _import_or_404(job_id)})
+
+
+def _currencies_page(
+    request: HttpRequest, form: CurrencyRateForm, *, status: int = 200
+) -> HttpResponse:
+    return render(
+        request,
+        "profiles/data/currencies.html",
+        {
+            "rates": selectors.currency_rates_list(),
+            "unconverted": selectors.unconverted_revenue(),
+            "form": form,
+            "can_manage": has_role(request.user, *MANAGE_ROLES),
+        },
+        status=status,
+    )
+
+
+@require_GET
+@roles_required(*VIEW_ROLES)
+def currencies(request: HttpRequest) -> HttpResponse:
+    """The workspace currency, the rates that convert orders into it (admins set them), and
+    what waits for a rate."""
+    return _currencies_page(request, CurrencyRateForm())
+
+
+@require_POST
+@roles_required(*MANAGE_ROLES)
+def currency_set(request: HttpRequest) -> HttpResponse:
+    form = CurrencyRateForm(request.POST)
+    if not form.is_valid():
+        return _currencies_page(request, form, status=400)
+    code, rate = form.cleaned_data["currency"], form.cleaned_data["rate"]
+    services.currency_rate_set(currency=code, rate=rate, actor=request.user)
+    messages.success(
+        request,
+        f"1 {code} = {rate} {services.workspace_currency()} for the orders processed from now on.",
+    )
+    return redirect("data:currencies")
+
+
+@require_POST
+@roles_required(*MANAGE_ROLES)
+def currency_delete(request: HttpRequest, code: str) -> HttpResponse:
+    services.currency_rate_delete(currency=code, actor=request.user)
+    messages.success(request, f"The rate for {code[:3]} is gone: new orders in it are kept apart.")
+    return redirect("data:currencies")

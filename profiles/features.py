@@ -10,7 +10,7 @@ re-evaluate the order features only on orders), the models read orders, and the 
 ORDER_COMPLETED = "Order Completed"
 
 # Profile columns only an order moves.
-ORDER_FIELDS = ("order_count", "revenue", "first_order_at", "last_order_at")
+ORDER_FIELDS = ("order_count", "revenue", "revenue_unconverted", "first_order_at", "last_order_at")
 # Every profile column the pipeline computes from events.
 COMPUTED_FIELDS = ("first_seen", "last_seen", "event_count", "session_count", *ORDER_FIELDS)
 

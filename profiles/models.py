@@ -4,6 +4,7 @@ An `Event` is committed as soon as ingestion accepts it (durable before the resp
 `profile` unset; the pipeline later resolves it to a `Profile` and sets `processed_at`.
 """
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -31,7 +32,10 @@ class Profile(models.Model):
     event_count = models.PositiveIntegerField(default=0)
     session_count = models.PositiveIntegerField(default=0)
     order_count = models.PositiveIntegerField(default=0)
+    # In the workspace currency (WORKSPACE_CURRENCY), each order converted at the rate it was
+    # processed with; orders in a currency without a rate are kept apart, per currency.
     revenue = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    revenue_unconverted = models.JSONField(default=dict, blank=True)  # {"JPY": "1200.00"}
     first_order_at = models.DateTimeField(null=True, blank=True)
     last_order_at = models.DateTimeField(null=True, blank=True)
     # Set when identity resolution merged this profile into another; kept for unmerge.
@@ -220,3 +224,21 @@ class DataImport(FileImport):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} import {self.pk} ({self.status})"
+
+
+class CurrencyRate(models.Model):
+    """How much one unit of `currency` is worth in the workspace currency (WORKSPACE_CURRENCY);
+    set by an admin on the Data page. Orders are converted when they are processed."""
+
+    currency = models.CharField(max_length=3, unique=True)  # ISO 4217, upper case
+    rate = models.DecimalField(max_digits=18, decimal_places=8)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["currency"]
+
+    def __str__(self) -> str:
+        return f"1 {self.currency} = {self.rate}"

@@ -51,12 +51,14 @@ def _fresh_cache():
 
     from consent.services.suppression import suppression_cache
     from profiles.ingestion import sources
+    from profiles.services import rates_cache
 
     cache.clear()
     # Per-process copies too: a flushed database must not be answered from an earlier test's
-    # suppressions or write keys.
+    # suppressions, write keys or currency rates.
     suppression_cache.invalidate()
     sources._local_sources.clear()
+    rates_cache.invalidate()
     yield
 
 

@@ -6,11 +6,13 @@
 - `search`: the explorer's search box;
 - `detail`: the labelled rows of the profile 360° page;
 - `sources`: sources with their counts, quarantined messages;
-- `imports`: bulk imports of profiles and events.
+- `imports`: bulk imports of profiles and events;
+- `money`: currency rates and the revenue kept apart for want of one.
 """
 
 from profiles.selectors.detail import profile_context_rows, profile_feature_rows
 from profiles.selectors.imports import data_import_get, data_imports_recent
+from profiles.selectors.money import UnconvertedRevenue, currency_rates_list, unconverted_revenue
 from profiles.selectors.profiles import (
     MAX_TRAIT_PATH_DEPTH,
     ProfileFilters,
@@ -40,6 +42,8 @@ __all__ = [
     "ExplorerFilters",
     "ProfileFilters",
     "SearchTooSlowError",
+    "UnconvertedRevenue",
+    "currency_rates_list",
     "data_import_get",
     "data_imports_recent",
     "profile_computed_features",
@@ -56,4 +60,5 @@ __all__ = [
     "source_overview",
     "sources_overview",
     "tracking_plan_inferred",
+    "unconverted_revenue",
 ]

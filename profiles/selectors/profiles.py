@@ -133,7 +133,8 @@ def profile_computed_features(profile: Profile, *, now: datetime | None = None) 
     the last order (null without orders), `frequency` the number of orders, `monetary` the
     total revenue of Order Completed events (the same `monetary` segments and models use),
     `average_order_value` revenue per order (null without orders), `lifetime_value` the revenue
-    to date.
+    to date; all in the workspace currency, with `revenue_unconverted` the orders in currencies
+    without a rate, per currency (in none of those figures).
     """
     now = now or timezone.now()
     revenue = float(profile.revenue or 0)
@@ -144,6 +145,10 @@ def profile_computed_features(profile: Profile, *, now: datetime | None = None) 
         "session_count": profile.session_count,
         "order_count": orders,
         "revenue": revenue,
+        "revenue_unconverted": {
+            currency: float(amount)
+            for currency, amount in sorted((profile.revenue_unconverted or {}).items())
+        },
         "first_order_at": profile.first_order_at,
         "last_order_at": last_order,
         "recency_days": max((now - last_order).days, 0) if last_order else None,

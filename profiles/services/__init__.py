@@ -5,6 +5,7 @@
   `context` and `computed` (what an event does to each part of a profile);
 - `merge`: moving a merged-away profile onto its survivor (called by identity);
 - `audit`: recording staff and API access to a profile;
+- `money`: the workspace currency and the rates that convert orders into it;
 - `imports`: bulk imports of profiles and events from files, through ingestion;
 - `quarantine`: replaying or discarding quarantined messages;
 - `erasure`: deleting events, quarantined messages and profiles (consent's erasure and retention).
@@ -33,6 +34,15 @@ from profiles.services.imports import (
     data_import_run,
 )
 from profiles.services.merge import profiles_absorb, rows_update_from_map
+from profiles.services.money import (
+    amount_converted,
+    currency_rate_delete,
+    currency_rate_set,
+    currency_rates,
+    order_currency,
+    rates_cache,
+    workspace_currency,
+)
 from profiles.services.quarantine import (
     ReplayResult,
     quarantine_discard,
@@ -44,6 +54,10 @@ from profiles.services.traits import profile_traits_patch
 __all__ = [
     "IMPORT_SLICE_SECONDS",
     "ReplayResult",
+    "amount_converted",
+    "currency_rate_delete",
+    "currency_rate_set",
+    "currency_rates",
     "data_import_create",
     "data_import_run",
     "events_claim",
@@ -52,6 +66,7 @@ __all__ = [
     "events_delete_matching",
     "events_mark_processed",
     "events_pending_ids",
+    "order_currency",
     "profile_access_record",
     "profile_apply_events",
     "profile_device_token_forget",
@@ -65,6 +80,8 @@ __all__ = [
     "quarantine_replay",
     "quarantined_messages_delete",
     "quarantined_messages_delete_before",
+    "rates_cache",
     "rows_update_from_map",
     "user_agent_parse",
+    "workspace_currency",
 ]

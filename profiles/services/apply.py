@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from profiles.features import COMPUTED_FIELDS
 from profiles.models import Event, EventType, Profile
-from profiles.services.computed import event_is_order, order_revenue, session_starts
+from profiles.services.computed import event_is_order, order_revenue_add, session_starts
 from profiles.services.context import event_context, session_id
 from profiles.services.traits import group_traits_set, trait_time, traits_set
 
@@ -69,7 +69,7 @@ def profile_apply_events(*, profile: Profile, events: Sequence[Event]) -> bool:
         if event_is_order(event):
             props = event.properties if isinstance(event.properties, dict) else {}
             profile.order_count += 1
-            profile.revenue = Decimal(profile.revenue) + order_revenue(props)
+            order_revenue_add(profile, props)
             if profile.first_order_at is None or moment < profile.first_order_at:
                 profile.first_order_at = moment
             if profile.last_order_at is None or moment > profile.last_order_at:
@@ -105,6 +105,7 @@ def _profiles_save_postgres(profiles: Sequence[Profile]) -> None:
         "session_count": ("integer", [p.session_count for p in profiles]),
         "order_count": ("integer", [p.order_count for p in profiles]),
         "revenue": ("numeric", [Decimal(p.revenue) for p in profiles]),
+        "revenue_unconverted": ("jsonb", [Json(p.revenue_unconverted) for p in profiles]),
         "first_order_at": ("timestamptz", [p.first_order_at for p in profiles]),
         "last_order_at": ("timestamptz", [p.last_order_at for p in profiles]),
         "updated_at": ("timestamptz", [p.updated_at for p in profiles]),

@@ -16,6 +16,12 @@ from django.db.models.fields.json import KeyTransform
 
 from profiles.features import ORDER_COMPLETED
 from profiles.models import Event, EventType, Profile
+from profiles.services.money import (
+    amount_converted,
+    currency_rates,
+    order_currency,
+    unconverted_add,
+)
 
 SESSION_GAP = timedelta(minutes=30)
 # Amounts beyond this are not real orders (and would overflow the revenue column): ignored.
@@ -79,6 +85,20 @@ def order_revenue(properties: Mapping[str, Any]) -> Decimal:
     if abs(total) >= MAX_ORDER_AMOUNT:
         return Decimal(0)
     return total.quantize(CENTS)
+
+
+def order_revenue_add(profile: Profile, properties: Mapping[str, Any]) -> None:
+    """Add an order's revenue to the profile, in the workspace currency; an amount in a
+    currency without a rate is kept apart (`revenue_unconverted`), never added as it is."""
+    amount = order_revenue(properties)
+    currency = order_currency(properties)
+    converted = amount_converted(amount, currency, currency_rates())
+    if converted is not None:
+        profile.revenue = Decimal(profile.revenue) + converted
+    elif amount:
+        profile.revenue_unconverted = unconverted_add(
+            profile.revenue_unconverted or {}, currency, amount
+        )
 
 
 def event_is_order(event: Event) -> bool:

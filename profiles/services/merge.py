@@ -13,6 +13,7 @@ from django.db.models import Case, Value, When
 from profiles.models import Event, Profile
 from profiles.services.apply import profiles_save
 from profiles.services.computed import profiles_sessions_recount
+from profiles.services.money import unconverted_add
 from profiles.services.traits import profile_traits_merge
 
 
@@ -48,12 +49,16 @@ def profiles_absorb(*, pairs: Sequence[tuple[Profile, Profile]]) -> None:
         survivor.event_count += duplicate.event_count
         survivor.order_count += duplicate.order_count
         survivor.revenue = Decimal(survivor.revenue) + Decimal(duplicate.revenue)
+        for currency, amount in (duplicate.revenue_unconverted or {}).items():
+            survivor.revenue_unconverted = unconverted_add(
+                survivor.revenue_unconverted or {}, currency, Decimal(amount)
+            )
 
         duplicate.traits, duplicate.trait_timestamps, duplicate.context = {}, {}, {}
         duplicate.first_seen = duplicate.last_seen = None
         duplicate.first_order_at = duplicate.last_order_at = None
         duplicate.event_count = duplicate.session_count = duplicate.order_count = 0
-        duplicate.revenue = Decimal(0)
+        duplicate.revenue, duplicate.revenue_unconverted = Decimal(0), {}
         duplicate.merged_into = survivor
     profiles_sessions_recount(profiles=[survivor for survivor, _ in pairs])
     profiles_save(profiles=[profile for pair in pairs for profile in pair])

@@ -13,6 +13,7 @@ from django.db.models import Case, Count, F, JSONField, Max, QuerySet, When
 from consent.selectors import consent_profiles_allowed
 from profiles.features import ORDER_COMPLETED as ORDER_EVENT
 from profiles.models import Event, Profile
+from profiles.services import currency_rates, order_currency
 from segments.ml.artifacts import dump_artifact
 from segments.ml.bgnbd import (
     expected_purchases,
@@ -73,11 +74,21 @@ def project_frames(*, profile_ids: Any = None) -> tuple[Any, Any, Any]:
         "properties__category",
         "properties__revenue",
         "properties__total",
+        "properties__currency",
         "order_products",
     )
     activity = pd.DataFrame.from_records(
         rows.iterator(chunk_size=20000),
-        columns=["customer", "time", "name", "category", "revenue", "total", "products"],
+        columns=[
+            "customer",
+            "time",
+            "name",
+            "category",
+            "revenue",
+            "total",
+            "currency",
+            "products",
+        ],
     )
     if activity.empty:
         return (
@@ -89,12 +100,25 @@ def project_frames(*, profile_ids: Any = None) -> tuple[Any, Any, Any]:
     orders = activity[activity["name"] == ORDER_EVENT]
     amount = pd.to_numeric(orders["revenue"], errors="coerce").fillna(
         pd.to_numeric(orders["total"], errors="coerce")
-    )
+    ) * _workspace_rates(orders["currency"])
     lines = order_lines(orders)
     orders = pd.DataFrame(
         {"customer": orders["customer"], "time": orders["time"], "amount": amount.fillna(0.0)}
     )
     return orders, activity[["customer", "time", "name", "category"]], lines
+
+
+def _workspace_rates(currencies: Any) -> Any:
+    """Per order, the rate to the workspace currency (profiles.services.money); NaN for a
+    currency without a rate, so its amount is left out (0) rather than added as it is."""
+    import pandas as pd
+
+    rates = {code: float(rate) for code, rate in currency_rates().items()}
+    codes = [
+        order_currency({"currency": value}) if isinstance(value, str | None) else ""
+        for value in currencies
+    ]
+    return pd.Series([rates.get(code, math.nan) for code in codes], index=currencies.index)
 
 
 def order_lines(orders: Any) -> Any:

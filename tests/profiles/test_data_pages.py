@@ -15,12 +15,14 @@ from tests.conftest import WRITE_KEY
 
 pytestmark = pytest.mark.django_db
 
-GET_PAGES = ["/data/", "/data/sources/{id}/", "/data/quarantine/"]
+GET_PAGES = ["/data/", "/data/sources/{id}/", "/data/quarantine/", "/data/currencies/"]
 ADMIN_POSTS = [
     ("/data/sources/new/", {"name": "CRM"}),
     ("/data/sources/{id}/rotate/", {}),
     ("/data/sources/{id}/enabled/", {"enabled": "0"}),
     ("/data/sources/{id}/plan/", {"mode": "flag", "event_schemas": "{}"}),
+    ("/data/currencies/set/", {"currency": "EUR", "rate": "1.1"}),
+    ("/data/currencies/EUR/delete/", {}),
 ]
 
 
