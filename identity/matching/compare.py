@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from rapidfuzz.distance import OSA, JaroWinkler
+from rapidfuzz.distance import OSA, Hamming, JaroWinkler
 from rapidfuzz.process import cpdist
 
 from identity.matching.fields import FieldSpec, compared_fields
@@ -150,7 +150,12 @@ def _compare_field(spec: FieldSpec, pairs: _Pairs, partner: str | None) -> np.nd
         da, db = pairs.values(f"{p}:d")
         swapped = (ya == yb) & (ma == db) & (da == mb)
         dist = _osa(pairs, p, todo & ~swapped, 2)
-        return _bucket(null, [exact, swapped, dist <= 1, (ya == yb) & (ma == mb)])
+        # One slip, unless one digit moved the year by more than a decade: "1950-03-12" and
+        # "1980-03-12" are a parent and a namesake child born on the same day as often as a
+        # typo. Two neighbouring digits swapped ("1958" for "1985") stay a typo.
+        far = (dist <= 1) & (np.abs(ya - yb) > 10)
+        decades = pairs.similarity(p, Hamming.distance, far, 0.0) == 1
+        return _bucket(null, [exact, swapped, (dist <= 1) & ~decades, (ya == yb) & (ma == mb)])
     if kind == "postcode":
         return _bucket(null, [exact, _osa(pairs, p, todo, 2) <= 1])
     if kind == "street":

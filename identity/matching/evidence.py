@@ -5,7 +5,8 @@ Names collide: a small shop has several Anna Smiths, and a score can add up name
 to a near-certain match. So a pair merges automatically only when at least one discriminating
 field agrees (a birthday, allowing one typo or a day/month swap; a street address with its
 house number, not only its city; a phone; an email's local part; an id) and no strong field
-conflicts (two birthdays more than a typo apart; two phones; two countries). Two phones one
+conflicts (two birthdays more than a typo apart, or one digit apart but decades apart, a
+parent and a namesake child born on the same day; two phones; two countries). Two phones one
 digit apart count neither way: a mistyped number, or a neighbouring line. A pair without such
 evidence, or with a conflict, waits for review at most.
 

@@ -24,6 +24,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
         "phonetic",
         "else",
     ),
+    # "damerau<=1": one slip, but not one digit moving the year by more than a decade.
     "date": ("exact", "day_month_swapped", "damerau<=1", "same_year_month", "else"),
     "postcode": ("exact", "damerau<=1", "else"),
     "street": ("exact", "same_number_similar_name", "similar", "same_number", "else"),

@@ -7,6 +7,7 @@ import dataclasses
 import io
 import itertools
 from collections import defaultdict
+from datetime import date
 
 import numpy as np
 import pytest
@@ -153,6 +154,100 @@ def test_lena_murphy_born_1965_is_not_lena_murphy_born_2006_in_the_same_city():
     # The city no longer outweighs the birthday (the issue saw +10.4 against -4.6).
     assert 0 <= by_path["address"].weight < -by_path["birthday"].weight
     assert explanation.probability < THRESHOLDS.review
+
+
+# --- Birthdays: a typo, or a parent and a child -----------------------------------------------
+
+BIRTHDAY = (FieldSpec("birthday", "date"),)
+
+
+def birthday_level(a: str, b: str) -> str:
+    """The comparison level of two birthdays, checked to be the same both ways round and
+    whether compared within one batch (a rescan) or across (one new profile, incremental)."""
+    both = prepared([{"birthday": a}, {"birthday": b}], BIRTHDAY)
+    levels = {
+        int(pairs_compare(both, both, np.array([0]), np.array([1]))[0, 0]),
+        int(pairs_compare(both, both, np.array([1]), np.array([0]))[0, 0]),
+        int(
+            pairs_compare(
+                prepared([{"birthday": a}], BIRTHDAY),
+                prepared([{"birthday": b}], BIRTHDAY),
+                np.array([0]),
+                np.array([0]),
+            )[0, 0]
+        ),
+    }
+    assert len(levels) == 1, (a, b, levels)
+    return LEVELS["date"][levels.pop() - 1]
+
+
+def _neighbours_swapped(a: str, b: str) -> bool:
+    return len(a) == len(b) and any(
+        a[i] != a[i + 1]
+        and (a[i], a[i + 1]) == (b[i + 1], b[i])
+        and a[:i] + a[i + 2 :] == b[:i] + b[i + 2 :]
+        for i in range(len(a) - 1)
+    )
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "level"),
+    [
+        ("1950-03-12", "1950-03-13", "damerau<=1"),
+        ("1975-04-12", "1985-04-12", "damerau<=1"),  # the decade digit one key off
+        ("1958-03-12", "1985-03-12", "damerau<=1"),  # two neighbouring digits swapped
+        ("1950-03-12", "1950-12-03", "day_month_swapped"),
+        ("1950-03-12", "1950-03-28", "same_year_month"),
+        ("1950-03-12", "1980-03-12", "else"),  # a parent and a child born on the same day
+        ("1950-03-12", "1850-03-12", "else"),
+    ],
+)
+def test_a_birthday_one_key_off_is_a_typo_unless_it_moves_the_year_by_decades(a, b, level):
+    assert birthday_level(a, b) == level
+
+
+@given(
+    born=st.dates(date(1900, 1, 1), date(2010, 12, 31)).filter(
+        lambda d: (d.month, d.day) != (2, 29)
+    ),
+    years_later=st.integers(11, 90),
+)
+def test_a_parent_and_a_child_born_on_the_same_day_decades_apart_always_conflict(born, years_later):
+    parent, child = born.isoformat(), born.replace(year=born.year + years_later).isoformat()
+    digits = parent.replace("-", ""), child.replace("-", "")
+    if _neighbours_swapped(*digits):  # "1958" and "1985": read as the commonest slip
+        assert birthday_level(parent, child) == "damerau<=1"
+    else:
+        assert birthday_level(parent, child) in CONFLICT["date"]
+
+
+@given(
+    a=st.dates(date(1900, 1, 1), date(2030, 12, 31)),
+    b=st.dates(date(1900, 1, 1), date(2030, 12, 31)),
+)
+def test_birthdays_compare_alike_both_ways_round_and_decades_apart_conflict(a, b):
+    level = birthday_level(a.isoformat(), b.isoformat())
+    digits = a.isoformat().replace("-", ""), b.isoformat().replace("-", "")
+    if abs(a.year - b.year) > 10 and not _neighbours_swapped(*digits):
+        assert level in CONFLICT["date"]
+
+
+def test_a_father_and_his_namesake_son_at_one_address_are_not_merged_but_his_typo_is():
+    father = {
+        "firstName": "Thomas",
+        "lastName": "Weber",
+        "email": "thomas.weber@example.com",
+        "phone": "+49 30 1234567",
+        "birthday": "1950-03-12",
+        "address": {"street": "Hauptstraße 7", "city": "Berlin", "country": "DE"},
+    }
+    son = {**father, "email": "tom.weber80@example.org", "birthday": "1980-03-12"}
+    again = {**father, "email": "t.weber@example.net", "birthday": "1950-03-21"}
+    p, result = shop_with(father, son, again)
+    f, s, a = p.size - 3, p.size - 2, p.size - 1
+    assert verdict(result, f, s) < 2 and verdict(result, s, a) < 2
+    assert pair_explain(result.model, p, p, f, s).conflicts == ("birthday",)
+    assert verdict(result, f, a) == 2
 
 
 # --- The evidence rule, over its whole input ---------------------------------------------------
