@@ -30,7 +30,7 @@ from recommendations import selectors, services, serving
 from recommendations.catalog import AVAILABILITY, InvalidItem, category_path
 from recommendations.models import Item, ModelRun
 from recommendations.recommenders import KINDS
-from recommendations.rules import RULES_SCHEMA, InvalidRules
+from recommendations.rules import DEVICES, RULES_SCHEMA, InvalidRules
 from recommendations.tasks import item_import_task, model_train_task
 from segments.selectors import segment_get
 
@@ -308,6 +308,8 @@ class RecommendationQuerySerializer(serializers.Serializer):
         max_digits=14, decimal_places=2, min_value=0, required=False
     )
     segment = serializers.IntegerField(min_value=1, required=False)
+    device = serializers.ChoiceField(choices=DEVICES, required=False)
+    hour = serializers.IntegerField(min_value=0, max_value=23, required=False)
 
 
 def _recommendation_request(
@@ -350,6 +352,8 @@ def _recommendation_request(
         price_min=data.get("price_min"),
         price_max=data.get("price_max"),
         segment=segment,
+        device=data.get("device", ""),
+        hour=data.get("hour"),
     )
 
 
@@ -364,6 +368,19 @@ RECOMMENDATION_PARAMETERS = [
     OpenApiParameter("price_min", float, description="Price band, inclusive."),
     OpenApiParameter("price_max", float, description="Price band, inclusive."),
     OpenApiParameter("segment", int, description="`trending` among this segment's members."),
+    OpenApiParameter(
+        "device",
+        str,
+        enum=list(DEVICES),
+        description="The visitor's device type (default: the person's last known one): the "
+        "rule set's context boosts for it apply.",
+    ),
+    OpenApiParameter(
+        "hour",
+        int,
+        description="The visitor's local hour, 0 to 23: the context boosts for that time of day "
+        "apply (none that name hours without it).",
+    ),
 ]
 
 

@@ -7,8 +7,11 @@ list; a request adds its own filters. Applied in this order:
    for `home`, `similar` and `cart`); the current page's item; `bury` items scored below
    everything else (kept only to fill a list that would otherwise be short);
 2. filter: category (the path or under it) and brand lists, price band;
-3. re-rank: `boost` items and, when the request names the current page's category, items of
-   that category, multiplied by their factors (scores are positive after step 1);
+3. re-rank: `boost` items; when the request names the current page's category, items of
+   that category; and the items of the `context_boosts` whose device and hours match the
+   request's (the visitor's device type, and their local hour when the caller gives it: "on
+   phones in the evening, lift Gifts"), each multiplied by its factor (scores are positive
+   after step 1);
 4. diversity: at most `max_per_category` items of one top-level category, as long as enough
    items remain.
 """
@@ -24,6 +27,9 @@ import jsonschema
 
 from recommendations.catalog import CATEGORY_SEPARATOR, category_top
 
+# The device types a request and a context boost name (a profile's `context.device.type`).
+DEVICES = ("mobile", "tablet", "desktop")
+
 RULES_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
@@ -36,6 +42,32 @@ RULES_SCHEMA: dict[str, Any] = {
         "exclude_brands": {"type": "array", "items": {"type": "string"}, "maxItems": 200},
         "max_per_category": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
         "context_category_factor": {"type": "number", "minimum": 1, "maximum": 100},
+        "context_boosts": {
+            "type": "array",
+            "maxItems": 50,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["categories", "factor"],
+                "properties": {
+                    "device": {"enum": list(DEVICES)},
+                    # [from, to): local hours, wrapping past midnight ([20, 2] is 8 pm to 2 am).
+                    "hours": {
+                        "type": "array",
+                        "items": {"type": "integer", "minimum": 0, "maximum": 23},
+                        "minItems": 2,
+                        "maxItems": 2,
+                    },
+                    "categories": {
+                        "type": "array",
+                        "items": {"type": "string", "minLength": 1},
+                        "minItems": 1,
+                        "maxItems": 200,
+                    },
+                    "factor": {"type": "number", "minimum": 0.01, "maximum": 100},
+                },
+            },
+        },
     },
 }
 _VALIDATOR = jsonschema.Draft202012Validator(RULES_SCHEMA)
@@ -65,6 +97,24 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class ContextBoost:
+    categories: tuple[str, ...]
+    factor: float
+    device: str = ""
+    hours: tuple[int, int] | None = None
+
+    def applies(self, device: str, hour: int | None) -> bool:
+        if self.device and self.device != device:
+            return False
+        if self.hours is None:
+            return True
+        if hour is None:
+            return False
+        start, end = self.hours
+        return start <= hour < end if start <= end else hour >= start or hour < end
+
+
+@dataclass(frozen=True)
 class Rules:
     """The rule set's rules plus the request's filters."""
 
@@ -81,6 +131,9 @@ class Rules:
     max_per_category: int | None = None
     context_category: str = ""
     context_category_factor: float = 1.3
+    context_boosts: tuple[ContextBoost, ...] = ()
+    device: str = ""  # the request's: one of DEVICES, or "" unknown
+    hour: int | None = None  # the visitor's local hour, when the caller gives it
 
     @classmethod
     def from_rule_set(cls, rules: dict[str, Any], **request: Any) -> Rules:
@@ -92,6 +145,15 @@ class Rules:
             exclude_brands=tuple(rules.get("exclude_brands", ())),
             max_per_category=rules.get("max_per_category"),
             context_category_factor=float(rules.get("context_category_factor", 1.3)),
+            context_boosts=tuple(
+                ContextBoost(
+                    categories=tuple(boost["categories"]),
+                    factor=float(boost["factor"]),
+                    device=boost.get("device", ""),
+                    hours=(boost["hours"][0], boost["hours"][1]) if "hours" in boost else None,
+                )
+                for boost in rules.get("context_boosts", ())
+            ),
             **request,
         )
 
@@ -104,6 +166,7 @@ def rules_apply(candidates: Sequence[Candidate], rules: Rules, k: int) -> list[C
     """The k candidates that pass, best first (see the module docstring)."""
     kept: list[Candidate] = []
     buried: list[Candidate] = []
+    boosts = [b for b in rules.context_boosts if b.applies(rules.device, rules.hour)]
     for c in candidates:
         if not c.in_stock or c.key in rules.exclude:
             continue
@@ -124,6 +187,9 @@ def rules_apply(candidates: Sequence[Candidate], rules: Rules, k: int) -> list[C
             factor *= rules.boost_factor
         if rules.context_category and _under(c.category, [rules.context_category]):
             factor *= rules.context_category_factor
+        for boost in boosts:
+            if _under(c.category, boost.categories):
+                factor *= boost.factor
         ranked = replace(c, score=_positive(c.score) * factor)
         (buried if c.key in rules.bury else kept).append(ranked)
     kept.sort(key=lambda c: -c.score)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -39,7 +39,7 @@ from recommendations.interactions import naive_utc
 from recommendations.models import Availability, Item, ModelRun
 from recommendations.recommenders.artifacts import ArtifactFormatError, Bundle, bundle_load
 from recommendations.recommenders.base import Histories, Reason, history_of
-from recommendations.rules import Candidate, Rules, rules_apply
+from recommendations.rules import DEVICES, Candidate, Rules, rules_apply
 from recommendations.selectors import (
     personalization_allowed,
     profile_group,
@@ -81,6 +81,10 @@ class Request:
     price_min: Decimal | None = None
     price_max: Decimal | None = None
     segment: int | None = None  # `trending` among this segment's members
+    # The context boosts' conditions (rules): the visitor's device type ("" for the person's
+    # last known one) and local hour (None: unknown).
+    device: str = ""
+    hour: int | None = None
 
     def key(self) -> dict[str, Any]:
         raw = asdict(self)
@@ -162,6 +166,13 @@ def _with_page_category(request: Request) -> Request:
     return Request(**{**asdict(request), "category": category.first() or ""})
 
 
+def _last_device(profile: Profile | None) -> str:
+    context = profile.context if profile is not None else None
+    device = context.get("device") if isinstance(context, dict) else None
+    kind = device.get("type") if isinstance(device, dict) else None
+    return kind if kind in DEVICES else ""
+
+
 @dataclass
 class _Scored:
     """Scores over the bundle's items and how to word each item's reason."""
@@ -181,6 +192,8 @@ def _answer(profile: Profile | None, request: Request) -> Answer:
         price_min=request.price_min,
         price_max=request.price_max,
         context_category=request.category,
+        device=request.device or _last_device(profile),
+        hour=request.hour,
     )
     history = profile_history(profile=profile) if profile is not None else []
     loaded = serving_bundle()
@@ -199,7 +212,7 @@ def _answer(profile: Profile | None, request: Request) -> Answer:
         group = profile_group(profile) if profile is not None else ""
         scored = _score(bundle, history, group, request)
         candidates = _candidates(bundle, scored, request.k)
-        rules = Rules(**{**asdict(rules), "exclude": frozenset(scored.exclude)})
+        rules = replace(rules, exclude=frozenset(scored.exclude))
     titles = dict(
         Item.objects.filter(
             external_id__in=[h[0] for h in history[:500]] + [request.page_item]

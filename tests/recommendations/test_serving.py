@@ -102,6 +102,29 @@ def test_rules_boost_bury_and_filter_the_list(
     assert all(key.startswith("b") for key in ids(pans))
 
 
+def test_context_boosts_rerank_for_the_visitors_device_and_hour(
+    served, admin_api, django_capture_on_commit_callbacks
+):
+    """The rule set lifts Kitchen on phones in the evening (trending: garden and kitchen
+    items score alike there, so the lift shows)."""
+    _user_id, profile = a_person(served)
+
+    def first_items(**params) -> set[str]:
+        answer = home(admin_api, profile.pk, slot="trending", k=24, **params)
+        return {key[0] for key in ids(answer)[:5]}
+
+    assert first_items() == {"a", "b"}
+    boost = {"device": "mobile", "hours": [18, 23], "categories": ["Kitchen"], "factor": 100}
+    with django_capture_on_commit_callbacks(execute=True):
+        rule_set_save(rules={"context_boosts": [boost]}, actor=None)
+    assert first_items(device="mobile", hour=21) == {"b"}
+    for other in ({"device": "desktop", "hour": 21}, {"device": "mobile", "hour": 9}, {}):
+        assert first_items(**other) == {"a", "b"}
+    # Without a device in the request, the person's last known one counts.
+    Profile.objects.filter(pk=profile.pk).update(context={"device": {"type": "mobile"}})
+    assert first_items(hour=20) == {"b"}
+
+
 def test_similar_items_of_an_item_page(served, admin_api):
     answer = admin_api.get("/api/v1/items/a3/similar/?k=5").json()
     assert answer["personal"] is False
@@ -155,6 +178,9 @@ def test_by_identifier_for_the_shops_front_end(served, admin_api):
         ("page_item=nope", 404, None),
         ("colour=red", 400, "colour"),
         ("price_min=-1", 400, "price_min"),
+        ("device=phone", 400, "device"),
+        ("hour=24", 400, "hour"),
+        ("hour=noon", 400, "hour"),
     ],
 )
 def test_bad_input_gets_a_clear_400_or_404(served, admin_api, query, status, field):
