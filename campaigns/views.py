@@ -56,9 +56,12 @@ def tracking_click(request: HttpRequest, token: str) -> HttpResponse:
     found = click_token_read(token)
     if found is None:
         raise Http404("Unknown link.")
-    delivery_id, url = found
+    delivery_id, url, slot = found
     services.delivery_click_record(
-        delivery_id=delivery_id, url=url, user_agent=request.headers.get("User-Agent", "")
+        delivery_id=delivery_id,
+        url=url,
+        slot=slot,
+        user_agent=request.headers.get("User-Agent", ""),
     )
     return HttpResponseRedirect(url)
 
