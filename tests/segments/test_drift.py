@@ -106,6 +106,7 @@ def test_the_beat_check_records_no_drift_for_todays_population_once_a_day(
     tasks.model_drift_check_task()  # twice on a day: one row, rewritten
     check = ModelDrift.objects.get()
     assert check.run == run and check.scored == run.metrics["scored_profiles"]
+    print(f"propensity PSI, same day: {check.psi}")
     assert check.psi < 0.1, check.shares
     page = staff_client(marketer).get("/segments/models/").content.decode()
     assert "drift-warning" not in page
@@ -124,6 +125,7 @@ def test_customers_gone_quiet_for_months_are_a_drift_the_page_warns_about(
     # Nobody has bought anything for four months: every customer's recency has grown.
     later = shop + dt.timedelta(days=120)
     [check] = services.propensity_drift_check(now=later)
+    print(f"propensity PSI, 120 days without orders: {check.psi}")
     assert check.run == run and check.psi > 0.2, check.shares
     assert check.day == later.date()
     page = staff_client(compliance).get("/segments/models/").content.decode()
