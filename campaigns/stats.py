@@ -249,7 +249,8 @@ def difference_interval(
         / tau2
         * (math.log(1.0 / alpha) + 0.5 * math.log((variance + tau2) / variance))
     )
-    return difference - half, difference + half
+    # A difference of two rates lies in [-1, 1] whatever the interval's width.
+    return max(-1.0, difference - half), min(1.0, difference + half)
 
 
 def relative_lift(rate: float | None, baseline: float | None) -> float | None:
