@@ -10,9 +10,11 @@ JSON pointer of the node at fault from the body's root:
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -27,7 +29,13 @@ from access.roles import ADMIN, COMPLIANCE, MARKETER
 from campaigns import selectors, services
 from campaigns.definition import SCHEMA, InvalidCampaign
 from campaigns.models import Campaign, CampaignVersion, Channel
-from campaigns.results import campaign_results
+from campaigns.results import (
+    EVENT_NAME_MAX,
+    HOLDOUT_GOAL_EVENT,
+    campaign_results,
+    holdout_event_problem,
+    holdout_report,
+)
 from campaigns.vapid import vapid_public_key
 from identity.selectors import profile_by_identity
 from profiles.models import Profile
@@ -287,6 +295,72 @@ class CampaignResultsApi(CampaignsResource, APIView):
     def get(self, request: Request, campaign_id: int) -> Response:
         found = campaign_results(campaign=_campaign_or_404(campaign_id))
         return Response({key: found[key] for key in ("variants", "control", "decision")})
+
+
+class HoldoutGroupSerializer(serializers.Serializer):
+    people = serializers.IntegerField()
+    converted = serializers.IntegerField()
+    conversion_rate = serializers.FloatField(allow_null=True)
+    ci95 = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2)
+    revenue = serializers.FloatField()
+    revenue_per_person = serializers.FloatField(allow_null=True)
+
+
+class CampaignHoldoutApi(CampaignsResource, APIView):
+    """What all marketing adds against the workspace holdout over the last `days` (1 to 365,
+    default 30): conversion rate and revenue per person of the people marketing reached
+    (`marketed`) and of the holdout, the difference of rates with its always-valid 95%
+    interval, the relative lift, the p-value and a decision in words; `configured` is false
+    (and the groups null) while CAMPAIGN_HOLDOUT_PERCENT is 0. A conversion is `event`
+    (default `Order Completed`) after the person was first reached in the window;
+    campaigns.results.holdout_report says exactly who is compared."""
+
+    class HoldoutInputSerializer(serializers.Serializer):
+        days = serializers.IntegerField(required=False, min_value=1, max_value=365, default=30)
+        event = serializers.CharField(
+            required=False, default=HOLDOUT_GOAL_EVENT, max_length=EVENT_NAME_MAX
+        )
+
+        def validate_event(self, value: str) -> str:
+            problem = holdout_event_problem(value)
+            if problem:
+                raise ValidationError(problem)
+            return value
+
+    class HoldoutOutputSerializer(serializers.Serializer):
+        configured = serializers.BooleanField()
+        percent = serializers.FloatField()
+        event = serializers.CharField()
+        since = serializers.DateTimeField()
+        until = serializers.DateTimeField()
+        marketed = HoldoutGroupSerializer(allow_null=True)
+        holdout = HoldoutGroupSerializer(allow_null=True)
+        difference = serializers.FloatField(allow_null=True)
+        difference_ci95 = serializers.ListField(
+            child=serializers.FloatField(), allow_null=True, min_length=2, max_length=2
+        )
+        lift = serializers.FloatField(allow_null=True)
+        lift_ci95 = serializers.ListField(
+            child=serializers.FloatField(), allow_null=True, min_length=2, max_length=2
+        )
+        p_value = serializers.FloatField(allow_null=True)
+        decision = serializers.CharField()
+
+    @extend_schema(
+        tags=["campaigns"],
+        parameters=[HoldoutInputSerializer],
+        responses={200: HoldoutOutputSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        data = self.HoldoutInputSerializer(data=request.query_params)
+        data.is_valid(raise_exception=True)
+        now = timezone.now()
+        found = holdout_report(
+            since=now - dt.timedelta(days=data.validated_data["days"]),
+            now=now,
+            event=data.validated_data["event"],
+        )
+        return Response(self.HoldoutOutputSerializer(found).data)
 
 
 class DeliveryOutputSerializer(serializers.Serializer):

@@ -230,6 +230,9 @@ class Delivery(models.Model):
     # The first open and click by a person (bot-flagged ones are only DeliveryEvent rows).
     opened_at = models.DateTimeField(null=True, blank=True)
     clicked_at = models.DateTimeField(null=True, blank=True)
+    # Not stored here: set by a transport as it sends, {slot: (model run, items served)} of
+    # the recommendation blocks the message linked; recorded as RecommendationImpression rows.
+    recommendation_blocks: dict[str, tuple[int | None, int]]
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -259,6 +262,34 @@ class Delivery(models.Model):
         return f"Delivery {self.pk} ({self.status})"
 
 
+class RecommendationImpression(models.Model):
+    """A recommendation block shown in a sent email: the slot whose items it linked to and
+    the recommender run that served them (campaigns.recommended). What the recommender's
+    click-through is counted over, per run."""
+
+    delivery = models.ForeignKey(
+        Delivery, on_delete=models.CASCADE, related_name="recommendation_impressions"
+    )
+    slot = models.CharField(max_length=16)
+    # None: served before any model was trained (live popularity).
+    model_run = models.ForeignKey(
+        "recommendations.ModelRun",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    items = models.PositiveSmallIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "slot"], name="recimpression_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.slot} block of delivery {self.delivery_id}"
+
+
 class DeliveryEvent(models.Model):
     """What happened to a sent message afterwards: opened, clicked, unsubscribed, bounced."""
 
@@ -277,6 +308,14 @@ class DeliveryEvent(models.Model):
     # Why an open or click looks machine-made (a link scanner, a mail privacy proxy's
     # prefetch; campaigns.bots), or "" for a person. Counted apart in results.
     bot_reason = models.CharField(max_length=32, blank=True, default="")
+    # A click on an item of a recommendation block: the block (its slot and model run).
+    recommendation = models.ForeignKey(
+        RecommendationImpression,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="clicks",
+    )
 
     class Meta:
         ordering = ["-at", "-id"]

@@ -5,6 +5,11 @@ applies the person's `personalization` consent itself.
 Lazy: a template that never names `recommendations` costs nothing, and each slot it names is
 served once per message. A slot that cannot be served (unknown, or needing a page item, or
 the catalog failing) is an empty list: a message never breaks for a block.
+
+Click-through per model run: an email's links to a served item carry the item's slot
+(`RecommendationSlots.slot_of`, campaigns.tracking.click_url); each slot whose items were
+linked in a sent email is a `RecommendationImpression` of the run that served it, and a
+person's click on one of its links is marked on the click (campaigns.services.tracking).
 """
 
 from __future__ import annotations
@@ -35,11 +40,25 @@ ITEM_FIELDS = (
 
 
 class RecommendationSlots(Mapping[str, list[dict[str, Any]]]):
-    """`recommendations.<slot>` for one person, served on first use."""
+    """`recommendations.<slot>` for one person, served on first use; `runs` keeps the model
+    run that served each slot (None before any model serves)."""
 
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
         self.served: dict[str, list[dict[str, Any]]] = {}
+        self.runs: dict[str, int | None] = {}
+
+    def slot_of(self, url: str) -> str:
+        """The served slot one of whose items this link leads to ("" for any other link): a
+        link to an item's `url`, with or without a query or fragment the template added."""
+        for slot, items in self.served.items():
+            for item in items:
+                target = item.get("url") or ""
+                if target and (
+                    url == target or url.startswith((f"{target}?", f"{target}#", f"{target}&"))
+                ):
+                    return slot
+        return ""
 
     def __getitem__(self, slot: str) -> list[dict[str, Any]]:
         if slot not in SLOTS:
@@ -56,6 +75,7 @@ class RecommendationSlots(Mapping[str, list[dict[str, Any]]]):
         except Exception:  # a block is an extra: the message goes without it
             logger.exception("recommendations for a message block failed (slot %s)", slot)
             return []
+        self.runs[slot] = answer.model_run
         return [{key: item.get(key) for key in ITEM_FIELDS} for item in answer.items]
 
     def __iter__(self) -> Iterator[str]:

@@ -1,6 +1,8 @@
 """Reads: what campaigns achieved. Attribution of conversions, an experiment's results (the
 API's `GET /api/v1/campaigns/{id}/results/` and the results page), the marketing dashboard
-across campaigns. The statistics are campaigns.stats'.
+across campaigns, and the total lift of all marketing against the workspace holdout
+(`holdout_report`, on the dashboard and `GET /api/v1/campaigns/holdout/`). The statistics
+are campaigns.stats'.
 
 Attribution. The unit is a person in an arm (a variant, or the control group; a person's arm
 is fixed per campaign, campaigns.services.experiments). A *touch* is a delivery that reached
@@ -27,14 +29,17 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.db.models import Count, Q
-from django.db.models.functions import TruncDate
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from access.parsers import unstorable
 from campaigns import definition as steps_language
 from campaigns import stats
 from campaigns.models import Campaign, CampaignVersion, Delivery, DeliveryEvent
 from campaigns.selectors import campaign_version_current
+from profiles.features import ORDER_COMPLETED
 from profiles.models import Event
 from profiles.services import amount_converted, currency_rates, order_currency
 
@@ -447,3 +452,153 @@ def _rates(item: dict[str, Any]) -> None:
     item["ctr"] = item["clicked"] / sent if sent else None
     item["conversion_rate"] = item["converted"] / sent if sent else None
     item["revenue_per_recipient"] = round(item["revenue"] / sent, 4) if sent else None
+
+
+# --- total lift against the workspace holdout -------------------------------------------------
+
+# The conversion the holdout report counts unless asked for another event: a purchase
+# (Segment's e-commerce spec), whose `revenue` is the revenue.
+HOLDOUT_GOAL_EVENT = ORDER_COMPLETED
+EVENT_NAME_MAX = 255  # profiles.Event.event
+
+
+def holdout_event_problem(event: str) -> str:
+    """Why this cannot be the holdout report's conversion event ("" when it can)."""
+    if not event.strip():
+        return "Name the event that counts as a conversion."
+    if len(event) > EVENT_NAME_MAX:
+        return f"An event name has at most {EVENT_NAME_MAX} characters."
+    return unstorable(event) or ""
+
+
+def holdout_report(
+    *, since: dt.datetime, now: dt.datetime | None = None, event: str = HOLDOUT_GOAL_EVENT
+) -> dict[str, Any]:
+    """What all marketing together adds, measured against the workspace holdout
+    (CAMPAIGN_HOLDOUT_PERCENT of people, fixed by a hash of their id, receive none).
+
+    Who is compared: the people a marketing campaign reached in the window [since, now): a
+    delivery of theirs passed every sending rule there (sent, failed in transport, or held
+    back as a campaign's control group or as the holdout; its time is `sent_at`, else
+    `would_send_at`, else when it failed). The holdout is decided after every other rule, so
+    both groups are people a message would have reached at that moment, split at random
+    (intention to treat: a person of a campaign's control group counts with the marketed).
+    What counts: a person converted when they did `event` (a purchase by default) at or after
+    their first reach in the window and before its end; revenue is those events' `revenue`.
+    The difference of conversion rates has an always-valid 95% interval and p-value
+    (campaigns.stats, mSPRT, the same test as the experiments'); the relative lift's interval
+    is that interval over the holdout's rate."""
+    now = now or timezone.now()
+    percent = settings.CAMPAIGN_HOLDOUT_PERCENT
+    report: dict[str, Any] = {
+        "configured": percent > 0,
+        "percent": percent,
+        "event": event,
+        "since": since.isoformat(),
+        "until": now.isoformat(),
+        "holdout": None,
+        "marketed": None,
+        "difference": None,
+        "difference_ci95": None,
+        "lift": None,
+        "lift_ci95": None,
+        "p_value": None,
+    }
+    if percent <= 0:
+        report["decision"] = (
+            "No holdout configured (CAMPAIGN_HOLDOUT_PERCENT is 0): everyone eligible receives "
+            "marketing, so there is nobody to measure its total lift against."
+        )
+        return report
+    reached = (
+        Delivery.objects.filter(campaign__kind=Campaign.Kind.MARKETING)
+        .filter(
+            Q(status__in=[Delivery.Status.SENT, Delivery.Status.FAILED])
+            | Q(skip_reason__in=[Delivery.SkipReason.CONTROL, Delivery.SkipReason.HOLDOUT])
+        )
+        .annotate(reached=Coalesce("sent_at", "would_send_at", "updated_at"))
+        .filter(reached__gte=since, reached__lt=now)
+        .values_list("profile_id", "skip_reason", "reached")
+    )
+    first: dict[int, dt.datetime] = {}
+    held_out: set[int] = set()
+    for profile_id, skip_reason, at in reached.iterator(chunk_size=5000):
+        if profile_id not in first or at < first[profile_id]:
+            first[profile_id] = at
+        if skip_reason == Delivery.SkipReason.HOLDOUT:
+            held_out.add(profile_id)
+    converted: set[int] = set()
+    revenue: dict[int, float] = defaultdict(float)
+    people = list(first)
+    for start in range(0, len(people), 5000):
+        chunk = people[start : start + 5000]
+        for profile_id, timestamp, properties in Event.objects.filter(
+            profile_id__in=chunk, event=event, timestamp__gte=since, timestamp__lt=now
+        ).values_list("profile_id", "timestamp", "properties"):
+            if timestamp >= first[profile_id]:
+                converted.add(profile_id)
+                revenue[profile_id] += _revenue(properties)
+
+    def group(members: set[int]) -> dict[str, Any]:
+        n, x = len(members), len(members & converted)
+        total = round(sum(revenue[pk] for pk in members), 2)
+        return {
+            "people": n,
+            "converted": x,
+            "conversion_rate": x / n if n else None,
+            "ci95": list(stats.rate_interval(x, n)),
+            "revenue": total,
+            "revenue_per_person": round(total / n, 4) if n else None,
+        }
+
+    holdout, marketed = group(held_out), group(set(first) - held_out)
+    report.update(holdout=holdout, marketed=marketed)
+    interval = stats.difference_interval(
+        holdout["converted"], holdout["people"], marketed["converted"], marketed["people"]
+    )
+    if interval is None:
+        report["decision"] = (
+            f"Nobody {'in the holdout' if not holdout['people'] else 'outside the holdout'} was "
+            "reached by a marketing campaign in this window: nothing to compare yet."
+        )
+        return report
+    base = holdout["conversion_rate"]
+    report["difference"] = marketed["conversion_rate"] - base
+    report["difference_ci95"] = list(interval)
+    report["lift"] = stats.relative_lift(marketed["conversion_rate"], base)
+    report["lift_ci95"] = [bound / base for bound in interval] if base else None
+    report["p_value"] = float(
+        stats.always_valid_p(
+            [holdout["converted"]],
+            [holdout["people"]],
+            [marketed["converted"]],
+            [marketed["people"]],
+        )[-1]
+    )
+    report["decision"] = _holdout_words(report)
+    return report
+
+
+def _holdout_words(report: Mapping[str, Any]) -> str:
+    marketed, holdout = report["marketed"], report["holdout"]
+    low, high = report["difference_ci95"]
+    said = (
+        f"People marketing could reach converted ({report['event']}) at "
+        f"{marketed['conversion_rate']:.1%} against {holdout['conversion_rate']:.1%} in the "
+        f"holdout: {report['difference'] * 100:+.2f} points (95% always-valid interval "
+        f"{low * 100:+.2f} to {high * 100:+.2f})"
+    )
+    if report["lift"] is not None:
+        said += f", a relative lift of {report['lift']:+.0%}"
+    if report["p_value"] < stats.ALPHA:
+        verdict = (
+            "Marketing as a whole adds conversions, beyond doubt."
+            if report["difference"] > 0
+            else "Marketing as a whole costs conversions, beyond doubt."
+        )
+    else:
+        verdict = (
+            f"That cannot be told apart from no effect yet (p = {report['p_value']:.2f}); "
+            "the figure stays valid however often it is read, so keep measuring."
+        )
+    return f"{said}. {verdict}"

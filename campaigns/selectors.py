@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from access.pii import pii_for
@@ -24,6 +24,7 @@ from campaigns.models import (
     DeliveryEvent,
     Entry,
     PushSubscription,
+    RecommendationImpression,
 )
 from campaigns.recommended import RecommendationSlots
 from campaigns.tracking import unsubscribe_url
@@ -326,3 +327,18 @@ def bandit_allocation_latest(*, campaign: Campaign) -> list[BanditAllocation]:
 def bandit_allocations(*, campaign: Campaign) -> QuerySet[BanditAllocation]:
     """The bandit's allocation over time, oldest first."""
     return BanditAllocation.objects.filter(campaign=campaign).order_by("at", "variant")
+
+
+def recommendation_block_outcome(run_id: int) -> tuple[int, int]:
+    """(impressions, clicks) of one recommender run in sent emails: the recommendation blocks
+    it served that a sent email linked, and how many of those a person clicked at least once
+    (clicks flagged as machine-made left out). Registered as a source of
+    recommendations.outcomes (CampaignsConfig.ready)."""
+    blocks = RecommendationImpression.objects.filter(
+        model_run_id=run_id, delivery__status=Delivery.Status.SENT
+    )
+    clicked = DeliveryEvent.objects.filter(
+        recommendation=OuterRef("pk"), kind=DeliveryEvent.Kind.CLICK, bot_reason=""
+    )
+    counts = blocks.aggregate(impressions=Count("pk"), clicks=Count("pk", filter=Exists(clicked)))
+    return counts["impressions"], counts["clicks"]

@@ -25,6 +25,13 @@ the scale of differences expected) changes the power, not the validity.
 mixture: the rates p whose mixture likelihood ratio stays below 1/alpha), exact for Bernoulli
 data at any sample size and valid at every look.
 
+The difference of two rates has the confidence sequence that inverts the same test: the θ₀
+whose mixture likelihood ratio (d - θ₀ in place of d) stays below 1/alpha,
+
+    d ± sqrt(2 V (V + τ²) / τ² · (ln(1/alpha) + ½ ln((V + τ²) / V)))
+
+so it excludes 0 exactly when the always-valid p-value of that look is below alpha.
+
 **Bandits: Thompson sampling** on Beta(1 + conversions, 1 + exposed - conversions) posteriors.
 Thompson sampling sends each person to the arm whose posterior draw is highest, i.e. to arm k
 with the probability that k is best; those probabilities come from Monte Carlo draws with an
@@ -216,6 +223,34 @@ def rate_interval(converted: int, exposed: int, *, alpha: float = ALPHA) -> tupl
         else float(brentq(excess, centre, 1 - 1e-12, xtol=1e-15))
     )
     return low, high
+
+
+def difference_interval(
+    converted_a: int,
+    exposed_a: int,
+    converted_b: int,
+    exposed_b: int,
+    *,
+    alpha: float = ALPHA,
+    tau: float = MIXTURE_TAU,
+) -> tuple[float, float] | None:
+    """An always-valid (1 - alpha) interval for p_B - p_A (see the module); None while an
+    arm has nobody."""
+    if exposed_a <= 0 or exposed_b <= 0:
+        return None
+    difference = converted_b / exposed_b - converted_a / exposed_a
+    counts = np.asarray([converted_a, converted_b], dtype=float)
+    variance = float(_variance(counts, np.asarray([exposed_a, exposed_b], dtype=float)).sum())
+    tau2 = tau * tau
+    half = math.sqrt(
+        2.0
+        * variance
+        * (variance + tau2)
+        / tau2
+        * (math.log(1.0 / alpha) + 0.5 * math.log((variance + tau2) / variance))
+    )
+    # A difference of two rates lies in [-1, 1] whatever the interval's width.
+    return max(-1.0, difference - half), min(1.0, difference + half)
 
 
 def relative_lift(rate: float | None, baseline: float | None) -> float | None:

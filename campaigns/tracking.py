@@ -26,8 +26,11 @@ def open_url(*, delivery_id: int) -> str:
     return _absolute(reverse("campaigns-public:open", args=[token]))
 
 
-def click_url(*, delivery_id: int, url: str) -> str:
-    token = signing.dumps([delivery_id, url], salt=_CLICK, compress=True)
+def click_url(*, delivery_id: int, url: str, slot: str = "") -> str:
+    """`slot`: the link is an item of that recommendation block (campaigns.recommended), so
+    its click counts for the block and the model run that served it."""
+    value: list[int | str] = [delivery_id, url, slot] if slot else [delivery_id, url]
+    token = signing.dumps(value, salt=_CLICK, compress=True)
     return _absolute(reverse("campaigns-public:click", args=[token]))
 
 
@@ -44,19 +47,20 @@ def open_token_read(token: str) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def click_token_read(token: str) -> tuple[int, str] | None:
+def click_token_read(token: str) -> tuple[int, str, str] | None:
+    """(delivery id, url, recommendation slot or "") of a click link."""
     try:
         value = signing.loads(token, salt=_CLICK)
     except signing.BadSignature:
         return None
     if (
         isinstance(value, list)
-        and len(value) == 2
+        and len(value) in (2, 3)
         and isinstance(value[0], int)
-        and isinstance(value[1], str)
+        and all(isinstance(part, str) for part in value[1:])
         and value[1].startswith(("https://", "http://"))
     ):
-        return value[0], value[1]
+        return value[0], value[1], value[2] if len(value) == 3 else ""
     return None
 
 

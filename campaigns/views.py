@@ -56,9 +56,12 @@ def tracking_click(request: HttpRequest, token: str) -> HttpResponse:
     found = click_token_read(token)
     if found is None:
         raise Http404("Unknown link.")
-    delivery_id, url = found
+    delivery_id, url, slot = found
     services.delivery_click_record(
-        delivery_id=delivery_id, url=url, user_agent=request.headers.get("User-Agent", "")
+        delivery_id=delivery_id,
+        url=url,
+        slot=slot,
+        user_agent=request.headers.get("User-Agent", ""),
     )
     return HttpResponseRedirect(url)
 
@@ -553,16 +556,30 @@ def _rate_text(value: float | None) -> str:
     return NOTHING if value is None else f"{value:.1%}"
 
 
+def _holdout_row(group: dict[str, Any]) -> dict[str, Any]:
+    low, high = group["ci95"]
+    return {
+        **group,
+        "rate_text": _rate_text(group["conversion_rate"]),
+        "ci_text": f"{low:.1%} to {high:.1%}",
+    }
+
+
 @roles_required(*READ)
 def marketing_dashboard(request: HttpRequest) -> HttpResponse:
-    """Every campaign's sends by day and channel: CTR, conversions, revenue, opt-outs."""
+    """Every campaign's sends by day and channel: CTR, conversions, revenue, opt-outs; and
+    the total lift of marketing against the workspace holdout (conversion: `event`)."""
     days = _int(request.GET.get("days")) or 30
     if days not in DASHBOARD_DAYS:
         days = 30
     today = timezone.now().date()
     start = today - dt.timedelta(days=days - 1)
-    found = results.marketing_dashboard(
-        since=dt.datetime.combine(start, dt.time.min, tzinfo=dt.UTC)
+    since = dt.datetime.combine(start, dt.time.min, tzinfo=dt.UTC)
+    found = results.marketing_dashboard(since=since)
+    event = request.GET.get("event", "").strip() or results.HOLDOUT_GOAL_EVENT
+    event_error = results.holdout_event_problem(event)
+    holdout = results.holdout_report(
+        since=since, event=results.HOLDOUT_GOAL_EVENT if event_error else event
     )
     labels = [(start + dt.timedelta(days=d)).isoformat() for d in range(days)]
     channels = sorted({row["channel"] for row in found["rows"]})
@@ -612,6 +629,14 @@ def marketing_dashboard(request: HttpRequest) -> HttpResponse:
             "days": days,
             "choices": DASHBOARD_DAYS,
             "charts": charts,
+            "holdout": holdout,
+            "holdout_rows": [
+                (label, _holdout_row(holdout[key]))
+                for label, key in (("Could receive marketing", "marketed"), ("Holdout", "holdout"))
+                if holdout[key] is not None
+            ],
+            "holdout_event": event,
+            "holdout_event_error": event_error,
             "rows": [
                 {**row, "ctr_text": _rate_text(row["ctr"])}
                 for row in sorted(

@@ -123,6 +123,11 @@ urlpatterns += [
 urlpatterns += [
     path("campaigns/", campaigns_api.CampaignListApi.as_view(), name="api-campaigns"),
     path(
+        "campaigns/holdout/",
+        campaigns_api.CampaignHoldoutApi.as_view(),
+        name="api-campaign-holdout",
+    ),
+    path(
         "campaigns/schema/", campaigns_api.CampaignSchemaApi.as_view(), name="api-campaign-schema"
     ),
     path(

@@ -303,7 +303,15 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "segments.tasks.models_retrain_all_task",
         "schedule": crontab(hour="3", minute="30"),
     },
+    # After the nightly retrains: today's scores against each serving model's training ones.
+    "segments-models-drift": {
+        "task": "segments.tasks.model_drift_check_task",
+        "schedule": crontab(hour="6", minute="20"),
+    },
 }
+# Model drift: a population stability index (segments.ml.drift) at or above this is shown as
+# a warning on the models pages (customary: < 0.1 stable, 0.1-0.2 moderate, > 0.2 significant).
+MODEL_DRIFT_PSI_THRESHOLD = float(os.environ.get("MODEL_DRIFT_PSI_THRESHOLD", "0.2"))
 CELERY_TIMEZONE = TIME_ZONE
 
 # Ingestion limits, as Segment's tracking API.
@@ -419,6 +427,10 @@ CELERY_BEAT_SCHEDULE["recommendations-retrain"] = {
     "task": "recommendations.tasks.models_retrain_task",
     "schedule": crontab(hour="4", minute="10"),
 }
+CELERY_BEAT_SCHEDULE["recommendations-drift"] = {
+    "task": "recommendations.tasks.model_drift_check_task",
+    "schedule": crontab(hour="6", minute="40"),
+}
 
 # Recommendations (recommendations/). An interaction's weight is its kind's weight times
 # 0.5 ** (age in days / half-life): views count less than carts, carts less than purchases.
@@ -437,3 +449,5 @@ RECS_VALIDATION_DAYS = float(os.environ.get("RECS_VALIDATION_DAYS", "30"))
 RECS_DEFAULT_KIND = os.environ.get("RECS_DEFAULT_KIND", "hybrid")
 # Cached lists are invalidated by new events and catalog changes; this only bounds orphans.
 RECS_CACHE_SECONDS = int(os.environ.get("RECS_CACHE_SECONDS", "300"))
+# People whose recommendation scores the drift check compares (recently active ones).
+RECS_DRIFT_SAMPLE = int(os.environ.get("RECS_DRIFT_SAMPLE", "1000"))

@@ -143,6 +143,9 @@ class ModelRun(models.Model):
     decision_reason = models.CharField(max_length=500, blank=True, default="")
     is_serving = models.BooleanField(default=False)
     artifact = models.BinaryField(null=True, blank=True)
+    # The scores it gave recently active people at training, in decile bins
+    # (segments.ml.drift.Distribution): what the drift check compares today's with.
+    score_reference = models.JSONField(default=dict, blank=True)
     training_seconds = models.FloatField(null=True, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -168,6 +171,38 @@ class ModelRun(models.Model):
     def ndcg(self) -> float | None:
         value = self.metrics.get("validation", {}).get("ndcg")
         return float(value) if value is not None else None
+
+
+class ModelDrift(models.Model):
+    """One day's check of the serving run (services.drift): the population stability index
+    of today's scores against its training scores (None when it kept none), and the online
+    outcome so far: recommendation blocks rendered in sent messages (`impressions`) and how
+    many of them a person clicked (`clicks`), as the campaigns app counts them. One row per
+    run and day: a check run twice rewrites it."""
+
+    run = models.ForeignKey(ModelRun, on_delete=models.CASCADE, related_name="drift_checks")
+    day = models.DateField()
+    psi = models.FloatField(null=True, blank=True)
+    shares = models.JSONField(default=list, blank=True)
+    scored = models.PositiveIntegerField(default=0)
+    impressions = models.PositiveIntegerField(default=0)
+    clicks = models.PositiveIntegerField(default=0)
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["run", "day"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "day"], name="recommendations_modeldrift_run_day_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} drift on {self.day}"
+
+    @property
+    def ctr(self) -> float | None:
+        return self.clicks / self.impressions if self.impressions else None
 
 
 class RuleSet(models.Model):

@@ -7,6 +7,7 @@ gate (`consent.selectors`): `training_data` and `profile_history` are the two do
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -25,11 +26,13 @@ from recommendations.models import (
     InteractionKind,
     Item,
     ItemImport,
+    ModelDrift,
     ModelRun,
     RuleSet,
 )
 from recommendations.recommenders.base import TrainingData
 from recommendations.recommenders.popularity import trend_scores
+from segments.ml.drift import drift_status
 from segments.models import Segment
 from segments.selectors import segment_members
 
@@ -117,10 +120,13 @@ def profile_group(profile: Profile) -> str:
     return ""
 
 
-def training_data(*, now: datetime | None = None) -> TrainingData:
+def training_data(
+    *, now: datetime | None = None, item_keys: Sequence[str] | None = None
+) -> TrainingData:
     """Every interaction of live profiles that allow personalization (merged profiles are one:
     their events belong to the survivor), with catalog texts for content similarity. `now`
-    is the data's end: the newest interaction's time unless given."""
+    is the data's end: the newest interaction's time unless given. `item_keys`: indexed as a
+    fitted model's items (the drift check), interactions with other items left out."""
     allowed = consent_profiles_allowed(
         purpose=PERSONALIZATION, profiles=Profile.objects.filter(merged_into__isnull=True)
     )
@@ -151,6 +157,7 @@ def training_data(*, now: datetime | None = None) -> TrainingData:
         item_category=categories,
         user_group=groups,
         extra_items=texts,
+        item_keys=item_keys,
         **weighting(),
     )
 
@@ -218,6 +225,45 @@ def model_runs_chart(*, limit: int = 60) -> dict[str, Any]:
                 "data": [run["metrics"].get("popularity", {}).get("ndcg") for run in runs],
             },
         ],
+    }
+
+
+def recommender_drift(*, days: int = 90) -> dict[str, Any]:
+    """The serving run's drift for the models page: its latest check (`check`, with its
+    reading by segments.ml.drift.drift_status at MODEL_DRIFT_PSI_THRESHOLD in `status`;
+    None before the first check or when the run kept no training scores), and the checks of
+    the last `days` as Chart.js line data: PSI and click-through rate by day."""
+    threshold = settings.MODEL_DRIFT_PSI_THRESHOLD
+    since = timezone.now().date() - timedelta(days=days)
+    checks = list(
+        ModelDrift.objects.filter(day__gte=since)
+        .select_related("run")
+        .only("run__is_serving", "run__kind", "day", "psi", "scored", "impressions", "clicks")
+        .order_by("day", "run_id")
+    )
+    latest = next((c for c in reversed(checks) if c.run.is_serving), None)
+    by_day = {check.day: check for check in checks}  # a day's newest run wins
+    days_seen = sorted(by_day)
+    ctr = [by_day[day].ctr for day in days_seen]
+    return {
+        "check": latest,
+        "status": (
+            drift_status(latest.psi, threshold=threshold)
+            if latest is not None and latest.psi is not None
+            else None
+        ),
+        "threshold": threshold,
+        "sample": settings.RECS_DRIFT_SAMPLE,
+        "chart": {
+            "labels": [day.isoformat() for day in days_seen],
+            "datasets": [
+                {"label": "PSI", "data": [by_day[day].psi for day in days_seen]},
+                {
+                    "label": "Click-through rate",
+                    "data": [round(v, 4) if v is not None else None for v in ctr],
+                },
+            ],
+        },
     }
 
 

@@ -25,3 +25,9 @@ def model_train_task(run_id: int) -> None:
 def models_retrain_task() -> None:
     """Beat: retrain the serving kind (skipped inside when the data did not change)."""
     services.model_train(run=services.models_retrain_scheduled())
+
+
+@shared_task(acks_late=True)
+def model_drift_check_task() -> None:
+    """Beat: today's PSI and click-through of the serving run (one row per run and day)."""
+    services.recommender_drift_check()

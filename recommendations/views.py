@@ -144,6 +144,7 @@ def import_progress(request: HttpRequest, job_id: int) -> HttpResponse:
 def models(request: HttpRequest) -> HttpResponse:
     context = _models_context(request)
     context["chart"] = selectors.model_runs_chart()
+    context["drift"] = selectors.recommender_drift()
     context["train_form"] = ModelTrainForm()
     wanted = request.GET.get("profile", "").strip()
     context["example_profile"] = int(wanted) if wanted.isdigit() and len(wanted) < 12 else None

@@ -186,6 +186,9 @@ class ModelRun(models.Model):
     # The model card (segments.ml.card.ModelCard): importance, calibration, training window.
     card = models.JSONField(default=dict, blank=True)
     artifact = models.BinaryField(null=True, blank=True)
+    # A propensity run's scores at training, in decile bins (segments.ml.drift.Distribution):
+    # what the drift check compares today's scores with.
+    score_reference = models.JSONField(default=dict, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -202,6 +205,28 @@ class ModelRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} run {self.pk} ({self.status})"
+
+
+class ModelDrift(models.Model):
+    """One day's drift check of a serving propensity run: today's profiles scored by it, put
+    in its training scores' bins (`shares`), and the population stability index between the
+    two (segments.ml.drift). One row per run and day: a check run twice rewrites it."""
+
+    run = models.ForeignKey(ModelRun, on_delete=models.CASCADE, related_name="drift_checks")
+    day = models.DateField()
+    psi = models.FloatField()
+    shares = models.JSONField(default=list)
+    scored = models.PositiveIntegerField()
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["run", "day"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "day"], name="segments_modeldrift_run_day_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} PSI {self.psi:.3f} on {self.day}"
 
 
 class ProfileScore(models.Model):

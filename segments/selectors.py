@@ -24,8 +24,10 @@ from profiles.features import COMPUTED_FIELDS
 from profiles.models import Event, Profile
 from segments import conditions
 from segments.compiler import base_profiles, compile_definition
+from segments.ml.drift import drift_status
 from segments.models import (
     MembershipChange,
+    ModelDrift,
     ModelRun,
     ProfileScore,
     Segment,
@@ -221,6 +223,54 @@ def model_runs(*, kind: str | None = None, limit: int = 20) -> QuerySet[ModelRun
 
 def active_model(*, kind: str) -> ModelRun | None:
     return ModelRun.objects.filter(kind=kind, is_active=True).first()
+
+
+PROPENSITY_KINDS = (ModelRun.Kind.PURCHASE_30D, ModelRun.Kind.CHURN)
+
+
+def propensity_drift(*, days: int = 90) -> dict[str, Any]:
+    """The drift of the serving propensity runs for the models page: `rows`, one per kind
+    with its serving run and that run's latest check read by segments.ml.drift.drift_status
+    at MODEL_DRIFT_PSI_THRESHOLD (None before the first check); and `chart`, every check of
+    the last `days` as Chart.js line data (one line per kind, one point per day)."""
+    threshold = settings.MODEL_DRIFT_PSI_THRESHOLD
+    since = timezone.now().date() - dt.timedelta(days=days)
+    checks = list(
+        ModelDrift.objects.filter(run__kind__in=PROPENSITY_KINDS, day__gte=since)
+        .select_related("run")
+        .only("run__kind", "run__is_active", "day", "psi", "scored", "run_id")
+        .order_by("day", "run_id")
+    )
+    latest = {check.run.kind: check for check in checks if check.run.is_active}
+    names = dict(ModelRun.Kind.choices)
+    serving = {
+        run.kind: run
+        for run in ModelRun.objects.filter(kind__in=PROPENSITY_KINDS, is_active=True).only("kind")
+    }
+    rows = [
+        {
+            "kind": kind,
+            "label": names[kind],
+            "run": serving.get(kind),
+            "check": latest.get(kind),
+            "status": drift_status(latest[kind].psi, threshold=threshold)
+            if kind in latest
+            else None,
+        }
+        for kind in PROPENSITY_KINDS
+    ]
+    labels = sorted({check.day for check in checks})
+    by_kind: dict[str, dict[dt.date, float]] = {}
+    for check in checks:  # a day's newest run wins (ordered by run)
+        by_kind.setdefault(check.run.kind, {})[check.day] = check.psi
+    chart = {
+        "labels": [day.isoformat() for day in labels],
+        "datasets": [
+            {"label": names[kind], "data": [values.get(day) for day in labels]}
+            for kind, values in sorted(by_kind.items())
+        ],
+    }
+    return {"rows": rows, "chart": chart, "threshold": threshold}
 
 
 def profiles_model_scores(profiles: Collection[Profile]) -> dict[int, dict[str, Any]]:

@@ -47,3 +47,9 @@ def model_train_task(run_id: int) -> None:
 def models_retrain_all_task() -> None:
     """Beat: queue a training of every model kind (each retrains only if its data changed)."""
     services.models_retrain_all()
+
+
+@shared_task(acks_late=True)
+def model_drift_check_task() -> None:
+    """Beat: today's PSI of each serving propensity model (one row per run and day)."""
+    services.propensity_drift_check()

@@ -240,6 +240,7 @@ def _models_context(request: HttpRequest) -> dict[str, Any]:
     active = {kind: selectors.active_model(kind=kind) for kind in ModelRun.Kind.values}
     return {
         "runs": runs,
+        "drift": selectors.propensity_drift(),
         "serving": [(kind, label, active[kind]) for kind, label in ModelRun.Kind.choices],
         "cluster_run": active[ModelRun.Kind.CLUSTER],
         "busy": any(r.status in ("queued", "running") for r in runs),

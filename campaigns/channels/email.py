@@ -128,10 +128,17 @@ class EmailTransport(Transport):
         subject, html, text = _rendered(
             definition.send_message(step["send"], delivery.variant), context
         )
+        blocks = context["recommendations"]
+        linked: set[str] = set()
+
+        def tracked(url: str) -> str:
+            slot = blocks.slot_of(url)
+            if slot:
+                linked.add(slot)
+            return click_url(delivery_id=delivery.pk, url=url, slot=slot)
+
         if html:
-            html = messages.links_rewrite(
-                html, lambda url: click_url(delivery_id=delivery.pk, url=url)
-            )
+            html = messages.links_rewrite(html, tracked)
             html = messages.pixel_append(html, open_url(delivery_id=delivery.pk))
         domain = self.config["from"].rsplit("@", 1)[1]
         message_id = f"<cdp.{delivery.campaign_id}.{delivery.pk}@{domain}>"
@@ -146,6 +153,9 @@ class EmailTransport(Transport):
             {"to": address, "subject": subject, "html": html, "text": text}
         )
         delivery.provider_message_id = message_id
+        delivery.recommendation_blocks = {
+            slot: (blocks.runs.get(slot), len(blocks.served[slot])) for slot in linked
+        }
 
     def send_test(self, *, message: dict[str, Any], context: dict[str, Any], to: str) -> None:
         """A staff member's test send of a message rendered with `context`: no delivery, no

@@ -35,7 +35,14 @@ from campaigns import definition as steps_language
 from campaigns import selectors
 from campaigns.channels import Transport, TransportError, transport_for
 from campaigns.channels.email import EmailTransport
-from campaigns.models import Campaign, CampaignVersion, Channel, Delivery, Entry
+from campaigns.models import (
+    Campaign,
+    CampaignVersion,
+    Channel,
+    Delivery,
+    Entry,
+    RecommendationImpression,
+)
 from campaigns.queue import task_queue
 from campaigns.services import experiments
 from consent.selectors import consent_profiles_allowed, profiles_suppressed
@@ -377,6 +384,17 @@ def _sent_record(sent: list[Delivery]) -> None:
         failing = {d.channel_id for d in sent if d.channel.failing_since is not None}
         if failing:
             Channel.objects.filter(pk__in=failing).update(failing_since=None)
+        # The recommendation blocks the sent messages linked (a retried send adds none twice).
+        RecommendationImpression.objects.bulk_create(
+            [
+                RecommendationImpression(delivery=delivery, slot=slot, model_run_id=run, items=n)
+                for delivery in sent
+                for slot, (run, n) in (
+                    getattr(delivery, "recommendation_blocks", None) or {}
+                ).items()
+            ],
+            ignore_conflicts=True,
+        )
         audit_record_many(
             actor=None,
             action="campaign.send",

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from campaigns.bots import bot_reason
 from campaigns.channels import transport_for
-from campaigns.models import Channel, Delivery, DeliveryEvent
+from campaigns.models import Channel, Delivery, DeliveryEvent, RecommendationImpression
 from consent.models import ConsentSource
 from consent.selectors import consent_allows, consent_current_state, purposes_all
 from consent.services import consent_record
@@ -18,16 +18,33 @@ from identity.selectors import profile_current
 
 
 def _engaged(
-    delivery_id: int, kind: str, field: str, url: str, now: dt.datetime, user_agent: str
+    delivery_id: int,
+    kind: str,
+    field: str,
+    url: str,
+    now: dt.datetime,
+    user_agent: str,
+    slot: str = "",
 ) -> str | None:
-    """Record an open or click; returns its bot reason ("" for a person), or None when there
-    is no sent delivery with this id."""
+    """Record an open or click (on an item of the recommendation block `slot`, when given);
+    returns its bot reason ("" for a person), or None when there is no sent delivery with
+    this id."""
     delivery = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.SENT).first()
     if delivery is None:
         return None
     reason = bot_reason(kind=kind, user_agent=user_agent, at=now, sent_at=delivery.sent_at)
+    block = (
+        RecommendationImpression.objects.filter(delivery=delivery, slot=slot).first()
+        if slot
+        else None
+    )
     DeliveryEvent.objects.create(
-        delivery=delivery, kind=kind, url=url[:2000], at=now, bot_reason=reason
+        delivery=delivery,
+        kind=kind,
+        url=url[:2000],
+        at=now,
+        bot_reason=reason,
+        recommendation=block,
     )
     if not reason:
         # The first time only: later opens are events, not a new "opened at".
@@ -46,10 +63,19 @@ def delivery_open_record(
 
 
 def delivery_click_record(
-    *, delivery_id: int, url: str, user_agent: str = "", now: dt.datetime | None = None
+    *,
+    delivery_id: int,
+    url: str,
+    slot: str = "",
+    user_agent: str = "",
+    now: dt.datetime | None = None,
 ) -> bool:
+    """Record a click (on an item of the recommendation block `slot`, when given). False:
+    no such send."""
     now = now or timezone.now()
-    reason = _engaged(delivery_id, DeliveryEvent.Kind.CLICK, "clicked_at", url, now, user_agent)
+    reason = _engaged(
+        delivery_id, DeliveryEvent.Kind.CLICK, "clicked_at", url, now, user_agent, slot
+    )
     if reason is None:
         return False
     if not reason:

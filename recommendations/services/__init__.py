@@ -1,6 +1,6 @@
 """Writes: the catalog (explicit and learned from events), bulk imports, interactions (the
-pipeline stage), training runs and the model registry. Everything public is importable from
-here; see each module's docstring."""
+pipeline stage), training runs and the model registry, the drift check. Everything public is
+importable from here; see each module's docstring."""
 
 from recommendations.services.catalog import (
     ItemExists,
@@ -12,6 +12,7 @@ from recommendations.services.catalog import (
     items_learn,
     items_upsert,
 )
+from recommendations.services.drift import recommender_drift_check
 from recommendations.services.erasure import recommendation_data_erase
 from recommendations.services.imports import (
     ImportFileError,
@@ -51,5 +52,6 @@ __all__ = [
     "model_train_request",
     "models_retrain_scheduled",
     "recommendation_data_erase",
+    "recommender_drift_check",
     "rule_set_save",
 ]

@@ -9,7 +9,9 @@ A run (`model_train`, on the ml queue):
    beside the serving model's kind and parameters and recent popularity fitted on the same
    data, with a paired bootstrap interval of its NDCG@10 against the serving model's;
 4. is fitted on all the data, and its artifact saved (format version and data hash inside);
-5. takes over serving only when it beats the serving model on that window (NDCG@10 higher,
+5. keeps the scores its model gives recently active people, in decile bins, for the drift
+   check (services.drift);
+6. takes over serving only when it beats the serving model on that window (NDCG@10 higher,
    the interval's lower bound above zero) and is not below recent popularity; otherwise it
    is kept as a challenger and `decision_reason` says why.
 
@@ -40,6 +42,7 @@ from recommendations.recommenders.artifacts import (
     data_hash,
 )
 from recommendations.recommenders.base import TrainingData, ml_threads
+from recommendations.recommenders.drift import drift_scores
 from recommendations.recommenders.evaluation import (
     Evaluation,
     evaluate,
@@ -47,6 +50,7 @@ from recommendations.recommenders.evaluation import (
     window_split,
 )
 from recommendations.selectors import training_data
+from segments.ml.drift import reference_distribution
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +131,10 @@ def _train(run: ModelRun, data: TrainingData) -> None:
     run.training_seconds = round(time.perf_counter() - started, 2)
     run.params = {**run.params, "fitted": bundle.model.params}
     run.artifact = bundle_dump(bundle)
+    # What the drift check compares today's scores with (services.drift).
+    run.score_reference = reference_distribution(
+        drift_scores(bundle.model, data, limit=settings.RECS_DRIFT_SAMPLE)
+    )
     run.status = ModelRun.Status.DONE
     run.progress = 100
     _decide(run)

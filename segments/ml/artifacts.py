@@ -25,3 +25,14 @@ def dump_artifact(payload: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     joblib.dump({"format_version": FORMAT_VERSION, **payload}, buffer)
     return buffer.getvalue()
+
+
+def load_artifact(raw: bytes) -> dict[str, Any]:
+    """A saved artifact's payload; ValueError when it was saved in another format."""
+    import joblib
+
+    payload = joblib.load(io.BytesIO(raw))
+    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+        found = payload.get("format_version") if isinstance(payload, dict) else "unknown"
+        raise ValueError(f"artifact format {found}, this code reads {FORMAT_VERSION}")
+    return payload

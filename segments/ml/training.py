@@ -14,7 +14,7 @@ from consent.selectors import consent_profiles_allowed
 from profiles.features import ORDER_COMPLETED as ORDER_EVENT
 from profiles.models import Event, Profile
 from profiles.services import currency_rates, order_currency
-from segments.ml.artifacts import dump_artifact
+from segments.ml.artifacts import dump_artifact, load_artifact
 from segments.ml.bgnbd import (
     expected_purchases,
     fit_bgnbd,
@@ -254,6 +254,27 @@ def train_propensity(
         "extra_scores": _lifetime_values(orders, now) if kind == "purchase_30d" else {},
         "artifact": dump_artifact({"model": model, "features": features}),
     }
+
+
+def propensity_scores_today(
+    artifact: bytes, orders: Any, activity: Any, now: Any, lines: Any = None
+) -> list[float]:
+    """Every customer scored now by a saved propensity artifact, on the features as they are
+    today (the supervised model) or today's repeat-buying summary (BG/NBD): the same people
+    and the same computation the run scored at training, on newer data."""
+    import pandas as pd
+
+    payload = load_artifact(artifact)
+    now = pd.Timestamp(now)
+    if payload["model"] == "bg_nbd":
+        summary = repeat_summary(orders, now)
+        if summary.empty:
+            return []
+        return [float(s) for s in probability_of_purchase(payload["parameters"], summary)]
+    current = order_features(orders, now, activity, lines)
+    if current.empty:
+        return []
+    return [float(s) for s in payload["model"].predict_proba(current[payload["features"]])[:, 1]]
 
 
 BGNBD_FEATURES = ["repeat order days", "days from first to last order", "days since first order"]

@@ -6,7 +6,8 @@ segment has a webhook, recorded as a `WebhookDelivery` that a task sends after c
 
 Modules: `definitions`, `refresh` (full refresh and the recording of changes), `realtime`
 (the pipeline stage), `webhooks`, `model_runs` (training clustering and propensity models,
-their scores written to profiles) and `erasure` (segments' part of a privacy erasure).
+their scores written to profiles), `model_drift` (their scores today against training's) and
+`erasure` (segments' part of a privacy erasure).
 Everything public is importable from here.
 """
 
@@ -19,6 +20,7 @@ from segments.services.definitions import (
     segment_update,
 )
 from segments.services.erasure import segment_data_erase
+from segments.services.model_drift import propensity_drift_check
 from segments.services.model_runs import (
     cluster_rename,
     model_train,
@@ -72,6 +74,7 @@ __all__ = [
     "model_train",
     "model_train_request",
     "models_retrain_all",
+    "propensity_drift_check",
     "segment_archive",
     "segment_candidates",
     "segment_create",

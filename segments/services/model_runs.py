@@ -16,6 +16,7 @@ from access.queueing import task_named
 from access.services import audit_record
 from segments.ml.artifacts import FORMAT_VERSION, data_hash
 from segments.ml.card import activation_decision
+from segments.ml.drift import reference_distribution
 from segments.ml.features import NotEnoughData
 from segments.ml.training import (
     ML_THREADS,
@@ -100,6 +101,9 @@ def _run_fit(run: ModelRun, now: dt.datetime) -> tuple[dict[str, dict[int, float
                 run.kind, orders, activity, now, progress, lines=lines
             )
     fields["data_hash"] = data_hash(orders, activity, lines)
+    if run.kind != ModelRun.Kind.CLUSTER:
+        # What the drift check compares today's scores with (services.model_drift).
+        fields["score_reference"] = reference_distribution(list(outputs.values()))
     fields["metrics"]["fingerprint"] = fingerprint
     progress(90, "Writing scores")
     return {run.kind: outputs, **fields.pop("extra_scores", {})}, fields

@@ -52,6 +52,9 @@ def test_the_campaign_page_draws_the_journey_and_logs_deliveries(
     assert "Wait 60 minutes" in page and "until 09:00 in the person&#x27;s time zone" in page
     assert "If People whose vip is true" in page or "If " in page
     assert "No consent" in page and "/steps/1" in page
+    # The journey's own goal count is not the results' attributed conversions: it says so.
+    assert "Reached the goal in the journey" in page and "Converted<" not in page
+    assert f'href="/campaigns/{campaign.pk}/results/">Results</a></div>' in page
 
 
 def _preview(client, campaign, profile) -> str:
