@@ -19,6 +19,11 @@ aiosmtpd SMTP sink; each arrival is timed there):
    self-requeuing batches, each batch's deliveries sent by send tasks): time from queueing
    the first batch to the last arrival, and the workers' peak resident memory.
 
+`python -m bench campaigns [--only throughput,latency,broadcast] [--broadcast N] [--profile DIR]`
+(`--profile`: a cProfile of each channel's run in (1), written to DIR/<channel>.prof).
+CPU-seconds per 1,000 sends are printed beside each rate in (1): the sending process's CPU
+(every thread), less sensitive than the rate to what else the machine runs.
+
 Environment: BENCH_CAMPAIGNS_DATABASE_URL (postgres://postgres@127.0.0.1:5432/cdp_bench_campaigns),
 BENCH_CAMPAIGNS_REDIS_URL (redis://127.0.0.1:6379/7; its Celery queues are emptied),
 BENCH_CAMPAIGNS_SENDS (2000), BENCH_CAMPAIGNS_EVENTS (2000), BENCH_CAMPAIGNS_RATE (200),
@@ -27,6 +32,7 @@ BENCH_CAMPAIGNS_WORKERS (2), BENCH_CAMPAIGNS_PORT (8766), BENCH_CAMPAIGNS_BROADC
 
 from __future__ import annotations
 
+import argparse
 import base64
 import http.client
 import json
@@ -133,7 +139,9 @@ class Arrivals:
 
 
 # -- 1. throughput -------------------------------------------------------------------------------
-def _throughput() -> None:
+def _throughput(profile_dir: str = "") -> None:
+    import cProfile
+
     import django
 
     django.setup()
@@ -207,12 +215,19 @@ def _throughput() -> None:
         ("email", mail, {"subject": "Hi {{ profile.traits.first_name }}", "text": "Hello"}),
     ):
         ids = queued(channel, message)
-        started = time.monotonic()
+        profiler = cProfile.Profile() if profile_dir else None
+        started, cpu_started = time.monotonic(), time.process_time()
+        if profiler is not None:
+            profiler.enable()
         for start in range(0, len(ids), SEND_BATCH):
             services.deliveries_send(delivery_ids=ids[start : start + SEND_BATCH])
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(str(Path(profile_dir) / f"{kind}.prof"))
         ours = SENDS / (time.monotonic() - started)
+        ours_cpu = (time.process_time() - cpu_started) * 1000 / SENDS
         sent = Delivery.objects.filter(pk__in=ids, status="sent").count()
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), time.process_time()
         if kind == "webhook":
             with httpx.Client() as bare_client:
                 for _ in range(SENDS):
@@ -233,11 +248,13 @@ def _throughput() -> None:
                     bare.set_content("Hello")
                     client.send_message(bare)
         bare_rate = SENDS / (time.monotonic() - started)
+        bare_cpu = (time.process_time() - cpu_started) * 1000 / SENDS
         bare_name = "httpx loop" if kind == "webhook" else "smtplib loop"
         print(
             f"   {kind:8} {ours:7,.0f} sends/s ({sent} sent)   bare {bare_name} "
             f"{bare_rate:7,.0f}/s   ratio {ours / bare_rate:.2f}   "
-            f"(target >= {TARGETS[kind]:,}/s)",
+            f"(target >= {TARGETS[kind]:,}/s)\n"
+            f"            CPU per 1,000 sends: {ours_cpu:.2f} s (bare {bare_cpu:.2f} s)",
             flush=True,
         )
 
@@ -368,17 +385,12 @@ def _paced_tracks(count: int, rate: float) -> dict[str, float]:
     return accepted
 
 
-def _latency(env: dict[str, str], arrivals: Arrivals, processes: list[subprocess.Popen]) -> None:
+def _workers_start(env: dict[str, str], processes: list[subprocess.Popen]) -> None:
+    """The web server and the Celery workers (2, 3), on an emptied Redis."""
     import redis
 
     redis.Redis.from_url(REDIS_URL).delete(
         "ingest", "default", "ml", "unacked", "unacked_index", "unacked_mutex"
-    )
-    subprocess.run(
-        [sys.executable, "-c", "from bench.campaigns import _latency_setup; _latency_setup()"],
-        cwd=ROOT,
-        env=env,
-        check=True,
     )
     logs = ROOT / "bench" / "results"
     logs.mkdir(exist_ok=True)
@@ -410,6 +422,15 @@ def _latency(env: dict[str, str], arrivals: Arrivals, processes: list[subprocess
         ),
     ]
     server_wait(PORT)
+
+
+def _latency(env: dict[str, str], arrivals: Arrivals) -> None:
+    subprocess.run(
+        [sys.executable, "-c", "from bench.campaigns import _latency_setup; _latency_setup()"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
     _identify_everyone(EVENTS)
     _wait_processed(timeout=300)
     accepted = _paced_tracks(EVENTS, RATE)
@@ -504,7 +525,9 @@ def _tree_rss_mib(pid: int) -> float:
     return total / 1024
 
 
-def _broadcast(env: dict[str, str], arrivals: Arrivals, workers: subprocess.Popen) -> None:
+def _broadcast(
+    env: dict[str, str], arrivals: Arrivals, workers: subprocess.Popen, count: int
+) -> None:
     baseline = _tree_rss_mib(workers.pid)
     subprocess.run(
         [sys.executable, "-c", "from bench.campaigns import _broadcast_setup; _broadcast_setup()"],
@@ -514,7 +537,7 @@ def _broadcast(env: dict[str, str], arrivals: Arrivals, workers: subprocess.Pope
     )
     started, peak = time.monotonic(), baseline
     deadline = started + 1800
-    while arrivals.keyed("webhook", "b") < BROADCAST and time.monotonic() < deadline:
+    while arrivals.keyed("webhook", "b") < count and time.monotonic() < deadline:
         peak = max(peak, _tree_rss_mib(workers.pid))
         time.sleep(0.5)
     sent = arrivals.keyed("webhook", "b")
@@ -525,7 +548,7 @@ def _broadcast(env: dict[str, str], arrivals: Arrivals, workers: subprocess.Pope
         )
     elapsed = last - started
     print(
-        f"3. broadcast to {BROADCAST:,} segment members, webhook channel, {WORKERS} Celery "
+        f"3. broadcast to {count:,} segment members, webhook channel, {WORKERS} Celery "
         f"worker processes: {sent:,} arrived in {elapsed:,.1f} s ({sent / elapsed:,.0f}/s); "
         f"workers' resident memory peak {peak:,.0f} MiB (idle {baseline:,.0f} MiB)",
         flush=True,
@@ -533,6 +556,12 @@ def _broadcast(env: dict[str, str], arrivals: Arrivals, workers: subprocess.Pope
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench campaigns")
+    parser.add_argument("--only", default="throughput,latency,broadcast")
+    parser.add_argument("--broadcast", type=int, help="recipients (BENCH_CAMPAIGNS_BROADCAST)")
+    parser.add_argument("--profile", default="", help="directory for (1)'s cProfile output")
+    args = parser.parse_args(sys.argv[1:])
+    parts = set(args.only.split(","))
     database_recreate(DATABASE_URL)
     env = {
         **os.environ,
@@ -547,6 +576,7 @@ def main() -> None:
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DEBUG": "false",
     }
+    env["BENCH_CAMPAIGNS_BROADCAST"] = str(args.broadcast or BROADCAST)
     env.pop("REDIS_URL", None)  # (1): tasks after commit run inline, no broker
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     http_port, smtp_port = free_port(), free_port()
@@ -560,14 +590,23 @@ def main() -> None:
     arrivals = Arrivals(queue)
     processes: list[subprocess.Popen] = []
     try:
-        subprocess.run(
-            [sys.executable, "-c", "from bench.campaigns import _throughput; _throughput()"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-        )
-        _latency(env, arrivals, processes)
-        _broadcast(env, arrivals, processes[1])
+        if "throughput" in parts:
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    f"from bench.campaigns import _throughput; _throughput({args.profile!r})",
+                ],
+                cwd=ROOT,
+                env=env,
+                check=True,
+            )
+        if parts & {"latency", "broadcast"}:
+            _workers_start(env, processes)
+        if "latency" in parts:
+            _latency(env, arrivals)
+        if "broadcast" in parts:
+            _broadcast(env, arrivals, processes[1], int(env["BENCH_CAMPAIGNS_BROADCAST"]))
     finally:
         _stop(processes)
         receivers.terminate()

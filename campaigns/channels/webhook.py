@@ -14,6 +14,8 @@ one connection, so a batch keeps several busy.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -103,14 +105,31 @@ def concurrent_sends(
         except TransportError as error:
             outcomes[index] = error
 
-    threads = min(settings.CAMPAIGN_SEND_CONCURRENCY, len(ready))
-    if threads <= 1:
+    if settings.CAMPAIGN_SEND_CONCURRENCY <= 1 or len(ready) <= 1:
         for item in ready:
             send(item)
     else:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            list(pool.map(send, ready))
+        list(_sending_threads().map(send, ready))
     return outcomes
+
+
+_threads_lock = threading.Lock()
+_threads: tuple[tuple[int, int], ThreadPoolExecutor] | None = None
+
+
+def _sending_threads() -> ThreadPoolExecutor:
+    """The process's CAMPAIGN_SEND_CONCURRENCY sending threads, started once (threads started
+    for every chunk cost more CPU than the posts themselves). Keyed by the process, since a
+    forked worker does not inherit its parent's threads."""
+    global _threads
+    key = (os.getpid(), settings.CAMPAIGN_SEND_CONCURRENCY)
+    with _threads_lock:
+        if _threads is None or _threads[0] != key:
+            if _threads is not None and _threads[0][0] == key[0]:
+                _threads[1].shutdown(wait=False)
+            pool = ThreadPoolExecutor(key[1], thread_name_prefix="campaign-send")
+            _threads = (key, pool)
+        return _threads[1]
 
 
 class WebhookTransport(Transport):
