@@ -98,18 +98,30 @@ def concurrent_sends(
         except TransportError as error:
             outcomes[index] = error
 
-    def send(item: tuple[int, Delivery, Prepared]) -> None:
-        index, delivery, prepared = item
-        try:
-            post(delivery, prepared)
-        except TransportError as error:
-            outcomes[index] = error
+    # Each thread takes the next delivery when it is done with one (a slow answer holds up
+    # one thread, not a share of the chunk); one task per thread, not per delivery.
+    pending = iter(ready)
+    taking = threading.Lock()
 
-    if settings.CAMPAIGN_SEND_CONCURRENCY <= 1 or len(ready) <= 1:
-        for item in ready:
-            send(item)
+    def send_all() -> None:
+        while True:
+            with taking:
+                item = next(pending, None)
+            if item is None:
+                return
+            index, delivery, prepared = item
+            try:
+                post(delivery, prepared)
+            except TransportError as error:
+                outcomes[index] = error
+
+    threads = min(settings.CAMPAIGN_SEND_CONCURRENCY, len(ready))
+    if threads <= 1:
+        send_all()
     else:
-        list(_sending_threads().map(send, ready))
+        pool = _sending_threads()
+        for running in [pool.submit(send_all) for _ in range(threads)]:
+            running.result()
     return outcomes
 
 
