@@ -424,7 +424,7 @@ def _workers_start(env: dict[str, str], processes: list[subprocess.Popen]) -> No
     server_wait(PORT)
 
 
-def _latency(env: dict[str, str], arrivals: Arrivals) -> None:
+def _latency(env: dict[str, str], arrivals: Arrivals, processes: list[subprocess.Popen]) -> None:
     subprocess.run(
         [sys.executable, "-c", "from bench.campaigns import _latency_setup; _latency_setup()"],
         cwd=ROOT,
@@ -433,12 +433,19 @@ def _latency(env: dict[str, str], arrivals: Arrivals) -> None:
     )
     _identify_everyone(EVENTS)
     _wait_processed(timeout=300)
+    cpu_before = [_tree_cpu_seconds(process.pid) for process in processes]
     accepted = _paced_tracks(EVENTS, RATE)
     arrivals.wait_for("email", "lat-", len(accepted), timeout=120)
     arrivals.wait_for("webhook", "k", len(accepted), timeout=120)
+    web_cpu, workers_cpu = (
+        (_tree_cpu_seconds(process.pid) - before) * 1000 / EVENTS
+        for process, before in zip(processes, cpu_before, strict=True)
+    )
     print(
         f"2. trigger to delivery, {EVENTS} events at {RATE:.0f}/s through the web server and "
-        f"{WORKERS} Celery worker processes (Redis), a zero wait, {len(accepted)} answered 200:"
+        f"{WORKERS} Celery worker processes (Redis), a zero wait, {len(accepted)} answered 200:\n"
+        f"   CPU per 1,000 events (each one email and one webhook): web server "
+        f"{web_cpu:.2f} s, workers {workers_cpu:.2f} s"
     )
     for channel in ("email", "webhook"):
         keys = {
@@ -505,24 +512,46 @@ def _broadcast_setup() -> None:
     task_queue("broadcast_batch_task", broadcast.pk)
 
 
-def _tree_rss_mib(pid: int) -> float:
-    """Resident memory of a process and all its descendants (ps), in MiB."""
-    rows = subprocess.run(
-        ["ps", "-eo", "pid=,ppid=,rss="], capture_output=True, text=True, check=True
-    ).stdout.split("\n")
+def _tree(pid: int) -> list[int]:
+    """A process and all its descendants."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for row in rows:
-        if row.strip():
-            child, parent, kib = (int(x) for x in row.split())
-            children.setdefault(parent, []).append(child)
-            rss[child] = kib
-    total, todo = 0, [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # gone meanwhile
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
     while todo:
         current = todo.pop()
-        total += rss.get(current, 0)
+        found.append(current)
         todo += children.get(current, [])
-    return total / 1024
+    return found
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by a process and its descendants (/proc)."""
+    ticks = 0
+    for member in _tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _tree_rss_mib(pid: int) -> float:
+    """Resident memory of a process and all its descendants (/proc), in MiB."""
+    pages = 0
+    for member in _tree(pid):
+        try:
+            pages += int(Path(f"/proc/{member}/statm").read_text().split()[1])
+        except OSError:
+            continue
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _broadcast(
@@ -604,7 +633,7 @@ def main() -> None:
         if parts & {"latency", "broadcast"}:
             _workers_start(env, processes)
         if "latency" in parts:
-            _latency(env, arrivals)
+            _latency(env, arrivals, processes)
         if "broadcast" in parts:
             _broadcast(env, arrivals, processes[1], int(env["BENCH_CAMPAIGNS_BROADCAST"]))
     finally:
