@@ -3,11 +3,12 @@ OUTBOUND_ALLOWED_HOSTS lets the host or its network through."""
 
 import ipaddress
 import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 
 import pytest
 
 from access.outbound import (
+    MAX_RESPONSE_BYTES,
     OutboundRefused,
     address_blocked,
     outbound_address,
@@ -158,3 +159,73 @@ def test_a_refused_address_is_refused_at_send_time_too(servers):
 )
 def test_mapped_addresses_other_schemes_and_over_long_urls_are_refused(url):
     assert outbound_url_problem(url)
+
+
+class _KeepAlive(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive: notes which connection each request came on; answers
+    `size` bytes of body; with `hang_up`, closes the connection once it answered (as a server
+    whose idle timeout ran out), without saying so."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.connections.append(self.client_address)  # type: ignore[attr-defined]
+        size = self.server.size  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        self.wfile.write(b"x" * size)
+        self.close_connection = self.server.hang_up  # type: ignore[attr-defined]
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _KeepAliveServer(ThreadingHTTPServer):
+    daemon_threads = True
+    connections: list[tuple[str, int]]
+    size = 2
+    hang_up = False
+    hung_up = threading.Event()
+
+    def shutdown_request(self, request) -> None:
+        super().shutdown_request(request)
+        self.hung_up.set()
+
+
+@pytest.fixture
+def keep_alive(settings):
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
+    server = _KeepAliveServer(("127.0.0.1", 0), _KeepAlive)
+    server.connections, server.hung_up = [], threading.Event()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_sends_to_one_receiver_share_a_connection(keep_alive):
+    url = f"http://127.0.0.1:{keep_alive.server_port}/hook"
+    answers = [outbound_post(url, body=b"{}", headers={}) for _ in range(3)]
+    assert [(a.status, a.body) for a in answers] == [(200, b"xx")] * 3
+    assert len(set(keep_alive.connections)) == 1
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_reused(keep_alive):
+    url = f"http://127.0.0.1:{keep_alive.server_port}/hook"
+    keep_alive.hang_up = True
+    outbound_post(url, body=b"{}", headers={})
+    assert keep_alive.hung_up.wait(5)
+    keep_alive.hang_up = False
+    assert outbound_post(url, body=b"{}", headers={}).status == 200
+    assert len(set(keep_alive.connections)) == 2
+
+
+def test_an_answer_longer_than_the_limit_is_cut_and_its_connection_dropped(keep_alive):
+    keep_alive.size = MAX_RESPONSE_BYTES + 10
+    url = f"http://127.0.0.1:{keep_alive.server_port}/hook"
+    assert len(outbound_post(url, body=b"{}", headers={}).body) == MAX_RESPONSE_BYTES
+    keep_alive.size = 2
+    assert outbound_post(url, body=b"{}", headers={}).body == b"xx"
+    assert len(set(keep_alive.connections)) == 2
