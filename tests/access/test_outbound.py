@@ -2,6 +2,7 @@
 OUTBOUND_ALLOWED_HOSTS lets the host or its network through."""
 
 import ipaddress
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 
@@ -229,3 +230,70 @@ def test_an_answer_longer_than_the_limit_is_cut_and_its_connection_dropped(keep_
     keep_alive.size = 2
     assert outbound_post(url, body=b"{}", headers={}).body == b"xx"
     assert len(set(keep_alive.connections)) == 2
+
+
+def _self_signed_for_localhost() -> tuple[bytes, bytes]:
+    """A certificate for the name `localhost` only (no address), and its key, in PEM."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def test_tls_names_the_host_and_verifies_its_certificate(settings, tmp_path):
+    import ssl
+
+    from access import outbound
+    from access.outbound import OutboundError
+
+    certificate, key = _self_signed_for_localhost()
+    (tmp_path / "cert.pem").write_bytes(certificate)
+    (tmp_path / "key.pem").write_bytes(key)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    # Listening where the client connects `localhost` to: its first address.
+    family, *_, (address, *_) = socket.getaddrinfo("localhost", 0, type=socket.SOCK_STREAM)[0]
+    server_class = type("TlsServer", (_KeepAliveServer,), {"address_family": family})
+    server = server_class((address, 0), _KeepAlive)
+    server.connections = []
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # An allow-list of its own: the pool built for it trusts the test certificate below.
+    settings.OUTBOUND_ALLOWED_HOSTS = ["localhost", address]
+    port = server.server_port
+    by_address = f"[{address}]" if ":" in address else address
+    try:
+        with pytest.raises(OutboundError, match="CERTIFICATE_VERIFY_FAILED"):
+            outbound_post(f"https://localhost:{port}/", body=b"{}", headers={})
+        outbound._guarded_pool()._tls.load_verify_locations(cadata=certificate.decode())
+        assert outbound_post(f"https://localhost:{port}/", body=b"{}", headers={}).status == 200
+        # The same server by its address: the certificate names `localhost` only.
+        with pytest.raises(OutboundError, match="CERTIFICATE_VERIFY_FAILED"):
+            outbound_post(f"https://{by_address}:{port}/", body=b"{}", headers={})
+    finally:
+        server.shutdown()
+        server.server_close()
