@@ -255,9 +255,14 @@ class _Pool:
 
 
 def _readable(connection: http.client.HTTPConnection) -> bool:
-    # An idle keep-alive connection has nothing to read unless the server closed it.
+    # An idle keep-alive connection has nothing to read unless the server closed it. poll,
+    # not select: a worker may hold descriptors past select's limit (1024).
     sock = connection.sock
-    return sock is None or bool(select.select([sock], [], [], 0)[0])
+    if sock is None:
+        return True
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 MAX_RESPONSE_BYTES = 64 * 1024
