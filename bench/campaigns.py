@@ -19,6 +19,11 @@ aiosmtpd SMTP sink; each arrival is timed there):
    self-requeuing batches, each batch's deliveries sent by send tasks): time from queueing
    the first batch to the last arrival, and the workers' peak resident memory.
 
+`python -m bench campaigns [--only throughput,latency,broadcast] [--broadcast N] [--profile DIR]`
+(`--profile`: a cProfile of each channel's run in (1), written to DIR/<channel>.prof).
+CPU-seconds per 1,000 sends are printed beside each rate in (1): the sending process's CPU
+(every thread), less sensitive than the rate to what else the machine runs.
+
 Environment: BENCH_CAMPAIGNS_DATABASE_URL (postgres://postgres@127.0.0.1:5432/cdp_bench_campaigns),
 BENCH_CAMPAIGNS_REDIS_URL (redis://127.0.0.1:6379/7; its Celery queues are emptied),
 BENCH_CAMPAIGNS_SENDS (2000), BENCH_CAMPAIGNS_EVENTS (2000), BENCH_CAMPAIGNS_RATE (200),
@@ -27,6 +32,7 @@ BENCH_CAMPAIGNS_WORKERS (2), BENCH_CAMPAIGNS_PORT (8766), BENCH_CAMPAIGNS_BROADC
 
 from __future__ import annotations
 
+import argparse
 import base64
 import http.client
 import json
@@ -133,7 +139,9 @@ class Arrivals:
 
 
 # -- 1. throughput -------------------------------------------------------------------------------
-def _throughput() -> None:
+def _throughput(profile_dir: str = "") -> None:
+    import cProfile
+
     import django
 
     django.setup()
@@ -207,12 +215,19 @@ def _throughput() -> None:
         ("email", mail, {"subject": "Hi {{ profile.traits.first_name }}", "text": "Hello"}),
     ):
         ids = queued(channel, message)
-        started = time.monotonic()
+        profiler = cProfile.Profile() if profile_dir else None
+        started, cpu_started = time.monotonic(), time.process_time()
+        if profiler is not None:
+            profiler.enable()
         for start in range(0, len(ids), SEND_BATCH):
             services.deliveries_send(delivery_ids=ids[start : start + SEND_BATCH])
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(str(Path(profile_dir) / f"{kind}.prof"))
         ours = SENDS / (time.monotonic() - started)
+        ours_cpu = (time.process_time() - cpu_started) * 1000 / SENDS
         sent = Delivery.objects.filter(pk__in=ids, status="sent").count()
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), time.process_time()
         if kind == "webhook":
             with httpx.Client() as bare_client:
                 for _ in range(SENDS):
@@ -233,11 +248,13 @@ def _throughput() -> None:
                     bare.set_content("Hello")
                     client.send_message(bare)
         bare_rate = SENDS / (time.monotonic() - started)
+        bare_cpu = (time.process_time() - cpu_started) * 1000 / SENDS
         bare_name = "httpx loop" if kind == "webhook" else "smtplib loop"
         print(
             f"   {kind:8} {ours:7,.0f} sends/s ({sent} sent)   bare {bare_name} "
             f"{bare_rate:7,.0f}/s   ratio {ours / bare_rate:.2f}   "
-            f"(target >= {TARGETS[kind]:,}/s)",
+            f"(target >= {TARGETS[kind]:,}/s)\n"
+            f"            CPU per 1,000 sends: {ours_cpu:.2f} s (bare {bare_cpu:.2f} s)",
             flush=True,
         )
 
@@ -368,17 +385,12 @@ def _paced_tracks(count: int, rate: float) -> dict[str, float]:
     return accepted
 
 
-def _latency(env: dict[str, str], arrivals: Arrivals, processes: list[subprocess.Popen]) -> None:
+def _workers_start(env: dict[str, str], processes: list[subprocess.Popen]) -> None:
+    """The web server and the Celery workers (2, 3), on an emptied Redis."""
     import redis
 
     redis.Redis.from_url(REDIS_URL).delete(
         "ingest", "default", "ml", "unacked", "unacked_index", "unacked_mutex"
-    )
-    subprocess.run(
-        [sys.executable, "-c", "from bench.campaigns import _latency_setup; _latency_setup()"],
-        cwd=ROOT,
-        env=env,
-        check=True,
     )
     logs = ROOT / "bench" / "results"
     logs.mkdir(exist_ok=True)
@@ -410,14 +422,30 @@ def _latency(env: dict[str, str], arrivals: Arrivals, processes: list[subprocess
         ),
     ]
     server_wait(PORT)
+
+
+def _latency(env: dict[str, str], arrivals: Arrivals, processes: list[subprocess.Popen]) -> None:
+    subprocess.run(
+        [sys.executable, "-c", "from bench.campaigns import _latency_setup; _latency_setup()"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
     _identify_everyone(EVENTS)
     _wait_processed(timeout=300)
+    cpu_before = [_tree_cpu_seconds(process.pid) for process in processes]
     accepted = _paced_tracks(EVENTS, RATE)
     arrivals.wait_for("email", "lat-", len(accepted), timeout=120)
     arrivals.wait_for("webhook", "k", len(accepted), timeout=120)
+    web_cpu, workers_cpu = (
+        (_tree_cpu_seconds(process.pid) - before) * 1000 / EVENTS
+        for process, before in zip(processes, cpu_before, strict=True)
+    )
     print(
         f"2. trigger to delivery, {EVENTS} events at {RATE:.0f}/s through the web server and "
-        f"{WORKERS} Celery worker processes (Redis), a zero wait, {len(accepted)} answered 200:"
+        f"{WORKERS} Celery worker processes (Redis), a zero wait, {len(accepted)} answered 200:\n"
+        f"   CPU per 1,000 events (each one email and one webhook): web server "
+        f"{web_cpu:.2f} s, workers {workers_cpu:.2f} s"
     )
     for channel in ("email", "webhook"):
         keys = {
@@ -484,27 +512,51 @@ def _broadcast_setup() -> None:
     task_queue("broadcast_batch_task", broadcast.pk)
 
 
-def _tree_rss_mib(pid: int) -> float:
-    """Resident memory of a process and all its descendants (ps), in MiB."""
-    rows = subprocess.run(
-        ["ps", "-eo", "pid=,ppid=,rss="], capture_output=True, text=True, check=True
-    ).stdout.split("\n")
+def _tree(pid: int) -> list[int]:
+    """A process and all its descendants."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for row in rows:
-        if row.strip():
-            child, parent, kib = (int(x) for x in row.split())
-            children.setdefault(parent, []).append(child)
-            rss[child] = kib
-    total, todo = 0, [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # gone meanwhile
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
     while todo:
         current = todo.pop()
-        total += rss.get(current, 0)
+        found.append(current)
         todo += children.get(current, [])
-    return total / 1024
+    return found
 
 
-def _broadcast(env: dict[str, str], arrivals: Arrivals, workers: subprocess.Popen) -> None:
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by a process and its descendants (/proc)."""
+    ticks = 0
+    for member in _tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _tree_rss_mib(pid: int) -> float:
+    """Resident memory of a process and all its descendants (/proc), in MiB."""
+    pages = 0
+    for member in _tree(pid):
+        try:
+            pages += int(Path(f"/proc/{member}/statm").read_text().split()[1])
+        except OSError:
+            continue
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _broadcast(
+    env: dict[str, str], arrivals: Arrivals, workers: subprocess.Popen, count: int
+) -> None:
     baseline = _tree_rss_mib(workers.pid)
     subprocess.run(
         [sys.executable, "-c", "from bench.campaigns import _broadcast_setup; _broadcast_setup()"],
@@ -514,7 +566,7 @@ def _broadcast(env: dict[str, str], arrivals: Arrivals, workers: subprocess.Pope
     )
     started, peak = time.monotonic(), baseline
     deadline = started + 1800
-    while arrivals.keyed("webhook", "b") < BROADCAST and time.monotonic() < deadline:
+    while arrivals.keyed("webhook", "b") < count and time.monotonic() < deadline:
         peak = max(peak, _tree_rss_mib(workers.pid))
         time.sleep(0.5)
     sent = arrivals.keyed("webhook", "b")
@@ -525,7 +577,7 @@ def _broadcast(env: dict[str, str], arrivals: Arrivals, workers: subprocess.Pope
         )
     elapsed = last - started
     print(
-        f"3. broadcast to {BROADCAST:,} segment members, webhook channel, {WORKERS} Celery "
+        f"3. broadcast to {count:,} segment members, webhook channel, {WORKERS} Celery "
         f"worker processes: {sent:,} arrived in {elapsed:,.1f} s ({sent / elapsed:,.0f}/s); "
         f"workers' resident memory peak {peak:,.0f} MiB (idle {baseline:,.0f} MiB)",
         flush=True,
@@ -533,6 +585,12 @@ def _broadcast(env: dict[str, str], arrivals: Arrivals, workers: subprocess.Pope
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench campaigns")
+    parser.add_argument("--only", default="throughput,latency,broadcast")
+    parser.add_argument("--broadcast", type=int, help="recipients (BENCH_CAMPAIGNS_BROADCAST)")
+    parser.add_argument("--profile", default="", help="directory for (1)'s cProfile output")
+    args = parser.parse_args(sys.argv[1:])
+    parts = set(args.only.split(","))
     database_recreate(DATABASE_URL)
     env = {
         **os.environ,
@@ -547,6 +605,7 @@ def main() -> None:
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DEBUG": "false",
     }
+    env["BENCH_CAMPAIGNS_BROADCAST"] = str(args.broadcast or BROADCAST)
     env.pop("REDIS_URL", None)  # (1): tasks after commit run inline, no broker
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     http_port, smtp_port = free_port(), free_port()
@@ -560,14 +619,23 @@ def main() -> None:
     arrivals = Arrivals(queue)
     processes: list[subprocess.Popen] = []
     try:
-        subprocess.run(
-            [sys.executable, "-c", "from bench.campaigns import _throughput; _throughput()"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-        )
-        _latency(env, arrivals, processes)
-        _broadcast(env, arrivals, processes[1])
+        if "throughput" in parts:
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    f"from bench.campaigns import _throughput; _throughput({args.profile!r})",
+                ],
+                cwd=ROOT,
+                env=env,
+                check=True,
+            )
+        if parts & {"latency", "broadcast"}:
+            _workers_start(env, processes)
+        if "latency" in parts:
+            _latency(env, arrivals, processes)
+        if "broadcast" in parts:
+            _broadcast(env, arrivals, processes[1], int(env["BENCH_CAMPAIGNS_BROADCAST"]))
     finally:
         _stop(processes)
         receivers.terminate()

@@ -183,6 +183,15 @@ def marketing_sends_since(*, profile_ids: Collection[int], since: dt.datetime) -
     )
 
 
+def deliveries_queued_of(*, entry_ids: Collection[int]) -> list[int]:
+    """The ids of these entries' deliveries still queued (due or not), oldest first."""
+    return list(
+        Delivery.objects.filter(entry_id__in=list(entry_ids), status=Delivery.Status.QUEUED)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
 def profile_emails(*, profile_ids: Collection[int]) -> dict[int, str]:
     """{profile id: the address to write to} for those of these people who have one (one
     query; the newest email identity of each, normalised as identities are)."""

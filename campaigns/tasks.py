@@ -5,11 +5,12 @@ from celery import shared_task
 
 from access.metrics import delivery_outcome_record
 from campaigns import services
+from campaigns.models import Delivery
 
 
 @shared_task(acks_late=True)
 def entries_advance_task(entry_ids: list[int]) -> None:
-    services.entries_advance(entry_ids=entry_ids)
+    _outcomes_count(services.entries_advance_send(entry_ids=entry_ids))
 
 
 @shared_task(acks_late=True)
@@ -24,7 +25,11 @@ def delivery_send_task(delivery_id: int) -> None:
 
 @shared_task(acks_late=True)
 def deliveries_send_task(delivery_ids: list[int]) -> None:
-    for delivery in services.deliveries_send(delivery_ids=delivery_ids):
+    _outcomes_count(services.deliveries_send(delivery_ids=delivery_ids))
+
+
+def _outcomes_count(deliveries: list[Delivery]) -> None:
+    for delivery in deliveries:
         delivery_outcome_record(channel=delivery.channel.kind, outcome=delivery.status)
 
 

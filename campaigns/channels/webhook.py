@@ -14,6 +14,8 @@ one connection, so a batch keeps several busy.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -96,21 +98,50 @@ def concurrent_sends(
         except TransportError as error:
             outcomes[index] = error
 
-    def send(item: tuple[int, Delivery, Prepared]) -> None:
-        index, delivery, prepared = item
-        try:
-            post(delivery, prepared)
-        except TransportError as error:
-            outcomes[index] = error
+    # Each thread takes the next delivery when it is done with one (a slow answer holds up
+    # one thread, not a share of the chunk); one task per thread, not per delivery.
+    pending = iter(ready)
+    taking = threading.Lock()
+
+    def send_all() -> None:
+        while True:
+            with taking:
+                item = next(pending, None)
+            if item is None:
+                return
+            index, delivery, prepared = item
+            try:
+                post(delivery, prepared)
+            except TransportError as error:
+                outcomes[index] = error
 
     threads = min(settings.CAMPAIGN_SEND_CONCURRENCY, len(ready))
     if threads <= 1:
-        for item in ready:
-            send(item)
+        send_all()
     else:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            list(pool.map(send, ready))
+        pool = _sending_threads()
+        for running in [pool.submit(send_all) for _ in range(threads)]:
+            running.result()
     return outcomes
+
+
+_threads_lock = threading.Lock()
+_threads: tuple[tuple[int, int], ThreadPoolExecutor] | None = None
+
+
+def _sending_threads() -> ThreadPoolExecutor:
+    """The process's CAMPAIGN_SEND_CONCURRENCY sending threads, started once (threads started
+    for every chunk cost more CPU than the posts themselves). Keyed by the process, since a
+    forked worker does not inherit its parent's threads."""
+    global _threads
+    key = (os.getpid(), settings.CAMPAIGN_SEND_CONCURRENCY)
+    with _threads_lock:
+        if _threads is None or _threads[0] != key:
+            if _threads is not None and _threads[0][0] == key[0]:
+                _threads[1].shutdown(wait=False)
+            pool = ThreadPoolExecutor(key[1], thread_name_prefix="campaign-send")
+            _threads = (key, pool)
+        return _threads[1]
 
 
 class WebhookTransport(Transport):

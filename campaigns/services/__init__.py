@@ -38,6 +38,7 @@ from campaigns.services.journeys import (
     campaign_entries_exit,
     campaign_triggers_fire,
     entries_advance,
+    entries_advance_send,
     entries_due_advance,
 )
 from campaigns.services.tracking import (
@@ -88,6 +89,7 @@ __all__ = [
     "delivery_send",
     "delivery_unsubscribe",
     "entries_advance",
+    "entries_advance_send",
     "entries_due_advance",
     "in_holdout",
     "push_subscription_delete",

@@ -28,7 +28,7 @@ from campaigns import selectors
 from campaigns.models import Campaign, CampaignVersion, Delivery, Entry
 from campaigns.queue import task_queue
 from campaigns.services import experiments
-from campaigns.services.delivery import deliveries_queue
+from campaigns.services.delivery import SEND_BATCH, deliveries_queue, deliveries_send
 from profiles.models import Event, Profile
 from segments import conditions
 from segments.selectors import definition_resolver, profile_facts, segment_get, segment_members
@@ -246,23 +246,48 @@ def _entry_exit(
 
 
 def entries_advance(*, entry_ids: Sequence[int], now: dt.datetime | None = None) -> int:
-    """Run the due steps of these entries (those another worker holds are left to it).
-    Returns how many entries moved."""
+    """Run the due steps of these entries (those another worker holds are left to it); the
+    deliveries they record are queued for sending after commit. Returns how many entries
+    moved."""
     now = now or timezone.now()
     with transaction.atomic():
-        entries = list(
-            Entry.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(
-                pk__in=list(entry_ids),
-                status=Entry.Status.ACTIVE,
-                due_at__lte=now,
-                campaign__status=Campaign.Status.ACTIVE,
-            )
-            .select_related("version", "campaign", "profile")
-            .order_by("pk")
-        )
-        _entries_walk(entries, now)
+        entries = _entries_claim(entry_ids, now)
+        deliveries_queue(delivery_ids=_entries_walk(entries, now))
     return len(entries)
+
+
+def entries_advance_send(
+    *, entry_ids: Sequence[int], now: dt.datetime | None = None
+) -> list[Delivery]:
+    """What the task queued when people enter does: run these entries' due steps, as
+    entries_advance, then send their queued deliveries in this task rather than queue them
+    for another (one trip through the queue less between the trigger and the message). The
+    deliveries are committed before any is sent, and those an earlier run of this task
+    recorded but did not send (it stopped) are sent too, so a retry sends what is missing
+    and nothing twice. A SEND_BATCH is sent here, the rest queued. Returns the deliveries
+    this call claimed (deliveries_send)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        _entries_walk(_entries_claim(entry_ids, now), now)
+    queued = selectors.deliveries_queued_of(entry_ids=entry_ids)
+    deliveries_queue(delivery_ids=queued[SEND_BATCH:])
+    return deliveries_send(delivery_ids=queued[:SEND_BATCH], now=now)
+
+
+def _entries_claim(entry_ids: Sequence[int], now: dt.datetime) -> list[Entry]:
+    """Lock these entries that are active and due in an active campaign (skipping those
+    another worker holds)."""
+    return list(
+        Entry.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(
+            pk__in=list(entry_ids),
+            status=Entry.Status.ACTIVE,
+            due_at__lte=now,
+            campaign__status=Campaign.Status.ACTIVE,
+        )
+        .select_related("version", "campaign", "profile")
+        .order_by("pk")
+    )
 
 
 def entries_due_advance(*, now: dt.datetime | None = None, batch: int = ADVANCE_BATCH) -> int:
@@ -279,7 +304,7 @@ def entries_due_advance(*, now: dt.datetime | None = None, batch: int = ADVANCE_
             .select_related("version", "campaign", "profile")
             .order_by("due_at", "pk")[:batch]
         )
-        _entries_walk(entries, now)
+        deliveries_queue(delivery_ids=_entries_walk(entries, now))
     if len(entries) == batch:
         task_queue("entries_due_task")
     return len(entries)
@@ -292,14 +317,14 @@ class _Send:
     channel_id: int
 
 
-def _entries_walk(entries: Sequence[Entry], now: dt.datetime) -> None:
+def _entries_walk(entries: Sequence[Entry], now: dt.datetime) -> list[int]:
     """Advance these locked entries; their goal events are read once for all of them and
-    their deliveries recorded together."""
+    their deliveries recorded together. Returns the new deliveries' ids."""
     goals = _GoalEvents(entries)
     sends: list[_Send] = []
     for entry in entries:
         _entry_advance(entry, now, goals, sends)
-    _deliveries_record(sends)
+    return _deliveries_record(sends)
 
 
 def _entry_advance(entry: Entry, now: dt.datetime, goals: _GoalEvents, sends: list[_Send]) -> None:
@@ -353,12 +378,12 @@ class _Branching:
         return conditions.evaluate(condition, self.facts, now=now, segments=self.segments)
 
 
-def _deliveries_record(sends: Sequence[_Send]) -> None:
+def _deliveries_record(sends: Sequence[_Send]) -> list[int]:
     """One Delivery per (version, step, person, entry), written in bulk before anything is
-    sent; those already recorded (a pass that ran before) are not written or queued again.
-    Their sending is queued after commit, SEND_BATCH to a task."""
+    sent; those already recorded (a pass that ran before) are not written again. Returns
+    the new ones' ids."""
     if not sends:
-        return
+        return []
     recorded = set(
         Delivery.objects.filter(entry_id__in={send.entry.pk for send in sends}).values_list(
             "entry_id", "step"
@@ -367,7 +392,7 @@ def _deliveries_record(sends: Sequence[_Send]) -> None:
     created = Delivery.objects.bulk_create(
         _delivery_new(send) for send in sends if (send.entry.pk, send.step) not in recorded
     )
-    deliveries_queue(delivery_ids=[delivery.pk for delivery in created])
+    return [delivery.pk for delivery in created]
 
 
 def _delivery_new(send: _Send) -> Delivery:

@@ -1,0 +1,88 @@
+"""The send path's shape: a person who enters is sent to by the task queued at entry (no second
+trip through the queue), a retry of that task sends what an earlier run left unsent and
+nothing twice, a batch's queries do not grow with its recipients, and the tracking links
+built from a route reversed once are the links Django reverses."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
+
+from campaigns import services
+from campaigns.models import Delivery, Entry
+from campaigns.tracking import click_url, open_url, unsubscribe_url
+from tests.campaigns.conftest import CART, cart_reminder, delivery_make, person, track
+
+pytestmark = pytest.mark.django_db
+
+
+def _send_now(channel, **overrides):
+    body = cart_reminder(channel, entry="every_time", **overrides)
+    body["steps"] = [{"wait": {"seconds": 0}}, *body["steps"][1:]]
+    return body
+
+
+def test_the_task_queued_at_entry_sends_the_message_itself(
+    source, smtp, email_channel, make_campaign, django_capture_on_commit_callbacks
+):
+    make_campaign(_send_now(email_channel))
+    ann = person(email_address="ann@example.com")
+    with django_capture_on_commit_callbacks() as at_entry:
+        track(source, ann, CART, at=timezone.now())
+    assert len(at_entry) == 1  # entries_advance_task, queued by the pipeline's commit
+    with django_capture_on_commit_callbacks() as after_advance:
+        at_entry[0]()
+    assert after_advance == []  # no deliveries_send_task: the message went in that task
+    delivery = Delivery.objects.get(profile=ann)
+    assert delivery.status == Delivery.Status.SENT
+    assert len(smtp.to("ann@example.com")) == 1
+
+
+def test_a_retried_entry_task_sends_what_an_earlier_run_left_unsent_and_nothing_twice(
+    source, smtp, email_channel, make_campaign
+):
+    make_campaign(_send_now(email_channel))
+    ann = person(email_address="ann@example.com")
+    track(source, ann, CART, at=timezone.now())
+    entry_ids = list(Entry.objects.values_list("pk", flat=True))
+    # The first run recorded the delivery and stopped before sending (its queued send lost).
+    services.entries_advance(entry_ids=entry_ids)
+    assert Delivery.objects.get().status == Delivery.Status.QUEUED
+    (sent,) = services.entries_advance_send(entry_ids=entry_ids)
+    assert sent.status == Delivery.Status.SENT
+    assert services.entries_advance_send(entry_ids=entry_ids) == []
+    assert len(smtp.to("ann@example.com")) == 1 and Delivery.objects.count() == 1
+
+
+def test_a_send_batch_runs_the_same_queries_for_few_recipients_as_for_many(
+    smtp, email_channel, make_campaign
+):
+    campaign = make_campaign(_send_now(email_channel))
+    people = [person(email_address=f"p{n}@example.com") for n in range(40)]
+    few = [delivery_make(campaign, p, email_channel).pk for p in people[:4]]
+    many = [delivery_make(campaign, p, email_channel).pk for p in people[4:]]
+    counts = []
+    for ids in (few, many):
+        with CaptureQueriesContext(connection) as queries:
+            services.deliveries_send(delivery_ids=ids)
+        counts.append(len(queries))
+    assert Delivery.objects.filter(status=Delivery.Status.SENT).count() == 40
+    assert counts[0] == counts[1]
+
+
+@given(delivery_id=st.integers(min_value=1, max_value=2**62), url=st.text(min_size=1))
+def test_tracking_links_are_the_links_django_reverses(delivery_id, url):
+    target = "https://shop.example.com/" + url
+    for link, route in (
+        (open_url(delivery_id=delivery_id), "open"),
+        (click_url(delivery_id=delivery_id, url=target), "click"),
+        (unsubscribe_url(delivery_id=delivery_id), "unsubscribe"),
+    ):
+        token = link.removesuffix(".gif").removesuffix("/").rsplit("/", 1)[1]
+        path = reverse(f"campaigns-public:{route}", args=[token])
+        assert link == "https://cdp.example.com" + path
