@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "segments",
     "campaigns",
     "recommendations",
+    "experiences",
 ]
 
 MIDDLEWARE = [
@@ -429,3 +430,9 @@ RECS_VALIDATION_DAYS = float(os.environ.get("RECS_VALIDATION_DAYS", "30"))
 RECS_DEFAULT_KIND = os.environ.get("RECS_DEFAULT_KIND", "hybrid")
 # Cached lists are invalidated by new events and catalog changes; this only bounds orphans.
 RECS_CACHE_SECONDS = int(os.environ.get("RECS_CACHE_SECONDS", "300"))
+
+# Personalised content (experiences/): bandits re-read their conversions every minute.
+CELERY_BEAT_SCHEDULE["experiences-bandits-refresh"] = {
+    "task": "experiences.tasks.experience_bandits_refresh_task",
+    "schedule": 60.0,
+}

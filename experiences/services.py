@@ -1,0 +1,393 @@
+"""Writes of placements and experiences (validated, audited), the decision itself (which
+writes the sticky assignment), the bandit's refresh and the erasure of decisions.
+
+A decision, for one person and one or more placements: the placement's first active
+experience (by priority) that is live now, whose page conditions hold for the page and whose
+audience holds for the person wins; the person's arm in it is the one recorded at their first
+decision (a `Decision` row), or a new one (experiences.definition.variant_pick, the holdout
+first). Nobody matched: the placement's default content, no row. A person unknown yet, or
+without `personalization` consent (suppressed people included), gets the default content and
+no row; a suppressed person's earlier rows are deleted when they next ask.
+
+Reads per decision: the source's write key and the active experiences come from caches; then
+the person (one query), their consent (one), their segment memberships (one, only when a
+candidate experience's audience names a segment) and their decision (one, plus an insert the
+first time).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from access.pii import pii_for
+from access.services import audit_record
+from campaigns import stats
+from consent.selectors import profile_is_suppressed
+from experiences import definition, selectors
+from experiences.definition import InvalidExperience
+from experiences.models import Decision, Experience, Placement
+from identity.selectors import profile_by_identity, profile_current
+from profiles.features import COMPUTED_FIELDS
+from profiles.identifiers import identifier_normalize
+from profiles.models import Profile
+from recommendations.selectors import personalization_allowed
+from segments.models import SegmentMembership
+from segments.selectors import segment_get
+
+PLACEMENT_FIELDS = ("key", "name", "description", "content_schema", "default_content")
+EXPERIENCE_FIELDS = (
+    "placement",
+    "name",
+    "audience",
+    "page",
+    "variants",
+    "allocation",
+    "goal_event",
+    "priority",
+    "starts_at",
+    "ends_at",
+    "holdout_percent",
+    "status",
+)
+
+
+def active_changed() -> None:
+    """A placement or experience changed: every process rereads them at its next decision
+    (now, and again at commit so that no process caches what the transaction had not yet
+    committed)."""
+    cache.set(selectors.VERSION_KEY, secrets.token_hex(8), timeout=None)
+    transaction.on_commit(
+        lambda: cache.set(selectors.VERSION_KEY, secrets.token_hex(8), timeout=None)
+    )
+
+
+# --- placements ------------------------------------------------------------------------------
+
+
+def _placement_check(fields: Mapping[str, Any], *, placement: Placement | None) -> None:
+    problems: dict[str, list[str]] = {}
+    key = fields.get("key")
+    if key is not None:
+        taken = Placement.objects.filter(key=key)
+        if placement is not None:
+            taken = taken.exclude(pk=placement.pk)
+        if taken.exists():
+            problems["key"] = [f"a placement with key {key!r} exists"]
+    schema = fields.get("content_schema", {})
+    found = definition.schema_problems(schema)
+    if found:
+        problems["content_schema"] = found
+    else:
+        found = definition.content_problems(fields.get("default_content", {}), schema)
+        if found:
+            problems["default_content"] = found
+        if placement is not None:
+            for experience in placement.experiences.all():
+                for variant in experience.variants:
+                    if definition.content_problems(variant["content"], schema):
+                        problems.setdefault("content_schema", []).append(
+                            f"the content of variant {variant['name']!r} of experience "
+                            f"{experience.pk} does not fit this schema"
+                        )
+    if problems:
+        raise InvalidExperience(problems)
+
+
+@transaction.atomic
+def placement_create(*, fields: Mapping[str, Any], actor: Any) -> Placement:
+    values = {name: fields[name] for name in PLACEMENT_FIELDS if name in fields}
+    _placement_check(values, placement=None)
+    placement = Placement.objects.create(**values)
+    audit_record(actor=actor, action="create", resource="placement", resource_id=placement.pk)
+    active_changed()
+    return placement
+
+
+@transaction.atomic
+def placement_update(*, placement: Placement, fields: Mapping[str, Any], actor: Any) -> Placement:
+    placement = Placement.objects.select_for_update().get(pk=placement.pk)
+    values = {name: fields[name] for name in PLACEMENT_FIELDS if name in fields}
+    current = {name: getattr(placement, name) for name in PLACEMENT_FIELDS}
+    _placement_check(current | values, placement=placement)
+    for name, value in values.items():
+        setattr(placement, name, value)
+    placement.save()
+    audit_record(
+        actor=actor,
+        action="update",
+        resource="placement",
+        resource_id=placement.pk,
+        details={"fields": sorted(values)},
+    )
+    active_changed()
+    return placement
+
+
+# --- experiences -----------------------------------------------------------------------------
+
+
+def _experience_check(values: Mapping[str, Any]) -> None:
+    placement = values["placement"]
+    problems = definition.experience_problems(
+        values,
+        content_schema=placement.content_schema,
+        segment_exists=lambda segment_id: segment_get(segment_id=segment_id) is not None,
+    )
+    if values.get("status") not in Experience.Status.values:
+        problems["status"] = [f"must be one of {', '.join(Experience.Status.values)}"]
+    if problems:
+        raise InvalidExperience(problems)
+
+
+@transaction.atomic
+def experience_create(*, fields: Mapping[str, Any], actor: Any) -> Experience:
+    values = {name: fields[name] for name in EXPERIENCE_FIELDS if name in fields}
+    values.setdefault("status", Experience.Status.DRAFT)
+    values.setdefault("page", [])
+    values.setdefault("allocation", Experience.Allocation.SPLIT)
+    _experience_check(values)
+    experience = Experience.objects.create(
+        **values, created_by=actor if getattr(actor, "pk", None) else None
+    )
+    audit_record(actor=actor, action="create", resource="experience", resource_id=experience.pk)
+    active_changed()
+    return experience
+
+
+@transaction.atomic
+def experience_update(
+    *, experience: Experience, fields: Mapping[str, Any], actor: Any
+) -> Experience:
+    experience = Experience.objects.select_for_update().get(pk=experience.pk)
+    values = {name: fields[name] for name in EXPERIENCE_FIELDS if name in fields}
+    current = {name: getattr(experience, name) for name in EXPERIENCE_FIELDS}
+    _experience_check(current | values)
+    for name, value in values.items():
+        setattr(experience, name, value)
+    if "variants" in values and set(experience.bandit_shares) != set(experience.variant_names):
+        experience.bandit_shares, experience.bandit_probability_best = {}, {}
+    experience.save()
+    audit_record(
+        actor=actor,
+        action="update",
+        resource="experience",
+        resource_id=experience.pk,
+        details={"fields": sorted(values)},
+    )
+    active_changed()
+    return experience
+
+
+# --- decisions -------------------------------------------------------------------------------
+
+
+class UnknownPlacement(LookupError):
+    """No placement has this key (the message names it)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    placement: str
+    experience: int | None
+    variant: str | None
+    content: Any
+    decision_id: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "placement": self.placement,
+            "experience": self.experience,
+            "variant": self.variant,
+            "content": self.content,
+            "decision_id": self.decision_id,
+        }
+
+
+def profile_for_identifier(*, kind: str, value: str) -> Profile | None:
+    """The visitor an SDK's userId / anonymousId names (None: not seen yet)."""
+    profile = profile_by_identity(kind=kind, value=identifier_normalize(kind, value))
+    if profile is not None and profile.merged_into_id is not None:
+        profile = profile_current(profile=profile)
+    return profile
+
+
+def _render_context(profile: Profile, page: Mapping[str, str]) -> dict[str, Any]:
+    # The content goes to whoever holds the source's write key: personal traits are masked.
+    return {
+        "profile": {
+            "id": profile.pk,
+            "traits": pii_for(None).traits(profile.traits or {}),
+            "computed": {name: getattr(profile, name) for name in COMPUTED_FIELDS},
+        },
+        "page": {name: page.get(name, "") for name in definition.PAGE_FIELDS},
+    }
+
+
+def _decision_sticky(
+    *, profile: Profile, experience: selectors.ActiveExperience, now: dt.datetime
+) -> Decision:
+    names = [v["name"] for v in experience.variants]
+    decision = Decision.objects.filter(profile=profile, experience_id=experience.id).first()
+    if decision is not None and (decision.in_holdout or decision.variant in names):
+        return decision
+    holdout = definition.in_holdout(
+        experience_id=experience.id, profile_id=profile.pk, percent=experience.holdout_percent
+    )
+    variant = (
+        ""
+        if holdout
+        else definition.variant_pick(
+            experience_id=experience.id,
+            profile_id=profile.pk,
+            variants=experience.variants,
+            allocation=experience.allocation,
+            bandit_shares=experience.bandit_shares,
+        )
+    )
+    if decision is not None:  # its variant was removed from the experience since
+        decision.variant, decision.decided_at = variant, now
+        decision.save(update_fields=["variant", "decided_at"])
+        return decision
+    Decision.objects.bulk_create(
+        [
+            Decision(
+                profile=profile,
+                experience_id=experience.id,
+                variant=variant,
+                in_holdout=holdout,
+                decided_at=now,
+            )
+        ],
+        ignore_conflicts=True,  # a concurrent first decision won: use its row
+    )
+    return Decision.objects.get(profile=profile, experience_id=experience.id)
+
+
+def decisions_take(
+    *,
+    placement_keys: Sequence[str],
+    profile: Profile | None,
+    page: Mapping[str, str],
+    now: dt.datetime | None = None,
+) -> list[Answer]:
+    """What the person sees in each placement (see the module). Raises UnknownPlacement."""
+    now = now or timezone.now()
+    active = selectors.active_placements()
+    placements = []
+    for key in placement_keys:
+        if key not in active:
+            raise UnknownPlacement(f"no placement has the key {key!r}")
+        placements.append(active[key])
+    defaults = [Answer(p.key, None, None, p.default_content, None) for p in placements]
+    candidates = [
+        [
+            e
+            for e in p.experiences
+            if definition.is_live(e.starts_at, e.ends_at, now)
+            and definition.page_matches(e.page, page)
+        ]
+        for p in placements
+    ]
+    if profile is None or not any(candidates):
+        return defaults
+    if not personalization_allowed(profile=profile):
+        if profile_is_suppressed(profile=profile):
+            Decision.objects.filter(profile=profile).delete()
+        return defaults
+    segment_ids: set[int] = set()
+    if any(e.reads_segments for found in candidates for e in found):
+        segment_ids = set(
+            SegmentMembership.objects.filter(profile=profile).values_list("segment_id", flat=True)
+        )
+    computed = {name: getattr(profile, name) for name in COMPUTED_FIELDS}
+    answers = []
+    for placement, found, default in zip(placements, candidates, defaults, strict=True):
+        chosen = next(
+            (
+                e
+                for e in found
+                if definition.audience_matches(
+                    e.audience,
+                    traits=profile.traits or {},
+                    computed=computed,
+                    segment_ids=segment_ids,
+                    now=now,
+                )
+            ),
+            None,
+        )
+        if chosen is None:
+            answers.append(default)
+            continue
+        decision = _decision_sticky(profile=profile, experience=chosen, now=now)
+        if decision.in_holdout:
+            content = placement.default_content
+        else:
+            variant = next(v for v in chosen.variants if v["name"] == decision.variant)
+            content = definition.content_render(variant["content"], _render_context(profile, page))
+        answers.append(
+            Answer(
+                placement.key,
+                chosen.id,
+                decision.variant or None,
+                content,
+                str(decision.decision_id),
+            )
+        )
+    return answers
+
+
+# --- the bandit ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def experience_bandit_refresh(*, experience: Experience, now: dt.datetime | None = None) -> bool:
+    """Recompute a bandit's allocation from the conversions so far (Thompson sampling,
+    campaigns.stats); returns whether it changed."""
+    if experience.allocation != Experience.Allocation.BANDIT:
+        return False
+    experience = Experience.objects.select_for_update().get(pk=experience.pk)
+    names = experience.variant_names
+    counts = selectors.arm_counts(experience=experience)
+    exposed = [counts.get(name, (0, 0))[0] for name in names]
+    converted = [counts.get(name, (0, 0))[1] for name in names]
+    best, shares = stats.bandit_shares(converted, exposed)
+    new_shares = {name: float(shares[i]) for i, name in enumerate(names)}
+    if new_shares == experience.bandit_shares:
+        return False
+    experience.bandit_shares = new_shares
+    experience.bandit_probability_best = {name: float(best[i]) for i, name in enumerate(names)}
+    experience.bandit_refreshed_at = now or timezone.now()
+    experience.save(
+        update_fields=["bandit_shares", "bandit_probability_best", "bandit_refreshed_at"]
+    )
+    active_changed()
+    return True
+
+
+def experience_bandits_refresh(*, now: dt.datetime | None = None) -> int:
+    """Beat: refresh every active bandit; returns how many allocations changed."""
+    return sum(
+        experience_bandit_refresh(experience=experience, now=now)
+        for experience in Experience.objects.filter(
+            status=Experience.Status.ACTIVE, allocation=Experience.Allocation.BANDIT
+        )
+    )
+
+
+# --- erasure ---------------------------------------------------------------------------------
+
+
+def decisions_erase(*, profile_ids: list[int], identifiers: list[str]) -> dict[str, int]:
+    """Erasure hook (consent.services.erasure_hook_register): the subject's decisions.
+    Decisions name people by profile id only, so `identifiers` are not needed."""
+    deleted, _ = Decision.objects.filter(profile_id__in=profile_ids).delete()
+    return {Decision._meta.label: deleted} if deleted else {}
