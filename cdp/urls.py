@@ -36,6 +36,7 @@ urlpatterns = [
     path("segments/", include("segments.urls")),
     path("campaigns/", include("campaigns.urls")),
     path("recommendations/", include("recommendations.urls")),
+    path("experiences/", include("experiences.urls")),
     path("identity/", include("identity.urls")),
     path("privacy/", include("consent.urls")),
     path("data/", include("profiles.data_urls")),

@@ -17,9 +17,14 @@ from django.db.models import Count, QuerySet
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
+from access.pii import pii_for
 from campaigns import stats
+from experiences import definition
 from experiences.models import Decision, Experience, Placement
-from profiles.models import Event
+from profiles.features import COMPUTED_FIELDS
+from profiles.models import Event, Profile
+from recommendations.selectors import personalization_allowed
+from segments.models import SegmentMembership
 
 VIEWED = "Experience Viewed"
 CLICKED = "Experience Clicked"
@@ -131,6 +136,80 @@ def active_placements() -> dict[str, ActivePlacement]:
         loaded = _active_load()
         _ACTIVE["all"] = (version, loaded)
     return loaded
+
+
+def render_context(*, profile: Profile, page: Mapping[str, str], viewer: Any) -> dict[str, Any]:
+    """What content templates see (experiences.definition). Traits pass the PII gate as
+    `viewer` may see them: a browser asking /v1/decide (no viewer) gets personal traits
+    masked; the preview page shows what its staff user may see."""
+    return {
+        "profile": {
+            "id": profile.pk,
+            "traits": pii_for(viewer).traits(profile.traits or {}),
+            "computed": {name: getattr(profile, name) for name in COMPUTED_FIELDS},
+        },
+        "page": {name: page.get(name, "") for name in definition.PAGE_FIELDS},
+    }
+
+
+def experience_preview(
+    *, experience: Experience, profile: Profile, page: Mapping[str, str], viewer: Any
+) -> dict[str, Any]:
+    """What this profile would see from this experience on this page, and why (no decision
+    is recorded): each check in order, the arm (their recorded one, else the one they would
+    get), and the content rendered for them."""
+    now = timezone.now()
+    segment_ids = set(
+        SegmentMembership.objects.filter(profile=profile).values_list("segment_id", flat=True)
+    )
+    checks = [
+        ("active", experience.status == Experience.Status.ACTIVE),
+        ("scheduled now", definition.is_live(experience.starts_at, experience.ends_at, now)),
+        ("page conditions hold", definition.page_matches(experience.page, page)),
+        (
+            "audience matches",
+            definition.audience_matches(
+                experience.audience,
+                traits=profile.traits or {},
+                computed={name: getattr(profile, name) for name in COMPUTED_FIELDS},
+                segment_ids=segment_ids,
+                now=now,
+            ),
+        ),
+        ("personalization allowed", personalization_allowed(profile=profile)),
+    ]
+    recorded = Decision.objects.filter(profile=profile, experience=experience).first()
+    if recorded is not None:
+        holdout, variant = recorded.in_holdout, recorded.variant
+    else:
+        holdout = definition.in_holdout(
+            experience_id=experience.pk,
+            profile_id=profile.pk,
+            percent=experience.holdout_percent,
+        )
+        variant = definition.variant_pick(
+            experience_id=experience.pk,
+            profile_id=profile.pk,
+            variants=experience.variants,
+            allocation=experience.allocation,
+            bandit_shares=experience.bandit_shares,
+        )
+    chosen = next((v for v in experience.variants if v["name"] == variant), None)
+    content = (
+        experience.placement.default_content
+        if holdout or chosen is None
+        else definition.content_render(
+            chosen["content"], render_context(profile=profile, page=page, viewer=viewer)
+        )
+    )
+    return {
+        "checks": checks,
+        "shown": all(ok for _, ok in checks),
+        "recorded": recorded is not None,
+        "holdout": holdout,
+        "variant": variant,
+        "content": content,
+    }
 
 
 # --- results ---------------------------------------------------------------------------------

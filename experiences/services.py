@@ -27,7 +27,6 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from access.pii import pii_for
 from access.services import audit_record
 from campaigns import stats
 from consent.selectors import profile_is_suppressed
@@ -219,18 +218,6 @@ def profile_for_identifier(*, kind: str, value: str) -> Profile | None:
     return profile
 
 
-def _render_context(profile: Profile, page: Mapping[str, str]) -> dict[str, Any]:
-    # The content goes to whoever holds the source's write key: personal traits are masked.
-    return {
-        "profile": {
-            "id": profile.pk,
-            "traits": pii_for(None).traits(profile.traits or {}),
-            "computed": {name: getattr(profile, name) for name in COMPUTED_FIELDS},
-        },
-        "page": {name: page.get(name, "") for name in definition.PAGE_FIELDS},
-    }
-
-
 def _decision_sticky(
     *, profile: Profile, experience: selectors.ActiveExperience, now: dt.datetime
 ) -> Decision:
@@ -332,7 +319,10 @@ def decisions_take(
             content = placement.default_content
         else:
             variant = next(v for v in chosen.variants if v["name"] == decision.variant)
-            content = definition.content_render(variant["content"], _render_context(profile, page))
+            content = definition.content_render(
+                variant["content"],
+                selectors.render_context(profile=profile, page=page, viewer=None),
+            )
         answers.append(
             Answer(
                 placement.key,

@@ -99,7 +99,7 @@ def vip_experience(transactional_db):
 
 
 def test_the_snippet_shows_the_vip_banner_and_the_click_is_counted(
-    page, live_server, shop, vip_experience, shot
+    page, live_server, shop, vip_experience, marketer, login, shot
 ):
     page.add_init_script('localStorage.setItem("ajs_anonymous_id", JSON.stringify("anon-vip"))')
     page.on("console", lambda m: print("console:", m.text))
@@ -127,3 +127,25 @@ def test_the_snippet_shows_the_vip_banner_and_the_click_is_counted(
         )
     )
     assert kinds == {"Experience Viewed", "Experience Clicked"}
+
+    # The results page counts the view and the click for the variant.
+    login(marketer)
+    page.goto(f"{live_server.url}/experiences/{vip_experience.pk}/results/")
+    row = page.locator("tr[data-arm=gold]")
+    assert row.locator("[data-figure=impressions]").inner_text() == "1"
+    assert row.locator("[data-figure=clicks]").inner_text() == "1"
+    shot("experiences-results")
+    for name, path in (
+        ("experiences-list", "/experiences/"),
+        ("experiences-placements", "/experiences/placements/"),
+        ("experiences-edit", f"/experiences/{vip_experience.pk}/"),
+    ):
+        page.goto(live_server.url + path)
+        shot(name)
+    vip = Identity.objects.get(value="anon-vip").profile_id
+    page.goto(f"{live_server.url}/experiences/{vip_experience.pk}/preview/")
+    page.fill("#id_profile", str(vip))
+    page.click("button[type=submit]")
+    page.wait_for_selector("#preview-content")
+    assert "your VIP offer" in page.inner_text("#preview-content")
+    shot("experiences-preview")
