@@ -22,8 +22,13 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from experiences.definition import MAX_PAGE_VALUE, PAGE_FIELDS
-from experiences.services import UnknownPlacement, decisions_take, profile_for_identifier
-from profiles.identifiers import ANONYMOUS_ID, USER_ID, InvalidIdentifierError
+from experiences.services import UnknownPlacement, decisions_take
+from profiles.identifiers import (
+    ANONYMOUS_ID,
+    USER_ID,
+    InvalidIdentifierError,
+    identifier_normalize,
+)
 from profiles.ingest_views import (
     body_read,
     database_unavailable,
@@ -125,10 +130,10 @@ def decide(request: HttpRequest) -> HttpResponse:
             )
         ((name, value),) = given.items()
         try:
-            profile = profile_for_identifier(kind=_IDENTIFIERS[name], value=value)
+            visitor = (_IDENTIFIERS[name], identifier_normalize(_IDENTIFIERS[name], value))
         except InvalidIdentifierError as exc:
             raise BadInput(name, str(exc)) from None
-        answers = decisions_take(placement_keys=placements, profile=profile, page=page)
+        answers = decisions_take(placement_keys=placements, identifier=visitor, page=page)
     except BadInput as exc:
         return sdk_error(400, "invalid_request", exc.message)
     except UnknownPlacement as exc:

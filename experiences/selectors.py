@@ -4,6 +4,7 @@ decisions read them (cached); an experience's results."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 import threading
 from collections import defaultdict
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import Count, QuerySet
 from django.db.models.fields.json import KT
 from django.utils import timezone
@@ -21,6 +23,8 @@ from access.pii import pii_for
 from campaigns import stats
 from experiences import definition
 from experiences.models import Decision, Experience, Placement
+from identity.models import Identity
+from identity.selectors import profile_by_identity, profile_current
 from profiles.features import COMPUTED_FIELDS
 from profiles.models import Event, Profile
 from recommendations.selectors import personalization_allowed
@@ -210,6 +214,99 @@ def experience_preview(
         "variant": variant,
         "content": content,
     }
+
+
+@dataclass(frozen=True)
+class Recorded:
+    decision_id: str
+    variant: str
+    in_holdout: bool
+
+
+def visitor_state(
+    *, profile_id: int, experience_ids: list[int], with_segments: bool
+) -> tuple[set[int], dict[int, Recorded]]:
+    """The person's segment memberships (when asked) and their recorded decisions in these
+    experiences: one round trip on PostgreSQL (a decision is on every page view's path)."""
+    if connection.vendor == "postgresql":
+        membership = SegmentMembership._meta.db_table
+        decisions = Decision._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT CASE WHEN %s THEN ARRAY(SELECT segment_id FROM {membership} "  # noqa: S608
+                "WHERE profile_id = %s) END, ARRAY(SELECT json_build_array(experience_id, "
+                f"decision_id::text, variant, in_holdout) FROM {decisions} "
+                "WHERE profile_id = %s AND experience_id = ANY(%s))",
+                [with_segments, profile_id, profile_id, experience_ids],
+            )
+            segment_ids, rows = cursor.fetchone()
+        rows = [json.loads(row) if isinstance(row, str) else row for row in rows]
+    else:
+        segment_ids = (
+            SegmentMembership.objects.filter(profile_id=profile_id).values_list(
+                "segment_id", flat=True
+            )
+            if with_segments
+            else []
+        )
+        rows = [
+            [e, str(d), v, h]
+            for e, d, v, h in Decision.objects.filter(
+                profile_id=profile_id, experience_id__in=experience_ids
+            ).values_list("experience_id", "decision_id", "variant", "in_holdout")
+        ]
+    return set(segment_ids or ()), {
+        experience: Recorded(decision_id, variant, holdout)
+        for experience, decision_id, variant, holdout in rows
+    }
+
+
+def visitor_by_identifier(
+    *, kind: str, value: str, experience_ids: list[int], with_segments: bool
+) -> tuple[Profile | None, set[int], dict[int, Recorded]]:
+    """The visitor an (already normalised) identifier names, with `visitor_state`'s answer:
+    one round trip on PostgreSQL for the usual case (a profile not merged away)."""
+    if connection.vendor == "postgresql":
+        identity = Identity._meta.db_table
+        profiles = Profile._meta.db_table
+        membership = SegmentMembership._meta.db_table
+        decisions = Decision._meta.db_table
+        found = list(
+            Profile.objects.raw(
+                f"SELECT p.*, CASE WHEN %s THEN ARRAY(SELECT segment_id FROM {membership} "  # noqa: S608
+                "WHERE profile_id = p.id) END AS decide_segment_ids, "
+                "ARRAY(SELECT json_build_array(experience_id, decision_id::text, variant, "
+                f"in_holdout) FROM {decisions} WHERE profile_id = p.id "
+                "AND experience_id = ANY(%s)) AS decide_decisions "
+                f"FROM {identity} i JOIN {profiles} p ON p.id = i.profile_id "
+                "WHERE i.kind = %s AND i.value = %s LIMIT 1",
+                [with_segments, experience_ids, kind, value],
+            )
+        )
+        if not found:
+            return None, set(), {}
+        profile = found[0]
+        if profile.merged_into_id is None:
+            rows = [
+                json.loads(r) if isinstance(r, str) else r
+                for r in getattr(profile, "decide_decisions")  # noqa: B009  (raw SQL's column)
+            ]
+            return (
+                profile,
+                set(getattr(profile, "decide_segment_ids") or ()),  # noqa: B009
+                {e: Recorded(d, v, h) for e, d, v, h in rows},
+            )
+        found_profile: Profile | None = profile_current(profile=profile)
+    else:
+        found_profile = profile_by_identity(kind=kind, value=value)
+        if found_profile is not None and found_profile.merged_into_id is not None:
+            found_profile = profile_current(profile=found_profile)
+    if found_profile is None:
+        return None, set(), {}
+    segment_ids, recorded = visitor_state(
+        profile_id=found_profile.pk, experience_ids=experience_ids, with_segments=with_segments
+    )
+    return found_profile, segment_ids, recorded
 
 
 # --- results ---------------------------------------------------------------------------------

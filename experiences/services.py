@@ -10,21 +10,21 @@ without `personalization` consent (suppressed people included), gets the default
 no row; a suppressed person's earlier rows are deleted when they next ask.
 
 Reads per decision: the source's write key and the active experiences come from caches; then
-the person (one query), their consent (one), their segment memberships (one, only when a
-candidate experience's audience names a segment) and their decision (one, plus an insert the
-first time).
+the person (one query), their consent (one), and their segment memberships with their
+recorded decisions (one); the first decision in an experience adds one INSERT.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from access.services import audit_record
@@ -33,12 +33,10 @@ from consent.selectors import profile_is_suppressed
 from experiences import definition, selectors
 from experiences.definition import InvalidExperience
 from experiences.models import Decision, Experience, Placement
-from identity.selectors import profile_by_identity, profile_current
 from profiles.features import COMPUTED_FIELDS
 from profiles.identifiers import identifier_normalize
 from profiles.models import Profile
 from recommendations.selectors import personalization_allowed
-from segments.models import SegmentMembership
 from segments.selectors import segment_get
 
 PLACEMENT_FIELDS = ("key", "name", "description", "content_schema", "default_content")
@@ -210,21 +208,19 @@ class Answer:
         }
 
 
-def profile_for_identifier(*, kind: str, value: str) -> Profile | None:
-    """The visitor an SDK's userId / anonymousId names (None: not seen yet)."""
-    profile = profile_by_identity(kind=kind, value=identifier_normalize(kind, value))
-    if profile is not None and profile.merged_into_id is not None:
-        profile = profile_current(profile=profile)
-    return profile
-
-
 def _decision_sticky(
-    *, profile: Profile, experience: selectors.ActiveExperience, now: dt.datetime
-) -> Decision:
+    *,
+    profile: Profile,
+    experience: selectors.ActiveExperience,
+    recorded: selectors.Recorded | None,
+    now: dt.datetime,
+) -> selectors.Recorded:
+    """The person's arm: the recorded one while its variant still exists, else a new one,
+    recorded (one INSERT; a concurrent first decision of the same person wins the race and
+    is read back)."""
     names = [v["name"] for v in experience.variants]
-    decision = Decision.objects.filter(profile=profile, experience_id=experience.id).first()
-    if decision is not None and (decision.in_holdout or decision.variant in names):
-        return decision
+    if recorded is not None and (recorded.in_holdout or recorded.variant in names):
+        return recorded
     holdout = definition.in_holdout(
         experience_id=experience.id, profile_id=profile.pk, percent=experience.holdout_percent
     )
@@ -239,33 +235,46 @@ def _decision_sticky(
             bandit_shares=experience.bandit_shares,
         )
     )
-    if decision is not None:  # its variant was removed from the experience since
-        decision.variant, decision.decided_at = variant, now
-        decision.save(update_fields=["variant", "decided_at"])
-        return decision
-    Decision.objects.bulk_create(
-        [
-            Decision(
-                profile=profile,
-                experience_id=experience.id,
-                variant=variant,
-                in_holdout=holdout,
-                decided_at=now,
-            )
-        ],
-        ignore_conflicts=True,  # a concurrent first decision won: use its row
-    )
-    return Decision.objects.get(profile=profile, experience_id=experience.id)
+    if recorded is not None:  # its variant was removed from the experience since
+        Decision.objects.filter(decision_id=recorded.decision_id).update(
+            variant=variant, decided_at=now
+        )
+        return selectors.Recorded(recorded.decision_id, variant, False)
+    decision_id = uuid.uuid4()
+    uuid_field = Decision._meta.get_field("decision_id")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Decision._meta.db_table} "  # noqa: S608
+            "(decision_id, profile_id, experience_id, variant, in_holdout, decided_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (profile_id, experience_id) DO NOTHING RETURNING id",
+            [
+                uuid_field.get_db_prep_value(decision_id, connection),
+                profile.pk,
+                experience.id,
+                variant,
+                holdout,
+                now,
+            ],
+        )
+        inserted = cursor.fetchone() is not None
+    if not inserted:
+        row = Decision.objects.get(profile=profile, experience_id=experience.id)
+        return selectors.Recorded(str(row.decision_id), row.variant, row.in_holdout)
+    return selectors.Recorded(str(decision_id), variant, holdout)
 
 
 def decisions_take(
     *,
     placement_keys: Sequence[str],
-    profile: Profile | None,
+    profile: Profile | None = None,
+    identifier: tuple[str, str] | None = None,
     page: Mapping[str, str],
     now: dt.datetime | None = None,
 ) -> list[Answer]:
-    """What the person sees in each placement (see the module). Raises UnknownPlacement."""
+    """What the person (`profile`, or the visitor an SDK's (kind, value) `identifier` names)
+    sees in each placement (see the module). Raises UnknownPlacement, and
+    InvalidIdentifierError for an identifier that is none."""
     now = now or timezone.now()
     active = selectors.active_placements()
     placements = []
@@ -283,17 +292,28 @@ def decisions_take(
         ]
         for p in placements
     ]
-    if profile is None or not any(candidates):
+    if not any(candidates):
+        return defaults
+    experience_ids = [e.id for found in candidates for e in found]
+    with_segments = any(e.reads_segments for found in candidates for e in found)
+    if identifier is not None:
+        kind, value = identifier
+        profile, segment_ids, recorded = selectors.visitor_by_identifier(
+            kind=kind,
+            value=identifier_normalize(kind, value),
+            experience_ids=experience_ids,
+            with_segments=with_segments,
+        )
+    elif profile is not None:
+        segment_ids, recorded = selectors.visitor_state(
+            profile_id=profile.pk, experience_ids=experience_ids, with_segments=with_segments
+        )
+    if profile is None:
         return defaults
     if not personalization_allowed(profile=profile):
         if profile_is_suppressed(profile=profile):
             Decision.objects.filter(profile=profile).delete()
         return defaults
-    segment_ids: set[int] = set()
-    if any(e.reads_segments for found in candidates for e in found):
-        segment_ids = set(
-            SegmentMembership.objects.filter(profile=profile).values_list("segment_id", flat=True)
-        )
     computed = {name: getattr(profile, name) for name in COMPUTED_FIELDS}
     answers = []
     for placement, found, default in zip(placements, candidates, defaults, strict=True):
@@ -314,7 +334,9 @@ def decisions_take(
         if chosen is None:
             answers.append(default)
             continue
-        decision = _decision_sticky(profile=profile, experience=chosen, now=now)
+        decision = _decision_sticky(
+            profile=profile, experience=chosen, recorded=recorded.get(chosen.id), now=now
+        )
         if decision.in_holdout:
             content = placement.default_content
         else:

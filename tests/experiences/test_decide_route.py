@@ -180,3 +180,18 @@ def test_other_methods_are_refused(client, hero):
     response = client.delete("/v1/decide", **basic())
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
+
+
+def test_a_visitor_merged_away_is_decided_for_as_the_survivor(client, hero):
+    from experiences.models import Decision
+    from identity.models import Identity
+    from profiles.models import Profile
+
+    survivor, _ = visitor()
+    duplicate = Profile.objects.create(merged_into=survivor)
+    Identity.objects.create(kind="user_id", value="old-login", profile=duplicate)
+    response = client.get(
+        "/v1/decide", {"placement": "home_hero", "userId": "old-login", "path": "/shop"}, **basic()
+    )
+    assert response.json()["variant"] == "A"
+    assert Decision.objects.get().profile_id == survivor.pk
