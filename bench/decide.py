@@ -10,12 +10,12 @@ segment, in priority order, two variants on a fixed split, a 10% holdout and Liq
 
 Then the real web server (`python -m cdp.web`, as bench/ingest.py runs it) answers
 `GET /v1/decide?placement=...&anonymousId=...&path=...&writeKey=...` offered open loop at a
-fixed rate (BENCH_DECIDE_RATE, 300/s) on 32 keep-alive connections for BENCH_DECIDE_SECONDS
-(10), visitors and placements drawn at random: first decisions (which write the sticky
-assignment) and repeat ones mixed, as a site's traffic is. Printed beside it, in the same run:
-`GET /v1/projects/{writeKey}/settings` on the same server at the same rate (the same /v1/ path
-through the server; its answer is one cached read), and a bare cache read (`cache.get` of one
-key from this process, one at a time) for the cost of the cache itself.
+fixed rate (BENCH_DECIDE_RATES: 100/s, then 300/s) on 32 keep-alive connections for
+BENCH_DECIDE_SECONDS (10) each, visitors and placements drawn at random: first decisions
+(which write the sticky assignment) and repeat ones mixed, as a site's traffic is. Beside
+each, in the same run: `GET /v1/projects/{writeKey}/settings` on the same server at the same
+rate (the same /v1/ path through the server; its answer is one cached read); and a bare cache
+read (`cache.get` of one key from this process, one at a time), the cost of the cache itself.
 
 `python -m bench decide`
 """
@@ -34,7 +34,7 @@ DATABASE_URL = os.environ.get(
     "BENCH_DECIDE_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cdp_bench_decide"
 )
 VISITORS = int(os.environ.get("BENCH_DECIDE_VISITORS", "3000"))
-RATE = float(os.environ.get("BENCH_DECIDE_RATE", "300"))
+RATES = [float(r) for r in os.environ.get("BENCH_DECIDE_RATES", "100,300").split(",")]
 SECONDS = float(os.environ.get("BENCH_DECIDE_SECONDS", "10"))
 CONNECTIONS = 32
 CATEGORIES = [f"cat{n}" for n in range(10)]
@@ -194,21 +194,25 @@ def main() -> int:
 
         ids = list(Profile.objects.values_list("pk", flat=True))
         rng = random.Random(7)
-        count = int(RATE * SECONDS)
-        paths = [
-            f"/v1/decide?placement={rng.choice(PLACEMENTS)}&anonymousId=anon-{rng.choice(ids)}"
-            f"&path=/shop/{rng.randint(1, 50)}&writeKey={WRITE_KEY}"
-            for _ in range(count)
-        ]
+
+        def decide_paths(count: int) -> list[str]:
+            return [
+                f"/v1/decide?placement={rng.choice(PLACEMENTS)}&anonymousId=anon-"
+                f"{rng.choice(ids)}&path=/shop/{rng.randint(1, 50)}&writeKey={WRITE_KEY}"
+                for _ in range(count)
+            ]
+
         # Warm each server process (imports, the active experiences' cache) off the clock.
-        paced_get(port, paths[:64], headers={}, rate=64, connections=CONNECTIONS)
-        p50, p99, answered, bad = paced_get(
-            port, paths, headers={}, rate=RATE, connections=CONNECTIONS
-        )
-        base = [f"/v1/projects/{WRITE_KEY}/settings"] * count
-        b50, b99, b_answered, b_bad = paced_get(
-            port, base, headers={}, rate=RATE, connections=CONNECTIONS
-        )
+        paced_get(port, decide_paths(64), headers={}, rate=64, connections=CONNECTIONS)
+        measured = []
+        for rate in RATES:
+            count = int(rate * SECONDS)
+            decide = paced_get(
+                port, decide_paths(count), headers={}, rate=rate, connections=CONNECTIONS
+            )
+            base = [f"/v1/projects/{WRITE_KEY}/settings"] * count
+            baseline = paced_get(port, base, headers={}, rate=rate, connections=CONNECTIONS)
+            measured.append((rate, decide, baseline))
         c50, c99 = _cache_read_ms()
         from experiences.models import Decision
 
@@ -216,18 +220,20 @@ def main() -> int:
     finally:
         _stop(processes)
         redis.kill()
-    print(
-        f"  GET /v1/decide, a known visitor, {RATE:g} req/s offered on {CONNECTIONS} "
-        f"connections for {SECONDS:g} s: {answered:,.0f} req/s answered, p50 {p50:.1f} ms, "
-        f"p99 {p99:.1f} ms{f', non-200: {bad}' if bad else ''}  target p99 < "
-        f"{TARGET_P99_MS:g} ms  {'ok' if p99 < TARGET_P99_MS and not bad else 'MISSED'}"
-    )
-    print(f"    ({decisions:,} sticky decisions recorded by the end: first and repeat visits)")
-    print(
-        f"  baseline, GET /v1/projects/<writeKey>/settings (one cached read) on the same server "
-        f"and rate: {b_answered:,.0f} req/s, p50 {b50:.1f} ms, p99 {b99:.1f} ms"
-        f"{f', non-200: {b_bad}' if b_bad else ''}"
-    )
+    for rate, (p50, p99, answered, bad), (b50, b99, b_answered, b_bad) in measured:
+        ok = p99 < TARGET_P99_MS and not bad
+        print(
+            f"  GET /v1/decide, a known visitor, {rate:g} req/s offered on {CONNECTIONS} "
+            f"connections for {SECONDS:g} s: {answered:,.0f} req/s answered, p50 {p50:.1f} ms, "
+            f"p99 {p99:.1f} ms{f', non-200: {bad}' if bad else ''}  target p99 < "
+            f"{TARGET_P99_MS:g} ms  {'ok' if ok else 'MISSED'}"
+        )
+        print(
+            f"    baseline, GET /v1/projects/<writeKey>/settings (one cached read), same server "
+            f"and rate: {b_answered:,.0f} req/s, p50 {b50:.1f} ms, p99 {b99:.1f} ms"
+            f"{f', non-200: {b_bad}' if b_bad else ''}"
+        )
+    print(f"  ({decisions:,} sticky decisions recorded by the end: first and repeat visits)")
     print(
         f"  baseline, a bare cache read (Redis GET from this process): p50 {c50:.2f} ms, "
         f"p99 {c99:.2f} ms"
