@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import secrets
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -87,10 +88,18 @@ class ActivePlacement:
 
 
 # This process's copy of every placement with its active experiences, under the version token
-# it was read at: a decision costs one cache read (the token), not a query. Any write to a
-# placement or experience replaces the token (experiences.services.active_changed).
-_ACTIVE: dict[str, tuple[str, dict[str, ActivePlacement]]] = {}
+# it was read at, and when the token was last checked: a decision costs no query for them, and
+# a cache read (the token) at most once per ACTIVE_CHECK_SECONDS. Any write to a placement or
+# experience replaces the token (experiences.services.active_changed) and forgets this
+# process's copy; other processes see it within ACTIVE_CHECK_SECONDS. Inside a transaction
+# (tests run in one that is rolled back) the token is read every time.
+ACTIVE_CHECK_SECONDS = 1.0
+_ACTIVE: dict[str, tuple[str, float, dict[str, ActivePlacement]]] = {}
 _LOCK = threading.Lock()
+
+
+def active_forget() -> None:
+    _ACTIVE.clear()
 
 
 def active_version() -> str:
@@ -132,13 +141,17 @@ def _active_load() -> dict[str, ActivePlacement]:
 def active_placements() -> dict[str, ActivePlacement]:
     """Every placement by key with its active experiences in priority order (schedules are
     checked per decision)."""
-    version = active_version()
     held = _ACTIVE.get("all")
+    now = time.monotonic()
+    if held is not None and now - held[1] < ACTIVE_CHECK_SECONDS and not connection.in_atomic_block:
+        return held[2]
+    version = active_version()
     if held is not None and held[0] == version:
-        return held[1]
+        _ACTIVE["all"] = (version, now, held[2])
+        return held[2]
     with _LOCK:
         loaded = _active_load()
-        _ACTIVE["all"] = (version, loaded)
+        _ACTIVE["all"] = (version, now, loaded)
     return loaded
 
 

@@ -57,13 +57,17 @@ EXPERIENCE_FIELDS = (
 
 
 def active_changed() -> None:
-    """A placement or experience changed: every process rereads them at its next decision
-    (now, and again at commit so that no process caches what the transaction had not yet
-    committed)."""
+    """A placement or experience changed: this process rereads them at its next decision,
+    the others within selectors.ACTIVE_CHECK_SECONDS (now, and again at commit so that no
+    process caches what the transaction had not yet committed)."""
     cache.set(selectors.VERSION_KEY, secrets.token_hex(8), timeout=None)
-    transaction.on_commit(
-        lambda: cache.set(selectors.VERSION_KEY, secrets.token_hex(8), timeout=None)
-    )
+    selectors.active_forget()
+
+    def at_commit() -> None:
+        cache.set(selectors.VERSION_KEY, secrets.token_hex(8), timeout=None)
+        selectors.active_forget()
+
+    transaction.on_commit(at_commit)
 
 
 # --- placements ------------------------------------------------------------------------------
