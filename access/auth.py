@@ -28,6 +28,7 @@ RESOURCES = (
     "segments",
     "recommendations",
     "campaigns",
+    "experiences",
     "audit",
 )
 # Plus `pii:read`, which is no resource: it lets a key see personal data unmasked in whatever

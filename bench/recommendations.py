@@ -441,54 +441,16 @@ def _http_train(print_fn: Callable[[str], None]) -> None:
 
 
 def _paced(paths: list[str], key: str, rate: float) -> Any:
-    """GET `paths` offered at a fixed `rate` on HTTP_CONNECTIONS keep-alive connections, open
-    loop: request i is due at start + i / rate and goes out on connection i mod 32; its
-    latency counts from when it was due, so a slow answer is charged to the requests queued
-    behind it. Returns p50 and p99 in ms, answers/s and the non-200 statuses."""
-    import http.client
-    import threading
+    """GET `paths` at a fixed `rate` on HTTP_CONNECTIONS connections, open loop
+    (bench.paced_get): p50 and p99 in ms, answers/s and the non-200 statuses."""
+    from bench import paced_get
 
-    from bench import ingest
-
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    lock = threading.Lock()
-    start = time.perf_counter() + 0.5
-    headers = {"Authorization": f"Bearer {key}"}
-
-    def connection(first: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", int(HTTP_PORT), timeout=60)
-        for index in range(first, len(paths), HTTP_CONNECTIONS):
-            due = start + index / rate
-            if due > time.perf_counter():
-                time.sleep(due - time.perf_counter())
-            try:
-                conn.request("GET", paths[index], headers=headers)
-                response = conn.getresponse()
-                response.read()
-                status = response.status
-            except OSError:
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", int(HTTP_PORT), timeout=60)
-                status = 0
-            took = time.perf_counter() - due
-            with lock:
-                latencies.append(took)
-                statuses[status] = statuses.get(status, 0) + 1
-        conn.close()
-
-    threads = [threading.Thread(target=connection, args=(n,)) for n in range(HTTP_CONNECTIONS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - start
-    bad = {status: n for status, n in statuses.items() if status != 200}
-    return (
-        ingest._percentile(latencies, 50) * 1000,
-        ingest._percentile(latencies, 99) * 1000,
-        len(paths) / elapsed,
-        bad,
+    return paced_get(
+        int(HTTP_PORT),
+        paths,
+        headers={"Authorization": f"Bearer {key}"},
+        rate=rate,
+        connections=HTTP_CONNECTIONS,
     )
 
 

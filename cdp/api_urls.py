@@ -5,12 +5,30 @@ from django.urls import path
 from campaigns import api as campaigns_api
 from cdp import schema  # noqa: F401  (registers the API key scheme for OpenAPI)
 from consent import api as consent_api
+from experiences import api as experiences_api
 from identity import api as identity_api
 from profiles import api as profiles_api
 from recommendations import api as recommendations_api
 from segments import api as segments_api
 
 urlpatterns: list = [
+    path("placements/", experiences_api.PlacementListApi.as_view(), name="api-placement-list"),
+    path(
+        "placements/<int:placement_id>/",
+        experiences_api.PlacementDetailApi.as_view(),
+        name="api-placement-detail",
+    ),
+    path("experiences/", experiences_api.ExperienceListApi.as_view(), name="api-experience-list"),
+    path(
+        "experiences/<int:experience_id>/",
+        experiences_api.ExperienceDetailApi.as_view(),
+        name="api-experience-detail",
+    ),
+    path(
+        "experiences/<int:experience_id>/results/",
+        experiences_api.ExperienceResultsApi.as_view(),
+        name="api-experience-results",
+    ),
     path("profiles/", profiles_api.ProfileListApi.as_view(), name="api-profile-list"),
     path(
         "profiles/<int:profile_id>/",

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "segments",
     "campaigns",
     "recommendations",
+    "experiences",
 ]
 
 MIDDLEWARE = [
@@ -451,3 +452,9 @@ RECS_DEFAULT_KIND = os.environ.get("RECS_DEFAULT_KIND", "hybrid")
 RECS_CACHE_SECONDS = int(os.environ.get("RECS_CACHE_SECONDS", "300"))
 # People whose recommendation scores the drift check compares (recently active ones).
 RECS_DRIFT_SAMPLE = int(os.environ.get("RECS_DRIFT_SAMPLE", "1000"))
+
+# Personalised content (experiences/): bandits re-read their conversions every minute.
+CELERY_BEAT_SCHEDULE["experiences-bandits-refresh"] = {
+    "task": "experiences.tasks.experience_bandits_refresh_task",
+    "schedule": 60.0,
+}

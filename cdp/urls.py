@@ -20,6 +20,8 @@ urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url=f"{settings.STATIC_URL}favicon.svg")),
     # First: ingestion is by far the busiest route, and resolving stops at the first match.
     path("v1/", include("profiles.ingest_urls")),
+    # What a site or app shows a visitor in its placements (write key, CORS, as ingestion).
+    path("v1/", include("experiences.decide_urls")),
     path("", views.dashboard, name="dashboard"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
@@ -34,6 +36,7 @@ urlpatterns = [
     path("segments/", include("segments.urls")),
     path("campaigns/", include("campaigns.urls")),
     path("recommendations/", include("recommendations.urls")),
+    path("experiences/", include("experiences.urls")),
     path("identity/", include("identity.urls")),
     path("privacy/", include("consent.urls")),
     path("data/", include("profiles.data_urls")),

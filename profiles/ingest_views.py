@@ -4,7 +4,9 @@ Not DRF: SDKs read errors as {"code", "message"} (a DRF {"detail"} made one SDK 
 forever) and every microsecond per request counts here. The write key is the only credential
 these routes accept: it comes as the HTTP Basic user name (with or without a colon), as
 `writeKey` in the body, or as `?writeKey=`. Browsers call these routes cross-origin, so every
-answer carries CORS headers and OPTIONS preflights are answered.
+answer carries CORS headers and OPTIONS preflights are answered. The helpers that answer
+SDKs (`sdk_response`, `sdk_error`, `header_write_key`, `preflight_or_refuse`, `body_read`) are
+public: the decide route (experiences.decide_views) answers browsers the same way.
 """
 
 import base64
@@ -40,7 +42,7 @@ CORS_HEADERS = {
 _SUCCESS = orjson.dumps({"success": True})
 
 
-def _response(body: bytes, status: int = 200, **headers: str) -> HttpResponse:
+def sdk_response(body: bytes, status: int = 200, **headers: str) -> HttpResponse:
     response = HttpResponse(body, status=status, content_type="application/json")
     # The middleware that would set it does not run for /v1/ (ingest_middleware): without it
     # the server frames every answer as chunked.
@@ -52,23 +54,25 @@ def _response(body: bytes, status: int = 200, **headers: str) -> HttpResponse:
     return response
 
 
-def _error(status: int, code: str, message: str, **headers: str) -> HttpResponse:
-    return _response(orjson.dumps({"code": code, "message": message}), status, **headers)
+def sdk_error(status: int, code: str, message: str, **headers: str) -> HttpResponse:
+    return sdk_response(orjson.dumps({"code": code, "message": message}), status, **headers)
 
 
 def _refusal(exc: IngestError) -> HttpResponse:
     ingest_refusal_record(code=exc.code)
     if isinstance(exc, StorageUnavailableError):
-        return _error(exc.status, exc.code, exc.message, Retry_After=str(exc.retry_after_seconds))
-    return _error(exc.status, exc.code, exc.message)
+        return sdk_error(
+            exc.status, exc.code, exc.message, Retry_After=str(exc.retry_after_seconds)
+        )
+    return sdk_error(exc.status, exc.code, exc.message)
 
 
-def _database_unavailable() -> HttpResponse:
+def database_unavailable() -> HttpResponse:
     """A database outage outside the (retried) write, e.g. looking up the write key."""
     return _refusal(StorageUnavailableError("the database is unavailable; retry later"))
 
 
-def _header_write_key(request: HttpRequest) -> str:
+def header_write_key(request: HttpRequest) -> str:
     authorization = request.META.get("HTTP_AUTHORIZATION", "")
     if authorization[:6].lower() == "basic ":
         try:
@@ -79,7 +83,7 @@ def _header_write_key(request: HttpRequest) -> str:
     return ""
 
 
-def _read_body(request: HttpRequest) -> bytes:
+def body_read(request: HttpRequest) -> bytes:
     limit = settings.INGEST_MAX_REQUEST_BYTES
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -94,23 +98,25 @@ def _read_body(request: HttpRequest) -> bytes:
     return raw
 
 
-def _preflight_or_refuse(request: HttpRequest, allowed: str) -> HttpResponse | None:
+def preflight_or_refuse(request: HttpRequest, allowed: str) -> HttpResponse | None:
     if request.method == "OPTIONS":
-        response = _response(b"", 204)
+        response = sdk_response(b"", 204)
         del response["Content-Type"], response["Content-Length"]  # a 204 has no body
         return response
     if request.method not in allowed.split(", "):
-        return _error(405, "method_not_allowed", f"use {allowed} on this endpoint", Allow=allowed)
+        return sdk_error(
+            405, "method_not_allowed", f"use {allowed} on this endpoint", Allow=allowed
+        )
     return None
 
 
 def _body_and_source(request: HttpRequest) -> tuple[Any, Any]:
-    write_key = _header_write_key(request) or request.GET.get("writeKey", "")
+    write_key = header_write_key(request) or request.GET.get("writeKey", "")
     if write_key:
         source = source_for_write_key_cached(write_key=write_key)
         if source is None:
             raise InvalidWriteKeyError("the write key is not a valid key of an enabled source")
-    raw = _read_body(request)
+    raw = body_read(request)
     body = ingest_body_parse(raw, content_encoding=request.META.get("HTTP_CONTENT_ENCODING", ""))
     if not write_key:
         body_key = body.get("writeKey") if isinstance(body, dict) else None
@@ -130,7 +136,7 @@ def _body_and_source(request: HttpRequest) -> tuple[Any, Any]:
 def message_ingest(request: HttpRequest, message_type: str) -> HttpResponse:
     """POST /v1/{identify,track,page,screen,group,alias} and the browser's /v1/{i,t,p,s,g,a}:
     one message. Invalid: 400 and nothing stored."""
-    refused = _preflight_or_refuse(request, "POST")
+    refused = preflight_or_refuse(request, "POST")
     if refused:
         return refused
     try:
@@ -147,8 +153,8 @@ def message_ingest(request: HttpRequest, message_type: str) -> HttpResponse:
     except IngestError as exc:
         return _refusal(exc)
     except (OperationalError, InterfaceError):
-        return _database_unavailable()
-    return _response(_SUCCESS)
+        return database_unavailable()
+    return sdk_response(_SUCCESS)
 
 
 def _message_size(message: dict) -> int:
@@ -162,7 +168,7 @@ def _message_size(message: dict) -> int:
 def batch_ingest(request: HttpRequest) -> HttpResponse:
     """POST /v1/batch, /v1/import and the browser's /v1/b: {"batch": [...], "context",
     "integrations", "sentAt"}. Invalid messages are quarantined, the others stored."""
-    refused = _preflight_or_refuse(request, "POST")
+    refused = preflight_or_refuse(request, "POST")
     if refused:
         return refused
     try:
@@ -180,8 +186,8 @@ def batch_ingest(request: HttpRequest) -> HttpResponse:
     except IngestError as exc:
         return _refusal(exc)
     except (OperationalError, InterfaceError):
-        return _database_unavailable()
-    return _response(_SUCCESS)
+        return database_unavailable()
+    return sdk_response(_SUCCESS)
 
 
 def _settings_body(request: HttpRequest, write_key: str) -> dict[str, Any]:
@@ -211,11 +217,11 @@ def _settings_body(request: HttpRequest, write_key: str) -> dict[str, Any]:
 @csrf_exempt
 def project_settings(request: HttpRequest, write_key: str) -> HttpResponse:
     """GET /v1/projects/{writeKey}/settings: the browser SDK's CDN settings, pointing at us."""
-    refused = _preflight_or_refuse(request, "GET, HEAD")
+    refused = preflight_or_refuse(request, "GET, HEAD")
     if refused:
         return refused
     if source_for_write_key_cached(write_key=write_key) is None:
-        return _error(404, "not_found", "no enabled source has this write key")
-    return _response(
+        return sdk_error(404, "not_found", "no enabled source has this write key")
+    return sdk_response(
         orjson.dumps(_settings_body(request, write_key)), Cache_Control="public, max-age=60"
     )

@@ -1,0 +1,482 @@
+"""Reads of placements, experiences and decisions; the active experiences of a placement as
+decisions read them (cached); an experience's results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Count, QuerySet
+from django.db.models.fields.json import KT
+from django.utils import timezone
+
+from access.pii import pii_for
+from campaigns import stats
+from experiences import definition
+from experiences.models import Decision, Experience, Placement
+from identity.models import Identity
+from identity.selectors import profile_by_identity, profile_current
+from profiles.features import COMPUTED_FIELDS
+from profiles.models import Event, Profile
+from recommendations.selectors import personalization_allowed
+from segments.models import SegmentMembership
+
+VIEWED = "Experience Viewed"
+CLICKED = "Experience Clicked"
+HOLDOUT = "holdout"
+
+
+def placement_list() -> QuerySet[Placement]:
+    return Placement.objects.annotate(experience_count=Count("experiences")).order_by("key")
+
+
+def placement_get(*, key: str) -> Placement | None:
+    return Placement.objects.filter(key=key).first()
+
+
+def placement_get_by_id(*, placement_id: int) -> Placement | None:
+    return Placement.objects.filter(pk=placement_id).first()
+
+
+def experience_list(*, placement: Placement | None = None) -> QuerySet[Experience]:
+    rows = Experience.objects.select_related("placement")
+    if placement is not None:
+        rows = rows.filter(placement=placement)
+    return rows.order_by("placement__key", "priority", "id")
+
+
+def experience_get(*, experience_id: int) -> Experience | None:
+    return Experience.objects.select_related("placement").filter(pk=experience_id).first()
+
+
+# --- the active experiences, as decisions read them ------------------------------------------
+
+VERSION_KEY = "experiences:version"
+
+
+@dataclass(frozen=True)
+class ActiveExperience:
+    id: int
+    name: str
+    audience: Mapping[str, Any] | None
+    page: list[Mapping[str, Any]]
+    variants: list[Mapping[str, Any]]
+    allocation: str
+    bandit_shares: Mapping[str, float]
+    holdout_percent: float
+    starts_at: dt.datetime | None
+    ends_at: dt.datetime | None
+    reads_segments: bool
+
+
+@dataclass(frozen=True)
+class ActivePlacement:
+    id: int
+    key: str
+    default_content: Any
+    experiences: list[ActiveExperience] = field(default_factory=list)
+
+
+# This process's copy of every placement with its active experiences, under the version token
+# it was read at, and when the token was last checked: a decision costs no query for them, and
+# a cache read (the token) at most once per ACTIVE_CHECK_SECONDS. Any write to a placement or
+# experience replaces the token (experiences.services.active_changed) and forgets this
+# process's copy; other processes see it within ACTIVE_CHECK_SECONDS. Inside a transaction
+# (tests run in one that is rolled back) the token is read every time.
+ACTIVE_CHECK_SECONDS = 1.0
+_ACTIVE: dict[str, tuple[str, float, dict[str, ActivePlacement]]] = {}
+_LOCK = threading.Lock()
+
+
+def active_forget() -> None:
+    _ACTIVE.clear()
+
+
+def active_version() -> str:
+    token = cache.get(VERSION_KEY)
+    if token is None:
+        token = secrets.token_hex(8)
+        cache.add(VERSION_KEY, token, timeout=None)
+        token = cache.get(VERSION_KEY) or token
+    return str(token)
+
+
+def _active_load() -> dict[str, ActivePlacement]:
+    from segments.conditions import walk
+
+    placements = {
+        p.pk: ActivePlacement(id=p.pk, key=p.key, default_content=p.default_content)
+        for p in Placement.objects.all()
+    }
+    for e in Experience.objects.filter(status=Experience.Status.ACTIVE).order_by("priority", "id"):
+        placements[e.placement_id].experiences.append(
+            ActiveExperience(
+                id=e.pk,
+                name=e.name,
+                audience=e.audience,
+                page=list(e.page),
+                variants=list(e.variants),
+                allocation=e.allocation,
+                bandit_shares=dict(e.bandit_shares),
+                holdout_percent=e.holdout_percent,
+                starts_at=e.starts_at,
+                ends_at=e.ends_at,
+                reads_segments=e.audience is not None
+                and any("segment" in node for node in walk(e.audience)),
+            )
+        )
+    return {p.key: p for p in placements.values()}
+
+
+def active_placements() -> dict[str, ActivePlacement]:
+    """Every placement by key with its active experiences in priority order (schedules are
+    checked per decision)."""
+    held = _ACTIVE.get("all")
+    now = time.monotonic()
+    if held is not None and now - held[1] < ACTIVE_CHECK_SECONDS and not connection.in_atomic_block:
+        return held[2]
+    version = active_version()
+    if held is not None and held[0] == version:
+        _ACTIVE["all"] = (version, now, held[2])
+        return held[2]
+    with _LOCK:
+        loaded = _active_load()
+        _ACTIVE["all"] = (version, now, loaded)
+    return loaded
+
+
+def render_context(*, profile: Profile, page: Mapping[str, str], viewer: Any) -> dict[str, Any]:
+    """What content templates see (experiences.definition). Traits pass the PII gate as
+    `viewer` may see them: a browser asking /v1/decide (no viewer) gets personal traits
+    masked; the preview page shows what its staff user may see."""
+    return {
+        "profile": {
+            "id": profile.pk,
+            "traits": pii_for(viewer).traits(profile.traits or {}),
+            "computed": {name: getattr(profile, name) for name in COMPUTED_FIELDS},
+        },
+        "page": {name: page.get(name, "") for name in definition.PAGE_FIELDS},
+    }
+
+
+def experience_preview(
+    *, experience: Experience, profile: Profile, page: Mapping[str, str], viewer: Any
+) -> dict[str, Any]:
+    """What this profile would see from this experience on this page, and why (no decision
+    is recorded): each check in order, the arm (their recorded one, else the one they would
+    get), and the content rendered for them."""
+    now = timezone.now()
+    segment_ids = set(
+        SegmentMembership.objects.filter(profile=profile).values_list("segment_id", flat=True)
+    )
+    checks = [
+        ("active", experience.status == Experience.Status.ACTIVE),
+        ("scheduled now", definition.is_live(experience.starts_at, experience.ends_at, now)),
+        ("page conditions hold", definition.page_matches(experience.page, page)),
+        (
+            "audience matches",
+            definition.audience_matches(
+                experience.audience,
+                traits=profile.traits or {},
+                computed={name: getattr(profile, name) for name in COMPUTED_FIELDS},
+                segment_ids=segment_ids,
+                now=now,
+            ),
+        ),
+        ("personalization allowed", personalization_allowed(profile=profile)),
+    ]
+    recorded = Decision.objects.filter(profile=profile, experience=experience).first()
+    if recorded is not None:
+        holdout, variant = recorded.in_holdout, recorded.variant
+    else:
+        holdout = definition.in_holdout(
+            experience_id=experience.pk,
+            profile_id=profile.pk,
+            percent=experience.holdout_percent,
+        )
+        variant = definition.variant_pick(
+            experience_id=experience.pk,
+            profile_id=profile.pk,
+            variants=experience.variants,
+            allocation=experience.allocation,
+            bandit_shares=experience.bandit_shares,
+        )
+    chosen = next((v for v in experience.variants if v["name"] == variant), None)
+    content = (
+        experience.placement.default_content
+        if holdout or chosen is None
+        else definition.content_render(
+            chosen["content"], render_context(profile=profile, page=page, viewer=viewer)
+        )
+    )
+    return {
+        "checks": checks,
+        "shown": all(ok for _, ok in checks),
+        "recorded": recorded is not None,
+        "holdout": holdout,
+        "variant": variant,
+        "content": content,
+    }
+
+
+@dataclass(frozen=True)
+class Recorded:
+    decision_id: str
+    variant: str
+    in_holdout: bool
+
+
+def visitor_state(
+    *, profile_id: int, experience_ids: list[int], with_segments: bool
+) -> tuple[set[int], dict[int, Recorded]]:
+    """The person's segment memberships (when asked) and their recorded decisions in these
+    experiences: one round trip on PostgreSQL (a decision is on every page view's path)."""
+    if connection.vendor == "postgresql":
+        membership = SegmentMembership._meta.db_table
+        decisions = Decision._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT CASE WHEN %s THEN ARRAY(SELECT segment_id FROM {membership} "  # noqa: S608
+                "WHERE profile_id = %s) END, ARRAY(SELECT json_build_array(experience_id, "
+                f"decision_id::text, variant, in_holdout) FROM {decisions} "
+                "WHERE profile_id = %s AND experience_id = ANY(%s))",
+                [with_segments, profile_id, profile_id, experience_ids],
+            )
+            segment_ids, rows = cursor.fetchone()
+        rows = [json.loads(row) if isinstance(row, str) else row for row in rows]
+    else:
+        segment_ids = (
+            SegmentMembership.objects.filter(profile_id=profile_id).values_list(
+                "segment_id", flat=True
+            )
+            if with_segments
+            else []
+        )
+        rows = [
+            [e, str(d), v, h]
+            for e, d, v, h in Decision.objects.filter(
+                profile_id=profile_id, experience_id__in=experience_ids
+            ).values_list("experience_id", "decision_id", "variant", "in_holdout")
+        ]
+    return set(segment_ids or ()), {
+        experience: Recorded(decision_id, variant, holdout)
+        for experience, decision_id, variant, holdout in rows
+    }
+
+
+def visitor_by_identifier(
+    *, kind: str, value: str, experience_ids: list[int], with_segments: bool
+) -> tuple[Profile | None, set[int], dict[int, Recorded]]:
+    """The visitor an (already normalised) identifier names, with `visitor_state`'s answer:
+    one round trip on PostgreSQL for the usual case (a profile not merged away)."""
+    if connection.vendor == "postgresql":
+        identity = Identity._meta.db_table
+        profiles = Profile._meta.db_table
+        membership = SegmentMembership._meta.db_table
+        decisions = Decision._meta.db_table
+        found = list(
+            Profile.objects.raw(
+                f"SELECT p.*, CASE WHEN %s THEN ARRAY(SELECT segment_id FROM {membership} "  # noqa: S608
+                "WHERE profile_id = p.id) END AS decide_segment_ids, "
+                "ARRAY(SELECT json_build_array(experience_id, decision_id::text, variant, "
+                f"in_holdout) FROM {decisions} WHERE profile_id = p.id "
+                "AND experience_id = ANY(%s)) AS decide_decisions "
+                f"FROM {identity} i JOIN {profiles} p ON p.id = i.profile_id "
+                "WHERE i.kind = %s AND i.value = %s LIMIT 1",
+                [with_segments, experience_ids, kind, value],
+            )
+        )
+        if not found:
+            return None, set(), {}
+        profile = found[0]
+        if profile.merged_into_id is None:
+            rows = [
+                json.loads(r) if isinstance(r, str) else r
+                for r in getattr(profile, "decide_decisions")  # noqa: B009  (raw SQL's column)
+            ]
+            return (
+                profile,
+                set(getattr(profile, "decide_segment_ids") or ()),  # noqa: B009
+                {e: Recorded(d, v, h) for e, d, v, h in rows},
+            )
+        found_profile: Profile | None = profile_current(profile=profile)
+    else:
+        found_profile = profile_by_identity(kind=kind, value=value)
+        if found_profile is not None and found_profile.merged_into_id is not None:
+            found_profile = profile_current(profile=found_profile)
+    if found_profile is None:
+        return None, set(), {}
+    segment_ids, recorded = visitor_state(
+        profile_id=found_profile.pk, experience_ids=experience_ids, with_segments=with_segments
+    )
+    return found_profile, segment_ids, recorded
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Person:
+    arm: str
+    decided_at: dt.datetime
+    viewed: bool = False
+    clicked: bool = False
+    converted_at: dt.datetime | None = None
+
+
+def _people(experience: Experience) -> tuple[dict[int, _Person], dict[str, int], dict[str, int]]:
+    """Each decided person's arm and outcomes; impressions and clicks (events) per arm."""
+    people: dict[int, _Person] = {}
+    arm_of: dict[str, tuple[int, str]] = {}
+    for decision_id, profile_id, variant, holdout, at in Decision.objects.filter(
+        experience=experience
+    ).values_list("decision_id", "profile_id", "variant", "in_holdout", "decided_at"):
+        arm = HOLDOUT if holdout else variant
+        people[profile_id] = _Person(arm, at)
+        arm_of[str(decision_id)] = (profile_id, arm)
+    impressions: dict[str, int] = defaultdict(int)
+    clicks: dict[str, int] = defaultdict(int)
+    if not people:
+        return people, impressions, clicks
+    first = min(p.decided_at for p in people.values())
+    rows = (
+        Event.objects.filter(event__in=[VIEWED, CLICKED], timestamp__gte=first)
+        .annotate(decision=KT("properties__decision_id"))
+        .filter(decision__in=list(arm_of))
+        .values_list("event", "decision")
+    )
+    for name, decision in rows.iterator(chunk_size=2000):
+        profile_id, arm = arm_of[decision]
+        if name == VIEWED:
+            impressions[arm] += 1
+            people[profile_id].viewed = True
+        else:
+            clicks[arm] += 1
+            people[profile_id].clicked = True
+    goal = experience.goal_event
+    if goal:
+        for profile_id, at in (
+            Event.objects.filter(profile_id__in=list(people), event=goal, timestamp__gte=first)
+            .order_by("timestamp")
+            .values_list("profile_id", "timestamp")
+            .iterator(chunk_size=2000)
+        ):
+            person = people[profile_id]
+            if at >= person.decided_at and person.converted_at is None:
+                person.converted_at = at
+    return people, impressions, clicks
+
+
+def _converted(person: _Person, *, has_goal: bool) -> bool:
+    return person.converted_at is not None if has_goal else person.clicked
+
+
+def arm_counts(*, experience: Experience) -> dict[str, tuple[int, int]]:
+    """{variant: (people assigned, people converted)}: the bandit's posteriors read these (a
+    conversion is the goal event after the decision, or a click without a goal)."""
+    people, _, _ = _people(experience)
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for person in people.values():
+        if person.arm != HOLDOUT:
+            counts[person.arm][0] += 1
+            counts[person.arm][1] += _converted(person, has_goal=bool(experience.goal_event))
+    return {arm: (pair[0], pair[1]) for arm, pair in counts.items()}
+
+
+def experience_results(*, experience: Experience, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Per arm (each variant, and the holdout when there is one): people assigned, who
+    viewed, impressions, clicks, conversions, the rate with its 95% confidence sequence,
+    lift and always-valid p-value against the baseline (the holdout, else the first variant),
+    and the probability of being best. The statistics are campaigns.stats', as in campaign
+    results."""
+    now = now or timezone.now()
+    people, impressions, clicks = _people(experience)
+    has_goal = bool(experience.goal_event)
+    names = experience.variant_names
+    seen = {p.arm for p in people.values()} - {HOLDOUT}
+    keys = names + sorted(seen - set(names))
+    if experience.holdout_percent > 0 or any(p.arm == HOLDOUT for p in people.values()):
+        keys.append(HOLDOUT)
+    baseline = HOLDOUT if HOLDOUT in keys else keys[0]
+    days = _days(people, now)
+    arms: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        members = [p for p in people.values() if p.arm == key]
+        assigned = len(members)
+        converted = sum(_converted(p, has_goal=has_goal) for p in members)
+        arms[key] = {
+            "name": key,
+            "assigned": assigned,
+            "viewed": sum(p.viewed for p in members),
+            "impressions": impressions.get(key, 0),
+            "clicks": clicks.get(key, 0),
+            "clicked": sum(p.clicked for p in members),
+            "converted": converted,
+            "conversion_rate": converted / assigned if assigned else None,
+            "ci95": list(stats.rate_interval(converted, assigned)),
+            "lift": None,
+            "p_value": None,
+            "probability_best": None,
+            "series": _series(members, days, has_goal=has_goal),
+        }
+    for key in keys:
+        if key == baseline or not days:
+            continue
+        arms[key]["lift"] = stats.relative_lift(
+            arms[key]["conversion_rate"], arms[baseline]["conversion_rate"]
+        )
+        base, this = arms[baseline]["series"], arms[key]["series"]
+        path = stats.always_valid_p(
+            base["converted"], base["assigned"], this["converted"], this["assigned"]
+        )
+        arms[key]["p_value"] = float(path[-1])
+    if any(arms[key]["assigned"] for key in keys):
+        best = stats.probability_best(
+            *stats.beta_posteriors(
+                [arms[k]["converted"] for k in keys], [arms[k]["assigned"] for k in keys]
+            )
+        )
+        for index, key in enumerate(keys):
+            arms[key]["probability_best"] = float(best[index])
+    return {
+        "experience": experience.pk,
+        "goal": experience.goal_event or CLICKED,
+        "baseline": baseline,
+        "days": [day.isoformat() for day in days],
+        "arms": [arms[key] for key in keys],
+        "bandit_shares": dict(experience.bandit_shares),
+    }
+
+
+def _days(people: Mapping[int, _Person], now: dt.datetime) -> list[dt.date]:
+    if not people:
+        return []
+    start = min(p.decided_at for p in people.values()).astimezone(dt.UTC).date()
+    end = now.astimezone(dt.UTC).date()
+    return [start + dt.timedelta(days=d) for d in range((end - start).days + 1)]
+
+
+def _series(members: list[_Person], days: list[dt.date], *, has_goal: bool) -> dict[str, Any]:
+    """Cumulative people assigned and converted per day (UTC): the looks of the test."""
+    assigned = np.zeros(len(days), dtype=int)
+    converted = np.zeros(len(days), dtype=int)
+    if days:
+        start = days[0]
+        for person in members:
+            entered = person.decided_at.astimezone(dt.UTC).date()
+            assigned[min((entered - start).days, len(days) - 1)] += 1
+            if _converted(person, has_goal=has_goal):
+                moment = person.converted_at if has_goal and person.converted_at else None
+                day = max(moment.astimezone(dt.UTC).date(), entered) if moment else entered
+                converted[min((day - start).days, len(days) - 1)] += 1
+    return {"assigned": assigned.cumsum().tolist(), "converted": converted.cumsum().tolist()}

@@ -1,0 +1,197 @@
+"""`/v1/decide` over HTTP: write key, CORS, errors in the SDK shape, single and batch forms."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from experiences.services import placement_create
+from tests.conftest import WRITE_KEY
+from tests.experiences.conftest import visitor
+
+pytestmark = pytest.mark.django_db
+
+
+def basic(key: str = WRITE_KEY) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+
+
+@pytest.fixture
+def hero(placement, make_experience, source):
+    return make_experience(page=[{"field": "path", "op": "starts_with", "value": "/shop"}])
+
+
+def test_a_known_visitor_gets_the_variant_with_cors(client, hero):
+    _, anonymous_id = visitor()
+    response = client.get(
+        "/v1/decide",
+        {"placement": "home_hero", "anonymousId": anonymous_id, "path": "/shop/x"},
+        **basic(),
+    )
+    assert response.status_code == 200
+    assert response["Access-Control-Allow-Origin"] == "*"
+    assert response["Cache-Control"] == "private, no-store"
+    body = response.json()
+    assert body["experience"] == hero.pk
+    assert (body["placement"], body["variant"], body["content"]) == (
+        "home_hero",
+        "A",
+        {"title": "Sale"},
+    )
+    assert len(body["decision_id"]) == 36
+
+
+def test_write_key_in_the_query_and_in_a_post_body(client, hero):
+    _, anonymous_id = visitor()
+    response = client.get(
+        "/v1/decide",
+        {"placement": "home_hero", "anonymousId": anonymous_id, "writeKey": WRITE_KEY},
+    )
+    assert response.status_code == 200
+    response = client.post(
+        "/v1/decide",
+        json.dumps(
+            {
+                "writeKey": WRITE_KEY,
+                "placements": ["home_hero"],
+                "anonymousId": anonymous_id,
+                "page": {"path": "/shop"},
+            }
+        ),
+        content_type="text/plain",
+    )
+    assert response.status_code == 200
+    assert response.json()["decisions"][0]["variant"] == "A"
+
+
+def test_batch_form_answers_every_placement_in_order(client, hero):
+    placement_create(
+        fields={"key": "cart_banner", "name": "Cart", "default_content": {"text": "Hi"}},
+        actor=None,
+    )
+    _, anonymous_id = visitor()
+    response = client.get(
+        "/v1/decide",
+        {"placements": "cart_banner,home_hero", "anonymousId": anonymous_id, "path": "/shop"},
+        **basic(),
+    )
+    decisions = response.json()["decisions"]
+    assert [d["placement"] for d in decisions] == ["cart_banner", "home_hero"]
+    assert decisions[0]["content"] == {"text": "Hi"} and decisions[0]["decision_id"] is None
+    assert decisions[1]["variant"] == "A"
+
+
+def test_an_unseen_visitor_gets_the_default_content(client, hero):
+    response = client.get(
+        "/v1/decide", {"placement": "home_hero", "userId": "never-seen", "path": "/shop"}, **basic()
+    )
+    assert response.status_code == 200
+    assert response.json()["content"] == {"title": "Welcome"}
+
+
+def test_preflight_is_answered_for_browsers(client, hero):
+    response = client.options("/v1/decide", HTTP_ORIGIN="https://shop.example")
+    assert response.status_code == 204
+    assert "GET" in response["Access-Control-Allow-Methods"]
+    assert "Authorization" in response["Access-Control-Allow-Headers"]
+
+
+@pytest.mark.parametrize(
+    ("params", "headers", "status", "code", "field"),
+    [
+        ({"placement": "home_hero", "anonymousId": "a"}, {}, 401, "invalid_write_key", ""),
+        (
+            {"placement": "home_hero", "anonymousId": "a"},
+            basic("wrong"),
+            401,
+            "invalid_write_key",
+            "",
+        ),
+        ({"anonymousId": "a"}, basic(), 400, "invalid_request", "placement"),
+        ({"placement": "home_hero"}, basic(), 400, "invalid_request", "anonymousId"),
+        (
+            {"placement": "home_hero", "anonymousId": "a", "userId": "b"},
+            basic(),
+            400,
+            "invalid_request",
+            "anonymousId",
+        ),
+        (
+            {"placement": "home_hero", "anonymousId": "a", "colour": "red"},
+            basic(),
+            400,
+            "invalid_request",
+            "colour",
+        ),
+        (
+            {"placement": "home_hero", "anonymousId": "a", "path": "x" * 3000},
+            basic(),
+            400,
+            "invalid_request",
+            "path",
+        ),
+        ({"placement": "nope", "anonymousId": "a"}, basic(), 404, "unknown_placement", "nope"),
+        (
+            {"placements": ",".join(["a"] * 21), "anonymousId": "a"},
+            basic(),
+            400,
+            "invalid_request",
+            "placements",
+        ),
+    ],
+)
+def test_errors_come_in_the_sdk_shape_naming_the_field(
+    client, hero, params, headers, status, code, field
+):
+    response = client.get("/v1/decide", params, **headers)
+    assert response.status_code == status
+    assert response["Access-Control-Allow-Origin"] == "*"
+    body = response.json()
+    assert set(body) == {"code", "message"}
+    assert body["code"] == code
+    assert field in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ("not json", "malformed"),
+        (json.dumps([1]), "body"),
+        (json.dumps({"placements": "home_hero", "anonymousId": "a", "bogus": 1}), "bogus"),
+        (json.dumps({"placements": [], "anonymousId": "a"}), "placements"),
+        (json.dumps({"placements": ["home_hero"], "anonymousId": "a", "page": []}), "page"),
+        (
+            json.dumps({"placements": ["home_hero"], "anonymousId": "a", "page": {"os": "x"}}),
+            "page.os",
+        ),
+        (json.dumps({"placements": ["home_hero"], "anonymousId": {"x": 1}}), "anonymousId"),
+    ],
+)
+def test_bad_post_bodies_are_400s_naming_the_field(client, hero, body, field):
+    response = client.post("/v1/decide", body, content_type="application/json", **basic())
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert field.lower() in body["message"].lower() or field in body["code"]
+
+
+def test_other_methods_are_refused(client, hero):
+    response = client.delete("/v1/decide", **basic())
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+
+
+def test_a_visitor_merged_away_is_decided_for_as_the_survivor(client, hero):
+    from experiences.models import Decision
+    from identity.models import Identity
+    from profiles.models import Profile
+
+    survivor, _ = visitor()
+    duplicate = Profile.objects.create(merged_into=survivor)
+    Identity.objects.create(kind="user_id", value="old-login", profile=duplicate)
+    response = client.get(
+        "/v1/decide", {"placement": "home_hero", "userId": "old-login", "path": "/shop"}, **basic()
+    )
+    assert response.json()["variant"] == "A"
+    assert Decision.objects.get().profile_id == survivor.pk
