@@ -484,7 +484,8 @@ def holdout_report(
     both groups are people a message would have reached at that moment, split at random
     (intention to treat: a person of a campaign's control group counts with the marketed).
     What counts: a person converted when they did `event` (a purchase by default) at or after
-    their first reach in the window and before its end; revenue is those events' `revenue`.
+    their first reach in the window and before its end; revenue is those events' `revenue`
+    in the workspace currency (events in a currency without a rate left out).
     The difference of conversion rates has an always-valid 95% interval and p-value
     (campaigns.stats, mSPRT, the same test as the experiments'); the relative lift's interval
     is that interval over the holdout's rate."""
@@ -530,6 +531,7 @@ def holdout_report(
     converted: set[int] = set()
     revenue: dict[int, float] = defaultdict(float)
     people = list(first)
+    rates = currency_rates()
     for start in range(0, len(people), 5000):
         chunk = people[start : start + 5000]
         for profile_id, timestamp, properties in Event.objects.filter(
@@ -537,7 +539,9 @@ def holdout_report(
         ).values_list("profile_id", "timestamp", "properties"):
             if timestamp >= first[profile_id]:
                 converted.add(profile_id)
-                revenue[profile_id] += _revenue(properties)
+                amount, without_rate = _revenue(properties, rates)
+                if not without_rate:  # a currency without a rate is not added as it is
+                    revenue[profile_id] += amount
 
     def group(members: set[int]) -> dict[str, Any]:
         n, x = len(members), len(members & converted)
