@@ -135,12 +135,39 @@ def _oas30(schema: Any) -> Any:
     return out
 
 
+# Ingestion parses `timestamp`, `originalTimestamp` and `sentAt` (profiles.ingestion.messages:
+# ISO 8601 or epoch seconds/milliseconds, years 1900 to 2200; empty or null: absent) and
+# refuses the message when one does not parse. It also reads RFC 2822 and other common formats
+# for the SDKs that send them, which the schema does not promise (tests/cdp/test_api_fuzz.py).
+_EPOCH_MIN_S, _EPOCH_MAX_S = -2_208_988_800, 7_258_118_400  # 1900-01-01, 2200-01-01 (UTC)
+_EPOCH_MS_FROM = 100_000_000_000  # beyond this magnitude a number is milliseconds
+PARSED_TIME = {
+    "nullable": True,
+    "description": "ISO 8601 or epoch seconds or milliseconds, years 1900 to 2200; empty or "
+    "null: absent.",
+    "anyOf": [
+        {"type": "string", "format": "date-time", "pattern": r"^(19|20|21)\d\d-", "maxLength": 64},
+        {"type": "string", "enum": [""]},
+        {"type": "number", "minimum": _EPOCH_MIN_S, "maximum": _EPOCH_MAX_S},
+        {
+            "type": "number",
+            "minimum": _EPOCH_MS_FROM,
+            "exclusiveMinimum": True,
+            "maximum": _EPOCH_MAX_S * 1000,
+        },
+        {
+            "type": "number",
+            "minimum": _EPOCH_MIN_S * 1000,
+            "maximum": -_EPOCH_MS_FROM,
+            "exclusiveMaximum": True,
+        },
+    ],
+}
+
+
 def _times_described(schema: dict[str, Any]) -> None:
-    # `timestamp` is parsed (ISO 8601 or epoch seconds; anything else is refused); the others
-    # are kept as sent or, for `receivedAt`, replaced by the server's time.
-    for option in schema["properties"]["timestamp"].get("anyOf", []):
-        if option["type"] == "string":
-            option["format"] = "date-time"
+    for name in ("timestamp", "originalTimestamp", "sentAt"):
+        schema["properties"][name] = copy.deepcopy(PARSED_TIME)
     schema["properties"]["receivedAt"]["description"] = "Ignored: the server sets it."
 
 
@@ -203,6 +230,8 @@ def _ingest_paths(components: dict[str, Any]) -> dict[str, Any]:
         name = f"Segment{message_type.capitalize()}"
         schemas[name] = _oas30(copy.deepcopy(json_schema))
         _times_described(schemas[name])
+        # Whatever the message says, the route sets it.
+        schemas[name]["properties"]["type"] = {"description": "Ignored: the route sets it."}
         ref = {"$ref": f"#/components/schemas/{name}"}
         for path, browser in ((message_type, False), (SHORT_ROUTES[message_type], True)):
             paths[f"/v1/{path}"] = {
@@ -220,8 +249,9 @@ def _ingest_paths(components: dict[str, Any]) -> dict[str, Any]:
         "properties": {
             "batch": {
                 "type": "array",
+                # Not refused whatever it is: an invalid message (even one that is no
+                # object) is quarantined with the reason, the others stored.
                 "items": {
-                    "type": "object",
                     "description": "A message as `/v1/<type>` takes it, with its `type`. "
                     "An invalid message is quarantined, the others stored.",
                 },
