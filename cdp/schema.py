@@ -5,6 +5,8 @@ describes what is served:
 - every list answers an envelope `{"results": [...], "next": url|null}` (keyset lists; the
   offset-paginated audit log and privacy requests add `count` and `previous`); only the
   consent purposes (`x-plain-array`) are a plain array;
+- an optional query parameter whose empty value counts as absent says `allowEmptyValue`
+  (the view names them in `x-empty-is-absent`); no string may hold NUL (access/parsers.py);
 - the errors: 400 with what is wrong by field, 401/403 (key or role), 404 (an unknown id, also
   for a path that is not an id: cdp.views.api_not_found), 429 (throttled), each a JSON object;
 - the Segment-compatible ingestion routes under /v1/ (plain Django views, outside DRF), their
@@ -19,6 +21,7 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
+from access.api_fields import openapi_30
 from profiles.schemas import MESSAGE_SCHEMAS
 
 SHORT_ROUTES = {
@@ -78,7 +81,16 @@ def _envelope(items: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# A view lists, in this operation extension, the optional query parameters for which an empty
+# value counts as absent (as DRF's serializers read a query string: `?status=` is no filter).
+EMPTY_IS_ABSENT = "x-empty-is-absent"
+
+
 def _api_operation(operation: dict[str, Any]) -> None:
+    empty_is_absent = set(operation.pop(EMPTY_IS_ABSENT, ()))
+    for parameter in operation.get("parameters", []):
+        if parameter["name"] in empty_is_absent and parameter["in"] == "query":
+            parameter["allowEmptyValue"] = True
     # JSON is the API's format; form parsers only exist for clients that POST an empty form to
     # an action endpoint, so they are not offered as a way to send data.
     content = operation.get("requestBody", {}).get("content", {})
@@ -101,39 +113,6 @@ def _api_operation(operation: dict[str, Any]) -> None:
 
 
 # --- Ingestion (/v1/) ------------------------------------------------------------------------
-
-_STRING_KEYWORDS = ("maxLength", "minLength", "pattern", "format")
-
-
-def _oas30(schema: Any) -> Any:
-    """A draft-07 JSON Schema as an OpenAPI 3.0 schema object: type lists become `anyOf` (with
-    `nullable`), and keywords OpenAPI does not know are dropped."""
-    if isinstance(schema, list):
-        return [_oas30(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {
-        key: _oas30(value)
-        for key, value in schema.items()
-        if key not in ("$schema", "errorMessage", "title")
-    }
-    if isinstance(out.get("properties"), dict):
-        out["properties"] = {k: _oas30(v) for k, v in schema["properties"].items()}
-    types = out.get("type")
-    if isinstance(types, list):
-        kinds = [t for t in types if t != "null"]
-        if "null" in types:
-            out["nullable"] = True
-        strings = {k: out.pop(k) for k in _STRING_KEYWORDS if k in out}
-        if len(kinds) == 1:
-            out["type"] = kinds[0]
-            if kinds[0] == "string":
-                out.update(strings)
-        else:
-            del out["type"]
-            out["anyOf"] = [{"type": t, **(strings if t == "string" else {})} for t in kinds]
-    return out
-
 
 # Ingestion parses `timestamp`, `originalTimestamp` and `sentAt` (profiles.ingestion.messages:
 # ISO 8601 or epoch seconds/milliseconds, years 1900 to 2200; empty or null: absent) and
@@ -228,7 +207,7 @@ def _ingest_paths(components: dict[str, Any]) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for message_type, json_schema in MESSAGE_SCHEMAS.items():
         name = f"Segment{message_type.capitalize()}"
-        schemas[name] = _oas30(copy.deepcopy(json_schema))
+        schemas[name] = openapi_30(copy.deepcopy(json_schema))
         _times_described(schemas[name])
         # Whatever the message says, the route sets it.
         schemas[name]["properties"]["type"] = {"description": "Ignored: the route sets it."}
