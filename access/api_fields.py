@@ -18,6 +18,37 @@ class JsonBooleanField(serializers.BooleanField):
         raise AssertionError("unreachable")  # fail() raises
 
 
+def query_flag(request: Any, name: str) -> bool:
+    """A boolean query parameter as OpenAPI writes one: `true` or `false` (absent or empty:
+    false); anything else is a 400 naming the parameter."""
+    from rest_framework.exceptions import ValidationError
+
+    value = request.query_params.get(name, "")
+    if value not in ("", "true", "false"):
+        raise ValidationError({name: [f"must be true or false, not {value!r}"]})
+    return value == "true"
+
+
+def query_whole_number(
+    request: Any, name: str, *, default: int, minimum: int, maximum: int | None = None
+) -> int:
+    """A whole-number query parameter within its bounds (absent or empty: the default);
+    anything else is a 400 naming the parameter, rather than silently the default."""
+    from rest_framework.exceptions import ValidationError
+
+    raw = request.query_params.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError({name: [f"must be a whole number, got {raw!r}"]}) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"from {minimum}" + (f" to {maximum}" if maximum is not None else "")
+        raise ValidationError({name: [f"must be {bounds}"]})
+    return value
+
+
 def limit_parameter(*, maximum: int, default: int) -> OpenApiParameter:
     """The `limit` query parameter as the API checks it: a whole number from 1 to `maximum`."""
     return OpenApiParameter(
