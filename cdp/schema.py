@@ -9,6 +9,7 @@ describes what is served:
   (the view names them in `x-empty-is-absent`); no string may hold NUL (access/parsers.py);
 - the errors: 400 with what is wrong by field, 401/403 (key or role), 404 (an unknown id, also
   for a path that is not an id: cdp.views.api_not_found), 429 (throttled), each a JSON object;
+- links from each create to the routes of the object it made (stateful clients and tests);
 - the Segment-compatible ingestion routes under /v1/ (plain Django views, outside DRF), their
   request bodies from the JSON Schemas ingestion validates with (profiles.schemas) and their
   `{"code", "message"}` errors.
@@ -17,6 +18,7 @@ describes what is served:
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -282,11 +284,66 @@ def _ingest_paths(components: dict[str, Any]) -> dict[str, Any]:
     return paths
 
 
+# --- Links: what a create answers leads to its object's routes --------------------------------
+
+_PATH_PARAMETER = re.compile(r"\{(\w+)\}")
+
+
+def _resolved(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in schema:
+        return components.get("schemas", {}).get(schema["$ref"].rsplit("/", 1)[-1], {})
+    return schema
+
+
+def _key_pointer(response: dict[str, Any], components: dict[str, Any]) -> str | None:
+    """Where the created object's key is in the answer: `id` (catalog items: `external_id`),
+    at the top or in the one object it wraps (a channel with its secret)."""
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    properties = _resolved(schema, components).get("properties", {})
+    for key in ("id", "external_id"):
+        if key in properties:
+            return f"/{key}"
+    for name, value in properties.items():
+        if "id" in _resolved(value, components).get("properties", {}):
+            return f"/{name}/id"
+    return None
+
+
+def _links_add(paths: dict[str, Any], components: dict[str, Any]) -> None:
+    """OpenAPI links from each create (`POST /x/`, answering an object with its key) to the
+    operations on that object (`/x/{x_id}/...`), the key passed from the answer's body: clients
+    and schemathesis' stateful tests follow them (create, then read, change, delete it)."""
+    for path, operations in paths.items():
+        create = operations.get("post")
+        if create is None or "{" in path:
+            continue
+        for status, response in create.get("responses", {}).items():
+            if not status.startswith("2"):
+                continue
+            pointer = _key_pointer(response, components)
+            if pointer is None:
+                continue
+            links = {}
+            for target_path, target_operations in paths.items():
+                names = _PATH_PARAMETER.findall(target_path)
+                if len(names) != 1 or not target_path.startswith(path + "{"):
+                    continue
+                for method, target in target_operations.items():
+                    if method in ("get", "post", "put", "patch", "delete"):
+                        links[target["operationId"]] = {
+                            "operationId": target["operationId"],
+                            "parameters": {names[0]: f"$response.body#{pointer}"},
+                        }
+            if links:
+                response["links"] = links
+
+
 def api_conventions(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict:
     """drf-spectacular postprocessing hook: see the module docstring."""
     for operations in result.get("paths", {}).values():
         for method, operation in operations.items():
             if method in ("get", "post", "put", "patch", "delete"):
                 _api_operation(operation)
+    _links_add(result.get("paths", {}), result.setdefault("components", {}))
     result["paths"] = {**_ingest_paths(result.setdefault("components", {})), **result["paths"]}
     return result
