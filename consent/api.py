@@ -428,9 +428,10 @@ class AuditLogListApi(APIView):
         class Meta:
             ref_name = "AuditFilter"
 
-        actor = serializers.CharField(required=False, default="")
-        action = serializers.CharField(required=False, default="")
-        resource = serializers.CharField(required=False, default="")
+        # Blank (after trimming): no filter.
+        actor = serializers.CharField(required=False, default="", allow_blank=True)
+        action = serializers.CharField(required=False, default="", allow_blank=True)
+        resource = serializers.CharField(required=False, default="", allow_blank=True)
         profile_id = serializers.IntegerField(required=False)
         since = serializers.DateTimeField(required=False)
         until = serializers.DateTimeField(required=False)
