@@ -5,8 +5,11 @@ describes what is served:
 - every list answers an envelope `{"results": [...], "next": url|null}` (keyset lists; the
   offset-paginated audit log and privacy requests add `count` and `previous`); only the
   consent purposes (`x-plain-array`) are a plain array;
+- an optional query parameter whose empty value counts as absent says `allowEmptyValue`
+  (the view names them in `x-empty-is-absent`); no string may hold NUL (access/parsers.py);
 - the errors: 400 with what is wrong by field, 401/403 (key or role), 404 (an unknown id, also
   for a path that is not an id: cdp.views.api_not_found), 429 (throttled), each a JSON object;
+- links from each create to the routes of the object it made (stateful clients and tests);
 - the Segment-compatible ingestion routes under /v1/ (plain Django views, outside DRF), their
   request bodies from the JSON Schemas ingestion validates with (profiles.schemas) and their
   `{"code", "message"}` errors.
@@ -15,10 +18,12 @@ describes what is served:
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
+from access.api_fields import openapi_30
 from profiles.schemas import MESSAGE_SCHEMAS
 
 SHORT_ROUTES = {
@@ -78,7 +83,16 @@ def _envelope(items: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# A view lists, in this operation extension, the optional query parameters for which an empty
+# value counts as absent (as DRF's serializers read a query string: `?status=` is no filter).
+EMPTY_IS_ABSENT = "x-empty-is-absent"
+
+
 def _api_operation(operation: dict[str, Any]) -> None:
+    empty_is_absent = set(operation.pop(EMPTY_IS_ABSENT, ()))
+    for parameter in operation.get("parameters", []):
+        if parameter["name"] in empty_is_absent and parameter["in"] == "query":
+            parameter["allowEmptyValue"] = True
     # JSON is the API's format; form parsers only exist for clients that POST an empty form to
     # an action endpoint, so they are not offered as a way to send data.
     content = operation.get("requestBody", {}).get("content", {})
@@ -102,45 +116,39 @@ def _api_operation(operation: dict[str, Any]) -> None:
 
 # --- Ingestion (/v1/) ------------------------------------------------------------------------
 
-_STRING_KEYWORDS = ("maxLength", "minLength", "pattern", "format")
-
-
-def _oas30(schema: Any) -> Any:
-    """A draft-07 JSON Schema as an OpenAPI 3.0 schema object: type lists become `anyOf` (with
-    `nullable`), and keywords OpenAPI does not know are dropped."""
-    if isinstance(schema, list):
-        return [_oas30(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {
-        key: _oas30(value)
-        for key, value in schema.items()
-        if key not in ("$schema", "errorMessage", "title")
-    }
-    if isinstance(out.get("properties"), dict):
-        out["properties"] = {k: _oas30(v) for k, v in schema["properties"].items()}
-    types = out.get("type")
-    if isinstance(types, list):
-        kinds = [t for t in types if t != "null"]
-        if "null" in types:
-            out["nullable"] = True
-        strings = {k: out.pop(k) for k in _STRING_KEYWORDS if k in out}
-        if len(kinds) == 1:
-            out["type"] = kinds[0]
-            if kinds[0] == "string":
-                out.update(strings)
-        else:
-            del out["type"]
-            out["anyOf"] = [{"type": t, **(strings if t == "string" else {})} for t in kinds]
-    return out
+# Ingestion parses `timestamp`, `originalTimestamp` and `sentAt` (profiles.ingestion.messages:
+# ISO 8601 or epoch seconds/milliseconds, years 1900 to 2200; empty or null: absent) and
+# refuses the message when one does not parse. It also reads RFC 2822 and other common formats
+# for the SDKs that send them, which the schema does not promise (tests/cdp/test_api_fuzz.py).
+_EPOCH_MIN_S, _EPOCH_MAX_S = -2_208_988_800, 7_258_118_400  # 1900-01-01, 2200-01-01 (UTC)
+_EPOCH_MS_FROM = 100_000_000_000  # beyond this magnitude a number is milliseconds
+PARSED_TIME = {
+    "nullable": True,
+    "description": "ISO 8601 or epoch seconds or milliseconds, years 1900 to 2200; empty or "
+    "null: absent.",
+    "anyOf": [
+        {"type": "string", "format": "date-time", "pattern": r"^(19|20|21)\d\d-", "maxLength": 64},
+        {"type": "string", "enum": [""]},
+        {"type": "number", "minimum": _EPOCH_MIN_S, "maximum": _EPOCH_MAX_S},
+        {
+            "type": "number",
+            "minimum": _EPOCH_MS_FROM,
+            "exclusiveMinimum": True,
+            "maximum": _EPOCH_MAX_S * 1000,
+        },
+        {
+            "type": "number",
+            "minimum": _EPOCH_MIN_S * 1000,
+            "maximum": -_EPOCH_MS_FROM,
+            "exclusiveMaximum": True,
+        },
+    ],
+}
 
 
 def _times_described(schema: dict[str, Any]) -> None:
-    # `timestamp` is parsed (ISO 8601 or epoch seconds; anything else is refused); the others
-    # are kept as sent or, for `receivedAt`, replaced by the server's time.
-    for option in schema["properties"]["timestamp"].get("anyOf", []):
-        if option["type"] == "string":
-            option["format"] = "date-time"
+    for name in ("timestamp", "originalTimestamp", "sentAt"):
+        schema["properties"][name] = copy.deepcopy(PARSED_TIME)
     schema["properties"]["receivedAt"]["description"] = "Ignored: the server sets it."
 
 
@@ -201,8 +209,10 @@ def _ingest_paths(components: dict[str, Any]) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for message_type, json_schema in MESSAGE_SCHEMAS.items():
         name = f"Segment{message_type.capitalize()}"
-        schemas[name] = _oas30(copy.deepcopy(json_schema))
+        schemas[name] = openapi_30(copy.deepcopy(json_schema))
         _times_described(schemas[name])
+        # Whatever the message says, the route sets it.
+        schemas[name]["properties"]["type"] = {"description": "Ignored: the route sets it."}
         ref = {"$ref": f"#/components/schemas/{name}"}
         for path, browser in ((message_type, False), (SHORT_ROUTES[message_type], True)):
             paths[f"/v1/{path}"] = {
@@ -220,8 +230,9 @@ def _ingest_paths(components: dict[str, Any]) -> dict[str, Any]:
         "properties": {
             "batch": {
                 "type": "array",
+                # Not refused whatever it is: an invalid message (even one that is no
+                # object) is quarantined with the reason, the others stored.
                 "items": {
-                    "type": "object",
                     "description": "A message as `/v1/<type>` takes it, with its `type`. "
                     "An invalid message is quarantined, the others stored.",
                 },
@@ -273,11 +284,66 @@ def _ingest_paths(components: dict[str, Any]) -> dict[str, Any]:
     return paths
 
 
+# --- Links: what a create answers leads to its object's routes --------------------------------
+
+_PATH_PARAMETER = re.compile(r"\{(\w+)\}")
+
+
+def _resolved(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in schema:
+        return components.get("schemas", {}).get(schema["$ref"].rsplit("/", 1)[-1], {})
+    return schema
+
+
+def _key_pointer(response: dict[str, Any], components: dict[str, Any]) -> str | None:
+    """Where the created object's key is in the answer: `id` (catalog items: `external_id`),
+    at the top or in the one object it wraps (a channel with its secret)."""
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    properties = _resolved(schema, components).get("properties", {})
+    for key in ("id", "external_id"):
+        if key in properties:
+            return f"/{key}"
+    for name, value in properties.items():
+        if "id" in _resolved(value, components).get("properties", {}):
+            return f"/{name}/id"
+    return None
+
+
+def _links_add(paths: dict[str, Any], components: dict[str, Any]) -> None:
+    """OpenAPI links from each create (`POST /x/`, answering an object with its key) to the
+    operations on that object (`/x/{x_id}/...`), the key passed from the answer's body: clients
+    and schemathesis' stateful tests follow them (create, then read, change, delete it)."""
+    for path, operations in paths.items():
+        create = operations.get("post")
+        if create is None or "{" in path:
+            continue
+        for status, response in create.get("responses", {}).items():
+            if not status.startswith("2"):
+                continue
+            pointer = _key_pointer(response, components)
+            if pointer is None:
+                continue
+            links = {}
+            for target_path, target_operations in paths.items():
+                names = _PATH_PARAMETER.findall(target_path)
+                if len(names) != 1 or not target_path.startswith(path + "{"):
+                    continue
+                for method, target in target_operations.items():
+                    if method in ("get", "post", "put", "patch", "delete"):
+                        links[target["operationId"]] = {
+                            "operationId": target["operationId"],
+                            "parameters": {names[0]: f"$response.body#{pointer}"},
+                        }
+            if links:
+                response["links"] = links
+
+
 def api_conventions(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict:
     """drf-spectacular postprocessing hook: see the module docstring."""
     for operations in result.get("paths", {}).values():
         for method, operation in operations.items():
             if method in ("get", "post", "put", "patch", "delete"):
                 _api_operation(operation)
+    _links_add(result.get("paths", {}), result.setdefault("components", {}))
     result["paths"] = {**_ingest_paths(result.setdefault("components", {})), **result["paths"]}
     return result

@@ -251,6 +251,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Request bodies as their own components, so that they say what input serializers refuse
+    # (blank strings: `minLength: 1`; read-only fields left out).
+    "COMPONENT_SPLIT_REQUEST": True,
     # Envelopes, errors and the /v1/ ingestion routes: cdp/schema.py.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -21,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.api_fields import limit_parameter, query_whole_number
 from access.auth import ResourcePermission, client_ip
 from access.models import ApiKey, AuditLog
 from access.pii import PiiDocumentField, PiiValueField
@@ -42,8 +43,22 @@ from profiles.models import Profile
 
 
 class Pagination(LimitOffsetPagination):
+    """Offset pages whose `limit` and `offset` are checked (DRF's ignore a bad value)."""
+
     default_limit = 50
     max_limit = 500
+    parameters = [
+        limit_parameter(maximum=500, default=50),
+        OpenApiParameter("offset", {"type": "integer", "minimum": 0, "default": 0}),
+    ]
+
+    def get_limit(self, request: Request) -> int:
+        return query_whole_number(
+            request, "limit", default=self.default_limit, minimum=1, maximum=self.max_limit
+        )
+
+    def get_offset(self, request: Request) -> int:
+        return query_whole_number(request, "offset", default=0, minimum=0)
 
 
 class SubjectField(serializers.DictField):
@@ -308,8 +323,7 @@ class PrivacyRequestListCreateApi(APIView):
         summary="The privacy request queue, by due date",
         parameters=[
             OpenApiParameter("status", str, description="A status, or `open`."),
-            OpenApiParameter("limit", int),
-            OpenApiParameter("offset", int),
+            *Pagination.parameters,
         ],
         responses={200: PrivacyRequestOutput(many=True)},
     )
@@ -414,9 +428,10 @@ class AuditLogListApi(APIView):
         class Meta:
             ref_name = "AuditFilter"
 
-        actor = serializers.CharField(required=False, default="")
-        action = serializers.CharField(required=False, default="")
-        resource = serializers.CharField(required=False, default="")
+        # Blank (after trimming): no filter.
+        actor = serializers.CharField(required=False, default="", allow_blank=True)
+        action = serializers.CharField(required=False, default="", allow_blank=True)
+        resource = serializers.CharField(required=False, default="", allow_blank=True)
         profile_id = serializers.IntegerField(required=False)
         since = serializers.DateTimeField(required=False)
         until = serializers.DateTimeField(required=False)
@@ -446,9 +461,11 @@ class AuditLogListApi(APIView):
         summary="The audit log: who viewed, exported, changed or erased what, when, from where",
         parameters=[
             FilterSerializer,
-            OpenApiParameter("limit", int),
-            OpenApiParameter("offset", int),
+            *Pagination.parameters,
         ],
+        extensions={
+            "x-empty-is-absent": ["actor", "action", "resource", "profile_id", "since", "until"]
+        },
         responses={200: OutputSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:

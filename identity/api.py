@@ -25,11 +25,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.api_fields import JsonBooleanField, limit_parameter, openapi_30
 from access.auth import ResourcePermission
 from access.pii import PiiTraitsField, pii_for
 from access.roles import ADMIN, COMPLIANCE, MARKETER
 from identity import selectors, services
 from identity.models import CandidateStatus, MatchCandidate, MergeRecord, RescanJob
+from identity.schemas import SETTINGS_SCHEMA
 from identity.tasks import identity_rescan_task
 from profiles.identifiers import KINDS, InvalidIdentifierError, identifier_normalize
 from profiles.models import Profile
@@ -120,11 +122,10 @@ class SuggestionListApi(IdentityResource, APIView):
     @extend_schema(
         tags=["identity"],
         parameters=[
-            OpenApiParameter("status", str, enum=[*CandidateStatus.values, "all"]),
-            OpenApiParameter("min_probability", float),
-            OpenApiParameter("max_probability", float),
-            OpenApiParameter("limit", int),
+            FilterSerializer,
+            limit_parameter(maximum=200, default=50),
         ],
+        extensions={"x-empty-is-absent": ["status", "min_probability", "max_probability"]},
         responses={200: CandidateOutputSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
@@ -225,7 +226,8 @@ class MergeHistoryApi(IdentityResource, APIView):
 
     @extend_schema(
         tags=["identity"],
-        parameters=[OpenApiParameter("profile", int), OpenApiParameter("limit", int)],
+        parameters=[FilterSerializer, limit_parameter(maximum=200, default=50)],
+        extensions={"x-empty-is-absent": ["profile"]},
         responses={200: MergeOutputSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
@@ -260,8 +262,14 @@ class IdentityLookupApi(IdentityResource, APIView):
     @extend_schema(
         tags=["identity"],
         parameters=[
-            OpenApiParameter("kind", str, required=True),
-            OpenApiParameter("value", str, required=True),
+            OpenApiParameter(
+                "kind",
+                str,
+                required=True,
+                # A known kind, or letters, digits and underscores (around spaces).
+                pattern=r"^\s*\w*[^\W_]\w*\s*$",
+            ),
+            OpenApiParameter("value", str, required=True, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$"),
         ],
         responses={
             200: ProfileRefSerializer,
@@ -315,7 +323,11 @@ class SettingsApi(IdentityResource, APIView):
         return Response(SettingsSerializer(selectors.match_settings()).data)
 
     @extend_schema(
-        tags=["identity"], request=SettingsSerializer, responses={200: SettingsSerializer}
+        tags=["identity"],
+        description="Any of the settings. Also checked: the review threshold is not above the "
+        "merge threshold, no field path appears twice, `blocked_values` are regular expressions.",
+        request={"application/json": openapi_30(SETTINGS_SCHEMA)},
+        responses={200: SettingsSerializer},
     )
     def patch(self, request: Request) -> Response:
         if not isinstance(request.data, dict):
@@ -351,15 +363,24 @@ class RescanOutputSerializer(serializers.Serializer):
 
 class RescanApi(IdentityResource, APIView):
     class RescanInputSerializer(serializers.Serializer):
-        full = serializers.BooleanField(default=False)
+        full = JsonBooleanField(default=False)
 
-    @extend_schema(tags=["identity"], responses={200: RescanOutputSerializer(many=True)})
+    @extend_schema(
+        tags=["identity"],
+        parameters=[limit_parameter(maximum=200, default=20)],
+        responses={200: RescanOutputSerializer(many=True)},
+    )
     def get(self, request: Request) -> Response:
         jobs = selectors.rescan_jobs()[: _limit(request, default=20)]
         return Response({"results": RescanOutputSerializer(jobs, many=True).data})
 
     @extend_schema(
-        tags=["identity"], request=RescanInputSerializer, responses={202: RescanOutputSerializer}
+        tags=["identity"],
+        request=RescanInputSerializer,
+        responses={
+            202: RescanOutputSerializer,
+            409: OpenApiResponse(description="A rescan is already queued or running."),
+        },
     )
     def post(self, request: Request) -> Response:
         data = self.RescanInputSerializer(data=request.data)
@@ -369,7 +390,7 @@ class RescanApi(IdentityResource, APIView):
                 full=data.validated_data["full"], actor=_actor(request)
             )
         except services.RescanBusyError as error:
-            raise ValidationError({"rescan": [str(error)]}) from None
+            return Response({"rescan": [str(error)]}, status=status.HTTP_409_CONFLICT)
         transaction.on_commit(lambda: identity_rescan_task.delay(job.pk))
         return Response(RescanOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

@@ -20,12 +20,14 @@ SETTINGS_SCHEMA = {
         "fields": {
             "type": "array",
             "maxItems": 40,
+            "uniqueItems": True,
             "items": {
                 "type": "object",
                 "additionalProperties": False,
                 "required": ["path", "kind"],
                 "properties": {
-                    "path": {"type": "string", "minLength": 1, "maxLength": 100},
+                    # Not only white space (as Python's str.strip() sees it).
+                    "path": {"type": "string", "pattern": r"[^\s\x1c-\x1f\x85]", "maxLength": 100},
                     "kind": {"enum": list(KINDS)},
                 },
             },

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.api_fields import query_flag
 from access.auth import ResourcePermission, client_ip
 from access.csv_export import csv_response
 from access.outbound import MAX_URL_LENGTH, outbound_url_validator
@@ -82,11 +83,11 @@ class SegmentListApi(SegmentsResource, APIView):
     @extend_schema(
         tags=["segments"],
         parameters=[OpenApiParameter("archived", bool, description="Include archived segments.")],
+        extensions={"x-empty-is-absent": ["archived"]},
         responses={200: SegmentOutputSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
-        include = request.query_params.get("archived", "").lower() in ("1", "true", "yes")
-        segments = selectors.segment_list(include_archived=include)
+        segments = selectors.segment_list(include_archived=query_flag(request, "archived"))
         return Response({"results": SegmentOutputSerializer(segments, many=True).data})
 
     @extend_schema(
@@ -302,12 +303,12 @@ class SegmentExportApi(SegmentsResource, APIView):
     @extend_schema(
         tags=["segments"],
         parameters=[OpenApiParameter("pseudonymised", bool)],
+        extensions={"x-empty-is-absent": ["pseudonymised"]},
         responses={(200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request: Request, segment_id: int) -> StreamingHttpResponse:
         segment = _segment_or_404(segment_id)
-        asked = request.query_params.get("pseudonymised", "").lower() in ("1", "true", "yes")
-        pseudo = asked or not pii_for(request).visible
+        pseudo = query_flag(request, "pseudonymised") or not pii_for(request).visible
         audit_record(
             actor=request.user,
             action="export",

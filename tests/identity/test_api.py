@@ -237,4 +237,4 @@ def test_a_rescan_is_queued_and_runs_and_a_second_is_refused_while_active(admin_
     assert api.get(f"/api/v1/identity/rescans/{job.pk}/").json()["status"] == "done"
     RescanJob.objects.create(kind="full", status="running")
     busy = api.post("/api/v1/identity/rescans/", {}, format="json")
-    assert busy.status_code == 400 and "already" in busy.json()["rescan"][0]
+    assert busy.status_code == 409 and "already" in busy.json()["rescan"][0]

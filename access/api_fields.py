@@ -1,0 +1,94 @@
+"""Serializer fields and query parameters that validate exactly what the OpenAPI schema says
+(tests/cdp/test_api_fuzz.py holds every operation to its schema in both directions)."""
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import serializers
+
+
+class JsonBooleanField(serializers.BooleanField):
+    """A JSON `true` or `false`, nothing else: DRF's BooleanField also takes 0, 1, "yes",
+    "on"..., which the schema's `boolean` does not allow."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid", input=data)
+        raise AssertionError("unreachable")  # fail() raises
+
+
+def query_flag(request: Any, name: str) -> bool:
+    """A boolean query parameter as OpenAPI writes one: `true` or `false` (absent or empty:
+    false); anything else is a 400 naming the parameter."""
+    from rest_framework.exceptions import ValidationError
+
+    value = request.query_params.get(name, "")
+    if value not in ("", "true", "false"):
+        raise ValidationError({name: [f"must be true or false, not {value!r}"]})
+    return value == "true"
+
+
+def query_whole_number(
+    request: Any, name: str, *, default: int, minimum: int, maximum: int | None = None
+) -> int:
+    """A whole-number query parameter within its bounds (absent or empty: the default);
+    anything else is a 400 naming the parameter, rather than silently the default."""
+    from rest_framework.exceptions import ValidationError
+
+    raw = request.query_params.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError({name: [f"must be a whole number, got {raw!r}"]}) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"from {minimum}" + (f" to {maximum}" if maximum is not None else "")
+        raise ValidationError({name: [f"must be {bounds}"]})
+    return value
+
+
+def limit_parameter(*, maximum: int, default: int) -> OpenApiParameter:
+    """The `limit` query parameter as the API checks it: a whole number from 1 to `maximum`."""
+    return OpenApiParameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
+        description=f"How many to return (1 to {maximum}, default {default}).",
+    )
+
+
+_STRING_KEYWORDS = ("maxLength", "minLength", "pattern", "format")
+# JSON Schema keywords that OpenAPI 3.0's schema objects do not have.
+_NOT_IN_OPENAPI_30 = ("$schema", "errorMessage", "title", "propertyNames")
+
+
+def openapi_30(schema: Any) -> Any:
+    """A JSON Schema (draft-07 or 2020-12, as the validators use it) as an OpenAPI 3.0 schema
+    object: type lists become `anyOf` (with `nullable`), numeric exclusive bounds become
+    OpenAPI's boolean ones, and keywords OpenAPI does not know are dropped."""
+    if isinstance(schema, list):
+        return [openapi_30(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: openapi_30(value) for key, value in schema.items() if key not in _NOT_IN_OPENAPI_30}
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {k: openapi_30(v) for k, v in schema["properties"].items()}
+    for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        value = out.get(exclusive)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[bound], out[exclusive] = value, True
+    types = out.get("type")
+    if isinstance(types, list):
+        kinds = [t for t in types if t != "null"]
+        if "null" in types:
+            out["nullable"] = True
+        strings = {k: out.pop(k) for k in _STRING_KEYWORDS if k in out}
+        if len(kinds) == 1:
+            out["type"] = kinds[0]
+            if kinds[0] == "string":
+                out.update(strings)
+        else:
+            del out["type"]
+            out["anyOf"] = [{"type": t, **(strings if t == "string" else {})} for t in kinds]
+    return out
