@@ -54,7 +54,7 @@ def rows_count(raw: IO[bytes], format: str) -> int:
     reader = csv.reader(text_lines(raw))
     with _csv_errors(reader):
         next(reader, None)
-        return sum(1 for row in reader if any(cell.strip() for cell in row))
+        return sum(1 for row in reader if "".join(row).strip())
 
 
 def csv_header(raw: IO[bytes]) -> list[str]:
@@ -97,7 +97,7 @@ def rows_read(raw: IO[bytes], format: str) -> Iterator[tuple[int, dict[str, Any]
         start = reader.line_num + 1
         for cells in reader:
             line, start = start, reader.line_num + 1
-            if not any(cell.strip() for cell in cells):
+            if not "".join(cells).strip():  # every cell blank, in one C call
                 continue
             if len(cells) != len(header):
                 yield line, RowError(f"{len(cells)} cells where the header names {len(header)}.")

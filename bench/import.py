@@ -101,13 +101,14 @@ def _child(csv_path: str) -> None:
             messages.append(event_row_message(row, csv=True))  # type: ignore[arg-type]
             if len(messages) == BASELINE:
                 break
-    started = time.monotonic()
+    started, cpu = time.monotonic(), _cpu_seconds()
     stored = 0
     for begin in range(0, len(messages), 100):
         stored += ingest_messages(
             source=baseline_source, messages=messages[begin : begin + 100]
         ).accepted
     baseline_seconds = time.monotonic() - started
+    baseline_cpu = [after - before for after, before in zip(_cpu_seconds(), cpu, strict=True)]
     del messages
 
     source = source_create(name="bench import").record
@@ -115,9 +116,10 @@ def _child(csv_path: str) -> None:
         job = data_import_create(
             source=source, kind="events", upload=File(raw, name=path.name), file_name=path.name
         )
-    started = time.monotonic()
+    started, cpu = time.monotonic(), _cpu_seconds()
     job = data_import_run(job=job)
     seconds = time.monotonic() - started
+    import_cpu = [after - before for after, before in zip(_cpu_seconds(), cpu, strict=True)]
     with celery_app.connection_for_write() as conn:
         conn.default_channel.queue_purge("ingest")
     if job.status != "done" or job.accepted_count != EVENTS:
@@ -128,6 +130,31 @@ def _child(csv_path: str) -> None:
     )
     print(f"import_events, CSV file: {EVENTS:,} events in {seconds:.1f} s")
     print(f"import: {EVENTS / seconds:,.0f} events/s   (target >= {TARGET:,} events/s)")
+    # CPU seconds depend less than events/s on what else the machine runs.
+    for label, (python, postgres), count in (
+        ("baseline, API batch path", baseline_cpu, stored),
+        ("import_events", import_cpu, EVENTS),
+    ):
+        print(
+            f"{label}: CPU per 100,000 events: {python * 1e5 / count:.1f} s in this process, "
+            f"{postgres * 1e5 / count:.1f} s in its PostgreSQL backend"
+        )
+
+
+def _cpu_seconds() -> tuple[float, float]:
+    """CPU seconds used so far by this process and by its PostgreSQL backend (read in /proc:
+    0 when the server is not on this machine)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()
+        postgres = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        postgres = 0.0
+    return time.process_time(), postgres
 
 
 def main() -> None:

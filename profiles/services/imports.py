@@ -30,6 +30,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -224,8 +225,14 @@ def _header_check(kind: str, header: list[str]) -> None:
         )
 
 
+@lru_cache(maxsize=4096)
+def _column_path(name: str) -> tuple[str, ...]:
+    """A column name's parts (`properties.address.city`), split once per name, not per cell."""
+    return tuple(name.split("."))
+
+
 def _nested_set(target: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, last = dotted.split(".")
+    *parents, last = _column_path(dotted)
     for part in parents:
         child = target.get(part)
         if not isinstance(child, dict):
@@ -234,8 +241,10 @@ def _nested_set(target: dict[str, Any], dotted: str, value: Any) -> None:
     target[last] = value
 
 
+@lru_cache(maxsize=65536)
 def _cell_value(cell: str) -> Any:
-    """A property cell: a JSON number or boolean as such, any other text as it is."""
+    """A property cell: a JSON number or boolean as such, any other text as it is. Cached (the
+    values are immutable): a file repeats its quantities, prices and flags."""
     if cell in ("true", "false"):
         return cell == "true"
     if not (cell[0].isdigit() or cell[0] == "-"):

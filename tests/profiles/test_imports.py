@@ -7,8 +7,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db.models import Q
 
+from access.services import source_create
 from consent.services.suppression import suppression_create
+from profiles.ingestion import ingest_messages
 from profiles.models import DataImport, Event, Profile, QuarantinedMessage
 
 pytestmark = pytest.mark.django_db
@@ -75,6 +78,80 @@ def test_importing_the_same_file_twice_stores_nothing_new(run_import):
     assert Event.objects.count() == 1
     second = DataImport.objects.order_by("id").last()
     assert (second.accepted_count, second.duplicate_count) == (0, 1)
+
+
+# Cells whose reading matters: numbers only when they are JSON numbers ("0012" stays text),
+# booleans only in JSON's spelling, blank cells left out, dotted columns nested, text kept as
+# it is (tabs, backslashes, quotes, line breaks and non-ASCII included).
+AWKWARD_CSV = (
+    "event,userId,anonymousId,timestamp,messageId,properties.sku,properties.price,"
+    "properties.flag,properties.meta.size,context.ip\n"
+    'Order Completed,u-1,,2025-01-02T10:00:00Z,m-1,0012,1.5e3,true,XL,"1.2.3.4"\n'
+    '"tab\there",u-2, a-2 ,2025-01-02T12:00:00+02:00,m-2,-0,-3,True,,\n'
+    '"back\\slash ""quoted""",,a-3,2023-11-14T22:13:20.5,m-3,01.5,.5,false,"multi\nline",\n'
+    "Émoji 🎉,u-4,,,,SKU-4,12.50,,,\n"
+)
+AWKWARD_AS_SENT = [
+    {
+        "type": "track",
+        "event": "Order Completed",
+        "userId": "u-1",
+        "timestamp": "2025-01-02T10:00:00Z",
+        "messageId": "m-1",
+        "properties": {"sku": "0012", "price": 1500.0, "flag": True, "meta": {"size": "XL"}},
+        "context": {"ip": "1.2.3.4"},
+    },
+    {
+        "type": "track",
+        "event": "tab\there",
+        "userId": "u-2",
+        "anonymousId": "a-2",
+        "timestamp": "2025-01-02T12:00:00+02:00",
+        "messageId": "m-2",
+        "properties": {"sku": 0, "price": -3, "flag": "True"},
+    },
+    {
+        "type": "track",
+        "event": 'back\\slash "quoted"',
+        "anonymousId": "a-3",
+        "timestamp": "2023-11-14T22:13:20.5",
+        "messageId": "m-3",
+        "properties": {
+            "sku": "01.5",
+            "price": ".5",
+            "flag": False,
+            "meta": {"size": "multi\nline"},
+        },
+    },
+    {
+        "type": "track",
+        "event": "Émoji 🎉",
+        "userId": "u-4",
+        "properties": {"sku": "SKU-4", "price": 12.5},
+    },
+]
+
+
+def test_an_imported_csv_stores_the_rows_the_api_stores_for_the_same_events(run_import):
+    code, output = run_import("events", "awkward.csv", AWKWARD_CSV)
+    assert code == 0, output
+    job = DataImport.objects.get()
+    assert (job.accepted_count, job.error_count) == (4, 0), job.errors
+    by_api = source_create(name="API").record
+    ingest_messages(source=by_api, messages=AWKWARD_AS_SENT)
+    columns = [
+        f.column
+        for f in Event._meta.concrete_fields
+        if f.column not in ("id", "source_id", "received_at", "timestamp")
+    ]
+    imported = Event.objects.exclude(source=by_api).order_by("event")
+    sent = Event.objects.filter(source=by_api).order_by("event")
+    assert list(imported.values_list(*columns)) == list(sent.values_list(*columns))
+    # Without a timestamp the event time is when it was received: the others compared.
+    timed = ~Q(event="Émoji 🎉")
+    assert list(imported.filter(timed).values_list("timestamp")) == list(
+        sent.filter(timed).values_list("timestamp")
+    )
 
 
 def test_import_drops_the_rows_of_a_suppressed_person(run_import):
