@@ -397,7 +397,7 @@ class ProfileRecommendationsApi(RecommendationsResource, APIView):
         responses={
             200: AnswerOutputSerializer,
             400: OpenApiResponse(OpenApiTypes.OBJECT, description="What is wrong, by parameter."),
-            404: OpenApiResponse(description="No such profile or page item."),
+            404: OpenApiResponse(description="No such profile, page item or segment."),
         },
     )
     def get(self, request: Request, profile_id: int) -> Response:
@@ -426,7 +426,11 @@ class IdentifierRecommendationsApi(RecommendationsResource, APIView):
             OpenApiParameter("anonymous_id", str),
             *RECOMMENDATION_PARAMETERS,
         ],
-        responses={200: AnswerOutputSerializer},
+        responses={
+            200: AnswerOutputSerializer,
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description="What is wrong, by parameter."),
+            404: OpenApiResponse(description="No such page item or segment."),
+        },
     )
     def get(self, request: Request) -> Response:
         params = request.query_params
@@ -451,7 +455,11 @@ class ItemSimilarApi(RecommendationsResource, APIView):
         tags=["recommendations"],
         summary="Items similar to this one",
         parameters=[p for p in RECOMMENDATION_PARAMETERS if p.name not in ("slot", "page_item")],
-        responses={200: AnswerOutputSerializer, 404: OpenApiResponse(description="No item.")},
+        responses={
+            200: AnswerOutputSerializer,
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description="What is wrong, by parameter."),
+            404: OpenApiResponse(description="No such item or segment."),
+        },
     )
     def get(self, request: Request, item_id: str) -> Response:
         item = _item_or_404(item_id)
