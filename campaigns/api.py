@@ -350,6 +350,7 @@ class CampaignHoldoutApi(CampaignsResource, APIView):
         tags=["campaigns"],
         parameters=[HoldoutInputSerializer],
         responses={200: HoldoutOutputSerializer},
+        extensions={"x-empty-is-absent": ["days", "event"]},
     )
     def get(self, request: Request) -> Response:
         data = self.HoldoutInputSerializer(data=request.query_params)
