@@ -24,7 +24,8 @@
       dataset.borderColor = color;
       dataset.backgroundColor = kind === "line" ? color + "22" : color;
       dataset.borderWidth = kind === "line" ? 2 : 0;
-      dataset.pointRadius = 0;
+      // A line through one or two points is too short to see: show the points then.
+      dataset.pointRadius = kind === "line" && (data.labels || []).length <= 2 ? 3 : 0;
       dataset.pointHoverRadius = 4;
       dataset.fill = kind === "line";
       dataset.tension = 0.25;
@@ -52,7 +53,12 @@
         interaction: { mode: "index", intersect: false },
         plugins: { legend: { display: data.datasets.length > 1 } },
         scales: {
-          x: { grid: { display: false }, ticks: { maxTicksLimit: 12, maxRotation: 0 } },
+          x: {
+            grid: { display: false },
+            ticks: { maxTicksLimit: 12, maxRotation: 0 },
+            // Bars always sit between ticks; so do the points of a very short line.
+            offset: kind !== "line" || (data.labels || []).length <= 2,
+          },
           y: {
             beginAtZero: true,
             ticks: { precision: Number(canvas.dataset.chartPrecision || 0) },
