@@ -21,6 +21,8 @@ from profiles.schemas import FAST_VALIDATORS, ID_MAX_LENGTH, MESSAGE_TYPES, MESS
 
 _OWN_COLUMNS = frozenset({"properties", "context"})
 _ID_FIELDS = ("userId", "anonymousId", "messageId", "previousId", "groupId")
+INEXACT_ID = 2.0**53
+INEXACT_ID_MESSAGE = "a number this large loses digits: send the id as a string"
 _TIME_FIELDS = ("timestamp", "originalTimestamp", "sentAt")
 _CONTAINERS = (dict, list)  # a tuple: isinstance is slower with a `dict | list` union
 MIN_TIME = datetime(1900, 1, 1, tzinfo=UTC)
@@ -334,6 +336,10 @@ def _ids_to_text(message: dict[str, Any]) -> list[dict[str, str]]:
             # The schema's maxLength only applies to strings; 1e300 becomes 301 digits.
             if len(message[name]) > ID_MAX_LENGTH:
                 errors.append({"field": name, "message": f"longer than {ID_MAX_LENGTH} characters"})
+            elif isinstance(value, float) and abs(value) >= INEXACT_ID:
+                # The body's parser reads an integer beyond 64 bits as a float: its digits would
+                # change silently (JSON numbers are exact to 2^53 only, RFC 8259 section 6).
+                errors.append({"field": name, "message": INEXACT_ID_MESSAGE})
     return errors
 
 

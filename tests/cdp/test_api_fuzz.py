@@ -112,7 +112,11 @@ LENIENT_TIME = re.compile(r"in body - (timestamp|originalTimestamp|sentAt):")
 # A clock-skew correction (receivedAt - (sentAt - timestamp)) that lands outside the years kept.
 # An id sent as a number is stored as its decimal string, which must fit 255 characters like a
 # string id (a float 1e300 is 301 digits).
-LONG_NUMBER_ID = re.compile(r"messages\[\d+\]\.\w+Id: longer than 255 characters")
+# An id sent as a number too large to keep its digits (above 64 bits) is refused too.
+LONG_NUMBER_ID = re.compile(
+    r"messages\[\d+\]\.\w+Id: (longer than 255 characters|a number this large loses digits: "
+    r"send the id as a string)"
+)
 SKEW_OUT_OF_RANGE = re.compile(
     r"messages\[\d+\]\.sentAt: skew correction gives a time out of range"
 )

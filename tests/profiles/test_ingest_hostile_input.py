@@ -104,6 +104,16 @@ def test_a_numeric_id_longer_than_255_digits_is_a_400_naming_the_field(client, s
     assert_refused(response, f"messages[0].{field}: longer than 255 characters")
 
 
+@pytest.mark.parametrize("digits", [21, 40, 255, 256])
+def test_a_numeric_id_too_large_to_keep_its_digits_is_a_400(client, source, digits):
+    """Integers beyond 64 bits reach the ingestion as floats: stored, their digits would
+    change ("1000...0" sent, "9999...8845" kept). Up to 64 bits they keep every digit."""
+    response = post(client, "/v1/track", {"userId": 10 ** (digits - 1), "event": "E"})
+    assert_refused(response, "messages[0].userId:")
+    assert post(client, "/v1/track", {"userId": 10**18, "event": "E"}).status_code == 200
+    assert Event.objects.get().user_id == str(10**18)
+
+
 def test_a_numeric_id_longer_than_255_digits_in_a_batch_is_quarantined(client, source):
     batch = [{"type": "track", "userId": 1e300, "event": "E", "messageId": "long"}]
     assert post(client, "/v1/batch", {"batch": batch}).status_code == 200
