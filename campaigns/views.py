@@ -513,13 +513,14 @@ def _results_charts(found: dict[str, Any], allocations: list[Any]) -> dict[str, 
     return {"funnel": funnel, "rates": rates, "lift": lift, "allocation": allocation}
 
 
-def _arm_words(arm: dict[str, Any]) -> dict[str, str]:
-    """An arm's figures as the results table shows them."""
+def arm_words(arm: dict[str, Any], *, lift: str = "lift_vs_control") -> dict[str, str]:
+    """An arm's figures as a results table shows them (campaigns' and experiences'); `lift`
+    names the arm's lift figure."""
     rate, (low, high) = arm["conversion_rate"], arm["ci95"]
     return {
         "rate": NOTHING if rate is None else f"{rate:.2%}",
         "band": "" if rate is None else f"{low:.1%} to {high:.1%}",
-        "lift": NOTHING if arm["lift_vs_control"] is None else f"{arm['lift_vs_control']:+.1%}",
+        "lift": NOTHING if arm[lift] is None else f"{arm[lift]:+.1%}",
         "p": NOTHING if arm["p_value"] is None else f"{arm['p_value']:.3g}",
         "best": NOTHING if arm["probability_best"] is None else f"{arm['probability_best']:.0%}",
     }
@@ -532,7 +533,7 @@ def campaign_results(request: HttpRequest, campaign_id: int) -> HttpResponse:
     found = results.campaign_results(campaign=campaign)
     allocations = list(selectors.bandit_allocations(campaign=campaign))
     arms = [
-        {**arm, "shown": _arm_words(arm)}
+        {**arm, "shown": arm_words(arm)}
         for arm in [*found["variants"], *([found["control"]] if found["control"] else [])]
     ]
     return render(

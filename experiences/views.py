@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 
 from access.roles import ADMIN, COMPLIANCE, MARKETER, has_role, roles_required
 from campaigns import stats
+from campaigns.views import arm_words
 from experiences import selectors, services
 from experiences.definition import InvalidExperience
 from experiences.forms import ExperienceForm, PlacementForm, PreviewForm, errors_apply
@@ -19,7 +20,6 @@ from profiles.selectors import profile_get
 
 READ = (MARKETER, COMPLIANCE, ADMIN)
 WRITE = (MARKETER, ADMIN)
-NOTHING = "\N{EN DASH}"
 
 
 def _placement_or_404(placement_id: int) -> Placement:
@@ -164,22 +164,11 @@ def experience_preview(request: HttpRequest, experience_id: int) -> HttpResponse
     )
 
 
-def _arm_words(arm: dict[str, Any]) -> dict[str, str]:
-    rate, (low, high) = arm["conversion_rate"], arm["ci95"]
-    return {
-        "rate": NOTHING if rate is None else f"{rate:.2%}",
-        "band": "" if rate is None else f"{low:.1%} to {high:.1%}",
-        "lift": NOTHING if arm["lift"] is None else f"{arm['lift']:+.1%}",
-        "p": NOTHING if arm["p_value"] is None else f"{arm['p_value']:.3g}",
-        "best": NOTHING if arm["probability_best"] is None else f"{arm['probability_best']:.0%}",
-    }
-
-
 @roles_required(*READ)
 def experience_results(request: HttpRequest, experience_id: int) -> HttpResponse:
     experience = _experience_or_404(experience_id)
     found = selectors.experience_results(experience=experience)
-    arms = [{**arm, "shown": _arm_words(arm)} for arm in found["arms"]]
+    arms = [{**arm, "shown": arm_words(arm, lift="lift")} for arm in found["arms"]]
     return render(
         request,
         "experiences/results.html",
