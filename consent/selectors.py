@@ -108,6 +108,26 @@ def consent_allows(*, profile: Profile | int, purpose: str) -> bool:
     return bool(allowed) and not suppressed
 
 
+def consent_allows_sql(*, purpose: str, profile_id_sql: str) -> tuple[str, str, list[Any]]:
+    """The gate `consent_allows` as two SQL expressions (PostgreSQL) for a caller that asks it
+    inside its own query, saving a round trip on a path taken per page view (/v1/decide):
+    (allowed, suppressed, params). `profile_id_sql` is the caller's column holding the
+    profile id. `allowed` is NULL when the purpose is not in the table: ask `consent_allows`
+    then (it restores a missing default). The same reading of the history: the latest record
+    wins, else the purpose's default, and a suppressed profile is allowed nothing."""
+    records = ConsentRecord._meta.db_table
+    purposes = Purpose._meta.db_table
+    suppressions = Suppression._meta.db_table
+    suppressed = f"EXISTS (SELECT 1 FROM {suppressions} WHERE profile_id = {profile_id_sql})"  # noqa: S608
+    allowed = (
+        f"(SELECT COALESCE((SELECT r.granted FROM {records} r "  # noqa: S608
+        f"WHERE r.profile_id = {profile_id_sql} AND r.purpose_id = pu.id "
+        "ORDER BY r.occurred_at DESC, r.id DESC LIMIT 1), pu.granted_by_default) "
+        f"AND NOT {suppressed} FROM {purposes} pu WHERE pu.code = %s)"
+    )
+    return allowed, suppressed, [purpose]
+
+
 # (profile id, purpose id) -> (granted, occurred_at) of the latest record.
 ConsentLatest = dict[tuple[int, int], tuple[bool, datetime]]
 

@@ -233,11 +233,6 @@ def page_matches(page_conditions: list[Mapping[str, Any]], page: Mapping[str, st
     )
 
 
-# Stand-ins for a segment node's target: membership is read, never re-evaluated.
-_MEMBER: dict[str, Any] = {"all": []}
-_NOT_MEMBER: dict[str, Any] = {"any": []}
-
-
 def audience_matches(
     audience: Mapping[str, Any] | None,
     *,
@@ -247,20 +242,41 @@ def audience_matches(
     now: dt.datetime,
 ) -> bool:
     """Whether a profile with these traits, computed columns and segment memberships is in
-    the audience (see the module)."""
+    the audience (see the module). The segment language's semantics (segments.conditions'
+    value functions; tests hold it equal to its reference evaluator) for the kinds an audience
+    may hold, without the evaluator's explanation text: this runs for several experiences on
+    every page view."""
     if audience is None:
         return True
-    facts = conditions.ProfileFacts(id=0, traits=traits, computed=computed)
-    return conditions.evaluate(
-        audience,
-        facts,
-        now=now,
-        segments=lambda segment_id: _MEMBER if segment_id in segment_ids else _NOT_MEMBER,
-    )
+    kind = conditions.node_kind(audience)
+    if kind in conditions.GROUP_KEYS:
+        found = (
+            audience_matches(
+                child, traits=traits, computed=computed, segment_ids=segment_ids, now=now
+            )
+            for child in audience[kind]
+        )
+        return all(found) if kind == "all" else any(found) if kind == "any" else not any(found)
+    if kind == "segment":
+        return (audience["segment"] in segment_ids) == audience.get("member", True)
+    op, value = audience["op"], audience.get("value")
+    if kind == "trait":
+        return conditions.value_matches(
+            conditions.lookup_path(traits, audience["trait"]), op, value, now
+        )
+    name = audience["computed"]  # the only other kind an audience admits (audience_problems)
+    if name == "recency":
+        return conditions.recency_matches(conditions.recency_reference(computed), op, value, now)
+    if name in conditions.DATETIME_COMPUTED:
+        return conditions.datetime_matches(
+            computed.get(conditions.DATETIME_COMPUTED[name]), op, value, now
+        )
+    number = float(computed.get(conditions.NUMERIC_COMPUTED[name]) or 0)
+    return conditions.value_matches(number, op, value, now)
 
 
-def in_holdout(*, experience_id: int, profile_id: int, percent: float) -> bool:
-    return percent > 0 and stats.stable_unit("experience-holdout", experience_id, profile_id) < (
+def in_holdout(*, experience_id: int, person: int | str, percent: float) -> bool:
+    return percent > 0 and stats.stable_unit("experience-holdout", experience_id, person) < (
         percent / 100
     )
 
@@ -268,14 +284,15 @@ def in_holdout(*, experience_id: int, profile_id: int, percent: float) -> bool:
 def variant_pick(
     *,
     experience_id: int,
-    profile_id: int,
+    person: int | str,
     variants: list[Mapping[str, Any]],
     allocation: str,
     bandit_shares: Mapping[str, float],
 ) -> str:
     """The variant a person falls into: a stable hash of (experience, person) into the
     variants' weights (split), the bandit's latest shares (equal until it has some), or the
-    one variant (single)."""
+    one variant (single). `person` is a profile id, or for a visitor without a profile the
+    identifier they were asked about as "kind:value" (it never equals a profile id's text)."""
     names = [v["name"] for v in variants]
     if allocation == "single" or len(names) == 1:
         return names[0]
@@ -287,7 +304,7 @@ def variant_pick(
         )
     else:
         shares = [float(v.get("weight", 1)) for v in variants]
-    unit = stats.stable_unit("experience", experience_id, profile_id)
+    unit = stats.stable_unit("experience", experience_id, person)
     return names[int(stats.arms_pick([unit], stats.split_shares(shares))[0])]
 
 

@@ -4,7 +4,7 @@ decisions read them (cached); an experience's results."""
 from __future__ import annotations
 
 import datetime as dt
-import json
+import functools
 import secrets
 import threading
 import time
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, QuerySet
@@ -22,13 +23,14 @@ from django.utils import timezone
 
 from access.pii import pii_for
 from campaigns import stats
+from consent.selectors import consent_allows, consent_allows_sql, profile_is_suppressed
 from experiences import definition
 from experiences.models import Decision, Experience, Placement
 from identity.models import Identity
 from identity.selectors import profile_by_identity, profile_current
 from profiles.features import COMPUTED_FIELDS
 from profiles.models import Event, Profile
-from recommendations.selectors import personalization_allowed
+from recommendations.selectors import PERSONALIZATION, personalization_allowed
 from segments.models import SegmentMembership
 
 VIEWED = "Experience Viewed"
@@ -77,6 +79,11 @@ class ActiveExperience:
     starts_at: dt.datetime | None
     ends_at: dt.datetime | None
     reads_segments: bool
+
+    @property
+    def context_only(self) -> bool:
+        """Targets by the page alone: no personal data decides who sees it."""
+        return self.audience is None
 
 
 @dataclass(frozen=True)
@@ -155,20 +162,6 @@ def active_placements() -> dict[str, ActivePlacement]:
     return loaded
 
 
-def render_context(*, profile: Profile, page: Mapping[str, str], viewer: Any) -> dict[str, Any]:
-    """What content templates see (experiences.definition). Traits pass the PII gate as
-    `viewer` may see them: a browser asking /v1/decide (no viewer) gets personal traits
-    masked; the preview page shows what its staff user may see."""
-    return {
-        "profile": {
-            "id": profile.pk,
-            "traits": pii_for(viewer).traits(profile.traits or {}),
-            "computed": {name: getattr(profile, name) for name in COMPUTED_FIELDS},
-        },
-        "page": {name: page.get(name, "") for name in definition.PAGE_FIELDS},
-    }
-
-
 def experience_preview(
     *, experience: Experience, profile: Profile, page: Mapping[str, str], viewer: Any
 ) -> dict[str, Any]:
@@ -201,12 +194,12 @@ def experience_preview(
     else:
         holdout = definition.in_holdout(
             experience_id=experience.pk,
-            profile_id=profile.pk,
+            person=profile.pk,
             percent=experience.holdout_percent,
         )
         variant = definition.variant_pick(
             experience_id=experience.pk,
-            profile_id=profile.pk,
+            person=profile.pk,
             variants=experience.variants,
             allocation=experience.allocation,
             bandit_shares=experience.bandit_shares,
@@ -236,90 +229,170 @@ class Recorded:
     in_holdout: bool
 
 
-def visitor_state(
-    *, profile_id: int, experience_ids: list[int], with_segments: bool
-) -> tuple[set[int], dict[int, Recorded]]:
-    """The person's segment memberships (when asked) and their recorded decisions in these
-    experiences: one round trip on PostgreSQL (a decision is on every page view's path)."""
-    if connection.vendor == "postgresql":
-        membership = SegmentMembership._meta.db_table
-        decisions = Decision._meta.db_table
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT CASE WHEN %s THEN ARRAY(SELECT segment_id FROM {membership} "  # noqa: S608
-                "WHERE profile_id = %s) END, ARRAY(SELECT json_build_array(experience_id, "
-                f"decision_id::text, variant, in_holdout) FROM {decisions} "
-                "WHERE profile_id = %s AND experience_id = ANY(%s))",
-                [with_segments, profile_id, profile_id, experience_ids],
-            )
-            segment_ids, rows = cursor.fetchone()
-        rows = [json.loads(row) if isinstance(row, str) else row for row in rows]
-    else:
-        segment_ids = (
-            SegmentMembership.objects.filter(profile_id=profile_id).values_list(
-                "segment_id", flat=True
-            )
-            if with_segments
-            else []
-        )
-        rows = [
-            [e, str(d), v, h]
-            for e, d, v, h in Decision.objects.filter(
-                profile_id=profile_id, experience_id__in=experience_ids
-            ).values_list("experience_id", "decision_id", "variant", "in_holdout")
-        ]
-    return set(segment_ids or ()), {
-        experience: Recorded(decision_id, variant, holdout)
-        for experience, decision_id, variant, holdout in rows
+@dataclass(frozen=True)
+class Visitor:
+    """What a decision reads about a person: their traits and computed columns, segment
+    memberships (when an experience asks), recorded arms in the candidate experiences, and
+    the consent gate's answers (consent.selectors.consent_allows for `personalization`)."""
+
+    id: int
+    traits: Mapping[str, Any]
+    computed: Mapping[str, Any]
+    segment_ids: frozenset[int]
+    recorded: Mapping[int, Recorded]
+    personalization_allowed: bool
+    suppressed: bool
+
+
+def render_context(
+    *, profile: Profile | Visitor | None, page: Mapping[str, str], viewer: Any
+) -> dict[str, Any]:
+    """What content templates see (experiences.definition). Traits pass the PII gate as
+    `viewer` may see them: a browser asking /v1/decide (no viewer) gets personal traits
+    masked; the preview page shows what its staff user may see. A visitor without a profile
+    (context-only targeting) sees an empty profile."""
+    if profile is None:
+        return {
+            "profile": {"id": None, "traits": {}, "computed": {}},
+            "page": {name: page.get(name, "") for name in definition.PAGE_FIELDS},
+        }
+    computed = (
+        profile.computed
+        if isinstance(profile, Visitor)
+        else {name: getattr(profile, name) for name in COMPUTED_FIELDS}
+    )
+    return {
+        "profile": {
+            "id": profile.id,
+            "traits": pii_for(viewer).traits(profile.traits or {}),
+            "computed": dict(computed),
+        },
+        "page": {name: page.get(name, "") for name in definition.PAGE_FIELDS},
     }
 
 
-def visitor_by_identifier(
-    *, kind: str, value: str, experience_ids: list[int], with_segments: bool
-) -> tuple[Profile | None, set[int], dict[int, Recorded]]:
-    """The visitor an (already normalised) identifier names, with `visitor_state`'s answer:
-    one round trip on PostgreSQL for the usual case (a profile not merged away)."""
-    if connection.vendor == "postgresql":
-        identity = Identity._meta.db_table
-        profiles = Profile._meta.db_table
-        membership = SegmentMembership._meta.db_table
-        decisions = Decision._meta.db_table
-        found = list(
-            Profile.objects.raw(
-                f"SELECT p.*, CASE WHEN %s THEN ARRAY(SELECT segment_id FROM {membership} "  # noqa: S608
-                "WHERE profile_id = p.id) END AS decide_segment_ids, "
-                "ARRAY(SELECT json_build_array(experience_id, decision_id::text, variant, "
-                f"in_holdout) FROM {decisions} WHERE profile_id = p.id "
-                "AND experience_id = ANY(%s)) AS decide_decisions "
-                f"FROM {identity} i JOIN {profiles} p ON p.id = i.profile_id "
-                "WHERE i.kind = %s AND i.value = %s LIMIT 1",
-                [with_segments, experience_ids, kind, value],
-            )
-        )
-        if not found:
-            return None, set(), {}
-        profile = found[0]
-        if profile.merged_into_id is None:
-            rows = [
-                json.loads(r) if isinstance(r, str) else r
-                for r in getattr(profile, "decide_decisions")  # noqa: B009  (raw SQL's column)
-            ]
-            return (
-                profile,
-                set(getattr(profile, "decide_segment_ids") or ()),  # noqa: B009
-                {e: Recorded(d, v, h) for e, d, v, h in rows},
-            )
-        found_profile: Profile | None = profile_current(profile=profile)
-    else:
-        found_profile = profile_by_identity(kind=kind, value=value)
-        if found_profile is not None and found_profile.merged_into_id is not None:
-            found_profile = profile_current(profile=found_profile)
-    if found_profile is None:
-        return None, set(), {}
-    segment_ids, recorded = visitor_state(
-        profile_id=found_profile.pk, experience_ids=experience_ids, with_segments=with_segments
+def _json(value: Any) -> Any:
+    # Django reads jsonb columns as text (its psycopg2 setup); json_build_array arrives parsed.
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+@functools.cache
+def _visitor_sql(where: str) -> str:
+    """One statement answering everything a decision reads about a person (PostgreSQL)."""
+    allowed, suppressed, _ = consent_allows_sql(purpose=PERSONALIZATION, profile_id_sql="p.id")
+    columns = ", ".join(f"p.{name}" for name in COMPUTED_FIELDS)
+    return (
+        f"SELECT p.id, p.merged_into_id, p.traits, {columns}, "  # noqa: S608
+        f"CASE WHEN %s THEN ARRAY(SELECT segment_id FROM {SegmentMembership._meta.db_table} "
+        "WHERE profile_id = p.id) END, "
+        "ARRAY(SELECT json_build_array(experience_id, decision_id::text, variant, in_holdout) "
+        f"FROM {Decision._meta.db_table} WHERE profile_id = p.id AND experience_id = ANY(%s)), "
+        f"{allowed}, {suppressed} {where}"
     )
-    return found_profile, segment_ids, recorded
+
+
+_BY_IDENTIFIER = (
+    f"FROM {Identity._meta.db_table} i JOIN {Profile._meta.db_table} p ON p.id = i.profile_id "
+    "WHERE i.kind = %s AND i.value = %s LIMIT 1"
+)
+_BY_ID = f"FROM {Profile._meta.db_table} p WHERE p.id = %s"
+
+
+def _visitor_row(
+    where: str, where_params: list[Any], experience_ids: list[int], with_segments: bool
+) -> tuple[int | None, Visitor] | None:
+    """(merged_into_id, the visitor as the row says), or None when no row."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _visitor_sql(where),
+            [with_segments, experience_ids, PERSONALIZATION, *where_params],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    profile_id, merged_into, traits = row[:3]
+    count = len(COMPUTED_FIELDS)
+    segment_ids, decisions, allowed, suppressed = row[3 + count :]
+    if allowed is None:  # the purpose is missing from its table: the gate restores it
+        allowed = consent_allows(profile=profile_id, purpose=PERSONALIZATION)
+    return merged_into, Visitor(
+        id=profile_id,
+        traits=_json(traits) or {},
+        computed=dict(zip(COMPUTED_FIELDS, row[3 : 3 + count], strict=True)),
+        segment_ids=frozenset(segment_ids or ()),
+        recorded={e: Recorded(d, v, h) for e, d, v, h in map(_json, decisions)},
+        personalization_allowed=bool(allowed),
+        suppressed=bool(suppressed),
+    )
+
+
+def visitor_get(
+    *,
+    profile_id: int | None = None,
+    identifier: tuple[str, str] | None = None,
+    experience_ids: list[int],
+    with_segments: bool,
+) -> Visitor | None:
+    """The person (by profile id, or by an already normalised (kind, value) identifier,
+    followed to the survivor of a merge) as a decision reads them: one round trip on
+    PostgreSQL for the usual case (a profile not merged away), the consent gate included,
+    since a decision is on every page view's path. None: nobody is known by it."""
+    if connection.vendor != "postgresql":
+        return _visitor_orm(
+            profile_id=profile_id,
+            identifier=identifier,
+            experience_ids=experience_ids,
+            with_segments=with_segments,
+        )
+    if identifier is not None:
+        found = _visitor_row(_BY_IDENTIFIER, list(identifier), experience_ids, with_segments)
+    else:
+        found = _visitor_row(_BY_ID, [profile_id], experience_ids, with_segments)
+    if found is None:
+        return None
+    merged_into, visitor = found
+    if merged_into is None:
+        return visitor
+    survivor = profile_current(profile=Profile(pk=visitor.id, merged_into_id=merged_into))
+    found = _visitor_row(_BY_ID, [survivor.pk], experience_ids, with_segments)
+    return found[1] if found is not None else None
+
+
+def _visitor_orm(
+    *,
+    profile_id: int | None,
+    identifier: tuple[str, str] | None,
+    experience_ids: list[int],
+    with_segments: bool,
+) -> Visitor | None:
+    """`visitor_get` on other databases (SQLite for a newcomer's first run), query by query."""
+    if identifier is not None:
+        profile = profile_by_identity(kind=identifier[0], value=identifier[1])
+    else:
+        profile = Profile.objects.filter(pk=profile_id or 0).first()
+    if profile is None:
+        return None
+    profile = profile_current(profile=profile)
+    segment_ids = (
+        SegmentMembership.objects.filter(profile=profile).values_list("segment_id", flat=True)
+        if with_segments
+        else []
+    )
+    rows = Decision.objects.filter(profile=profile, experience_id__in=experience_ids)
+    return Visitor(
+        id=profile.pk,
+        traits=profile.traits or {},
+        computed={name: getattr(profile, name) for name in COMPUTED_FIELDS},
+        segment_ids=frozenset(segment_ids),
+        recorded={
+            e: Recorded(str(d), v, h)
+            for e, d, v, h in rows.values_list(
+                "experience_id", "decision_id", "variant", "in_holdout"
+            )
+        },
+        personalization_allowed=consent_allows(profile=profile, purpose=PERSONALIZATION),
+        suppressed=profile_is_suppressed(profile=profile),
+    )
 
 
 # --- results ---------------------------------------------------------------------------------

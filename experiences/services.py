@@ -16,6 +16,7 @@ recorded decisions (one); the first decision in an experience adds one INSERT.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import secrets
 import uuid
@@ -29,14 +30,11 @@ from django.utils import timezone
 
 from access.services import audit_record
 from campaigns import stats
-from consent.selectors import profile_is_suppressed
 from experiences import definition, selectors
 from experiences.definition import InvalidExperience
 from experiences.models import Decision, Experience, Placement
-from profiles.features import COMPUTED_FIELDS
 from profiles.identifiers import identifier_normalize
 from profiles.models import Profile
-from recommendations.selectors import personalization_allowed
 from segments.selectors import segment_get
 
 PLACEMENT_FIELDS = ("key", "name", "description", "content_schema", "default_content")
@@ -212,69 +210,101 @@ class Answer:
         }
 
 
-def _decision_sticky(
-    *,
-    profile: Profile,
-    experience: selectors.ActiveExperience,
-    recorded: selectors.Recorded | None,
-    now: dt.datetime,
-) -> selectors.Recorded:
-    """The person's arm: the recorded one while its variant still exists, else a new one,
-    recorded (one INSERT; a concurrent first decision of the same person wins the race and
-    is read back)."""
-    names = [v["name"] for v in experience.variants]
-    if recorded is not None and (recorded.in_holdout or recorded.variant in names):
-        return recorded
-    holdout = definition.in_holdout(
-        experience_id=experience.id, profile_id=profile.pk, percent=experience.holdout_percent
+def _arm_new(experience: selectors.ActiveExperience, person: int | str) -> selectors.Recorded:
+    """A person's arm drawn afresh (the holdout first); no decision id yet."""
+    if definition.in_holdout(
+        experience_id=experience.id, person=person, percent=experience.holdout_percent
+    ):
+        return selectors.Recorded("", "", True)
+    variant = definition.variant_pick(
+        experience_id=experience.id,
+        person=person,
+        variants=experience.variants,
+        allocation=experience.allocation,
+        bandit_shares=experience.bandit_shares,
     )
-    variant = (
-        ""
-        if holdout
-        else definition.variant_pick(
-            experience_id=experience.id,
-            profile_id=profile.pk,
-            variants=experience.variants,
-            allocation=experience.allocation,
-            bandit_shares=experience.bandit_shares,
-        )
-    )
-    if recorded is not None:  # its variant was removed from the experience since
-        Decision.objects.filter(decision_id=recorded.decision_id).update(
-            variant=variant, decided_at=now
-        )
-        return selectors.Recorded(recorded.decision_id, variant, False)
-    decision_id = uuid.uuid4()
+    return selectors.Recorded("", variant, False)
+
+
+def _arms_sticky(
+    *, visitor: selectors.Visitor, experiences: list[selectors.ActiveExperience], now: dt.datetime
+) -> dict[int, selectors.Recorded]:
+    """The person's arm in each experience: the recorded one while its variant still exists,
+    else a new one, recorded. The new ones of all the placements asked go in one INSERT
+    (one round trip, the commit included); a concurrent first decision of the same person wins
+    the race and is read back. Repeat visits write nothing."""
+    arms: dict[int, selectors.Recorded] = {}
+    new: list[tuple[selectors.ActiveExperience, selectors.Recorded]] = []
+    for experience in experiences:
+        recorded = visitor.recorded.get(experience.id)
+        names = [v["name"] for v in experience.variants]
+        if recorded is not None and (recorded.in_holdout or recorded.variant in names):
+            arms[experience.id] = recorded
+            continue
+        arm = _arm_new(experience, visitor.id)
+        if recorded is not None:  # its variant was removed from the experience since
+            Decision.objects.filter(decision_id=recorded.decision_id).update(
+                variant=arm.variant, in_holdout=arm.in_holdout, decided_at=now
+            )
+            arms[experience.id] = selectors.Recorded(
+                recorded.decision_id, arm.variant, arm.in_holdout
+            )
+        else:
+            new.append((experience, dataclasses.replace(arm, decision_id=str(uuid.uuid4()))))
+    if not new:
+        return arms
     uuid_field = Decision._meta.get_field("decision_id")
+    rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(new))
     insert = (
         f"INSERT INTO {Decision._meta.db_table} "  # noqa: S608
         "(decision_id, profile_id, experience_id, variant, in_holdout, decided_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s) "
-        "ON CONFLICT (profile_id, experience_id) DO NOTHING RETURNING id"
+        f"VALUES {rows} ON CONFLICT (profile_id, experience_id) DO NOTHING RETURNING experience_id"
     )
     if connection.vendor == "postgresql":
         # The commit does not wait for the disk: a crash may lose the last fraction of a
         # second of first decisions, whose people are then assigned again by the same hash
         # (their earlier impressions stay unattributed). Waiting for the disk on every
-        # visitor's first page view cost more than the whole decision.
+        # visitor's first page view cost more than the whole decision. Sent as one string,
+        # the two statements are one transaction (SET LOCAL holds for it) and one round trip.
         insert = f"SET LOCAL synchronous_commit TO OFF; {insert}"
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            insert,
-            [
-                uuid_field.get_db_prep_value(decision_id, connection),
-                profile.pk,
-                experience.id,
-                variant,
-                holdout,
-                now,
-            ],
-        )
-        inserted = cursor.fetchone() is not None
-    if not inserted:
-        row = Decision.objects.get(profile=profile, experience_id=experience.id)
-        return selectors.Recorded(str(row.decision_id), row.variant, row.in_holdout)
-    return selectors.Recorded(str(decision_id), variant, holdout)
+    params: list[Any] = []
+    for experience, arm in new:
+        params += [
+            uuid_field.get_db_prep_value(uuid.UUID(arm.decision_id), connection),
+            visitor.id,
+            experience.id,
+            arm.variant,
+            arm.in_holdout,
+            now,
+        ]
+    with connection.cursor() as cursor:
+        cursor.execute(insert, params)
+        inserted = {row[0] for row in cursor.fetchall()}
+    lost = [experience.id for experience, _ in new if experience.id not in inserted]
+    for experience, arm in new:
+        if experience.id in inserted:
+            arms[experience.id] = arm
+    for experience_id, decision_id, variant, holdout in Decision.objects.filter(
+        profile_id=visitor.id, experience_id__in=lost
+    ).values_list("experience_id", "decision_id", "variant", "in_holdout"):
+        arms[experience_id] = selectors.Recorded(str(decision_id), variant, holdout)
+    return arms
+
+
+def _answer(
+    placement: selectors.ActivePlacement,
+    experience: selectors.ActiveExperience,
+    arm: selectors.Recorded,
+    context: Mapping[str, Any],
+) -> Answer:
+    if arm.in_holdout:
+        content = placement.default_content
+    else:
+        variant = next(v for v in experience.variants if v["name"] == arm.variant)
+        content = definition.content_render(variant["content"], context)
+    return Answer(
+        placement.key, experience.id, arm.variant or None, content, arm.decision_id or None
+    )
 
 
 def decisions_take(
@@ -309,64 +339,82 @@ def decisions_take(
         return defaults
     experience_ids = [e.id for found in candidates for e in found]
     with_segments = any(e.reads_segments for found in candidates for e in found)
+    visitor = None
     if identifier is not None:
         kind, value = identifier
-        profile, segment_ids, recorded = selectors.visitor_by_identifier(
-            kind=kind,
-            value=identifier_normalize(kind, value),
-            experience_ids=experience_ids,
-            with_segments=with_segments,
+        identifier = (kind, identifier_normalize(kind, value))
+        visitor = selectors.visitor_get(
+            identifier=identifier, experience_ids=experience_ids, with_segments=with_segments
         )
+        if visitor is None:
+            return _first_visit_answers(
+                placements, candidates, defaults, identifier=identifier, page=page
+            )
     elif profile is not None:
-        segment_ids, recorded = selectors.visitor_state(
+        visitor = selectors.visitor_get(
             profile_id=profile.pk, experience_ids=experience_ids, with_segments=with_segments
         )
-    if profile is None:
+    if visitor is None:
         return defaults
-    if not personalization_allowed(profile=profile):
-        if profile_is_suppressed(profile=profile):
-            Decision.objects.filter(profile=profile).delete()
+    if not visitor.personalization_allowed:
+        if visitor.suppressed:
+            Decision.objects.filter(profile_id=visitor.id).delete()
         return defaults
-    computed = {name: getattr(profile, name) for name in COMPUTED_FIELDS}
-    answers = []
-    for placement, found, default in zip(placements, candidates, defaults, strict=True):
-        chosen = next(
+    chosen = [
+        next(
             (
                 e
                 for e in found
                 if definition.audience_matches(
                     e.audience,
-                    traits=profile.traits or {},
-                    computed=computed,
-                    segment_ids=segment_ids,
+                    traits=visitor.traits,
+                    computed=visitor.computed,
+                    segment_ids=visitor.segment_ids,
                     now=now,
                 )
             ),
             None,
         )
-        if chosen is None:
+        for found in candidates
+    ]
+    arms = _arms_sticky(visitor=visitor, experiences=[e for e in chosen if e], now=now)
+    context = selectors.render_context(profile=visitor, page=page, viewer=None)
+    return [
+        _answer(placement, experience, arms[experience.id], context) if experience else default
+        for placement, experience, default in zip(placements, chosen, defaults, strict=True)
+    ]
+
+
+def _first_visit_answers(
+    placements: list[selectors.ActivePlacement],
+    candidates: list[list[selectors.ActiveExperience]],
+    defaults: list[Answer],
+    *,
+    identifier: tuple[str, str],
+    page: Mapping[str, str],
+) -> list[Answer]:
+    """A visitor nobody knows yet (no profile has their identifier): the first experience
+    whose targeting is page context alone (`audience` null), else the default.
+
+    Why this needs no consent: context-only targeting decides by what this request says about
+    the page (path, referrer, UTM campaign, device, country), as contextual content would,
+    and uses no personal data stored about the person; nothing is stored about them either.
+    Their arm is drawn by the same hash as a person's, on the identifier they were asked
+    about, and not recorded: no Decision row (a decision row is personal data, kept only for
+    a profile whose `personalization` consent the gate has answered), so the answer carries
+    no decision_id and the results count the visitor from their first recorded decision on
+    (once their events made a profile, which the usual rules then decide for; a split may then
+    draw them another arm). No profile is created here: events do that."""
+    kind, value = identifier
+    answers = []
+    context = selectors.render_context(profile=None, page=page, viewer=None)
+    for placement, found, default in zip(placements, candidates, defaults, strict=True):
+        experience = next((e for e in found if e.context_only), None)
+        if experience is None:
             answers.append(default)
             continue
-        decision = _decision_sticky(
-            profile=profile, experience=chosen, recorded=recorded.get(chosen.id), now=now
-        )
-        if decision.in_holdout:
-            content = placement.default_content
-        else:
-            variant = next(v for v in chosen.variants if v["name"] == decision.variant)
-            content = definition.content_render(
-                variant["content"],
-                selectors.render_context(profile=profile, page=page, viewer=None),
-            )
-        answers.append(
-            Answer(
-                placement.key,
-                chosen.id,
-                decision.variant or None,
-                content,
-                str(decision.decision_id),
-            )
-        )
+        arm = _arm_new(experience, f"{kind}:{value}")
+        answers.append(_answer(placement, experience, arm, context))
     return answers
 
 

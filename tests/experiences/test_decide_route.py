@@ -83,12 +83,37 @@ def test_batch_form_answers_every_placement_in_order(client, hero):
     assert decisions[1]["variant"] == "A"
 
 
-def test_an_unseen_visitor_gets_the_default_content(client, hero):
+def test_an_unseen_visitor_gets_a_page_context_experience_and_leaves_nothing_stored(
+    client, hero, make_experience
+):
+    from experiences.models import Decision
+    from profiles.models import Profile
+
+    make_experience(
+        name="Pros only",
+        priority=1,
+        audience={"trait": "plan", "op": "eq", "value": "pro"},
+        page=[{"field": "path", "op": "starts_with", "value": "/shop"}],
+        variants=[{"name": "P", "content": {"title": "Pro {{ page.path }}"}}],
+    )
+    profiles = Profile.objects.count()
     response = client.get(
         "/v1/decide", {"placement": "home_hero", "userId": "never-seen", "path": "/shop"}, **basic()
     )
     assert response.status_code == 200
-    assert response.json()["content"] == {"title": "Welcome"}
+    # The audience of the first experience is personal: skipped; the page-only one answers.
+    assert response.json() == {
+        "placement": "home_hero",
+        "experience": hero.pk,
+        "variant": "A",
+        "content": {"title": "Sale"},
+        "decision_id": None,
+    }
+    assert Profile.objects.count() == profiles and not Decision.objects.exists()
+    elsewhere = client.get(
+        "/v1/decide", {"placement": "home_hero", "userId": "never-seen", "path": "/blog"}, **basic()
+    )
+    assert elsewhere.json()["content"] == {"title": "Welcome"}
 
 
 def test_preflight_is_answered_for_browsers(client, hero):
