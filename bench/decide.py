@@ -164,9 +164,42 @@ def _cache_read_ms(count: int = 5000) -> tuple[float, float]:
     return cuts[49] * 1000, cuts[98] * 1000
 
 
+def _database_cpu_seconds() -> dict[int, float]:
+    """CPU so far of each PostgreSQL backend serving this bench's database (Linux /proc; the
+    server runs on this machine), by pid: the decisions' database work, which the web
+    processes' CPU does not include."""
+    from django.db import connection
+
+    from bench.ingest import _process_tree_cpu_seconds
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+        return {pid: _process_tree_cpu_seconds(pid) for (pid,) in cursor.fetchall()}
+
+
+def _measured(
+    web_pid: int, port: int, paths: list[str], rate: float
+) -> tuple[tuple, float, float, float]:
+    """bench.paced_get's answer for these paths at this rate, with the web processes' and the
+    database backends' CPU seconds it took and the load average (1 min) at its end."""
+    from bench import paced_get
+    from bench.ingest import _process_tree_cpu_seconds
+
+    web_before, database_before = _process_tree_cpu_seconds(web_pid), _database_cpu_seconds()
+    answer = paced_get(port, paths, headers={}, rate=rate, connections=CONNECTIONS)
+    web = _process_tree_cpu_seconds(web_pid) - web_before
+    database = sum(
+        cpu - database_before.get(pid, 0.0) for pid, cpu in _database_cpu_seconds().items()
+    )
+    return answer, web, database, os.getloadavg()[0]
+
+
 def main() -> int:
     from bench import PrivateRedis, database_prepare, free_port, paced_get, server_wait
-    from bench.ingest import _server_env, _start, _stop
+    from bench.ingest import WEB_THREADS, WEB_WORKERS, _server_env, _start, _stop
 
     redis = PrivateRedis()
     redis.start()
@@ -175,6 +208,12 @@ def main() -> int:
     os.environ.update(DATABASE_URL=DATABASE_URL, REDIS_URL=redis.url)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
     processes: list[subprocess.Popen] = []
+    print(
+        f"  web server as the web nodes run it (python -m cdp.web: granian, {WEB_WORKERS} "
+        f"processes x {WEB_THREADS} threads; BENCH_WEB_WORKERS/BENCH_WEB_THREADS), a "
+        "single-threaded event-loop client in this process; load average at start "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     try:
         database_prepare(DATABASE_URL, env, source="Bench", write_key=WRITE_KEY)
         import django
@@ -185,7 +224,12 @@ def main() -> int:
         logs.mkdir(exist_ok=True)
         web = _start(
             [sys.executable, "-m", "cdp.web"],
-            {**env, "WEB_BIND": f"127.0.0.1:{port}"},
+            {
+                **env,
+                "WEB_BIND": f"127.0.0.1:{port}",
+                "WEB_CONCURRENCY": str(WEB_WORKERS),
+                "WEB_THREADS": str(WEB_THREADS),
+            },
             logs / "decide-web.log",
         )
         processes.append(web)
@@ -202,17 +246,16 @@ def main() -> int:
                 for _ in range(count)
             ]
 
-        # Warm each server process (imports, the active experiences' cache) off the clock.
-        paced_get(port, decide_paths(64), headers={}, rate=64, connections=CONNECTIONS)
+        # Warm every server thread (imports, its database connection, the active
+        # experiences' cache) off the clock.
+        paced_get(port, decide_paths(256), headers={}, rate=128, connections=CONNECTIONS)
         measured = []
         for rate in RATES:
             count = int(rate * SECONDS)
-            decide = paced_get(
-                port, decide_paths(count), headers={}, rate=rate, connections=CONNECTIONS
-            )
+            decide = _measured(web.pid, port, decide_paths(count), rate)
             base = [f"/v1/projects/{WRITE_KEY}/settings"] * count
-            baseline = paced_get(port, base, headers={}, rate=rate, connections=CONNECTIONS)
-            measured.append((rate, decide, baseline))
+            baseline = _measured(web.pid, port, base, rate)
+            measured.append((rate, count, decide, baseline))
         c50, c99 = _cache_read_ms()
         from experiences.models import Decision
 
@@ -220,7 +263,9 @@ def main() -> int:
     finally:
         _stop(processes)
         redis.kill()
-    for rate, (p50, p99, answered, bad), (b50, b99, b_answered, b_bad) in measured:
+    for rate, count, decide, baseline in measured:
+        (p50, p99, answered, bad), web_cpu, db_cpu, load = decide
+        (b50, b99, b_answered, b_bad), b_web_cpu, b_db_cpu, b_load = baseline
         ok = p99 < TARGET_P99_MS and not bad
         print(
             f"  GET /v1/decide, a known visitor, {rate:g} req/s offered on {CONNECTIONS} "
@@ -229,9 +274,15 @@ def main() -> int:
             f"{TARGET_P99_MS:g} ms  {'ok' if ok else 'MISSED'}"
         )
         print(
+            f"    CPU per decision: web {web_cpu / count * 1e3:.2f} ms + database "
+            f"{db_cpu / count * 1e3:.2f} ms; load average {load:.1f}"
+        )
+        print(
             f"    baseline, GET /v1/projects/<writeKey>/settings (one cached read), same server "
             f"and rate: {b_answered:,.0f} req/s, p50 {b50:.1f} ms, p99 {b99:.1f} ms"
-            f"{f', non-200: {b_bad}' if b_bad else ''}"
+            f"{f', non-200: {b_bad}' if b_bad else ''}; CPU per request: web "
+            f"{b_web_cpu / count * 1e3:.2f} ms + database {b_db_cpu / count * 1e3:.2f} ms; "
+            f"load average {b_load:.1f}"
         )
     print(f"  ({decisions:,} sticky decisions recorded by the end: first and repeat visits)")
     print(

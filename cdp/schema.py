@@ -12,7 +12,8 @@ describes what is served:
 - links from each create to the routes of the object it made (stateful clients and tests);
 - the Segment-compatible ingestion routes under /v1/ (plain Django views, outside DRF), their
   request bodies from the JSON Schemas ingestion validates with (profiles.schemas) and their
-  `{"code", "message"}` errors.
+  `{"code", "message"}` errors; beside them `/v1/decide` (experiences.decide_views), authorised
+  and answered the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 from access.api_fields import openapi_30
+from experiences.decide_views import MAX_PLACEMENTS
+from experiences.definition import MAX_PAGE_VALUE, PAGE_FIELDS
+from profiles.identifiers import MAX_VALUE_LENGTH
 from profiles.schemas import MESSAGE_SCHEMAS
 
 SHORT_ROUTES = {
@@ -284,6 +288,222 @@ def _ingest_paths(components: dict[str, Any]) -> dict[str, Any]:
     return paths
 
 
+# --- Personalised content (/v1/decide) ------------------------------------------------------
+
+_PLACEMENT_KEY = {"type": "string", "maxLength": 64, "example": "home_hero"}
+_PLACEMENT_LIST = {
+    "type": "string",
+    "pattern": rf"^[^,]{{0,64}}(,[^,]{{0,64}}){{0,{MAX_PLACEMENTS - 1}}}$",
+    "example": "home_hero,cart_banner",
+}
+# An identifier as profiles.identifiers.id_normalize reads it: text (or, in a body, a number)
+# with something besides spaces, at most MAX_VALUE_LENGTH characters.
+_VISITOR_ID = {"type": "string", "maxLength": MAX_VALUE_LENGTH, "pattern": r"\S"}
+_ONE_VISITOR = "Exactly one of `anonymousId` and `userId` (empty or null counts as absent)."
+
+
+def _decide_paths(components: dict[str, Any]) -> dict[str, Any]:
+    schemas = components.setdefault("schemas", {})
+    schemas["Decision"] = {
+        "type": "object",
+        "required": ["placement", "experience", "variant", "content", "decision_id"],
+        "properties": {
+            "placement": {"type": "string"},
+            "experience": {
+                "type": "integer",
+                "nullable": True,
+                "description": "The experience that answered; null: the default content.",
+            },
+            "variant": {
+                "type": "string",
+                "nullable": True,
+                "description": "null: the default content or the experience's holdout.",
+            },
+            "content": {
+                "type": "object",
+                "description": "Fits the placement's content schema (Liquid rendered).",
+            },
+            "decision_id": {
+                "type": "string",
+                "format": "uuid",
+                "nullable": True,
+                "description": "Send it with `Experience Viewed` / `Experience Clicked`; null "
+                "when nothing was recorded (default content, or a visitor without a profile "
+                "answered by page context alone).",
+            },
+        },
+    }
+    schemas["Decisions"] = {
+        "type": "object",
+        "required": ["decisions"],
+        "properties": {
+            "decisions": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/Decision"},
+                "description": "One per placement asked, in the order asked.",
+            }
+        },
+    }
+    page = {name: {"type": "string", "maxLength": MAX_PAGE_VALUE} for name in PAGE_FIELDS}
+    errors = {
+        **INGEST_ERRORS,
+        "404": {
+            "description": "`unknown_placement`: no placement has a key asked for.",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/IngestError"}}
+            },
+        },
+    }
+    errors["400"] = {
+        **errors["400"],
+        "description": "`malformed_json` or `invalid_request` naming the parameter at fault. "
+        + _ONE_VISITOR,
+    }
+    description = (
+        "What a website or app shows this visitor in its placements: the first live "
+        "experience (by priority) whose page conditions and audience hold, the person's "
+        "sticky arm in it, else the default content. A visitor without a profile is answered "
+        "by experiences that target page context alone (nothing is recorded); a person "
+        "without `personalization` consent gets the default content. Authorised by a "
+        "source's write key; CORS as the ingestion routes; never cached by shared caches."
+    )
+    visitor_parameters = [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "allowEmptyValue": True,
+            "description": _ONE_VISITOR,
+            "schema": _VISITOR_ID,
+        }
+        for name in ("anonymousId", "userId")
+    ]
+    return {
+        "/v1/decide": {
+            "get": {
+                "operationId": "decide",
+                "tags": ["personalisation"],
+                "summary": "The content for one placement (or several) for a visitor",
+                "description": description
+                + " Give `placement` (one key: answers one Decision) or `placements` (keys "
+                "separated by commas: answers Decisions), not both.",
+                "security": [{"writeKey": []}],
+                "parameters": [
+                    {
+                        "name": "placement",
+                        "in": "query",
+                        "required": False,
+                        "description": "One placement key (or give `placements`).",
+                        "schema": _PLACEMENT_KEY,
+                    },
+                    {
+                        "name": "placements",
+                        "in": "query",
+                        "required": False,
+                        "description": f"1 to {MAX_PLACEMENTS} placement keys separated by "
+                        "commas (or give `placement`).",
+                        "schema": _PLACEMENT_LIST,
+                    },
+                    *visitor_parameters,
+                    {
+                        "name": "writeKey",
+                        "in": "query",
+                        "required": False,
+                        "description": "The write key, when not sent as HTTP Basic user name.",
+                        "schema": {"type": "string"},
+                    },
+                    *(
+                        {
+                            "name": name,
+                            "in": "query",
+                            "required": False,
+                            "description": "The page's context, for page conditions.",
+                            "schema": schema,
+                        }
+                        for name, schema in page.items()
+                    ),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "A Decision (`placement`), or Decisions (`placements`).",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "oneOf": [
+                                        {"$ref": "#/components/schemas/Decision"},
+                                        {"$ref": "#/components/schemas/Decisions"},
+                                    ]
+                                }
+                            }
+                        },
+                    },
+                    **errors,
+                },
+            },
+            "post": {
+                "operationId": "decide_batch",
+                "tags": ["personalisation"],
+                "summary": "The content for several placements for a visitor",
+                "description": description,
+                "security": [{"writeKey": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["placements"],
+                                "description": _ONE_VISITOR,
+                                "properties": {
+                                    "placements": {
+                                        "description": "Placement keys: a list, or one string "
+                                        "of keys separated by commas.",
+                                        "oneOf": [
+                                            {
+                                                "type": "array",
+                                                "minItems": 1,
+                                                "maxItems": MAX_PLACEMENTS,
+                                                "items": _PLACEMENT_KEY,
+                                            },
+                                            _PLACEMENT_LIST,
+                                        ],
+                                    },
+                                    "anonymousId": {
+                                        "anyOf": [_VISITOR_ID, {"type": "number"}],
+                                        "nullable": True,
+                                    },
+                                    "userId": {
+                                        "anyOf": [_VISITOR_ID, {"type": "number"}],
+                                        "nullable": True,
+                                    },
+                                    "writeKey": {"type": "string", "nullable": True},
+                                    "page": {
+                                        "type": "object",
+                                        "additionalProperties": False,
+                                        "properties": page,
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "One Decision per placement, in the order asked.",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Decisions"}
+                            }
+                        },
+                    },
+                    **errors,
+                },
+            },
+        }
+    }
+
+
 # --- Links: what a create answers leads to its object's routes --------------------------------
 
 _PATH_PARAMETER = re.compile(r"\{(\w+)\}")
@@ -345,5 +565,6 @@ def api_conventions(result: dict[str, Any], generator: Any, request: Any, public
             if method in ("get", "post", "put", "patch", "delete"):
                 _api_operation(operation)
     _links_add(result.get("paths", {}), result.setdefault("components", {}))
-    result["paths"] = {**_ingest_paths(result.setdefault("components", {})), **result["paths"]}
+    components = result.setdefault("components", {})
+    result["paths"] = {**_ingest_paths(components), **_decide_paths(components), **result["paths"]}
     return result

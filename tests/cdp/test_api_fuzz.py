@@ -11,8 +11,8 @@ schema promises (SDKs send RFC 2822 and partial dates), refuses a clock-skew cor
 lands outside the years it keeps (a `sentAt` far from `timestamp`) and an id sent as a number
 whose digits pass 255; a request that names an object by an id that does not exist (a body's
 `profiles: [1, 2]`) or a page cursor the server never issued is a 400 saying which; and a few
-rules between fields (CROSS_FIELD_RULES). No request carries NUL, which the parser refuses
-everywhere."""
+rules between fields (CROSS_FIELD_RULES, /v1/decide's one visitor and one placement form among
+them). No request carries NUL, which the parser refuses everywhere."""
 
 import base64
 import json
@@ -30,6 +30,7 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 from access.auth import SCOPES
 from access.services import api_key_create, source_create
 from cdp.wsgi import application
+from experiences.services import experience_create, placement_create
 from profiles import ingest_middleware
 from profiles.models import Profile
 from segments.services.definitions import segment_create
@@ -65,6 +66,22 @@ def credentials(db) -> dict[str, str]:
     # Something to find for the generated ids and lookups.
     Profile.objects.create(traits={"email": "fuzz@example.com", "plan": "pro"})
     segment_create(name="Pro", definition={"all": [{"trait": "plan", "op": "eq", "value": "pro"}]})
+    # The placement the schema's examples name, with an experience for everyone: /v1/decide
+    # answers its content (the other generated keys are unknown: 404).
+    placement = placement_create(
+        fields={"key": "home_hero", "name": "Home hero", "default_content": {"title": "Hi"}},
+        actor=None,
+    )
+    experience_create(
+        fields={
+            "placement": placement,
+            "name": "Everyone",
+            "status": "active",
+            "allocation": "single",
+            "variants": [{"name": "A", "content": {"title": "Hello"}}],
+        },
+        actor=None,
+    )
     key = api_key_create(name="fuzz admin", scopes=list(SCOPES)).key
     return {
         "api": f"Bearer {key}",
@@ -127,6 +144,8 @@ UNKNOWN_ID = re.compile(r"no [a-z ]+ with ids? \d+(, \d+)*|Invalid cursor\.")
 CROSS_FIELD_RULES = re.compile(
     r"must not be above the merge threshold"  # identity settings: review <= merge
     r"|a field path appears twice"  # identity settings: fields[].path unique
+    r"|anonymousId: give exactly one of anonymousId or userId"  # /v1/decide
+    r"|placement: give placement \(one key\) or placements \(a list\)"  # GET /v1/decide
 )
 
 
