@@ -64,12 +64,30 @@ def _placements(value: Any, field: str) -> list[str]:
     return [_text(key, field, 64).strip() for key in keys]
 
 
-def _request_read(request: HttpRequest) -> tuple[str, list[str], dict[str, Any], dict[str, str]]:
-    """(write key, placement keys, identifiers given, page) from the query or the body."""
-    if request.method == "POST":
-        body = ingest_body_parse(
-            body_read(request), content_encoding=request.META.get("HTTP_CONTENT_ENCODING", "")
-        )
+def _body(request: HttpRequest) -> Any:
+    """A POST's JSON body (None for a GET)."""
+    if request.method != "POST":
+        return None
+    return ingest_body_parse(
+        body_read(request), content_encoding=request.META.get("HTTP_CONTENT_ENCODING", "")
+    )
+
+
+def _write_key(request: HttpRequest, body: Any) -> str:
+    """The write key wherever the caller put it: HTTP Basic, the body, or the query."""
+    given = header_write_key(request)
+    if not given and isinstance(body, dict):
+        given = body.get("writeKey")
+    if not given and body is None:
+        given = request.GET.get("writeKey")
+    return str(given or "")
+
+
+def _request_read(
+    request: HttpRequest, body: Any
+) -> tuple[list[str], dict[str, Any], dict[str, str]]:
+    """(placement keys, identifiers given, page) from the query or the body."""
+    if body is not None:
         if not isinstance(body, dict):
             raise BadInput("body", "must be a JSON object")
         unknown = sorted(set(body) - _BODY_KEYS)
@@ -81,7 +99,6 @@ def _request_read(request: HttpRequest) -> tuple[str, list[str], dict[str, Any],
         page_unknown = sorted(set(page) - set(PAGE_FIELDS))
         if page_unknown:
             raise BadInput(f"page.{page_unknown[0]}", f"use {', '.join(PAGE_FIELDS)}")
-        write_key = body.get("writeKey") or ""
         placements = _placements(body.get("placements"), "placements")
         given = {name: body[name] for name in _IDENTIFIERS if body.get(name) not in (None, "")}
         page_given = {f"page.{k}": v for k, v in page.items()}
@@ -92,7 +109,6 @@ def _request_read(request: HttpRequest) -> tuple[str, list[str], dict[str, Any],
             raise BadInput(
                 unknown[0], f"unknown parameter; use {', '.join(sorted(_QUERY_PARAMETERS))}"
             )
-        write_key = params.get("writeKey", "")
         if ("placement" in params) == ("placements" in params):
             raise BadInput("placement", "give placement (one key) or placements (a list)")
         name = "placement" if "placement" in params else "placements"
@@ -105,7 +121,7 @@ def _request_read(request: HttpRequest) -> tuple[str, list[str], dict[str, Any],
     }
     if len(given) != 1:
         raise BadInput("anonymousId", "give exactly one of anonymousId or userId")
-    return write_key, placements, given, page
+    return placements, given, page
 
 
 @csrf_exempt
@@ -113,10 +129,10 @@ def decide(request: HttpRequest) -> HttpResponse:
     refused = preflight_or_refuse(request, "GET, POST")
     if refused:
         return refused
-    write_key = header_write_key(request)
     try:
-        query_key, placements, given, page = _request_read(request)
-        write_key = write_key or query_key
+        # The key first: a caller without one learns that before anything about its input.
+        body = _body(request)
+        write_key = _write_key(request, body)
         if not write_key:
             return sdk_error(
                 401,
@@ -124,10 +140,11 @@ def decide(request: HttpRequest) -> HttpResponse:
                 "a write key is required: HTTP Basic user name, writeKey in the body, "
                 "or ?writeKey=",
             )
-        if source_for_write_key_cached(write_key=str(write_key)) is None:
+        if source_for_write_key_cached(write_key=write_key) is None:
             return sdk_error(
                 401, "invalid_write_key", "the write key is not a valid key of an enabled source"
             )
+        placements, given, page = _request_read(request, body)
         ((name, value),) = given.items()
         try:
             visitor = (_IDENTIFIERS[name], identifier_normalize(_IDENTIFIERS[name], value))
@@ -143,6 +160,6 @@ def decide(request: HttpRequest) -> HttpResponse:
     except (OperationalError, InterfaceError):
         return database_unavailable()
     single = request.method == "GET" and "placement" in request.GET
-    body = answers[0].as_dict() if single else {"decisions": [a.as_dict() for a in answers]}
+    answered = answers[0].as_dict() if single else {"decisions": [a.as_dict() for a in answers]}
     # Decisions are per person and change with their segments: never from a shared cache.
-    return sdk_response(orjson.dumps(body), Cache_Control="private, no-store")
+    return sdk_response(orjson.dumps(answered), Cache_Control="private, no-store")
