@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -277,3 +278,22 @@ def test_an_unseen_visitors_arm_is_stable_for_their_identifier_and_honours_the_h
     arms = [answer.variant for answer in first.values()]
     assert {"A", "B", None} == set(arms)
     assert not Decision.objects.exists()
+
+
+# --- the prepared statement ------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_prepared_statement_lost_by_a_pooler_falls_back_to_plain_statements(
+    make_experience, monkeypatch
+):
+    monkeypatch.setattr(selectors, "_prepare", True)
+    make_experience()
+    _, anonymous_id = visitor()
+    first = by_id(anonymous_id)[0]
+    # As a transaction pooler does: the next statement runs on a session that never saw it.
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    assert by_id(anonymous_id)[0] == first
+    assert selectors._prepare is False
+    assert by_id(anonymous_id)[0] == first
