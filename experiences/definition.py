@@ -221,6 +221,8 @@ def is_live(starts_at: dt.datetime | None, ends_at: dt.datetime | None, now: dt.
 
 
 def page_matches(page_conditions: list[Mapping[str, Any]], page: Mapping[str, str]) -> bool:
+    if not page_conditions:  # most experiences: checked for each on every decision
+        return True
     now = dt.datetime.now(dt.UTC)  # page values are no dates; the evaluator wants a time
     return all(
         conditions.value_matches(

@@ -5,13 +5,16 @@ A decision, for one person and one or more placements: the placement's first act
 experience (by priority) that is live now, whose page conditions hold for the page and whose
 audience holds for the person wins; the person's arm in it is the one recorded at their first
 decision (a `Decision` row), or a new one (experiences.definition.variant_pick, the holdout
-first). Nobody matched: the placement's default content, no row. A person unknown yet, or
-without `personalization` consent (suppressed people included), gets the default content and
-no row; a suppressed person's earlier rows are deleted when they next ask.
+first). Nobody matched: the placement's default content, no row. A person without
+`personalization` consent (suppressed people included) gets the default content and no row;
+a suppressed person's earlier rows are deleted when they next ask. A visitor nobody knows yet
+is answered by experiences that target page context alone, with nothing recorded
+(`_first_visit_answers` says why that needs no consent).
 
 Reads per decision: the source's write key and the active experiences come from caches; then
-the person (one query), their consent (one), and their segment memberships with their
-recorded decisions (one); the first decision in an experience adds one INSERT.
+one statement (prepared per connection) reads the person, the consent gate's answer, their
+segment memberships and their recorded arms (selectors.visitor_get); the first decisions in
+the placements asked add one INSERT between them. A repeat visit writes nothing.
 """
 
 from __future__ import annotations
