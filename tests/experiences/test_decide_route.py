@@ -127,6 +127,8 @@ def test_preflight_is_answered_for_browsers(client, hero):
     ("params", "headers", "status", "code", "field"),
     [
         ({"placement": "home_hero", "anonymousId": "a"}, {}, 401, "invalid_write_key", ""),
+        # Without a key, the key is what is wrong, whatever else is.
+        ({"placement": "home_hero", "colour": "red"}, {}, 401, "invalid_write_key", ""),
         (
             {"placement": "home_hero", "anonymousId": "a"},
             basic("wrong"),
