@@ -418,7 +418,8 @@ def experience_results(*, experience: Experience, now: dt.datetime | None = None
     viewed, impressions, clicks, conversions, the rate with its 95% confidence sequence,
     lift and always-valid p-value against the baseline (the holdout, else the first variant),
     and the probability of being best; and its series, per day (UTC) from the first decision
-    to `now`: cumulative people assigned and converted, and that day's impressions and clicks.
+    to `now`: cumulative people assigned and converted, the rate so far with its confidence
+    sequence, and that day's impressions and clicks.
     The statistics are campaigns.stats', as in campaign results."""
     now = now or timezone.now()
     people, activity = _people(experience)
@@ -489,7 +490,8 @@ def _days(people: Mapping[int, _Person], now: dt.datetime) -> list[dt.date]:
 
 
 def _series(members: list[_Person], days: list[dt.date], *, has_goal: bool) -> dict[str, Any]:
-    """Cumulative people assigned and converted per day (UTC): the looks of the test."""
+    """Cumulative people assigned and converted per day (UTC), the looks of the test, and the
+    rate on each day with its confidence sequence (valid however often it is looked at)."""
     assigned = np.zeros(len(days), dtype=int)
     converted = np.zeros(len(days), dtype=int)
     if days:
@@ -501,7 +503,15 @@ def _series(members: list[_Person], days: list[dt.date], *, has_goal: bool) -> d
                 moment = person.converted_at if has_goal and person.converted_at else None
                 day = max(moment.astimezone(dt.UTC).date(), entered) if moment else entered
                 converted[min((day - start).days, len(days) - 1)] += 1
-    return {"assigned": assigned.cumsum().tolist(), "converted": converted.cumsum().tolist()}
+    n, x = assigned.cumsum(), converted.cumsum()
+    bands = [stats.rate_interval(int(a), int(b)) for a, b in zip(x, n, strict=True)]
+    return {
+        "assigned": n.tolist(),
+        "converted": x.tolist(),
+        "rate": [float(a / b) if b else None for a, b in zip(x, n, strict=True)],
+        "low": [low for low, _ in bands],
+        "high": [high for _, high in bands],
+    }
 
 
 def _activity_series(activity: _Activity, arm: str, days: list[dt.date]) -> dict[str, Any]:
