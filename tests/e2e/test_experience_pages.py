@@ -146,3 +146,34 @@ def test_every_experiences_page_fits_a_desktop_and_a_phone_screen(
             )
             assert overflow <= 0, (name, width, overflow)
             shot(f"experiences-{name}-{width}")
+
+
+def test_the_results_charts_draw_under_the_content_security_policy(
+    browser, live_server, experience, marketer, client
+):
+    """No inline script: the charts' data arrives as JSON (json_script) and the vendored
+    files draw it, with the site's policy kept (the other tests here bypass it)."""
+    client.force_login(marketer)
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
+    )
+    context.add_init_script(
+        """window.__csp = [];
+        document.addEventListener("securitypolicyviolation",
+            (e) => window.__csp.push(e.violatedDirective + " " + (e.blockedURI || "inline")));"""
+    )
+    page = context.new_page()
+    try:
+        response = page.goto(f"{live_server.url}/experiences/{experience.pk}/results/")
+        assert response is not None and response.status == 200
+        assert "script-src" in response.headers.get("content-security-policy", "")
+        page.wait_for_load_state("load")
+        drawn = page.evaluate(
+            "() => Array.from(document.querySelectorAll('canvas[data-results-chart]'),"
+            " (c) => Boolean(window.Chart && Chart.getChart(c)))"
+        )
+        assert drawn == [True] * 4
+        assert page.evaluate("() => window.__csp") == []
+    finally:
+        context.close()
