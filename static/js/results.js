@@ -1,6 +1,6 @@
 // Charts of campaign and experience results and the marketing dashboard (Chart.js, vendored).
 //   <canvas data-results-chart="bands|intervals|bars|stacked-bars|lines|area"
-//           data-chart-data="ID" data-unit="%|€|"></canvas>
+//           data-chart-data="ID" data-unit="%|€|" data-precision="0 (optional)"></canvas>
 //   <script id="ID" type="application/json">...</script>   (Django's json_script)
 // "bands": {"labels", "arms": [{"label", "rate", "low", "high"}]} – each arm's line with its
 // confidence band filled between low and high. "intervals": {"labels", "rate", "low", "high"}
@@ -37,6 +37,7 @@
           borderColor: colors,
           borderWidth: 1,
           barPercentage: 0.5,
+          maxBarThickness: 140,
           interval: true,
         },
         {
@@ -97,7 +98,8 @@
       dataset.borderColor = color;
       dataset.backgroundColor = kind === "area" ? color + "99" : color;
       dataset.borderWidth = kind === "bars" || kind === "stacked-bars" ? 0 : 2;
-      dataset.pointRadius = kind === "lines" ? 2 : 0;
+      // A line of one or two points is too short to see: larger points then.
+      dataset.pointRadius = kind === "lines" ? ((data.labels || []).length <= 2 ? 4 : 2) : 0;
       dataset.fill = kind === "area";
       dataset.spanGaps = true;
       dataset.tension = 0.2;
@@ -120,7 +122,8 @@
     };
     new Chart(canvas, {
       type: barred ? "bar" : "line",
-      data: kind === "bands" ? bands(data) : kind === "intervals" ? intervals(data) : plain(data, kind),
+      data:
+        kind === "bands" ? bands(data) : kind === "intervals" ? intervals(data) : plain(data, kind),
       options: {
         animation: false,
         maintainAspectRatio: false,
@@ -143,12 +146,23 @@
           },
         },
         scales: {
-          x: { stacked: stacked, grid: { display: false }, ticks: { maxTicksLimit: 10, maxRotation: 0 } },
+          x: {
+            stacked: stacked,
+            grid: { display: false },
+            ticks: { maxTicksLimit: 10, maxRotation: 0 },
+            // Bars sit between ticks; so do the points of a line of one or two days (a test
+            // started today), which would otherwise hug the axis.
+            offset: barred || (data.labels || []).length <= 2,
+          },
           y: {
             stacked: stacked,
             beginAtZero: true,
             max: kind === "area" ? 100 : undefined,
-            ticks: { callback: tick },
+            // data-precision="0" for counts: no ticks between whole numbers.
+            ticks: {
+              callback: tick,
+              precision: canvas.dataset.precision ? Number(canvas.dataset.precision) : undefined,
+            },
             grid: { color: "#eef0f3" },
           },
         },
