@@ -450,7 +450,8 @@ FUNNEL = ("sent", "delivered", "opened", "clicked", "converted")
 NOTHING = "\N{EN DASH}"
 
 
-def _percent(value: float | None) -> float | None:
+def percent(value: float | None) -> float | None:
+    """A share as the results charts plot it (campaigns' and experiences'): in percent."""
     return None if value is None else round(100 * value, 3)
 
 
@@ -466,7 +467,7 @@ def _results_charts(found: dict[str, Any], allocations: list[Any]) -> dict[str, 
             {
                 "label": arm["name"],
                 "data": [
-                    _percent(arm[step] / arm["recipients"]) if arm["recipients"] else 0
+                    percent(arm[step] / arm["recipients"]) if arm["recipients"] else 0
                     for step in FUNNEL
                 ],
             }
@@ -478,9 +479,9 @@ def _results_charts(found: dict[str, Any], allocations: list[Any]) -> dict[str, 
         "arms": [
             {
                 "label": arm["name"],
-                "rate": [_percent(v) for v in series["rate"].get(key, [])],
-                "low": [_percent(v) for v in series["low"].get(key, [])],
-                "high": [_percent(v) for v in series["high"].get(key, [])],
+                "rate": [percent(v) for v in series["rate"].get(key, [])],
+                "low": [percent(v) for v in series["low"].get(key, [])],
+                "high": [percent(v) for v in series["high"].get(key, [])],
             }
             for arm, key in zip(arms, keys, strict=True)
         ],
@@ -491,7 +492,7 @@ def _results_charts(found: dict[str, Any], allocations: list[Any]) -> dict[str, 
             {
                 "label": "Lift (%)",
                 "data": [
-                    _percent(arm["lift_vs_control"])
+                    percent(arm["lift_vs_control"])
                     for arm in arms
                     if arm["lift_vs_control"] is not None
                 ],
@@ -506,7 +507,7 @@ def _results_charts(found: dict[str, Any], allocations: list[Any]) -> dict[str, 
     allocation = {
         "labels": [moment.strftime("%Y-%m-%d %H:%M") for moment in moments],
         "datasets": [
-            {"label": name, "data": [_percent(share.get((m, name))) for m in moments]}
+            {"label": name, "data": [percent(share.get((m, name))) for m in moments]}
             for name in names
         ],
     }

@@ -13,9 +13,9 @@ from experiences.models import Experience, Placement
 
 
 class JsonField(forms.CharField):
-    def __init__(self, *, allow_null: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *, allow_null: bool = False, rows: int = 6, **kwargs: Any) -> None:
         self.allow_null = allow_null
-        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 6, "class": "code"}))
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": rows, "class": "code"}))
         kwargs.setdefault("required", False)
         super().__init__(**kwargs)
 
@@ -45,8 +45,8 @@ class PlacementForm(forms.Form):
     description = forms.CharField(
         required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2})
     )
-    content_schema = JsonField(label="Content schema (JSON Schema)")
-    default_content = JsonField(label="Default content")
+    content_schema = JsonField(label="Content schema (JSON Schema)", rows=14)
+    default_content = JsonField(label="Default content", rows=8)
 
     @classmethod
     def of(cls, placement: Placement) -> PlacementForm:
@@ -64,12 +64,20 @@ class ExperienceForm(forms.Form):
     goal_event = forms.CharField(
         required=False, max_length=255, help_text="Counted as a conversion; clicks if empty."
     )
-    holdout_percent = forms.FloatField(initial=0, min_value=0, max_value=99.99)
+    holdout_percent = forms.FloatField(
+        initial=0,
+        min_value=0,
+        max_value=99.99,
+        label="Holdout (%)",
+        help_text="Kept out: they see the default.",
+    )
     starts_at = forms.DateTimeField(required=False, help_text="UTC, e.g. 2026-12-24 08:00")
-    ends_at = forms.DateTimeField(required=False)
-    audience = JsonField(allow_null=True, label="Audience (segment condition; empty: everyone)")
-    page = JsonField(label="Page conditions")
-    variants = JsonField(label="Variants")
+    ends_at = forms.DateTimeField(required=False, help_text="UTC; empty: no end.")
+    audience = JsonField(
+        allow_null=True, rows=4, label="Audience", help_text="A segment condition; empty: everyone."
+    )
+    page = JsonField(rows=3, label="Page conditions", help_text="Empty: every page.")
+    variants = JsonField(label="Variants", rows=14)
 
     def clean_page(self) -> Any:
         return self.cleaned_data["page"] or []
@@ -86,6 +94,6 @@ class PreviewForm(forms.Form):
     profile = forms.IntegerField(min_value=1, label="Profile id")
     path = forms.CharField(required=False, max_length=2000)
     referrer = forms.CharField(required=False, max_length=2000)
-    utm_campaign = forms.CharField(required=False, max_length=2000)
+    utm_campaign = forms.CharField(required=False, max_length=2000, label="UTM campaign")
     device = forms.CharField(required=False, max_length=2000)
     country = forms.CharField(required=False, max_length=2000)

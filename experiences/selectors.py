@@ -450,35 +450,55 @@ class _Person:
     converted_at: dt.datetime | None = None
 
 
-def _people(experience: Experience) -> tuple[dict[int, _Person], dict[str, int], dict[str, int]]:
-    """Each decided person's arm and outcomes; impressions and clicks (events) per arm."""
+@dataclass
+class _Activity:
+    """Experience Viewed / Clicked events per arm: in all, and per day (UTC) they happened."""
+
+    impressions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    clicks: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    days: dict[str, list[tuple[str, dt.date]]] = field(default_factory=lambda: defaultdict(list))
+
+
+def _people(experience: Experience) -> tuple[dict[int, _Person], _Activity]:
+    """Each decided person's arm and outcomes; impressions and clicks (events) per arm.
+
+    A decision left on a merged-away profile (experiences.hooks: its person kept an earlier
+    one) is no person: the events sent with its id count to the arm they showed, and the
+    person counts once, in the arm they kept."""
     people: dict[int, _Person] = {}
-    arm_of: dict[str, tuple[int, str]] = {}
-    for decision_id, profile_id, variant, holdout, at in Decision.objects.filter(
+    arm_of: dict[str, tuple[int | None, str]] = {}
+    first: dt.datetime | None = None
+    for decision_id, profile_id, variant, holdout, at, merged_into in Decision.objects.filter(
         experience=experience
-    ).values_list("decision_id", "profile_id", "variant", "in_holdout", "decided_at"):
+    ).values_list(
+        "decision_id", "profile_id", "variant", "in_holdout", "decided_at", "profile__merged_into"
+    ):
         arm = HOLDOUT if holdout else variant
-        people[profile_id] = _Person(arm, at)
-        arm_of[str(decision_id)] = (profile_id, arm)
-    impressions: dict[str, int] = defaultdict(int)
-    clicks: dict[str, int] = defaultdict(int)
-    if not people:
-        return people, impressions, clicks
-    first = min(p.decided_at for p in people.values())
+        if merged_into is None:
+            people[profile_id] = _Person(arm, at)
+        arm_of[str(decision_id)] = (profile_id if merged_into is None else None, arm)
+        first = at if first is None else min(first, at)
+    activity = _Activity()
+    if first is None:
+        return people, activity
     rows = (
         Event.objects.filter(event__in=[VIEWED, CLICKED], timestamp__gte=first)
         .annotate(decision=KT("properties__decision_id"))
         .filter(decision__in=list(arm_of))
-        .values_list("event", "decision")
+        .values_list("event", "decision", "timestamp")
     )
-    for name, decision in rows.iterator(chunk_size=2000):
-        profile_id, arm = arm_of[decision]
+    for name, decision, at in rows.iterator(chunk_size=2000):
+        holder, arm = arm_of[decision]
+        person = people.get(holder) if holder is not None else None
         if name == VIEWED:
-            impressions[arm] += 1
-            people[profile_id].viewed = True
+            activity.impressions[arm] += 1
+            if person is not None:
+                person.viewed = True
         else:
-            clicks[arm] += 1
-            people[profile_id].clicked = True
+            activity.clicks[arm] += 1
+            if person is not None:
+                person.clicked = True
+        activity.days[arm].append((name, at.astimezone(dt.UTC).date()))
     goal = experience.goal_event
     if goal:
         for profile_id, at in (
@@ -490,7 +510,7 @@ def _people(experience: Experience) -> tuple[dict[int, _Person], dict[str, int],
             person = people[profile_id]
             if at >= person.decided_at and person.converted_at is None:
                 person.converted_at = at
-    return people, impressions, clicks
+    return people, activity
 
 
 def _converted(person: _Person, *, has_goal: bool) -> bool:
@@ -500,7 +520,7 @@ def _converted(person: _Person, *, has_goal: bool) -> bool:
 def arm_counts(*, experience: Experience) -> dict[str, tuple[int, int]]:
     """{variant: (people assigned, people converted)}: the bandit's posteriors read these (a
     conversion is the goal event after the decision, or a click without a goal)."""
-    people, _, _ = _people(experience)
+    people, _ = _people(experience)
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for person in people.values():
         if person.arm != HOLDOUT:
@@ -513,10 +533,12 @@ def experience_results(*, experience: Experience, now: dt.datetime | None = None
     """Per arm (each variant, and the holdout when there is one): people assigned, who
     viewed, impressions, clicks, conversions, the rate with its 95% confidence sequence,
     lift and always-valid p-value against the baseline (the holdout, else the first variant),
-    and the probability of being best. The statistics are campaigns.stats', as in campaign
-    results."""
+    and the probability of being best; and its series, per day (UTC) from the first decision
+    to `now`: cumulative people assigned and converted, the rate so far with its confidence
+    sequence, and that day's impressions and clicks.
+    The statistics are campaigns.stats', as in campaign results."""
     now = now or timezone.now()
-    people, impressions, clicks = _people(experience)
+    people, activity = _people(experience)
     has_goal = bool(experience.goal_event)
     names = experience.variant_names
     seen = {p.arm for p in people.values()} - {HOLDOUT}
@@ -534,8 +556,8 @@ def experience_results(*, experience: Experience, now: dt.datetime | None = None
             "name": key,
             "assigned": assigned,
             "viewed": sum(p.viewed for p in members),
-            "impressions": impressions.get(key, 0),
-            "clicks": clicks.get(key, 0),
+            "impressions": activity.impressions.get(key, 0),
+            "clicks": activity.clicks.get(key, 0),
             "clicked": sum(p.clicked for p in members),
             "converted": converted,
             "conversion_rate": converted / assigned if assigned else None,
@@ -543,7 +565,8 @@ def experience_results(*, experience: Experience, now: dt.datetime | None = None
             "lift": None,
             "p_value": None,
             "probability_best": None,
-            "series": _series(members, days, has_goal=has_goal),
+            "series": _series(members, days, has_goal=has_goal)
+            | _activity_series(activity, key, days),
         }
     for key in keys:
         if key == baseline or not days:
@@ -583,7 +606,8 @@ def _days(people: Mapping[int, _Person], now: dt.datetime) -> list[dt.date]:
 
 
 def _series(members: list[_Person], days: list[dt.date], *, has_goal: bool) -> dict[str, Any]:
-    """Cumulative people assigned and converted per day (UTC): the looks of the test."""
+    """Cumulative people assigned and converted per day (UTC), the looks of the test, and the
+    rate on each day with its confidence sequence (valid however often it is looked at)."""
     assigned = np.zeros(len(days), dtype=int)
     converted = np.zeros(len(days), dtype=int)
     if days:
@@ -595,4 +619,22 @@ def _series(members: list[_Person], days: list[dt.date], *, has_goal: bool) -> d
                 moment = person.converted_at if has_goal and person.converted_at else None
                 day = max(moment.astimezone(dt.UTC).date(), entered) if moment else entered
                 converted[min((day - start).days, len(days) - 1)] += 1
-    return {"assigned": assigned.cumsum().tolist(), "converted": converted.cumsum().tolist()}
+    n, x = assigned.cumsum(), converted.cumsum()
+    bands = [stats.rate_interval(int(a), int(b)) for a, b in zip(x, n, strict=True)]
+    return {
+        "assigned": n.tolist(),
+        "converted": x.tolist(),
+        "rate": [float(a / b) if b else None for a, b in zip(x, n, strict=True)],
+        "low": [low for low, _ in bands],
+        "high": [high for _, high in bands],
+    }
+
+
+def _activity_series(activity: _Activity, arm: str, days: list[dt.date]) -> dict[str, Any]:
+    """The arm's impressions and clicks per day (an event stamped after the last day, by a
+    client's clock, counts on the last day)."""
+    counts = {VIEWED: np.zeros(len(days), dtype=int), CLICKED: np.zeros(len(days), dtype=int)}
+    if days:
+        for name, day in activity.days.get(arm, []):
+            counts[name][min(max((day - days[0]).days, 0), len(days) - 1)] += 1
+    return {"impressions": counts[VIEWED].tolist(), "clicks": counts[CLICKED].tolist()}

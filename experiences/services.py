@@ -1,5 +1,6 @@
 """Writes of placements and experiences (validated, audited), the decision itself (which
-writes the sticky assignment), the bandit's refresh and the erasure of decisions.
+writes the sticky assignment), the bandit's refresh, and decisions' erasure, suppression and
+retention (their merges are experiences.hooks').
 
 A decision, for one person and one or more placements: the placement's first active
 experience (by priority) that is live now, whose page conditions hold for the page and whose
@@ -7,8 +8,9 @@ audience holds for the person wins; the person's arm in it is the one recorded a
 decision (a `Decision` row), or a new one (experiences.definition.variant_pick, the holdout
 first). Nobody matched: the placement's default content, no row. A person without
 `personalization` consent (suppressed people included) gets the default content and no row;
-a suppressed person's earlier rows are deleted when they next ask. A visitor nobody knows yet
-is answered by experiences that target page context alone, with nothing recorded
+a suppressed person's rows go when the suppression is written (consent's suppression hook,
+decisions_suppress), and any that reached them since go when they next ask. A visitor nobody
+knows yet is answered by experiences that target page context alone, with nothing recorded
 (`_first_visit_answers` says why that needs no consent).
 
 Reads per decision: the source's write key and the active experiences come from caches; then
@@ -29,6 +31,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from access.services import audit_record
@@ -459,7 +462,7 @@ def experience_bandits_refresh(*, now: dt.datetime | None = None) -> int:
     )
 
 
-# --- erasure ---------------------------------------------------------------------------------
+# --- erasure, suppression, retention --------------------------------------------------------
 
 
 def decisions_erase(*, profile_ids: list[int], identifiers: list[str]) -> dict[str, int]:
@@ -467,3 +470,36 @@ def decisions_erase(*, profile_ids: list[int], identifiers: list[str]) -> dict[s
     Decisions name people by profile id only, so `identifiers` are not needed."""
     deleted, _ = Decision.objects.filter(profile_id__in=profile_ids).delete()
     return {Decision._meta.label: deleted} if deleted else {}
+
+
+def decisions_suppress(*, profile_ids: list[int]) -> dict[str, int]:
+    """Suppression hook (consent.services.suppression_hook_register): the person's decisions,
+    with those left on profiles merged into theirs (experiences.hooks). From now on they get
+    the default content (decisions_take reads their consent) and no new row."""
+    deleted, _ = Decision.objects.filter(
+        Q(profile_id__in=profile_ids) | Q(profile__merged_into_id__in=profile_ids)
+    ).delete()
+    return {Decision._meta.label: deleted} if deleted else {}
+
+
+def decisions_purge(*, before: dt.datetime, batch_size: int) -> dict[str, int]:
+    """Retention hook (consent.services.retention_hook_register): decisions taken before
+    `before` go once nothing still relies on them: their experience ended before it, or their
+    person (the survivor, for one left behind by a merge) has not been seen since. A person
+    active within the retention window keeps their arm in a running experience, so that what
+    they see does not change under them and their recent impressions stay counted."""
+    inactive = Q(profile__merged_into__isnull=True) & (
+        Q(profile__last_seen__isnull=True) | Q(profile__last_seen__lt=before)
+    )
+    inactive |= Q(profile__merged_into__isnull=False) & (
+        Q(profile__merged_into__last_seen__isnull=True)
+        | Q(profile__merged_into__last_seen__lt=before)
+    )
+    ended = Q(experience__status=Experience.Status.ENDED, experience__updated_at__lt=before) | Q(
+        experience__ends_at__lt=before
+    )
+    old = Decision.objects.filter(Q(decided_at__lt=before) & (inactive | ended))
+    purged = 0
+    while ids := list(old.order_by("pk").values_list("pk", flat=True)[:batch_size]):
+        purged += Decision.objects.filter(pk__in=ids).delete()[0]
+    return {Decision._meta.label: purged} if purged else {}

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 
 from access.roles import ADMIN, COMPLIANCE, MARKETER, has_role, roles_required
 from campaigns import stats
-from campaigns.views import arm_words
+from campaigns.views import arm_words, percent
 from experiences import selectors, services
 from experiences.definition import InvalidExperience
 from experiences.forms import ExperienceForm, PlacementForm, PreviewForm, errors_apply
@@ -45,6 +45,22 @@ def placement_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _snippet_lines(schema: Any) -> list[str]:
+    """The markup a page puts inside the placement's element for each content field of the
+    schema, as static/js/personalize.js fills it: links and images by attribute, text as HTML."""
+    properties = schema.get("properties", {}) if isinstance(schema, dict) else {}
+    lines = []
+    for name in properties if isinstance(properties, dict) else ():
+        lowered = name.lower()
+        if any(word in lowered for word in ("link", "url", "href")):
+            lines.append(f'<a data-cdp-href="{name}" href="/">…</a>')
+        elif any(word in lowered for word in ("image", "img", "src")):
+            lines.append(f'<img data-cdp-src="{name}" alt="">')
+        else:
+            lines.append(f'<div data-cdp-field="{name}">…</div>')
+    return lines or ['<h2 data-cdp-field="title">…</h2>']
+
+
 def _placement_form(request: HttpRequest, placement: Placement | None) -> HttpResponse:
     form = PlacementForm(request.POST) if request.method == "POST" else None
     if form is not None and form.is_valid():
@@ -65,7 +81,12 @@ def _placement_form(request: HttpRequest, placement: Placement | None) -> HttpRe
     return render(
         request,
         "experiences/placement_edit.html",
-        {"form": form, "placement": placement},
+        {
+            "form": form,
+            "placement": placement,
+            "host": request.build_absolute_uri("/").rstrip("/"),
+            "snippet_lines": _snippet_lines(placement.content_schema if placement else None),
+        },
         status=status,
     )
 
@@ -164,13 +185,68 @@ def experience_preview(request: HttpRequest, experience_id: int) -> HttpResponse
     )
 
 
+def _results_charts(found: dict[str, Any]) -> dict[str, Any]:
+    """What the results page draws (Chart.js data, passed with json_script; static/js/results.js
+    draws it): every arm in the table's order, so that each keeps its colour in every chart."""
+    arms = found["arms"]
+    decided = [arm for arm in arms if arm["assigned"]]
+    intervals = {
+        "labels": [arm["name"] for arm in decided],
+        "rate": [percent(arm["conversion_rate"]) for arm in decided],
+        "low": [percent(arm["ci95"][0]) for arm in decided],
+        "high": [percent(arm["ci95"][1]) for arm in decided],
+    }
+
+    def band(series: dict[str, Any], side: str) -> list[float | None]:
+        # None before the arm's first person: (0, 1) says nothing worth drawing.
+        rates = series["rate"]
+        return [
+            None if rate is None else percent(bound)
+            for rate, bound in zip(rates, series[side], strict=True)
+        ]
+
+    rates = {
+        "labels": found["days"],
+        "arms": [
+            {
+                "label": arm["name"],
+                "rate": [percent(rate) for rate in arm["series"]["rate"]],
+                "low": band(arm["series"], "low"),
+                "high": band(arm["series"], "high"),
+            }
+            for arm in arms
+        ],
+    }
+
+    def per_day(figure: str) -> dict[str, Any]:
+        return {
+            "labels": found["days"],
+            "datasets": [{"label": arm["name"], "data": arm["series"][figure]} for arm in arms],
+        }
+
+    return {
+        "intervals": intervals,
+        "rates": rates,
+        "impressions": per_day("impressions"),
+        "clicks": per_day("clicks"),
+    }
+
+
 @roles_required(*READ)
 def experience_results(request: HttpRequest, experience_id: int) -> HttpResponse:
+    """The arms' figures and tests, and charts of rates with their intervals and of
+    impressions and clicks over time."""
     experience = _experience_or_404(experience_id)
     found = selectors.experience_results(experience=experience)
     arms = [{**arm, "shown": arm_words(arm, lift="lift")} for arm in found["arms"]]
     return render(
         request,
         "experiences/results.html",
-        {"experience": experience, "found": found, "arms": arms, "alpha": stats.ALPHA},
+        {
+            "experience": experience,
+            "found": found,
+            "arms": arms,
+            "charts": _results_charts(found),
+            "alpha": stats.ALPHA,
+        },
     )

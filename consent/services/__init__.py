@@ -2,11 +2,11 @@
 suppression, privacy requests (access export, rectification, erasure), retention.
 
 Modules: `consent` (records, event signals, the pipeline stage), `merge` (the strictest-wins
-rule identity's merges call), `suppression` (the suppressed hashes, ingestion's filter),
-`privacy_requests` (the request workflow), `subject_export` (the ACCESS export), `erasure`
-(removal everywhere, erasure hooks, the verification) with `scan` (the search for identifiers
-in every table and the cache that erasure uses), and `retention`. Everything public is
-importable from here.
+rule identity's merges call), `suppression` (the suppressed hashes, ingestion's filter, the
+suppression hooks), `privacy_requests` (the request workflow), `subject_export` (the ACCESS
+export), `erasure` (removal everywhere, erasure hooks, the verification) with `scan` (the
+search for identifiers in every table and the cache that erasure uses), and `retention`.
+Everything public is importable from here.
 """
 
 from consent.services.consent import (
@@ -38,14 +38,17 @@ from consent.services.privacy_requests import (
 from consent.services.retention import retention_hook_register, retention_purge
 from consent.services.subject_export import subject_export_build
 from consent.services.suppression import (
+    SUPPRESSION_HOOKS,
     suppression_cache,
     suppression_create,
+    suppression_hook_register,
     suppression_ingest_filter,
     suppression_remove,
 )
 
 __all__ = [
     "ERASURE_HOOKS",
+    "SUPPRESSION_HOOKS",
     "ConsentFiltered",
     "ErasureHook",
     "PrivacyRequestError",
@@ -72,6 +75,7 @@ __all__ = [
     "subject_export_build",
     "suppression_cache",
     "suppression_create",
+    "suppression_hook_register",
     "suppression_ingest_filter",
     "suppression_remove",
 ]

@@ -1,7 +1,7 @@
 """Retention: what is older than its policy allows is purged, in batches: events by their
 policy, and under the default ("*") policy the other copies of what people sent and were sent,
 quarantined payloads here and, through retention hooks, the apps above consent (segment
-webhook bodies)."""
+webhook bodies, personalisation decisions)."""
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -25,7 +25,8 @@ def retention_hook_register(*, name: str, hook: RetentionHook) -> None:
 
     Contract: `hook(*, before: datetime, batch_size: int) -> {"app_label.Model": rows purged}`
     deletes, in batches of `batch_size`, its app's finished rows created before `before` that
-    hold message bodies or payloads (work still pending is kept); idempotent.
+    hold message bodies or payloads, or record what was done to a person (work still pending,
+    and state a person active since `before` still relies on, is kept); idempotent.
     """
     RETENTION_HOOKS[name] = hook
 

@@ -2,13 +2,15 @@
 and whose profiles are allowed nothing.
 
 `suppression_cache` holds the suppressed hashes (and profile ids) per process; ingestion's
-filter and the pipeline's consent stage read it, never the table.
+filter and the pipeline's consent stage read it, never the table. Apps above consent that keep
+state for treating a person (personalisation decisions, ...) drop it through suppression hooks
+(`suppression_hook_register`) when the person is suppressed.
 """
 
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -24,6 +26,26 @@ from consent.hashing import SUBJECT_KINDS, identifier_hash, identifier_normalize
 from consent.models import PrivacyRequest, Suppression
 
 _VERSION_KEY = "consent:suppression-version"
+
+SuppressionHook = Callable[..., Mapping[str, int]]
+# name -> hook, in registration order (the apps' ready(), so INSTALLED_APPS order).
+SUPPRESSION_HOOKS: dict[str, SuppressionHook] = {}
+
+
+def suppression_hook_register(*, name: str, hook: SuppressionHook) -> None:
+    """Let an app above consent delete what it keeps only to treat a person when the person
+    is suppressed. Register once, from the app's `AppConfig.ready()`, under the app's label (a
+    second registration under a name replaces the first).
+
+    Contract: `hook(*, profile_ids: list[int]) -> {"app_label.Model": rows deleted}`
+    - runs inside `suppression_create`'s transaction, after the suppression is written;
+    - deletes its own app's rows of those profiles and of the profiles merged into them that
+      a suppressed person must not leave behind (what suppression forbids from now on is
+      enforced where the app reads consent, not here);
+    - returns counts without identifiers (they go on the audit row);
+    - is idempotent: a subject may be suppressed again.
+    """
+    SUPPRESSION_HOOKS[name] = hook
 
 
 class Suppressed(NamedTuple):
@@ -144,6 +166,7 @@ def _subject_hash_pairs(
     return pairs
 
 
+@transaction.atomic
 def suppression_create(
     *,
     identifiers: dict[str, str],
@@ -151,7 +174,8 @@ def suppression_create(
     request: PrivacyRequest | None = None,
     actor: Any = None,
 ) -> int:
-    """Suppress the subject: every identifier it is known by. Returns how many are new."""
+    """Suppress the subject: every identifier it is known by; the suppression hooks delete
+    what the apps kept to treat its profiles. Returns how many identifiers are new."""
     pairs = _subject_hash_pairs(identifiers, profile_ids)
     existing = set(
         Suppression.objects.filter(identifier_hash__in=pairs).values_list(
@@ -167,6 +191,12 @@ def suppression_create(
         ignore_conflicts=True,
     )
     suppression_cache.changed()
+    removed: dict[str, int] = {}
+    for hook in SUPPRESSION_HOOKS.values():
+        removed.update(hook(profile_ids=list(profile_ids)))
+    details: dict[str, Any] = {"identifiers": len(pairs)}
+    if any(removed.values()):
+        details["removed"] = {label: count for label, count in removed.items() if count}
     named: list[int | None] = list(profile_ids) or [None]
     for pid in named:
         audit_record(
@@ -175,7 +205,7 @@ def suppression_create(
             resource="privacy",
             resource_id=request.pk if request else "",
             profile_id=pid,
-            details={"identifiers": len(pairs)},
+            details=details,
         )
     return len(pairs) - len(existing)
 

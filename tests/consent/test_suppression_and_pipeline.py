@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from access.models import AuditLog
 from cdp import pipeline
 from consent import selectors, services
 from consent.models import ConsentRecord, Suppression
@@ -130,3 +131,26 @@ def test_rudderstack_consent_management_and_google_consent_mode_reach_the_profil
     assert states["personalization"]["granted"] is False
     assert states["advertising"]["granted"] is False  # ad_personalization denied wins over C0004
     assert event.context["consentManagement"]["provider"] == "oneTrust"
+
+
+def test_suppression_hooks_get_the_subjects_profiles_and_their_counts_are_audited(
+    make_person, compliance
+):
+    """An app above consent drops what it keeps to treat the person, when the person is
+    suppressed (experiences registers its decisions this way); the counts go on the audit row,
+    and a hook that removed nothing adds nothing there."""
+    person = make_person(email="hooked@example.com", user_id="user-hooked-1")
+    calls: list[list[int]] = []
+
+    def hook(*, profile_ids: list[int]) -> dict[str, int]:
+        calls.append(sorted(profile_ids))
+        return {"tests.Thing": 2, "tests.Nothing": 0}
+
+    services.suppression_hook_register(name="tests", hook=hook)
+    try:
+        suppress(person, compliance)
+    finally:
+        services.SUPPRESSION_HOOKS.pop("tests")
+    assert calls == [[person.profile.pk]]
+    audit = AuditLog.objects.get(action="suppress", profile_id=person.profile.pk)
+    assert audit.details["removed"] == {"tests.Thing": 2}

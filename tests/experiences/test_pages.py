@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from experiences.models import Experience, Placement
+from experiences.selectors import experience_results
+from experiences.services import decisions_take
 from tests.experiences.conftest import HERO_SCHEMA, visitor
 
 pytestmark = pytest.mark.django_db
+TWO_VARIANTS = [
+    {"name": "A", "weight": 1, "content": {"title": "A"}},
+    {"name": "B", "weight": 1, "content": {"title": "B"}},
+]
 
 EXPERIENCE_FORM = {
     "name": "Spring",
@@ -110,3 +117,27 @@ def test_roles(staff_client, compliance, no_role_user, make_experience):
     nobody = staff_client(no_role_user)
     for url in ("/experiences/", "/experiences/placements/", f"/experiences/{experience.pk}/"):
         assert nobody.get(url).status_code == 403
+
+
+def test_the_results_page_passes_its_charts_data_as_json(staff_client, marketer, make_experience):
+    experience = make_experience(allocation="split", variants=TWO_VARIANTS, holdout_percent=30)
+    for _ in range(20):
+        decisions_take(placement_keys=["home_hero"], profile=visitor()[0], page={})
+    body = staff_client(marketer).get(f"/experiences/{experience.pk}/results/").content.decode()
+    charts = {
+        name: json.loads(
+            re.search(rf'<script id="{name}-data" type="application/json">(.*?)</script>', body)[1]
+        )
+        for name in ("intervals", "rates", "impressions", "clicks")
+    }
+    found = experience_results(experience=experience)
+    people = {arm["name"]: arm["assigned"] for arm in found["arms"]}
+    assert charts["intervals"]["labels"] == [name for name, count in people.items() if count]
+    assert [arm["label"] for arm in charts["rates"]["arms"]] == list(people)
+    assert charts["impressions"]["labels"] == found["days"]
+    # In percent, each rate inside its interval.
+    intervals = charts["intervals"]
+    for low, rate, high in zip(intervals["low"], intervals["rate"], intervals["high"], strict=True):
+        assert 0 <= low <= rate <= high <= 100
+    # Data, not code: the only scripts are the JSON blocks and the vendored files.
+    assert re.findall(r"<script(?![^>]*(?:application/json|src=))", body) == []

@@ -11,6 +11,7 @@ import random
 import pytest
 from django.utils import timezone
 
+from campaigns.stats import rate_interval
 from experiences.selectors import experience_results
 from experiences.services import decisions_take, experience_bandit_refresh
 from profiles.models import Event
@@ -139,3 +140,47 @@ def test_the_bandit_moves_to_the_better_variant(source, make_experience):
         for _ in range(100)
     ]
     assert next_ones.count("B") > 75
+
+
+def test_impressions_and_clicks_count_per_day_and_each_days_rate_carries_its_band(
+    source, make_experience
+):
+    experience = make_experience()  # one variant, "A"; without a goal a click converts
+    now = timezone.now()
+    days_ago = [now - timezone.timedelta(days=n) for n in (2, 1, 0)]
+    first, second = visitor()[0], visitor()[0]
+    decisions = {
+        profile: decisions_take(placement_keys=["home_hero"], profile=profile, page={}, now=at)
+        for profile, at in ((first, days_ago[0]), (second, days_ago[1]))
+    }
+    sent = [
+        (first, "Experience Viewed", days_ago[0]),
+        (first, "Experience Viewed", days_ago[1]),
+        (first, "Experience Clicked", days_ago[1]),
+        (second, "Experience Viewed", days_ago[1]),
+        (second, "Experience Viewed", days_ago[2]),
+    ]
+    for profile, name, at in sent:
+        Event.objects.create(
+            source=source,
+            message_id=f"m-{next(_messages)}",
+            type="track",
+            event=name,
+            properties={"decision_id": decisions[profile][0].decision_id},
+            timestamp=at,
+            received_at=at,
+            profile=profile,
+        )
+    found = experience_results(experience=experience, now=now)
+    assert len(found["days"]) == 3
+    series = found["arms"][0]["series"]
+    assert series["impressions"] == [1, 2, 1]
+    assert series["clicks"] == [0, 1, 0]
+    assert series["assigned"] == [1, 2, 2]
+    assert series["converted"] == [1, 1, 1]
+    assert series["rate"] == [1.0, 0.5, 0.5]
+    for low, rate, high in zip(series["low"], series["rate"], series["high"], strict=True):
+        assert 0 <= low <= rate <= high <= 1
+    # Each day's band is that of the counts so far (the always-valid one campaigns use).
+    for day, (low, high) in enumerate(zip(series["low"], series["high"], strict=True)):
+        assert (low, high) == rate_interval(series["converted"][day], series["assigned"][day])
