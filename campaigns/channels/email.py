@@ -103,7 +103,8 @@ class EmailTransport(Transport):
         return selectors.emails_bounced(profile_ids=[profile.pk for profile in profiles])
 
     def send_batch(self, deliveries: Sequence[Delivery]) -> list[TransportError | None]:
-        return next(self.send_chunks([deliveries]))
+        with contextlib.closing(self.send_chunks([deliveries])) as outcomes:
+            return next(outcomes)
 
     def send_chunks(
         self, chunks: Iterable[Sequence[Delivery]]
