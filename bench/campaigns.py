@@ -208,7 +208,7 @@ def _throughput(profile_dir: str = "") -> None:
     reverse("campaigns-public:unsubscribe", args=["warm-up"])
     print(
         f"1. throughput, {SENDS} sends per channel, one process, batches of {SEND_BATCH}, "
-        f"{settings.CAMPAIGN_SEND_CONCURRENCY} webhook requests in flight:"
+        f"{settings.CAMPAIGN_SEND_CONCURRENCY} sends in flight (connections):"
     )
     for kind, channel, message in (
         ("webhook", hook, {"hello": "{{ profile.traits.first_name }}"}),

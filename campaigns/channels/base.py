@@ -24,6 +24,12 @@ claims up to SEND_BATCH deliveries), so each question is asked of many people at
         not write to it: the delivery path records outcomes. `send(delivery)` is the batch
         of one.
 
+    send_chunks(chunks) -> iterator of [TransportError | None, ...]
+        The delivery path's way in: each chunk's outcomes (as send_batch), in order, the
+        connection (or pool) kept across the chunks. A transport may start on the next chunk
+        before the caller is done with the outcomes it was given (it records them
+        meanwhile); by default one send_batch per chunk.
+
     gone_forget() -> None
         Called by the delivery path after each batch: remove the addresses the provider
         reported gone during it (a dead push token, a browser subscription answered 410).
@@ -35,7 +41,7 @@ the suppression check).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -82,6 +88,12 @@ class Transport:
             else:
                 outcomes.append(None)
         return outcomes
+
+    def send_chunks(
+        self, chunks: Iterable[Sequence[Delivery]]
+    ) -> Generator[list[TransportError | None], None, None]:
+        for chunk in chunks:
+            yield self.send_batch(chunk)
 
     def send(self, delivery: Delivery) -> None:
         raise NotImplementedError

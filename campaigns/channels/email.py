@@ -4,14 +4,15 @@ Each message has an HTML and a text part, a Message-ID derived from the delivery
 a crash sends the same id, so receivers can tell), `List-Unsubscribe` with the signed link and
 `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058), links rewritten to signed click
 redirects and an open pixel. A batch of deliveries goes over one SMTP connection (Django's
-`get_connection`), opened for the batch and closed after it.
+`get_connection`) per sending thread, opened on first use and kept for the batch's chunks.
 """
 
 from __future__ import annotations
 
 import contextlib
 import smtplib
-from collections.abc import Sequence
+import threading
+from collections.abc import Generator, Iterable, Sequence
 from email.utils import formataddr
 from typing import TYPE_CHECKING, Any
 
@@ -20,11 +21,15 @@ from django.utils.html import strip_tags
 
 from campaigns import definition, messages, selectors
 from campaigns.channels.base import Transport, TransportError
+from campaigns.channels.sending import pipelined_sends
 from campaigns.tracking import click_url, open_url
 
 if TYPE_CHECKING:
     from campaigns.models import Delivery
     from profiles.models import Profile
+
+# An email ready to go, its digest and its Message-ID.
+_Prepared = tuple[EmailMultiAlternatives, str, str]
 
 
 def _smtp_error(error: Exception) -> TransportError:
@@ -98,27 +103,47 @@ class EmailTransport(Transport):
         return selectors.emails_bounced(profile_ids=[profile.pk for profile in profiles])
 
     def send_batch(self, deliveries: Sequence[Delivery]) -> list[TransportError | None]:
-        connection = _Connection()
-        addresses = self.recipients([delivery.profile for delivery in deliveries])
-        outcomes: list[TransportError | None] = []
+        with contextlib.closing(self.send_chunks([deliveries])) as outcomes:
+            return next(outcomes)
+
+    def send_chunks(
+        self, chunks: Iterable[Sequence[Delivery]]
+    ) -> Generator[list[TransportError | None], None, None]:
+        """Each sending thread keeps one SMTP connection across the chunks: an SMTP
+        exchange is a few round trips waiting on the server, so a few connections at once
+        keep it busy, as the webhook sends do (campaigns.channels.sending)."""
+        held = threading.local()
+        opened: list[_Connection] = []
+
+        def deliver(delivery: Delivery, prepared: _Prepared) -> None:
+            connection = getattr(held, "connection", None)
+            if connection is None:
+                connection = held.connection = _Connection()
+                opened.append(connection)
+            email, digest, message_id = prepared
+            connection.deliver(email)
+            delivery.message_digest = digest
+            delivery.provider_message_id = message_id
+
+        chunks = list(chunks)
+        addresses = self.recipients([delivery.profile for chunk in chunks for delivery in chunk])
         try:
-            for delivery in deliveries:
-                try:
-                    self._send(delivery, addresses.get(delivery.profile.pk), connection)
-                except TransportError as error:
-                    outcomes.append(error)
-                else:
-                    outcomes.append(None)
+            yield from pipelined_sends(
+                chunks, lambda delivery: self._prepare(delivery, addresses), deliver
+            )
         finally:
-            connection.close()
-        return outcomes
+            for connection in opened:
+                connection.close()
 
     def send(self, delivery: Delivery) -> None:
         error = self.send_batch([delivery])[0]
         if error is not None:
             raise error
 
-    def _send(self, delivery: Delivery, address: str | None, connection: _Connection) -> None:
+    def _prepare(self, delivery: Delivery, addresses: dict[int, str | None]) -> _Prepared:
+        """The delivery's email rendered (in the calling thread: rendering may read the
+        database), with its digest and Message-ID."""
+        address = addresses.get(delivery.profile.pk)
         if address is None:
             raise TransportError("the person has no email address", permanent=True)
         step = definition.step_at(
@@ -148,14 +173,12 @@ class EmailTransport(Transport):
             "List-Unsubscribe": f"<{unsubscribe}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
-        connection.deliver(self._email(subject, html, text, to=address, headers=headers))
-        delivery.message_digest = messages.digest(
-            {"to": address, "subject": subject, "html": html, "text": text}
-        )
-        delivery.provider_message_id = message_id
+        email = self._email(subject, html, text, to=address, headers=headers)
+        digest = messages.digest({"to": address, "subject": subject, "html": html, "text": text})
         delivery.recommendation_blocks = {
             slot: (blocks.runs.get(slot), len(blocks.served[slot])) for slot in linked
         }
+        return email, digest, message_id
 
     def send_test(self, *, message: dict[str, Any], context: dict[str, Any], to: str) -> None:
         """A staff member's test send of a message rendered with `context`: no delivery, no

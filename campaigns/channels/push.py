@@ -15,12 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from campaigns import messages
 from campaigns.channels.base import Transport, TransportError
-from campaigns.channels.webhook import (
-    answer_check,
-    concurrent_sends,
-    rendered_message,
-    signed_post,
-)
+from campaigns.channels.sending import concurrent_sends
+from campaigns.channels.webhook import answer_check, rendered_message, signed_post
 from profiles.services import profile_device_token_forget
 
 if TYPE_CHECKING:

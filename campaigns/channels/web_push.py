@@ -20,7 +20,8 @@ from pywebpush import WebPusher
 from access.outbound import OutboundError, OutboundRefused, outbound_post
 from campaigns import messages, selectors
 from campaigns.channels.base import Transport, TransportError
-from campaigns.channels.webhook import concurrent_sends, rendered_message
+from campaigns.channels.sending import concurrent_sends
+from campaigns.channels.webhook import rendered_message
 from campaigns.models import PushSubscription
 from campaigns.vapid import vapid_authorization
 

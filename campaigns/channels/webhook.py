@@ -8,25 +8,22 @@ retry it already handled. 2xx is sent; 410 Gone disables the channel; other 4xx 
 5xx, timeouts and lost connections are retried.
 
 A batch is rendered in the calling thread (rendering may read the database), then POSTed by
-CAMPAIGN_SEND_CONCURRENCY threads sharing the pool: a receiver's latency, not our CPU, bounds
-one connection, so a batch keeps several busy.
+CAMPAIGN_SEND_CONCURRENCY threads sharing the pool, chunk after chunk, the next chunk posted
+while the delivery path records the previous one's outcomes (campaigns.channels.sending).
 """
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Generator, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.utils import timezone
 
 from access.outbound import OutboundError, OutboundRefused, OutboundResponse
 from access.webhooks import webhook_post
 from campaigns import definition, messages, selectors
 from campaigns.channels.base import Transport, TransportError
+from campaigns.channels.sending import concurrent_sends, pipelined_sends
 from campaigns.secrets import channel_signing_secrets
 
 if TYPE_CHECKING:
@@ -35,8 +32,6 @@ if TYPE_CHECKING:
 
 # Without a purpose of its own, a webhook carries marketing on the email purpose's consent.
 DEFAULT_PURPOSE = "email_marketing"
-
-Prepared = TypeVar("Prepared")
 
 
 def signed_post(channel: Channel, *, webhook_id: str, payload: dict[str, Any]) -> OutboundResponse:
@@ -83,67 +78,6 @@ def rendered_message(delivery: Delivery) -> Any:
         raise TransportError(f"the message did not render: {error}", permanent=True) from None
 
 
-def concurrent_sends(
-    deliveries: Sequence[Delivery],
-    prepare: Callable[[Delivery], Prepared],
-    post: Callable[[Delivery, Prepared], None],
-) -> list[TransportError | None]:
-    """Each delivery prepared (rendered) here, in order, then posted by a few threads at once;
-    the outcome of each, in order."""
-    outcomes: list[TransportError | None] = [None] * len(deliveries)
-    ready: list[tuple[int, Delivery, Prepared]] = []
-    for index, delivery in enumerate(deliveries):
-        try:
-            ready.append((index, delivery, prepare(delivery)))
-        except TransportError as error:
-            outcomes[index] = error
-
-    # Each thread takes the next delivery when it is done with one (a slow answer holds up
-    # one thread, not a share of the chunk); one task per thread, not per delivery.
-    pending = iter(ready)
-    taking = threading.Lock()
-
-    def send_all() -> None:
-        while True:
-            with taking:
-                item = next(pending, None)
-            if item is None:
-                return
-            index, delivery, prepared = item
-            try:
-                post(delivery, prepared)
-            except TransportError as error:
-                outcomes[index] = error
-
-    threads = min(settings.CAMPAIGN_SEND_CONCURRENCY, len(ready))
-    if threads <= 1:
-        send_all()
-    else:
-        pool = _sending_threads()
-        for running in [pool.submit(send_all) for _ in range(threads)]:
-            running.result()
-    return outcomes
-
-
-_threads_lock = threading.Lock()
-_threads: tuple[tuple[int, int], ThreadPoolExecutor] | None = None
-
-
-def _sending_threads() -> ThreadPoolExecutor:
-    """The process's CAMPAIGN_SEND_CONCURRENCY sending threads, started once (threads started
-    for every chunk cost more CPU than the posts themselves). Keyed by the process, since a
-    forked worker does not inherit its parent's threads."""
-    global _threads
-    key = (os.getpid(), settings.CAMPAIGN_SEND_CONCURRENCY)
-    with _threads_lock:
-        if _threads is None or _threads[0] != key:
-            if _threads is not None and _threads[0][0] == key[0]:
-                _threads[1].shutdown(wait=False)
-            pool = ThreadPoolExecutor(key[1], thread_name_prefix="campaign-send")
-            _threads = (key, pool)
-        return _threads[1]
-
-
 class WebhookTransport(Transport):
     def consent_purpose(self) -> str:
         return str(self.config.get("purpose") or DEFAULT_PURPOSE)
@@ -153,6 +87,11 @@ class WebhookTransport(Transport):
 
     def send_batch(self, deliveries: Sequence[Delivery]) -> list[TransportError | None]:
         return concurrent_sends(deliveries, self._payload, self._post)
+
+    def send_chunks(
+        self, chunks: Iterable[Sequence[Delivery]]
+    ) -> Generator[list[TransportError | None], None, None]:
+        return pipelined_sends(chunks, self._payload, self._post)
 
     def send(self, delivery: Delivery) -> None:
         self._post(delivery, self._payload(delivery))

@@ -10,7 +10,7 @@ in chunks over one connection or connection pool, each chunk's outcomes written 
         the frequency cap (marketing); quiet hours in the recipient's zone (marketing: the
         send is delayed to their end, never dropped)
     → mark them "sending" and commit, so no other worker can send them
-    → each channel's transport sends its share (Transport.send_batch)
+    → each channel's transport sends its share, chunk after chunk (Transport.send_chunks)
     → "sent" with the provider's id and the message digest; or back to "queued" with a
       backoff for a transient error; or "failed" for a permanent one or the last attempt.
 
@@ -19,6 +19,7 @@ Every skip is a row with its reason, so `campaigns.selectors.campaign_stats` cou
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
@@ -219,18 +220,20 @@ def deliveries_send(
         by_channel.setdefault(delivery.channel_id, []).append(delivery)
     for group in by_channel.values():
         transport = transport_for(group[0].channel)
-        # Outcomes are written after each chunk, so a task stopped by its time limit (a
-        # receiver answering slowly) leaves at most one chunk "sending".
-        for start in range(0, len(group), SEND_CHUNK):
-            chunk = group[start : start + SEND_CHUNK]
-            sent: list[Delivery] = []
-            for delivery, error in zip(chunk, transport.send_batch(chunk), strict=True):
-                if error is None:
-                    sent.append(delivery)
-                else:
-                    _transport_failed(delivery, error, now)
-            transport.gone_forget()
-            _sent_record(sent)
+        # Outcomes are written after each chunk (while the transport may post the next), so
+        # a task stopped by its time limit (a receiver answering slowly) leaves at most two
+        # chunks "sending".
+        chunks = [group[start : start + SEND_CHUNK] for start in range(0, len(group), SEND_CHUNK)]
+        with contextlib.closing(transport.send_chunks(chunks)) as outcomes:
+            for chunk, chunk_outcomes in zip(chunks, outcomes, strict=True):
+                sent: list[Delivery] = []
+                for delivery, error in zip(chunk, chunk_outcomes, strict=True):
+                    if error is None:
+                        sent.append(delivery)
+                    else:
+                        _transport_failed(delivery, error, now)
+                transport.gone_forget()
+                _sent_record(sent)
     return claimed
 
 

@@ -13,6 +13,7 @@ a delivery exists once per (version, step, person, entry).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -322,18 +323,37 @@ def _entries_walk(entries: Sequence[Entry], now: dt.datetime) -> list[int]:
     their deliveries recorded together. Returns the new deliveries' ids."""
     goals = _GoalEvents(entries)
     sends: list[_Send] = []
-    for entry in entries:
-        _entry_advance(entry, now, goals, sends)
+    moved = [entry for entry in entries if _entry_advance(entry, now, goals, sends)]
+    _entries_moved_save(moved)
     return _deliveries_record(sends)
 
 
-def _entry_advance(entry: Entry, now: dt.datetime, goals: _GoalEvents, sends: list[_Send]) -> None:
+def _entries_moved_save(entries: Sequence[Entry]) -> None:
+    """Write where these entries stand, one UPDATE per distinct state: a pass leaves a batch
+    in a few (completed now, or waiting until the same time), so a batch costs a few
+    statements rather than one per entry."""
+    groups: dict[tuple[Any, ...], list[Entry]] = {}
+    for entry in entries:
+        state = (entry.status, entry.finished_at, entry.due_at, json.dumps(entry.step_path))
+        groups.setdefault(state, []).append(entry)
+    for group in groups.values():
+        first = group[0]
+        Entry.objects.filter(pk__in=[entry.pk for entry in group]).update(
+            status=first.status,
+            finished_at=first.finished_at,
+            due_at=first.due_at,
+            step_path=first.step_path,
+        )
+
+
+def _entry_advance(entry: Entry, now: dt.datetime, goals: _GoalEvents, sends: list[_Send]) -> bool:
     """Run this (locked) entry's steps until a wait that is not over, or the end; its send
-    steps are added to `sends`."""
+    steps are added to `sends`. Returns whether the entry moved on and is still to be written
+    (one that reached its goal is written as it exits)."""
     converted_at = goals.reached(entry, now)
     if converted_at is not None:
         _entry_exit(entry, Entry.ExitReason.GOAL, now, converted_at=converted_at)
-        return
+        return False
     steps = entry.version.definition["steps"]
     path = steps_language.path_settle(steps, entry.step_path) if entry.step_path else None
     entry.due_at = None
@@ -364,7 +384,7 @@ def _entry_advance(entry: Entry, now: dt.datetime, goals: _GoalEvents, sends: li
             sends.append(_Send(entry, steps_language.step_pointer(path), step["send"]["channel"]))
             path = steps_language.path_next(steps, path)
     entry.step_path = path or []
-    entry.save(update_fields=["status", "finished_at", "due_at", "step_path"])
+    return True
 
 
 class _Branching:

@@ -38,6 +38,12 @@ class SmtpSink:
     def __init__(self) -> None:
         self.messages: list[email.message.EmailMessage] = []
         self.refuse: str | None = None
+        self.sessions = 0  # EHLO greetings: one per connection a client opened
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.sessions += 1
+        session.host_name = hostname
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.refuse:

@@ -1,7 +1,8 @@
 """The send path's shape: a person who enters is sent to by the task queued at entry (no second
 trip through the queue), a retry of that task sends what an earlier run left unsent and
-nothing twice, a batch's queries do not grow with its recipients, and the tracking links
-built from a route reversed once are the links Django reverses."""
+nothing twice, a batch's queries do not grow with its recipients, a batch of several chunks
+goes over a few SMTP connections kept across them, and the tracking links built from a route
+reversed once are the links Django reverses."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from campaigns import services
 from campaigns.models import Delivery, Entry
+from campaigns.services.delivery import SEND_CHUNK
 from campaigns.tracking import click_url, open_url, unsubscribe_url
 from tests.campaigns.conftest import CART, cart_reminder, delivery_make, person, track
 
@@ -73,6 +75,22 @@ def test_a_send_batch_runs_the_same_queries_for_few_recipients_as_for_many(
         counts.append(len(queries))
     assert Delivery.objects.filter(status=Delivery.Status.SENT).count() == 40
     assert counts[0] == counts[1]
+
+
+def test_an_email_batch_of_several_chunks_goes_over_a_few_connections_kept_across_them(
+    smtp, email_channel, make_campaign, settings
+):
+    settings.CAMPAIGN_SEND_CONCURRENCY = 2  # fewer than the batch's chunks
+    campaign = make_campaign(_send_now(email_channel))
+    addresses = [f"p{n}@example.com" for n in range(2 * SEND_CHUNK + 7)]
+    ids = [
+        delivery_make(campaign, person(email_address=address), email_channel).pk
+        for address in addresses
+    ]
+    services.deliveries_send(delivery_ids=ids)
+    assert Delivery.objects.filter(status=Delivery.Status.SENT).count() == len(ids)
+    assert sorted(message["To"] for message in smtp.messages) == sorted(addresses)
+    assert 1 <= smtp.sessions <= settings.CAMPAIGN_SEND_CONCURRENCY
 
 
 @given(delivery_id=st.integers(min_value=1, max_value=2**62), url=st.text(min_size=1))

@@ -16,7 +16,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from campaigns import services
 from campaigns.models import Channel, Delivery, Entry
-from tests.campaigns.conftest import CART, cart_reminder, person, track
+from campaigns.services.delivery import SEND_CHUNK
+from tests.campaigns.conftest import CART, cart_reminder, delivery_make, person, track
 
 pytestmark = pytest.mark.django_db
 
@@ -123,6 +124,32 @@ def test_a_500_is_retried_and_the_retry_keeps_its_webhook_id(
     assert delivery.status == Delivery.Status.SENT and delivery.attempts == 2
     ids = {headers["webhook-id"] for headers, _ in receiver.received}
     assert len(receiver.received) == 2 and len(ids) == 1
+
+
+def test_a_batch_of_several_chunks_sends_each_delivery_once_and_records_its_own_outcome(
+    receiver, hook_channel, make_campaign
+):
+    channel, secret = hook_channel
+    body = cart_reminder(channel)
+    body["steps"] = [
+        {"wait": {"seconds": 0}},
+        {"send": {"channel": channel.pk, "message": {"to": "{{ profile.id }}"}}},
+    ]
+    campaign = make_campaign(body)
+    ids = [delivery_make(campaign, person(), channel).pk for _ in range(2 * SEND_CHUNK + 7)]
+    receiver.statuses = [500, 500, 500]  # the first three to arrive, whichever they are
+    services.deliveries_send(delivery_ids=ids)
+
+    received = [Webhook(secret).verify(body, headers) for headers, body in receiver.received]
+    assert sorted(payload["data"]["delivery"] for payload in received) == sorted(ids)
+    for payload in received:
+        assert payload["data"]["message"] == {"to": str(payload["data"]["profile"])}
+    deliveries = Delivery.objects.filter(pk__in=ids)
+    retried = deliveries.filter(status=Delivery.Status.QUEUED)
+    assert retried.count() == 3 and all("500" in d.last_error for d in retried)
+    sent = deliveries.filter(status=Delivery.Status.SENT)
+    assert sent.count() == len(ids) - 3
+    assert all(d.provider_message_id == f"msg_cdp_{d.pk}" for d in sent)
 
 
 def test_a_410_fails_the_delivery_and_disables_the_channel(
