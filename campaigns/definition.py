@@ -327,6 +327,8 @@ def _schema_errors(
             message = 'a trigger is {"event": ...}, {"segment": ...} or {"broadcast": ...}'
         elif error.validator == "oneOf" and error.absolute_path:
             message = _ONE_OF_WORDS.get(str(error.absolute_path[-1]), message)
+        elif error.validator == "anyOf" and error.schema is MESSAGE_SCHEMAS["email"]:
+            message = "an email needs an HTML part, a text part or both"
         elif error.validator in ("minProperties", "maxProperties") and "wait" in error.schema.get(
             "properties", {}
         ):
