@@ -30,6 +30,7 @@ is the API body's root: `/steps/2/branch/if/trait`).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -675,21 +676,19 @@ def quiet_until(
 # --- editing steps (the visual editor's operations) -------------------------------------------
 
 
+_STEPS_POINTER = re.compile(r"/steps(?:/\d+/branch/(?:then|else))*(?:/\d+)?\Z")
+
+
 def _location(pointer: str) -> StepPath:
     """A step's or a list's path from its JSON pointer: "/steps/2/branch/then/0" ->
     [2, "then", 0], "/steps/2/branch/then" -> [2, "then"], "/steps" -> []."""
-    parts = pointer.split("/")
-    if len(parts) < 2 or parts[0] or parts[1] != "steps":
-        raise ValueError(f"{pointer} is not inside /steps")
-    path: StepPath = []
-    for part in parts[2:]:
-        if part.isdigit():
-            path.append(int(part))
-        elif part in ("then", "else"):
-            path.append(part)
-        elif part != "branch":
-            raise ValueError(f"{pointer} is not a step or a list of steps")
-    return path
+    if not _STEPS_POINTER.match(pointer):
+        raise ValueError(f"{pointer} is neither a step nor a list of steps")
+    return [
+        int(part) if part.isdigit() else part
+        for part in pointer.split("/")[2:]
+        if part != "branch"
+    ]
 
 
 def _list_at(steps: list[Any], path: StepPath) -> list[Any]:

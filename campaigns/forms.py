@@ -95,9 +95,15 @@ def _number(raw: str) -> Any:
     return raw
 
 
-def _duration(data: Mapping[str, Any], pointer: str) -> dict[str, Any]:
+def _duration(
+    data: Mapping[str, Any], pointer: str, at: str, problems: list[ConditionError]
+) -> dict[str, Any]:
     unit = _text(data, pointer, "unit")
-    return {unit if unit in DURATION_UNITS else "days": _number(_text(data, pointer, "amount"))}
+    unit = unit if unit in DURATION_UNITS else "days"
+    amount = _number(_text(data, pointer, "amount"))
+    if not isinstance(amount, int):
+        problems.append(ConditionError(f"{at}/{unit}", f"how many {unit}: a whole number"))
+    return {unit: amount}
 
 
 def _json(
@@ -184,7 +190,7 @@ def step_from_fields(
     """The step at `pointer` as its fields describe it (problems appended to `problems`)."""
     kind = _text(data, pointer, "kind")
     if kind == "wait":
-        return {"wait": _duration(data, pointer)}
+        return {"wait": _duration(data, pointer, f"{pointer}/wait", problems)}
     if kind == "until":
         return {"wait": {"until_hour": _number(_text(data, pointer, "hour"))}}
     if kind == "branch":
@@ -222,14 +228,14 @@ def journey_from_fields(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[C
     policy = _text(data, "/entry", "policy")
     definition: dict[str, Any] = {
         "trigger": _trigger(data, problems),
-        "entry": {"once_per": _duration(data, "/entry")}
+        "entry": {"once_per": _duration(data, "/entry", "/entry/once_per", problems)}
         if policy == "once_per"
         else (policy if policy in ("once", "every_time") else "once"),
     }
     if data.get(field("/goal", "on")):
         definition["goal"] = {
             **_event_node(data, "/goal", problems),
-            "within": _duration(data, "/goal"),
+            "within": _duration(data, "/goal", "/goal/within", problems),
         }
     if data.get(field("/frequency_cap", "on")):
         definition["frequency_cap"] = {
