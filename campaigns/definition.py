@@ -685,9 +685,7 @@ def _location(pointer: str) -> StepPath:
     if not _STEPS_POINTER.match(pointer):
         raise ValueError(f"{pointer} is neither a step nor a list of steps")
     return [
-        int(part) if part.isdigit() else part
-        for part in pointer.split("/")[2:]
-        if part != "branch"
+        int(part) if part.isdigit() else part for part in pointer.split("/")[2:] if part != "branch"
     ]
 
 

@@ -184,9 +184,7 @@ def _message(data: Mapping[str, Any], pointer: str, problems: list[ConditionErro
     return _json(data, pointer, "message", problems, f"{pointer}/send/message")
 
 
-def step_from_fields(
-    data: Mapping[str, Any], pointer: str, problems: list[ConditionError]
-) -> Any:
+def step_from_fields(data: Mapping[str, Any], pointer: str, problems: list[ConditionError]) -> Any:
     """The step at `pointer` as its fields describe it (problems appended to `problems`)."""
     kind = _text(data, pointer, "kind")
     if kind == "wait":
@@ -257,8 +255,11 @@ NEW_STEPS: dict[str, dict[str, Any]] = {
         "branch": {
             "if": {
                 "all": [
-                    {"event": "Order Completed", "count": {"op": "gte", "value": 1},
-                     "within": {"days": 1}}
+                    {
+                        "event": "Order Completed",
+                        "count": {"op": "gte", "value": 1},
+                        "within": {"days": 1},
+                    }
                 ]
             }
         }
@@ -397,8 +398,11 @@ def _attach(nodes: Sequence[dict[str, Any]], errors: Mapping[str, list[dict[str,
         if node["kind"] == "branch":
             # Pointers inside the condition, for the builder to mark its own rows.
             node["condition_errors"] = json.dumps(
-                ["/" + e["at"][len("branch/if/") :] for e in node["errors"]
-                 if e["at"].startswith("branch/if/")]
+                [
+                    "/" + e["at"][len("branch/if/") :]
+                    for e in node["errors"]
+                    if e["at"].startswith("branch/if/")
+                ]
             )
             _attach(node["then"], errors)
             _attach(node["else"], errors)
@@ -446,7 +450,11 @@ def journey_nodes(
         shown.update(event=trigger.get("event", ""), where=json.dumps(trigger.get("where", [])))
     entry = definition.get("entry", "once")
     goal = definition.get("goal") if isinstance(definition.get("goal"), dict) else None
-    cap = definition.get("frequency_cap") if isinstance(definition.get("frequency_cap"), dict) else None
+    cap = (
+        definition.get("frequency_cap")
+        if isinstance(definition.get("frequency_cap"), dict)
+        else None
+    )
     control = definition.get("control") if isinstance(definition.get("control"), dict) else None
     return {
         "trigger": shown,

@@ -245,7 +245,12 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
     )
 
 
-ADD_STEPS = (("wait", "Wait"), ("until", "Wait until an hour"), ("branch", "Branch"), ("send", "Send"))
+ADD_STEPS = (
+    ("wait", "Wait"),
+    ("until", "Wait until an hour"),
+    ("branch", "Branch"),
+    ("send", "Send"),
+)
 
 
 def _journey_context(
@@ -319,7 +324,7 @@ def _editor(request: HttpRequest, campaign: Campaign | None) -> HttpResponse:
                 errors = error.errors
             except services.CampaignStateError as error:
                 messages.error(request, str(error))
-                return redirect("campaigns:edit", campaign.pk)  # type: ignore[union-attr]
+                return redirect(request.path)
             else:
                 saved = f"Campaign “{campaign.name}” saved"
                 messages.success(request, saved + (f" and {status}." if status else "."))
@@ -386,6 +391,8 @@ def campaign_compose(request: HttpRequest) -> HttpResponse:
         mode=mode,
         definition_text=text,
     )
+    # The view toggle sits outside the swapped part: it comes along, out of band.
+    context["oob"] = True
     return render(request, "campaigns/_journey.html", context)
 
 
@@ -396,7 +403,9 @@ def _shape_change(request: HttpRequest, definition: dict[str, Any], op: str) -> 
         if op == "add":
             step = editor_step_new(request.POST.get("step", ""), list(selectors.channel_list()))
             steps_language.step_insert(
-                steps, into=request.POST.get("into", ""), index=_int(request.POST.get("index")),
+                steps,
+                into=request.POST.get("into", ""),
+                index=_int(request.POST.get("index")),
                 step=step,
             )
         elif op == "remove":

@@ -227,7 +227,10 @@ def test_segment_and_broadcast_triggers_read_back_unchanged(
         shown = {"segment": segment.pk, "on": trigger["on"]}
     campaign = make_campaign({"name": "Seg", "trigger": shown, "entry": "every_time", "steps": []})
     fields = editor_fields(staff_client(marketer), campaign)
-    assert journey_from_fields(fields) == ({"trigger": shown, "entry": "every_time", "steps": []}, [])
+    assert journey_from_fields(fields) == (
+        {"trigger": shown, "entry": "every_time", "steps": []},
+        [],
+    )
 
 
 def test_a_broadcast_time_is_typed_in_the_workspace_zone(settings):
@@ -240,9 +243,7 @@ def test_a_broadcast_time_is_typed_in_the_workspace_zone(settings):
         "/entry:policy": "once",
     }
     definition, _ = journey_from_fields(fields)
-    assert definition["trigger"] == {
-        "broadcast": {"segment": 4, "at": "2026-07-01T09:30:00+02:00"}
-    }
+    assert definition["trigger"] == {"broadcast": {"segment": 4, "at": "2026-07-01T09:30:00+02:00"}}
 
 
 def test_editing_a_field_of_an_active_campaign_makes_a_new_version(
@@ -260,8 +261,9 @@ def test_editing_a_field_of_an_active_campaign_makes_a_new_version(
     assert second.definition["steps"][0] == {"wait": {"hours": 2}}
     assert second.definition["steps"][1]["send"]["message"]["subject"] == "Your cart misses you"
     # The parts the edit did not touch are as they were, line breaks included.
-    assert second.definition["steps"][1]["send"]["message"]["html"] == (
-        first.definition["steps"][1]["send"]["message"]["html"]
+    assert (
+        second.definition["steps"][1]["send"]["message"]["html"]
+        == (first.definition["steps"][1]["send"]["message"]["html"])
     )
 
 
@@ -471,7 +473,9 @@ def test_pause_from_the_editor_redraws_only_the_status(
     assert 'value="active"' in part.content.decode()  # "Save and activate" comes back
 
 
-def test_admins_and_marketers_edit(staff_client, admin_user, marketer, make_campaign, email_channel):
+def test_admins_and_marketers_edit(
+    staff_client, admin_user, marketer, make_campaign, email_channel
+):
     campaign = make_campaign(cart_reminder(email_channel))
     for user in (admin_user, marketer):
         client = staff_client(user)
@@ -501,7 +505,9 @@ def test_compliance_reads_the_editor_but_changes_nothing(
     assert client.post("/campaigns/editor/preview/", fields).status_code == 403
     test_send = {**fields, "step": "/steps/1", "/steps/1:to": compliance.email}
     assert client.post(f"/campaigns/{campaign.pk}/editor/test-send/", test_send).status_code == 403
-    assert client.post(f"/campaigns/{campaign.pk}/paused/", HTTP_HX_REQUEST="true").status_code == 403
+    assert (
+        client.post(f"/campaigns/{campaign.pk}/paused/", HTTP_HX_REQUEST="true").status_code == 403
+    )
     campaign.refresh_from_db()
     assert campaign.status == "active" and campaign.versions.count() == 1 and not smtp.messages
 
