@@ -383,9 +383,11 @@ def campaign_compose(request: HttpRequest) -> HttpResponse:
         problems = _shape_change(request, definition, op)
     if mode == VISUAL and not isinstance(definition, dict):
         definition = {}
+    # An existing campaign's steps offer test sends (of what it has saved).
+    campaign = selectors.campaign_get(campaign_id=_int(request.POST.get("campaign")))
     context = _journey_context(
         request,
-        campaign=None,
+        campaign=campaign,
         definition=definition,
         errors=problems,
         mode=mode,

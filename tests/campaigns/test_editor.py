@@ -322,10 +322,10 @@ def test_steps_are_added_moved_and_removed_without_losing_edits(
     fields = editor_fields(client, campaign)
     fields["/steps/1:subject"] = "Edited, not saved"
 
-    added = fields_of(
-        _compose(client, fields, op="add", into="/steps/2/branch/else", index="0", step="send"),
-        None,
-    )
+    page = _compose(client, fields, op="add", into="/steps/2/branch/else", index="0", step="send")
+    # Drawn again, the steps of a saved campaign still offer their test sends.
+    assert f'hx-post="/campaigns/{campaign.pk}/editor/test-send/"' in page
+    added = fields_of(page, None)
     assert added["/steps/2/branch/else/0:kind"] == "send"
     assert added["/steps/2/branch/else/0:channel"] == str(email_channel.pk)
     assert added["/steps/1:subject"] == "Edited, not saved"
