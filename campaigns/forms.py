@@ -26,7 +26,6 @@ from campaigns.models import Campaign, Channel
 from segments.conditions import ConditionError, describe_node
 
 VISUAL, JSON_VIEW = "visual", "json"
-STEP_KINDS = ("wait", "until", "branch", "send")
 UNITS = tuple(DURATION_UNITS)
 
 
@@ -480,7 +479,6 @@ def journey_nodes(
             "control": owned.get("/control", []),
         },
         "units": UNITS,
-        "step_kinds": STEP_KINDS,
         "hours": range(24),
         "zone": settings.CAMPAIGN_TIMEZONE,
     }
