@@ -30,6 +30,7 @@ is the API body's root: `/steps/2/branch/if/trait`).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -327,6 +328,8 @@ def _schema_errors(
             message = 'a trigger is {"event": ...}, {"segment": ...} or {"broadcast": ...}'
         elif error.validator == "oneOf" and error.absolute_path:
             message = _ONE_OF_WORDS.get(str(error.absolute_path[-1]), message)
+        elif error.validator == "anyOf" and error.schema is MESSAGE_SCHEMAS["email"]:
+            message = "an email needs an HTML part, a text part or both"
         elif error.validator in ("minProperties", "maxProperties") and "wait" in error.schema.get(
             "properties", {}
         ):
@@ -668,3 +671,56 @@ def quiet_until(
     hour = now.astimezone(tz).hour
     inside = (start <= hour or hour < end) if start > end else (start <= hour < end)
     return next_local_hour(now, end, tz) if inside else None
+
+
+# --- editing steps (the visual editor's operations) -------------------------------------------
+
+
+_STEPS_POINTER = re.compile(r"/steps(?:/\d+/branch/(?:then|else))*(?:/\d+)?\Z")
+
+
+def _location(pointer: str) -> StepPath:
+    """A step's or a list's path from its JSON pointer: "/steps/2/branch/then/0" ->
+    [2, "then", 0], "/steps/2/branch/then" -> [2, "then"], "/steps" -> []."""
+    if not _STEPS_POINTER.match(pointer):
+        raise ValueError(f"{pointer} is neither a step nor a list of steps")
+    return [
+        int(part) if part.isdigit() else part for part in pointer.split("/")[2:] if part != "branch"
+    ]
+
+
+def _list_at(steps: list[Any], path: StepPath) -> list[Any]:
+    """The list of steps `path` names (a path ending in an arm) or holds (ending in an index)."""
+    current = steps
+    whole = len(path) - len(path) % 2
+    for i in range(0, whole, 2):
+        current = current[int(path[i])]["branch"].setdefault(str(path[i + 1]), [])
+    return current
+
+
+def step_insert(steps: list[Any], *, into: str, index: int, step: dict[str, Any]) -> None:
+    """Put `step` at `index` of the list at pointer `into` ("/steps", "/steps/2/branch/else")."""
+    path = _location(into)
+    if len(path) % 2:
+        raise ValueError(f"{into} is a step, not a list of steps")
+    target = _list_at(steps, path)
+    target.insert(max(0, min(index, len(target))), step)
+
+
+def step_remove(steps: list[Any], *, at: str) -> None:
+    path = _location(at)
+    if len(path) % 2 == 0:
+        raise ValueError(f"{at} is a list of steps, not a step")
+    del _list_at(steps, path)[int(path[-1])]
+
+
+def step_move(steps: list[Any], *, at: str, by: int) -> None:
+    """Move a step up (by=-1) or down (by=1) among its siblings; nothing past either end."""
+    path = _location(at)
+    if len(path) % 2 == 0:
+        raise ValueError(f"{at} is a list of steps, not a step")
+    siblings = _list_at(steps, path)
+    index = int(path[-1])
+    target = index + by
+    if 0 <= target < len(siblings):
+        siblings.insert(target, siblings.pop(index))

@@ -27,12 +27,23 @@ from access.roles import ADMIN, COMPLIANCE, MARKETER, has_role, roles_required
 from campaigns import definition as steps_language
 from campaigns import results, selectors, services, stats
 from campaigns.definition import InvalidCampaign
-from campaigns.forms import CampaignForm, ChannelForm
+from campaigns.forms import (
+    JSON_VIEW,
+    VISUAL,
+    CampaignForm,
+    ChannelForm,
+    journey_mode,
+    journey_nodes,
+    journey_read,
+    step_from_fields,
+)
+from campaigns.forms import step_new as editor_step_new
 from campaigns.messages import RenderError
 from campaigns.models import Campaign, Channel
 from campaigns.tracking import click_token_read, open_token_read, unsubscribe_token_read
 from profiles.services import profile_access_record
-from segments.conditions import describe_node
+from segments import selectors as segment_selectors
+from segments.conditions import ConditionError, describe_node
 
 # The smallest transparent GIF.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -234,11 +245,62 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
     )
 
 
+ADD_STEPS = (
+    ("wait", "Wait"),
+    ("until", "Wait until an hour"),
+    ("branch", "Branch"),
+    ("send", "Send"),
+)
+
+
+def _journey_context(
+    request: HttpRequest,
+    *,
+    campaign: Campaign | None,
+    definition: dict[str, Any],
+    errors: list[Any],
+    mode: str,
+    definition_text: str | None = None,
+) -> dict[str, Any]:
+    """What the editor's journey part draws, in the visual or the JSON view."""
+    channels = list(selectors.channel_list())
+    context: dict[str, Any] = {
+        "campaign": campaign,
+        "mode": mode,
+        "can_build": has_role(request.user, *BUILD),
+        "channels": channels,
+        "errors": [e.as_dict() for e in errors],
+        "preview_profile": request.POST.get("preview_profile", "") if request.POST else "",
+    }
+    if mode == JSON_VIEW:
+        context["definition_text"] = (
+            definition_text
+            if definition_text is not None
+            else json.dumps(definition, indent=2, ensure_ascii=False)
+        )
+        return context
+    context.update(
+        journey=journey_nodes(definition, errors=errors, channels=channels),
+        segments=list(segment_selectors.segment_list()),
+        add_steps=ADD_STEPS,
+    )
+    return context
+
+
 def _editor(request: HttpRequest, campaign: Campaign | None) -> HttpResponse:
-    errors: list[dict[str, str]] = []
+    """The journey editor: the visual editor (or the JSON view), saved through the service the
+    API uses. "Save and activate" saves then activates; an active campaign's edit becomes a
+    new version. Compliance sees it read-only."""
+    can_build = has_role(request.user, *BUILD)
+    errors: list[Any] = []
     if request.method == "POST":
+        if not can_build:
+            raise PermissionDenied
         form = CampaignForm(request.POST)
-        if form.is_valid():
+        valid = form.is_valid()
+        definition, errors = form.journey, list(form.problems)
+        status = request.POST.get("status") or None
+        if valid:
             data = form.cleaned_data
             try:
                 if campaign is None:
@@ -246,7 +308,7 @@ def _editor(request: HttpRequest, campaign: Campaign | None) -> HttpResponse:
                         name=data["name"],
                         kind=data["kind"],
                         definition=data["definition"],
-                        status=Campaign.Status.DRAFT,
+                        status=status or Campaign.Status.DRAFT,
                         actor=request.user,
                     )
                 else:
@@ -256,35 +318,41 @@ def _editor(request: HttpRequest, campaign: Campaign | None) -> HttpResponse:
                         name=data["name"],
                         kind=data["kind"],
                         definition=data["definition"],
+                        status=status,
                     )
             except InvalidCampaign as error:
-                errors = [problem.as_dict() for problem in error.errors]
+                errors = error.errors
+            except services.CampaignStateError as error:
+                messages.error(request, str(error))
+                return redirect(request.path)
             else:
-                messages.success(request, f"Campaign “{campaign.name}” saved.")
+                saved = f"Campaign “{campaign.name}” saved"
+                messages.success(request, saved + (f" and {status}." if status else "."))
                 return redirect("campaigns:detail", campaign.pk)
-    elif campaign is not None:
-        version = selectors.campaign_version_current(campaign=campaign)
-        form = CampaignForm(
-            initial={
-                "name": campaign.name,
-                "kind": campaign.kind,
-                "definition": json.dumps(version.definition, indent=2, ensure_ascii=False),
-            }
-        )
+        mode = journey_mode(request.POST)
+        definition_text = request.POST.get("definition") if mode == JSON_VIEW else None
     else:
-        form = CampaignForm(
-            initial={"kind": "marketing", "definition": json.dumps(STARTER, indent=2)}
-        )
-    return render(
+        if campaign is not None:
+            definition = selectors.campaign_version_current(campaign=campaign).definition
+            form = CampaignForm(initial={"name": campaign.name, "kind": campaign.kind})
+        else:
+            definition = json.loads(json.dumps(STARTER))
+            form = CampaignForm(initial={"kind": "marketing"})
+        mode, definition_text = VISUAL, None
+    context = _journey_context(
         request,
-        "campaigns/editor.html",
-        {
-            "form": form,
-            "campaign": campaign,
-            "errors": errors,
-            "channels": selectors.channel_list(),
-        },
+        campaign=campaign,
+        definition=definition,
+        errors=errors,
+        mode=mode,
+        definition_text=definition_text,
     )
+    context.update(
+        form=form,
+        version=selectors.campaign_version_current(campaign=campaign) if campaign else None,
+        vocabulary=segment_selectors.builder_vocabulary(),
+    )
+    return render(request, "campaigns/editor.html", context)
 
 
 @roles_required(*BUILD)
@@ -292,21 +360,169 @@ def campaign_new(request: HttpRequest) -> HttpResponse:
     return _editor(request, None)
 
 
-@roles_required(*BUILD)
+@roles_required(*READ)
 def campaign_edit(request: HttpRequest, campaign_id: int) -> HttpResponse:
     return _editor(request, _campaign_or_404(campaign_id))
 
 
 @require_POST
 @roles_required(*BUILD)
+def campaign_compose(request: HttpRequest) -> HttpResponse:
+    """htmx partial: the journey drawn again after a change of its shape (add, move or remove
+    a step; another trigger, entry policy or channel; the visual or the JSON view), from the
+    posted fields. Nothing is saved."""
+    definition, problems = journey_read(request.POST)
+    mode = journey_mode(request.POST)
+    op = request.POST.get("op", "")
+    text = request.POST.get("definition") if mode == JSON_VIEW else None
+    if op == "json":
+        mode, text = JSON_VIEW, None if not problems else text
+    elif op == "visual" and not problems:
+        mode = VISUAL
+    elif op in ("add", "remove", "move") and not problems:
+        problems = _shape_change(request, definition, op)
+    if mode == VISUAL and not isinstance(definition, dict):
+        definition = {}
+    # An existing campaign's steps offer test sends (of what it has saved).
+    campaign = selectors.campaign_get(campaign_id=_int(request.POST.get("campaign")))
+    context = _journey_context(
+        request,
+        campaign=campaign,
+        definition=definition,
+        errors=problems,
+        mode=mode,
+        definition_text=text,
+    )
+    # The view toggle sits outside the swapped part: it comes along, out of band.
+    context["oob"] = True
+    return render(request, "campaigns/_journey.html", context)
+
+
+def _shape_change(request: HttpRequest, definition: dict[str, Any], op: str) -> list[Any]:
+    steps = definition.setdefault("steps", [])
+    at = request.POST.get("at", "")
+    try:
+        if op == "add":
+            step = editor_step_new(request.POST.get("step", ""), list(selectors.channel_list()))
+            steps_language.step_insert(
+                steps,
+                into=request.POST.get("into", ""),
+                index=_int(request.POST.get("index")),
+                step=step,
+            )
+        elif op == "remove":
+            steps_language.step_remove(steps, at=at)
+        else:
+            steps_language.step_move(steps, at=at, by=-1 if request.POST.get("by") == "-1" else 1)
+    except (ValueError, IndexError, KeyError, TypeError, AttributeError):
+        return [ConditionError(at or "/steps", "that step is not in this journey any more")]
+    return []
+
+
+def _editor_send(request: HttpRequest) -> tuple[str, dict[str, Any] | None]:
+    """The send step at the posted pointer, as the editor's fields describe it."""
+    pointer = request.POST.get("step", "")
+    problems: list[Any] = []
+    step = step_from_fields(request.POST, pointer, problems)
+    if problems or not isinstance(step, dict) or not isinstance(step.get("send"), dict):
+        return pointer, None
+    return pointer, step["send"]
+
+
+@require_POST
+@roles_required(*BUILD)
+def campaign_editor_preview(request: HttpRequest) -> HttpResponse:
+    """htmx partial: the send step being edited, rendered for the chosen profile (as the
+    campaign page's preview, from the unsaved fields)."""
+    context: dict[str, Any] = {}
+    _pointer, send = _editor_send(request)
+    profile_id = _int(request.POST.get("preview_profile"))
+    profile = selectors.profile_get(profile_id=profile_id) if profile_id else None
+    if send is None:
+        context["problem"] = "The message is not complete yet."
+    elif profile is None:
+        context["hint"] = (
+            f"No profile with id {profile_id}." if profile_id else "Choose a profile to preview."
+        )
+    else:
+        try:
+            message = dict(steps_language.send_message(send, request.POST.get("variant", "")))
+            context["preview"] = selectors.message_preview(
+                campaign=Campaign(name=request.POST.get("name", "")),
+                message=message,
+                profile=profile,
+                viewer=request.user,
+            )
+            profile_access_record(request=request, profile=profile, action="view")
+        except RenderError as error:
+            context["problem"] = f"The message does not render for this profile: {error}"
+        except (KeyError, TypeError, ValueError, AttributeError):
+            context["problem"] = "The message is not complete yet."
+    return render(request, "campaigns/_preview.html", context)
+
+
+@require_POST
+@roles_required(*BUILD)
+def campaign_editor_test_send(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """htmx partial: a test of the send step being edited, to a staff address. A test sends
+    what the campaign would send, so a step with unsaved edits asks to be saved first."""
+    campaign = _campaign_or_404(campaign_id)
+    pointer, send = _editor_send(request)
+    saved = selectors.campaign_version_current(campaign=campaign).definition
+    try:
+        path = steps_language.pointer_path(pointer)
+        unchanged = send is not None and steps_language.step_at(saved["steps"], path) == {
+            "send": send
+        }
+    except (ValueError, IndexError, KeyError, TypeError):
+        unchanged = False
+    profile = selectors.profile_get(profile_id=_int(request.POST.get("preview_profile")))
+    to = request.POST.get(f"{pointer}:to", "")
+    context: dict[str, Any] = {"campaign": campaign}
+    if not unchanged:
+        context["problem"] = "This message has unsaved changes: save, then send the test."
+    elif profile is None:
+        context["problem"] = "Choose a profile to render the test for."
+    else:
+        try:
+            services.campaign_test_send(
+                campaign=campaign, step=pointer, profile=profile, to=to, actor=request.user
+            )
+        except services.TestSendError as error:
+            context["problem"] = str(error)
+        else:
+            context["sent_to"] = to
+    return render(request, "campaigns/_preview.html", context)
+
+
+@require_POST
+@roles_required(*BUILD)
 def campaign_status(request: HttpRequest, campaign_id: int, status: str) -> HttpResponse:
+    """Activate, pause or archive; from the editor (htmx), the status part drawn again."""
     campaign = _campaign_or_404(campaign_id)
     if status not in (Campaign.Status.ACTIVE, Campaign.Status.PAUSED, Campaign.Status.ARCHIVED):
         raise Http404("No such action.")
+    problem = ""
     try:
-        services.campaign_status_set(campaign=campaign, status=status, actor=request.user)
+        campaign = services.campaign_status_set(
+            campaign=campaign, status=status, actor=request.user
+        )
     except services.CampaignStateError as error:
-        messages.error(request, str(error))
+        problem = str(error)
+    if request.headers.get("HX-Request"):
+        return render(
+            request,
+            "campaigns/_status.html",
+            {
+                "campaign": campaign,
+                "version": selectors.campaign_version_current(campaign=campaign),
+                "can_build": True,
+                "problem": problem,
+                "changed": not problem,
+            },
+        )
+    if problem:
+        messages.error(request, problem)
     else:
         messages.success(request, f"Campaign “{campaign.name}” is now {status}.")
     return redirect("campaigns:detail", campaign.pk)

@@ -443,3 +443,41 @@ def identifier_kinds() -> list[str]:
     return sorted(
         {*IdentityKind.values, *Identity.objects.values_list("kind", flat=True).distinct()[:50]}
     )
+
+
+def builder_vocabulary(*, exclude: int | None = None) -> dict[str, Any]:
+    """What the condition builder offers (segments' builder, campaigns' branch conditions and
+    event filters): known traits with their types, event names, identifier kinds, the other
+    segments and the computed features, each once."""
+    return {
+        "traits": observed_trait_keys(),
+        "events": observed_event_names(),
+        "identifiers": identifier_kinds(),
+        "segments": [[s.pk, s.name] for s in segment_list() if s.pk != exclude],
+        "computed": [
+            [
+                name,
+                conditions.COMPUTED_WORDS[name],
+                "date"
+                if name in conditions.DATETIME_COMPUTED
+                else "recency"
+                if name == "recency"
+                else "numeric",
+            ]
+            for name in _offered_computed()
+        ],
+    }
+
+
+def _offered_computed() -> list[str]:
+    """One name per computed column: "frequency" and "order_count" are the same number of
+    orders, "monetary", "revenue" and "lifetime_value" the same revenue. Definitions may still
+    use every name; the builder offers each figure once."""
+    offered, columns = [], set()
+    for name in conditions.COMPUTED:
+        column = conditions.NUMERIC_COMPUTED.get(name) or conditions.DATETIME_COMPUTED.get(name)
+        if column is not None and column in columns:
+            continue
+        columns.add(column or name)
+        offered.append(name)
+    return offered

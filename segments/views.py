@@ -34,41 +34,6 @@ def segment_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _vocabulary(exclude: int | None = None) -> dict[str, Any]:
-    return {
-        "traits": selectors.observed_trait_keys(),
-        "events": selectors.observed_event_names(),
-        "identifiers": selectors.identifier_kinds(),
-        "segments": [[s.pk, s.name] for s in selectors.segment_list() if s.pk != exclude],
-        "computed": [
-            [
-                name,
-                conditions.COMPUTED_WORDS[name],
-                "date"
-                if name in conditions.DATETIME_COMPUTED
-                else "recency"
-                if name == "recency"
-                else "numeric",
-            ]
-            for name in _offered_computed()
-        ],
-    }
-
-
-def _offered_computed() -> list[str]:
-    """One name per computed column: "frequency" and "order_count" are the same number of
-    orders, "monetary", "revenue" and "lifetime_value" the same revenue. Definitions may still
-    use every name; the builder offers each figure once."""
-    offered, columns = [], set()
-    for name in conditions.COMPUTED:
-        column = conditions.NUMERIC_COMPUTED.get(name) or conditions.DATETIME_COMPUTED.get(name)
-        if column is not None and column in columns:
-            continue
-        columns.add(column or name)
-        offered.append(name)
-    return offered
-
-
 def _builder(request: HttpRequest, segment: Segment | None) -> HttpResponse:
     if request.method == "POST":
         form = SegmentForm(request.POST, segment=segment)
@@ -106,7 +71,6 @@ def _builder(request: HttpRequest, segment: Segment | None) -> HttpResponse:
             )
         form = SegmentForm(initial=initial, segment=segment)
         definition_text = initial["definition"]
-    vocabulary = _vocabulary(exclude=segment.pk if segment else None)
     return render(
         request,
         "segments/builder.html",
@@ -114,8 +78,7 @@ def _builder(request: HttpRequest, segment: Segment | None) -> HttpResponse:
             "form": form,
             "segment": segment,
             "definition_text": definition_text,
-            "vocabulary": vocabulary,
-            "trait_keys": list(vocabulary["traits"]),
+            "vocabulary": selectors.builder_vocabulary(exclude=segment.pk if segment else None),
         },
     )
 

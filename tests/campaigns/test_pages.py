@@ -114,7 +114,7 @@ def test_compliance_reads_the_pages_but_cannot_edit_or_activate(staff_client, co
     assert client.get("/campaigns/").status_code == 200
     assert client.get(f"/campaigns/{campaign.pk}/").status_code == 200
     assert client.get("/campaigns/new/").status_code == 403
-    assert client.get(f"/campaigns/{campaign.pk}/edit/").status_code == 403
+    assert client.post(f"/campaigns/{campaign.pk}/edit/", {"name": "Z"}).status_code == 403
     assert client.post(f"/campaigns/{campaign.pk}/paused/").status_code == 403
     campaign.refresh_from_db()
     assert campaign.status == "active"

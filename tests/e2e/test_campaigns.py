@@ -1,8 +1,11 @@
-"""Build the cart-reminder journey in a real browser, preview it for a profile, activate it,
-send the events and see the delivery in the log (and the mail at a real SMTP server)."""
+"""Build the cart-reminder journey in the visual editor of a real browser (trigger with a
+property filter, a wait, a branch, a send with its message), preview it for a profile, activate
+it, send the events through the ingestion API and see the delivery in the log (and the mail at
+a real SMTP server)."""
 
-import json
+import uuid
 
+import httpx
 import pytest
 from django.utils import timezone
 
@@ -15,8 +18,33 @@ from tests.campaigns.conftest import (  # noqa: F401 - fixtures shared with test
     smtp,
     track,
 )
+from tests.conftest import WRITE_KEY
 
 pytestmark = pytest.mark.e2e
+
+
+def add_step(page, into: str, index: int, kind: str) -> None:
+    """Open the "+" between steps (or at the top of a branch's arm) and pick a step."""
+    menu = page.locator(f'details.add-step[data-into="{into}"][data-index="{index}"]')
+    menu.locator("summary").click()
+    menu.locator(f'[data-add-step="{kind}"]').click()
+
+
+def ingest(server: str, profile, name: str, properties: dict) -> None:
+    """One track call through the Segment-compatible ingestion API, as a website sends it."""
+    response = httpx.post(
+        f"{server}/v1/track",
+        auth=(WRITE_KEY, ""),
+        json={
+            "userId": profile.user_id,
+            "event": name,
+            "properties": properties,
+            "messageId": str(uuid.uuid4()),
+            "timestamp": timezone.now().isoformat(),
+        },
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
 
 
 def test_build_preview_activate_and_see_the_delivery(
@@ -25,52 +53,77 @@ def test_build_preview_activate_and_see_the_delivery(
     sink, channel = request.getfixturevalue("smtp"), request.getfixturevalue("email_channel")
     # A trait that is not PII: marketers see PII traits masked in previews.
     ann = person(email_address="ann@example.com", traits={"favourite": "red shoes"})
-    definition = {
-        "trigger": {"event": CART},
-        "entry": "once",
-        "goal": {"event": "Order Completed", "within": {"days": 3}},
-        "steps": [
-            {
-                "send": {
-                    "channel": channel.pk,
-                    "message": {
-                        "subject": "Still thinking about the {{ profile.traits.favourite }}?",
-                        "html": "<h1>Your {{ profile.traits.favourite | default: 'cart' }}</h1>"
-                        "<p>They miss you.</p>",
-                    },
-                }
-            }
-        ],
-    }
+    bob = person(email_address="bob@example.com", traits={"favourite": "socks"})
     login(marketer)
     page.goto(f"{live_server.url}/campaigns/new/")
     page.fill("#id_name", "Cart reminder")
-    page.fill("#id_definition", json.dumps(definition, indent=2))
-    page.click("button[type=submit]")
-    page.wait_for_selector("text=Journey")
-    campaign = Campaign.objects.get()
 
+    # Trigger: "Product Added" with a price above 10 (segments' own filter builder).
+    page.fill("#trigger-event", CART)
+    trigger = page.locator("#node-trigger [data-input=trigger-where]")
+    trigger.get_by_role("button", name="+ Property filter").click()
+    trigger.get_by_label("Property").fill("price")
+    trigger.get_by_label("Operator").select_option("gt")
+    trigger.get_by_label("Value").fill("10")
+
+    # Steps: the first wait down to zero, a branch on "ordered in the last day", and in its
+    # "otherwise" arm the email.
+    page.fill("input[name='/steps/0:amount']", "0")
+    page.select_option("select[name='/steps/0:unit']", "minutes")
+    add_step(page, "/steps", 1, "branch")
+    page.wait_for_selector("#node-steps-1.flow-branch .cond")
+    add_step(page, "/steps/1/branch/else", 0, "send")
+    send = "#node-steps-1-branch-else-0"
+    page.wait_for_selector(f"{send}-subject")
+    page.fill(f"{send}-subject", "Still thinking about the {{ profile.traits.favourite }}?")
+    page.fill(
+        f"{send}-html",
+        "<h1>Your {{ profile.traits.favourite | default: 'cart' }}</h1><p>They miss you.</p>",
+    )
+    page.fill(f"{send}-text", "Your {{ profile.traits.favourite }} miss you.")
+
+    # The message previews, live, for a chosen profile.
     page.fill("#preview-profile", str(ann.pk))
-    page.click("#preview button[type=submit], form[hx-get] button[type=submit]")
-    page.wait_for_selector("text=Still thinking about the red shoes?")
-    heading = page.frame_locator("iframe.message-preview").locator("h1").inner_text()
-    assert heading == "Your red shoes"
-    shot("campaign-preview")
-    page.click("text=Send test")
-    page.wait_for_selector("text=Test sent to marketer@example.com")
+    page.dispatch_event("#preview-profile", "change")
+    page.wait_for_selector(f"{send}-preview >> text=Still thinking about the red shoes?")
+    heading = page.frame_locator(f"{send}-preview iframe.message-preview").locator("h1")
+    assert heading.inner_text() == "Your red shoes"
+    shot("campaign-editor")
+    page.set_viewport_size({"width": 390, "height": 844})
+    shot("campaign-editor-phone")
+    page.set_viewport_size({"width": 1440, "height": 900})
+
+    page.get_by_role("button", name="Save and activate").click()
+    page.wait_for_selector("text=saved and active")
+    campaign = Campaign.objects.get()
+    assert campaign.status == "active"
+    steps = campaign.versions.get().definition["steps"]
+    assert steps[0] == {"wait": {"minutes": 0}}
+    assert steps[1]["branch"]["else"][0]["send"]["channel"] == channel.pk
+    assert campaign.versions.get().definition["trigger"] == {
+        "event": CART,
+        "where": [{"property": "price", "op": "gt", "value": 10}],
+    }
+
+    # A test send from the editor, of the saved message.
+    page.goto(f"{live_server.url}/campaigns/{campaign.pk}/edit/")
+    page.fill("#preview-profile", str(ann.pk))
+    page.locator(send).get_by_role("button", name="Send test").click()
+    page.wait_for_selector(f"{send}-test >> text=Test sent to marketer@example.com")
     assert (
         sink.to("marketer@example.com")[0]["Subject"]
         == "[Test] Still thinking about the red shoes?"
     )
 
-    page.click("text=Activate")
-    page.wait_for_selector("text=is now active")
-    track(source, ann, CART, at=timezone.now())
+    ingest(live_server.url, ann, CART, {"price": 25, "name": "Red shoes"})
+    ingest(live_server.url, bob, CART, {"price": 5, "name": "Socks"})
 
     page.goto(f"{live_server.url}/campaigns/{campaign.pk}/")
     page.wait_for_selector("td >> text=sent")
     shot("campaign-deliveries")
-    assert len(sink.to("ann@example.com")) == 1
+    (mail,) = sink.to("ann@example.com")
+    assert mail["Subject"] == "Still thinking about the red shoes?"
+    assert sink.to("bob@example.com") == []  # below the trigger's price filter
 
     page.goto(f"{live_server.url}/campaigns/")
     page.wait_for_selector("td >> text=Cart reminder")
@@ -90,10 +143,18 @@ def test_the_editor_points_at_a_broken_node_and_the_preference_centre_saves(
     login(marketer)
     page.goto(f"{live_server.url}/campaigns/new/")
     page.fill("#id_name", "Broken")
-    page.fill("#id_definition", json.dumps({"trigger": {"event": CART}, "steps": [{"wait": {}}]}))
-    page.click("button[type=submit]")
-    page.wait_for_selector('code:has-text("/steps/0/wait")')
+    # In the visual editor: a send step left without a subject is marked where it is.
+    add_step(page, "/steps", 1, "send")
+    page.wait_for_selector("#node-steps-1-subject")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.wait_for_selector("#node-steps-1.invalid >> text=send/message/subject")
     shot("campaign-editor-error")
+    # In the JSON view: the error names its JSON pointer.
+    page.click("#view-json")
+    page.fill("#id_definition", '{"trigger": {"event": "Product Added"}, "steps": [{"wait": {}}]}')
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.wait_for_selector('code:has-text("/steps/0/wait")')
+    assert not Campaign.objects.exists()
 
     ann = person(email_address="ann@example.com")
     campaign = Campaign.objects.create(name="Hello", status="active")

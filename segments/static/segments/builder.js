@@ -1,6 +1,11 @@
 // Segment builder: edits the definition (a JSON condition tree, see segments/conditions.py) in
 // a hidden textarea and tells htmx to refresh the live preview ("definition-changed" on body).
 //   <div data-segment-builder data-input="ID" data-vocabulary="ID" data-properties-url="URL">
+// Campaigns reuse it for branch conditions, and for an event's property filters alone (a JSON
+// list in the textarea; the event's name is typed in the input EVENT_ID):
+//   <div data-segment-builder="where" data-event-input="EVENT_ID" data-input=... ...>
+// data-errors='["/all/0", ...]' marks the nodes a server pointed at (pointers in the tree).
+// Builders in content htmx swaps in start by themselves.
 // The server validates everything; this file only shapes input. Vanilla JS, no build step.
 (function () {
   "use strict";
@@ -82,6 +87,7 @@
     this.input = document.getElementById(root.dataset.input);
     this.vocab = JSON.parse(document.getElementById(root.dataset.vocabulary).textContent);
     this.propertiesUrl = root.dataset.propertiesUrl;
+    if (root.dataset.segmentBuilder === "where") { this.startWhere(root); return; }
     try { this.state = JSON.parse(this.input.value); } catch (err) { this.state = null; }
     if (!this.state || typeof this.state !== "object" || !groupKey(this.state)) {
       this.state = { all: this.state && typeof this.state === "object" ? [this.state] : [fresh("trait", this.vocab)] };
@@ -99,6 +105,52 @@
     this.root.textContent = "";
     this.root.appendChild(this.group(this.state, null, -1, ""));
     this.input.value = JSON.stringify(this.state);
+  };
+
+  Builder.prototype.markErrors = function () {
+    var root = this.root;
+    JSON.parse(root.dataset.errors || "[]").forEach(function (pointer) {
+      var node = root.querySelector('[data-pointer="' + String(pointer).replace(/"/g, "") + '"]');
+      if (node) node.classList.add("invalid");
+    });
+  };
+
+  // Property filters alone: the state is {event, where} and the textarea holds `where`.
+  Builder.prototype.startWhere = function (root) {
+    var self = this;
+    var eventInput = document.getElementById(root.dataset.eventInput);
+    var where;
+    try { where = JSON.parse(this.input.value || "[]"); } catch (err) { where = []; }
+    this.state = { event: eventInput ? eventInput.value : "", where: Array.isArray(where) && where.length ? where : undefined };
+    this.changed = function () {
+      self.input.value = JSON.stringify(self.state.where || []);
+      document.body.dispatchEvent(new CustomEvent("definition-changed"));
+    };
+    this.render = function () {
+      var list = this.propertyList(this.state);
+      root.textContent = "";
+      root.appendChild(list.datalist);
+      root.appendChild(this.eventFilters(this.state, list.datalist.id, false));
+      list.load();
+    };
+    if (eventInput) eventInput.addEventListener("change", function () { self.state.event = eventInput.value; self.render(); });
+    this.render();
+  };
+
+  // A datalist of the properties seen on the node's event, and what fills it.
+  Builder.prototype.propertyList = function (node) {
+    var self = this;
+    var datalist = el("datalist", { id: "seg-props-" + Math.random().toString(36).slice(2) });
+    function load() {
+      if (!node.event || !self.propertiesUrl) return;
+      fetch(self.propertiesUrl + "?event=" + encodeURIComponent(node.event), { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : {}; })
+        .then(function (props) {
+          datalist.textContent = "";
+          Object.keys(props).forEach(function (p) { datalist.appendChild(el("option", { value: p })); });
+        });
+    }
+    return { datalist: datalist, load: load };
   };
 
   Builder.prototype.tools = function (list, index) {
@@ -276,20 +328,11 @@
 
   Builder.prototype.render_event = function (node, body) {
     var self = this;
-    var listId = "seg-props-" + Math.random().toString(36).slice(2);
-    var datalist = el("datalist", { id: listId });
-    function loadProperties() {
-      if (!node.event || !self.propertiesUrl) return;
-      fetch(self.propertiesUrl + "?event=" + encodeURIComponent(node.event), { credentials: "same-origin" })
-        .then(function (r) { return r.ok ? r.json() : {}; })
-        .then(function (props) {
-          datalist.textContent = "";
-          Object.keys(props).forEach(function (p) { datalist.appendChild(el("option", { value: p })); });
-        });
-    }
-    body.appendChild(this.text(node.event, function (v) { node.event = v; }, { list: "seg-event-names", placeholder: "event name", "aria-label": "Event", class: "path", onchange: loadProperties }));
-    body.appendChild(datalist);
-    loadProperties();
+    var properties = this.propertyList(node);
+    var listId = properties.datalist.id;
+    body.appendChild(this.text(node.event, function (v) { node.event = v; }, { list: "seg-event-names", placeholder: "event name", "aria-label": "Event", class: "path", onchange: properties.load }));
+    body.appendChild(properties.datalist);
+    properties.load();
     // How the occurrences count: how many times (in a window), or when the first / last one was.
     var mode = node.first ? "first" : node.last ? "last" : "count";
     body.appendChild(select([["count", "how many times"], ["first", "first time"], ["last", "last time"]], mode, function (v) {
@@ -448,11 +491,12 @@
     });
   });
 
-  function init() {
-    document.querySelectorAll("[data-segment-builder]").forEach(function (root) {
-      if (!root.builder) root.builder = new Builder(root);
+  function init(within) {
+    (within || document).querySelectorAll("[data-segment-builder]").forEach(function (root) {
+      if (!root.builder) { root.builder = new Builder(root); root.builder.markErrors(); }
     });
   }
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", function () { init(); });
   else init();
+  document.addEventListener("htmx:load", function (event) { init(event.detail.elt.parentNode || document); });
 })();

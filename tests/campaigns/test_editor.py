@@ -1,0 +1,556 @@
+"""The visual journey editor, server side: the page's own fields (read back from its HTML, as a
+browser would submit them) describe the saved definition exactly; edits of the shape (add,
+move, remove a step; the JSON view and back) keep everything else; problems land on the node
+the validator points at; previews and test sends of the message being edited; who may do what.
+"""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+
+from access.models import AuditLog
+from campaigns import definition as steps_language
+from campaigns.forms import journey_from_fields
+from campaigns.models import Campaign, Channel
+from campaigns.services import channel_create
+from segments.models import Segment
+from tests.campaigns.conftest import CART, ORDER, cart_reminder, person
+
+pytestmark = pytest.mark.django_db
+
+
+class FormFields(HTMLParser):
+    """The fields a browser would submit from the form with id `form_id` (or from a partial:
+    every field), and whether they are inside a disabled fieldset."""
+
+    def __init__(self, form_id: str | None) -> None:
+        super().__init__(convert_charrefs=True)
+        self.form_id, self.inside = form_id, form_id is None
+        self.fields: list[tuple[str, str]] = []
+        self.disabled = False
+        self._textarea: str | None = None
+        self._text = ""
+        self._select: str | None = None
+        self._options: list[tuple[str, bool]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form" and a.get("id") == self.form_id:
+            self.inside = True
+        if not self.inside:
+            return
+        if tag == "fieldset" and "disabled" in a:
+            self.disabled = True
+        if tag == "input" and a.get("name"):
+            kind = a.get("type", "text")
+            if kind in ("submit", "button") or (kind == "checkbox" and "checked" not in a):
+                return
+            self.fields.append((a["name"], a.get("value", "on" if kind == "checkbox" else "")))
+        elif tag == "textarea" and a.get("name"):
+            self._textarea, self._text = a["name"], ""
+        elif tag == "select" and a.get("name"):
+            self._select, self._options = a["name"], []
+        elif tag == "option" and self._select is not None:
+            self._options.append((a.get("value", ""), "selected" in a))
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea is not None:
+            self._text += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self.inside = self.form_id is None
+        elif tag == "textarea" and self._textarea is not None:
+            # A browser drops the one line break that follows <textarea>.
+            text = self._text[1:] if self._text.startswith("\n") else self._text
+            self.fields.append((self._textarea, text))
+            self._textarea = None
+        elif tag == "select" and self._select is not None:
+            chosen = [v for v, selected in self._options if selected] or [
+                v for v, _ in self._options[:1]
+            ]
+            self.fields += [(self._select, v) for v in chosen]
+            self._select = None
+
+
+def fields_of(html: str, form_id: str | None = "campaign-form") -> dict[str, str]:
+    parser = FormFields(form_id)
+    parser.feed(html)
+    return dict(parser.fields)
+
+
+def editor_fields(client, campaign: Campaign) -> dict[str, str]:
+    page = client.get(f"/campaigns/{campaign.pk}/edit/")
+    assert page.status_code == 200
+    return fields_of(page.content.decode())
+
+
+@pytest.fixture
+def segment(db) -> Segment:
+    return Segment.objects.create(
+        name="Germans", definition={"trait": "country", "op": "eq", "value": "DE"}
+    )
+
+
+@pytest.fixture
+def webhook_channel(admin_user, settings) -> Channel:
+    settings.OUTBOUND_ALLOWED_HOSTS = []
+    channel, _ = channel_create(
+        kind="webhook",
+        name="CRM",
+        config={"url": "https://crm.example.com/hook"},
+        actor=admin_user,
+    )
+    return channel
+
+
+@pytest.fixture
+def push_channel(admin_user, settings) -> Channel:
+    settings.OUTBOUND_ALLOWED_HOSTS = []
+    channel, _ = channel_create(
+        kind="push", name="App", config={"url": "https://push.example.com/"}, actor=admin_user
+    )
+    return channel
+
+
+def rich_journey(email: Channel, webhook: Channel, push: Channel) -> dict[str, Any]:
+    """Every kind of node the editor draws, nested."""
+    return {
+        "trigger": {
+            "event": CART,
+            "where": [{"property": "price", "op": "gt", "value": 20}],
+        },
+        "entry": {"once_per": {"days": 7}},
+        "goal": {
+            "event": ORDER,
+            "where": [{"property": "total", "op": "gte", "value": 1}],
+            "within": {"hours": 36},
+        },
+        "frequency_cap": {"messages": 2, "days": 7},
+        "control": {"percent": 12.5},
+        "steps": [
+            {"wait": {"minutes": 90}},
+            {
+                "branch": {
+                    "if": {"all": [{"trait": "vip", "op": "eq", "value": True}]},
+                    "then": [
+                        {"wait": {"until_hour": 9}},
+                        {
+                            "send": {
+                                "channel": email.pk,
+                                "message": {
+                                    "subject": "Hi {{ profile.traits.first_name }} & <co>",
+                                    "html": "\n<h1>Your cart</h1>\n<p>“Quoted” &amp; more</p>",
+                                    "text": "Line one\nLine two",
+                                },
+                            }
+                        },
+                    ],
+                    "else": [
+                        {
+                            "branch": {
+                                "if": {"any": [{"has_identifier": "email"}]},
+                                "then": [
+                                    {
+                                        "send": {
+                                            "channel": webhook.pk,
+                                            "message": {"text": "{{ profile.id }}", "n": [1]},
+                                        }
+                                    }
+                                ],
+                            }
+                        }
+                    ],
+                }
+            },
+            {
+                "send": {
+                    "channel": push.pk,
+                    "message": {
+                        "title": "Back?",
+                        "body": "Your cart waits",
+                        "url": "https://shop.example.com/cart",
+                        "data": {"screen": "cart"},
+                    },
+                }
+            },
+            {
+                "send": {
+                    "channel": email.pk,
+                    "allocation": "split",
+                    "variants": [
+                        {"name": "A", "weight": 50, "message": {"subject": "A", "text": "a"}},
+                        {"name": "B", "weight": 50, "message": {"subject": "B", "text": "b"}},
+                    ],
+                }
+            },
+        ],
+    }
+
+
+def test_the_editor_fields_describe_the_saved_journey_exactly(
+    staff_client, marketer, make_campaign, email_channel, webhook_channel, push_channel
+):
+    """What the page draws, submitted as it is, reads back as the same definition: opening an
+    active campaign and saving it makes no new version."""
+    journey = rich_journey(email_channel, webhook_channel, push_channel)
+    campaign = make_campaign({"name": "Rich", **journey})
+    client = staff_client(marketer)
+    fields = editor_fields(client, campaign)
+    assert fields["mode"] == "visual"
+    definition, problems = journey_from_fields(fields)
+    assert problems == [] and definition == journey
+
+    saved = client.post(f"/campaigns/{campaign.pk}/edit/", fields)
+    assert saved.status_code == 302
+    assert campaign.versions.count() == 1
+
+
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        {"on": "exit"},
+        {"on": "enter"},
+        {"broadcast": True},
+    ],
+)
+def test_segment_and_broadcast_triggers_read_back_unchanged(
+    staff_client, marketer, make_campaign, email_channel, segment, trigger
+):
+    if "broadcast" in trigger:
+        shown = {"broadcast": {"segment": segment.pk, "at": "2026-12-24T09:00:00+01:00"}}
+    else:
+        shown = {"segment": segment.pk, "on": trigger["on"]}
+    campaign = make_campaign({"name": "Seg", "trigger": shown, "entry": "every_time", "steps": []})
+    fields = editor_fields(staff_client(marketer), campaign)
+    assert journey_from_fields(fields) == (
+        {"trigger": shown, "entry": "every_time", "steps": []},
+        [],
+    )
+
+
+def test_a_broadcast_time_is_typed_in_the_workspace_zone(settings):
+    settings.CAMPAIGN_TIMEZONE = "Europe/Berlin"
+    fields = {
+        "/trigger:kind": "broadcast",
+        "/trigger:segment": "4",
+        "/trigger:at": "2026-07-01T09:30",
+        "/trigger:at_saved": "",
+        "/entry:policy": "once",
+    }
+    definition, _ = journey_from_fields(fields)
+    assert definition["trigger"] == {"broadcast": {"segment": 4, "at": "2026-07-01T09:30:00+02:00"}}
+
+
+def test_editing_a_field_of_an_active_campaign_makes_a_new_version(
+    staff_client, marketer, make_campaign, email_channel
+):
+    campaign = make_campaign(cart_reminder(email_channel))
+    client = staff_client(marketer)
+    fields = editor_fields(client, campaign)
+    fields["/steps/1:subject"] = "Your cart misses you"
+    fields["/steps/0:amount"] = "2"
+    fields["/steps/0:unit"] = "hours"
+    assert client.post(f"/campaigns/{campaign.pk}/edit/", fields).status_code == 302
+    first, second = campaign.versions.order_by("number")
+    assert first.definition["steps"][1]["send"]["message"]["subject"].startswith("You left")
+    assert second.definition["steps"][0] == {"wait": {"hours": 2}}
+    assert second.definition["steps"][1]["send"]["message"]["subject"] == "Your cart misses you"
+    # The parts the edit did not touch are as they were, line breaks included.
+    assert (
+        second.definition["steps"][1]["send"]["message"]["html"]
+        == (first.definition["steps"][1]["send"]["message"]["html"])
+    )
+
+
+def test_a_problem_is_shown_at_the_step_it_belongs_to_and_nothing_is_saved(
+    staff_client, marketer, make_campaign, email_channel
+):
+    campaign = make_campaign(cart_reminder(email_channel, status="draft"))
+    client = staff_client(marketer)
+    fields = editor_fields(client, campaign)
+    fields["/steps/0:amount"] = "soon"
+    page = client.post(f"/campaigns/{campaign.pk}/edit/", fields).content.decode()
+    assert "Not saved: 1 problem," in page
+    wait = page.split('id="node-steps-0"', 1)[1].split("</li>", 1)[0]
+    assert "wait/minutes" in wait and "how many minutes: a whole number" in wait
+    assert 'class="flow-step flow-wait invalid" id="node-steps-0"' in page
+    # The page keeps what was typed.
+    assert fields_of(page)["/steps/0:amount"] == "soon"
+
+    fields.update({"/steps/0:amount": "60", "/steps/1:subject": "", "/steps/1:html": ""})
+    fields["/steps/1:text"] = "{% if %}"
+    page = client.post(f"/campaigns/{campaign.pk}/edit/", fields).content.decode()
+    send = page.split('id="node-steps-1"', 1)[1].split("</li>", 1)[0]
+    assert "send/message/subject" in send and "should be non-empty" in send
+    assert 'class="flow-step flow-send invalid" id="node-steps-1"' in page
+    assert campaign.versions.get().definition["steps"][0] == {"wait": {"minutes": 60}}
+
+
+def test_a_broken_branch_condition_marks_its_rows_in_the_builder(
+    staff_client, marketer, make_campaign, email_channel
+):
+    body = cart_reminder(email_channel, status="draft")
+    body["steps"].append({"branch": {"if": {"all": [{"has_identifier": "email"}]}}})
+    campaign = make_campaign(body)
+    client = staff_client(marketer)
+    fields = editor_fields(client, campaign)
+    fields["/steps/2:if"] = json.dumps({"all": [{"trait": "x", "op": "between", "value": 3}]})
+    page = client.post(f"/campaigns/{campaign.pk}/edit/", fields).content.decode()
+    branch = page.split('id="node-steps-2"', 1)[1]
+    assert "branch/if/all/0" in branch
+    assert 'data-errors="[&quot;/all/0' in branch
+
+
+def _compose(client, fields: dict[str, str], **op: str) -> str:
+    response = client.post("/campaigns/editor/compose/", {**fields, **op})
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_steps_are_added_moved_and_removed_without_losing_edits(
+    staff_client, marketer, make_campaign, email_channel
+):
+    body = cart_reminder(email_channel, status="draft")
+    body["steps"].append({"branch": {"if": {"all": [{"has_identifier": "email"}]}}})
+    campaign = make_campaign(body)
+    client = staff_client(marketer)
+    fields = editor_fields(client, campaign)
+    fields["/steps/1:subject"] = "Edited, not saved"
+
+    page = _compose(client, fields, op="add", into="/steps/2/branch/else", index="0", step="send")
+    # Drawn again, the steps of a saved campaign still offer their test sends.
+    assert f'hx-post="/campaigns/{campaign.pk}/editor/test-send/"' in page
+    added = fields_of(page, None)
+    assert added["/steps/2/branch/else/0:kind"] == "send"
+    assert added["/steps/2/branch/else/0:channel"] == str(email_channel.pk)
+    assert added["/steps/1:subject"] == "Edited, not saved"
+
+    moved = fields_of(_compose(client, added, op="move", at="/steps/1", by="-1"), None)
+    assert moved["/steps/0:subject"] == "Edited, not saved" and moved["/steps/1:kind"] == "wait"
+
+    removed = fields_of(_compose(client, moved, op="remove", at="/steps/2/branch/else/0"), None)
+    definition, problems = journey_from_fields(removed)
+    assert problems == []
+    assert [next(iter(step)) for step in definition["steps"]] == ["send", "wait", "branch"]
+    assert definition["steps"][2] == {"branch": {"if": {"all": [{"has_identifier": "email"}]}}}
+    assert campaign.versions.get().definition == _saved(body)
+
+
+def _saved(body: dict[str, Any]) -> dict[str, Any]:
+    return {key: body[key] for key in ("trigger", "entry", "goal", "steps") if key in body}
+
+
+def test_the_json_view_and_the_visual_editor_show_the_same_definition(
+    staff_client, marketer, make_campaign, email_channel, webhook_channel, push_channel
+):
+    journey = rich_journey(email_channel, webhook_channel, push_channel)
+    campaign = make_campaign({"name": "Rich", **journey})
+    client = staff_client(marketer)
+    fields = editor_fields(client, campaign)
+    as_json = fields_of(_compose(client, fields, op="json"), None)
+    assert as_json["mode"] == "json" and json.loads(as_json["definition"]) == journey
+
+    edited = json.loads(as_json["definition"])
+    edited["steps"].insert(0, {"wait": {"days": 1}})
+    as_json["definition"] = json.dumps(edited)
+    back = fields_of(_compose(client, {**fields, **as_json}, op="visual"), None)
+    assert back["mode"] == "visual"
+    assert journey_from_fields(back) == (edited, [])
+
+
+def test_json_that_does_not_parse_stays_in_the_json_view_with_its_text(
+    staff_client, marketer, make_campaign, email_channel
+):
+    campaign = make_campaign(cart_reminder(email_channel))
+    client = staff_client(marketer)
+    fields = {**editor_fields(client, campaign), "mode": "json", "definition": '{"steps": [}'}
+    page = _compose(client, fields, op="visual")
+    assert "not valid JSON" in page
+    assert fields_of(page, None) == {"mode": "json", "definition": '{"steps": [}'}
+
+
+def test_a_new_journey_built_field_by_field_saves_and_activates(
+    staff_client, marketer, email_channel
+):
+    client = staff_client(marketer)
+    fields = fields_of(client.get("/campaigns/new/").content.decode())
+    fields.update(name="Cart reminder", kind="marketing")
+    fields = fields_of(
+        _compose(client, fields, op="add", into="/steps", index="1", step="send"), None
+    ) | {"name": "Cart reminder", "kind": "marketing"}
+    fields["/steps/1:subject"] = "You left {{ event.properties.name | default: 'something' }}"
+    fields["/steps/1:text"] = "Come back"
+    saved = client.post("/campaigns/new/", {**fields, "status": "active"})
+    campaign = Campaign.objects.get()
+    assert saved.status_code == 302 and campaign.status == "active"
+    assert campaign.versions.get().definition["steps"][1] == {
+        "send": {
+            "channel": email_channel.pk,
+            "message": {
+                "subject": "You left {{ event.properties.name | default: 'something' }}",
+                "text": "Come back",
+            },
+        }
+    }
+
+
+def _preview(client, fields: dict[str, str], step: str, profile: Any) -> str:
+    response = client.post(
+        "/campaigns/editor/preview/", {**fields, "step": step, "preview_profile": profile}
+    )
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_the_message_being_edited_previews_for_a_profile(
+    staff_client, admin_user, make_campaign, email_channel
+):
+    campaign = make_campaign(cart_reminder(email_channel))
+    ann = person(traits={"plan": "<b>pro</b>"})
+    client = staff_client(admin_user)
+    fields = editor_fields(client, campaign)
+    fields["/steps/1:subject"] = "Your {{ profile.traits.plan }} cart"
+    fields["/steps/1:html"] = "<p>{{ profile.traits.plan }}</p>"
+    body = _preview(client, fields, "/steps/1", ann.pk)
+    assert "Your &lt;b&gt;pro&lt;/b&gt; cart" in body
+    assert "sandbox" in body and "&amp;lt;b&amp;gt;pro" in body
+    assert AuditLog.objects.filter(profile_id=ann.pk, action="view").count() == 1
+
+    assert "Choose a profile" in _preview(client, fields, "/steps/1", "")
+    assert "No profile with id 999999" in _preview(client, fields, "/steps/1", 999999)
+    fields["/steps/1:subject"] = "{% if %}"
+    assert "does not render" in _preview(client, fields, "/steps/1", ann.pk)
+
+
+def test_a_webhook_body_previews_as_json(
+    staff_client, marketer, make_campaign, email_channel, webhook_channel
+):
+    campaign = make_campaign(cart_reminder(email_channel))
+    ann = person(traits={"plan": "pro"})
+    client = staff_client(marketer)
+    fields = editor_fields(client, campaign)
+    fields["/steps/1:channel"] = str(webhook_channel.pk)
+    redrawn = fields_of(_compose(client, fields, op="refresh"), None)
+    assert "/steps/1:subject" not in redrawn and "/steps/1:message" in redrawn
+    redrawn["/steps/1:message"] = '{"plan": "{{ profile.traits.plan }}", "id": 1}'
+    body = _preview(client, redrawn, "/steps/1", ann.pk)
+    assert "&quot;plan&quot;: &quot;pro&quot;" in body
+
+
+def test_a_test_send_sends_the_saved_message_and_asks_to_save_an_edited_one(
+    staff_client, marketer, make_campaign, email_channel, smtp
+):
+    campaign = make_campaign(cart_reminder(email_channel))
+    ann = person()
+    client = staff_client(marketer)
+    fields = {**editor_fields(client, campaign), "preview_profile": str(ann.pk)}
+    url = f"/campaigns/{campaign.pk}/editor/test-send/"
+    sent = client.post(url, {**fields, "step": "/steps/1", "/steps/1:to": marketer.email})
+    assert f"Test sent to {marketer.email}" in sent.content.decode()
+    assert smtp.messages[0]["Subject"] == "[Test] You left something"
+
+    fields["/steps/1:subject"] = "Changed"
+    held = client.post(url, {**fields, "step": "/steps/1", "/steps/1:to": marketer.email})
+    assert "unsaved changes" in held.content.decode() and len(smtp.messages) == 1
+
+
+def test_pause_from_the_editor_redraws_only_the_status(
+    staff_client, marketer, make_campaign, email_channel
+):
+    campaign = make_campaign(cart_reminder(email_channel))
+    client = staff_client(marketer)
+    page = client.get(f"/campaigns/{campaign.pk}/edit/").content.decode()
+    assert f'hx-post="/campaigns/{campaign.pk}/paused/"' in page
+    part = client.post(f"/campaigns/{campaign.pk}/paused/", HTTP_HX_REQUEST="true")
+    campaign.refresh_from_db()
+    assert campaign.status == "paused"
+    assert "Now paused." in part.content.decode() and "<html" not in part.content.decode()
+    assert 'value="active"' in part.content.decode()  # "Save and activate" comes back
+
+
+def test_admins_and_marketers_edit(
+    staff_client, admin_user, marketer, make_campaign, email_channel
+):
+    campaign = make_campaign(cart_reminder(email_channel))
+    for user in (admin_user, marketer):
+        client = staff_client(user)
+        page = client.get(f"/campaigns/{campaign.pk}/edit/").content.decode()
+        assert "Read only" not in page and 'type="submit" class="primary">Save' in page
+        assert client.get("/campaigns/new/").status_code == 200
+        fields = editor_fields(client, campaign)
+        assert client.post("/campaigns/editor/compose/", fields).status_code == 200
+
+
+def test_compliance_reads_the_editor_but_changes_nothing(
+    staff_client, compliance, make_campaign, email_channel, smtp
+):
+    campaign = make_campaign(cart_reminder(email_channel))
+    client = staff_client(compliance)
+    page = client.get(f"/campaigns/{campaign.pk}/edit/").content.decode()
+    parser = FormFields("campaign-form")
+    parser.feed(page)
+    assert parser.disabled and "Read only" in page
+    assert 'class="primary">Save' not in page and "Pause</button>" not in page
+    assert "You left" in page  # the messages themselves are there to read
+    fields = editor_fields(client, campaign)
+    fields["/steps/1:subject"] = "Changed"
+    assert client.post(f"/campaigns/{campaign.pk}/edit/", fields).status_code == 403
+    assert client.get("/campaigns/new/").status_code == 403
+    assert client.post("/campaigns/editor/compose/", fields).status_code == 403
+    assert client.post("/campaigns/editor/preview/", fields).status_code == 403
+    test_send = {**fields, "step": "/steps/1", "/steps/1:to": compliance.email}
+    assert client.post(f"/campaigns/{campaign.pk}/editor/test-send/", test_send).status_code == 403
+    assert (
+        client.post(f"/campaigns/{campaign.pk}/paused/", HTTP_HX_REQUEST="true").status_code == 403
+    )
+    campaign.refresh_from_db()
+    assert campaign.status == "active" and campaign.versions.count() == 1 and not smtp.messages
+
+
+def test_staff_without_a_role_reach_no_part_of_the_editor(
+    staff_client, no_role_user, make_campaign, email_channel
+):
+    campaign = make_campaign(cart_reminder(email_channel))
+    client = staff_client(no_role_user)
+    assert client.get(f"/campaigns/{campaign.pk}/edit/").status_code == 403
+    assert client.get("/campaigns/new/").status_code == 403
+    for url in ("/campaigns/editor/compose/", "/campaigns/editor/preview/"):
+        assert client.post(url, {"op": "json"}).status_code == 403
+    assert client.post(f"/campaigns/{campaign.pk}/editor/test-send/", {}).status_code == 403
+
+
+# --- the definition helpers behind add / move / remove ----------------------------------------
+
+
+def test_steps_are_inserted_moved_and_removed_by_pointer():
+    steps: list[Any] = [{"wait": {"days": 1}}, {"branch": {"if": {}}}]
+    steps_language.step_insert(steps, into="/steps/1/branch/then", index=0, step={"a": 1})
+    steps_language.step_insert(steps, into="/steps/1/branch/then", index=9, step={"b": 2})
+    steps_language.step_insert(steps, into="/steps", index=0, step={"c": 3})
+    assert steps[2]["branch"]["then"] == [{"a": 1}, {"b": 2}]
+    steps_language.step_move(steps, at="/steps/2/branch/then/1", by=-1)
+    assert steps[2]["branch"]["then"] == [{"b": 2}, {"a": 1}]
+    steps_language.step_move(steps, at="/steps/0", by=-1)  # already first: stays
+    assert steps[0] == {"c": 3}
+    steps_language.step_remove(steps, at="/steps/2/branch/then/0")
+    steps_language.step_remove(steps, at="/steps/0")
+    assert steps == [{"wait": {"days": 1}}, {"branch": {"if": {}, "then": [{"a": 1}]}}]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: steps_language.step_insert(s, into="/steps/0", index=0, step={}),
+        lambda s: steps_language.step_remove(s, at="/steps"),
+        lambda s: steps_language.step_remove(s, at="/trigger"),
+        lambda s: steps_language.step_move(s, at="/steps/0/branch", by=1),
+    ],
+)
+def test_a_pointer_that_names_the_wrong_thing_is_refused(call):
+    with pytest.raises(ValueError):
+        call([{"wait": {"days": 1}}])
