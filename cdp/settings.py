@@ -380,7 +380,18 @@ SUPPRESSION_REFRESH_SECONDS = float(os.environ.get("SUPPRESSION_REFRESH_SECONDS"
 RETENTION_PURGE_BATCH = int(os.environ.get("RETENTION_PURGE_BATCH", "5000"))
 # The audit page checks new audit rows on every view and rehashes the whole chain this often.
 AUDIT_CHAIN_FULL_CHECK_SECONDS = int(os.environ.get("AUDIT_CHAIN_FULL_CHECK_SECONDS", "3600"))
+# The audit chain's head is anchored outside the database (beat, and `manage.py audit_verify`)
+# so that someone able to rewrite every row and hash cannot do it unseen: lines appended to this
+# file, signed with this key. Put the file where the database's administrators cannot write (an
+# append-only mount, `chattr +a`, a volume other machines share) and keep the key out of the
+# database; every worker and the web servers must see the same file.
+AUDIT_ANCHOR_PATH = os.environ.get("AUDIT_ANCHOR_PATH", str(BASE_DIR / "var" / "audit-anchors"))
+AUDIT_ANCHOR_KEY = os.environ.get("AUDIT_ANCHOR_KEY", SECRET_KEY)
 CELERY_BEAT_SCHEDULE |= {
+    "audit-chain-anchor": {
+        "task": "access.tasks.audit_chain_anchor_task",
+        "schedule": crontab(minute="*/10"),
+    },
     "privacy-requests-process": {
         "task": "consent.tasks.privacy_requests_process_due_task",
         "schedule": crontab(minute="*/5"),
