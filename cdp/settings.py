@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "access.accounts.MfaRequiredMiddleware",
+    "access.accounts.SessionLastSeenMiddleware",
 ]
 
 ROOT_URLCONF = "cdp.urls"
@@ -181,9 +182,13 @@ MFA_TOTP_ISSUER = os.environ.get("MFA_TOTP_ISSUER", "CDP")
 # A code from the previous or next 30-second step is accepted too (phone clocks drift).
 MFA_TOTP_TOLERANCE = 1
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env_bool("MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN", DEBUG)
-# The sessions page (/accounts/sessions/) lists each staff user's sessions (recorded at
-# login; activity is not tracked, which would cost a write per request); ending one is audited.
+# The sessions page (/accounts/sessions/) lists each staff user's sessions, recorded at login,
+# with when each was last seen; ending one is audited. Activity is recorded by
+# access.accounts.SessionLastSeenMiddleware (not allauth's, which writes on every request) at
+# most once per USERSESSIONS_LAST_SEEN_SECONDS per session.
 USERSESSIONS_ADAPTER = "access.accounts.AuditedUserSessionsAdapter"
+USERSESSIONS_TRACK_ACTIVITY = True
+USERSESSIONS_LAST_SEEN_SECONDS = int(os.environ.get("USERSESSIONS_LAST_SEEN_SECONDS", "60"))
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
