@@ -3,7 +3,7 @@
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 
 
@@ -16,6 +16,19 @@ class JsonBooleanField(serializers.BooleanField):
             return data
         self.fail("invalid", input=data)
         raise AssertionError("unreachable")  # fail() raises
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class JsonObjectField(serializers.JSONField):
+    """A JSON object, as the schema's `type: object` says: DRF's JSONField takes any JSON
+    value (a list, a string, a number)."""
+
+    default_error_messages = {"not_object": "Must be a JSON object."}
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            self.fail("not_object")
+        return super().to_internal_value(data)
 
 
 def query_flag(request: Any, name: str) -> bool:

@@ -447,6 +447,41 @@ class DeadLetterListApi(CampaignsResource, APIView):
         )
 
 
+_DELIVERY_IDS = {
+    "type": "array",
+    "items": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+    "maxItems": 1000,
+    "description": "Failed deliveries to replay, by id.",
+}
+_DATABASE_ID = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+# The replay body names exactly one of its three choices (ReplayInputSerializer.validate).
+REPLAY_REQUEST_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "deliveries": _DELIVERY_IDS,
+        "channel": {**_DATABASE_ID, "description": "Every failed delivery of this channel."},
+        "all": {"type": "boolean", "description": "Every failed delivery."},
+    },
+    "anyOf": [
+        {
+            "required": ["deliveries"],
+            "not": {"required": ["channel"]},
+            "properties": {"all": {"enum": [False]}},
+        },
+        {
+            "required": ["channel"],
+            "not": {"required": ["deliveries"]},
+            "properties": {"all": {"enum": [False]}},
+        },
+        {
+            "required": ["all"],
+            "properties": {"all": {"enum": [True]}},
+            "not": {"anyOf": [{"required": ["deliveries"]}, {"required": ["channel"]}]},
+        },
+    ],
+}
+
+
 class DeadLetterReplayApi(CampaignsResource, APIView):
     """Replay failed deliveries: `{"deliveries": [ids]}`, `{"channel": id}` or `{"all": true}`."""
 
@@ -469,7 +504,7 @@ class DeadLetterReplayApi(CampaignsResource, APIView):
 
     @extend_schema(
         tags=["campaigns"],
-        request=ReplayInputSerializer,
+        request={"application/json": REPLAY_REQUEST_SCHEMA},
         responses={200: inline_serializer("Replayed", {"queued": serializers.IntegerField()})},
     )
     def post(self, request: Request) -> Response:

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.api_fields import JsonObjectField
 from access.auth import ResourcePermission
 from access.roles import ADMIN, COMPLIANCE, MARKETER
 from experiences import selectors, services
@@ -62,10 +63,10 @@ class PlacementInputSerializer(serializers.Serializer):
     key = serializers.SlugField(max_length=64, help_text="e.g. home_hero, cart_banner.")
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
-    content_schema = serializers.JSONField(
+    content_schema = JsonObjectField(
         required=False, help_text="A JSON Schema (2020-12) every content must fit."
     )
-    default_content = serializers.JSONField(
+    default_content = JsonObjectField(
         required=False, help_text="What everyone no experience targets sees."
     )
 

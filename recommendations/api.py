@@ -122,6 +122,9 @@ class ItemListApi(RecommendationsResource, APIView):
             "parameters are refused with 400."
         ),
         parameters=[FilterSerializer],
+        extensions={
+            "x-empty-is-absent": ["q", "category", "brand", "availability", "price_min", "price_max"]
+        },
         responses={200: ItemOutputSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
@@ -130,7 +133,8 @@ class ItemListApi(RecommendationsResource, APIView):
         if unknown:
             known = ", ".join([*self.FilterSerializer._declared_fields, "cursor", "limit"])
             raise ValidationError({name: [f"Unknown filter. Use {known}."] for name in unknown})
-        filters = self.FilterSerializer(data=params.dict())
+        # The query dict itself, so that an empty value reads as absent (`?price_min=`).
+        filters = self.FilterSerializer(data=params)
         filters.is_valid(raise_exception=True)
         paginator = self.pagination_class()
         items = selectors.item_list(filters=selectors.ItemFilters(**filters.validated_data))
