@@ -122,9 +122,7 @@ class ItemListApi(RecommendationsResource, APIView):
             "parameters are refused with 400."
         ),
         parameters=[FilterSerializer],
-        extensions={
-            "x-empty-is-absent": ["q", "category", "brand", "availability", "price_min", "price_max"]
-        },
+        extensions={"x-empty-is-absent": list(FilterSerializer._declared_fields)},
         responses={200: ItemOutputSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
