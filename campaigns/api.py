@@ -505,6 +505,7 @@ class DeadLetterReplayApi(CampaignsResource, APIView):
     @extend_schema(
         tags=["campaigns"],
         request={"application/json": REPLAY_REQUEST_SCHEMA},
+        extensions={"x-body-required": True},
         responses={200: inline_serializer("Replayed", {"queued": serializers.IntegerField()})},
     )
     def post(self, request: Request) -> Response:

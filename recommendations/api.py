@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.api_fields import AmountField
 from access.auth import ResourcePermission
 from access.pagination import KeysetPagination
 from access.parsers import JSONParser
@@ -104,12 +105,8 @@ class ItemListApi(RecommendationsResource, APIView):
         category = serializers.CharField(required=False, max_length=500)
         brand = serializers.CharField(required=False, max_length=200)
         availability = serializers.ChoiceField(choices=AVAILABILITY, required=False)
-        price_min = serializers.DecimalField(
-            max_digits=14, decimal_places=2, min_value=0, required=False
-        )
-        price_max = serializers.DecimalField(
-            max_digits=14, decimal_places=2, min_value=0, required=False
-        )
+        price_min = AmountField(required=False)
+        price_max = AmountField(required=False)
 
     paging_params = {"cursor", "limit", "format"}
 

@@ -85,13 +85,10 @@ NOT_YET_AS_DOCUMENTED = {
     "POST /api/v1/campaigns/": "trigger, entry and steps are JSON documents without their schema",
     "POST /api/v1/channels/": "config is a JSON document without its schema per kind",
     "POST /api/v1/consents/": "subject's identifiers and the known purposes",
-    "POST /api/v1/deliveries/replay/": "exactly one of deliveries, channel, all",
     "POST /api/v1/experiences/": "audience, page conditions and variants are JSON documents "
     "without their schema",
-    "POST /api/v1/placements/": "content_schema must be a JSON Schema (an object, not null)",
     "PATCH /api/v1/identity/settings/": "kind_limits' names (propertyNames: not in OpenAPI 3.0)",
     "POST /api/v1/item-imports/": "the file is a multipart upload",
-    "GET /api/v1/items/": "an empty price bound",
     "POST /api/v1/items/": "currency and other optional strings may be empty",
     "POST /api/v1/privacy-requests/": "subject's identifier names and values, RECTIFY's changes",
     "GET /api/v1/profiles/": "identifier filters may not be blank and must be an email/phone; "
