@@ -15,7 +15,13 @@ from collections import defaultdict
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
@@ -547,6 +553,19 @@ _secret_answer = inline_serializer(
 
 
 class ChannelListApi(CampaignsResource, APIView):
+    @extend_schema_serializer(
+        examples=[
+            OpenApiExample(
+                "An email channel",
+                value={
+                    "kind": "email",
+                    "name": "Newsletter",
+                    "config": {"from": "news@example.com", "from_name": "The shop"},
+                },
+                request_only=True,
+            )
+        ]
+    )
     class ChannelInputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=Channel.Kind.choices)
         name = serializers.CharField(max_length=200)

@@ -10,7 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
@@ -59,6 +64,24 @@ class PlacementOutputSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A hero banner",
+            value={
+                "key": "home_hero",
+                "name": "Home hero",
+                "content_schema": {
+                    "type": "object",
+                    "properties": {"title": {"type": "string"}},
+                    "required": ["title"],
+                },
+                "default_content": {"title": "Welcome"},
+            },
+            request_only=True,
+        )
+    ]
+)
 class PlacementInputSerializer(serializers.Serializer):
     key = JsonSlugField(max_length=64, help_text="e.g. home_hero, cart_banner.")
     name = JsonStringField(max_length=200)

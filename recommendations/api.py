@@ -12,7 +12,13 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import MultiPartParser
@@ -66,6 +72,15 @@ class ItemOutputSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A product",
+            value={"external_id": "SKU-1", "title": "Mug", "price": "12.50", "currency": "EUR"},
+            request_only=True,
+        )
+    ]
+)
 class ItemInputSerializer(serializers.Serializer):
     """The body of a create (external_id required) or PATCH (any subset). Validation is the
     catalog's own (recommendations.catalog), shared with the bulk import."""
