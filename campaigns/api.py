@@ -19,7 +19,6 @@ from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
     extend_schema,
-    extend_schema_serializer,
     inline_serializer,
 )
 from rest_framework import serializers, status
@@ -28,12 +27,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.api_fields import JsonBooleanField, JsonStringField, openapi_30
 from access.auth import ResourcePermission
 from access.pagination import KeysetPagination
 from access.pii import PiiTextField
 from access.roles import ADMIN, COMPLIANCE, MARKETER
 from campaigns import selectors, services
-from campaigns.definition import SCHEMA, InvalidCampaign
+from campaigns.definition import CHANNEL_SCHEMAS, SCHEMA, InvalidCampaign
 from campaigns.models import Campaign, CampaignVersion, Channel
 from campaigns.results import (
     EVENT_NAME_MAX,
@@ -552,20 +552,23 @@ _secret_answer = inline_serializer(
 )
 
 
+# A channel's config has the schema of its kind (campaigns.definition.CHANNEL_SCHEMAS).
+CHANNEL_REQUEST_SCHEMA = {
+    "type": "object",
+    "required": ["kind", "name", "config"],
+    "properties": {
+        "kind": {"type": "string", "enum": list(CHANNEL_SCHEMAS)},
+        "name": {"type": "string", "maxLength": 200},
+        "config": {"type": "object", "description": "The kind's settings (no secret)."},
+    },
+    "anyOf": [
+        {"properties": {"kind": {"enum": [kind]}, "config": openapi_30(config_schema)}}
+        for kind, config_schema in CHANNEL_SCHEMAS.items()
+    ],
+}
+
+
 class ChannelListApi(CampaignsResource, APIView):
-    @extend_schema_serializer(
-        examples=[
-            OpenApiExample(
-                "An email channel",
-                value={
-                    "kind": "email",
-                    "name": "Newsletter",
-                    "config": {"from": "news@example.com", "from_name": "The shop"},
-                },
-                request_only=True,
-            )
-        ]
-    )
     class ChannelInputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=Channel.Kind.choices)
         name = serializers.CharField(max_length=200)
@@ -577,7 +580,21 @@ class ChannelListApi(CampaignsResource, APIView):
         return Response({"results": ChannelOutputSerializer(channels, many=True).data})
 
     @extend_schema(
-        tags=["campaigns"], request=ChannelInputSerializer, responses={201: _secret_answer}
+        tags=["campaigns"],
+        request={"application/json": CHANNEL_REQUEST_SCHEMA},
+        extensions={"x-body-required": True},
+        examples=[
+            OpenApiExample(
+                "An email channel",
+                value={
+                    "kind": "email",
+                    "name": "Newsletter",
+                    "config": {"from": "news@example.com", "from_name": "The shop"},
+                },
+                request_only=True,
+            )
+        ],
+        responses={201: _secret_answer},
     )
     def post(self, request: Request) -> Response:
         data = self.ChannelInputSerializer(data=request.data)
@@ -633,8 +650,10 @@ class ChannelFeedbackApi(CampaignsResource, APIView):
 
     class FeedbackInputSerializer(serializers.Serializer):
         type = serializers.ChoiceField(choices=["bounce", "complaint"])
-        message_id = serializers.CharField(max_length=255)
-        permanent = serializers.BooleanField(required=False, default=True)
+        # Read as sent (the view strips it): an id of blanks finds no message (404) rather
+        # than being refused as blank, which the schema's string does not say.
+        message_id = JsonStringField(max_length=255, trim_whitespace=False)
+        permanent = JsonBooleanField(required=False, default=True)
 
     @extend_schema(tags=["campaigns"], request=FeedbackInputSerializer, responses={200: dict})
     def post(self, request: Request, channel_id: int) -> Response:

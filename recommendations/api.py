@@ -569,14 +569,18 @@ class ModelRunRollbackApi(RecommendationsResource, APIView):
         request=None,
         responses={
             200: ModelRunOutputSerializer,
-            400: OpenApiResponse(description="The run has no model that can serve."),
+            409: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description='The run has no model that can serve (yet): `{"run": [...]}`.',
+            ),
         },
     )
     def post(self, request: Request, run_id: int) -> Response:
         try:
             run = services.model_rollback(run=_run_or_404(run_id), actor=request.user)
         except services.RollbackRefused as error:
-            raise ValidationError({"run": [str(error)]}) from None
+            # The request is right; the run's state refuses it (a queued run may serve later).
+            return Response({"run": [str(error)]}, status=status.HTTP_409_CONFLICT)
         return Response(ModelRunOutputSerializer(run).data)
 
 
