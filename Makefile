@@ -46,17 +46,23 @@ lint: venv-dev
 	$(VENV)/bin/mypy
 	@$(MAKE) --no-print-directory audit
 
-# pip-audit asks PyPI's advisory API (pypi.org/pypi/<name>/<version>/json) about every pinned
-# requirement and fails on a known vulnerability, or (--strict) on one it could not check. On a
-# network that cannot reach that API (offline, or a registry mirror without it) it is skipped
-# with a message rather than reporting every package as "not found".
+# pip-audit asks a vulnerability service about every pinned requirement and fails on a known
+# vulnerability, or (--strict) on one it could not check: PyPI's advisory API
+# (pypi.org/pypi/<name>/<version>/json) when it answers, else OSV's (api.osv.dev, the same
+# advisories). A network that reaches neither (offline, or a registry mirror that serves
+# packages but not that API) skips it with a message rather than reporting every package as
+# "not found".
+AUDIT_ARGS := --strict --disable-pip --no-deps --progress-spinner off -r requirements.txt -r requirements-dev.txt
 audit: venv-dev
 	@if $(PY) -c "import urllib.request as u; u.urlopen('https://pypi.org/pypi/pip/24.0/json', timeout=10)" \
 		>/dev/null 2>&1; then \
-		$(VENV)/bin/pip-audit --strict --disable-pip --no-deps --progress-spinner off \
-			-r requirements.txt -r requirements-dev.txt; \
+		$(VENV)/bin/pip-audit $(AUDIT_ARGS); \
+	elif $(PY) -c "import urllib.request as u; u.urlopen(u.Request('https://api.osv.dev/v1/query', \
+		data=b'{\"package\": {\"name\": \"pip\", \"ecosystem\": \"PyPI\"}, \"version\": \"24.0\"}'), timeout=10)" \
+		>/dev/null 2>&1; then \
+		$(VENV)/bin/pip-audit --vulnerability-service osv $(AUDIT_ARGS); \
 	else \
-		echo "pip-audit skipped: PyPI's advisory API (https://pypi.org/pypi/NAME/VERSION/json) is not reachable from here"; \
+		echo "pip-audit skipped: neither PyPI's advisory API (https://pypi.org/pypi/NAME/VERSION/json) nor OSV's (https://api.osv.dev) answers from here"; \
 	fi
 
 test: venv-dev lint

@@ -6,6 +6,7 @@ account), so a stranger who knows an email cannot lock its owner out: their fail
 against their own address only. The address is `access.auth.client_ip`, which honours
 `TRUSTED_PROXY_COUNT`."""
 
+import time
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
@@ -15,6 +16,9 @@ from allauth.mfa import signals as mfa_signals
 from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.mfa.models import Authenticator
 from allauth.usersessions.adapter import DefaultUserSessionsAdapter
+from allauth.usersessions.models import UserSession
+from django.conf import settings
+from django.contrib.auth.signals import user_logged_in as django_user_logged_in
 from django.contrib.auth.signals import user_login_failed  # sent by authenticate()
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
@@ -130,6 +134,38 @@ class MfaRequiredMiddleware:
         return redirect(f"{reverse('mfa_activate_totp')}?next={request.path}")
 
 
+# Where a session keeps when its last-seen time was last written (a Unix time).
+LAST_SEEN_WRITTEN = "cdp.last_seen_written"
+
+
+class SessionLastSeenMiddleware:
+    """Keeps each staff session's last-seen time (and address and browser) on its
+    `UserSession` row for the sessions page, as allauth's `UserSessionsMiddleware` does with
+    `USERSESSIONS_TRACK_ACTIVITY`, but writing at most once per
+    `USERSESSIONS_LAST_SEEN_SECONDS` per session instead of on every request: the session
+    remembers when it last wrote."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        session = getattr(request, "session", None)
+        if session is not None and session.session_key and request.user.is_authenticated:
+            now = time.time()
+            written = session.get(LAST_SEEN_WRITTEN)
+            if written is None or now - written >= settings.USERSESSIONS_LAST_SEEN_SECONDS:
+                UserSession.objects.create_from_request(request)
+                session[LAST_SEEN_WRITTEN] = now
+        return self.get_response(request)
+
+
+def _last_seen_at_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    # A sign-in is the session's first sighting (allauth records its row then): the first
+    # requests after it need not write again.
+    if request is not None and hasattr(request, "session"):
+        request.session[LAST_SEEN_WRITTEN] = time.time()
+
+
 # --- audit rows for sign-ins and MFA changes (connected in AccessConfig.ready) -------------
 
 
@@ -195,3 +231,5 @@ AUDITED_SIGNALS = (
 def audit_receivers_connect() -> None:
     for n, (signal, receiver) in enumerate(AUDITED_SIGNALS):
         signal.connect(receiver, dispatch_uid=f"access.accounts.audit.{n}")
+    # Django's signal, not allauth's: every way of signing in (the admin's, tests') marks it.
+    django_user_logged_in.connect(_last_seen_at_login, dispatch_uid="access.accounts.last_seen")

@@ -1,9 +1,10 @@
 """Serializer fields and query parameters that validate exactly what the OpenAPI schema says
 (tests/cdp/test_api_fuzz.py holds every operation to its schema in both directions)."""
 
+import re
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 
 
@@ -16,6 +17,57 @@ class JsonBooleanField(serializers.BooleanField):
             return data
         self.fail("invalid", input=data)
         raise AssertionError("unreachable")  # fail() raises
+
+
+class _JsonStringOnly:
+    """A JSON string, nothing else: DRF's CharField also takes numbers (0 becomes "0"), which
+    the schema's `string` does not allow."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid")  # type: ignore[attr-defined]
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class JsonStringField(_JsonStringOnly, serializers.CharField):
+    pass
+
+
+class JsonSlugField(_JsonStringOnly, serializers.SlugField):
+    pass
+
+
+# A non-negative amount with at most 12 digits before the point and 2 after, as a string
+# (DecimalField(max_digits=14, decimal_places=2, min_value=0)).
+AMOUNT_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,2})?$"
+
+
+@extend_schema_field({"type": "string", "pattern": AMOUNT_PATTERN})
+class AmountField(serializers.DecimalField):
+    """A non-negative amount written exactly as `AMOUNT_PATTERN` says: DRF's DecimalField also
+    reads " 1", "1e2" and "-", which the pattern (and drf-spectacular's own) let through or
+    refuse differently."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_digits=14, decimal_places=2, min_value=0, **kwargs)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str) or not re.fullmatch(AMOUNT_PATTERN[1:-1], data):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class JsonObjectField(serializers.JSONField):
+    """A JSON object, as the schema's `type: object` says: DRF's JSONField takes any JSON
+    value (a list, a string, a number)."""
+
+    default_error_messages = {"not_object": "Must be a JSON object."}
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            self.fail("not_object")
+        return super().to_internal_value(data)
 
 
 def query_flag(request: Any, name: str) -> bool:

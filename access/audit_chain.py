@@ -11,9 +11,11 @@ integral numbers as integers.
 """
 
 import hashlib
+import hmac
 import ipaddress
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -68,3 +70,59 @@ def audit_row_canonical(row: Mapping[str, Any]) -> bytes:
 
 def audit_row_hash(row: Mapping[str, Any], *, prev_hash: str) -> str:
     return hashlib.sha256(prev_hash.encode() + b"\n" + audit_row_canonical(row)).hexdigest()
+
+
+# --- anchors outside the database ----------------------------------------------------------
+# Someone who can write the database (dropping the trigger as its owner) can rewrite every row
+# and recompute every hash: the chain alone cannot show that. An anchor is the chain's head
+# (row count, last id, last hash) written where that person cannot write, signed with a key the
+# database does not hold; a rewritten chain no longer has an anchored head.
+
+
+@dataclass(frozen=True)
+class AuditAnchor:
+    at: datetime
+    rows: int
+    head_id: int
+    head_hash: str
+
+
+class AuditAnchorForgedError(ValueError):
+    """An anchor line that is not one the application wrote (bad signature or form)."""
+
+
+def _anchor_mac(payload: bytes, *, key: bytes) -> str:
+    return hmac.new(key, b"cdp.audit-anchor\n" + payload, hashlib.sha256).hexdigest()
+
+
+def audit_anchor_line(anchor: AuditAnchor, *, key: bytes) -> bytes:
+    """One line of the anchor file: the anchor as JSON and its HMAC-SHA256 under `key`."""
+    document = {
+        "at": anchor.at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "rows": anchor.rows,
+        "head_id": anchor.head_id,
+        "head_hash": anchor.head_hash,
+    }
+    payload = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    document["mac"] = _anchor_mac(payload, key=key)
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+
+
+def audit_anchor_parse(line: bytes, *, key: bytes) -> AuditAnchor:
+    """The anchor a line holds; `AuditAnchorForgedError` unless its signature is right."""
+    try:
+        document = json.loads(line)
+        mac = document.pop("mac")
+        payload = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+        if not hmac.compare_digest(mac, _anchor_mac(payload, key=key)):
+            raise AuditAnchorForgedError("its signature does not match")
+        return AuditAnchor(
+            at=datetime.fromisoformat(document["at"]),
+            rows=int(document["rows"]),
+            head_id=int(document["head_id"]),
+            head_hash=str(document["head_hash"]),
+        )
+    except AuditAnchorForgedError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise AuditAnchorForgedError(f"it is not an anchor ({exc})") from exc

@@ -9,13 +9,14 @@ The tables keep the names they were created with (in the `cdp` and `consent` app
 this app changed only where the models live, and renaming the tables would buy nothing.
 """
 
+import json
 from typing import Any
 
 from django.conf import settings
 from django.db import connections, models, transaction
 from django.utils import timezone
 
-from access.audit_chain import GENESIS, audit_row_hash
+from access.audit_chain import GENESIS, audit_row_canonical, audit_row_hash
 
 
 class Source(models.Model):
@@ -98,19 +99,20 @@ AUDIT_CHAIN_LOCK = 0x0A0D17C4A1
 
 
 class AuditLogQuerySet(models.QuerySet):
-    """Appends chain each new row to the last one (`prev_hash`, `row_hash`), in the
-    transaction that inserts them. Concurrent writers take a transaction-scoped advisory lock
-    first, so the chain never forks: the next writer reads the last hash only once the
-    previous one committed or rolled back. (SQLite, the embedded default, has one writer.)"""
+    """Appends chain each new row to the last one (`prev_hash`, `row_hash`). On PostgreSQL
+    one statement does it (`cdp_audit_append`, access migration 0004): it takes a
+    transaction-scoped advisory lock, so concurrent writers never fork the chain, reads the
+    last hash and inserts; the lock is held until the writer's transaction commits (at once,
+    outside a transaction). The application computes each row's canonical form. (SQLite, the
+    embedded default, has one writer: the hashes are computed here.)"""
 
     def bulk_create(self, objs, *args: Any, **kwargs: Any) -> list["AuditLog"]:
         rows = list(objs)
         if not rows:
             return rows
+        if connections[self.db].vendor == "postgresql":
+            return self._append_in_database(rows)
         with transaction.atomic(using=self.db):
-            if connections[self.db].vendor == "postgresql":
-                with connections[self.db].cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_CHAIN_LOCK])
             prev = (
                 self.model._default_manager.using(self.db)
                 .order_by("-id")
@@ -122,6 +124,33 @@ class AuditLogQuerySet(models.QuerySet):
                 row.prev_hash = prev
                 row.row_hash = prev = audit_row_hash(row.__dict__, prev_hash=prev)
             return super().bulk_create(rows, *args, **kwargs)
+
+    def _append_in_database(self, rows: list["AuditLog"]) -> list["AuditLog"]:
+        payload = [
+            {
+                "created_at": row.created_at.isoformat(),
+                "actor_id": row.actor_id,
+                "actor_label": row.actor_label,
+                "action": row.action,
+                "resource": row.resource,
+                "resource_id": row.resource_id,
+                "profile_id": row.profile_id,
+                "ip": row.ip,
+                "details": row.details,
+                "canonical": audit_row_canonical(row.__dict__).decode(),
+            }
+            for row in rows
+        ]
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(
+                "SELECT out_id, out_prev, out_hash FROM cdp_audit_append(%s::jsonb, %s)",
+                [json.dumps(payload), AUDIT_CHAIN_LOCK],
+            )
+            appended = cursor.fetchall()
+        for row, (pk, prev_hash, row_hash) in zip(rows, appended, strict=True):
+            row.pk, row.prev_hash, row.row_hash = pk, prev_hash, row_hash
+            row._state.adding, row._state.db = False, self.db
+        return rows
 
     def create(self, **kwargs: Any) -> "AuditLog":
         return self.bulk_create([self.model(**kwargs)])[0]

@@ -3,23 +3,33 @@ and only its digest is stored. Every change of access writes an audit row (conse
 naming who did it; the rows hold ids, names of sources and keys, scopes and roles, never a key."""
 
 import logging
+import os
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from allauth.account.models import EmailAddress
 from allauth.usersessions.internal.flows.sessions import end_sessions
 from allauth.usersessions.models import UserSession
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import connection, transaction
 from django.utils import timezone
 
+from access.audit_chain import AuditAnchor, audit_anchor_line
 from access.auth import SCOPES, client_ip
 from access.models import SYSTEM_ACTOR, ApiKey, AuditLog, Source
 from access.roles import ADMIN, ROLES
-from access.selectors import token_digest
+from access.selectors import (
+    AuditChainReport,
+    audit_anchor_key,
+    audit_chain_check_anchors,
+    audit_chain_verify,
+    audit_chain_verify_since_anchor,
+    token_digest,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -299,3 +309,40 @@ def history_rewrite(
             resource_id=reason,
             details=details,
         )
+
+
+def audit_chain_anchor(*, full: bool) -> AuditChainReport:
+    """Check the audit chain and, when it is intact, append its head (rows, last id, last
+    hash; signed with AUDIT_ANCHOR_KEY) to AUDIT_ANCHOR_PATH, outside the database. `full`
+    rehashes every row and checks every anchor (`manage.py audit_verify`); otherwise only the
+    rows after the latest anchor, which must itself still match (beat, every few minutes).
+    A broken chain is not anchored: its report says why."""
+    if full:
+        report = audit_chain_check_anchors(audit_chain_verify())
+    else:
+        report = audit_chain_verify_since_anchor()
+    if not report.intact:
+        logger.error(
+            "audit chain not anchored: row %s %s %s",
+            report.broken_row_id,
+            report.problem,
+            report.anchor_error,
+        )
+        return report
+    anchor = AuditAnchor(
+        at=timezone.now(),
+        rows=report.rows_checked,
+        head_id=report.head_id,
+        head_hash=report.head_hash,
+    )
+    path = settings.AUDIT_ANCHOR_PATH
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    # One write of one short line to a file opened for appending: concurrent writers (beat,
+    # a command) never interleave, and nothing before it is rewritten.
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    try:
+        os.write(descriptor, audit_anchor_line(anchor, key=audit_anchor_key()))
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    return replace(report, anchored_at=anchor.at)

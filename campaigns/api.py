@@ -15,19 +15,25 @@ from collections import defaultdict
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.api_fields import JsonBooleanField, JsonStringField, openapi_30
 from access.auth import ResourcePermission
 from access.pagination import KeysetPagination
 from access.pii import PiiTextField
 from access.roles import ADMIN, COMPLIANCE, MARKETER
 from campaigns import selectors, services
-from campaigns.definition import SCHEMA, InvalidCampaign
+from campaigns.definition import CHANNEL_SCHEMAS, SCHEMA, InvalidCampaign
 from campaigns.models import Campaign, CampaignVersion, Channel
 from campaigns.results import (
     EVENT_NAME_MAX,
@@ -447,6 +453,41 @@ class DeadLetterListApi(CampaignsResource, APIView):
         )
 
 
+_DELIVERY_IDS = {
+    "type": "array",
+    "items": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+    "maxItems": 1000,
+    "description": "Failed deliveries to replay, by id.",
+}
+_DATABASE_ID = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+# The replay body names exactly one of its three choices (ReplayInputSerializer.validate).
+REPLAY_REQUEST_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "deliveries": _DELIVERY_IDS,
+        "channel": {**_DATABASE_ID, "description": "Every failed delivery of this channel."},
+        "all": {"type": "boolean", "description": "Every failed delivery."},
+    },
+    "anyOf": [
+        {
+            "required": ["deliveries"],
+            "not": {"required": ["channel"]},
+            "properties": {"all": {"enum": [False]}},
+        },
+        {
+            "required": ["channel"],
+            "not": {"required": ["deliveries"]},
+            "properties": {"all": {"enum": [False]}},
+        },
+        {
+            "required": ["all"],
+            "properties": {"all": {"enum": [True]}},
+            "not": {"anyOf": [{"required": ["deliveries"]}, {"required": ["channel"]}]},
+        },
+    ],
+}
+
+
 class DeadLetterReplayApi(CampaignsResource, APIView):
     """Replay failed deliveries: `{"deliveries": [ids]}`, `{"channel": id}` or `{"all": true}`."""
 
@@ -469,7 +510,8 @@ class DeadLetterReplayApi(CampaignsResource, APIView):
 
     @extend_schema(
         tags=["campaigns"],
-        request=ReplayInputSerializer,
+        request={"application/json": REPLAY_REQUEST_SCHEMA},
+        extensions={"x-body-required": True},
         responses={200: inline_serializer("Replayed", {"queued": serializers.IntegerField()})},
     )
     def post(self, request: Request) -> Response:
@@ -510,6 +552,22 @@ _secret_answer = inline_serializer(
 )
 
 
+# A channel's config has the schema of its kind (campaigns.definition.CHANNEL_SCHEMAS).
+CHANNEL_REQUEST_SCHEMA = {
+    "type": "object",
+    "required": ["kind", "name", "config"],
+    "properties": {
+        "kind": {"type": "string", "enum": list(CHANNEL_SCHEMAS)},
+        "name": {"type": "string", "maxLength": 200},
+        "config": {"type": "object", "description": "The kind's settings (no secret)."},
+    },
+    "anyOf": [
+        {"properties": {"kind": {"enum": [kind]}, "config": openapi_30(config_schema)}}
+        for kind, config_schema in CHANNEL_SCHEMAS.items()
+    ],
+}
+
+
 class ChannelListApi(CampaignsResource, APIView):
     class ChannelInputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=Channel.Kind.choices)
@@ -522,7 +580,21 @@ class ChannelListApi(CampaignsResource, APIView):
         return Response({"results": ChannelOutputSerializer(channels, many=True).data})
 
     @extend_schema(
-        tags=["campaigns"], request=ChannelInputSerializer, responses={201: _secret_answer}
+        tags=["campaigns"],
+        request={"application/json": CHANNEL_REQUEST_SCHEMA},
+        extensions={"x-body-required": True},
+        examples=[
+            OpenApiExample(
+                "An email channel",
+                value={
+                    "kind": "email",
+                    "name": "Newsletter",
+                    "config": {"from": "news@example.com", "from_name": "The shop"},
+                },
+                request_only=True,
+            )
+        ],
+        responses={201: _secret_answer},
     )
     def post(self, request: Request) -> Response:
         data = self.ChannelInputSerializer(data=request.data)
@@ -578,8 +650,10 @@ class ChannelFeedbackApi(CampaignsResource, APIView):
 
     class FeedbackInputSerializer(serializers.Serializer):
         type = serializers.ChoiceField(choices=["bounce", "complaint"])
-        message_id = serializers.CharField(max_length=255)
-        permanent = serializers.BooleanField(required=False, default=True)
+        # Read as sent (the view strips it): an id of blanks finds no message (404) rather
+        # than being refused as blank, which the schema's string does not say.
+        message_id = JsonStringField(max_length=255, trim_whitespace=False)
+        permanent = JsonBooleanField(required=False, default=True)
 
     @extend_schema(tags=["campaigns"], request=FeedbackInputSerializer, responses={200: dict})
     def post(self, request: Request, channel_id: int) -> Response:

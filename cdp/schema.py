@@ -92,7 +92,14 @@ def _envelope(items: dict[str, Any]) -> dict[str, Any]:
 EMPTY_IS_ABSENT = "x-empty-is-absent"
 
 
+# A view whose request body is a raw schema (drf-spectacular then marks the body optional) says
+# in this extension that the body is required.
+BODY_REQUIRED = "x-body-required"
+
+
 def _api_operation(operation: dict[str, Any]) -> None:
+    if operation.pop(BODY_REQUIRED, False):
+        operation["requestBody"]["required"] = True
     empty_is_absent = set(operation.pop(EMPTY_IS_ABSENT, ()))
     for parameter in operation.get("parameters", []):
         if parameter["name"] in empty_is_absent and parameter["in"] == "query":

@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "access.accounts.MfaRequiredMiddleware",
+    "access.accounts.SessionLastSeenMiddleware",
 ]
 
 ROOT_URLCONF = "cdp.urls"
@@ -181,9 +182,13 @@ MFA_TOTP_ISSUER = os.environ.get("MFA_TOTP_ISSUER", "CDP")
 # A code from the previous or next 30-second step is accepted too (phone clocks drift).
 MFA_TOTP_TOLERANCE = 1
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env_bool("MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN", DEBUG)
-# The sessions page (/accounts/sessions/) lists each staff user's sessions (recorded at
-# login; activity is not tracked, which would cost a write per request); ending one is audited.
+# The sessions page (/accounts/sessions/) lists each staff user's sessions, recorded at login,
+# with when each was last seen; ending one is audited. Activity is recorded by
+# access.accounts.SessionLastSeenMiddleware (not allauth's, which writes on every request) at
+# most once per USERSESSIONS_LAST_SEEN_SECONDS per session.
 USERSESSIONS_ADAPTER = "access.accounts.AuditedUserSessionsAdapter"
+USERSESSIONS_TRACK_ACTIVITY = True
+USERSESSIONS_LAST_SEEN_SECONDS = int(os.environ.get("USERSESSIONS_LAST_SEEN_SECONDS", "60"))
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -380,7 +385,18 @@ SUPPRESSION_REFRESH_SECONDS = float(os.environ.get("SUPPRESSION_REFRESH_SECONDS"
 RETENTION_PURGE_BATCH = int(os.environ.get("RETENTION_PURGE_BATCH", "5000"))
 # The audit page checks new audit rows on every view and rehashes the whole chain this often.
 AUDIT_CHAIN_FULL_CHECK_SECONDS = int(os.environ.get("AUDIT_CHAIN_FULL_CHECK_SECONDS", "3600"))
+# The audit chain's head is anchored outside the database (beat, and `manage.py audit_verify`)
+# so that someone able to rewrite every row and hash cannot do it unseen: lines appended to this
+# file, signed with this key. Put the file where the database's administrators cannot write (an
+# append-only mount, `chattr +a`, a volume other machines share) and keep the key out of the
+# database; every worker and the web servers must see the same file.
+AUDIT_ANCHOR_PATH = os.environ.get("AUDIT_ANCHOR_PATH", str(BASE_DIR / "var" / "audit-anchors"))
+AUDIT_ANCHOR_KEY = os.environ.get("AUDIT_ANCHOR_KEY", SECRET_KEY)
 CELERY_BEAT_SCHEDULE |= {
+    "audit-chain-anchor": {
+        "task": "access.tasks.audit_chain_anchor_task",
+        "schedule": crontab(minute="*/10"),
+    },
     "privacy-requests-process": {
         "task": "consent.tasks.privacy_requests_process_due_task",
         "schedule": crontab(minute="*/5"),

@@ -10,13 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.api_fields import JsonObjectField, JsonSlugField, JsonStringField
 from access.auth import ResourcePermission
 from access.roles import ADMIN, COMPLIANCE, MARKETER
 from experiences import selectors, services
@@ -58,16 +64,39 @@ class PlacementOutputSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A hero banner",
+            value={
+                "key": "home_hero",
+                "name": "Home hero",
+                "content_schema": {
+                    "type": "object",
+                    "properties": {"title": {"type": "string"}},
+                    "required": ["title"],
+                },
+                "default_content": {"title": "Welcome"},
+            },
+            request_only=True,
+        )
+    ]
+)
 class PlacementInputSerializer(serializers.Serializer):
-    key = serializers.SlugField(max_length=64, help_text="e.g. home_hero, cart_banner.")
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
-    content_schema = serializers.JSONField(
+    key = JsonSlugField(max_length=64, help_text="e.g. home_hero, cart_banner.")
+    name = JsonStringField(max_length=200)
+    description = JsonStringField(required=False, allow_blank=True, max_length=5000)
+    content_schema = JsonObjectField(
         required=False, help_text="A JSON Schema (2020-12) every content must fit."
     )
-    default_content = serializers.JSONField(
+    default_content = JsonObjectField(
         required=False, help_text="What everyone no experience targets sees."
     )
+
+
+KEY_TAKEN = OpenApiResponse(
+    OpenApiTypes.OBJECT, description='Another placement has this key: `{"key": [...]}`.'
+)
 
 
 class PlacementListApi(ExperiencesResource, APIView):
@@ -79,12 +108,18 @@ class PlacementListApi(ExperiencesResource, APIView):
     @extend_schema(
         tags=TAGS,
         request=PlacementInputSerializer,
-        responses={201: PlacementOutputSerializer, 400: OpenApiResponse(OpenApiTypes.OBJECT)},
+        responses={
+            201: PlacementOutputSerializer,
+            400: OpenApiResponse(OpenApiTypes.OBJECT),
+            409: KEY_TAKEN,
+        },
     )
     def post(self, request: Request) -> Response:
         fields = _valid(PlacementInputSerializer(data=request.data))
         try:
             placement = services.placement_create(fields=fields, actor=_actor(request))
+        except services.PlacementKeyTakenError as taken:
+            return Response(taken.errors, status=status.HTTP_409_CONFLICT)
         except InvalidExperience as invalid:
             raise ValidationError(invalid.errors) from None
         return Response(PlacementOutputSerializer(placement).data, status=status.HTTP_201_CREATED)
@@ -105,7 +140,11 @@ class PlacementDetailApi(ExperiencesResource, APIView):
     @extend_schema(
         tags=TAGS,
         request=PlacementInputSerializer(partial=True),
-        responses={200: PlacementOutputSerializer, 400: OpenApiResponse(OpenApiTypes.OBJECT)},
+        responses={
+            200: PlacementOutputSerializer,
+            400: OpenApiResponse(OpenApiTypes.OBJECT),
+            409: KEY_TAKEN,
+        },
     )
     def patch(self, request: Request, placement_id: int) -> Response:
         placement = _placement_or_404(placement_id)
@@ -114,6 +153,8 @@ class PlacementDetailApi(ExperiencesResource, APIView):
             placement = services.placement_update(
                 placement=placement, fields=fields, actor=_actor(request)
             )
+        except services.PlacementKeyTakenError as taken:
+            return Response(taken.errors, status=status.HTTP_409_CONFLICT)
         except InvalidExperience as invalid:
             raise ValidationError(invalid.errors) from None
         return Response(PlacementOutputSerializer(placement).data)

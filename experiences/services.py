@@ -77,6 +77,10 @@ def active_changed() -> None:
 # --- placements ------------------------------------------------------------------------------
 
 
+class PlacementKeyTakenError(InvalidExperience):
+    """Another placement has the key: a conflict with what is stored (the API's 409)."""
+
+
 def _placement_check(fields: Mapping[str, Any], *, placement: Placement | None) -> None:
     problems: dict[str, list[str]] = {}
     key = fields.get("key")
@@ -85,7 +89,7 @@ def _placement_check(fields: Mapping[str, Any], *, placement: Placement | None) 
         if placement is not None:
             taken = taken.exclude(pk=placement.pk)
         if taken.exists():
-            problems["key"] = [f"a placement with key {key!r} exists"]
+            raise PlacementKeyTakenError({"key": [f"a placement with key {key!r} exists"]})
     schema = fields.get("content_schema", {})
     found = definition.schema_problems(schema)
     if found:

@@ -12,7 +12,13 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import MultiPartParser
@@ -20,6 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.api_fields import AmountField
 from access.auth import ResourcePermission
 from access.pagination import KeysetPagination
 from access.parsers import JSONParser
@@ -65,6 +72,15 @@ class ItemOutputSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A product",
+            value={"external_id": "SKU-1", "title": "Mug", "price": "12.50", "currency": "EUR"},
+            request_only=True,
+        )
+    ]
+)
 class ItemInputSerializer(serializers.Serializer):
     """The body of a create (external_id required) or PATCH (any subset). Validation is the
     catalog's own (recommendations.catalog), shared with the bulk import."""
@@ -104,12 +120,8 @@ class ItemListApi(RecommendationsResource, APIView):
         category = serializers.CharField(required=False, max_length=500)
         brand = serializers.CharField(required=False, max_length=200)
         availability = serializers.ChoiceField(choices=AVAILABILITY, required=False)
-        price_min = serializers.DecimalField(
-            max_digits=14, decimal_places=2, min_value=0, required=False
-        )
-        price_max = serializers.DecimalField(
-            max_digits=14, decimal_places=2, min_value=0, required=False
-        )
+        price_min = AmountField(required=False)
+        price_max = AmountField(required=False)
 
     paging_params = {"cursor", "limit", "format"}
 
@@ -122,6 +134,7 @@ class ItemListApi(RecommendationsResource, APIView):
             "parameters are refused with 400."
         ),
         parameters=[FilterSerializer],
+        extensions={"x-empty-is-absent": list(FilterSerializer._declared_fields)},
         responses={200: ItemOutputSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
@@ -130,7 +143,8 @@ class ItemListApi(RecommendationsResource, APIView):
         if unknown:
             known = ", ".join([*self.FilterSerializer._declared_fields, "cursor", "limit"])
             raise ValidationError({name: [f"Unknown filter. Use {known}."] for name in unknown})
-        filters = self.FilterSerializer(data=params.dict())
+        # The query dict itself, so that an empty value reads as absent (`?price_min=`).
+        filters = self.FilterSerializer(data=params)
         filters.is_valid(raise_exception=True)
         paginator = self.pagination_class()
         items = selectors.item_list(filters=selectors.ItemFilters(**filters.validated_data))
@@ -555,14 +569,18 @@ class ModelRunRollbackApi(RecommendationsResource, APIView):
         request=None,
         responses={
             200: ModelRunOutputSerializer,
-            400: OpenApiResponse(description="The run has no model that can serve."),
+            409: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description='The run has no model that can serve (yet): `{"run": [...]}`.',
+            ),
         },
     )
     def post(self, request: Request, run_id: int) -> Response:
         try:
             run = services.model_rollback(run=_run_or_404(run_id), actor=request.user)
         except services.RollbackRefused as error:
-            raise ValidationError({"run": [str(error)]}) from None
+            # The request is right; the run's state refuses it (a queued run may serve later).
+            return Response({"run": [str(error)]}, status=status.HTTP_409_CONFLICT)
         return Response(ModelRunOutputSerializer(run).data)
 
 

@@ -10,7 +10,13 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
@@ -65,6 +71,18 @@ class SegmentOutputSerializer(serializers.Serializer):
         return conditions.describe(segment.definition)
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Customers on the pro plan",
+            value={
+                "name": "Pro customers",
+                "definition": {"all": [{"trait": "plan", "op": "eq", "value": "pro"}]},
+            },
+            request_only=True,
+        )
+    ]
+)
 class SegmentInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)

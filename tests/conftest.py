@@ -46,6 +46,12 @@ def _inline_tasks():
 
 
 @pytest.fixture(autouse=True)
+def _own_audit_anchors(settings, tmp_path):
+    # Each test's database starts empty: anchors of an earlier test's chain would not match it.
+    settings.AUDIT_ANCHOR_PATH = str(tmp_path / "audit-anchors")
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache():
     from django.core.cache import cache
 

@@ -3,6 +3,7 @@ PostgreSQL whatever the path, only erasure opens consent history (audited), and 
 log's hash chain shows any change made round the trigger (as a database owner could)."""
 
 import threading
+from datetime import UTC, datetime
 from io import StringIO
 
 import pytest
@@ -12,10 +13,18 @@ from django.db import DatabaseError, connection, transaction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from access.audit_chain import GENESIS, audit_row_hash
+from access.audit_chain import (
+    GENESIS,
+    AuditAnchor,
+    AuditAnchorForgedError,
+    audit_anchor_line,
+    audit_anchor_parse,
+    audit_row_hash,
+)
 from access.models import AuditLog
 from access.selectors import audit_chain_verify
-from access.services import audit_record, history_rewrite
+from access.services import audit_chain_anchor, audit_record, history_rewrite
+from access.tasks import audit_chain_anchor_task
 from consent import services as consent_services
 from consent.models import ConsentRecord
 from profiles.models import Profile
@@ -232,3 +241,106 @@ def test_concurrent_writers_never_fork_the_chain():
     report = audit_chain_verify()
     assert (report.intact, report.rows_checked) == (True, 90)
     assert AuditLog.objects.values("prev_hash").distinct().count() == 90
+
+
+# --- anchors outside the database ----------------------------------------------------------
+
+
+def rewrite_chain_from(row_id: int, *, action: str) -> None:
+    """What a database superuser could do round the trigger and the chain: change a row, then
+    recompute the hash of it and of every row after it, so that the chain verifies again."""
+    as_table_owner("UPDATE consent_auditlog SET action = %s WHERE id = %s", [action, row_id])
+    previous = AuditLog.objects.filter(id__lt=row_id).order_by("-id").first()
+    prev = previous.row_hash if previous else GENESIS
+    for row in AuditLog.objects.filter(id__gte=row_id).order_by("id"):
+        row_hash = audit_row_hash(row.__dict__, prev_hash=prev)
+        as_table_owner(
+            "UPDATE consent_auditlog SET prev_hash = %s, row_hash = %s WHERE id = %s",
+            [prev, row_hash, row.pk],
+        )
+        prev = row_hash
+
+
+def anchor_lines(settings) -> list[bytes]:
+    with open(settings.AUDIT_ANCHOR_PATH, "rb") as file:
+        return file.read().splitlines()
+
+
+def test_an_anchor_line_reads_back_only_with_its_signature():
+    anchor = AuditAnchor(
+        at=datetime(2026, 12, 7, 18, 0, tzinfo=UTC), rows=3, head_id=9, head_hash="ab" * 32
+    )
+    line = audit_anchor_line(anchor, key=b"k1")
+    assert audit_anchor_parse(line, key=b"k1") == anchor
+    with pytest.raises(AuditAnchorForgedError, match="signature"):
+        audit_anchor_parse(line, key=b"another key")
+    with pytest.raises(AuditAnchorForgedError, match="signature"):
+        audit_anchor_parse(line.replace(b'"rows":3', b'"rows":4'), key=b"k1")
+    with pytest.raises(AuditAnchorForgedError, match="not an anchor"):
+        audit_anchor_parse(b"{not json", key=b"k1")
+
+
+def test_audit_verify_anchors_the_head_outside_the_database(settings):
+    rows = [audit_record(actor=None, action="view", resource="r", resource_id=i) for i in range(3)]
+    out = StringIO()
+    call_command("audit_verify", stdout=out)
+    assert "intact: 3 rows" in out.getvalue() and "0 earlier anchor(s) match" in out.getvalue()
+    (line,) = anchor_lines(settings)
+    anchor = audit_anchor_parse(line, key=settings.AUDIT_ANCHOR_KEY.encode())
+    assert (anchor.rows, anchor.head_id, anchor.head_hash) == (3, rows[-1].pk, rows[-1].row_hash)
+    audit_record(actor=None, action="view", resource="r", resource_id=3)
+    out = StringIO()
+    call_command("audit_verify", stdout=out)
+    assert "intact: 4 rows" in out.getvalue() and "1 earlier anchor(s) match" in out.getvalue()
+    assert len(anchor_lines(settings)) == 2
+
+
+def test_a_chain_rewritten_with_recomputed_hashes_no_longer_matches_its_anchor(
+    settings, client, compliance
+):
+    rows = [audit_record(actor=None, action="view", resource="r", resource_id=i) for i in range(5)]
+    call_command("audit_verify", stdout=StringIO())
+    rewrite_chain_from(rows[1].pk, action="erase")
+    # The chain alone is fooled: every link and hash is right again.
+    assert audit_chain_verify().intact
+    with pytest.raises(
+        CommandError, match=f"broken at row {rows[-1].pk}: it no longer has the hash anchored at"
+    ):
+        call_command("audit_verify")
+    assert len(anchor_lines(settings)) == 1  # a rewritten chain is not anchored
+    client.force_login(compliance)
+    page = client.get("/privacy/audit/").content.decode()
+    assert f"Hash chain broken</strong> at row {rows[-1].pk}" in page
+
+
+def test_a_log_emptied_and_refilled_is_missing_its_anchored_head(settings):
+    rows = [audit_record(actor=None, action="view", resource="r", resource_id=i) for i in range(2)]
+    call_command("audit_verify", stdout=StringIO())
+    as_table_owner("DELETE FROM consent_auditlog")
+    audit_record(actor=None, action="view", resource="r", resource_id="new")
+    with pytest.raises(CommandError, match=f"broken at row {rows[-1].pk}: it is missing"):
+        call_command("audit_verify")
+
+
+def test_a_forged_anchor_line_is_reported(settings):
+    audit_record(actor=None, action="view", resource="r")
+    call_command("audit_verify", stdout=StringIO())
+    forged = AuditAnchor(at=datetime.now(UTC), rows=1, head_id=1, head_hash="0" * 64)
+    with open(settings.AUDIT_ANCHOR_PATH, "ab") as file:
+        file.write(audit_anchor_line(forged, key=b"a guessed key"))
+    with pytest.raises(CommandError, match="line 2: its signature does not match"):
+        call_command("audit_verify")
+
+
+def test_beat_anchors_new_rows_and_refuses_to_anchor_a_rewritten_chain(settings):
+    rows = [audit_record(actor=None, action="view", resource="r", resource_id=i) for i in range(2)]
+    audit_chain_anchor_task.delay()
+    rows.append(audit_record(actor=None, action="view", resource="r", resource_id=2))
+    audit_chain_anchor_task.delay()
+    key = settings.AUDIT_ANCHOR_KEY.encode()
+    anchors = [audit_anchor_parse(line, key=key) for line in anchor_lines(settings)]
+    assert [(a.rows, a.head_id) for a in anchors] == [(2, rows[1].pk), (3, rows[2].pk)]
+    rewrite_chain_from(rows[0].pk, action="erase")
+    audit_record(actor=None, action="view", resource="r", resource_id=3)
+    report = audit_chain_anchor(full=False)
+    assert (report.broken_row_id, len(anchor_lines(settings))) == (rows[2].pk, 2)

@@ -4,11 +4,14 @@ turn against a user, password reset by email, audited sign-ins and MFA changes, 
 sessions page."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from allauth.mfa.models import Authenticator
+from allauth.usersessions.models import UserSession
 from django.contrib.auth.models import Group, User
 from django.test import Client, RequestFactory
+from django.utils import timezone
 
 from access.accounts import MFA_SETUP_PENDING
 from access.auth import client_ip
@@ -140,6 +143,37 @@ def test_the_sessions_page_lists_and_ends_the_users_sessions(client, marketer):
     assert client.get("/").status_code == 200
     row = AuditLog.objects.get(action="session.revoke")
     assert row.actor == marketer
+
+
+def test_the_sessions_page_shows_when_each_session_was_last_seen(client, marketer, settings):
+    settings.USERSESSIONS_LAST_SEEN_SECONDS = 3600
+    other = Client(HTTP_USER_AGENT="Other browser")
+    sign_in(other, marketer.email, ip=STRANGER)
+    theirs = marketer.usersession_set.get()
+    two_hours_ago = timezone.now() - timedelta(hours=2)
+    UserSession.objects.filter(pk=theirs.pk).update(last_seen_at=two_hours_ago)
+    sign_in(client, marketer.email)
+    row = re.search(
+        r"<tr>\s*<td[^>]*>[^<]*</td>\s*<td[^>]*>([^<]*)</td>\s*<td>" + STRANGER,
+        client.get("/accounts/sessions/").content.decode(),
+    )
+    assert row and row.group(1) == "2\xa0hours ago"
+    # Within the interval since the sign-in, requests write nothing; past it, the next does.
+    other.get("/segments/", REMOTE_ADDR=STRANGER)
+    assert UserSession.objects.get(pk=theirs.pk).last_seen_at == two_hours_ago
+    settings.USERSESSIONS_LAST_SEEN_SECONDS = 0
+    other.get("/segments/", REMOTE_ADDR=STRANGER)
+    seen = UserSession.objects.get(pk=theirs.pk).last_seen_at
+    assert seen > two_hours_ago + timedelta(hours=1)
+    row = re.search(
+        r"<tr>\s*<td[^>]*>[^<]*</td>\s*<td[^>]*>([^<]*)</td>\s*<td>" + STRANGER,
+        client.get("/accounts/sessions/").content.decode(),
+    )
+    assert row and re.fullmatch(r"now|a second ago|\d+\xa0seconds ago", row.group(1))
+    # Ending it still signs it out, and its next request records nothing.
+    assert client.post(f"/accounts/sessions/{theirs.pk}/end/").status_code == 302
+    assert other.get("/segments/", REMOTE_ADDR=STRANGER).status_code == 302
+    assert not UserSession.objects.filter(pk=theirs.pk).exists()
 
 
 def test_nobody_ends_someone_elses_session(client, marketer, compliance):

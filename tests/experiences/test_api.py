@@ -87,11 +87,26 @@ def test_bad_placements_are_400s_naming_the_field(admin_api, body, field):
     assert field in response.json(), response.json()
 
 
-def test_a_duplicate_key_is_a_400(admin_api):
+def test_a_key_another_placement_has_is_a_409_naming_it(admin_api):
     admin_api.post("/api/v1/placements/", PLACEMENT, format="json")
     response = admin_api.post("/api/v1/placements/", PLACEMENT, format="json")
+    assert response.status_code == 409
+    assert response.json() == {"key": ["a placement with key 'home_hero' exists"]}
+    other = admin_api.post("/api/v1/placements/", {**PLACEMENT, "key": "cart"}, format="json")
+    moved = admin_api.patch(
+        f"/api/v1/placements/{other.json()['id']}/", {"key": "home_hero"}, format="json"
+    )
+    assert moved.status_code == 409 and "key" in moved.json()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("name", 5), ("description", 0), ("key", 1), ("content_schema", None), ("content_schema", [])],
+)
+def test_placement_fields_take_only_their_json_type(admin_api, field, value):
+    response = admin_api.post("/api/v1/placements/", {**PLACEMENT, field: value}, format="json")
     assert response.status_code == 400
-    assert "key" in response.json()
+    assert field in response.json(), response.json()
 
 
 def test_compliance_reads_but_does_not_write(compliance, admin_api):

@@ -97,6 +97,12 @@ def test_the_list_filters_by_category_path_brand_price_and_availability(admin_ap
     assert ids("price_max=20&availability=in_stock") == {"SKU-1", "SKU-3"}
     assert admin_api.get("/api/v1/items/?colour=red").status_code == 400
     assert admin_api.get("/api/v1/items/?price_min=cheap").status_code == 400
+    # An empty filter is no filter; an amount is written as the schema's pattern says.
+    assert ids("price_min=&brand=&availability=") == {"SKU-1", "SKU-2", "SKU-3", "SKU-4"}
+    assert ids("price_max=20.5") == {"SKU-1", "SKU-3", "SKU-4"}
+    for amount in ("-", "-1", " 20", "1e2", "20.001", "1234567890123"):
+        response = admin_api.get("/api/v1/items/", {"price_max": amount})
+        assert response.status_code == 400 and "price_max" in response.json(), amount
 
 
 @pytest.mark.parametrize(

@@ -65,7 +65,7 @@ def test_rollback_puts_an_earlier_run_back_and_refuses_a_run_without_a_model(
     with pytest.raises(RollbackRefused):
         model_rollback(run=skipped, actor=None)
     refused = admin_api.post(f"/api/v1/recommenders/runs/{skipped.pk}/rollback/")
-    assert refused.status_code == 400 and "no model" in refused.json()["run"][0]
+    assert refused.status_code == 409 and "no model" in refused.json()["run"][0]
 
 
 def test_a_run_without_interactions_fails_saying_what_is_missing(db):
