@@ -27,13 +27,13 @@ def test_a_marketer_reads_why_a_challenger_waits_and_rolls_back_in_one_click(
     assert second.is_active, second.decision
     login(marketer)
     page.goto(f"{live_server.url}/segments/models/")
-    row = page.locator("tr", has_text=f"#{second.pk}").first
+    row = page.locator(f"#run-{second.pk}")
     assert "same configuration, refitted" in row.inner_text()
     assert f"the serving run #{first.pk}'s configuration refitted" in page.content()
     shot("segment-models")
-    page.locator("tr", has_text=f"#{first.pk}").get_by_role("button", name="Roll back").click()
+    page.locator(f"#run-{first.pk}").get_by_role("button", name="Serve again").click()
     page.wait_for_selector(f"text=Run #{first.pk} serves again.")
     first.refresh_from_db()
     assert first.is_active and first.decision.startswith("Serves by rollback")
-    assert "Serves by rollback" in page.locator("tr", has_text=f"#{first.pk}").first.inner_text()
+    assert "Serves by rollback" in page.locator(f"#run-{first.pk}").inner_text()
     shot("segment-models-rolled-back")
