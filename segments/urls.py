@@ -12,6 +12,7 @@ urlpatterns = [
     path("models/", views.model_list, name="models"),
     path("models/train/", views.model_train, name="model-train"),
     path("models/progress/", views.model_progress, name="model-progress"),
+    path("models/<int:run_id>/rollback/", views.model_rollback, name="model-rollback"),
     path(
         "models/<int:run_id>/clusters/<int:cluster>/name/",
         views.cluster_name,

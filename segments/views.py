@@ -224,6 +224,19 @@ def model_train(request: HttpRequest) -> HttpResponse:
     return redirect("segments:models")
 
 
+@roles_required(*BUILD)
+@require_POST
+def model_rollback(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(ModelRun, pk=run_id)
+    try:
+        services.model_rollback(run=run, actor=request.user)
+    except services.RollbackRefused as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Run #{run.pk} serves again.")
+    return redirect("segments:models")
+
+
 @roles_required(*READ)
 @require_GET
 def profile_panel(request: HttpRequest, profile_id: int) -> HttpResponse:

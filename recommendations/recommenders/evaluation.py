@@ -1,5 +1,5 @@
-"""Offline evaluation: time-based splits, the discovery and repeat protocols, ranking metrics
-and a paired bootstrap, as plain numpy (no ORM).
+"""Offline evaluation: time-based splits, the discovery and repeat protocols and ranking
+metrics, as plain numpy (no ORM); the paired bootstrap is `segments.ml.comparison`'s.
 
 - **Split**: the last `days` of the data are the test window; models learn from what came
   before (`TrainingData.before`).
@@ -133,22 +133,3 @@ def evaluate(model: Recommender, split: Split, *, k: int = 10, batch: int = 2000
         coverage=len(shown) / split.train.n_items if split.train.n_items else 0.0,
         people=people,
     )
-
-
-def paired_bootstrap(
-    challenger: Any, champion: Any, *, samples: int = 2000, seed: int = 7
-) -> dict[str, float]:
-    """Mean difference of per-person scores (challenger - champion) with a 95% interval from
-    resampling people: the difference is real when the interval lies above zero."""
-    import numpy as np
-
-    difference = np.asarray(challenger) - np.asarray(champion)
-    if len(difference) == 0:
-        return {"mean": 0.0, "low": 0.0, "high": 0.0}
-    rng = np.random.default_rng(seed)
-    means = difference[rng.integers(0, len(difference), (samples, len(difference)))].mean(axis=1)
-    return {
-        "mean": float(difference.mean()),
-        "low": float(np.percentile(means, 2.5)),
-        "high": float(np.percentile(means, 97.5)),
-    }

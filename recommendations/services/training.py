@@ -46,10 +46,10 @@ from recommendations.recommenders.drift import drift_scores
 from recommendations.recommenders.evaluation import (
     Evaluation,
     evaluate,
-    paired_bootstrap,
     window_split,
 )
 from recommendations.selectors import training_data
+from segments.ml.comparison import paired_bootstrap
 from segments.ml.drift import reference_distribution
 
 logger = logging.getLogger(__name__)

@@ -1,9 +1,13 @@
-"""The activation guard and the model card of a propensity run.
+"""The activation guard of a model run, and the model card of a propensity run.
 
-A run serves only when its held-out AUC beats its simple baseline on the same customers and
-period: frequency alone for purchase, recency alone for churn (the anchors the benchmark
-prints). The card says what a marketer needs to trust a score: the features and their
-importance, the calibration (a reliability curve and the Brier score) and the training window.
+A run serves only when its held-out figure beats a naive baseline on the same people and
+period (propensity: AUC against frequency alone for purchase, recency alone for churn, the
+anchors the benchmark prints; clustering: silhouette against recency alone) and, when a model
+already serves, beats that model's configuration refitted on the same data, with a paired
+bootstrap interval above zero; otherwise it is kept as a challenger, not used.
+
+The card says what a marketer needs to trust a score: the features and their importance, the
+calibration (a reliability curve and the Brier score) and the training window.
 """
 
 from __future__ import annotations
@@ -45,24 +49,131 @@ def baseline_auc(kind: str, x_test: Any, y_test: Any) -> float | None:
     return float(roc_auc_score(y_test, sign * x_test[feature].fillna(0).to_numpy()))
 
 
+class Serving(TypedDict, total=False):
+    """The serving run's configuration refitted on the candidate's training data and scored on
+    the same held-out people: its figure, whether it is the candidate's own configuration
+    (then the two are the same model and tie by construction) and the paired bootstrap
+    interval of the candidate's figure minus its own."""
+
+    run: int
+    figure: float | None
+    same_configuration: bool
+    bootstrap: dict[str, float]
+
+
 def activation_decision(
-    *, kind: str, auc: float | None, baseline: float | None, unchecked_reason: str = ""
+    *,
+    kind: str,
+    auc: float | None,
+    baseline: float | None,
+    unchecked_reason: str = "",
+    serving: Serving | None = None,
 ) -> tuple[bool, str]:
-    """(serves, why). A run without a held-out figure serves only when `unchecked_reason` says
-    why none can exist yet (a young shop's label-free model); otherwise it is not used."""
-    words = BASELINES[kind][2]
-    if auc is None or math.isnan(auc):
+    """(serves, why) for a propensity run, on its held-out AUC. A run without a held-out
+    figure serves only when `unchecked_reason` says why none can exist yet (a young shop's
+    label-free model); otherwise it is not used."""
+    return _decision(
+        figure=auc,
+        name="held-out AUC",
+        baseline=baseline,
+        baseline_words=BASELINES[kind][2],
+        no_skill=(0.5, "guessing"),
+        unchecked_reason=unchecked_reason,
+        serving=serving,
+    )
+
+
+def cluster_decision(
+    *,
+    silhouette: float | None,
+    baseline: float | None,
+    unchecked_reason: str = "",
+    serving: Serving | None = None,
+) -> tuple[bool, str]:
+    """(serves, why) for a clustering run, on its held-out silhouette; the naive baseline is
+    recency alone (`segments.ml.clustering`), no structure at all (0) when it has none."""
+    from segments.ml.clustering import BASELINE_WORDS
+
+    return _decision(
+        figure=silhouette,
+        name="held-out silhouette",
+        baseline=baseline,
+        baseline_words=BASELINE_WORDS,
+        no_skill=(0.0, "no structure"),
+        unchecked_reason=unchecked_reason,
+        serving=serving,
+    )
+
+
+def _decision(
+    *,
+    figure: float | None,
+    name: str,
+    baseline: float | None,
+    baseline_words: str,
+    no_skill: tuple[float, str],
+    unchecked_reason: str,
+    serving: Serving | None,
+) -> tuple[bool, str]:
+    """Serves only above the naive baseline, and, when a run serves, only above it beyond
+    doubt (the interval's lower bound above zero) unless it is its own configuration
+    refitted on newer data."""
+    if figure is None or math.isnan(figure):
         if unchecked_reason:
             return True, f"Serves without a held-out check: {unchecked_reason}."
-        return False, "Not used: the held-out period has one outcome only, nothing to compare."
+        return False, f"Not used: no {name} can be measured, nothing to compare."
     if baseline is None or math.isnan(baseline):
-        baseline, words = 0.5, "guessing"
-    if auc <= baseline:
+        baseline, baseline_words = no_skill
+    if figure <= baseline:
         return False, (
-            f"Not used: held-out AUC {auc:.3f} is not above {words} ({baseline:.3f}); "
+            f"Not used: {name} {figure:.3f} is not above {baseline_words} ({baseline:.3f}); "
             "the previous model keeps serving."
         )
-    return True, f"Serves: held-out AUC {auc:.3f} beats {words} ({baseline:.3f})."
+    above = f"{name} {figure:.3f} beats {baseline_words} ({baseline:.3f})"
+    theirs = serving.get("figure") if serving else None
+    if serving is None or theirs is None:
+        return True, f"Serves: {above}."
+    if serving.get("same_configuration"):
+        return True, (
+            f"Serves: {above}; the serving run #{serving['run']}'s configuration refitted on "
+            "newer data (the same model, so it ties with it on the same held-out data)."
+        )
+    interval = serving["bootstrap"]
+    against = (
+        f"{name} {figure:.3f} against {theirs:.3f} for the serving run #{serving['run']}'s "
+        f"configuration on the same held-out data (difference {interval['mean']:+.3f}, 95% CI "
+        f"{interval['low']:+.3f} to {interval['high']:+.3f})"
+    )
+    if interval["low"] <= 0:
+        return False, (
+            f"Not used: {against}: not better beyond doubt; kept as a challenger, "
+            f"run #{serving['run']} keeps serving."
+        )
+    return True, f"Serves: {against}, and {above}."
+
+
+def below_baseline(*, kind: str, metrics: dict[str, Any]) -> str:
+    """Why a run must never serve, even by rollback ("" when it may): its held-out figure
+    was not above its naive baseline."""
+    if kind == "cluster":
+        from segments.ml.clustering import BASELINE_WORDS
+
+        figure, baseline, words = (
+            metrics.get("silhouette_held_out"),
+            metrics.get("baseline_silhouette"),
+            BASELINE_WORDS,
+        )
+        name = "held-out silhouette"
+    else:
+        figure, baseline, words = (
+            metrics.get("auc_held_out"),
+            metrics.get("baseline_auc"),
+            BASELINES[kind][2],
+        )
+        name = "held-out AUC"
+    if figure is None or baseline is None or figure > baseline:
+        return ""
+    return f"its {name} {figure:.3f} was not above {words} ({baseline:.3f})"
 
 
 def reliability(y_test: Any, scores: Any) -> tuple[Reliability, float]:

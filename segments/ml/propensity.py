@@ -98,6 +98,7 @@ def fit_propensity(
     learnable(y_train, cuts)
     x_test, y_test = stacked(orders, activity, [test_cut], label, lines)
     columns = informative_columns(x_train)
+    x_train_all, x_test_all = x_train, x_test
     x_train, x_test = x_train[columns], x_test.reindex(columns=columns)
     model = propensity_model()
     model.fit(*capped(x_train, y_train))
@@ -117,4 +118,8 @@ def fit_propensity(
         "y_train": y_train,
         "x_test": x_test,
         "y_test": y_test,
+        # Every feature, before the informative ones were chosen: another feature list can be
+        # fitted on the same rows (the serving run's, for the activation guard).
+        "x_train_all": x_train_all,
+        "x_test_all": x_test_all,
     }

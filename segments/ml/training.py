@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
 
 from django.db.models import Case, Count, F, JSONField, Max, QuerySet, When
 
@@ -27,7 +27,7 @@ from segments.ml.card import (
     permutation_importance_rows,
     reliability,
 )
-from segments.ml.clustering import fit_clusters
+from segments.ml.clustering import fit_clusters, validate_clusters
 from segments.ml.features import (
     HORIZON_DAYS,
     LINE_COLUMNS,
@@ -45,6 +45,16 @@ from segments.ml.propensity import (
     propensity_model,
     training_cuts,
 )
+
+
+class ServingRun(TypedDict):
+    """What the activation guard needs of the run that serves a kind: its configuration."""
+
+    run: int
+    algorithm: str
+    features: list[str]
+    k: int | None
+
 
 # One thread for scikit-learn's OpenMP/BLAS: the ml queue shares small machines with everything
 # else, and on a loaded 2-core machine two threads fitted the boosted model 7x slower than one
@@ -165,29 +175,51 @@ def data_fingerprint() -> str:
 
 
 def train_clusters(
-    orders: Any, activity: Any, now: Any, progress: Callable
+    orders: Any, activity: Any, now: Any, progress: Callable, serving: ServingRun | None = None
 ) -> tuple[dict[int, float], dict[str, Any]]:
+    """k-means on today's features, k chosen and checked on held-out profiles (against
+    `serving`, the serving run's k, and recency alone), then refitted on every profile with
+    that k. Fields carry the held-out figures and the activation guard's inputs."""
     import pandas as pd
 
     features = cluster_features(orders, activity, pd.Timestamp(now))
     if len(features) < 10:
         raise NotEnoughData("too few profiles with events to cluster")
-    progress(50, f"Choosing k for {len(features)} profiles")
-    fitted = fit_clusters(features)
+    if len(features.drop_duplicates()) < 2:
+        raise NotEnoughData("every profile has the same features: there is nothing to cluster")
+    progress(40, f"Choosing k on held-out profiles of {len(features)}")
+    checked = validate_clusters(features, serving_k=serving.get("k") if serving else None)
+    k = checked["k"]
+    progress(70, f"Fitting k = {k} on every profile")
+    fitted = fit_clusters(features, k_range=range(k, k + 1))
     outputs = dict(
         zip(features.index.tolist(), fitted["labels"].astype(float).tolist(), strict=True)
     )
     for row in fitted["summary"]:
         row["name"] = row["description"]
+    metrics: dict[str, Any] = {
+        "k": k,
+        "silhouette": round(fitted["silhouette"], 4),
+        "silhouettes": {str(k): round(v, 4) for k, v in fitted["silhouettes"].items()},
+        "profiles": len(features),
+        "silhouette_held_out": _rounded(checked.get("silhouette")),
+        "baseline_silhouette": _rounded(checked.get("baseline")),
+        "held_out_profiles": checked.get("held_out", 0),
+    }
+    if "unchecked_reason" in checked:
+        metrics["unchecked_reason"] = checked["unchecked_reason"]
+    if serving and "serving" in checked:
+        metrics["serving"] = {
+            "run": serving["run"],
+            "k": serving["k"],
+            "figure": _rounded(checked["serving"]["silhouette"]),
+            "same_configuration": serving["k"] == k,
+            "bootstrap": _interval(checked.get("bootstrap")),
+        }
     return outputs, {
         "algorithm": "kmeans",
         "features": list(features.columns),
-        "metrics": {
-            "k": fitted["k"],
-            "silhouette": round(fitted["silhouette"], 4),
-            "silhouettes": {str(k): round(v, 4) for k, v in fitted["silhouettes"].items()},
-            "profiles": len(features),
-        },
+        "metrics": metrics,
         "summary": fitted["summary"],
         "artifact": dump_artifact(
             {
@@ -199,12 +231,37 @@ def train_clusters(
     }
 
 
+def cluster_labels_today(artifact: bytes, orders: Any, activity: Any, now: Any) -> dict[int, float]:
+    """Every profile's cluster by a saved clustering artifact on today's features; ValueError
+    when today's features are not those it was fitted on (the top categories changed)."""
+    import pandas as pd
+
+    payload = load_artifact(artifact)
+    features = cluster_features(orders, activity, pd.Timestamp(now))
+    if list(features.columns) != payload["features"]:
+        raise ValueError(
+            "today's features are not those it was fitted on (the top categories changed)"
+        )
+    if features.empty:
+        return {}
+    matrix = payload["scaler"].transform(features.to_numpy(dtype=float))
+    labels = payload["model"].predict(matrix)
+    return dict(zip(features.index.tolist(), labels.astype(float).tolist(), strict=True))
+
+
 def train_propensity(
-    kind: str, orders: Any, activity: Any, now: Any, progress: Callable, lines: Any = None
+    kind: str,
+    orders: Any,
+    activity: Any,
+    now: Any,
+    progress: Callable,
+    lines: Any = None,
+    serving: ServingRun | None = None,
 ) -> tuple[dict[int, float], dict[str, Any]]:
     """The supervised model, held out on the last 30 days and refitted on every cut-off; for a
     purchase model on data too young for it, BG/NBD instead. Fields carry the held-out AUC,
-    the baseline's, the model card and (purchase) the predicted lifetime values."""
+    the baseline's, the serving run's configuration's on the same rows, the model card and
+    (purchase) the predicted lifetime values."""
     import pandas as pd
 
     now = pd.Timestamp(now)
@@ -248,6 +305,7 @@ def train_propensity(
             "test_rows": evaluated["test_rows"],
             "test_positive_rate": round(evaluated["test_positive_rate"], 4),
             "scored_profiles": len(outputs),
+            **_against_serving(serving, evaluated, orders),
         },
         "card": card,
         "summary": [],
@@ -256,12 +314,67 @@ def train_propensity(
     }
 
 
+def _against_serving(
+    serving: ServingRun | None, evaluated: dict[str, Any], orders: Any
+) -> dict[str, Any]:
+    """{"serving": card.Serving} when a run serves and its configuration can score the same
+    held-out rows: the supervised model refitted on the same cut-offs with its feature list,
+    or BG/NBD fitted on the same history."""
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    from segments.ml.comparison import paired_bootstrap_auc
+
+    y_test = evaluated["y_test"]
+    if serving is None or y_test.nunique() < 2:
+        return {}
+    same = False
+    if serving["algorithm"] == "bg_nbd":
+        held = repeat_summary(orders, evaluated["cutoff"])
+        try:
+            params = fit_bgnbd(held)
+        except NotEnoughData:
+            return {}
+        theirs = (
+            pd.Series(probability_of_purchase(params, held), index=held.index)
+            .reindex(evaluated["x_test"].index)
+            .fillna(0.0)
+            .to_numpy()
+        )
+    else:
+        # Its features that still carry information (a column missing for everyone today
+        # cannot be fitted); all of the candidate's: the same model.
+        features = [f for f in serving["features"] if f in evaluated["features"]]
+        if not features:
+            return {}
+        if set(features) == set(evaluated["features"]):
+            theirs, same = evaluated["scores"], True
+        else:
+            x_train = evaluated["x_train_all"][features]
+            model = propensity_model().fit(*capped(x_train, evaluated["y_train"]))
+            theirs = model.predict_proba(evaluated["x_test_all"][features])[:, 1]
+    ours = evaluated["scores"]
+    interval = (
+        {"mean": 0.0, "low": 0.0, "high": 0.0}
+        if same
+        else paired_bootstrap_auc(y_test.to_numpy(), ours, theirs)
+    )
+    return {
+        "serving": {
+            "run": serving["run"],
+            "figure": _rounded(float(roc_auc_score(y_test, theirs))),
+            "same_configuration": same,
+            "bootstrap": _interval(interval),
+        }
+    }
+
+
 def propensity_scores_today(
     artifact: bytes, orders: Any, activity: Any, now: Any, lines: Any = None
-) -> list[float]:
+) -> dict[int, float]:
     """Every customer scored now by a saved propensity artifact, on the features as they are
     today (the supervised model) or today's repeat-buying summary (BG/NBD): the same people
-    and the same computation the run scored at training, on newer data."""
+    and the same computation the run scored at training, on newer data. By profile id."""
     import pandas as pd
 
     payload = load_artifact(artifact)
@@ -269,12 +382,35 @@ def propensity_scores_today(
     if payload["model"] == "bg_nbd":
         summary = repeat_summary(orders, now)
         if summary.empty:
-            return []
-        return [float(s) for s in probability_of_purchase(payload["parameters"], summary)]
+            return {}
+        scores = probability_of_purchase(payload["parameters"], summary)
+        return dict(zip(summary.index.tolist(), [float(s) for s in scores], strict=True))
     current = order_features(orders, now, activity, lines)
     if current.empty:
-        return []
-    return [float(s) for s in payload["model"].predict_proba(current[payload["features"]])[:, 1]]
+        return {}
+    scores = payload["model"].predict_proba(current[payload["features"]])[:, 1]
+    return dict(zip(current.index.tolist(), [float(s) for s in scores], strict=True))
+
+
+def scores_today(
+    kind: str, artifact: bytes, orders: Any, activity: Any, now: Any, lines: Any = None
+) -> dict[str, dict[int, float]]:
+    """What a saved run of `kind` gives today's profiles, as a run's outputs are written: by
+    kind (a purchase run brings the predicted lifetime values too), then by profile id.
+    ValueError when the artifact cannot score today's data."""
+    import pandas as pd
+
+    if kind == "cluster":
+        return {kind: cluster_labels_today(artifact, orders, activity, now)}
+    scores = {kind: propensity_scores_today(artifact, orders, activity, now, lines)}
+    if kind == "purchase_30d":
+        payload = load_artifact(artifact)
+        if payload["model"] == "bg_nbd":
+            summary = repeat_summary(orders, pd.Timestamp(now))
+            scores["predicted_ltv"] = _values(payload["parameters"], summary)
+        else:
+            scores.update(_lifetime_values(orders, pd.Timestamp(now)))
+    return scores
 
 
 BGNBD_FEATURES = ["repeat order days", "days from first to last order", "days since first order"]
@@ -360,6 +496,10 @@ def _window(cuts: list[Any], test_cut: Any, now: Any) -> dict[str, str]:
         "to": now.isoformat(),
         "held_out_from": test_cut.isoformat(),
     }
+
+
+def _interval(interval: Any) -> dict[str, float] | None:
+    return None if interval is None else {k: round(v, 4) for k, v in interval.items()}
 
 
 def _rounded(value: float | None) -> float | None:

@@ -22,7 +22,9 @@ from segments.services.definitions import (
 from segments.services.erasure import segment_data_erase
 from segments.services.model_drift import propensity_drift_check
 from segments.services.model_runs import (
+    RollbackRefused,
     cluster_rename,
+    model_rollback,
     model_train,
     model_train_request,
     models_retrain_all,
@@ -68,9 +70,11 @@ __all__ = [
     "IndexedSegment",
     "MembershipTransition",
     "RefreshResult",
+    "RollbackRefused",
     "TransientError",
     "cluster_rename",
     "membership_changes_record",
+    "model_rollback",
     "model_train",
     "model_train_request",
     "models_retrain_all",

@@ -42,8 +42,10 @@ def propensity_drift_check(*, now: dt.datetime | None = None) -> list[ModelDrift
     for run in runs:
         with threadpool_limits(limits=ML_THREADS):
             try:
-                scores = propensity_scores_today(
-                    bytes(run.artifact or b""), orders, activity, now, lines
+                scores = list(
+                    propensity_scores_today(
+                        bytes(run.artifact or b""), orders, activity, now, lines
+                    ).values()
                 )
             except ValueError as error:  # an artifact saved in another format
                 log.warning("drift of model run %s not checked: %s", run.pk, error)

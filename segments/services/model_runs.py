@@ -15,13 +15,15 @@ from access.parsers import unstorable
 from access.queueing import task_named
 from access.services import audit_record
 from segments.ml.artifacts import FORMAT_VERSION, data_hash
-from segments.ml.card import activation_decision
+from segments.ml.card import activation_decision, below_baseline, cluster_decision
 from segments.ml.drift import reference_distribution
 from segments.ml.features import NotEnoughData
 from segments.ml.training import (
     ML_THREADS,
+    ServingRun,
     data_fingerprint,
     project_frames,
+    scores_today,
     train_clusters,
     train_propensity,
 )
@@ -63,7 +65,8 @@ def model_train(*, run_id: int, now: dt.datetime | None = None) -> ModelRun:
     now = now or timezone.now()
     try:
         scores, fields = _run_fit(run, now)
-        serves, fields["decision"] = _run_decision(run, fields)
+        serves, decision = _run_decision(run, fields)
+        fields["decision"] = decision[:300]
         if serves:
             _run_activate(run, scores, fields)
         else:
@@ -93,12 +96,13 @@ def _run_fit(run: ModelRun, now: dt.datetime) -> tuple[dict[str, dict[int, float
     fingerprint = data_fingerprint()
     orders, activity, lines = project_frames()
     progress(30, "Computing features")
+    serving = _serving_run(run.kind)
     with threadpool_limits(limits=ML_THREADS):
         if run.kind == ModelRun.Kind.CLUSTER:
-            outputs, fields = train_clusters(orders, activity, now, progress)
+            outputs, fields = train_clusters(orders, activity, now, progress, serving=serving)
         else:
             outputs, fields = train_propensity(
-                run.kind, orders, activity, now, progress, lines=lines
+                run.kind, orders, activity, now, progress, lines=lines, serving=serving
             )
     fields["data_hash"] = data_hash(orders, activity, lines)
     if run.kind != ModelRun.Kind.CLUSTER:
@@ -109,20 +113,43 @@ def _run_fit(run: ModelRun, now: dt.datetime) -> tuple[dict[str, dict[int, float
     return {run.kind: outputs, **fields.pop("extra_scores", {})}, fields
 
 
+def _serving_run(kind: str) -> ServingRun | None:
+    """The configuration of the run that serves `kind`, which a new run must beat."""
+    active = (
+        ModelRun.objects.filter(kind=kind, is_active=True)
+        .only("algorithm", "features", "metrics")
+        .first()
+    )
+    if active is None or not active.algorithm:
+        return None
+    return {
+        "run": active.pk,
+        "algorithm": active.algorithm,
+        "features": list(active.features),
+        "k": active.metrics.get("k"),
+    }
+
+
 def _run_decision(run: ModelRun, fields: dict[str, Any]) -> tuple[bool, str]:
-    """The activation guard: a propensity run serves only when it beats its baseline."""
-    if run.kind == ModelRun.Kind.CLUSTER:
-        return True, "Serves: the newest clustering (k chosen by silhouette)."
+    """The activation guard (segments.ml.card): above the naive baseline on held-out data and
+    above the serving run's configuration on the same data."""
     metrics = fields["metrics"]
+    if run.kind == ModelRun.Kind.CLUSTER:
+        return cluster_decision(
+            silhouette=metrics.get("silhouette_held_out"),
+            baseline=metrics.get("baseline_silhouette"),
+            unchecked_reason=metrics.get("unchecked_reason", ""),
+            serving=metrics.get("serving"),
+        )
     return activation_decision(
         kind=run.kind,
         auc=metrics.get("auc_held_out"),
         baseline=metrics.get("baseline_auc"),
         unchecked_reason=metrics.get("unchecked_reason", ""),
+        serving=metrics.get("serving"),
     )
 
 
-@transaction.atomic
 def _run_activate(
     run: ModelRun, scores: dict[str, dict[int, float]], fields: dict[str, Any]
 ) -> None:
@@ -130,21 +157,12 @@ def _run_activate(
     (an earlier cluster run's names follow the clusters they describe)."""
     if run.kind == ModelRun.Kind.CLUSTER:
         _carry_cluster_names(fields["summary"])
-    ProfileScore.objects.filter(kind__in=[run.kind, *scores]).delete()
-    ProfileScore.objects.bulk_create(
-        [
-            ProfileScore(profile_id=pid, kind=kind, value=value, run=run)
-            for kind, outputs in scores.items()
-            for pid, value in outputs.items()
-        ],
-        batch_size=5000,
-    )
-    ModelRun.objects.filter(kind=run.kind, is_active=True).update(is_active=False)
-    ModelRun.objects.filter(pk=run.pk).update(
+    _serve(
+        run,
+        scores,
         status=ModelRun.Status.DONE,
         progress=100,
         message="Done",
-        is_active=True,
         finished_at=timezone.now(),
         format_version=FORMAT_VERSION,
         **fields,
@@ -156,6 +174,72 @@ def _run_activate(
         resource_id=run.pk,
         details={"kind": run.kind},
     )
+
+
+@transaction.atomic
+def _serve(run: ModelRun, scores: dict[str, dict[int, float]], **fields: Any) -> None:
+    ProfileScore.objects.filter(kind__in=[run.kind, *scores]).delete()
+    ProfileScore.objects.bulk_create(
+        [
+            ProfileScore(profile_id=pid, kind=kind, value=value, run=run)
+            for kind, outputs in scores.items()
+            for pid, value in outputs.items()
+        ],
+        batch_size=5000,
+    )
+    ModelRun.objects.filter(kind=run.kind, is_active=True).update(is_active=False)
+    ModelRun.objects.filter(pk=run.pk).update(is_active=True, **fields)
+
+
+class RollbackRefused(ValueError):
+    """Said in words on the models page: why this run cannot serve."""
+
+
+def model_rollback(
+    *, run: ModelRun, actor: User | None, now: dt.datetime | None = None
+) -> ModelRun:
+    """Put an earlier run, or a challenger, back into service: today's profiles are scored by
+    its saved artifact (as the drift check does) and those scores replace the serving run's.
+    Refused for a run without a readable artifact, one whose artifact cannot score today's
+    features, and one that was not above its naive baseline (never served, by hand either)."""
+    from threadpoolctl import threadpool_limits
+
+    run.refresh_from_db()
+    if run.is_active:
+        raise RollbackRefused(f"Run #{run.pk} already serves.")
+    raw = ModelRun.objects.filter(pk=run.pk).values_list("artifact", flat=True).first()
+    if run.status not in (ModelRun.Status.DONE, ModelRun.Status.NOT_USED) or not raw:
+        raise RollbackRefused(f"Run #{run.pk} has no model to serve ({run.get_status_display()}).")
+    below = below_baseline(kind=run.kind, metrics=run.metrics)
+    if below:
+        raise RollbackRefused(f"Run #{run.pk} never serves: {below}.")
+    now = now or timezone.now()
+    orders, activity, lines = project_frames()
+    try:
+        with threadpool_limits(limits=ML_THREADS):
+            scores = scores_today(run.kind, bytes(raw), orders, activity, now, lines)
+    except ValueError as error:  # another format, or today's features are not its own
+        raise RollbackRefused(f"Run #{run.pk} cannot score today's profiles: {error}.") from None
+    previous = ModelRun.objects.filter(kind=run.kind, is_active=True).first()
+    by = getattr(actor, "username", "") or "the system"
+    _serve(
+        run,
+        scores,
+        status=ModelRun.Status.DONE,
+        decision=(
+            f"Serves by rollback{f' from run #{previous.pk}' if previous else ''}, by {by} on "
+            f"{now:%Y-%m-%d %H:%M}; today's profiles scored by its saved model."
+        )[:300],
+    )
+    audit_record(
+        actor=actor,
+        action="model.rollback",
+        resource="model_runs",
+        resource_id=run.pk,
+        details={"kind": run.kind, "from_run": previous.pk if previous else None},
+    )
+    run.refresh_from_db()
+    return run
 
 
 def _run_keep_unused(run: ModelRun, fields: dict[str, Any]) -> None:

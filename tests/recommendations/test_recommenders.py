@@ -11,10 +11,10 @@ from recommendations.recommenders.artifacts import bundle_dump, bundle_fit, bund
 from recommendations.recommenders.base import history_of
 from recommendations.recommenders.evaluation import (
     evaluate,
-    paired_bootstrap,
     ranking_metrics,
     window_split,
 )
+from segments.ml.comparison import paired_bootstrap
 from tests.recommendations.generated import ITEMS, NOW, WEIGHTING, group_of, taste_data
 
 PERSONAL = ["ease", "als", "content", "hybrid"]

@@ -156,7 +156,12 @@ def test_models_page_shows_runs_and_trains_on_demand(
     assert response.status_code == 200
     page = client.get("/segments/models/").content.decode()
     run = ModelRun.objects.get(kind="cluster")
-    assert f"k = {run.metrics['k']} · silhouette {run.metrics['silhouette']:.3f}" in page
+    metrics = run.metrics
+    assert (
+        f"k = {metrics['k']} · held-out silhouette {metrics['silhouette_held_out']:.3f} vs "
+        f"recency alone {metrics['baseline_silhouette']:.3f} on {metrics['held_out_profiles']} "
+        "held-out profiles"
+    ) in page
     assert "active" in page
     assert client.post("/segments/models/train/", {"kind": "nope"}).status_code == 400
 
