@@ -4,6 +4,7 @@
 import re
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 
@@ -30,7 +31,14 @@ class _JsonStringOnly:
 
 
 class JsonStringField(_JsonStringOnly, serializers.CharField):
-    pass
+    """A JSON string; unless blank is allowed, one with a character other than whitespace, as
+    the schema's `pattern` says (DRF trims it first, so "\\f" alone is blank: refused)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not self.allow_blank:
+            # drf-spectacular documents a RegexValidator as the field's `pattern`.
+            self.validators.append(RegexValidator(r"\S"))
 
 
 class JsonSlugField(_JsonStringOnly, serializers.SlugField):
