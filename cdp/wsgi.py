@@ -1,6 +1,6 @@
 """The WSGI application, imported once by every web process (cdp/web.py) and by runserver: the
-fixed ingestion routes are served in front of Django's handler (profiles/ingest_middleware.py),
-everything else by it."""
+fixed ingestion routes and /v1/decide are served in front of Django's handler
+(profiles/ingest_middleware.py), everything else by it."""
 
 import gc
 import os
@@ -12,9 +12,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
 
 django_application = get_wsgi_application()
 
-from profiles.ingest_middleware import IngestApplication  # noqa: E402 - needs Django set up
+from experiences.decide_urls import DECIDE_ROUTES  # noqa: E402 - needs Django set up
+from profiles.ingest_middleware import IngestApplication  # noqa: E402
 
-application = IngestApplication(django_application)
+application = IngestApplication(django_application, more_routes=DECIDE_ROUTES)
 
 
 def _warm_up() -> None:

@@ -15,7 +15,7 @@ was ~80 of ~330 us of CPU per single-event request, measured in one process.
 """
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.core.handlers.exception import response_for_exception
@@ -44,14 +44,14 @@ class IngestRoutesMiddleware:
         return match.func(request, *match.args, **match.kwargs)
 
 
-def _ingest_view(request: HttpRequest) -> HttpResponse:
-    view, kwargs = INGEST_ROUTES[request.path_info]
-    return view(request, **kwargs)
+Routes = Mapping[str, tuple[Callable[..., Any], dict[str, Any]]]
 
 
 class IngestApplication:
-    """WSGI: the fixed ingestion routes (`INGEST_ROUTES`) served here; every other path,
-    /v1/projects/<key>/settings and unknown /v1/ paths included, by Django's handler.
+    """WSGI: the fixed ingestion routes (`INGEST_ROUTES`) and the `more_routes` given (full
+    path to (view, arguments), e.g. /v1/decide, from apps above this one) served here; every
+    other path, /v1/projects/<key>/settings and unknown /v1/ paths included, by Django's
+    handler.
 
     What those routes need of the handler is kept: SecurityMiddleware (HTTPS redirect,
     security headers); an exception answered as Django answers it (`response_for_exception`:
@@ -60,12 +60,20 @@ class IngestApplication:
     request signals do for them.
     """
 
-    def __init__(self, django_application: Callable[..., Iterable[bytes]]) -> None:
+    def __init__(
+        self, django_application: Callable[..., Iterable[bytes]], more_routes: Routes | None = None
+    ) -> None:
         self.django_application = django_application
-        self.secured_view = SecurityMiddleware(_ingest_view)
+        self.more_routes = dict(more_routes or {})
+        self.secured_view = SecurityMiddleware(self._view)
+
+    def _view(self, request: HttpRequest) -> HttpResponse:
+        view, kwargs = INGEST_ROUTES.get(request.path_info) or self.more_routes[request.path_info]
+        return view(request, **kwargs)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") not in INGEST_ROUTES:
+        path = environ.get("PATH_INFO")
+        if path not in INGEST_ROUTES and path not in self.more_routes:
             return self.django_application(environ, start_response)
         began = time.perf_counter()
         request = WSGIRequest(environ)

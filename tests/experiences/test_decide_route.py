@@ -222,3 +222,79 @@ def test_a_visitor_merged_away_is_decided_for_as_the_survivor(client, hero):
     )
     assert response.json()["variant"] == "A"
     assert Decision.objects.get().profile_id == survivor.pk
+
+
+# The web nodes' WSGI entry (cdp/wsgi.py) serves /v1/decide in front of Django's handler, as it
+# serves ingestion. Called in process: transactional tests, since the front closes a connection
+# left outside autocommit, as Django's request signals do.
+
+
+def _wsgi(application, method: str, path: str, query: str = "", body: bytes = b"", **environ):
+    import io
+    import sys
+
+    answered = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        answered.update(status=status, headers=dict(headers))
+
+    content = b"".join(
+        application(
+            {
+                "REQUEST_METHOD": method,
+                "PATH_INFO": path,
+                "QUERY_STRING": query,
+                "SERVER_NAME": "testserver",
+                "SERVER_PORT": "80",
+                "HTTP_HOST": "testserver",
+                "wsgi.url_scheme": "http",
+                "wsgi.input": io.BytesIO(body),
+                "wsgi.errors": sys.stderr,
+                "CONTENT_LENGTH": str(len(body)),
+                "CONTENT_TYPE": "text/plain",
+                **environ,
+            },
+            start_response,
+        )
+    )
+    return answered["status"], answered["headers"], content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_web_entry_answers_decide_in_front_of_django_as_django_does(hero):
+    from cdp.wsgi import application, django_application
+    from experiences.models import Decision
+
+    _, anonymous_id = visitor()
+    known = f"placement=home_hero&anonymousId={anonymous_id}&path=/shop/x"
+    batch = json.dumps(
+        {"writeKey": WRITE_KEY, "placements": ["home_hero"], "anonymousId": anonymous_id}
+    ).encode()
+    asked = [
+        ("GET", "/v1/decide", known, b"", basic()),
+        ("GET", "/v1/decide/", f"{known}&writeKey={WRITE_KEY}", b"", {}),
+        ("POST", "/v1/decide", "", batch, {}),
+        ("GET", "/v1/decide", known, b"", {}),  # no key
+        ("GET", "/v1/decide", known, b"", basic("wrong")),
+        ("GET", "/v1/decide", f"{known}&colour=red", b"", basic()),
+        ("GET", "/v1/decide", "placement=nowhere&anonymousId=a", b"", basic()),
+        ("OPTIONS", "/v1/decide", "", b"", {"HTTP_ORIGIN": "https://shop.example"}),
+        ("PUT", "/v1/decide", "", b"", basic()),
+    ]
+    statuses = []
+    for method, path, query, body, headers in asked:
+        # Django's handler second: the front's first decision is the sticky one both read.
+        front = _wsgi(application, method, path, query, body, **headers)
+        behind = _wsgi(django_application, method, path, query, body, **headers)
+        assert front[0] == behind[0]
+        assert front[2] == behind[2]
+        for name in ("Access-Control-Allow-Origin", "Cache-Control", "Allow", "Content-Length"):
+            assert front[1].get(name) == behind[1].get(name), name
+        assert front[1]["X-Content-Type-Options"] == "nosniff"
+        # Served past the handler's middleware: no page policy on a JSON answer.
+        assert "Content-Security-Policy" in behind[1]
+        assert "Content-Security-Policy" not in front[1]
+        statuses.append(int(front[0][:3]))
+    assert statuses == [200, 200, 200, 401, 401, 400, 404, 204, 405]
+    assert json.loads(_wsgi(application, *asked[0][:4], **basic())[2])["variant"] == "A"
+    assert Decision.objects.count() == 1
