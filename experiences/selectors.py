@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 import psycopg2.errors
 from django.core.cache import cache
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.db.models import Count, QuerySet
 from django.db.models.fields.json import KT
 from django.utils import timezone
@@ -369,6 +369,32 @@ def _visitor_row(
     )
 
 
+def _visitor_row_checked(
+    where: str, where_params: list[Any], experience_ids: list[int], with_segments: bool
+) -> tuple[int | None, Visitor] | None:
+    """`_visitor_row`, the read itself standing for Django's connection health check
+    (CONN_HEALTH_CHECKS), which would send `SELECT 1` before a request's first statement: a
+    round trip as long as the decision's own, on every page view. A kept connection the read
+    finds dead is replaced and the read sent again, as the health check would have done; a
+    failure on a live connection (a cancelled statement) is the caller's."""
+    # Django's own attributes for the check (its stubs do not declare them).
+    checking = (
+        connection.connection is not None
+        and getattr(connection, "health_check_enabled", False)
+        and not getattr(connection, "health_check_done", True)
+        and not connection.in_atomic_block
+    )
+    if checking:
+        connection.health_check_done = True  # type: ignore[attr-defined]
+    try:
+        return _visitor_row(where, where_params, experience_ids, with_segments)
+    except (OperationalError, InterfaceError):
+        if not checking or connection.is_usable():
+            raise
+        connection.close()
+    return _visitor_row(where, where_params, experience_ids, with_segments)
+
+
 def visitor_get(
     *,
     profile_id: int | None = None,
@@ -388,9 +414,11 @@ def visitor_get(
             with_segments=with_segments,
         )
     if identifier is not None:
-        found = _visitor_row(_BY_IDENTIFIER, list(identifier), experience_ids, with_segments)
+        found = _visitor_row_checked(
+            _BY_IDENTIFIER, list(identifier), experience_ids, with_segments
+        )
     else:
-        found = _visitor_row(_BY_ID, [profile_id], experience_ids, with_segments)
+        found = _visitor_row_checked(_BY_ID, [profile_id], experience_ids, with_segments)
     if found is None:
         return None
     merged_into, visitor = found

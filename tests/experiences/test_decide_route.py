@@ -298,3 +298,31 @@ def test_the_web_entry_answers_decide_in_front_of_django_as_django_does(hero):
     assert statuses == [200, 200, 200, 401, 401, 400, 404, 204, 405]
     assert json.loads(_wsgi(application, *asked[0][:4], **basic())[2])["variant"] == "A"
     assert Decision.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_decision_on_a_kept_connection_the_server_dropped_is_answered_on_a_new_one(hero):
+    """The visitor's read stands for Django's health check (selectors._visitor_row_checked):
+    a connection killed between requests is replaced, not answered with a 503."""
+    import psycopg2
+    from django.db import connection
+
+    from cdp.wsgi import application
+
+    _, anonymous_id = visitor()
+    known = f"placement=home_hero&anonymousId={anonymous_id}&path=/shop/x"
+    first = _wsgi(application, "GET", "/v1/decide", known, **basic())
+    assert first[0] == "200 OK"
+    # A second request's read goes first on the kept connection, unchecked until then.
+    repeat = _wsgi(application, "GET", "/v1/decide", known, **basic())
+    assert repeat[2] == first[2]
+    killed = connection.connection.get_backend_pid()
+    admin = psycopg2.connect(**connection.get_connection_params())
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [killed])
+    finally:
+        admin.close()
+    again = _wsgi(application, "GET", "/v1/decide", known, **basic())
+    assert again[0] == "200 OK" and again[2] == first[2]  # the same sticky decision
+    assert connection.connection.get_backend_pid() != killed
