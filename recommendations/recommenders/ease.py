@@ -31,6 +31,7 @@ class EASE(Recommender):
         self.weights: Any = None
         self.kept: Any = None  # the items the weights cover (indexes, ascending)
         self.n_items = 0
+        self._item_weights: Any = None  # `weights` over every item's index: see scores()
 
     def fit(self, data: TrainingData) -> EASE:
         import numpy as np
@@ -49,17 +50,37 @@ class EASE(Recommender):
         np.fill_diagonal(weights, 0.0)
         self.kept = kept
         self.weights = _strongest_per_row(weights, self.params["neighbours"])
+        self._item_weights = None
         return self
 
-    def scores(self, users: Histories) -> Any:
-        import numpy as np
+    def __getstate__(self) -> dict[str, Any]:
+        # The artifact keeps the kept x kept weights only; the wide copy is rebuilt on use.
+        return {**self.__dict__, "_item_weights": None}
 
-        if len(self.kept) == self.n_items:  # every item kept: no column juggling
-            return (users.strongest @ self.weights).toarray()
-        result = np.zeros((len(users), self.n_items), dtype=np.float32)
-        if len(self.kept):
-            result[:, self.kept] = (users.strongest[:, self.kept] @ self.weights).toarray()
-        return result
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"_item_weights": None, **state})
+
+    def scores(self, users: Histories) -> Any:
+        return (users.strongest @ self.item_weights()).toarray()
+
+    def item_weights(self) -> Any:
+        """`weights` with rows and columns at the items' own indexes (items not kept: empty
+        rows and columns), so that scoring is one sparse product: slicing the kept columns
+        out of the histories and scattering the result back took 60% of EASE's scoring time
+        on UCI Online Retail (3,625 of 3,665 items kept)."""
+        import numpy as np
+        import scipy.sparse as sp
+
+        if len(self.kept) == self.n_items:
+            return self.weights
+        if self._item_weights is None:
+            coo = self.weights.tocoo()
+            self._item_weights = sp.csr_matrix(
+                (coo.data, (self.kept[coo.row], self.kept[coo.col])),
+                shape=(self.n_items, self.n_items),
+                dtype=np.float32,
+            )
+        return self._item_weights
 
     def _position(self, item: int) -> int | None:
         import numpy as np
