@@ -3,11 +3,11 @@ network answer (webhooks, push, email): a receiver's latency, not our CPU, bound
 connection, so a chunk keeps several busy.
 
 Each delivery is prepared (rendered) in the calling thread, in order, since rendering may read
-the database; the sending threads only post, each taking the next delivery when done with one
-(a slow answer holds up one thread, not a share of the chunk). `pipelined_sends` also overlaps
-chunks: while one chunk is posted, the caller records the previous chunk's outcomes and the
-next chunk is rendered, so the database round trips and the rendering are not added to the
-time on the wire.
+the database; the sending threads only post, each taking the next person's deliveries when
+done with the last (a slow answer holds up one thread, not a share of the chunk; one person's
+messages go in order). `pipelined_sends` also overlaps chunks: while one chunk is posted, the
+caller records the previous chunk's outcomes and the next chunk is rendered, so the database
+round trips and the rendering are not added to the time on the wire.
 """
 
 from __future__ import annotations
@@ -40,22 +40,27 @@ class _Posting:
         post: Callable[[Delivery, Prepared], None],
     ) -> None:
         self.outcomes = outcomes
-        pending = iter(ready)
+        # One person's messages are posted by one thread in the order of the chunk, so they
+        # arrive in the journey's order (a branch's send before the step after it).
+        by_person: dict[int, list[tuple[int, Delivery, Prepared]]] = {}
+        for item in ready:
+            by_person.setdefault(item[1].profile_id, []).append(item)
+        pending = iter(by_person.values())
         taking = threading.Lock()
 
         def send_all() -> None:
             while True:
                 with taking:
-                    item = next(pending, None)
-                if item is None:
+                    items = next(pending, None)
+                if items is None:
                     return
-                index, delivery, prepared = item
-                try:
-                    post(delivery, prepared)
-                except TransportError as error:
-                    outcomes[index] = error
+                for index, delivery, prepared in items:
+                    try:
+                        post(delivery, prepared)
+                    except TransportError as error:
+                        outcomes[index] = error
 
-        threads = min(settings.CAMPAIGN_SEND_CONCURRENCY, len(ready))
+        threads = min(settings.CAMPAIGN_SEND_CONCURRENCY, len(by_person))
         self._running: list[Future[None]] = []
         if threads <= 1:
             send_all()
