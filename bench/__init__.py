@@ -41,6 +41,19 @@ def database_prepare(url: str, env: dict[str, str], *, source: str, write_key: s
     )
 
 
+def celery_worker_command(*, queues: str, concurrency: int) -> list[str]:
+    """A Celery worker as the benches run it beside their server: quiet, and without the
+    cluster chatter (gossip, mingle, heartbeat) a single-host run has no use for."""
+    import sys
+    from pathlib import Path
+
+    return [
+        *(str(Path(sys.executable).parent / "celery"), "-A", "cdp", "worker", "-Q", queues),
+        *("-c", str(concurrency), "-l", "warning"),
+        *("--without-gossip", "--without-mingle", "--without-heartbeat"),
+    ]
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on now."""
     import socket

@@ -40,12 +40,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import PrivateRedis, database_prepare, free_port, server_wait
+from bench import PrivateRedis, celery_worker_command, database_prepare, free_port, server_wait
 from bench.ingest import _process_tree_cpu_seconds, _start, _stop
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-BIN = Path(sys.executable).parent
 DATABASE_URL = os.environ.get(
     "BENCH_AUDIT_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cdp_audit_bench"
 )
@@ -344,21 +343,7 @@ def main() -> int:
         )
         processes.append(web)
         worker = _start(
-            [
-                str(BIN / "celery"),
-                "-A",
-                "cdp",
-                "worker",
-                "-Q",
-                "ingest,default",
-                "-c",
-                str(CELERY_WORKERS),
-                "-l",
-                "warning",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
+            celery_worker_command(queues="ingest,default", concurrency=CELERY_WORKERS),
             env,
             logs / "audit-celery.log",
         )

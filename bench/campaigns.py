@@ -47,7 +47,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench import database_recreate, free_port, server_wait
+from bench import celery_worker_command, database_recreate, free_port, server_wait
 from bench.ingest import _start, _stop
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -402,21 +402,7 @@ def _workers_start(env: dict[str, str], processes: list[subprocess.Popen]) -> No
             logs / "campaigns-web.log",
         ),
         _start(
-            [
-                str(Path(sys.executable).parent / "celery"),
-                "-A",
-                "cdp",
-                "worker",
-                "-Q",
-                "ingest,default",
-                "-c",
-                str(WORKERS),
-                "-l",
-                "warning",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
+            celery_worker_command(queues="ingest,default", concurrency=WORKERS),
             served,
             logs / "campaigns-celery.log",
         ),

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import PrivateRedis, database_prepare, free_port, server_wait
+from bench import PrivateRedis, celery_worker_command, database_prepare, free_port, server_wait
 from bench.ingest import _start, _stop
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -227,11 +227,7 @@ class Stack:
 
     def _worker(self) -> subprocess.Popen:
         return _start(
-            [
-                *(str(BIN / "celery"), "-A", "cdp", "worker", "-Q", "ingest,default"),
-                *("-c", str(CELERY_WORKERS), "-l", "warning"),
-                *("--without-gossip", "--without-mingle", "--without-heartbeat"),
-            ],
+            celery_worker_command(queues="ingest,default", concurrency=CELERY_WORKERS),
             self.env,
             self.logs / "faults-celery.log",
         )

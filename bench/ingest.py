@@ -55,12 +55,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench import database_prepare, server_wait
+from bench import celery_worker_command, database_prepare, server_wait
 from cdp.web import web_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-BIN = Path(sys.executable).parent
 
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cdp_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
@@ -626,21 +625,7 @@ def main() -> int:
         processes.append(web)
         processes.append(
             _start(
-                [
-                    str(BIN / "celery"),
-                    "-A",
-                    "cdp",
-                    "worker",
-                    "-Q",
-                    "ingest,default",
-                    "-c",
-                    str(CELERY_WORKERS),
-                    "-l",
-                    "warning",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--without-heartbeat",
-                ],
+                celery_worker_command(queues="ingest,default", concurrency=CELERY_WORKERS),
                 env,
                 logs / "celery.log",
             )

@@ -552,7 +552,7 @@ def http_serving(print_fn: Callable[[str], None]) -> None:
     import subprocess
 
     from access.services import api_key_create
-    from bench import ingest
+    from bench import celery_worker_command, ingest
     from recommendations.models import Item
 
     env = ingest._server_env()
@@ -572,11 +572,7 @@ def http_serving(print_fn: Callable[[str], None]) -> None:
         processes.append(web)
         processes.append(
             ingest._start(
-                [
-                    *(sys.executable, "-m", "celery", "-A", "cdp", "worker", "-Q", "ingest"),
-                    *("-c", "1", "-l", "warning", "--without-gossip", "--without-mingle"),
-                    "--without-heartbeat",
-                ],
+                celery_worker_command(queues="ingest", concurrency=1),
                 env,
                 logs / "recs-celery.log",
             )
