@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -26,11 +26,29 @@ OUTAGE_SKIP_SECONDS = 2.0
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
+class SharedClientRedisCacheClient(RedisCacheClient):
+    """Django's client, which builds a `redis.Redis` for every cache call (copying its ~170
+    response callbacks: ~0.1 ms of CPU, 4 times per cached recommendations answer); one per
+    connection pool serves every thread, as redis-py's clients are thread-safe."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients: dict[int, Any] = {}
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> Any:
+        pool = self._get_connection_pool(write)
+        client = self._clients.get(id(pool))
+        if client is None:
+            client = self._clients.setdefault(id(pool), self._client(connection_pool=pool))
+        return client
+
+
 class ResilientRedisCache(RedisCache):
     """Django's Redis cache whose reads miss and writes are skipped while Redis is down."""
 
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
+        self._class = SharedClientRedisCacheClient
         # redis-py's default retries with backoff for seconds; a cache is worth one quick try.
         self._options = {
             "socket_connect_timeout": 0.5,
@@ -95,6 +113,17 @@ class ResilientRedisCache(RedisCache):
         except _UNREACHABLE as exc:
             self._failed(exc)
             return False
+
+    def incr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        """Skipped while Redis is down, answering as for a new key (`delta`): counters (rate
+        limits) then count nothing, as the other writes store nothing."""
+        if not self._reachable():
+            return delta
+        try:
+            return super().incr(key, delta, version)
+        except _UNREACHABLE as exc:
+            self._failed(exc)
+            return delta
 
     def set_many(
         self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
