@@ -32,7 +32,6 @@ from access.pagination import KeysetPagination
 from access.parsers import JSONParser
 from access.roles import ADMIN, COMPLIANCE, MARKETER
 from identity.selectors import profile_by_identity
-from profiles.selectors import profile_get
 from recommendations import selectors, services, serving
 from recommendations.catalog import AVAILABILITY, InvalidItem, category_path
 from recommendations.models import Item, ModelRun
@@ -309,6 +308,20 @@ class AnswerOutputSerializer(serializers.Serializer):
     results = RecommendationOutputSerializer(many=True, source="items")
 
 
+def answer_output(answer: serving.Answer) -> dict[str, Any]:
+    """AnswerOutputSerializer's output, which documents it: an answer's rows are built as the
+    API shows them (serving._rows), and the serializer's field-by-field copy was ~0.6 ms of a
+    ~1 ms cached answer (tests/recommendations hold the two equal)."""
+    return {
+        "slot": answer.slot,
+        "personal": answer.personal,
+        "model_run": answer.model_run,
+        "rules_version": answer.rules_version,
+        "cached": answer.cached,
+        "results": answer.items,
+    }
+
+
 class RecommendationQuerySerializer(serializers.Serializer):
     slot = serializers.ChoiceField(choices=serving.SLOTS, required=False, default="home")
     k = serializers.IntegerField(min_value=1, max_value=serving.MAX_K, required=False, default=10)
@@ -415,13 +428,12 @@ class ProfileRecommendationsApi(RecommendationsResource, APIView):
         },
     )
     def get(self, request: Request, profile_id: int) -> Response:
-        profile = profile_get(profile_id=profile_id)
-        if profile is None:
-            raise NotFound(f"No profile with id {profile_id}.")
-        answer = serving.recommendations_for_profile(
-            profile=profile, request=_recommendation_request(request)
+        answer = serving.recommendations_for_profile_id(
+            profile_id=profile_id, request=_recommendation_request(request)
         )
-        return Response(AnswerOutputSerializer(answer).data)
+        if answer is None:
+            raise NotFound(f"No profile with id {profile_id}.")
+        return Response(answer_output(answer))
 
 
 class IdentifierRecommendationsApi(RecommendationsResource, APIView):
@@ -460,7 +472,7 @@ class IdentifierRecommendationsApi(RecommendationsResource, APIView):
             answer = serving.recommendations_anonymous(request=wanted)
         else:
             answer = serving.recommendations_for_profile(profile=profile, request=wanted)
-        return Response(AnswerOutputSerializer(answer).data)
+        return Response(answer_output(answer))
 
 
 class ItemSimilarApi(RecommendationsResource, APIView):
@@ -479,7 +491,7 @@ class ItemSimilarApi(RecommendationsResource, APIView):
         item = _item_or_404(item_id)
         wanted = _recommendation_request(request, similar_to=item.external_id)
         answer = serving.recommendations_anonymous(request=wanted)
-        return Response(AnswerOutputSerializer(answer).data)
+        return Response(answer_output(answer))
 
 
 class ModelRunOutputSerializer(serializers.Serializer):

@@ -1,9 +1,11 @@
 """Cached recommendation lists, in the default cache (Redis in production).
 
-A list's key carries two version tokens: the profile's (replaced when the pipeline records an
+A list is stored with two version tokens: the profile's (replaced when the pipeline records an
 interaction of theirs) and the catalog's (replaced when the serving model, the business rules
-or an item's availability change). Replacing a token orphans every list built with the old one
-at once, without finding them; orphans expire after RECS_CACHE_SECONDS.
+or an item's availability change). A read fetches the tokens and the list in one round trip
+and takes the list only if it was built under the current tokens. Replacing a token makes
+every list built with the old one stale at once, without finding them; a stale list is
+overwritten by the next answer for the same request, or expires after RECS_CACHE_SECONDS.
 
 Keys about a profile contain `profile:<id>`, the convention consent's erasure scan follows to
 find and delete them.
@@ -15,6 +17,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -27,29 +30,42 @@ def _profile_version_key(profile_id: int) -> str:
     return f"recs:profile:{profile_id}:version"
 
 
-def list_key(*, profile_id: int | None, request: dict[str, Any]) -> str:
-    """The key of one answer: the profile (or none), the request's parameters, the versions."""
-    keys = [GLOBAL_VERSION_KEY]
+@dataclass(frozen=True)
+class Lookup:
+    """One answer's place in the cache: its key, the tokens current when it was looked up, and
+    the answer found there under those tokens (None: build it, then `list_store`)."""
+
+    key: str
+    versions: str
+    found: Any
+
+
+def list_lookup(*, profile_id: int | None, request: dict[str, Any]) -> Lookup:
+    """The answer for the profile (or none) and the request's parameters, if current."""
+    version_keys = [GLOBAL_VERSION_KEY]
     if profile_id is not None:
-        keys.append(_profile_version_key(profile_id))
-    found = cache.get_many(keys)
-    missing = {key: secrets.token_hex(4) for key in keys if key not in found}
+        version_keys.append(_profile_version_key(profile_id))
+    digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16]
+    who = f"profile:{profile_id}" if profile_id is not None else "anonymous"
+    key = f"recs:list:{who}:{digest}"
+    found = cache.get_many([*version_keys, key])
+    missing = {name: secrets.token_hex(4) for name in version_keys if name not in found}
     if missing:
         # No token yet (a cold cache): start one, so the next change can replace it.
         cache.set_many(missing, timeout=None)
         found |= missing
-    tokens = ".".join(str(found[key]) for key in keys)
-    digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16]
-    who = f"profile:{profile_id}" if profile_id is not None else "anonymous"
-    return f"recs:list:{who}:{tokens}:{digest}"
+    versions = ".".join(str(found[name]) for name in version_keys)
+    stored = found.get(key)
+    current = isinstance(stored, dict) and stored.get("versions") == versions
+    return Lookup(key=key, versions=versions, found=stored["answer"] if current else None)
 
 
-def list_get(key: str) -> Any:
-    return cache.get(key)
-
-
-def list_set(key: str, value: Any) -> None:
-    cache.set(key, value, timeout=settings.RECS_CACHE_SECONDS)
+def list_store(lookup: Lookup, value: Any) -> None:
+    cache.set(
+        lookup.key,
+        {"versions": lookup.versions, "answer": value},
+        timeout=settings.RECS_CACHE_SECONDS,
+    )
 
 
 def profiles_invalidate(*, profile_ids: Iterable[int]) -> None:

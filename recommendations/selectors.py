@@ -7,6 +7,7 @@ gate (`consent.selectors`): `training_data` and `profile_history` are the two do
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,11 +15,13 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from consent.selectors import consent_allows, consent_profiles_allowed
+from consent.selectors import consent_allows, consent_allows_sql, consent_profiles_allowed
 from profiles.models import Profile
+from profiles.selectors import profile_survivor
 from recommendations.catalog import CATEGORY_SEPARATOR
 from recommendations.interactions import naive_utc
 from recommendations.models import (
@@ -98,6 +101,40 @@ def rule_set_current() -> RuleSet | None:
 
 def personalization_allowed(*, profile: Profile) -> bool:
     return consent_allows(profile=profile, purpose=PERSONALIZATION)
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Whom a list asked for by profile id is for, as serving needs it before its cache: the
+    profile the asked one lives on (merges followed) and whether it allows personalization."""
+
+    profile_id: int
+    personalization_allowed: bool
+
+
+@functools.cache
+def _subject_sql() -> str:
+    allowed, _, _ = consent_allows_sql(purpose=PERSONALIZATION, profile_id_sql="p.id")
+    return f"SELECT p.merged_into_id, {allowed} FROM {Profile._meta.db_table} p WHERE p.id = %s"  # noqa: S608
+
+
+def serving_subject(*, profile_id: int) -> Subject | None:
+    """None for no such profile. One query on PostgreSQL for a profile not merged away (every
+    cached answer asks this first)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_subject_sql(), [PERSONALIZATION, profile_id])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        merged_into, allowed = row
+        if merged_into is None and allowed is not None:
+            return Subject(profile_id, bool(allowed))
+    profile = Profile.objects.filter(pk=profile_id).first()
+    if profile is None:
+        return None
+    profile = profile_survivor(profile=profile)
+    return Subject(profile.pk, personalization_allowed(profile=profile))
 
 
 def weighting() -> dict[str, Any]:

@@ -46,6 +46,7 @@ from recommendations.selectors import (
     profile_history,
     rule_set_current,
     segment_trending,
+    serving_subject,
 )
 from segments.selectors import segment_get
 
@@ -134,7 +135,18 @@ def recommendations_for_profile(*, profile: Profile, request: Request) -> Answer
     profile = profile_survivor(profile=profile)
     if not personalization_allowed(profile=profile):
         return recommendations_anonymous(request=request)
-    return _cached_answer(profile, request)
+    return _cached_answer(profile.pk, request, profile)
+
+
+def recommendations_for_profile_id(*, profile_id: int, request: Request) -> Answer | None:
+    """`recommendations_for_profile` for the profile with this id (None: there is none), with
+    one query before a cached answer: the API's path, asked per page view."""
+    subject = serving_subject(profile_id=profile_id)
+    if subject is None:
+        return None
+    if not subject.personalization_allowed:
+        return recommendations_anonymous(request=request)
+    return _cached_answer(subject.profile_id, request)
 
 
 def recommendations_anonymous(*, request: Request) -> Answer:
@@ -143,19 +155,23 @@ def recommendations_anonymous(*, request: Request) -> Answer:
     return _cached_answer(None, request)
 
 
-def _cached_answer(profile: Profile | None, request: Request) -> Answer:
+def _cached_answer(
+    profile_id: int | None, request: Request, profile: Profile | None = None
+) -> Answer:
     # Keyed by the request as asked: the page item names its category, so a hit needs no query.
-    key = cache.list_key(
-        profile_id=profile.pk if profile is not None else None,
-        request={"personal": profile is not None, **request.key()},
+    lookup = cache.list_lookup(
+        profile_id=profile_id, request={"personal": profile_id is not None, **request.key()}
     )
-    found = cache.list_get(key)
-    if found is not None:
-        return Answer(**{**found, "cached": True})
+    if lookup.found is not None:
+        return Answer(**{**lookup.found, "cached": True})
+    if profile_id is not None and profile is None:
+        profile = Profile.objects.filter(pk=profile_id).first()
+        if profile is None:  # deleted since it was asked for
+            return recommendations_anonymous(request=request)
     if request.slot != "similar" and request.page_item:
         request = _with_page_category(request)
     answer = _answer(profile, request)
-    cache.list_set(key, asdict(answer))
+    cache.list_store(lookup, asdict(answer))
     return answer
 
 

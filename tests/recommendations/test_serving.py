@@ -267,3 +267,43 @@ def test_buy_again_is_empty_for_someone_who_never_bought(served, admin_api):
     newcomer = Profile.objects.create()
     assert home(admin_api, newcomer.pk, k=10)["results"]  # home falls back to popularity
     assert home(admin_api, newcomer.pk, slot="buy_again", k=10)["results"] == []
+
+
+def test_a_cached_list_is_not_served_once_consent_is_withdrawn(served, admin_api):
+    _user_id, profile = a_person(served)
+    home(admin_api, profile.pk)
+    assert home(admin_api, profile.pk)["cached"] is True
+    consent_record(profile=profile, purpose="personalization", granted=False, source="api")
+    answer = home(admin_api, profile.pk)
+    assert answer["personal"] is False
+    assert all(row["reason"].startswith("popular") for row in answer["results"])
+
+
+def test_a_merged_away_profile_is_answered_the_survivors_list(served, admin_api):
+    from identity.services import profile_merge
+
+    (_, survivor), (_, duplicate) = [
+        a_person(served, "A"),
+        next((u, p) for u, p in served.people.items() if u.startswith("user-B-")),
+    ]
+    profile_merge(survivor=survivor, duplicate=duplicate, actor=None)
+    mine = home(admin_api, survivor.pk, k=10)
+    theirs = home(admin_api, duplicate.pk, k=10)
+    assert theirs["cached"] is True  # the survivor's list, from the same cache entry
+    assert ids(theirs) == ids(mine)
+    # A merged-away profile that withdrew nothing still follows its survivor's consent.
+    consent_record(profile=survivor, purpose="personalization", granted=False, source="api")
+    assert home(admin_api, duplicate.pk)["personal"] is False
+
+
+@pytest.mark.parametrize("slot", ["home", "similar", "buy_again", "trending"])
+def test_answers_are_what_their_documented_serializer_gives(served, slot):
+    from recommendations.api import AnswerOutputSerializer, answer_output
+    from recommendations.serving import Request, recommendations_for_profile
+
+    _user_id, profile = a_person(served)
+    request = Request(slot=slot, k=5, page_item="a1" if slot == "similar" else "")
+    for _ in range(2):  # built, then from the cache
+        answer = recommendations_for_profile(profile=profile, request=request)
+        assert answer.items
+        assert answer_output(answer) == AnswerOutputSerializer(answer).data
