@@ -11,6 +11,7 @@ and scoring is a sparse product, fast enough to score thousands of people a seco
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from recommendations.recommenders.base import (
@@ -111,6 +112,28 @@ class EASE(Recommender):
         column = np.zeros(self.n_items)
         column[self.kept] = self.weights[:, position].toarray().ravel()
         return Reason("because", item=strongest_contributor(users.strongest[row], column))
+
+    def explain_many(self, users: Histories, row: int, items: Sequence[int]) -> list[Reason]:
+        """`explain` of each item, from one slice of the history's rows of the weights (a
+        column of the CSR weights per item was ~0.8 ms: most of an uncached answer's words)."""
+        history = users.strongest[row]
+        if len(history.indices) == 0 or not items:
+            return [self.explain(users, row, item) for item in items]
+        contributions = (
+            self.item_weights()[history.indices][:, list(items)].toarray() * history.data[:, None]
+        )
+        best = contributions.argmax(axis=0)
+        return [
+            Reason("recommended")
+            if self._position(item) is None
+            else Reason(
+                "because",
+                item=int(history.indices[best[column]])
+                if contributions[best[column], column] > 0
+                else None,
+            )
+            for column, item in enumerate(items)
+        ]
 
 
 def _spd_inverse(matrix: Any) -> Any:

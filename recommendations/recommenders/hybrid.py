@@ -212,12 +212,16 @@ class Hybrid(Recommender):
         parts = self._parts(one)
         if not parts:
             return [Reason("recommended") for _ in items]
-        return [
-            self.components[max(parts, key=lambda n: self.weights[n] * parts[n][0, item])].explain(
-                one, 0, item
+        by_component: dict[str, list[int]] = {}
+        for item in items:
+            name = max(parts, key=lambda n: self.weights[n] * parts[n][0, item])
+            by_component.setdefault(name, []).append(item)
+        reasons: dict[int, Reason] = {}
+        for name, chosen in by_component.items():
+            reasons.update(
+                zip(chosen, self.components[name].explain_many(one, 0, chosen), strict=True)
             )
-            for item in items
-        ]
+        return [reasons[item] for item in items]
 
 
 def _dcg(hits: int) -> float:

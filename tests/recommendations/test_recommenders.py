@@ -141,6 +141,18 @@ def test_explanations_name_an_item_of_the_persons_history(kind):
     assert reason.code
 
 
+@pytest.mark.parametrize("kind", PERSONAL)
+def test_explaining_many_items_at_once_words_each_as_explaining_it_alone(kind):
+    data = taste_data()
+    model = build(kind).fit(data)
+    for person in range(0, len(data.user_keys), 7):
+        histories = data.histories([person])
+        items = list(range(len(data.item_keys)))
+        assert model.explain_many(histories, 0, items) == [
+            model.explain(histories, 0, item) for item in items
+        ]
+
+
 def test_the_hybrid_tunes_its_weights_on_a_validation_window_inside_the_data():
     data = taste_data(people=120, days=120)
     model = build("hybrid").fit(data)
