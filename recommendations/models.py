@@ -62,7 +62,11 @@ class Item(models.Model):
 
     @property
     def in_stock(self) -> bool:
-        return self.availability in (Availability.IN_STOCK, Availability.PREORDER)
+        return self.availability in IN_STOCK
+
+
+# Availabilities that may be recommended.
+IN_STOCK = frozenset({Availability.IN_STOCK, Availability.PREORDER})
 
 
 class InteractionKind(models.TextChoices):

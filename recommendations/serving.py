@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -36,7 +36,7 @@ from profiles.models import Profile
 from profiles.selectors import profile_survivor
 from recommendations import cache
 from recommendations.interactions import naive_utc
-from recommendations.models import Availability, Item, ModelRun
+from recommendations.models import IN_STOCK, Availability, Item, ModelRun
 from recommendations.recommenders.artifacts import ArtifactFormatError, Bundle, bundle_load
 from recommendations.recommenders.base import Histories, Reason, history_of
 from recommendations.rules import DEVICES, Candidate, Rules, rules_apply
@@ -59,19 +59,26 @@ CART_DAYS = 7
 POPULAR_DAYS = 30
 # Candidates scored before the rules: enough that filters rarely leave a list short.
 POOL_FACTOR = 5
-# What candidates and answers read of an item (not its description and attributes, the bulk
-# of a row).
-SERVED_FIELDS = (
-    "external_id",
-    "title",
-    "url",
-    "image_url",
-    "price",
-    "currency",
-    "category",
-    "brand",
-    "availability",
-)
+
+
+class ServedItem(NamedTuple):
+    """What candidates and answers read of an item: not its description and attributes (the
+    bulk of a row), and as a tuple, not a model instance (~140 of them per answer)."""
+
+    external_id: str
+    title: str
+    url: str
+    image_url: str
+    price: Decimal | None
+    currency: str
+    category: str
+    brand: str
+    availability: str
+
+
+def _served_items(keys: Iterable[str]) -> dict[str, ServedItem]:
+    rows = Item.objects.filter(external_id__in=set(keys)).values_list(*ServedItem._fields)
+    return {row[0]: ServedItem(*row) for row in rows}
 
 
 class UnknownItem(LookupError):
@@ -252,13 +259,8 @@ def _answer(profile: Profile | None, request: Request) -> Answer:
         scored = _score(bundle, history, group, request)
         candidates = _candidates(bundle, scored, request.k)
         rules = replace(rules, exclude=frozenset(scored.exclude))
-    titles = dict(
-        Item.objects.filter(
-            external_id__in=[h[0] for h in history[:500]] + [request.page_item]
-        ).values_list("external_id", "title")
-    )
     chosen = rules_apply(candidates, rules, request.k)
-    answer.items = _rows(chosen, titles, history, request)
+    answer.items = _rows(chosen, history, request)
     return answer
 
 
@@ -361,12 +363,12 @@ def _candidates(bundle: Bundle, scored: _Scored, k: int) -> list[Candidate]:
     best = best[np.argsort(-scores[best], kind="stable")]
     finite = [int(i) for i in best if np.isfinite(scores[i])]
     keys = [bundle.item_keys[i] for i in finite]
-    items = Item.objects.only(*SERVED_FIELDS).in_bulk(keys, field_name="external_id")
+    items = _served_items(keys)
     # Reasons for the candidates likely to be shown: the best ones the slot does not exclude.
     worded = [
         int(i)
         for i, key in zip(finite, keys, strict=True)
-        if key in items and key not in scored.exclude and items[key].in_stock
+        if key in items and key not in scored.exclude and items[key].availability in IN_STOCK
     ][: k * 2]
     reasons = dict(zip(worded, scored.explain(worded), strict=True))
     return [
@@ -376,7 +378,9 @@ def _candidates(bundle: Bundle, scored: _Scored, k: int) -> list[Candidate]:
     ]
 
 
-def _candidate(item: Item, score: float, reason: Reason | None, keys: Sequence[str]) -> Candidate:
+def _candidate(
+    item: ServedItem | Item, score: float, reason: Reason | None, keys: Sequence[str]
+) -> Candidate:
     related = keys[reason.item] if reason is not None and reason.item is not None else ""
     return Candidate(
         key=item.external_id,
@@ -384,7 +388,7 @@ def _candidate(item: Item, score: float, reason: Reason | None, keys: Sequence[s
         category=item.category,
         brand=item.brand,
         price=item.price,
-        in_stock=item.in_stock,
+        in_stock=item.availability in IN_STOCK,
         reason=_encode(reason, related),
     )
 
@@ -441,17 +445,17 @@ def _segment_trending_candidates(segment_id: int, k: int) -> list[Candidate]:
 _KIND_WORDS = {"view": "viewed", "cart": "added", "purchase": "bought"}
 
 
-def _rows(
-    chosen: Sequence[Candidate], titles: dict[str, str], history: list, request: Request
-) -> list[dict[str, Any]]:
+def _rows(chosen: Sequence[Candidate], history: list, request: Request) -> list[dict[str, Any]]:
     kinds: dict[str, str] = {}
     for key, kind, _at in history:
         strongest = kinds.get(key)
         if strongest is None or list(_KIND_WORDS).index(kind) > list(_KIND_WORDS).index(strongest):
             kinds[key] = kind
-    items = Item.objects.only(*SERVED_FIELDS).in_bulk(
-        [c.key for c in chosen], field_name="external_id"
+    # The items shown and the ones their reasons name, in one read.
+    items = _served_items(
+        [c.key for c in chosen] + [c.reason[1] for c in chosen] + [request.page_item]
     )
+    titles = {key: item.title for key, item in items.items()}
     rows = []
     for c in chosen:
         item = items[c.key]
