@@ -2,7 +2,8 @@
 // - after a refused save, the first marked node scrolls into view and takes the focus;
 // - leaving the page with edits not saved asks first (a save or "Save and activate" does not);
 // - a test send refused for a problem in the message marks the fields it names (data-field)
-//   and focuses the first; typing in a marked field clears its mark.
+//   and focuses the first; typing in a marked field clears its mark;
+// - each variant of a split shows its share of people, from the weights as typed.
 // Everything else is htmx and segments/builder.js. No inline scripts: the CSP forbids them.
 (function () {
   "use strict";
@@ -21,8 +22,34 @@
     if (field) field.focus({ preventScroll: true });
   }
 
+  // A blank weight weighs 1, as the server reads it; a bandit ignores the weights.
+  function showShares(root) {
+    root.querySelectorAll(".flow-send").forEach(function (step) {
+      var outputs = step.querySelectorAll("output[data-share]");
+      var allocation = step.querySelector('select[name$=":allocation"]');
+      var weights = [];
+      outputs.forEach(function (output) {
+        var raw = document.getElementById(output.htmlFor.value).value.trim();
+        var weight = raw === "" ? 1 : Number(raw);
+        weights.push(isFinite(weight) && weight > 0 ? weight : 0);
+      });
+      var total = weights.reduce(function (sum, weight) { return sum + weight; }, 0);
+      outputs.forEach(function (output, index) {
+        if (allocation && allocation.value === "bandit") output.textContent = "share set by the bandit";
+        else if (total > 0) output.textContent = Math.round((100 * weights[index]) / total) + "% of people";
+        else output.textContent = "nobody: a split needs a weight above 0";
+      });
+    });
+  }
+  showShares(form);
+  document.body.addEventListener("htmx:afterSettle", function () { showShares(form); });
+  form.addEventListener("change", function (event) {
+    if (/:allocation$/.test(event.target.name || "")) showShares(form);
+  });
+
   var edited = false;
   form.addEventListener("input", function (event) {
+    if (/:weight$/.test(event.target.name || "")) showShares(form);
     if (event.target.getAttribute("aria-invalid") === "true") event.target.removeAttribute("aria-invalid");
     if (event.target.id !== "preview-profile" && !event.target.closest(".test-send")) edited = true;
   });
