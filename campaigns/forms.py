@@ -260,9 +260,17 @@ def editor_message(
     if variant.isdigit():
         owner = f"{pointer}/send/variants/{int(variant)}"
         at = f"{owner}/message"
+    channel = _number(_text(data, pointer, "channel"))
+    # Drawn on the page: the variant's fields, or the one message of a step without variants.
+    if owner == pointer:
+        drawn = field(pointer, "allocation") not in data
+    else:
+        drawn = field(owner, "name") in data
+    if _text(data, pointer, "kind") != "send" or not drawn:
+        return channel, owner, at, None, [ConditionError(at, "no such message on this page")]
     problems: list[ConditionError] = []
     message = _message(data, owner, problems, at)
-    return _number(_text(data, pointer, "channel")), owner, at, message, problems
+    return channel, owner, at, message, problems
 
 
 def message_field(form: str, inside: str) -> str:
@@ -510,15 +518,16 @@ def _attach_send(node: dict[str, Any]) -> None:
     if "variants" not in node:
         node["invalid"] = _invalid_fields(node["errors"], "/send/message", node["form"])
         return
+    remaining = list(node["errors"])
     for variant in node["variants"]:
-        inside = f"send/variants/{variant['index']}/"
+        inside = f"send/variants/{variant['index']}"
+        mine = [e for e in remaining if e["at"] == inside or e["at"].startswith(inside + "/")]
+        remaining = [e for e in remaining if e not in mine]
         variant["errors"] = [
-            {"at": e["at"][len(inside) :], "message": e["message"]}
-            for e in node["errors"]
-            if e["at"].startswith(inside)
+            {"at": e["at"][len(inside) :].lstrip("/"), "message": e["message"]} for e in mine
         ]
         variant["invalid"] = _invalid_fields(variant["errors"], "/message", variant["form"])
-    node["errors"] = [e for e in node["errors"] if not e["at"].startswith("send/variants/")]
+    node["errors"] = remaining
     node["invalid"] = _invalid_fields(node["errors"], "/send/message", "")
     node["marked"] = node["marked"] or any(v["errors"] for v in node["variants"])
 

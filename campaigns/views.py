@@ -246,6 +246,10 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
     )
 
 
+# What the compose view's `op` does to the steps: `at` names a step, `into` a list of steps.
+SHAPE_CHANGES = ("add", "remove", "move", "split", "unsplit", "add_variant", "remove_variant")
+
+
 ADD_STEPS = (
     ("wait", "Wait"),
     ("until", "Wait until an hour"),
@@ -397,10 +401,6 @@ def campaign_compose(request: HttpRequest) -> HttpResponse:
     # The view toggle sits outside the swapped part: it comes along, out of band.
     context["oob"] = True
     return render(request, "campaigns/_journey.html", context)
-
-
-# What the compose view's `op` does to the steps: `at` names a step, `into` a list of steps.
-SHAPE_CHANGES = ("add", "remove", "move", "split", "unsplit", "add_variant", "remove_variant")
 
 
 def _shape_change(request: HttpRequest, definition: dict[str, Any], op: str) -> list[Any]:

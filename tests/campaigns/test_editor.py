@@ -14,9 +14,10 @@ import pytest
 
 from access.models import AuditLog
 from campaigns import definition as steps_language
-from campaigns.forms import journey_from_fields
+from campaigns.forms import journey_from_fields, journey_nodes
 from campaigns.models import Campaign, Channel, Delivery
 from campaigns.services import channel_create
+from segments.conditions import ConditionError
 from segments.models import Segment
 from tests.campaigns.conftest import CART, ORDER, cart_reminder, person
 
@@ -516,6 +517,9 @@ def test_a_test_send_of_a_variant_sends_that_variant_as_edited(
     fields[f"{variant}:text"] = "{{ unclosed"
     refused = _test_send(client, campaign, fields, step="/steps/0", variant="1")
     assert f'data-field="{variant}:text"><code>message/text</code>' in refused
+    for elsewhere in ({"variant": "7"}, {"variant": ""}, {"step": "/steps/3"}):
+        gone = _test_send(client, campaign, fields, **{"step": "/steps/0", **elsewhere})
+        assert "no such message on this page" in gone
     assert len(smtp.messages) == 1
 
 
@@ -669,6 +673,40 @@ def test_a_problem_in_a_variant_is_shown_in_that_variant_at_its_field(
     head = page.split('id="node-steps-0"', 1)[1].split('<ol class="variants">', 1)[0]
     assert "send/variants" in head and "a split needs a weight above 0" in head
     assert campaign.versions.get().definition["steps"] == [split_send(email_channel)]
+
+
+def test_errors_at_a_variant_or_inside_it_go_to_that_variant_and_the_rest_to_its_step(
+    email_channel,
+):
+    definition = {"trigger": {"event": CART}, "steps": [split_send(email_channel)]}
+    errors = [
+        ConditionError("/steps/0/send/variants/1", "'message' is a required property"),
+        ConditionError("/steps/0/send/variants/1/weight", "-1 is less than the minimum of 0"),
+        ConditionError("/steps/0/send/variants/0/message/html", "unexpected tag"),
+        ConditionError("/steps/0/send/variants", "a split needs a weight above 0"),
+    ]
+    (node,) = journey_nodes(definition, errors=errors, channels=[email_channel])["steps"]
+    first, second = node["variants"]
+    assert node["marked"] and node["errors"] == [
+        {"at": "send/variants", "message": "a split needs a weight above 0"}
+    ]
+    assert first["errors"] == [{"at": "message/html", "message": "unexpected tag"}]
+    assert first["invalid"] == ["html"]
+    assert [e["at"] for e in second["errors"]] == ["", "weight"]
+    assert second["invalid"] == ["weight"]
+
+
+def test_variants_of_a_shape_the_editor_cannot_draw_travel_as_json(
+    staff_client, marketer, make_campaign, email_channel
+):
+    campaign = make_campaign(cart_reminder(email_channel))
+    client = staff_client(marketer)
+    odd = {"send": {"channel": email_channel.pk, "variants": ["A", "B"]}}
+    edited = {"trigger": {"event": CART}, "entry": "once", "steps": [odd]}
+    fields = {**editor_fields(client, campaign), "mode": "json", "definition": json.dumps(edited)}
+    page = _compose(client, fields, op="visual")
+    back = fields_of(page, None)
+    assert back["/steps/0:kind"] == "raw" and journey_from_fields(back) == (edited, [])
 
 
 def test_each_variant_previews_its_own_fields(staff_client, marketer, make_campaign, email_channel):
