@@ -29,8 +29,10 @@ is the API body's root: `/steps/2/branch/if/trait`).
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
+import string
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -503,15 +505,27 @@ def experiment_step(steps: Sequence[Mapping[str, Any]]) -> tuple[str, Mapping[st
     return None
 
 
-def send_message(send: Mapping[str, Any], variant: str) -> Mapping[str, Any]:
+def send_message_at(send: Mapping[str, Any], variant: str) -> tuple[str, Mapping[str, Any]]:
     """The message a send step sends to someone in `variant` (the first variant's when the
-    step has variants and `variant` is none of them, as in a preview)."""
+    step has variants and `variant` is none of them, as in a preview), and its JSON pointer
+    inside the `send`: "/message" or "/variants/1/message"."""
     if "message" in send:
-        return send["message"]
-    for candidate in send["variants"]:
+        return "/message", send["message"]
+    for index, candidate in enumerate(send["variants"]):
         if candidate["name"] == variant:
-            return candidate["message"]
-    return send["variants"][0]["message"]
+            return f"/variants/{index}/message", candidate["message"]
+    return "/variants/0/message", send["variants"][0]["message"]
+
+
+def send_message(send: Mapping[str, Any], variant: str) -> Mapping[str, Any]:
+    return send_message_at(send, variant)[1]
+
+
+def message_problems(kind: str, message: Any, *, at: str) -> list[ConditionError]:
+    """What a save would find wrong with one message for a channel of `kind` (its shape and
+    its templates), with pointers under `at`, the message's JSON pointer: a message edited
+    but not saved is checked so before a test send."""
+    return _message_errors(kind, message, at.split("/")[1:])
 
 
 def message_templates(
@@ -724,3 +738,57 @@ def step_move(steps: list[Any], *, at: str, by: int) -> None:
     target = index + by
     if 0 <= target < len(siblings):
         siblings.insert(target, siblings.pop(index))
+
+
+def _send_at(steps: list[Any], at: str) -> dict[str, Any]:
+    path = _location(at)
+    if len(path) % 2 == 0:
+        raise ValueError(f"{at} is a list of steps, not a step")
+    send = _list_at(steps, path)[int(path[-1])]["send"]
+    if not isinstance(send, dict):
+        raise ValueError(f"{at} is not a send step")
+    return send
+
+
+def send_split(steps: list[Any], *, at: str) -> None:
+    """Turn the send step at `at` into a split test: variants A and B, weighing the same,
+    both starting from the step's message."""
+    send = _send_at(steps, at)
+    if "variants" in send:
+        return
+    message = send.pop("message", {})
+    send["allocation"] = "split"
+    send["variants"] = [
+        {"name": name, "weight": 50, "message": copy.deepcopy(message)} for name in ("A", "B")
+    ]
+
+
+def send_unsplit(steps: list[Any], *, at: str) -> None:
+    """Back from variants to one message: the first variant's."""
+    send = _send_at(steps, at)
+    variants = send.pop("variants", None)
+    send.pop("allocation", None)
+    if variants is not None:
+        send["message"] = variants[0]["message"] if variants else {}
+
+
+def variant_add(steps: list[Any], *, at: str) -> None:
+    """Another variant at the end of the send step's, a copy of the last one (its message and
+    weight) under the first free letter."""
+    variants = _send_at(steps, at)["variants"]
+    names = {variant.get("name") for variant in variants}
+    last = variants[-1] if variants else {}
+    added: dict[str, Any] = {
+        "name": next(
+            (letter for letter in string.ascii_uppercase if letter not in names),
+            f"V{len(variants) + 1}",
+        )
+    }
+    if "weight" in last:
+        added["weight"] = last["weight"]
+    added["message"] = copy.deepcopy(last.get("message", {}))
+    variants.append(added)
+
+
+def variant_remove(steps: list[Any], *, at: str, index: int) -> None:
+    del _send_at(steps, at)["variants"][index]

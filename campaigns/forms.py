@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from django import forms
 from django.conf import settings
 
-from campaigns.definition import DURATION_UNITS
+from campaigns.definition import DURATION_UNITS, MAX_VARIANTS
 from campaigns.models import Campaign, Channel
 from segments.conditions import ConditionError, describe_node
 
@@ -165,22 +165,47 @@ def _trigger(data: Mapping[str, Any], problems: list[ConditionError]) -> dict[st
     return _event_node(data, "/trigger", problems)
 
 
-def _message(data: Mapping[str, Any], pointer: str, problems: list[ConditionError]) -> Any:
-    """A send step's message from the fields its channel's kind shows."""
-    if field(pointer, "subject") in data:
-        message = {"subject": _text(data, pointer, "subject")}
+def _posted_form(data: Mapping[str, Any], owner: str) -> str:
+    """Which message form the page drew for `owner` (a send step or one of its variants):
+    email's fields, push's, or a JSON body."""
+    if field(owner, "subject") in data:
+        return "email"
+    return "push" if field(owner, "title") in data else "json"
+
+
+def _message(data: Mapping[str, Any], owner: str, problems: list[ConditionError], at: str) -> Any:
+    """The message the fields of `owner` describe (a send step's or a variant's, named by
+    its pointer); `at` is the message's own pointer, for the problems."""
+    form = _posted_form(data, owner)
+    if form == "email":
+        message = {"subject": _text(data, owner, "subject")}
         for part in ("html", "text"):
-            if _text(data, pointer, part):
-                message[part] = _text(data, pointer, part)
+            if _text(data, owner, part):
+                message[part] = _text(data, owner, part)
         return message
-    if field(pointer, "title") in data:
-        message = {"title": _text(data, pointer, "title"), "body": _text(data, pointer, "body")}
-        if _text(data, pointer, "url").strip():
-            message["url"] = _text(data, pointer, "url").strip()
-        if _text(data, pointer, "data").strip():
-            message["data"] = _json(data, pointer, "data", problems, f"{pointer}/send/message/data")
+    if form == "push":
+        message = {"title": _text(data, owner, "title"), "body": _text(data, owner, "body")}
+        if _text(data, owner, "url").strip():
+            message["url"] = _text(data, owner, "url").strip()
+        if _text(data, owner, "data").strip():
+            message["data"] = _json(data, owner, "data", problems, f"{at}/data")
         return message
-    return _json(data, pointer, "message", problems, f"{pointer}/send/message")
+    return _json(data, owner, "message", problems, at)
+
+
+def _variant(data: Mapping[str, Any], owner: str, problems: list[ConditionError]) -> Any:
+    variant: dict[str, Any] = {"name": _text(data, owner, "name")}
+    # No weight typed is no weight: the variant then weighs 1, as through the API.
+    if _text(data, owner, "weight").strip():
+        variant["weight"] = _number(_text(data, owner, "weight"))
+    variant["message"] = _message(data, owner, problems, f"{owner}/message")
+    return variant
+
+
+def _indices(data: Mapping[str, Any], into: str, name: str) -> list[int]:
+    """The indices of the items of the list at pointer `into` that have a field `name`."""
+    found = re.compile(re.escape(into) + r"/(\d+):" + re.escape(name) + r"\Z")
+    return sorted({int(m.group(1)) for key in data if (m := found.match(key))})
 
 
 def step_from_fields(data: Mapping[str, Any], pointer: str, problems: list[ConditionError]) -> Any:
@@ -201,22 +226,79 @@ def step_from_fields(data: Mapping[str, Any], pointer: str, problems: list[Condi
         return {"branch": branch}
     if kind == "send":
         send: dict[str, Any] = {"channel": _number(_text(data, pointer, "channel"))}
-        if field(pointer, "variants") in data:
+        # A step drawn with variants has an allocation field; each variant, a name field.
+        if field(pointer, "allocation") in data:
             send["allocation"] = _text(data, pointer, "allocation") or "split"
-            send["variants"] = _json(
-                data, pointer, "variants", problems, f"{pointer}/send/variants"
-            )
+            variants = f"{pointer}/send/variants"
+            send["variants"] = [
+                _variant(data, f"{variants}/{index}", problems)
+                for index in _indices(data, variants, "name")
+            ]
         else:
-            send["message"] = _message(data, pointer, problems)
+            send["message"] = _message(data, pointer, problems, f"{pointer}/send/message")
         return {"send": send}
     return _json(data, pointer, "raw", problems, pointer)
 
 
 def _steps(data: Mapping[str, Any], into: str, problems: list[ConditionError]) -> list[Any]:
     """The steps of the list at pointer `into`, in the order of their indices."""
-    found = re.compile(re.escape(into) + r"/(\d+):kind\Z")
-    indices = sorted({int(m.group(1)) for key in data if (m := found.match(key))})
-    return [step_from_fields(data, f"{into}/{index}", problems) for index in indices]
+    return [
+        step_from_fields(data, f"{into}/{index}", problems)
+        for index in _indices(data, into, "kind")
+    ]
+
+
+def editor_message(
+    data: Mapping[str, Any], pointer: str, variant: str
+) -> tuple[Any, str, str, Any, list[ConditionError]]:
+    """One message of the send step at `pointer` as the editor's fields show it (the
+    `variant`-th variant's when `variant` is an index), for a preview or a test send of
+    edits not saved: (channel, the fields' owner pointer, the message's pointer, message,
+    what could not be read). The other variants are not read: a half-written one does not
+    hold up testing this one."""
+    owner, at = pointer, f"{pointer}/send/message"
+    if variant.isdigit():
+        owner = f"{pointer}/send/variants/{int(variant)}"
+        at = f"{owner}/message"
+    channel = _number(_text(data, pointer, "channel"))
+    # Drawn on the page: the variant's fields, or the one message of a step without variants.
+    if owner == pointer:
+        drawn = field(pointer, "allocation") not in data
+    else:
+        drawn = field(owner, "name") in data
+    if _text(data, pointer, "kind") != "send" or not drawn:
+        return channel, owner, at, None, [ConditionError(at, "no such message on this page")]
+    problems: list[ConditionError] = []
+    message = _message(data, owner, problems, at)
+    return channel, owner, at, message, problems
+
+
+def message_field(form: str, inside: str) -> str:
+    """The field of a message form that a problem at `inside` (a pointer within the message:
+    "/subject", "/data/screen") is about; "" for the message as a whole."""
+    if form == "json":
+        return "message"
+    return inside.split("/")[1] if inside.startswith("/") else ""
+
+
+def editor_message_errors(
+    data: Mapping[str, Any], owner: str, at: str, errors: Sequence[ConditionError]
+) -> list[dict[str, str]]:
+    """Problems of the message at pointer `at`, each with the name of the field it is
+    about ("" when none), as the editor marks them."""
+    form = _posted_form(data, owner)
+    found = []
+    for error in errors:
+        inside = error.pointer[len(at) :] if error.pointer.startswith(at) else ""
+        key = message_field(form, inside)
+        found.append(
+            {
+                "field": field(owner, key) if key else "",
+                "at": error.pointer[len(owner) :].lstrip("/"),
+                "message": error.message,
+            }
+        )
+    return found
 
 
 def journey_from_fields(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[ConditionError]]:
@@ -318,30 +400,57 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
-def _send_node(send: Mapping[str, Any], channels: Mapping[int, Channel]) -> dict[str, Any]:
+def _message_form(channel_kind: str, message: Any) -> dict[str, Any]:
+    """Which fields the editor draws for a message through a channel of this kind (`form`),
+    and what they hold."""
+    message = message if isinstance(message, dict) else {}
+    shown: dict[str, Any] = {"message": message}
+    if channel_kind == Channel.Kind.EMAIL:
+        shown["form"] = "email"
+    elif channel_kind in (Channel.Kind.PUSH, Channel.Kind.WEB_PUSH):
+        shown["form"] = "push"
+        if isinstance(message.get("data"), dict):
+            shown["data"] = _dumps(message["data"])
+    else:
+        shown.update(form="json", message_json=_dumps(message))
+    return shown
+
+
+def _send_node(
+    send: Mapping[str, Any], pointer: str, channels: Mapping[int, Channel]
+) -> dict[str, Any]:
     channel = channels.get(send.get("channel")) if isinstance(send.get("channel"), int) else None
+    kind = channel.kind if channel else ""
     node: dict[str, Any] = {
         "channel": send.get("channel"),
-        "channel_kind": channel.kind if channel else "",
+        "channel_kind": kind,
         "editable_test": bool(channel and channel.kind == Channel.Kind.EMAIL),
     }
-    if "variants" in send:
-        node["variants"] = _dumps(send["variants"])
-        node["allocation"] = send.get("allocation", "split")
-        return node
-    message = send.get("message")
-    message = message if isinstance(message, dict) else {}
-    if node["channel_kind"] == Channel.Kind.EMAIL:
-        node["form"] = "email"
-    elif node["channel_kind"] in (Channel.Kind.PUSH, Channel.Kind.WEB_PUSH):
-        node["form"] = "push"
-        if isinstance(message.get("data"), dict):
-            node["data"] = _dumps(message["data"])
-    else:
-        node["form"] = "json"
-        node["message_json"] = _dumps(message)
-    node["message"] = message
+    if "variants" not in send:
+        return node | _message_form(kind, send.get("message"))
+    variants = send["variants"]
+    node["allocation"] = send.get("allocation", "split")
+    node["variants"] = [
+        {
+            "pointer": f"{pointer}/send/variants/{index}",
+            "dom": _dom_id(f"{pointer}/send/variants/{index}"),
+            "index": index,
+            "name": variant.get("name", ""),
+            "weight": variant.get("weight", ""),
+            "removable": len(variants) > 2,
+            **_message_form(kind, variant.get("message")),
+        }
+        for index, variant in enumerate(variants)
+    ]
+    node["can_add_variant"] = len(variants) < MAX_VARIANTS
     return node
+
+
+def _drawable_send(send: Mapping[str, Any]) -> bool:
+    """Whether the visual editor can draw this send step's fields (variants typed in the
+    JSON view may be of any shape; such a step travels as JSON)."""
+    variants = send.get("variants", [])
+    return isinstance(variants, list) and all(isinstance(v, dict) for v in variants)
 
 
 def _step_node(step: Any, pointer: str, channels: Mapping[int, Channel]) -> dict[str, Any]:
@@ -364,8 +473,8 @@ def _step_node(step: Any, pointer: str, channels: Mapping[int, Channel]) -> dict
                 steps if isinstance(steps, list) else [], f"{pointer}/branch/{arm}", channels
             )
             node[f"{arm}_list"] = f"{pointer}/branch/{arm}"
-    elif shape == "send" and isinstance(body, dict):
-        node.update(kind="send", **_send_node(body, channels))
+    elif shape == "send" and isinstance(body, dict) and _drawable_send(body):
+        node.update(kind="send", **_send_node(body, pointer, channels))
     else:
         node.update(kind="raw", raw=_dumps(step))
     return node
@@ -391,9 +500,44 @@ def _pointers(nodes: Sequence[dict[str, Any]]) -> list[str]:
     return found
 
 
+def _invalid_fields(errors: Sequence[dict[str, str]], message_at: str, form: str) -> list[str]:
+    """The fields of a message form (and a variant's name and weight) that errors at pointers
+    relative to the fields' owner are about: `message_at` is where the message lies."""
+    keys = []
+    for error in errors:
+        at = "/" + error["at"]
+        if at == message_at or at.startswith(message_at + "/"):
+            keys.append(message_field(form, at[len(message_at) :]))
+        elif at in ("/name", "/weight", "/send/channel", "/send/allocation"):
+            keys.append(at.rsplit("/", 1)[1])
+    return [key for key in keys if key]
+
+
+def _attach_send(node: dict[str, Any]) -> None:
+    """A send step's errors at its fields; a variant's in the variant's own box."""
+    if "variants" not in node:
+        node["invalid"] = _invalid_fields(node["errors"], "/send/message", node["form"])
+        return
+    remaining = list(node["errors"])
+    for variant in node["variants"]:
+        inside = f"send/variants/{variant['index']}"
+        mine = [e for e in remaining if e["at"] == inside or e["at"].startswith(inside + "/")]
+        remaining = [e for e in remaining if e not in mine]
+        variant["errors"] = [
+            {"at": e["at"][len(inside) :].lstrip("/"), "message": e["message"]} for e in mine
+        ]
+        variant["invalid"] = _invalid_fields(variant["errors"], "/message", variant["form"])
+    node["errors"] = remaining
+    node["invalid"] = _invalid_fields(node["errors"], "/send/message", "")
+    node["marked"] = node["marked"] or any(v["errors"] for v in node["variants"])
+
+
 def _attach(nodes: Sequence[dict[str, Any]], errors: Mapping[str, list[dict[str, str]]]) -> None:
     for node in nodes:
         node["errors"] = errors.get(node["pointer"], [])
+        node["marked"] = bool(node["errors"])
+        if node["kind"] == "send":
+            _attach_send(node)
         if node["kind"] == "branch":
             # Pointers inside the condition, for the builder to mark its own rows.
             node["condition_errors"] = json.dumps(

@@ -14,6 +14,7 @@ from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from access.pii import pii_for
+from campaigns.definition import pointer_path, step_at
 from campaigns.messages import render, render_json
 from campaigns.models import (
     BanditAllocation,
@@ -47,6 +48,18 @@ def campaign_get(*, campaign_id: int) -> Campaign | None:
 def campaign_version_current(*, campaign: Campaign) -> CampaignVersion:
     # Every campaign is created with its first version, in one transaction.
     return CampaignVersion.objects.filter(campaign=campaign).order_by("-number")[0]
+
+
+def campaign_send_step(*, campaign: Campaign, step: str) -> dict[str, Any] | None:
+    """The `send` of the campaign's current version's send step at pointer `step`, or None
+    when no send step is there."""
+    steps = campaign_version_current(campaign=campaign).definition["steps"]
+    try:
+        found = step_at(steps, pointer_path(step))
+    except (ValueError, IndexError, KeyError, TypeError):
+        return None
+    send = found.get("send")
+    return send if isinstance(send, dict) else None
 
 
 def campaign_versions_current(*, campaigns: list[Campaign]) -> dict[int, CampaignVersion]:

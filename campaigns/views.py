@@ -32,10 +32,11 @@ from campaigns.forms import (
     VISUAL,
     CampaignForm,
     ChannelForm,
+    editor_message,
+    editor_message_errors,
     journey_mode,
     journey_nodes,
     journey_read,
-    step_from_fields,
 )
 from campaigns.forms import step_new as editor_step_new
 from campaigns.messages import RenderError
@@ -245,6 +246,10 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
     )
 
 
+# What the compose view's `op` does to the steps: `at` names a step, `into` a list of steps.
+SHAPE_CHANGES = ("add", "remove", "move", "split", "unsplit", "add_variant", "remove_variant")
+
+
 ADD_STEPS = (
     ("wait", "Wait"),
     ("until", "Wait until an hour"),
@@ -379,7 +384,7 @@ def campaign_compose(request: HttpRequest) -> HttpResponse:
         mode, text = JSON_VIEW, None if not problems else text
     elif op == "visual" and not problems:
         mode = VISUAL
-    elif op in ("add", "remove", "move") and not problems:
+    elif op in SHAPE_CHANGES and not problems:
         problems = _shape_change(request, definition, op)
     if mode == VISUAL and not isinstance(definition, dict):
         definition = {}
@@ -412,33 +417,34 @@ def _shape_change(request: HttpRequest, definition: dict[str, Any], op: str) -> 
             )
         elif op == "remove":
             steps_language.step_remove(steps, at=at)
-        else:
+        elif op == "move":
             steps_language.step_move(steps, at=at, by=-1 if request.POST.get("by") == "-1" else 1)
+        elif op == "split":
+            steps_language.send_split(steps, at=at)
+        elif op == "unsplit":
+            steps_language.send_unsplit(steps, at=at)
+        elif op == "add_variant":
+            steps_language.variant_add(steps, at=at)
+        else:
+            steps_language.variant_remove(steps, at=at, index=_int(request.POST.get("index")))
     except (ValueError, IndexError, KeyError, TypeError, AttributeError):
         return [ConditionError(at or "/steps", "that step is not in this journey any more")]
     return []
 
 
-def _editor_send(request: HttpRequest) -> tuple[str, dict[str, Any] | None]:
-    """The send step at the posted pointer, as the editor's fields describe it."""
-    pointer = request.POST.get("step", "")
-    problems: list[Any] = []
-    step = step_from_fields(request.POST, pointer, problems)
-    if problems or not isinstance(step, dict) or not isinstance(step.get("send"), dict):
-        return pointer, None
-    return pointer, step["send"]
-
-
 @require_POST
 @roles_required(*BUILD)
 def campaign_editor_preview(request: HttpRequest) -> HttpResponse:
-    """htmx partial: the send step being edited, rendered for the chosen profile (as the
-    campaign page's preview, from the unsaved fields)."""
+    """htmx partial: a message of the send step being edited (a variant's, when `variant`
+    is its index), rendered for the chosen profile from the unsaved fields (as the campaign
+    page's preview)."""
     context: dict[str, Any] = {}
-    _pointer, send = _editor_send(request)
+    _channel, _owner, _at, message, problems = editor_message(
+        request.POST, request.POST.get("step", ""), request.POST.get("variant", "")
+    )
     profile_id = _int(request.POST.get("preview_profile"))
     profile = selectors.profile_get(profile_id=profile_id) if profile_id else None
-    if send is None:
+    if problems or not isinstance(message, dict):
         context["problem"] = "The message is not complete yet."
     elif profile is None:
         context["hint"] = (
@@ -446,7 +452,6 @@ def campaign_editor_preview(request: HttpRequest) -> HttpResponse:
         )
     else:
         try:
-            message = dict(steps_language.send_message(send, request.POST.get("variant", "")))
             context["preview"] = selectors.message_preview(
                 campaign=Campaign(name=request.POST.get("name", "")),
                 message=message,
@@ -464,34 +469,38 @@ def campaign_editor_preview(request: HttpRequest) -> HttpResponse:
 @require_POST
 @roles_required(*BUILD)
 def campaign_editor_test_send(request: HttpRequest, campaign_id: int) -> HttpResponse:
-    """htmx partial: a test of the send step being edited, to a staff address. A test sends
-    what the campaign would send, so a step with unsaved edits asks to be saved first."""
+    """htmx partial: a test of a message of the send step being edited (a variant's, when
+    `variant` is its index), as the fields are now, saved or not, to a staff address. A
+    problem with the message comes back naming its field, for the page to mark."""
     campaign = _campaign_or_404(campaign_id)
-    pointer, send = _editor_send(request)
-    saved = selectors.campaign_version_current(campaign=campaign).definition
-    try:
-        path = steps_language.pointer_path(pointer)
-        unchanged = send is not None and steps_language.step_at(saved["steps"], path) == {
-            "send": send
-        }
-    except (ValueError, IndexError, KeyError, TypeError):
-        unchanged = False
+    step = request.POST.get("step", "")
+    channel, owner, at, message, problems = editor_message(
+        request.POST, step, request.POST.get("variant", "")
+    )
     profile = selectors.profile_get(profile_id=_int(request.POST.get("preview_profile")))
-    to = request.POST.get(f"{pointer}:to", "")
+    to = request.POST.get(f"{owner}:to", "")
     context: dict[str, Any] = {"campaign": campaign}
-    if not unchanged:
-        context["problem"] = "This message has unsaved changes: save, then send the test."
-    elif profile is None:
+    if not problems and profile is None:
         context["problem"] = "Choose a profile to render the test for."
-    else:
+    elif not problems:
         try:
             services.campaign_test_send(
-                campaign=campaign, step=pointer, profile=profile, to=to, actor=request.user
+                campaign=campaign,
+                channel_id=channel,
+                message=message,
+                at=at,
+                profile=profile,
+                to=to,
+                actor=request.user,
             )
+        except InvalidCampaign as error:
+            problems = error.errors
         except services.TestSendError as error:
             context["problem"] = str(error)
         else:
             context["sent_to"] = to
+    if problems:
+        context["field_errors"] = editor_message_errors(request.POST, owner, at, problems)
     return render(request, "campaigns/_preview.html", context)
 
 
@@ -533,25 +542,20 @@ def campaign_status(request: HttpRequest, campaign_id: int, status: str) -> Http
 def campaign_preview(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """htmx partial: a send step's message rendered for a chosen profile."""
     campaign = _campaign_or_404(campaign_id)
-    version = selectors.campaign_version_current(campaign=campaign)
     context: dict[str, Any] = {"campaign": campaign}
-    try:
-        profile_id = int(request.GET.get("profile", ""))
-        step = steps_language.step_at(
-            version.definition["steps"],
-            steps_language.pointer_path(request.GET.get("step", "")),
-        )
-    except (ValueError, IndexError, KeyError, TypeError):
+    send = selectors.campaign_send_step(campaign=campaign, step=request.GET.get("step", ""))
+    profile_id = _int(request.GET.get("profile"))
+    if send is None or not profile_id:
         context["problem"] = "Choose a send step and a profile id."
         return render(request, "campaigns/_preview.html", context)
     profile = selectors.profile_get(profile_id=profile_id)
-    if profile is None or "send" not in step:
-        context["problem"] = f"No profile with id {profile_id}." if profile is None else ""
+    if profile is None:
+        context["problem"] = f"No profile with id {profile_id}."
         return render(request, "campaigns/_preview.html", context)
     try:
         context["preview"] = selectors.message_preview(
             campaign=campaign,
-            message=dict(steps_language.send_message(step["send"], request.GET.get("variant", ""))),
+            message=dict(steps_language.send_message(send, request.GET.get("variant", ""))),
             profile=profile,
             viewer=request.user,
         )
@@ -564,27 +568,34 @@ def campaign_preview(request: HttpRequest, campaign_id: int) -> HttpResponse:
 @require_POST
 @roles_required(*BUILD)
 def campaign_test_send(request: HttpRequest, campaign_id: int) -> HttpResponse:
-    """htmx partial: send the chosen email step, rendered for a profile, to a staff address."""
+    """htmx partial: send the chosen saved email step (its chosen variant's message),
+    rendered for a profile, to a staff address."""
     campaign = _campaign_or_404(campaign_id)
+    step = request.POST.get("step", "")
+    send = selectors.campaign_send_step(campaign=campaign, step=step)
     profile = selectors.profile_get(profile_id=_int(request.POST.get("profile")))
     to = request.POST.get("to", "")
     context: dict[str, Any] = {"campaign": campaign}
-    if profile is None:
+    if send is None:
+        context["problem"] = f"{step} is not a send step of this campaign"
+    elif profile is None:
         context["problem"] = "Choose a profile to render the test for."
-        return render(request, "campaigns/_preview.html", context)
-    try:
-        services.campaign_test_send(
-            campaign=campaign,
-            step=request.POST.get("step", ""),
-            profile=profile,
-            to=to,
-            actor=request.user,
-            variant=request.POST.get("variant", ""),
-        )
-    except services.TestSendError as error:
-        context["problem"] = str(error)
     else:
-        context["sent_to"] = to
+        inside, message = steps_language.send_message_at(send, request.POST.get("variant", ""))
+        try:
+            services.campaign_test_send(
+                campaign=campaign,
+                channel_id=send["channel"],
+                message=message,
+                at=f"{step}/send{inside}",
+                profile=profile,
+                to=to,
+                actor=request.user,
+            )
+        except (services.TestSendError, InvalidCampaign) as error:
+            context["problem"] = str(error)
+        else:
+            context["sent_to"] = to
     return render(request, "campaigns/_preview.html", context)
 
 

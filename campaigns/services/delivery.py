@@ -36,6 +36,7 @@ from campaigns import definition as steps_language
 from campaigns import selectors
 from campaigns.channels import Transport, TransportError, transport_for
 from campaigns.channels.email import EmailTransport
+from campaigns.definition import InvalidCampaign
 from campaigns.models import (
     Campaign,
     CampaignVersion,
@@ -513,25 +514,34 @@ class TestSendError(ValueError):
 
 
 def campaign_test_send(
-    *, campaign: Campaign, step: str, profile: Profile, to: str, actor: Any, variant: str = ""
+    *,
+    campaign: Campaign,
+    channel_id: Any,
+    message: Any,
+    at: str,
+    profile: Profile,
+    to: str,
+    actor: Any,
 ) -> None:
-    """Send an email step's message (the variant's, when it has variants), rendered for
-    `profile` as `actor` may see it, to a staff address. Nothing is recorded as a delivery;
-    the send is audited."""
+    """Send one message of a send step through its email channel, rendered for `profile` as
+    `actor` may see it, to a staff address: the campaign's saved message or the editor's
+    fields as they are (edits not saved). `at` is the message's JSON pointer in the
+    definition (`/steps/1/send/message`, `/steps/1/send/variants/0/message`); the message is
+    checked as a save checks it, so a template that cannot be used is an InvalidCampaign
+    pointing at its field, never a broken send. Rendered and sent by the channel's own
+    transport, marked as a test; nothing is recorded as a delivery, so no cap, count or
+    result sees it. The send is audited."""
+    channel = selectors.channel_get(channel_id=channel_id) if isinstance(channel_id, int) else None
+    transport = transport_for(channel) if channel is not None else None
+    if channel is None or not isinstance(transport, EmailTransport):
+        raise TestSendError("test sends are for email steps")
+    if not channel.is_active:
+        raise TestSendError(f"the channel {channel.name} is disabled")
+    problems = steps_language.message_problems(channel.kind, message, at=at)
+    if problems:
+        raise InvalidCampaign(problems)
     if not selectors.staff_address_known(address=to):
         raise TestSendError("test sends go only to the address of a staff account")
-    version = selectors.campaign_version_current(campaign=campaign)
-    try:
-        send = steps_language.step_at(
-            version.definition["steps"], steps_language.pointer_path(step)
-        )["send"]
-    except (ValueError, IndexError, KeyError, TypeError):
-        raise TestSendError(f"{step} is not a send step of this campaign") from None
-    message = steps_language.send_message(send, variant)
-    channel = selectors.channel_get(channel_id=send["channel"])
-    transport = transport_for(channel) if channel is not None else None
-    if not isinstance(transport, EmailTransport):
-        raise TestSendError("test sends are for email steps")
     context = selectors.preview_context(campaign=campaign, profile=profile, viewer=actor)
     try:
         transport.send_test(message=dict(message), context=context, to=to)
@@ -543,5 +553,5 @@ def campaign_test_send(
         resource="campaigns",
         resource_id=campaign.pk,
         profile_id=profile.pk,
-        details={"step": step},
+        details={"message": at, "channel": channel.pk},
     )

@@ -14,9 +14,10 @@ import pytest
 
 from access.models import AuditLog
 from campaigns import definition as steps_language
-from campaigns.forms import journey_from_fields
-from campaigns.models import Campaign, Channel
+from campaigns.forms import journey_from_fields, journey_nodes
+from campaigns.models import Campaign, Channel, Delivery
 from campaigns.services import channel_create
+from segments.conditions import ConditionError
 from segments.models import Segment
 from tests.campaigns.conftest import CART, ORDER, cart_reminder, person
 
@@ -442,21 +443,284 @@ def test_a_webhook_body_previews_as_json(
     assert "&quot;plan&quot;: &quot;pro&quot;" in body
 
 
-def test_a_test_send_sends_the_saved_message_and_asks_to_save_an_edited_one(
+def _test_send(client, campaign: Campaign, fields: dict[str, str], **extra: str) -> str:
+    response = client.post(f"/campaigns/{campaign.pk}/editor/test-send/", {**fields, **extra})
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_a_test_send_sends_the_fields_as_they_are_not_the_saved_message(
+    staff_client, marketer, make_campaign, email_channel, smtp
+):
+    campaign = make_campaign(cart_reminder(email_channel))
+    ann = person(traits={"plan": "pro"})
+    client = staff_client(marketer)
+    fields = {**editor_fields(client, campaign), "preview_profile": str(ann.pk)}
+    fields["/steps/1:subject"] = "Edited for {{ profile.traits.plan }}"
+    fields["/steps/1:html"] = "<p>New body</p>"
+    fields["/steps/1:to"] = marketer.email
+    sent = _test_send(client, campaign, fields, step="/steps/1")
+    assert f"Test sent to {marketer.email}" in sent
+    (mail,) = smtp.messages
+    assert mail["To"] == marketer.email and mail["Subject"] == "[Test] Edited for pro"
+    assert "New body" in mail.get_body(("html",)).get_content()
+    # Rendered for the profile, sent, audited: neither saved nor recorded as a delivery.
+    assert campaign.versions.get().definition["steps"][1]["send"]["message"]["subject"] == (
+        "You left {{ event.properties.name | default: 'something' }}"
+    )
+    assert not Delivery.objects.exists()
+    audit = AuditLog.objects.get(action="campaign.test_send")
+    assert audit.profile_id == ann.pk and audit.details["message"] == "/steps/1/send/message"
+
+    outsider = _test_send(
+        client, campaign, {**fields, "/steps/1:to": "someone@elsewhere.example"}, step="/steps/1"
+    )
+    assert "staff account" in outsider and len(smtp.messages) == 1
+
+
+def test_a_template_that_cannot_be_used_is_an_error_at_its_field_and_nothing_is_sent(
     staff_client, marketer, make_campaign, email_channel, smtp
 ):
     campaign = make_campaign(cart_reminder(email_channel))
     ann = person()
     client = staff_client(marketer)
     fields = {**editor_fields(client, campaign), "preview_profile": str(ann.pk)}
-    url = f"/campaigns/{campaign.pk}/editor/test-send/"
-    sent = client.post(url, {**fields, "step": "/steps/1", "/steps/1:to": marketer.email})
-    assert f"Test sent to {marketer.email}" in sent.content.decode()
-    assert smtp.messages[0]["Subject"] == "[Test] You left something"
+    fields.update({"/steps/1:to": marketer.email, "/steps/1:subject": "Hi {% if %}"})
+    fields["/steps/1:html"] = "<p>{{ profile.traits.name | no_such_filter }}</p>"
+    refused = _test_send(client, campaign, fields, step="/steps/1")
+    assert "Not sent: the message has 2 problems." in refused
+    assert 'data-field="/steps/1:subject"><code>send/message/subject</code>' in refused
+    assert 'data-field="/steps/1:html"><code>send/message/html</code>' in refused
+    fields.update({"/steps/1:subject": "", "/steps/1:html": "<p>ok</p>"})
+    empty = _test_send(client, campaign, fields, step="/steps/1")
+    assert 'data-field="/steps/1:subject"' in empty and "should be non-empty" in empty
+    assert smtp.messages == [] and not AuditLog.objects.filter(action="campaign.test_send")
 
-    fields["/steps/1:subject"] = "Changed"
-    held = client.post(url, {**fields, "step": "/steps/1", "/steps/1:to": marketer.email})
-    assert "unsaved changes" in held.content.decode() and len(smtp.messages) == 1
+
+def test_a_test_send_of_a_variant_sends_that_variant_as_edited(
+    staff_client, marketer, make_campaign, email_channel, smtp
+):
+    campaign = make_campaign(cart_reminder(email_channel, steps=[split_send(email_channel)]))
+    ann = person()
+    client = staff_client(marketer)
+    fields = {**editor_fields(client, campaign), "preview_profile": str(ann.pk)}
+    variant = "/steps/0/send/variants/1"
+    fields.update({f"{variant}:subject": "B, edited", f"{variant}:to": marketer.email})
+    # Another variant half written does not hold up testing this one.
+    fields["/steps/0/send/variants/0:subject"] = ""
+    sent = _test_send(client, campaign, fields, step="/steps/0", variant="1")
+    assert f"Test sent to {marketer.email}" in sent
+    assert [m["Subject"] for m in smtp.messages] == ["[Test] B, edited"]
+    audit = AuditLog.objects.get(action="campaign.test_send")
+    assert audit.details["message"] == f"{variant}/message"
+
+    fields[f"{variant}:text"] = "{{ unclosed"
+    refused = _test_send(client, campaign, fields, step="/steps/0", variant="1")
+    assert f'data-field="{variant}:text"><code>message/text</code>' in refused
+    for elsewhere in ({"variant": "7"}, {"variant": ""}, {"step": "/steps/3"}):
+        gone = _test_send(client, campaign, fields, **{"step": "/steps/0", **elsewhere})
+        assert "no such message on this page" in gone
+    assert len(smtp.messages) == 1
+
+
+# --- A/B variants, each with its own fields -------------------------------------------------
+
+
+def split_send(channel: Channel, **send: Any) -> dict[str, Any]:
+    """A send step testing two variants; B has no weight (it weighs 1)."""
+    return {
+        "send": {
+            "channel": channel.pk,
+            "allocation": "split",
+            "variants": [
+                {
+                    "name": "A",
+                    "weight": 70,
+                    "message": {"subject": "A for {{ profile.id }}", "html": "<p>a</p>"},
+                },
+                {"name": "B", "message": {"subject": "B", "text": "b\nsecond line"}},
+            ],
+            **send,
+        }
+    }
+
+
+@pytest.mark.parametrize("kind", ["email", "push", "webhook"])
+def test_a_variants_step_reads_back_from_its_own_fields_and_through_the_json_view(
+    staff_client, marketer, make_campaign, email_channel, push_channel, webhook_channel, kind
+):
+    channel = {"email": email_channel, "push": push_channel, "webhook": webhook_channel}[kind]
+    step = split_send(channel, allocation="bandit")
+    if kind != "email":
+        messages = {
+            "push": [
+                {"title": "A", "body": "a", "data": {"screen": "cart"}},
+                {"title": "B", "body": "b", "url": "https://shop.example.com/"},
+            ],
+            "webhook": [{"text": "{{ profile.id }}", "n": [1]}, {"text": "b"}],
+        }[kind]
+        for variant, message in zip(step["send"]["variants"], messages, strict=True):
+            variant["message"] = message
+    journey = {"trigger": {"event": CART}, "entry": "once", "steps": [{"wait": {"hours": 2}}, step]}
+    campaign = make_campaign({"name": "Split", **journey})
+    client = staff_client(marketer)
+    fields = editor_fields(client, campaign)
+    # Each variant has its own name, weight and message fields, named by its pointer.
+    variant = "/steps/1/send/variants/1"
+    assert fields["/steps/1:allocation"] == "bandit" and "/steps/1:variants" not in fields
+    assert fields[f"{variant}:name"] == "B" and fields[f"{variant}:weight"] == ""
+    assert fields["/steps/1/send/variants/0:weight"] == "70"
+    shown = {"email": "subject", "push": "title", "webhook": "message"}[kind]
+    assert f"/steps/1/send/variants/0:{shown}" in fields and f"/steps/1:{shown}" not in fields
+    assert journey_from_fields(fields) == (journey, [])
+
+    as_json = fields_of(_compose(client, fields, op="json"), None)
+    assert json.loads(as_json["definition"]) == journey
+    back = fields_of(_compose(client, {**fields, **as_json}, op="visual"), None)
+    assert {k: v for k, v in back.items() if k != "mode"} == {
+        k: v for k, v in fields.items() if k.startswith("/")
+    }
+    assert client.post(f"/campaigns/{campaign.pk}/edit/", fields).status_code == 302
+    assert campaign.versions.count() == 1
+
+
+def test_a_send_step_splits_into_variants_edited_added_removed_and_back(
+    staff_client, marketer, make_campaign, email_channel
+):
+    campaign = make_campaign(cart_reminder(email_channel))
+    client = staff_client(marketer)
+    fields = editor_fields(client, campaign)
+    fields["/steps/1:subject"] = "Edited, not saved"
+    split = fields_of(_compose(client, fields, op="split", at="/steps/1"), None)
+    assert "/steps/1:subject" not in split and split["/steps/1:allocation"] == "split"
+    for index, name in enumerate("AB"):
+        at = f"/steps/1/send/variants/{index}"
+        assert split[f"{at}:name"] == name and split[f"{at}:weight"] == "50"
+        assert split[f"{at}:subject"] == "Edited, not saved"
+        assert split[f"{at}:html"] == fields["/steps/1:html"]
+
+    split["/steps/1/send/variants/1:subject"] = "B subject"
+    added = fields_of(_compose(client, split, op="add_variant", at="/steps/1"), None)
+    assert added["/steps/1/send/variants/2:name"] == "C"
+    assert added["/steps/1/send/variants/2:subject"] == "B subject"  # a copy of the last
+    page = _compose(client, added, op="remove_variant", at="/steps/1", index="0")
+    removed = fields_of(page, None)
+    assert [removed[f"/steps/1/send/variants/{i}:name"] for i in (0, 1)] == ["B", "C"]
+    assert "/steps/1/send/variants/2:name" not in removed
+    # Two left: neither can go (a test needs two; "Back to one message" ends it).
+    assert page.count('aria-label="Remove variant') == 2
+    assert (
+        page.count('"op": "remove_variant"') == 2
+        and page.count("disabled>\N{MULTIPLICATION SIGN}") == 2
+    )
+
+    removed["/steps/1/send/variants/1:weight"] = "25"
+    saved = client.post(
+        f"/campaigns/{campaign.pk}/edit/", {**removed, "name": "Cart reminder", "kind": "marketing"}
+    )
+    assert saved.status_code == 302
+    send = campaign.versions.order_by("number").last().definition["steps"][1]["send"]
+    assert send["allocation"] == "split"
+    assert [(v["name"], v["weight"], v["message"]["subject"]) for v in send["variants"]] == [
+        ("B", 50, "B subject"),
+        ("C", 25, "B subject"),
+    ]
+
+    saved_fields = editor_fields(client, campaign)
+    one = fields_of(_compose(client, saved_fields, op="unsplit", at="/steps/1"), None)
+    definition, problems = journey_from_fields(one)
+    assert problems == []
+    assert definition["steps"][1] == {
+        "send": {"channel": email_channel.pk, "message": send["variants"][0]["message"]}
+    }
+
+
+def test_a_problem_in_a_variant_is_shown_in_that_variant_at_its_field(
+    staff_client, marketer, make_campaign, email_channel
+):
+    campaign = make_campaign(
+        cart_reminder(email_channel, steps=[split_send(email_channel)], status="draft")
+    )
+    client = staff_client(marketer)
+    fields = editor_fields(client, campaign)
+    fields["/steps/0/send/variants/1:name"] = "A"
+    fields["/steps/0/send/variants/0:subject"] = ""
+    page = client.post(f"/campaigns/{campaign.pk}/edit/", fields).content.decode()
+    assert "Not saved: 2 problems," in page
+    assert 'class="flow-step flow-send invalid" id="node-steps-0"' in page
+    variants = page.split('id="node-steps-0-send-variants-0"', 1)[1].split("add-variant", 1)[0]
+    first, second = variants.split('id="node-steps-0-send-variants-1"', 1)
+    assert "message/subject" in first and "should be non-empty" in first
+    assert "another variant is named A" not in first
+    assert 'name="/steps/0/send/variants/0:subject" id="node-steps-0-send-variants-0-subject"' in (
+        first
+    )
+    assert 'aria-invalid="true"' in first.split(":subject", 1)[1].split(">", 1)[0]
+    assert "another variant is named A" in second
+    assert 'aria-invalid="true"' in second.split(":name", 1)[1].split(">", 1)[0]
+    assert 'aria-invalid="true"' not in second.split(":subject", 1)[1].split(">", 1)[0]
+    assert fields_of(page)["/steps/0/send/variants/1:name"] == "A"  # kept as typed
+
+    fields.update(
+        {
+            "/steps/0/send/variants/1:name": "B",
+            "/steps/0/send/variants/0:subject": "A",
+            "/steps/0/send/variants/0:weight": "0",
+            "/steps/0/send/variants/1:weight": "0",
+        }
+    )
+    page = client.post(f"/campaigns/{campaign.pk}/edit/", fields).content.decode()
+    head = page.split('id="node-steps-0"', 1)[1].split('<ol class="variants">', 1)[0]
+    assert "send/variants" in head and "a split needs a weight above 0" in head
+    assert campaign.versions.get().definition["steps"] == [split_send(email_channel)]
+
+
+def test_errors_at_a_variant_or_inside_it_go_to_that_variant_and_the_rest_to_its_step(
+    email_channel,
+):
+    definition = {"trigger": {"event": CART}, "steps": [split_send(email_channel)]}
+    errors = [
+        ConditionError("/steps/0/send/variants/1", "'message' is a required property"),
+        ConditionError("/steps/0/send/variants/1/weight", "-1 is less than the minimum of 0"),
+        ConditionError("/steps/0/send/variants/0/message/html", "unexpected tag"),
+        ConditionError("/steps/0/send/variants", "a split needs a weight above 0"),
+    ]
+    (node,) = journey_nodes(definition, errors=errors, channels=[email_channel])["steps"]
+    first, second = node["variants"]
+    assert node["marked"] and node["errors"] == [
+        {"at": "send/variants", "message": "a split needs a weight above 0"}
+    ]
+    assert first["errors"] == [{"at": "message/html", "message": "unexpected tag"}]
+    assert first["invalid"] == ["html"]
+    assert [e["at"] for e in second["errors"]] == ["", "weight"]
+    assert second["invalid"] == ["weight"]
+
+
+def test_variants_of_a_shape_the_editor_cannot_draw_travel_as_json(
+    staff_client, marketer, make_campaign, email_channel
+):
+    campaign = make_campaign(cart_reminder(email_channel))
+    client = staff_client(marketer)
+    odd = {"send": {"channel": email_channel.pk, "variants": ["A", "B"]}}
+    edited = {"trigger": {"event": CART}, "entry": "once", "steps": [odd]}
+    fields = {**editor_fields(client, campaign), "mode": "json", "definition": json.dumps(edited)}
+    page = _compose(client, fields, op="visual")
+    back = fields_of(page, None)
+    assert back["/steps/0:kind"] == "raw" and journey_from_fields(back) == (edited, [])
+
+
+def test_each_variant_previews_its_own_fields(staff_client, marketer, make_campaign, email_channel):
+    campaign = make_campaign(cart_reminder(email_channel, steps=[split_send(email_channel)]))
+    ann = person()
+    client = staff_client(marketer)
+    fields = editor_fields(client, campaign)
+    page = client.get(f"/campaigns/{campaign.pk}/edit/").content.decode()
+    assert page.count('"step": "/steps/0", "variant": "') == 4  # a preview, a test each
+    fields["/steps/0/send/variants/1:subject"] = "B for {{ profile.id }}"
+    post = {**fields, "step": "/steps/0", "preview_profile": ann.pk}
+    first = client.post("/campaigns/editor/preview/", {**post, "variant": "0"}).content.decode()
+    second = client.post("/campaigns/editor/preview/", {**post, "variant": "1"}).content.decode()
+    assert f"A for {ann.pk}" in first and f"B for {ann.pk}" in second
 
 
 def test_pause_from_the_editor_redraws_only_the_status(

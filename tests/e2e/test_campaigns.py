@@ -3,12 +3,14 @@ property filter, a wait, a branch, a send with its message), preview it for a pr
 it, send the events through the ingestion API and see the delivery in the log (and the mail at
 a real SMTP server)."""
 
+import json
 import uuid
 
 import httpx
 import pytest
 from django.utils import timezone
 
+from access.services import api_key_create
 from campaigns.models import Campaign
 from tests.campaigns.conftest import (  # noqa: F401 - fixtures shared with tests/campaigns
     CART,
@@ -105,15 +107,22 @@ def test_build_preview_activate_and_see_the_delivery(
         "where": [{"property": "price", "op": "gt", "value": 10}],
     }
 
-    # A test send from the editor, of the saved message.
+    # A test send from the editor sends the fields as they are, saved or not. A template that
+    # cannot be used is marked at its field and sends nothing.
     page.goto(f"{live_server.url}/campaigns/{campaign.pk}/edit/")
+    page.on("dialog", lambda dialog: dialog.accept())  # "leave with edits not saved?"
     page.fill("#preview-profile", str(ann.pk))
+    page.fill(f"{send}-subject", "Still {% if %}")
+    page.locator(send).get_by_role("button", name="Send test").click()
+    page.wait_for_selector(f"{send}-test >> text=Not sent: the message has 1 problem.")
+    page.wait_for_selector(f"{send}-subject[aria-invalid=true]:focus")
+    page.fill(f"{send}-subject", "Edited: {{ profile.traits.favourite }} are waiting")
+    assert page.get_attribute(f"{send}-subject", "aria-invalid") is None
     page.locator(send).get_by_role("button", name="Send test").click()
     page.wait_for_selector(f"{send}-test >> text=Test sent to marketer@example.com")
-    assert (
-        sink.to("marketer@example.com")[0]["Subject"]
-        == "[Test] Still thinking about the red shoes?"
-    )
+    (test,) = sink.to("marketer@example.com")
+    assert test["Subject"] == "[Test] Edited: red shoes are waiting"
+    assert campaign.versions.count() == 1  # tested, not saved
 
     ingest(live_server.url, ann, CART, {"price": 25, "name": "Red shoes"})
     ingest(live_server.url, bob, CART, {"price": 5, "name": "Socks"})
@@ -179,3 +188,100 @@ def test_the_editor_points_at_a_broken_node_and_the_preference_centre_saves(
     page.click("text=Save my choices")
     page.wait_for_selector("text=Saved")
     shot("preference-centre")
+
+
+def test_a_two_variant_send_step_is_built_saved_and_read_back_from_the_api(
+    page, live_server, marketer, login, shot, request
+):
+    sink, channel = request.getfixturevalue("smtp"), request.getfixturevalue("email_channel")
+    ann = person(email_address="ann@example.com", traits={"favourite": "red shoes"})
+    login(marketer)
+    page.goto(f"{live_server.url}/campaigns/new/")
+    page.fill("#id_name", "Subject line test")
+    add_step(page, "/steps", 1, "send")
+    send = "#node-steps-1"
+    page.wait_for_selector(f"{send}-subject")
+    page.fill(f"{send}-subject", "Your {{ profile.traits.favourite }} are waiting")
+    page.fill(f"{send}-text", "Come back")
+
+    # The one message becomes variants A and B, each with its own fields.
+    page.locator(send).get_by_role("button", name="A/B test this message").click()
+    a, b = f"{send}-send-variants-0", f"{send}-send-variants-1"
+    page.wait_for_selector(f"{b}-subject")
+    assert page.input_value(f"{a}-subject") == page.input_value(f"{b}-subject")
+    page.fill(f"{a}-weight", "70")
+    page.fill(f"{b}-name", "Urgent")
+    page.fill(f"{b}-weight", "30")
+    page.fill(f"{b}-subject", "Last chance: {{ profile.traits.favourite }}")
+    page.wait_for_selector(f"{b} output[data-share] >> text=30% of people")
+    page.fill("#preview-profile", str(ann.pk))
+    page.dispatch_event("#preview-profile", "change")
+    page.wait_for_selector(f"{a}-preview >> text=Your red shoes are waiting")
+    page.wait_for_selector(f"{b}-preview >> text=Last chance: red shoes")
+
+    # A third variant (the first free letter) comes and goes; the edits stay.
+    page.get_by_role("button", name="+ Add variant").click()
+    page.wait_for_selector(f"{send}-send-variants-2-name")
+    assert page.input_value(f"{send}-send-variants-2-name") == "B"
+    page.get_by_role("button", name="Remove variant B").click()
+    page.wait_for_selector(f"{send}-send-variants-2", state="detached")
+    assert page.input_value(f"{b}-name") == "Urgent"
+
+    # The JSON view shows the same step, and the visual editor draws it back.
+    page.click("#view-json")
+    shown = json.loads(page.input_value("#id_definition"))["steps"][1]["send"]
+    assert [(v["name"], v["weight"]) for v in shown["variants"]] == [("A", 70), ("Urgent", 30)]
+    page.click("#view-visual")
+    page.wait_for_selector(f"{b}-name")
+    assert page.input_value(f"{b}-subject") == "Last chance: {{ profile.traits.favourite }}"
+    page.wait_for_selector(f"{b}-preview >> text=Last chance: red shoes")
+
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.wait_for_selector("text=saved")
+    campaign = Campaign.objects.get()
+    key = api_key_create(name="CRM", scopes=["campaigns:read"]).key
+    response = httpx.get(
+        f"{live_server.url}/api/v1/campaigns/{campaign.pk}/",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["steps"][1] == {
+        "send": {
+            "channel": channel.pk,
+            "allocation": "split",
+            "variants": [
+                {
+                    "name": "A",
+                    "weight": 70,
+                    "message": {
+                        "subject": "Your {{ profile.traits.favourite }} are waiting",
+                        "text": "Come back",
+                    },
+                },
+                {
+                    "name": "Urgent",
+                    "weight": 30,
+                    "message": {
+                        "subject": "Last chance: {{ profile.traits.favourite }}",
+                        "text": "Come back",
+                    },
+                },
+            ],
+        }
+    }
+
+    # Each variant has its own test send, of its fields as they are.
+    page.goto(f"{live_server.url}/campaigns/{campaign.pk}/edit/")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.fill("#preview-profile", str(ann.pk))
+    page.fill(f"{b}-subject", "Really the last chance: {{ profile.traits.favourite }}")
+    page.locator(b).get_by_role("button", name="Send test").click()
+    page.wait_for_selector(f"{b}-test >> text=Test sent to marketer@example.com")
+    assert [m["Subject"] for m in sink.messages] == ["[Test] Really the last chance: red shoes"]
+    page.wait_for_selector(f"{b}-preview >> text=Really the last chance: red shoes")
+    page.evaluate("window.scrollTo(0, 0)")  # the sticky toolbar then stays at the top
+    page.set_viewport_size({"width": 1440, "height": 900})
+    shot("campaign-editor-variants")
+    page.set_viewport_size({"width": 390, "height": 844})
+    shot("campaign-editor-variants-phone")
