@@ -185,27 +185,13 @@ def recommendations_anonymous(*, request: Request) -> Answer:
     return _cached_answer(None, request)
 
 
-def cached_answer_for_profile_id(*, profile_id: int, request: Request) -> Answer | None:
-    """`recommendations_for_profile_id`'s answer if it is in the cache; None, having built
-    nothing, if it is not or there is no such profile."""
-    subject = serving_subject(profile_id=profile_id)
-    if subject is None:
-        return None
-    lookup = _lookup(subject.profile_id if subject.personalization_allowed else None, request)
-    return Answer(**{**lookup.found, "cached": True}) if lookup.found is not None else None
-
-
-def _lookup(profile_id: int | None, request: Request) -> cache.Lookup:
-    # Keyed by the request as asked: the page item names its category, so a hit needs no query.
-    return cache.list_lookup(
-        profile_id=profile_id, request={"personal": profile_id is not None, **request.key()}
-    )
-
-
 def _cached_answer(
     profile_id: int | None, request: Request, profile: Profile | None = None
 ) -> Answer:
-    lookup = _lookup(profile_id, request)
+    # Keyed by the request as asked: the page item names its category, so a hit needs no query.
+    lookup = cache.list_lookup(
+        profile_id=profile_id, request={"personal": profile_id is not None, **request.key()}
+    )
     if lookup.found is not None:
         return Answer(**{**lookup.found, "cached": True})
     if profile_id is not None and profile is None:

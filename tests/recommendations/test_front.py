@@ -1,4 +1,4 @@
-"""Cached lists answered by the web nodes' WSGI front (recommendations/front.py): the same
+"""Profiles' lists answered by the web nodes' WSGI front (recommendations/front.py): the same
 answers as the API view behind Django's handler, which answers everything the front declines.
 
 Answers from the front carry no X-Frame-Options header (Django's clickjacking middleware adds
@@ -66,11 +66,11 @@ def key(served) -> str:
     return api_key_create(name="shop", scopes=["recommendations:read"]).key
 
 
-def test_a_cached_list_is_answered_by_the_front_as_the_api_answers_it(served, key):
+def test_lists_are_answered_by_the_front_as_the_api_answers_them(served, key):
     _, profile = a_person(served)
     path = f"/api/v1/profiles/{profile.pk}/recommendations/?slot=home&k=5"
-    status, headers, built = _front(path, key)  # a miss: declined, built by the API view
-    assert status == 200 and "X-Frame-Options" in headers
+    status, headers, built = _front(path, key)  # built and cached
+    assert status == 200 and "X-Frame-Options" not in headers
     assert json.loads(built)["cached"] is False
     status, headers, front = _front(path, key)
     assert status == 200 and "X-Frame-Options" not in headers
@@ -115,7 +115,7 @@ def test_what_the_front_cannot_answer_exactly_is_left_to_the_api(
         "other scope": api_key_create(name="p", scopes=["profiles:read"]).key,
         "key": key,
     }
-    _front(path, key)  # cached where it can be
+    _front(path, key)  # cached where it can be, so that both answers below read the cache
     status, headers, content = _front(path, keys[credentials], **environ)
     assert "X-Frame-Options" in headers  # Django's handler answered
     expected_status, _, expected = _django(path, keys[credentials], **environ)
