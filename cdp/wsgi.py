@@ -1,6 +1,6 @@
 """The WSGI application, imported once by every web process (cdp/web.py) and by runserver: the
-fixed ingestion routes and /v1/decide are served in front of Django's handler
-(profiles/ingest_middleware.py), everything else by it."""
+fixed ingestion routes, /v1/decide and cached recommendation lists are served in front of
+Django's handler (profiles/ingest_middleware.py), everything else by it."""
 
 import gc
 import os
@@ -14,8 +14,11 @@ django_application = get_wsgi_application()
 
 from experiences.decide_urls import DECIDE_ROUTES  # noqa: E402 - needs Django set up
 from profiles.ingest_middleware import IngestApplication  # noqa: E402
+from recommendations.front import RECOMMENDATION_ROUTES  # noqa: E402
 
-application = IngestApplication(django_application, more_routes=DECIDE_ROUTES)
+application = IngestApplication(
+    django_application, more_routes=DECIDE_ROUTES, pattern_routes=RECOMMENDATION_ROUTES
+)
 
 
 def _warm_up() -> None:

@@ -14,8 +14,9 @@ around this middleware (the request signals, the middleware chain's wrappers, UR
 was ~80 of ~330 us of CPU per single-event request, measured in one process.
 """
 
+import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from django.core.handlers.exception import response_for_exception
@@ -45,13 +46,24 @@ class IngestRoutesMiddleware:
 
 
 Routes = Mapping[str, tuple[Callable[..., Any], dict[str, Any]]]
+# A path pattern, its view (the pattern's named groups are its arguments) and the route's name
+# in the request metrics (as Django's handler names it: never the path, whose ids would make
+# a series each).
+PatternRoutes = Sequence[tuple[re.Pattern[str], Callable[..., Any], str]]
+Route = tuple[Callable[..., Any], dict[str, Any], str]
+
+
+class Declined(Exception):
+    """Raised by a front route's view to leave the request to Django's handler (a front route
+    may answer only some requests of its path: e.g. a cached list, not a miss)."""
 
 
 class IngestApplication:
-    """WSGI: the fixed ingestion routes (`INGEST_ROUTES`) and the `more_routes` given (full
-    path to (view, arguments), e.g. /v1/decide, from apps above this one) served here; every
-    other path, /v1/projects/<key>/settings and unknown /v1/ paths included, by Django's
-    handler.
+    """WSGI: the fixed ingestion routes (`INGEST_ROUTES`), the `more_routes` given (full
+    path to (view, arguments), e.g. /v1/decide, from apps above this one) and the
+    `pattern_routes` given (path pattern to view; e.g. cached recommendation lists) served
+    here; every other path, /v1/projects/<key>/settings and unknown /v1/ paths included, and
+    every request a view declines (`Declined`), by Django's handler.
 
     What those routes need of the handler is kept: SecurityMiddleware (HTTPS redirect,
     security headers); an exception answered as Django answers it (`response_for_exception`:
@@ -61,33 +73,50 @@ class IngestApplication:
     """
 
     def __init__(
-        self, django_application: Callable[..., Iterable[bytes]], more_routes: Routes | None = None
+        self,
+        django_application: Callable[..., Iterable[bytes]],
+        more_routes: Routes | None = None,
+        pattern_routes: PatternRoutes = (),
     ) -> None:
         self.django_application = django_application
         self.more_routes = dict(more_routes or {})
+        self.pattern_routes = tuple(pattern_routes)
         self.secured_view = SecurityMiddleware(self._view)
 
+    def _route(self, path: str) -> Route | None:
+        fixed = INGEST_ROUTES.get(path) or self.more_routes.get(path)
+        if fixed is not None:
+            return (*fixed, path.rstrip("/"))
+        for pattern, view, name in self.pattern_routes:
+            match = pattern.fullmatch(path)
+            if match:
+                return view, match.groupdict(), name
+        return None
+
     def _view(self, request: HttpRequest) -> HttpResponse:
-        view, kwargs = INGEST_ROUTES.get(request.path_info) or self.more_routes[request.path_info]
+        view, kwargs, _ = request.front_route  # type: ignore[attr-defined]
         return view(request, **kwargs)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO")
-        if path not in INGEST_ROUTES and path not in self.more_routes:
+        route = self._route(environ.get("PATH_INFO") or "")
+        if route is None:
             return self.django_application(environ, start_response)
         began = time.perf_counter()
         request = WSGIRequest(environ)
+        request.front_route = route  # type: ignore[attr-defined]
         # As Django's request_started does: with CONN_HEALTH_CHECKS, a kept connection that
         # died since the last request is replaced before this one uses it.
         close_old_connections()
         try:
             response = self.secured_view(request)
+        except Declined:
+            return self.django_application(environ, start_response)
         except Exception as exc:  # answered as Django's handler would
             response = response_for_exception(request, exc)
         finally:
             close_old_connections()
         http_request_record(
-            route=request.path_info.rstrip("/"),
+            route=route[2],
             method=request.method or "",
             status=response.status_code,
             seconds=time.perf_counter() - began,

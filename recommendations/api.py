@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.http import QueryDict
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -339,12 +340,11 @@ class RecommendationQuerySerializer(serializers.Serializer):
     hour = serializers.IntegerField(min_value=0, max_value=23, required=False)
 
 
-def _recommendation_request(
-    request: Request, *, extra: frozenset[str] = frozenset(), similar_to: str = ""
+def recommendation_request(
+    params: QueryDict, *, extra: frozenset[str] = frozenset(), similar_to: str = ""
 ) -> serving.Request:
-    """The request's parameters, checked; `similar_to` (the similar items endpoint) fixes the
-    slot and the page item, which may then not be given."""
-    params = request.query_params
+    """The query's parameters, checked (ValidationError, NotFound); `similar_to` (the similar
+    items endpoint) fixes the slot and the page item, which may then not be given."""
     allowed = set(RecommendationQuerySerializer._declared_fields) | extra | {"format"}
     if similar_to:
         allowed -= {"slot", "page_item"}
@@ -429,7 +429,7 @@ class ProfileRecommendationsApi(RecommendationsResource, APIView):
     )
     def get(self, request: Request, profile_id: int) -> Response:
         answer = serving.recommendations_for_profile_id(
-            profile_id=profile_id, request=_recommendation_request(request)
+            profile_id=profile_id, request=recommendation_request(request.query_params)
         )
         if answer is None:
             raise NotFound(f"No profile with id {profile_id}.")
@@ -466,7 +466,7 @@ class IdentifierRecommendationsApi(RecommendationsResource, APIView):
         kind, value = next(iter(given.items()))
         if not value or len(value) > 255 or "\x00" in value:
             raise ValidationError({kind: ["Must be 1 to 255 characters, without NUL."]})
-        wanted = _recommendation_request(request, extra=self.identifier_params)
+        wanted = recommendation_request(request.query_params, extra=self.identifier_params)
         profile = profile_by_identity(kind=kind, value=value)
         if profile is None:
             answer = serving.recommendations_anonymous(request=wanted)
@@ -489,7 +489,7 @@ class ItemSimilarApi(RecommendationsResource, APIView):
     )
     def get(self, request: Request, item_id: str) -> Response:
         item = _item_or_404(item_id)
-        wanted = _recommendation_request(request, similar_to=item.external_id)
+        wanted = recommendation_request(request.query_params, similar_to=item.external_id)
         answer = serving.recommendations_anonymous(request=wanted)
         return Response(answer_output(answer))
 
