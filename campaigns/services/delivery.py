@@ -31,7 +31,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from access.services import AuditItem, audit_record, audit_record_many
+from access.services import audit_record
 from campaigns import definition as steps_language
 from campaigns import selectors
 from campaigns.channels import Transport, TransportError, transport_for
@@ -372,8 +372,8 @@ def _sent_rows_update(sent: list[Delivery], at: dt.datetime) -> None:
 
 
 def _sent_record(sent: list[Delivery]) -> None:
-    """Mark sent in bulk (rows the sweep already gave up on stay failed), clear the channels'
-    failing marks, and write one audit row per send."""
+    """Mark sent in bulk (rows the sweep already gave up on stay failed), clear the channel's
+    failing mark, and write the chunk's audit row. `sent`: one chunk, of one channel."""
     if not sent:
         return
     at = timezone.now()
@@ -398,18 +398,20 @@ def _sent_record(sent: list[Delivery]) -> None:
             ],
             ignore_conflicts=True,
         )
-        audit_record_many(
+        # One audit row per chunk, naming each delivery, its person and campaign: every send
+        # stays in the tamper-evident log (the Delivery rows, which erasure removes, hold the
+        # rest), at one append to the chain per chunk rather than per message.
+        audit_record(
             actor=None,
             action="campaign.send",
             resource="campaigns",
-            items=[
-                AuditItem(
-                    delivery.pk,
-                    delivery.profile.pk,
-                    {"campaign": delivery.campaign_id, "channel": delivery.channel_id},
-                )
-                for delivery in sent
-            ],
+            details={
+                "channel": sent[0].channel_id,
+                "deliveries": [
+                    {"delivery": d.pk, "profile": d.profile.pk, "campaign": d.campaign_id}
+                    for d in sent
+                ],
+            },
         )
 
 
