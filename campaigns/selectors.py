@@ -247,8 +247,11 @@ def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.datetime | dt.date) else value
 
 
-def delivery_context(*, delivery: Delivery, profile: Profile) -> dict[str, Any]:
-    """What a delivery's templates see (see campaigns.messages)."""
+def delivery_context(
+    *, delivery: Delivery, profile: Profile, unsubscribe_link: bool = True
+) -> dict[str, Any]:
+    """What a delivery's templates see (see campaigns.messages). Without `unsubscribe_link`
+    (a message that never reads it), `unsubscribe_url` is left empty rather than signed."""
     computed = profile_computed_features(profile, now=timezone.now())
     trigger = delivery.entry.trigger or {}
     return {
@@ -259,7 +262,7 @@ def delivery_context(*, delivery: Delivery, profile: Profile) -> dict[str, Any]:
         },
         "event": {"name": trigger.get("event", ""), "properties": trigger.get("properties", {})},
         "campaign": {"name": delivery.campaign.name},
-        "unsubscribe_url": unsubscribe_url(delivery_id=delivery.pk),
+        "unsubscribe_url": unsubscribe_url(delivery_id=delivery.pk) if unsubscribe_link else "",
         "recommendations": RecommendationSlots(profile),
     }
 
