@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,6 +181,17 @@ def marketing_sends_since(*, profile_ids: Collection[int], since: dt.datetime) -
         .annotate(n=Count("id"))
         .values_list("profile_id", "n")
     )
+
+
+def campaign_rows_attach(rows: Sequence[Entry] | Sequence[Delivery]) -> None:
+    """Set each row's `campaign` and `version`, each read once for all the rows (two queries):
+    a batch's rows share a few, and a version's definition, which holds its messages, is
+    decoded once rather than once per row as select_related would."""
+    campaigns = Campaign.objects.in_bulk({row.campaign_id for row in rows})
+    versions = CampaignVersion.objects.in_bulk({row.version_id for row in rows})
+    for row in rows:
+        row.campaign = campaigns[row.campaign_id]
+        row.version = versions[row.version_id]
 
 
 def deliveries_queued_of(*, entry_ids: Collection[int]) -> list[int]:

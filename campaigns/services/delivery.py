@@ -38,7 +38,6 @@ from campaigns.channels import Transport, TransportError, transport_for
 from campaigns.channels.email import EmailTransport
 from campaigns.models import (
     Campaign,
-    CampaignVersion,
     Channel,
     Delivery,
     Entry,
@@ -238,14 +237,11 @@ def deliveries_send(
 
 
 def _shared_rows_attach(deliveries: list[Delivery]) -> None:
-    """Attach campaigns, versions and channels, read once each for the batch: a batch's
-    deliveries share a few, and a version's definition is decoded once, not per row."""
-    campaigns = Campaign.objects.in_bulk({d.campaign_id for d in deliveries})
-    versions = CampaignVersion.objects.in_bulk({d.version_id for d in deliveries})
+    """Attach campaigns, versions and channels, read once each for the batch (see
+    selectors.campaign_rows_attach)."""
+    selectors.campaign_rows_attach(deliveries)
     channels = Channel.objects.in_bulk({d.channel_id for d in deliveries})
     for delivery in deliveries:
-        delivery.campaign = campaigns[delivery.campaign_id]
-        delivery.version = versions[delivery.version_id]
         delivery.channel = channels[delivery.channel_id]
 
 
