@@ -346,8 +346,14 @@ def _sent_rows_update(sent: list[Delivery], at: dt.datetime) -> None:
         )
         return
     table = Delivery._meta.db_table
+    # The outcome's commit does not wait for the disk (SET LOCAL: this transaction only, and
+    # the same round trip). A database crash may then lose the last fraction of a second of
+    # outcomes: those rows stay "sending", and the sweep marks them failed, never sends them
+    # again. The claim that marked them "sending" before the send committed durably: that
+    # write is what keeps a message from going twice.
     sql = (
-        f"UPDATE {table} AS d SET status = %s, sent_at = %s, updated_at = %s, "  # noqa: S608 - names are ours
+        "SET LOCAL synchronous_commit TO OFF; "  # noqa: S608 - the names are ours
+        f"UPDATE {table} AS d SET status = %s, sent_at = %s, updated_at = %s, "
         "last_error = '', message_digest = u.digest, provider_message_id = u.provider_id "
         "FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[]) AS u(id, digest, provider_id) "
         "WHERE d.id = u.id AND d.status = %s"
