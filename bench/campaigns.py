@@ -22,7 +22,8 @@ aiosmtpd SMTP sink; each arrival is timed there):
 `python -m bench campaigns [--only throughput,latency,broadcast] [--broadcast N] [--profile DIR]`
 (`--profile`: a cProfile of each channel's run in (1), written to DIR/<channel>.prof).
 CPU-seconds per 1,000 sends are printed beside each rate in (1): the sending process's CPU
-(every thread), less sensitive than the rate to what else the machine runs.
+(every thread), less sensitive than the rate to what else the machine runs; and the load
+average (1 minute) before and after each measurement, since the machine may be shared.
 
 Environment: BENCH_CAMPAIGNS_DATABASE_URL (postgres://postgres@127.0.0.1:5432/cdp_bench_campaigns),
 BENCH_CAMPAIGNS_REDIS_URL (redis://127.0.0.1:6379/7; its Celery queues are emptied),
@@ -215,6 +216,7 @@ def _throughput(profile_dir: str = "") -> None:
         ("email", mail, {"subject": "Hi {{ profile.traits.first_name }}", "text": "Hello"}),
     ):
         ids = queued(channel, message)
+        load_before = os.getloadavg()[0]
         profiler = cProfile.Profile() if profile_dir else None
         started, cpu_started = time.monotonic(), time.process_time()
         if profiler is not None:
@@ -254,7 +256,9 @@ def _throughput(profile_dir: str = "") -> None:
             f"   {kind:8} {ours:7,.0f} sends/s ({sent} sent)   bare {bare_name} "
             f"{bare_rate:7,.0f}/s   ratio {ours / bare_rate:.2f}   "
             f"(target >= {TARGETS[kind]:,}/s)\n"
-            f"            CPU per 1,000 sends: {ours_cpu:.2f} s (bare {bare_cpu:.2f} s)",
+            f"            CPU per 1,000 sends: {ours_cpu:.2f} s (bare {bare_cpu:.2f} s); load "
+            f"average before / after {load_before:.1f} / {os.getloadavg()[0]:.1f} on "
+            f"{os.cpu_count()} cores",
             flush=True,
         )
 
@@ -420,6 +424,7 @@ def _latency(env: dict[str, str], arrivals: Arrivals, processes: list[subprocess
     _identify_everyone(EVENTS)
     _wait_processed(timeout=300)
     cpu_before = [_tree_cpu_seconds(process.pid) for process in processes]
+    load_before = os.getloadavg()[0]
     accepted = _paced_tracks(EVENTS, RATE)
     arrivals.wait_for("email", "lat-", len(accepted), timeout=120)
     arrivals.wait_for("webhook", "k", len(accepted), timeout=120)
@@ -431,7 +436,8 @@ def _latency(env: dict[str, str], arrivals: Arrivals, processes: list[subprocess
         f"2. trigger to delivery, {EVENTS} events at {RATE:.0f}/s through the web server and "
         f"{WORKERS} Celery worker processes (Redis), a zero wait, {len(accepted)} answered 200:\n"
         f"   CPU per 1,000 events (each one email and one webhook): web server "
-        f"{web_cpu:.2f} s, workers {workers_cpu:.2f} s"
+        f"{web_cpu:.2f} s, workers {workers_cpu:.2f} s; load average before / after "
+        f"{load_before:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     for channel in ("email", "webhook"):
         keys = {

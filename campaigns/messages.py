@@ -59,6 +59,30 @@ def _parsed(template: str, html: bool) -> BoundTemplate:
     return (_html_env if html else _text_env).from_string(template)
 
 
+@functools.lru_cache(maxsize=512)
+def _names_read(template: str) -> frozenset[str]:
+    # Liquid's static analysis: the root names the template reads, wherever (output, tags,
+    # filter arguments, brackets), with those it assigns itself left out.
+    return frozenset(_parsed(template, False).analyze().globals)
+
+
+def reads(value: Any, name: str) -> bool:
+    """Whether a message (a template, or JSON whose strings are templates) reads the context
+    name `name`: what a template never reads need not be built (the unsubscribe link is
+    signed). A template that does not parse counts as reading everything; it fails to render
+    anyway, saying why."""
+    if isinstance(value, str):
+        try:
+            return name in _names_read(value)
+        except LiquidError:
+            return True
+    if isinstance(value, dict):
+        return any(reads(item, name) for item in value.values())
+    if isinstance(value, list):
+        return any(reads(item, name) for item in value)
+    return False
+
+
 def render(template: str, context: Mapping[str, Any], *, html: bool) -> str:
     try:
         return str(_parsed(template, html).render(**context))

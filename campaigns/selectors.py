@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,6 +196,17 @@ def marketing_sends_since(*, profile_ids: Collection[int], since: dt.datetime) -
     )
 
 
+def campaign_rows_attach(rows: Sequence[Entry] | Sequence[Delivery]) -> None:
+    """Set each row's `campaign` and `version`, each read once for all the rows (two queries):
+    a batch's rows share a few, and a version's definition, which holds its messages, is
+    decoded once rather than once per row as select_related would."""
+    campaigns = Campaign.objects.in_bulk({row.campaign_id for row in rows})
+    versions = CampaignVersion.objects.in_bulk({row.version_id for row in rows})
+    for row in rows:
+        row.campaign = campaigns[row.campaign_id]
+        row.version = versions[row.version_id]
+
+
 def deliveries_queued_of(*, entry_ids: Collection[int]) -> list[int]:
     """The ids of these entries' deliveries still queued (due or not), oldest first."""
     return list(
@@ -260,8 +271,11 @@ def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.datetime | dt.date) else value
 
 
-def delivery_context(*, delivery: Delivery, profile: Profile) -> dict[str, Any]:
-    """What a delivery's templates see (see campaigns.messages)."""
+def delivery_context(
+    *, delivery: Delivery, profile: Profile, unsubscribe_link: bool = True
+) -> dict[str, Any]:
+    """What a delivery's templates see (see campaigns.messages). Without `unsubscribe_link`
+    (a message that never reads it), `unsubscribe_url` is left empty rather than signed."""
     computed = profile_computed_features(profile, now=timezone.now())
     trigger = delivery.entry.trigger or {}
     return {
@@ -272,7 +286,7 @@ def delivery_context(*, delivery: Delivery, profile: Profile) -> dict[str, Any]:
         },
         "event": {"name": trigger.get("event", ""), "properties": trigger.get("properties", {})},
         "campaign": {"name": delivery.campaign.name},
-        "unsubscribe_url": unsubscribe_url(delivery_id=delivery.pk),
+        "unsubscribe_url": unsubscribe_url(delivery_id=delivery.pk) if unsubscribe_link else "",
         "recommendations": RecommendationSlots(profile),
     }
 

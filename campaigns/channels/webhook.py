@@ -69,11 +69,14 @@ def rendered_message(delivery: Delivery) -> Any:
     step = definition.step_at(
         delivery.version.definition["steps"], definition.pointer_path(delivery.step)
     )
-    context = selectors.delivery_context(delivery=delivery, profile=delivery.profile)
+    message = definition.send_message(step["send"], delivery.variant)
+    context = selectors.delivery_context(
+        delivery=delivery,
+        profile=delivery.profile,
+        unsubscribe_link=messages.reads(message, "unsubscribe_url"),
+    )
     try:
-        return messages.render_json(
-            definition.send_message(step["send"], delivery.variant), context
-        )
+        return messages.render_json(message, context)
     except messages.RenderError as error:
         raise TransportError(f"the message did not render: {error}", permanent=True) from None
 

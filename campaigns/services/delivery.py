@@ -31,7 +31,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from access.services import AuditItem, audit_record, audit_record_many
+from access.services import audit_record
 from campaigns import definition as steps_language
 from campaigns import selectors
 from campaigns.channels import Transport, TransportError, transport_for
@@ -39,7 +39,6 @@ from campaigns.channels.email import EmailTransport
 from campaigns.definition import InvalidCampaign
 from campaigns.models import (
     Campaign,
-    CampaignVersion,
     Channel,
     Delivery,
     Entry,
@@ -239,14 +238,11 @@ def deliveries_send(
 
 
 def _shared_rows_attach(deliveries: list[Delivery]) -> None:
-    """Attach campaigns, versions and channels, read once each for the batch: a batch's
-    deliveries share a few, and a version's definition is decoded once, not per row."""
-    campaigns = Campaign.objects.in_bulk({d.campaign_id for d in deliveries})
-    versions = CampaignVersion.objects.in_bulk({d.version_id for d in deliveries})
+    """Attach campaigns, versions and channels, read once each for the batch (see
+    selectors.campaign_rows_attach)."""
+    selectors.campaign_rows_attach(deliveries)
     channels = Channel.objects.in_bulk({d.channel_id for d in deliveries})
     for delivery in deliveries:
-        delivery.campaign = campaigns[delivery.campaign_id]
-        delivery.version = versions[delivery.version_id]
         delivery.channel = channels[delivery.channel_id]
 
 
@@ -351,8 +347,14 @@ def _sent_rows_update(sent: list[Delivery], at: dt.datetime) -> None:
         )
         return
     table = Delivery._meta.db_table
+    # The outcome's commit does not wait for the disk (SET LOCAL: this transaction only, and
+    # the same round trip). A database crash may then lose the last fraction of a second of
+    # outcomes: those rows stay "sending", and the sweep marks them failed, never sends them
+    # again. The claim that marked them "sending" before the send committed durably: that
+    # write is what keeps a message from going twice.
     sql = (
-        f"UPDATE {table} AS d SET status = %s, sent_at = %s, updated_at = %s, "  # noqa: S608 - names are ours
+        "SET LOCAL synchronous_commit TO OFF; "  # noqa: S608 - the names are ours
+        f"UPDATE {table} AS d SET status = %s, sent_at = %s, updated_at = %s, "
         "last_error = '', message_digest = u.digest, provider_message_id = u.provider_id "
         "FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[]) AS u(id, digest, provider_id) "
         "WHERE d.id = u.id AND d.status = %s"
@@ -373,8 +375,8 @@ def _sent_rows_update(sent: list[Delivery], at: dt.datetime) -> None:
 
 
 def _sent_record(sent: list[Delivery]) -> None:
-    """Mark sent in bulk (rows the sweep already gave up on stay failed), clear the channels'
-    failing marks, and write one audit row per send."""
+    """Mark sent in bulk (rows the sweep already gave up on stay failed), clear the channel's
+    failing mark, and write the chunk's audit row. `sent`: one chunk, of one channel."""
     if not sent:
         return
     at = timezone.now()
@@ -399,18 +401,20 @@ def _sent_record(sent: list[Delivery]) -> None:
             ],
             ignore_conflicts=True,
         )
-        audit_record_many(
+        # One audit row per chunk, naming each delivery, its person and campaign: every send
+        # stays in the tamper-evident log (the Delivery rows, which erasure removes, hold the
+        # rest), at one append to the chain per chunk rather than per message.
+        audit_record(
             actor=None,
             action="campaign.send",
             resource="campaigns",
-            items=[
-                AuditItem(
-                    delivery.pk,
-                    delivery.profile.pk,
-                    {"campaign": delivery.campaign_id, "channel": delivery.channel_id},
-                )
-                for delivery in sent
-            ],
+            details={
+                "channel": sent[0].channel_id,
+                "deliveries": [
+                    {"delivery": d.pk, "profile": d.profile.pk, "campaign": d.campaign_id}
+                    for d in sent
+                ],
+            },
         )
 
 

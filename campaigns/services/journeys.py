@@ -278,7 +278,7 @@ def entries_advance_send(
 def _entries_claim(entry_ids: Sequence[int], now: dt.datetime) -> list[Entry]:
     """Lock these entries that are active and due in an active campaign (skipping those
     another worker holds)."""
-    return list(
+    entries = list(
         Entry.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(
             pk__in=list(entry_ids),
@@ -286,9 +286,11 @@ def _entries_claim(entry_ids: Sequence[int], now: dt.datetime) -> list[Entry]:
             due_at__lte=now,
             campaign__status=Campaign.Status.ACTIVE,
         )
-        .select_related("version", "campaign", "profile")
+        .select_related("profile")
         .order_by("pk")
     )
+    selectors.campaign_rows_attach(entries)
+    return entries
 
 
 def entries_due_advance(*, now: dt.datetime | None = None, batch: int = ADVANCE_BATCH) -> int:
@@ -302,9 +304,10 @@ def entries_due_advance(*, now: dt.datetime | None = None, batch: int = ADVANCE_
                 due_at__lte=now,
                 campaign__status=Campaign.Status.ACTIVE,
             )
-            .select_related("version", "campaign", "profile")
+            .select_related("profile")
             .order_by("due_at", "pk")[:batch]
         )
+        selectors.campaign_rows_attach(entries)
         deliveries_queue(delivery_ids=_entries_walk(entries, now))
     if len(entries) == batch:
         task_queue("entries_due_task")

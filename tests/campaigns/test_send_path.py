@@ -1,8 +1,9 @@
 """The send path's shape: a person who enters is sent to by the task queued at entry (no second
 trip through the queue), a retry of that task sends what an earlier run left unsent and
 nothing twice, a batch's queries do not grow with its recipients, a batch of several chunks
-goes over a few SMTP connections kept across them, and the tracking links built from a route
-reversed once are the links Django reverses."""
+goes over a few SMTP connections kept across them, each sent chunk is one audit row, only the
+sent outcome's commit skips waiting for the disk (never the claim before the send), and the
+tracking links built from a route reversed once are the links Django reverses."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
+from access.models import AuditLog
+from access.selectors import audit_chain_verify
 from campaigns import services
 from campaigns.models import Delivery, Entry
 from campaigns.services.delivery import SEND_CHUNK
@@ -91,6 +94,42 @@ def test_an_email_batch_of_several_chunks_goes_over_a_few_connections_kept_acros
     assert Delivery.objects.filter(status=Delivery.Status.SENT).count() == len(ids)
     assert sorted(message["To"] for message in smtp.messages) == sorted(addresses)
     assert 1 <= smtp.sessions <= settings.CAMPAIGN_SEND_CONCURRENCY
+
+
+def test_each_sent_chunk_is_one_audit_row_naming_every_delivery_its_person_and_campaign(
+    smtp, email_channel, make_campaign
+):
+    campaign = make_campaign(_send_now(email_channel))
+    people = [person(email_address=f"p{n}@example.com") for n in range(SEND_CHUNK + 3)]
+    deliveries = [delivery_make(campaign, p, email_channel) for p in people]
+    skipped = delivery_make(campaign, person(), email_channel)  # no address: not sent
+    services.deliveries_send(delivery_ids=[d.pk for d in [*deliveries, skipped]])
+    rows = AuditLog.objects.filter(action="campaign.send").order_by("id")
+    assert len(rows) == 2  # a full chunk and the rest
+    assert all(row.details["channel"] == email_channel.pk for row in rows)
+    named = [item for row in rows for item in row.details["deliveries"]]
+    assert sorted(named, key=lambda item: item["delivery"]) == [
+        {"delivery": d.pk, "profile": d.profile_id, "campaign": campaign.pk} for d in deliveries
+    ]
+    assert audit_chain_verify().broken_row_id is None
+
+
+def test_only_the_sent_outcome_skips_waiting_for_the_disk_never_the_claim_before_the_send(
+    smtp, email_channel, make_campaign
+):
+    campaign = make_campaign(_send_now(email_channel))
+    ids = [
+        delivery_make(campaign, person(email_address=f"p{n}@example.com"), email_channel).pk
+        for n in range(3)
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        services.deliveries_send(delivery_ids=ids)
+    statements = [query["sql"] for query in queries.captured_queries]
+    claim = next(n for n, sql in enumerate(statements) if "= 'sending'" in sql)
+    asynchronous = [n for n, sql in enumerate(statements) if "synchronous_commit" in sql]
+    assert asynchronous, "the outcome write waits for the disk"
+    assert all(n > claim and "status = 'sent'" in statements[n] for n in asynchronous)
+    assert Delivery.objects.filter(status=Delivery.Status.SENT).count() == 3
 
 
 @given(delivery_id=st.integers(min_value=1, max_value=2**62), url=st.text(min_size=1))

@@ -1,6 +1,7 @@
 """Webhook channel against a real HTTP receiver that verifies Standard Webhooks signatures with
 the `standardwebhooks` library; faults (500 then success, 410, down, slow); SSRF refused when a
-URL is saved and again when it is called."""
+URL is saved and again when it is called; the unsubscribe link signed only for a message that
+reads it."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import pytest
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from campaigns import services
+from campaigns import messages, services
 from campaigns.models import Channel, Delivery, Entry
 from campaigns.services.delivery import SEND_CHUNK
+from campaigns.tracking import unsubscribe_url
 from tests.campaigns.conftest import CART, cart_reminder, delivery_make, person, track
 
 pytestmark = pytest.mark.django_db
@@ -108,6 +110,46 @@ def test_a_webhook_send_is_signed_and_verifies_with_the_secret_shown_once(
         "count": 2,
     }
     assert headers["webhook-id"] == delivery.provider_message_id == f"msg_cdp_{delivery.pk}"
+
+
+def test_a_webhook_message_that_reads_the_unsubscribe_link_carries_the_deliverys_link(
+    source, receiver, hook_channel, make_campaign
+):
+    channel, secret = hook_channel
+    body = cart_reminder(channel)
+    message = {
+        "plain": "no link here",
+        "links": [{"optout": "{{ 'Stop: ' | append: unsubscribe_url }}"}],
+    }
+    body["steps"] = [{"send": {"channel": channel.pk, "message": message}}]
+    make_campaign(body)
+    track(source, person(), CART, at=timezone.now())
+    services.entries_advance(entry_ids=list(Entry.objects.values_list("pk", flat=True)))
+    delivery = Delivery.objects.get()
+    services.delivery_send(delivery_id=delivery.pk)
+
+    ((headers, sent),) = receiver.received
+    rendered = Webhook(secret).verify(sent, headers)["data"]["message"]
+    assert rendered == {
+        "plain": "no link here",
+        "links": [{"optout": "Stop: " + unsubscribe_url(delivery_id=delivery.pk)}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("message", "reads"),
+    [
+        ("{{ unsubscribe_url }}", True),
+        ("{% if unsubscribe_url %}x{% endif %}", True),
+        ("{% assign link = unsubscribe_url %}{{ link }}", True),
+        ({"a": ["{{ profile.traits.name }}", {"b": "{{ unsubscribe_url }}"}]}, True),
+        ("{{ 'unsubscribe_url' | upcase }}", False),  # a string, not the name
+        ({"a": ["{{ profile.traits.name }}", 3, None]}, False),
+        ("{% if %}", True),  # does not parse: it fails to render anyway
+    ],
+)
+def test_a_message_reads_the_unsubscribe_link_only_where_a_template_names_it(message, reads):
+    assert messages.reads(message, "unsubscribe_url") is reads
 
 
 def test_a_500_is_retried_and_the_retry_keeps_its_webhook_id(
