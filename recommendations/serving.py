@@ -361,14 +361,17 @@ def _candidates(bundle: Bundle, scored: _Scored, k: int) -> list[Candidate]:
         return []
     best = np.argpartition(-scores, pool - 1)[:pool]
     best = best[np.argsort(-scores[best], kind="stable")]
-    finite = [int(i) for i in best if np.isfinite(scores[i])]
+    # What the slot excludes (e.g. what the person bought) is never shown: not read either.
+    finite = [
+        int(i) for i in best if np.isfinite(scores[i]) and bundle.item_keys[i] not in scored.exclude
+    ]
     keys = [bundle.item_keys[i] for i in finite]
     items = _served_items(keys)
-    # Reasons for the candidates likely to be shown: the best ones the slot does not exclude.
+    # Reasons for the candidates likely to be shown: the best ones in stock.
     worded = [
         int(i)
         for i, key in zip(finite, keys, strict=True)
-        if key in items and key not in scored.exclude and items[key].availability in IN_STOCK
+        if key in items and items[key].availability in IN_STOCK
     ][: k * 2]
     reasons = dict(zip(worded, scored.explain(worded), strict=True))
     return [
