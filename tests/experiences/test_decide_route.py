@@ -10,6 +10,7 @@ import pytest
 from experiences.services import placement_create
 from tests.conftest import WRITE_KEY
 from tests.experiences.conftest import visitor
+from tests.wsgi import wsgi_call
 
 pytestmark = pytest.mark.django_db
 
@@ -229,37 +230,6 @@ def test_a_visitor_merged_away_is_decided_for_as_the_survivor(client, hero):
 # left outside autocommit, as Django's request signals do.
 
 
-def _wsgi(application, method: str, path: str, query: str = "", body: bytes = b"", **environ):
-    import io
-    import sys
-
-    answered = {}
-
-    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
-        answered.update(status=status, headers=dict(headers))
-
-    content = b"".join(
-        application(
-            {
-                "REQUEST_METHOD": method,
-                "PATH_INFO": path,
-                "QUERY_STRING": query,
-                "SERVER_NAME": "testserver",
-                "SERVER_PORT": "80",
-                "HTTP_HOST": "testserver",
-                "wsgi.url_scheme": "http",
-                "wsgi.input": io.BytesIO(body),
-                "wsgi.errors": sys.stderr,
-                "CONTENT_LENGTH": str(len(body)),
-                "CONTENT_TYPE": "text/plain",
-                **environ,
-            },
-            start_response,
-        )
-    )
-    return answered["status"], answered["headers"], content
-
-
 @pytest.mark.django_db(transaction=True)
 def test_the_web_entry_answers_decide_in_front_of_django_as_django_does(hero):
     from cdp.wsgi import application, django_application
@@ -284,8 +254,8 @@ def test_the_web_entry_answers_decide_in_front_of_django_as_django_does(hero):
     statuses = []
     for method, path, query, body, headers in asked:
         # Django's handler second: the front's first decision is the sticky one both read.
-        front = _wsgi(application, method, path, query, body, **headers)
-        behind = _wsgi(django_application, method, path, query, body, **headers)
+        front = wsgi_call(application, method, path, query, body, **headers)
+        behind = wsgi_call(django_application, method, path, query, body, **headers)
         assert front[0] == behind[0]
         assert front[2] == behind[2]
         for name in ("Access-Control-Allow-Origin", "Cache-Control", "Allow", "Content-Length"):
@@ -296,7 +266,7 @@ def test_the_web_entry_answers_decide_in_front_of_django_as_django_does(hero):
         assert "Content-Security-Policy" not in front[1]
         statuses.append(int(front[0][:3]))
     assert statuses == [200, 200, 200, 401, 401, 400, 404, 204, 405]
-    assert json.loads(_wsgi(application, *asked[0][:4], **basic())[2])["variant"] == "A"
+    assert json.loads(wsgi_call(application, *asked[0][:4], **basic())[2])["variant"] == "A"
     assert Decision.objects.count() == 1
 
 
@@ -311,10 +281,10 @@ def test_a_decision_on_a_kept_connection_the_server_dropped_is_answered_on_a_new
 
     _, anonymous_id = visitor()
     known = f"placement=home_hero&anonymousId={anonymous_id}&path=/shop/x"
-    first = _wsgi(application, "GET", "/v1/decide", known, **basic())
+    first = wsgi_call(application, "GET", "/v1/decide", known, **basic())
     assert first[0] == "200 OK"
     # A second request's read goes first on the kept connection, unchecked until then.
-    repeat = _wsgi(application, "GET", "/v1/decide", known, **basic())
+    repeat = wsgi_call(application, "GET", "/v1/decide", known, **basic())
     assert repeat[2] == first[2]
     killed = connection.connection.get_backend_pid()
     admin = psycopg2.connect(**connection.get_connection_params())
@@ -323,6 +293,6 @@ def test_a_decision_on_a_kept_connection_the_server_dropped_is_answered_on_a_new
             cursor.execute("SELECT pg_terminate_backend(%s)", [killed])
     finally:
         admin.close()
-    again = _wsgi(application, "GET", "/v1/decide", known, **basic())
+    again = wsgi_call(application, "GET", "/v1/decide", known, **basic())
     assert again[0] == "200 OK" and again[2] == first[2]  # the same sticky decision
     assert connection.connection.get_backend_pid() != killed

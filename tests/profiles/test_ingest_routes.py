@@ -3,13 +3,12 @@ session, CSRF or frame-options work for them, security headers still, and the ot
 the whole stack."""
 
 import base64
-import io
 import json
-import sys
 
 import pytest
 
 from profiles.models import Event
+from tests.wsgi import wsgi_call
 
 pytestmark = pytest.mark.django_db
 
@@ -58,31 +57,13 @@ def test_other_routes_keep_the_whole_middleware_stack(client, marketer):
 def _call(path: str, body: bytes, **environ: str) -> tuple[str, dict[str, str], bytes]:
     from cdp.wsgi import application
 
-    answered = {}
-
-    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
-        answered.update(status=status, headers=dict(headers))
-
-    content = b"".join(
-        application(
-            {
-                "REQUEST_METHOD": "POST",
-                "PATH_INFO": path,
-                "SERVER_NAME": "testserver",
-                "SERVER_PORT": "80",
-                "HTTP_HOST": "testserver",
-                "wsgi.url_scheme": "http",
-                "wsgi.input": io.BytesIO(body),
-                "wsgi.errors": sys.stderr,
-                "CONTENT_LENGTH": str(len(body)),
-                "CONTENT_TYPE": "application/json",
-                **AUTH,
-                **environ,
-            },
-            start_response,
-        )
+    return wsgi_call(
+        application,
+        "POST",
+        path,
+        body=body,
+        **{"CONTENT_TYPE": "application/json", **AUTH, **environ},
     )
-    return answered["status"], answered["headers"], content
 
 
 @pytest.mark.django_db(transaction=True)

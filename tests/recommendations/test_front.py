@@ -6,9 +6,7 @@ it to everything its handler serves): that is how these tests tell who answered.
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 
 import pytest
 
@@ -16,37 +14,16 @@ from access.auth import ApiKeyRateThrottle
 from access.services import api_key_create
 from consent.services import consent_record
 from tests.recommendations.test_serving import a_person
+from tests.wsgi import wsgi_call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _get(app, path: str, key: str | None, **environ: str) -> tuple[int, dict[str, str], bytes]:
-    answered = {}
-
-    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
-        answered.update(status=int(status.split()[0]), headers=dict(headers))
-
     path, _, query = path.partition("?")
     auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
-    content = b"".join(
-        app(
-            {
-                "REQUEST_METHOD": "GET",
-                "PATH_INFO": path,
-                "QUERY_STRING": query,
-                "SERVER_NAME": "testserver",
-                "SERVER_PORT": "80",
-                "HTTP_HOST": "testserver",
-                "wsgi.url_scheme": "http",
-                "wsgi.input": io.BytesIO(b""),
-                "wsgi.errors": sys.stderr,
-                **auth,
-                **environ,
-            },
-            start_response,
-        )
-    )
-    return answered["status"], answered["headers"], content
+    status, headers, content = wsgi_call(app, "GET", path, query, **{**auth, **environ})
+    return int(status.split()[0]), headers, content
 
 
 def _front(path: str, key: str | None, **environ: str):
