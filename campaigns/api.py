@@ -558,7 +558,7 @@ CHANNEL_REQUEST_SCHEMA = {
     "required": ["kind", "name", "config"],
     "properties": {
         "kind": {"type": "string", "enum": list(CHANNEL_SCHEMAS)},
-        "name": {"type": "string", "maxLength": 200},
+        "name": {"type": "string", "maxLength": 200, "pattern": r"\S"},
         "config": {"type": "object", "description": "The kind's settings (no secret)."},
     },
     "anyOf": [
@@ -571,7 +571,7 @@ CHANNEL_REQUEST_SCHEMA = {
 class ChannelListApi(CampaignsResource, APIView):
     class ChannelInputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=Channel.Kind.choices)
-        name = serializers.CharField(max_length=200)
+        name = JsonStringField(max_length=200)
         config = serializers.JSONField()
 
     @extend_schema(tags=["campaigns"], responses={200: ChannelOutputSerializer(many=True)})
