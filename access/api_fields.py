@@ -152,3 +152,16 @@ def openapi_30(schema: Any) -> Any:
             del out["type"]
             out["anyOf"] = [{"type": t, **(strings if t == "string" else {})} for t in kinds]
     return out
+
+
+def json_document_field(
+    *, schema: dict[str, Any], component_name: str, **kwargs: Any
+) -> serializers.JSONField:
+    """A JSON document field, documented by the JSON Schema its validator checks it with (as an
+    OpenAPI component): the schema is the validator's own, never a copy, so the two agree."""
+
+    @extend_schema_field(openapi_30(schema), component_name=component_name)
+    class DocumentField(serializers.JSONField):
+        pass
+
+    return DocumentField(**kwargs)

@@ -26,7 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from access.api_fields import AmountField
+from access.api_fields import AmountField, JsonStringField, json_document_field
 from access.auth import ResourcePermission
 from access.pagination import KeysetPagination
 from access.parsers import JSONParser
@@ -588,8 +588,8 @@ class RulesApi(RecommendationsResource, APIView):
     parser_classes = [JSONParser]
 
     class RulesInputSerializer(serializers.Serializer):
-        rules = serializers.JSONField(help_text="See recommendations.rules.RULES_SCHEMA.")
-        note = serializers.CharField(required=False, allow_blank=True, max_length=300)
+        rules = json_document_field(schema=RULES_SCHEMA, component_name="RecommendationRules")
+        note = JsonStringField(required=False, allow_blank=True, max_length=300)
 
     class RulesOutputSerializer(serializers.Serializer):
         version = serializers.IntegerField(allow_null=True)

@@ -112,7 +112,6 @@ NOT_YET_AS_DOCUMENTED = {
     "POST /api/v1/push-subscriptions/": "the Web Push subscription's JSON",
     "DELETE /api/v1/push-subscriptions/": "endpoint is a URL as Django checks it (stricter than "
     "`format: uri`: host label lengths)",
-    "PUT /api/v1/recommendation-rules/": "rules is a JSON document without its schema",
     "GET /api/v1/recommendations/": "identifier filters may not be blank; k's range",
     "POST /api/v1/recommenders/runs/": "params per recommender kind",
     "POST /api/v1/segments/": "definition is the condition language's JSON Schema; webhook_url",
