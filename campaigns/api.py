@@ -18,6 +18,7 @@ from django.utils import timezone
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
+    OpenApiResponse,
     extend_schema,
     inline_serializer,
 )
@@ -706,7 +707,9 @@ class PushSubscriptionApi(CampaignsResource, APIView):
         subscription = serializers.DictField()
 
     class DeleteSerializer(serializers.Serializer):
-        endpoint = serializers.URLField(max_length=2000)
+        # Any text names the subscription to remove (none has it: 404); the endpoint was
+        # checked when it was registered.
+        endpoint = JsonStringField(max_length=2000)
 
     @extend_schema(
         tags=["campaigns"],
@@ -743,8 +746,15 @@ class PushSubscriptionApi(CampaignsResource, APIView):
 
     @extend_schema(
         tags=["campaigns"],
-        parameters=[OpenApiParameter("endpoint", str, required=True)],
-        responses={204: None},
+        parameters=[
+            OpenApiParameter(
+                "endpoint",
+                {"type": "string", "maxLength": 2000, "pattern": r"\S"},
+                required=True,
+                description="The endpoint of the subscription to remove.",
+            )
+        ],
+        responses={204: None, 404: OpenApiResponse(description="No subscription has it.")},
     )
     def delete(self, request: Request) -> Response:
         data = self.DeleteSerializer(data=request.query_params)

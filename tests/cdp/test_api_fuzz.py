@@ -110,8 +110,6 @@ NOT_YET_AS_DOCUMENTED = {
     "GET /api/v1/profiles/": "identifier filters may not be blank and must be an email/phone; "
     "`trait.<key>` is a family of parameters OpenAPI 3.0 cannot name",
     "POST /api/v1/push-subscriptions/": "the Web Push subscription's JSON",
-    "DELETE /api/v1/push-subscriptions/": "endpoint is a URL as Django checks it (stricter than "
-    "`format: uri`: host label lengths)",
     "GET /api/v1/recommendations/": "identifier filters may not be blank; k's range",
     "POST /api/v1/recommenders/runs/": "params per recommender kind",
     "POST /api/v1/segments/": "definition is the condition language's JSON Schema; webhook_url",
