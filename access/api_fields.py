@@ -20,6 +20,12 @@ class JsonBooleanField(serializers.BooleanField):
         raise AssertionError("unreachable")  # fail() raises
 
 
+# White space as Python's `\s` and str.strip() see it, and anything else. Spelt out for the
+# schema's patterns: request generators read `\s` as JavaScript does, without \x1c-\x1f, \x85.
+WHITE_SPACE = r"[\s\x1c-\x1f\x85]"
+NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
+
+
 class _JsonStringOnly:
     """A JSON string, nothing else: DRF's CharField also takes numbers (0 becomes "0"), which
     the schema's `string` does not allow."""
@@ -38,7 +44,7 @@ class JsonStringField(_JsonStringOnly, serializers.CharField):
         super().__init__(**kwargs)
         if not self.allow_blank:
             # drf-spectacular documents a RegexValidator as the field's `pattern`.
-            self.validators.append(RegexValidator(r"\S"))
+            self.validators.append(RegexValidator(NOT_BLANK))
 
 
 class JsonSlugField(_JsonStringOnly, serializers.SlugField):

@@ -28,7 +28,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from access.api_fields import JsonBooleanField, JsonStringField, openapi_30
+from access.api_fields import NOT_BLANK, JsonBooleanField, JsonStringField, openapi_30
 from access.auth import ResourcePermission
 from access.pagination import KeysetPagination
 from access.pii import PiiTextField
@@ -559,7 +559,7 @@ CHANNEL_REQUEST_SCHEMA = {
     "required": ["kind", "name", "config"],
     "properties": {
         "kind": {"type": "string", "enum": list(CHANNEL_SCHEMAS)},
-        "name": {"type": "string", "maxLength": 200, "pattern": r"\S"},
+        "name": {"type": "string", "maxLength": 200, "pattern": NOT_BLANK},
         "config": {"type": "object", "description": "The kind's settings (no secret)."},
     },
     "anyOf": [
@@ -749,7 +749,7 @@ class PushSubscriptionApi(CampaignsResource, APIView):
         parameters=[
             OpenApiParameter(
                 "endpoint",
-                {"type": "string", "maxLength": 2000, "pattern": r"\S"},
+                {"type": "string", "maxLength": 2000, "pattern": NOT_BLANK},
                 required=True,
                 description="The endpoint of the subscription to remove.",
             )

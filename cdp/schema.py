@@ -24,7 +24,7 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
-from access.api_fields import openapi_30
+from access.api_fields import NOT_BLANK, openapi_30
 from experiences.decide_views import MAX_PLACEMENTS
 from experiences.definition import MAX_PAGE_VALUE, PAGE_FIELDS
 from profiles.identifiers import MAX_VALUE_LENGTH
@@ -305,7 +305,7 @@ _PLACEMENT_LIST = {
 }
 # An identifier as profiles.identifiers.id_normalize reads it: text (or, in a body, a number)
 # with something besides spaces, at most MAX_VALUE_LENGTH characters.
-_VISITOR_ID = {"type": "string", "maxLength": MAX_VALUE_LENGTH, "pattern": r"\S"}
+_VISITOR_ID = {"type": "string", "maxLength": MAX_VALUE_LENGTH, "pattern": NOT_BLANK}
 _ONE_VISITOR = "Exactly one of `anonymousId` and `userId` (empty or null counts as absent)."
 
 
