@@ -51,6 +51,9 @@ class JsonSlugField(_JsonStringOnly, serializers.SlugField):
     pass
 
 
+# Ids are bigints; beyond that PostgreSQL would only find nothing, but SQLite cannot bind them.
+MAX_ID = 2**63 - 1
+
 # A non-negative amount with at most 12 digits before the point and 2 after, as a string
 # (DecimalField(max_digits=14, decimal_places=2, min_value=0)).
 AMOUNT_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,2})?$"

@@ -26,7 +26,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from access.api_fields import AmountField, JsonStringField, json_document_field
+from access.api_fields import (
+    AMOUNT_PATTERN,
+    MAX_ID,
+    NOT_BLANK,
+    AmountField,
+    JsonStringField,
+    json_document_field,
+)
 from access.auth import ResourcePermission
 from access.pagination import KeysetPagination
 from access.parsers import JSONParser
@@ -315,13 +322,9 @@ class RecommendationQuerySerializer(serializers.Serializer):
     page_item = serializers.CharField(required=False, max_length=255)
     category = serializers.CharField(required=False, max_length=500)
     brand = serializers.CharField(required=False, max_length=200)
-    price_min = serializers.DecimalField(
-        max_digits=14, decimal_places=2, min_value=0, required=False
-    )
-    price_max = serializers.DecimalField(
-        max_digits=14, decimal_places=2, min_value=0, required=False
-    )
-    segment = serializers.IntegerField(min_value=1, required=False)
+    price_min = AmountField(required=False)
+    price_max = AmountField(required=False)
+    segment = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
     device = serializers.ChoiceField(choices=DEVICES, required=False)
     hour = serializers.IntegerField(min_value=0, max_value=23, required=False)
 
@@ -371,17 +374,38 @@ def _recommendation_request(
     )
 
 
+def _text(max_length: int) -> dict[str, Any]:
+    # Trimmed, then checked: something besides white space, at most `max_length` characters.
+    return {"type": "string", "maxLength": max_length, "pattern": NOT_BLANK}
+
+
 RECOMMENDATION_PARAMETERS = [
     OpenApiParameter("slot", str, enum=list(serving.SLOTS), description="Default home."),
-    OpenApiParameter("k", int, description=f"How many items, 1 to {serving.MAX_K} (default 10)."),
-    OpenApiParameter("page_item", str, description="External id of the page's item."),
     OpenApiParameter(
-        "category", str, description="The page's category: re-ranks; filters `trending`."
+        "k",
+        {"type": "integer", "minimum": 1, "maximum": serving.MAX_K},
+        description=f"How many items, 1 to {serving.MAX_K} (default 10).",
     ),
-    OpenApiParameter("brand", str, description="Only this brand."),
-    OpenApiParameter("price_min", float, description="Price band, inclusive."),
-    OpenApiParameter("price_max", float, description="Price band, inclusive."),
-    OpenApiParameter("segment", int, description="`trending` among this segment's members."),
+    OpenApiParameter("page_item", _text(255), description="External id of the page's item."),
+    OpenApiParameter(
+        "category", _text(500), description="The page's category: re-ranks; filters `trending`."
+    ),
+    OpenApiParameter("brand", _text(200), description="Only this brand."),
+    OpenApiParameter(
+        "price_min",
+        {"type": "string", "pattern": AMOUNT_PATTERN},
+        description="Price band, inclusive.",
+    ),
+    OpenApiParameter(
+        "price_max",
+        {"type": "string", "pattern": AMOUNT_PATTERN},
+        description="Price band, inclusive.",
+    ),
+    OpenApiParameter(
+        "segment",
+        {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        description="`trending` among this segment's members (that slot only).",
+    ),
     OpenApiParameter(
         "device",
         str,
@@ -391,7 +415,7 @@ RECOMMENDATION_PARAMETERS = [
     ),
     OpenApiParameter(
         "hour",
-        int,
+        {"type": "integer", "minimum": 0, "maximum": 23},
         description="The visitor's local hour, 0 to 23: the context boosts for that time of day "
         "apply (none that name hours without it).",
     ),
@@ -436,8 +460,8 @@ class IdentifierRecommendationsApi(RecommendationsResource, APIView):
             "not seen yet gets the non-personal list."
         ),
         parameters=[
-            OpenApiParameter("user_id", str),
-            OpenApiParameter("anonymous_id", str),
+            OpenApiParameter("user_id", {"type": "string", "minLength": 1, "maxLength": 255}),
+            OpenApiParameter("anonymous_id", {"type": "string", "minLength": 1, "maxLength": 255}),
             *RECOMMENDATION_PARAMETERS,
         ],
         responses={

@@ -108,7 +108,6 @@ NOT_YET_AS_DOCUMENTED = {
     "POST /api/v1/items/": "currency and other optional strings may be empty",
     "POST /api/v1/privacy-requests/": "subject's identifier names and values, RECTIFY's changes",
     "POST /api/v1/push-subscriptions/": "the Web Push subscription's JSON",
-    "GET /api/v1/recommendations/": "identifier filters may not be blank; k's range",
     "POST /api/v1/recommenders/runs/": "params per recommender kind",
     "POST /api/v1/segments/": "definition is the condition language's JSON Schema; webhook_url",
     "PATCH /api/v1/segments/{segment_id}/": "the same definition and webhook_url (reached along "
@@ -139,6 +138,9 @@ CROSS_FIELD_RULES = re.compile(
     r"|a field path appears twice"  # identity settings: fields[].path unique
     r"|anonymousId: give exactly one of anonymousId or userId"  # /v1/decide
     r"|placement: give placement \(one key\) or placements \(a list\)"  # GET /v1/decide
+    r"|Give exactly one of user_id or anonymous_id\."  # GET /api/v1/recommendations/
+    r"|Only the trending slot takes a segment\."  # recommendations: segment with slot
+    r"|The similar slot needs the page's item\."  # recommendations: page_item with slot
 )
 # Which numbers are phone numbers (the numbering plans of every country, as phonenumbers
 # knows them): no pattern says it.
