@@ -8,6 +8,8 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 
+from access.outbound import MAX_URL_LENGTH, URL_SCHEMA, outbound_url_validator
+
 
 class JsonBooleanField(serializers.BooleanField):
     """A JSON `true` or `false`, nothing else: DRF's BooleanField also takes 0, 1, "yes",
@@ -45,6 +47,26 @@ class JsonStringField(_JsonStringOnly, serializers.CharField):
         if not self.allow_blank:
             # drf-spectacular documents a RegexValidator as the field's `pattern`.
             self.validators.append(RegexValidator(NOT_BLANK))
+
+
+@extend_schema_field(URL_SCHEMA)
+class OutboundUrlField(_JsonStringOnly, serializers.CharField):
+    """A URL the platform will call (access.outbound: its form, and a host that resolves to
+    public addresses only). Not trimmed: what is saved is what is called. With `checked=False`
+    the caller's service checks it (and names the field at fault its own way)."""
+
+    def __init__(self, *, checked: bool = True, **kwargs: Any) -> None:
+        if checked:
+            kwargs.setdefault("validators", []).append(outbound_url_validator)
+        super().__init__(trim_whitespace=False, max_length=MAX_URL_LENGTH, **kwargs)
+
+
+@extend_schema_field({"anyOf": [URL_SCHEMA, {"type": "string", "maxLength": 0}]})
+class OutboundUrlOrBlankField(OutboundUrlField):
+    """An OutboundUrlField that may be blank: none."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_blank=True, **kwargs)
 
 
 class JsonSlugField(_JsonStringOnly, serializers.SlugField):

@@ -28,8 +28,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from access.api_fields import NOT_BLANK, JsonBooleanField, JsonStringField, openapi_30
+from access.api_fields import (
+    MAX_ID,
+    NOT_BLANK,
+    JsonBooleanField,
+    JsonStringField,
+    OutboundUrlField,
+    openapi_30,
+)
 from access.auth import ResourcePermission
+from access.outbound import URL_SCHEMA
 from access.pagination import KeysetPagination
 from access.pii import PiiTextField
 from access.roles import ADMIN, COMPLIANCE, MARKETER
@@ -43,6 +51,7 @@ from campaigns.results import (
     holdout_event_problem,
     holdout_report,
 )
+from campaigns.services.webpush import AUTH_PATTERN, P256DH_PATTERN
 from campaigns.vapid import vapid_public_key
 from identity.selectors import profile_by_identity
 from profiles.models import Profile
@@ -553,6 +562,14 @@ _secret_answer = inline_serializer(
 )
 
 
+def _config_documented(config_schema: dict[str, Any]) -> dict[str, Any]:
+    documented = openapi_30(config_schema)
+    if "url" in documented["properties"]:
+        # The URL is also one the platform may call (checked after the schema).
+        documented["properties"]["url"] = URL_SCHEMA
+    return documented
+
+
 # A channel's config has the schema of its kind (campaigns.definition.CHANNEL_SCHEMAS).
 CHANNEL_REQUEST_SCHEMA = {
     "type": "object",
@@ -563,7 +580,7 @@ CHANNEL_REQUEST_SCHEMA = {
         "config": {"type": "object", "description": "The kind's settings (no secret)."},
     },
     "anyOf": [
-        {"properties": {"kind": {"enum": [kind]}, "config": openapi_30(config_schema)}}
+        {"properties": {"kind": {"enum": [kind]}, "config": _config_documented(config_schema)}}
         for kind, config_schema in CHANNEL_SCHEMAS.items()
     ],
 }
@@ -686,25 +703,57 @@ class ChannelSecretRotateApi(CampaignsResource, APIView):
         return Response({"channel": ChannelOutputSerializer(channel).data, "secret": secret})
 
 
+# The PushSubscription JSON as browsers give it (`toJSON()`; other keys are ignored) and the
+# person it is for, as PushSubscriptionApi.post and push_subscription_register check them.
+PUSH_SUBSCRIPTION_REQUEST_SCHEMA = {
+    "type": "object",
+    "required": ["subscription"],
+    "description": "The person: `profile` (an id) or `userId` (the profile wins if both).",
+    "properties": {
+        "profile": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        "userId": {"type": "string", "maxLength": 500, "pattern": NOT_BLANK},
+        "subscription": {
+            "type": "object",
+            "required": ["endpoint", "keys"],
+            "properties": {
+                "endpoint": URL_SCHEMA,
+                "keys": {
+                    "type": "object",
+                    "required": ["p256dh", "auth"],
+                    "properties": {
+                        "p256dh": {"type": "string", "pattern": P256DH_PATTERN},
+                        "auth": {"type": "string", "pattern": AUTH_PATTERN},
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+class PushKeysSerializer(serializers.Serializer):
+    p256dh = JsonStringField(max_length=200)
+    auth = JsonStringField(max_length=64)
+
+
+class PushSubscriptionSerializer(serializers.Serializer):
+    # Checked by push_subscription_register, which names `subscription.endpoint`.
+    endpoint = OutboundUrlField(checked=False)
+    keys = PushKeysSerializer()
+
+
+class PushRegisterSerializer(serializers.Serializer):
+    profile = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    userId = JsonStringField(required=False, max_length=500)
+    subscription = PushSubscriptionSerializer()
+
+
 class PushSubscriptionApi(CampaignsResource, APIView):
     """A browser's Web Push subscription for a person (the site's server calls this with a
     `campaigns:write` key when a visitor allows notifications): POST registers the
     PushSubscription JSON (`{"endpoint", "keys": {"p256dh", "auth"}}`) for `profile` (an id)
     or `userId`; DELETE with `?endpoint=` removes it. GET gives the VAPID public key to pass
     to `pushManager.subscribe({applicationServerKey})`."""
-
-    class KeysSerializer(serializers.Serializer):
-        p256dh = serializers.CharField(max_length=200)
-        auth = serializers.CharField(max_length=64)
-
-    class SubscriptionSerializer(serializers.Serializer):
-        endpoint = serializers.URLField(max_length=2000)
-        keys = serializers.DictField(child=serializers.CharField(max_length=200))
-
-    class RegisterSerializer(serializers.Serializer):
-        profile = serializers.IntegerField(required=False, min_value=1)
-        userId = serializers.CharField(required=False, max_length=500)
-        subscription = serializers.DictField()
 
     class DeleteSerializer(serializers.Serializer):
         # Any text names the subscription to remove (none has it: 404); the endpoint was
@@ -718,24 +767,24 @@ class PushSubscriptionApi(CampaignsResource, APIView):
     def get(self, request: Request) -> Response:
         return Response({"publicKey": vapid_public_key()})
 
-    @extend_schema(tags=["campaigns"], request=RegisterSerializer, responses={201: dict})
+    @extend_schema(
+        tags=["campaigns"],
+        request={"application/json": PUSH_SUBSCRIPTION_REQUEST_SCHEMA},
+        extensions={"x-body-required": True},
+        responses={201: dict, 404: OpenApiResponse(description="No such person.")},
+    )
     def post(self, request: Request) -> Response:
-        data = self.RegisterSerializer(data=request.data)
+        data = PushRegisterSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        subscription = self.SubscriptionSerializer(data=values["subscription"])
-        if not subscription.is_valid():
-            raise ValidationError({"subscription": subscription.errors})
-        keys = self.KeysSerializer(data=subscription.validated_data["keys"])
-        if not keys.is_valid():
-            raise ValidationError({"subscription": {"keys": keys.errors}})
+        subscription = values["subscription"]
         profile = _subscriber(values)
         try:
             registered = services.push_subscription_register(
                 profile=profile,
-                endpoint=subscription.validated_data["endpoint"],
-                p256dh=keys.validated_data["p256dh"],
-                auth=keys.validated_data["auth"],
+                endpoint=subscription["endpoint"],
+                p256dh=subscription["keys"]["p256dh"],
+                auth=subscription["keys"]["auth"],
                 actor=request.user,
             )
         except services.InvalidSubscription as error:

@@ -272,7 +272,7 @@ CHANNEL_SCHEMAS: dict[str, dict[str, Any]] = {
     "push": {
         "type": "object",
         "properties": {
-            "url": {"type": "string", "pattern": r"^https?://", "maxLength": 2000},
+            "url": {"type": "string", "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://", "maxLength": 2000},
         },
         "required": ["url"],
         "additionalProperties": False,
@@ -289,7 +289,7 @@ CHANNEL_SCHEMAS: dict[str, dict[str, Any]] = {
     "webhook": {
         "type": "object",
         "properties": {
-            "url": {"type": "string", "pattern": r"^https?://", "maxLength": 2000},
+            "url": {"type": "string", "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://", "maxLength": 2000},
             # The consent purpose a marketing send through this endpoint needs.
             "purpose": {"type": "string", "pattern": r"^[a-z][a-z0-9_]{0,63}\Z"},
         },

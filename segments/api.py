@@ -23,10 +23,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from access.api_fields import query_flag
+from access.api_fields import JsonStringField, OutboundUrlOrBlankField, query_flag
 from access.auth import ResourcePermission, client_ip
 from access.csv_export import csv_response
-from access.outbound import MAX_URL_LENGTH, outbound_url_validator
 from access.pagination import KeysetPagination
 from access.pii import PiiTraitsField, pii_for, pii_pseudonym
 from access.roles import ADMIN, COMPLIANCE, MARKETER
@@ -84,17 +83,12 @@ class SegmentOutputSerializer(serializers.Serializer):
     ]
 )
 class SegmentInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    name = JsonStringField(max_length=200)
+    description = JsonStringField(required=False, allow_blank=True, max_length=5000)
     definition = serializers.JSONField(
         help_text="A condition tree; see the JSON Schema at /api/v1/segments/schema/."
     )
-    webhook_url = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        max_length=MAX_URL_LENGTH,
-        validators=[outbound_url_validator],
-    )
+    webhook_url = OutboundUrlOrBlankField(required=False)
 
 
 class SegmentListApi(SegmentsResource, APIView):
@@ -139,15 +133,10 @@ def _segment_or_404(segment_id: int) -> Segment:
 
 class SegmentDetailApi(SegmentsResource, APIView):
     class UpdateSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=200, required=False)
-        description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+        name = JsonStringField(max_length=200, required=False)
+        description = JsonStringField(required=False, allow_blank=True, max_length=5000)
         definition = serializers.JSONField(required=False)
-        webhook_url = serializers.CharField(
-            required=False,
-            allow_blank=True,
-            max_length=MAX_URL_LENGTH,
-            validators=[outbound_url_validator],
-        )
+        webhook_url = OutboundUrlOrBlankField(required=False)
 
     @extend_schema(tags=["segments"], responses={200: SegmentOutputSerializer})
     def get(self, request: Request, segment_id: int) -> Response:
