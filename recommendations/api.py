@@ -33,6 +33,7 @@ from access.api_fields import (
     AmountField,
     JsonStringField,
     json_document_field,
+    openapi_30,
 )
 from access.auth import ResourcePermission
 from access.pagination import KeysetPagination
@@ -43,7 +44,7 @@ from profiles.selectors import profile_get
 from recommendations import selectors, services, serving
 from recommendations.catalog import AVAILABILITY, InvalidItem, category_path
 from recommendations.models import Item, ModelRun
-from recommendations.recommenders import KINDS
+from recommendations.recommenders import KINDS, PARAMS_SCHEMAS, InvalidParams
 from recommendations.rules import DEVICES, RULES_SCHEMA, InvalidRules
 from recommendations.tasks import item_import_task, model_train_task
 from segments.selectors import segment_get
@@ -535,6 +536,22 @@ class ModelRunListApi(RecommendationsResource, APIView):
         kind = serializers.ChoiceField(choices=sorted(KINDS), default=settings.RECS_DEFAULT_KIND)
         params = serializers.DictField(required=False, help_text="Overrides of the defaults.")
 
+    # The params a run takes are its kind's (PARAMS_SCHEMAS); without `kind`, the default's.
+    REQUEST_SCHEMA = {
+        "type": "object",
+        "properties": {
+            "kind": {"type": "string", "enum": sorted(KINDS)},
+            "params": {"type": "object", "description": "Overrides of the kind's defaults."},
+        },
+        "anyOf": [
+            {
+                **({} if kind == settings.RECS_DEFAULT_KIND else {"required": ["kind"]}),
+                "properties": {"kind": {"enum": [kind]}, "params": openapi_30(schema)},
+            }
+            for kind, schema in PARAMS_SCHEMAS.items()
+        ],
+    }
+
     @extend_schema(
         operation_id="recommender_runs_list",
         tags=["recommendations"],
@@ -550,7 +567,7 @@ class ModelRunListApi(RecommendationsResource, APIView):
         operation_id="recommender_runs_create",
         tags=["recommendations"],
         summary="Train a recommender on a worker",
-        request=ModelRunInputSerializer,
+        request={"application/json": REQUEST_SCHEMA},
         responses={202: ModelRunOutputSerializer},
     )
     def post(self, request: Request) -> Response:
@@ -562,7 +579,7 @@ class ModelRunListApi(RecommendationsResource, APIView):
                 params=data.validated_data.get("params"),
                 actor=request.user,
             )
-        except TypeError as error:
+        except InvalidParams as error:
             raise ValidationError({"params": [str(error)]}) from None
         transaction.on_commit(lambda: model_train_task.delay(run.pk))
         return Response(ModelRunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)

@@ -106,7 +106,6 @@ NOT_YET_AS_DOCUMENTED = {
     "POST /api/v1/item-imports/": "the file is a multipart upload",
     "POST /api/v1/items/": "currency and other optional strings may be empty",
     "POST /api/v1/privacy-requests/": "subject's identifier names and values, RECTIFY's changes",
-    "POST /api/v1/recommenders/runs/": "params per recommender kind",
     "POST /api/v1/segments/": "definition is the condition language's JSON Schema; webhook_url",
     "PATCH /api/v1/segments/{segment_id}/": "the same definition and webhook_url (reached along "
     "the stateful run's links)",
