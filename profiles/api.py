@@ -49,6 +49,20 @@ TRAIT_PARAM_PREFIX = "trait."
 # What profiles.identifiers.email_normalize takes: one address with something before its last
 # "@" and something after, no white space inside (around it, trimmed).
 EMAIL_PATTERN = rf"^{WHITE_SPACE}*{NOT_BLANK}+@[^\s\x1c-\x1f\x85@]+{WHITE_SPACE}*\Z"
+# An identifier in a JSON body, as profiles.identifiers reads each kind (ids may be numbers,
+# phones whole numbers; a phone that is no valid number is refused: no pattern says which).
+_ID_TEXT = {"type": "string", "maxLength": MAX_VALUE_LENGTH, "pattern": NOT_BLANK}
+IDENTIFIER_SCHEMAS: dict[str, dict[str, Any]] = {
+    "email": {"type": "string", "maxLength": MAX_VALUE_LENGTH, "pattern": EMAIL_PATTERN},
+    "user_id": {"anyOf": [_ID_TEXT, {"type": "number"}]},
+    "anonymous_id": {"anyOf": [_ID_TEXT, {"type": "number"}]},
+    "phone": {
+        "anyOf": [
+            {"type": "string", "maxLength": MAX_PHONE_TEXT, "pattern": NOT_BLANK},
+            {"type": "integer"},
+        ]
+    },
+}
 MAX_TRAIT_KEY_LENGTH = 255
 
 
