@@ -17,8 +17,8 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
-    extend_schema_serializer,
 )
+from jsonschema import Draft202012Validator
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import MultiPartParser
@@ -36,13 +36,22 @@ from access.api_fields import (
     openapi_30,
 )
 from access.auth import ResourcePermission
+from access.outbound import URL_SCHEMA
 from access.pagination import KeysetPagination
 from access.parsers import JSONParser
 from access.roles import ADMIN, COMPLIANCE, MARKETER
 from identity.selectors import profile_by_identity
 from profiles.selectors import profile_get
 from recommendations import selectors, services, serving
-from recommendations.catalog import AVAILABILITY, InvalidItem, category_path
+from recommendations.catalog import (
+    ATTRIBUTES_SCHEMA,
+    AVAILABILITY,
+    MAX_LENGTHS,
+    MAX_PRICE,
+    InvalidItem,
+    category_path,
+    item_fields_clean,
+)
 from recommendations.models import Item, ModelRun
 from recommendations.recommenders import KINDS, PARAMS_SCHEMAS, InvalidParams
 from recommendations.rules import DEVICES, RULES_SCHEMA, InvalidRules
@@ -80,30 +89,79 @@ class ItemOutputSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-@extend_schema_serializer(
-    examples=[
-        OpenApiExample(
-            "A product",
-            value={"external_id": "SKU-1", "title": "Mug", "price": "12.50", "currency": "EUR"},
-            request_only=True,
-        )
-    ]
-)
-class ItemInputSerializer(serializers.Serializer):
-    """The body of a create (external_id required) or PATCH (any subset). Validation is the
-    catalog's own (recommendations.catalog), shared with the bulk import."""
+def _item_text(max_length: int) -> dict[str, Any]:
+    return {"type": ["string", "null"], "maxLength": max_length}
 
-    external_id = serializers.CharField(help_text="product_id or sku; `product_id` also works.")
-    title = serializers.CharField(required=False)
-    description = serializers.CharField(required=False)
-    category = serializers.CharField(required=False)
-    brand = serializers.CharField(required=False)
-    price = serializers.DecimalField(max_digits=14, decimal_places=2, required=False)
-    currency = serializers.CharField(required=False, help_text="ISO 4217, e.g. EUR.")
-    image_url = serializers.URLField(required=False)
-    url = serializers.URLField(required=False)
-    attributes = serializers.JSONField(required=False, help_text="Facet names to values.")
-    availability = serializers.ChoiceField(choices=AVAILABILITY, required=False)
+
+# An http(s) URL (of the form the platform calls), "" or null: none.
+_ITEM_URL = {"type": ["string", "null"], "anyOf": [{"maxLength": 0}, URL_SCHEMA]}
+_ITEM_ID = {"type": "string", "maxLength": MAX_LENGTHS["external_id"], "pattern": NOT_BLANK}
+# An item as the API takes it: each field typed as JSON means it (the catalog's own cleaning,
+# shared with CSV imports and feeds, also reads numbers as text and other spellings); null or
+# "" leaves a text field empty. `product_id`, `sku` and `id` name the external id too, `name`
+# the title (the first one given wins).
+ITEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        **{name: _ITEM_ID for name in ("external_id", "product_id", "sku", "id")},
+        "title": _item_text(MAX_LENGTHS["title"]),
+        "name": _item_text(MAX_LENGTHS["title"]),
+        "description": _item_text(MAX_LENGTHS["description"]),
+        "category": {
+            **_item_text(MAX_LENGTHS["category"]),
+            "description": 'A path, "Home > Kitchen" (slashes also separate).',
+        },
+        "brand": _item_text(MAX_LENGTHS["brand"]),
+        "price": {
+            "type": ["string", "number", "null"],
+            "pattern": AMOUNT_PATTERN,
+            "minimum": 0,
+            "maximum": float(MAX_PRICE),
+        },
+        "currency": {
+            "type": ["string", "null"],
+            "pattern": r"^([A-Za-z]{3})?\Z",
+            "description": "ISO 4217, e.g. EUR.",
+        },
+        "image_url": _ITEM_URL,
+        "url": _ITEM_URL,
+        "attributes": {**ATTRIBUTES_SCHEMA, "description": "Facet names to values."},
+        "availability": {"enum": list(AVAILABILITY)},
+    },
+}
+_ITEM_VALIDATOR = Draft202012Validator(ITEM_SCHEMA)
+_ITEM_DOCUMENTED = openapi_30(ITEM_SCHEMA)
+# A create names the item by one of the id fields.
+_ONE_ID_REQUIRED = [{"required": [name]} for name in ("external_id", "product_id", "sku", "id")]
+ITEM_EXAMPLE = OpenApiExample(
+    "A product",
+    value={"external_id": "SKU-1", "title": "Mug", "price": "12.50", "currency": "EUR"},
+    request_only=True,
+)
+
+
+def _item_fields(request: Request, *, partial: bool) -> dict[str, Any]:
+    """The body's item fields, each of its documented JSON type (400 by field otherwise); the
+    catalog then cleans them (recommendations.catalog)."""
+    body = _body(request)
+    errors: dict[str, list[str]] = {}
+    for error in _ITEM_VALIDATOR.iter_errors(body):
+        if not error.absolute_path:  # unknown fields are the catalog's to name
+            continue
+        message = error.message
+        if "propertyNames" in error.schema_path:
+            message = "facet names are 1 to 100 characters"
+        errors.setdefault(str(error.absolute_path[0]), [message])
+    if errors:
+        # With what the catalog finds wrong in the rest (unknown fields, no id): all at once.
+        rest = {key: value for key, value in body.items() if key not in errors}
+        try:
+            item_fields_clean(rest, partial=partial)
+        except InvalidItem as error:
+            errors = {**error.errors, **errors}
+        raise ValidationError(errors)
+    return body
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -167,7 +225,9 @@ class ItemListApi(RecommendationsResource, APIView):
             "An item that events created before is taken over: the fields given become "
             "catalog fields, which events never overwrite. 409 if the catalog already has it."
         ),
-        request=ItemInputSerializer,
+        request={"application/json": {**_ITEM_DOCUMENTED, "anyOf": _ONE_ID_REQUIRED}},
+        extensions={"x-body-required": True},
+        examples=[ITEM_EXAMPLE],
         responses={
             201: ItemOutputSerializer,
             400: OpenApiResponse(OpenApiTypes.OBJECT, description="What is wrong, by field."),
@@ -176,7 +236,7 @@ class ItemListApi(RecommendationsResource, APIView):
     )
     def post(self, request: Request) -> Response:
         try:
-            item = services.item_create(fields=_body(request))
+            item = services.item_create(fields=_item_fields(request, partial=False))
         except InvalidItem as error:
             raise ValidationError(error.errors) from None
         except services.ItemExists as error:
@@ -202,7 +262,8 @@ class ItemDetailApi(RecommendationsResource, APIView):
         operation_id="items_update",
         tags=["recommendations"],
         summary="Update some of an item's fields",
-        request=ItemInputSerializer(partial=True),
+        request={"application/json": _ITEM_DOCUMENTED},
+        extensions={"x-body-required": True},
         responses={
             200: ItemOutputSerializer,
             400: OpenApiResponse(OpenApiTypes.OBJECT, description="What is wrong, by field."),
@@ -213,7 +274,7 @@ class ItemDetailApi(RecommendationsResource, APIView):
     def patch(self, request: Request, item_id: str) -> Response:
         item = _item_or_404(item_id)
         try:
-            item = services.item_update(item=item, fields=_body(request))
+            item = services.item_update(item=item, fields=_item_fields(request, partial=True))
         except InvalidItem as error:
             raise ValidationError(error.errors) from None
         except services.ItemExists as error:

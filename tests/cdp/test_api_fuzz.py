@@ -103,7 +103,6 @@ NOT_YET_AS_DOCUMENTED = {
     "POST /api/v1/experiences/": "audience, page conditions and variants are JSON documents "
     "without their schema",
     "POST /api/v1/item-imports/": "the file is a multipart upload",
-    "POST /api/v1/items/": "currency and other optional strings may be empty",
     "POST /api/v1/segments/": "definition is the condition language's JSON Schema; webhook_url",
     "PATCH /api/v1/segments/{segment_id}/": "the same definition and webhook_url (reached along "
     "the stateful run's links)",
@@ -149,8 +148,12 @@ UNKNOWN_PURPOSE = re.compile(r"unknown purpose '.*'; known: [a-z0-9_, ]*")
 # private or reserved address (access.outbound).
 PRIVATE_ADDRESS = re.compile(r"\S+ resolves to [0-9a-f.:]+, a private or reserved address")
 # Names an object's keys must have (JSON Schema's propertyNames), which OpenAPI 3.0 cannot
-# spell: identity settings' kind_limits are keyed by identifier kinds.
-PROPERTY_NAMES = re.compile(r"'.*' does not match '\^\[a-z\]\[a-z0-9_\]\{0,31\}\\\\Z'")
+# spell: identity settings' kind_limits are keyed by identifier kinds, items' attributes by
+# facet names.
+PROPERTY_NAMES = re.compile(
+    r"'.*' does not match '\^\[a-z\]\[a-z0-9_\]\{0,31\}\\\\Z'"
+    r"|facet names are 1 to 100 characters"  # catalog items' attributes
+)
 
 
 def _excluded_checks(case) -> list:
