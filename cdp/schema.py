@@ -105,10 +105,12 @@ def _api_operation(operation: dict[str, Any]) -> None:
         if parameter["name"] in empty_is_absent and parameter["in"] == "query":
             parameter["allowEmptyValue"] = True
     # JSON is the API's format; form parsers only exist for clients that POST an empty form to
-    # an action endpoint, so they are not offered as a way to send data.
+    # an action endpoint, so they are not offered as a way to send data beside JSON. (A file
+    # upload, which takes multipart only, keeps it.)
     content = operation.get("requestBody", {}).get("content", {})
-    for media_type in [m for m in content if m != "application/json"]:
-        del content[media_type]
+    if "application/json" in content:
+        for media_type in [m for m in content if m != "application/json"]:
+            del content[media_type]
     responses = operation.setdefault("responses", {})
     parameters = operation.get("parameters", [])
     for status, response in API_ERRORS.items():

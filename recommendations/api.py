@@ -15,6 +15,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
+    OpenApiRequest,
     OpenApiResponse,
     extend_schema,
 )
@@ -324,7 +325,39 @@ class ItemImportCreateApi(RecommendationsResource, APIView):
         tags=["recommendations"],
         summary="Import catalog items from a CSV or JSONL file",
         description="Runs on a worker; poll the answer's id for progress and bad rows.",
-        request={"multipart/form-data": ItemImportInputSerializer},
+        request={
+            "multipart/form-data": OpenApiRequest(
+                {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "minLength": 1,
+                            "description": "A .csv (with a header row) or .jsonl file, not "
+                            "empty; its rows are checked by the import (bad ones reported).",
+                        }
+                    },
+                },
+                # The file's name says its format (access.row_files.import_format).
+                encoding={
+                    "file": {
+                        "contentType": "text/csv, application/jsonl, application/x-ndjson",
+                        "headers": {
+                            "Content-Disposition": {
+                                "schema": {
+                                    "type": "string",
+                                    "pattern": r'filename="[^"]*\.([Cc][Ss][Vv]|'
+                                    r'[Jj][Ss][Oo][Nn][Ll]|[Nn][Dd][Jj][Ss][Oo][Nn])"',
+                                },
+                                "example": 'form-data; name="file"; filename="items.csv"',
+                            }
+                        },
+                    }
+                },
+            )
+        },
         responses={202: ItemImportOutputSerializer},
     )
     def post(self, request: Request) -> Response:

@@ -102,7 +102,6 @@ NOT_YET_AS_DOCUMENTED = {
     "POST /api/v1/campaigns/": "trigger, entry and steps are JSON documents without their schema",
     "POST /api/v1/experiences/": "audience, page conditions and variants are JSON documents "
     "without their schema",
-    "POST /api/v1/item-imports/": "the file is a multipart upload",
     "POST /api/v1/segments/": "definition is the condition language's JSON Schema; webhook_url",
     "PATCH /api/v1/segments/{segment_id}/": "the same definition and webhook_url (reached along "
     "the stateful run's links)",
