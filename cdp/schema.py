@@ -29,6 +29,7 @@ from experiences.decide_views import MAX_PLACEMENTS
 from experiences.definition import MAX_PAGE_VALUE, PAGE_FIELDS
 from profiles.identifiers import MAX_VALUE_LENGTH
 from profiles.schemas import MESSAGE_SCHEMAS
+from segments.api import definition_components
 
 SHORT_ROUTES = {
     "identify": "i",
@@ -575,5 +576,6 @@ def api_conventions(result: dict[str, Any], generator: Any, request: Any, public
                 _api_operation(operation)
     _links_add(result.get("paths", {}), result.setdefault("components", {}))
     components = result.setdefault("components", {})
+    components.setdefault("schemas", {}).update(definition_components())
     result["paths"] = {**_ingest_paths(components), **_decide_paths(components), **result["paths"]}
     return result

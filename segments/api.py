@@ -14,6 +14,7 @@ from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
     extend_schema,
+    extend_schema_field,
     extend_schema_serializer,
     inline_serializer,
 )
@@ -23,7 +24,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from access.api_fields import JsonStringField, OutboundUrlOrBlankField, query_flag
+from access.api_fields import (
+    JsonStringField,
+    OutboundUrlOrBlankField,
+    openapi_30,
+    query_flag,
+)
 from access.auth import ResourcePermission, client_ip
 from access.csv_export import csv_response
 from access.pagination import KeysetPagination
@@ -45,11 +51,60 @@ class SegmentsResource:
     permission_classes = [ResourcePermission]
 
 
+DEFINITION_REF = "#/components/schemas/SegmentDefinition"
+
+
+def _components_ref(schema: Any) -> Any:
+    """`schema` with its `#/$defs/<name>` references pointing at OpenAPI components."""
+    if isinstance(schema, list):
+        return [_components_ref(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#/$defs/"):
+        name = schema["$ref"].removeprefix("#/$defs/")
+        return {"$ref": f"#/components/schemas/SegmentDefinition{name.capitalize()}"}
+    return {key: _components_ref(value) for key, value in schema.items()}
+
+
+def definition_components() -> dict[str, Any]:
+    """The condition language's JSON Schema (conditions.SCHEMA) as OpenAPI 3.0 components,
+    derived from it: each of its `$defs`, and a node as one of an object per kind (the
+    schema's `if`/`then` per kind key, which OpenAPI 3.0 does not have, says the same: one
+    kind key, with the keys of that kind and no other)."""
+    node = {
+        "type": "object",
+        "description": "A condition: exactly one kind key, with that kind's keys.",
+        "oneOf": [
+            {
+                **kind_schema,
+                "required": list(dict.fromkeys([kind, *kind_schema.get("required", [])])),
+                "additionalProperties": False,
+            }
+            for kind, kind_schema in conditions.KINDS.items()
+        ],
+    }
+    defs = {**conditions.SCHEMA["$defs"], "node": node}
+    components = {
+        f"SegmentDefinition{name.capitalize()}": openapi_30(_components_ref(schema))
+        for name, schema in defs.items()
+    }
+    components["SegmentDefinition"] = {
+        "$ref": "#/components/schemas/SegmentDefinitionNode",
+        "description": "A condition tree; the JSON Schema: GET /api/v1/segments/schema/.",
+    }
+    return components
+
+
 def definition_or_400(definition: Any, segment: Segment | None = None) -> None:
     try:
         services.segment_definition_check(definition=definition, segment=segment)
     except conditions.InvalidDefinition as error:
         raise ValidationError({"definition": [e.as_dict() for e in error.errors]}) from None
+
+
+@extend_schema_field({"$ref": DEFINITION_REF})
+class DefinitionField(serializers.JSONField):
+    """A segment definition (checked by definition_or_400)."""
 
 
 class SegmentOutputSerializer(serializers.Serializer):
@@ -85,9 +140,7 @@ class SegmentOutputSerializer(serializers.Serializer):
 class SegmentInputSerializer(serializers.Serializer):
     name = JsonStringField(max_length=200)
     description = JsonStringField(required=False, allow_blank=True, max_length=5000)
-    definition = serializers.JSONField(
-        help_text="A condition tree; see the JSON Schema at /api/v1/segments/schema/."
-    )
+    definition = DefinitionField()
     webhook_url = OutboundUrlOrBlankField(required=False)
 
 
@@ -135,7 +188,7 @@ class SegmentDetailApi(SegmentsResource, APIView):
     class UpdateSerializer(serializers.Serializer):
         name = JsonStringField(max_length=200, required=False)
         description = JsonStringField(required=False, allow_blank=True, max_length=5000)
-        definition = serializers.JSONField(required=False)
+        definition = DefinitionField(required=False)
         webhook_url = OutboundUrlOrBlankField(required=False)
 
     @extend_schema(tags=["segments"], responses={200: SegmentOutputSerializer})
@@ -235,7 +288,7 @@ class PreviewProfileSerializer(serializers.Serializer):
 
 class SegmentPreviewApi(SegmentsResource, APIView):
     class InputSerializer(serializers.Serializer):
-        definition = serializers.JSONField()
+        definition = DefinitionField()
         sample_size = serializers.IntegerField(
             required=False, min_value=0, max_value=50, default=10
         )

@@ -102,10 +102,6 @@ NOT_YET_AS_DOCUMENTED = {
     "POST /api/v1/campaigns/": "trigger, entry and steps are JSON documents without their schema",
     "POST /api/v1/experiences/": "audience, page conditions and variants are JSON documents "
     "without their schema",
-    "POST /api/v1/segments/": "definition is the condition language's JSON Schema; webhook_url",
-    "PATCH /api/v1/segments/{segment_id}/": "the same definition and webhook_url (reached along "
-    "the stateful run's links)",
-    "POST /api/v1/segments/preview/": "definition is the condition language's JSON Schema",
 }
 REQUEST_SCHEMA_CHECKS = [positive_data_acceptance, negative_data_rejection]
 
@@ -146,6 +142,33 @@ UNKNOWN_PURPOSE = re.compile(r"unknown purpose '.*'; known: [a-z0-9_, ]*")
 # Where a URL's host name leads (DNS, at the time of the request): the platform calls no
 # private or reserved address (access.outbound).
 PRIVATE_ADDRESS = re.compile(r"\S+ resolves to [0-9a-f.:]+, a private or reserved address")
+# The segment condition language's rules beyond its JSON Schema (segments.conditions.validate,
+# documented in segments/conditions/__init__.py): an operator and its value go together, dates
+# parse, ranges are ordered, numbers fit every reader, groups nest and count within bounds;
+# segments and consent purposes that are named must exist (rows, not schema).
+CONDITION_RULES = re.compile(
+    r"'[a-z_]+' needs (a number|a string, number or boolean|a non-empty string|a non-empty list"
+    r"|a list of strings, numbers or booleans|a date YYYY-MM-DD before 7999)"
+    r"|operator '[a-z_]+' needs a value|exists/not_exists take no value|unknown operator '.*'"
+    r"|between needs \[(low, high)\] with low <= high|between needs \[from, to\] with from <= to"
+    r"|between needs \[low, high\] \(two numbers( or two dates YYYY-MM-DD before 7999)?\)"
+    r"|between on (an event property needs two numbers"
+    r"|(an occurrence|a date) needs two dates YYYY-MM-DD before 7999)"
+    r"|between needs two valid dates, from <= to"
+    r'|within_last needs \{"days": N\} or \{"hours": N\}'
+    r'|within_last on a trait counts days: \{"days": N\}'
+    r"|date operators are not available on event properties"
+    r"|use either first or last, not both"
+    r"|first/last cannot be combined with count, within or not_followed_by"
+    r"|not_followed_by cannot be combined with count"
+    r"|[a-z_0-9]+ takes one of: [a-z_, ]+"
+    r"|[a-z_0-9]+ is between \S+ and \S+( \w+)?: use a value in that range"
+    r"|integers are at most 2\*\*53 \(9007199254740992\) either side of 0|numbers must be finite"
+    r"|a field name: .+"
+    r"|groups nest at most \d+ deep|a definition holds at most \d+ conditions"
+    r"|segment \d+ does not exist|unknown consent purpose '.*'"
+    r"|a segment cannot contain itself|segments would refer in a cycle: .+"
+)
 # Names an object's keys must have (JSON Schema's propertyNames), which OpenAPI 3.0 cannot
 # spell: identity settings' kind_limits are keyed by identifier kinds, items' attributes by
 # facet names.
@@ -191,6 +214,7 @@ def _as_designed(failure: Failure, response_body: bytes) -> bool:
             or NOT_A_PHONE_NUMBER.fullmatch(m)
             or PRIVATE_ADDRESS.fullmatch(m)
             or UNKNOWN_PURPOSE.fullmatch(m)
+            or CONDITION_RULES.fullmatch(m)
             for m in messages
         )
     return False
