@@ -114,7 +114,10 @@ def query_flag(request: Any, name: str) -> bool:
     false); anything else is a 400 naming the parameter."""
     from rest_framework.exceptions import ValidationError
 
-    value = request.query_params.get(name, "")
+    values = request.query_params.getlist(name)
+    if len(values) > 1:  # the schema's parameter is one boolean, not a list
+        raise ValidationError({name: ["give it once"]})
+    value = values[0] if values else ""
     if value not in ("", "true", "false"):
         raise ValidationError({name: [f"must be true or false, not {value!r}"]})
     return value == "true"
@@ -186,7 +189,7 @@ def openapi_30(schema: Any) -> Any:
 
 
 def json_document_field(
-    *, schema: dict[str, Any], component_name: str, **kwargs: Any
+    *, schema: dict[str, Any], component_name: str | None, **kwargs: Any
 ) -> serializers.JSONField:
     """A JSON document field, documented by the JSON Schema its validator checks it with (as an
     OpenAPI component): the schema is the validator's own, never a copy, so the two agree."""
