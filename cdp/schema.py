@@ -25,6 +25,7 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 from access.api_fields import NOT_BLANK, openapi_30
+from experiences.api import audience_components
 from experiences.decide_views import MAX_PLACEMENTS
 from experiences.definition import MAX_PAGE_VALUE, PAGE_FIELDS
 from profiles.identifiers import MAX_VALUE_LENGTH
@@ -576,6 +577,8 @@ def api_conventions(result: dict[str, Any], generator: Any, request: Any, public
                 _api_operation(operation)
     _links_add(result.get("paths", {}), result.setdefault("components", {}))
     components = result.setdefault("components", {})
-    components.setdefault("schemas", {}).update(definition_components())
+    components.setdefault("schemas", {}).update(
+        {**definition_components(), **audience_components()}
+    )
     result["paths"] = {**_ingest_paths(components), **_decide_paths(components), **result["paths"]}
     return result

@@ -6,6 +6,7 @@ where `pointer` is the JSON pointer of the offending node inside the definition.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from django.http import StreamingHttpResponse
@@ -54,23 +55,25 @@ class SegmentsResource:
 DEFINITION_REF = "#/components/schemas/SegmentDefinition"
 
 
-def _components_ref(schema: Any) -> Any:
-    """`schema` with its `#/$defs/<name>` references pointing at OpenAPI components."""
+def _components_ref(schema: Any, name: str) -> Any:
+    """`schema` with its `#/$defs/<x>` references pointing at the OpenAPI components `name<X>`."""
     if isinstance(schema, list):
-        return [_components_ref(item) for item in schema]
+        return [_components_ref(item, name) for item in schema]
     if not isinstance(schema, dict):
         return schema
     if isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#/$defs/"):
-        name = schema["$ref"].removeprefix("#/$defs/")
-        return {"$ref": f"#/components/schemas/SegmentDefinition{name.capitalize()}"}
-    return {key: _components_ref(value) for key, value in schema.items()}
+        part = schema["$ref"].removeprefix("#/$defs/")
+        return {"$ref": f"#/components/schemas/{name}{part.capitalize()}"}
+    return {key: _components_ref(value, name) for key, value in schema.items()}
 
 
-def definition_components() -> dict[str, Any]:
-    """The condition language's JSON Schema (conditions.SCHEMA) as OpenAPI 3.0 components,
-    derived from it: each of its `$defs`, and a node as one of an object per kind (the
-    schema's `if`/`then` per kind key, which OpenAPI 3.0 does not have, says the same: one
-    kind key, with the keys of that kind and no other)."""
+def definition_components(
+    name: str = "SegmentDefinition", kinds: Collection[str] = tuple(conditions.KINDS)
+) -> dict[str, Any]:
+    """The condition language's JSON Schema (conditions.SCHEMA) as OpenAPI 3.0 components
+    `name...`, derived from it: each of its `$defs`, and a node as one of an object per kind
+    (the schema's `if`/`then` per kind key, which OpenAPI 3.0 does not have, says the same:
+    one kind key, with the keys of that kind and no other). `kinds`: the kinds a use allows."""
     node = {
         "type": "object",
         "description": "A condition: exactly one kind key, with that kind's keys.",
@@ -81,15 +84,16 @@ def definition_components() -> dict[str, Any]:
                 "additionalProperties": False,
             }
             for kind, kind_schema in conditions.KINDS.items()
+            if kind in kinds
         ],
     }
     defs = {**conditions.SCHEMA["$defs"], "node": node}
     components = {
-        f"SegmentDefinition{name.capitalize()}": openapi_30(_components_ref(schema))
-        for name, schema in defs.items()
+        f"{name}{part.capitalize()}": openapi_30(_components_ref(schema, name))
+        for part, schema in defs.items()
     }
-    components["SegmentDefinition"] = {
-        "$ref": "#/components/schemas/SegmentDefinitionNode",
+    components[name] = {
+        "$ref": f"#/components/schemas/{name}Node",
         "description": "A condition tree; the JSON Schema: GET /api/v1/segments/schema/.",
     }
     return components
