@@ -358,6 +358,7 @@ class ItemImportCreateApi(RecommendationsResource, APIView):
                 },
             )
         },
+        extensions={"x-body-required": True},
         responses={202: ItemImportOutputSerializer},
     )
     def post(self, request: Request) -> Response:
