@@ -359,7 +359,10 @@ class ItemImportCreateApi(RecommendationsResource, APIView):
             )
         },
         extensions={"x-body-required": True},
-        responses={202: ItemImportOutputSerializer},
+        responses={
+            202: ItemImportOutputSerializer,
+            415: OpenApiResponse(description="The body is no multipart form."),
+        },
     )
     def post(self, request: Request) -> Response:
         data = self.ItemImportInputSerializer(data=request.data)
