@@ -34,6 +34,7 @@ from access.api_fields import (
     JsonBooleanField,
     JsonStringField,
     OutboundUrlField,
+    json_document_field,
     openapi_30,
 )
 from access.auth import ResourcePermission
@@ -55,6 +56,7 @@ from campaigns.services.webpush import AUTH_PATTERN, P256DH_PATTERN
 from campaigns.vapid import vapid_public_key
 from identity.selectors import profile_by_identity
 from profiles.models import Profile
+from segments import conditions
 
 DEFINITION_KEYS = ("trigger", "entry", "goal", "frequency_cap", "control", "steps")
 
@@ -130,16 +132,55 @@ def _campaign_data(campaign: Campaign, *, detail: bool = True) -> dict[str, Any]
     return serializer(campaign, context={"versions": versions}).data
 
 
+DEFINITION = "CampaignDefinition"
+_WHERE = SCHEMA["properties"]["goal"]["properties"]["where"]
+_BRANCH_IF = SCHEMA["$defs"]["step"]["properties"]["branch"]["properties"]["if"]
+
+
+def _documented(schema: Any) -> Any:
+    """A part of the campaign definition's JSON Schema (campaigns.definition.SCHEMA) in
+    OpenAPI 3.0's terms: its `$defs` as components, and the segment-language parts it leaves
+    to the segment language's validator (event filters, a branch's condition) as that
+    language's schema."""
+    if schema is _WHERE:
+        return openapi_30(conditions.KINDS["event"]["properties"]["where"])
+    if schema is _BRANCH_IF:
+        return {"$ref": "#/components/schemas/SegmentDefinition"}
+    if isinstance(schema, list):
+        return [_documented(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#/$defs/"):
+        part = schema["$ref"].removeprefix("#/$defs/")
+        return {"$ref": f"#/components/schemas/{DEFINITION}{part.capitalize()}"}
+    return openapi_30({key: _documented(value) for key, value in schema.items()})
+
+
+def definition_components() -> dict[str, Any]:
+    """The components the campaign definition's documented parts refer to (its `$defs`)."""
+    return {
+        f"{DEFINITION}{part.capitalize()}": _documented(schema)
+        for part, schema in SCHEMA["$defs"].items()
+    }
+
+
+def _part(key: str, **kwargs: Any) -> serializers.JSONField:
+    schema = _documented(SCHEMA["properties"][key])
+    if kwargs.get("allow_null"):  # null removes it
+        schema = {"allOf": [schema], "nullable": True}
+    return json_document_field(schema=schema, component_name=None, **kwargs)
+
+
 class CampaignInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = JsonStringField(max_length=200)
     kind = serializers.ChoiceField(choices=Campaign.Kind.choices, default=Campaign.Kind.MARKETING)
     status = serializers.ChoiceField(choices=Campaign.Status.choices, default=Campaign.Status.DRAFT)
-    trigger = serializers.JSONField()
-    entry = serializers.JSONField(required=False)
-    goal = serializers.JSONField(required=False, allow_null=True)
-    frequency_cap = serializers.JSONField(required=False, allow_null=True)
-    control = serializers.JSONField(required=False, allow_null=True)
-    steps = serializers.JSONField()
+    trigger = _part("trigger")
+    entry = _part("entry", required=False)
+    goal = _part("goal", required=False, allow_null=True)
+    frequency_cap = _part("frequency_cap", required=False, allow_null=True)
+    control = _part("control", required=False, allow_null=True)
+    steps = _part("steps")
 
 
 class CampaignListApi(CampaignsResource, APIView):
@@ -195,15 +236,15 @@ def _campaign_or_404(campaign_id: int) -> Campaign:
 
 class CampaignDetailApi(CampaignsResource, APIView):
     class CampaignUpdateSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=200, required=False)
+        name = JsonStringField(max_length=200, required=False)
         kind = serializers.ChoiceField(choices=Campaign.Kind.choices, required=False)
         status = serializers.ChoiceField(choices=Campaign.Status.choices, required=False)
-        trigger = serializers.JSONField(required=False)
-        entry = serializers.JSONField(required=False)
-        goal = serializers.JSONField(required=False, allow_null=True)
-        frequency_cap = serializers.JSONField(required=False, allow_null=True)
-        control = serializers.JSONField(required=False, allow_null=True)
-        steps = serializers.JSONField(required=False)
+        trigger = _part("trigger", required=False)
+        entry = _part("entry", required=False)
+        goal = _part("goal", required=False, allow_null=True)
+        frequency_cap = _part("frequency_cap", required=False, allow_null=True)
+        control = _part("control", required=False, allow_null=True)
+        steps = _part("steps", required=False)
 
     @extend_schema(tags=["campaigns"], responses={200: CampaignDetailOutputSerializer})
     def get(self, request: Request, campaign_id: int) -> Response:

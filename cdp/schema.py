@@ -25,6 +25,7 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 from access.api_fields import NOT_BLANK, openapi_30
+from campaigns.api import definition_components as campaign_definition_components
 from experiences.api import audience_components
 from experiences.decide_views import MAX_PLACEMENTS
 from experiences.definition import MAX_PAGE_VALUE, PAGE_FIELDS
@@ -578,7 +579,11 @@ def api_conventions(result: dict[str, Any], generator: Any, request: Any, public
     _links_add(result.get("paths", {}), result.setdefault("components", {}))
     components = result.setdefault("components", {})
     components.setdefault("schemas", {}).update(
-        {**definition_components(), **audience_components()}
+        {
+            **definition_components(),
+            **audience_components(),
+            **campaign_definition_components(),
+        }
     )
     result["paths"] = {**_ingest_paths(components), **_decide_paths(components), **result["paths"]}
     return result
