@@ -179,7 +179,7 @@ EXPERIENCE_RULES = re.compile(
 # A campaign's rules beyond its schema: the channels and segments it names exist (rows), a
 # broadcast's time parses with its offset, a send step has a message or variants (and what
 # goes with each), variants are named apart and weighted, one send step tests variants, and
-# the journey stays within its size and branch depth.
+# the journey stays within its size and branch depth; only signing channels have a secret.
 CAMPAIGN_RULES = re.compile(
     r"channel \d+ does not exist"
     r"|at must be an ISO date and time with an offset"
@@ -187,6 +187,8 @@ CAMPAIGN_RULES = re.compile(
     r"|another variant is named .+|a split needs a weight above 0"
     r"|variants are tested in one send step per campaign; \S+ has them already"
     r"|branches nest at most \d+ deep|a journey holds at most \d+ steps"
+    # Rotating the secret of a channel whose kind signs nothing (the path names the channel).
+    r"|[a-z_]+ channels have no signing secret"
 )
 # Names an object's keys must have (JSON Schema's propertyNames), which OpenAPI 3.0 cannot
 # spell: identity settings' kind_limits are keyed by identifier kinds, items' attributes by
