@@ -8,6 +8,8 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 
+from access.outbound import MAX_URL_LENGTH, URL_SCHEMA, outbound_url_validator
+
 
 class JsonBooleanField(serializers.BooleanField):
     """A JSON `true` or `false`, nothing else: DRF's BooleanField also takes 0, 1, "yes",
@@ -18,6 +20,12 @@ class JsonBooleanField(serializers.BooleanField):
             return data
         self.fail("invalid", input=data)
         raise AssertionError("unreachable")  # fail() raises
+
+
+# White space as Python's `\s` and str.strip() see it, and anything else. Spelt out for the
+# schema's patterns: request generators read `\s` as JavaScript does, without \x1c-\x1f, \x85.
+WHITE_SPACE = r"[\s\x1c-\x1f\x85]"
+NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
 
 
 class _JsonStringOnly:
@@ -38,12 +46,35 @@ class JsonStringField(_JsonStringOnly, serializers.CharField):
         super().__init__(**kwargs)
         if not self.allow_blank:
             # drf-spectacular documents a RegexValidator as the field's `pattern`.
-            self.validators.append(RegexValidator(r"\S"))
+            self.validators.append(RegexValidator(NOT_BLANK))
+
+
+@extend_schema_field(URL_SCHEMA)
+class OutboundUrlField(_JsonStringOnly, serializers.CharField):
+    """A URL the platform will call (access.outbound: its form, and a host that resolves to
+    public addresses only). Not trimmed: what is saved is what is called. With `checked=False`
+    the caller's service checks it (and names the field at fault its own way)."""
+
+    def __init__(self, *, checked: bool = True, **kwargs: Any) -> None:
+        if checked:
+            kwargs.setdefault("validators", []).append(outbound_url_validator)
+        super().__init__(trim_whitespace=False, max_length=MAX_URL_LENGTH, **kwargs)
+
+
+@extend_schema_field({"anyOf": [URL_SCHEMA, {"type": "string", "maxLength": 0}]})
+class OutboundUrlOrBlankField(OutboundUrlField):
+    """An OutboundUrlField that may be blank: none."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_blank=True, **kwargs)
 
 
 class JsonSlugField(_JsonStringOnly, serializers.SlugField):
     pass
 
+
+# Ids are bigints; beyond that PostgreSQL would only find nothing, but SQLite cannot bind them.
+MAX_ID = 2**63 - 1
 
 # A non-negative amount with at most 12 digits before the point and 2 after, as a string
 # (DecimalField(max_digits=14, decimal_places=2, min_value=0)).
@@ -83,7 +114,10 @@ def query_flag(request: Any, name: str) -> bool:
     false); anything else is a 400 naming the parameter."""
     from rest_framework.exceptions import ValidationError
 
-    value = request.query_params.get(name, "")
+    values = request.query_params.getlist(name)
+    if len(values) > 1:  # the schema's parameter is one boolean, not a list
+        raise ValidationError({name: ["give it once"]})
+    value = values[0] if values else ""
     if value not in ("", "true", "false"):
         raise ValidationError({name: [f"must be true or false, not {value!r}"]})
     return value == "true"
@@ -152,3 +186,16 @@ def openapi_30(schema: Any) -> Any:
             del out["type"]
             out["anyOf"] = [{"type": t, **(strings if t == "string" else {})} for t in kinds]
     return out
+
+
+def json_document_field(
+    *, schema: dict[str, Any], component_name: str | None, **kwargs: Any
+) -> serializers.JSONField:
+    """A JSON document field, documented by the JSON Schema its validator checks it with (as an
+    OpenAPI component): the schema is the validator's own, never a copy, so the two agree."""
+
+    @extend_schema_field(openapi_30(schema), component_name=component_name)
+    class DocumentField(serializers.JSONField):
+        pass
+
+    return DocumentField(**kwargs)

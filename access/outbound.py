@@ -25,6 +25,7 @@ import functools
 import http.client
 import ipaddress
 import os
+import re
 import select
 import socket
 import ssl
@@ -126,6 +127,16 @@ class _Target:
 MAX_URL_LENGTH = 2000
 
 
+_PORT = r"(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+# Every URL the platform may call has this form (the API schemas document it, URL_SCHEMA): http
+# or https, printable ASCII (non-ASCII is percent-encoded, hosts in IDNA), a host name or IPv4
+# address without user info, a port up to 65535. IPv6 literals are not taken (give the name).
+URL_PATTERN = (
+    rf"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~!$&'()*+,;=%-]+(?::{_PORT}?)?(?:[/?#][!-~]*)?\Z"
+)
+URL_SCHEMA = {"type": "string", "maxLength": MAX_URL_LENGTH, "pattern": URL_PATTERN}
+
+
 def _target(url: str) -> _Target:
     if len(url) > MAX_URL_LENGTH:
         raise OutboundRefused(f"the URL is longer than {MAX_URL_LENGTH} characters")
@@ -144,6 +155,11 @@ def _target(url: str) -> _Target:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise OutboundRefused("the URL's port is not a number from 1 to 65535") from None
+    if not re.fullmatch(URL_PATTERN, url):
+        raise OutboundRefused(
+            "not a URL the platform calls: printable ASCII only (percent-encode the rest), "
+            "a host name or IPv4 address (no IPv6 literal)"
+        )
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query

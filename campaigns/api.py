@@ -18,6 +18,7 @@ from django.utils import timezone
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
+    OpenApiResponse,
     extend_schema,
     inline_serializer,
 )
@@ -27,8 +28,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from access.api_fields import JsonBooleanField, JsonStringField, openapi_30
+from access.api_fields import (
+    MAX_ID,
+    NOT_BLANK,
+    JsonBooleanField,
+    JsonStringField,
+    OutboundUrlField,
+    json_document_field,
+    openapi_30,
+)
 from access.auth import ResourcePermission
+from access.outbound import URL_SCHEMA
 from access.pagination import KeysetPagination
 from access.pii import PiiTextField
 from access.roles import ADMIN, COMPLIANCE, MARKETER
@@ -42,9 +52,11 @@ from campaigns.results import (
     holdout_event_problem,
     holdout_report,
 )
+from campaigns.services.webpush import AUTH_PATTERN, P256DH_PATTERN
 from campaigns.vapid import vapid_public_key
 from identity.selectors import profile_by_identity
 from profiles.models import Profile
+from segments import conditions
 
 DEFINITION_KEYS = ("trigger", "entry", "goal", "frequency_cap", "control", "steps")
 
@@ -120,16 +132,55 @@ def _campaign_data(campaign: Campaign, *, detail: bool = True) -> dict[str, Any]
     return serializer(campaign, context={"versions": versions}).data
 
 
+DEFINITION = "CampaignDefinition"
+_WHERE = SCHEMA["properties"]["goal"]["properties"]["where"]
+_BRANCH_IF = SCHEMA["$defs"]["step"]["properties"]["branch"]["properties"]["if"]
+
+
+def _documented(schema: Any) -> Any:
+    """A part of the campaign definition's JSON Schema (campaigns.definition.SCHEMA) in
+    OpenAPI 3.0's terms: its `$defs` as components, and the segment-language parts it leaves
+    to the segment language's validator (event filters, a branch's condition) as that
+    language's schema."""
+    if schema is _WHERE:
+        return openapi_30(conditions.KINDS["event"]["properties"]["where"])
+    if schema is _BRANCH_IF:
+        return {"$ref": "#/components/schemas/SegmentDefinition"}
+    if isinstance(schema, list):
+        return [_documented(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#/$defs/"):
+        part = schema["$ref"].removeprefix("#/$defs/")
+        return {"$ref": f"#/components/schemas/{DEFINITION}{part.capitalize()}"}
+    return openapi_30({key: _documented(value) for key, value in schema.items()})
+
+
+def definition_components() -> dict[str, Any]:
+    """The components the campaign definition's documented parts refer to (its `$defs`)."""
+    return {
+        f"{DEFINITION}{part.capitalize()}": _documented(schema)
+        for part, schema in SCHEMA["$defs"].items()
+    }
+
+
+def _part(key: str, **kwargs: Any) -> serializers.JSONField:
+    schema = _documented(SCHEMA["properties"][key])
+    if kwargs.get("allow_null"):  # null removes it
+        schema = {"allOf": [schema], "nullable": True}
+    return json_document_field(schema=schema, component_name=None, **kwargs)
+
+
 class CampaignInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = JsonStringField(max_length=200)
     kind = serializers.ChoiceField(choices=Campaign.Kind.choices, default=Campaign.Kind.MARKETING)
     status = serializers.ChoiceField(choices=Campaign.Status.choices, default=Campaign.Status.DRAFT)
-    trigger = serializers.JSONField()
-    entry = serializers.JSONField(required=False)
-    goal = serializers.JSONField(required=False, allow_null=True)
-    frequency_cap = serializers.JSONField(required=False, allow_null=True)
-    control = serializers.JSONField(required=False, allow_null=True)
-    steps = serializers.JSONField()
+    trigger = _part("trigger")
+    entry = _part("entry", required=False)
+    goal = _part("goal", required=False, allow_null=True)
+    frequency_cap = _part("frequency_cap", required=False, allow_null=True)
+    control = _part("control", required=False, allow_null=True)
+    steps = _part("steps")
 
 
 class CampaignListApi(CampaignsResource, APIView):
@@ -185,15 +236,15 @@ def _campaign_or_404(campaign_id: int) -> Campaign:
 
 class CampaignDetailApi(CampaignsResource, APIView):
     class CampaignUpdateSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=200, required=False)
+        name = JsonStringField(max_length=200, required=False)
         kind = serializers.ChoiceField(choices=Campaign.Kind.choices, required=False)
         status = serializers.ChoiceField(choices=Campaign.Status.choices, required=False)
-        trigger = serializers.JSONField(required=False)
-        entry = serializers.JSONField(required=False)
-        goal = serializers.JSONField(required=False, allow_null=True)
-        frequency_cap = serializers.JSONField(required=False, allow_null=True)
-        control = serializers.JSONField(required=False, allow_null=True)
-        steps = serializers.JSONField(required=False)
+        trigger = _part("trigger", required=False)
+        entry = _part("entry", required=False)
+        goal = _part("goal", required=False, allow_null=True)
+        frequency_cap = _part("frequency_cap", required=False, allow_null=True)
+        control = _part("control", required=False, allow_null=True)
+        steps = _part("steps", required=False)
 
     @extend_schema(tags=["campaigns"], responses={200: CampaignDetailOutputSerializer})
     def get(self, request: Request, campaign_id: int) -> Response:
@@ -552,17 +603,25 @@ _secret_answer = inline_serializer(
 )
 
 
+def _config_documented(config_schema: dict[str, Any]) -> dict[str, Any]:
+    documented = openapi_30(config_schema)
+    if "url" in documented["properties"]:
+        # The URL is also one the platform may call (checked after the schema).
+        documented["properties"]["url"] = URL_SCHEMA
+    return documented
+
+
 # A channel's config has the schema of its kind (campaigns.definition.CHANNEL_SCHEMAS).
 CHANNEL_REQUEST_SCHEMA = {
     "type": "object",
     "required": ["kind", "name", "config"],
     "properties": {
         "kind": {"type": "string", "enum": list(CHANNEL_SCHEMAS)},
-        "name": {"type": "string", "maxLength": 200},
+        "name": {"type": "string", "maxLength": 200, "pattern": NOT_BLANK},
         "config": {"type": "object", "description": "The kind's settings (no secret)."},
     },
     "anyOf": [
-        {"properties": {"kind": {"enum": [kind]}, "config": openapi_30(config_schema)}}
+        {"properties": {"kind": {"enum": [kind]}, "config": _config_documented(config_schema)}}
         for kind, config_schema in CHANNEL_SCHEMAS.items()
     ],
 }
@@ -571,7 +630,7 @@ CHANNEL_REQUEST_SCHEMA = {
 class ChannelListApi(CampaignsResource, APIView):
     class ChannelInputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=Channel.Kind.choices)
-        name = serializers.CharField(max_length=200)
+        name = JsonStringField(max_length=200)
         config = serializers.JSONField()
 
     @extend_schema(tags=["campaigns"], responses={200: ChannelOutputSerializer(many=True)})
@@ -685,6 +744,51 @@ class ChannelSecretRotateApi(CampaignsResource, APIView):
         return Response({"channel": ChannelOutputSerializer(channel).data, "secret": secret})
 
 
+# The PushSubscription JSON as browsers give it (`toJSON()`; other keys are ignored) and the
+# person it is for, as PushSubscriptionApi.post and push_subscription_register check them.
+PUSH_SUBSCRIPTION_REQUEST_SCHEMA = {
+    "type": "object",
+    "required": ["subscription"],
+    "description": "The person: `profile` (an id) or `userId` (the profile wins if both).",
+    "properties": {
+        "profile": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        "userId": {"type": "string", "maxLength": 500, "pattern": NOT_BLANK},
+        "subscription": {
+            "type": "object",
+            "required": ["endpoint", "keys"],
+            "properties": {
+                "endpoint": URL_SCHEMA,
+                "keys": {
+                    "type": "object",
+                    "required": ["p256dh", "auth"],
+                    "properties": {
+                        "p256dh": {"type": "string", "pattern": P256DH_PATTERN},
+                        "auth": {"type": "string", "pattern": AUTH_PATTERN},
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+class PushKeysSerializer(serializers.Serializer):
+    p256dh = JsonStringField(max_length=200)
+    auth = JsonStringField(max_length=64)
+
+
+class PushSubscriptionSerializer(serializers.Serializer):
+    # Checked by push_subscription_register, which names `subscription.endpoint`.
+    endpoint = OutboundUrlField(checked=False)
+    keys = PushKeysSerializer()
+
+
+class PushRegisterSerializer(serializers.Serializer):
+    profile = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    userId = JsonStringField(required=False, max_length=500)
+    subscription = PushSubscriptionSerializer()
+
+
 class PushSubscriptionApi(CampaignsResource, APIView):
     """A browser's Web Push subscription for a person (the site's server calls this with a
     `campaigns:write` key when a visitor allows notifications): POST registers the
@@ -692,21 +796,10 @@ class PushSubscriptionApi(CampaignsResource, APIView):
     or `userId`; DELETE with `?endpoint=` removes it. GET gives the VAPID public key to pass
     to `pushManager.subscribe({applicationServerKey})`."""
 
-    class KeysSerializer(serializers.Serializer):
-        p256dh = serializers.CharField(max_length=200)
-        auth = serializers.CharField(max_length=64)
-
-    class SubscriptionSerializer(serializers.Serializer):
-        endpoint = serializers.URLField(max_length=2000)
-        keys = serializers.DictField(child=serializers.CharField(max_length=200))
-
-    class RegisterSerializer(serializers.Serializer):
-        profile = serializers.IntegerField(required=False, min_value=1)
-        userId = serializers.CharField(required=False, max_length=500)
-        subscription = serializers.DictField()
-
     class DeleteSerializer(serializers.Serializer):
-        endpoint = serializers.URLField(max_length=2000)
+        # Any text names the subscription to remove (none has it: 404); the endpoint was
+        # checked when it was registered.
+        endpoint = JsonStringField(max_length=2000)
 
     @extend_schema(
         tags=["campaigns"],
@@ -715,24 +808,24 @@ class PushSubscriptionApi(CampaignsResource, APIView):
     def get(self, request: Request) -> Response:
         return Response({"publicKey": vapid_public_key()})
 
-    @extend_schema(tags=["campaigns"], request=RegisterSerializer, responses={201: dict})
+    @extend_schema(
+        tags=["campaigns"],
+        request={"application/json": PUSH_SUBSCRIPTION_REQUEST_SCHEMA},
+        extensions={"x-body-required": True},
+        responses={201: dict, 404: OpenApiResponse(description="No such person.")},
+    )
     def post(self, request: Request) -> Response:
-        data = self.RegisterSerializer(data=request.data)
+        data = PushRegisterSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        subscription = self.SubscriptionSerializer(data=values["subscription"])
-        if not subscription.is_valid():
-            raise ValidationError({"subscription": subscription.errors})
-        keys = self.KeysSerializer(data=subscription.validated_data["keys"])
-        if not keys.is_valid():
-            raise ValidationError({"subscription": {"keys": keys.errors}})
+        subscription = values["subscription"]
         profile = _subscriber(values)
         try:
             registered = services.push_subscription_register(
                 profile=profile,
-                endpoint=subscription.validated_data["endpoint"],
-                p256dh=keys.validated_data["p256dh"],
-                auth=keys.validated_data["auth"],
+                endpoint=subscription["endpoint"],
+                p256dh=subscription["keys"]["p256dh"],
+                auth=subscription["keys"]["auth"],
                 actor=request.user,
             )
         except services.InvalidSubscription as error:
@@ -743,8 +836,15 @@ class PushSubscriptionApi(CampaignsResource, APIView):
 
     @extend_schema(
         tags=["campaigns"],
-        parameters=[OpenApiParameter("endpoint", str, required=True)],
-        responses={204: None},
+        parameters=[
+            OpenApiParameter(
+                "endpoint",
+                {"type": "string", "maxLength": 2000, "pattern": NOT_BLANK},
+                required=True,
+                description="The endpoint of the subscription to remove.",
+            )
+        ],
+        responses={204: None, 404: OpenApiResponse(description="No subscription has it.")},
     )
     def delete(self, request: Request) -> Response:
         data = self.DeleteSerializer(data=request.query_params)

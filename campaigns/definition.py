@@ -51,7 +51,9 @@ MAX_STEPS = 100
 MAX_BRANCH_DEPTH = 5
 MAX_WAIT_DAYS = 365
 DURATION_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
-EMAIL_PATTERN = r"^[^@\s<>\"]{1,64}@[^@\s<>\"]{1,253}\Z"
+# White space spelt out as Python's \s reads it (\x1c-\x1f and \x85 too): the API documents
+# the pattern, and request generators read \s as JavaScript does.
+EMAIL_PATTERN = r"^[^@\s\x1c-\x1f\x85<>\"]{1,64}@[^@\s\x1c-\x1f\x85<>\"]{1,253}\Z"
 MAX_VARIANTS = 10
 VARIANT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}\Z"
 
@@ -274,7 +276,7 @@ CHANNEL_SCHEMAS: dict[str, dict[str, Any]] = {
     "push": {
         "type": "object",
         "properties": {
-            "url": {"type": "string", "pattern": r"^https?://", "maxLength": 2000},
+            "url": {"type": "string", "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://", "maxLength": 2000},
         },
         "required": ["url"],
         "additionalProperties": False,
@@ -291,7 +293,7 @@ CHANNEL_SCHEMAS: dict[str, dict[str, Any]] = {
     "webhook": {
         "type": "object",
         "properties": {
-            "url": {"type": "string", "pattern": r"^https?://", "maxLength": 2000},
+            "url": {"type": "string", "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://", "maxLength": 2000},
             # The consent purpose a marketing send through this endpoint needs.
             "purpose": {"type": "string", "pattern": r"^[a-z][a-z0-9_]{0,63}\Z"},
         },

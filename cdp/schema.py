@@ -24,11 +24,14 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
-from access.api_fields import openapi_30
+from access.api_fields import NOT_BLANK, openapi_30
+from campaigns.api import definition_components as campaign_definition_components
+from experiences.api import audience_components
 from experiences.decide_views import MAX_PLACEMENTS
 from experiences.definition import MAX_PAGE_VALUE, PAGE_FIELDS
 from profiles.identifiers import MAX_VALUE_LENGTH
 from profiles.schemas import MESSAGE_SCHEMAS
+from segments.api import definition_components
 
 SHORT_ROUTES = {
     "identify": "i",
@@ -105,10 +108,12 @@ def _api_operation(operation: dict[str, Any]) -> None:
         if parameter["name"] in empty_is_absent and parameter["in"] == "query":
             parameter["allowEmptyValue"] = True
     # JSON is the API's format; form parsers only exist for clients that POST an empty form to
-    # an action endpoint, so they are not offered as a way to send data.
+    # an action endpoint, so they are not offered as a way to send data beside JSON. (A file
+    # upload, which takes multipart only, keeps it.)
     content = operation.get("requestBody", {}).get("content", {})
-    for media_type in [m for m in content if m != "application/json"]:
-        del content[media_type]
+    if "application/json" in content:
+        for media_type in [m for m in content if m != "application/json"]:
+            del content[media_type]
     responses = operation.setdefault("responses", {})
     parameters = operation.get("parameters", [])
     for status, response in API_ERRORS.items():
@@ -305,7 +310,7 @@ _PLACEMENT_LIST = {
 }
 # An identifier as profiles.identifiers.id_normalize reads it: text (or, in a body, a number)
 # with something besides spaces, at most MAX_VALUE_LENGTH characters.
-_VISITOR_ID = {"type": "string", "maxLength": MAX_VALUE_LENGTH, "pattern": r"\S"}
+_VISITOR_ID = {"type": "string", "maxLength": MAX_VALUE_LENGTH, "pattern": NOT_BLANK}
 _ONE_VISITOR = "Exactly one of `anonymousId` and `userId` (empty or null counts as absent)."
 
 
@@ -573,5 +578,12 @@ def api_conventions(result: dict[str, Any], generator: Any, request: Any, public
                 _api_operation(operation)
     _links_add(result.get("paths", {}), result.setdefault("components", {}))
     components = result.setdefault("components", {})
+    components.setdefault("schemas", {}).update(
+        {
+            **definition_components(),
+            **audience_components(),
+            **campaign_definition_components(),
+        }
+    )
     result["paths"] = {**_ingest_paths(components), **_decide_paths(components), **result["paths"]}
     return result

@@ -13,6 +13,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_field,
     inline_serializer,
 )
 from rest_framework import serializers, status
@@ -21,7 +22,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from access.api_fields import limit_parameter, query_whole_number
+from access.api_fields import (
+    MAX_ID,
+    JsonBooleanField,
+    JsonStringField,
+    limit_parameter,
+    query_whole_number,
+)
 from access.auth import ResourcePermission, client_ip
 from access.models import ApiKey, AuditLog
 from access.pii import PiiDocumentField, PiiValueField
@@ -39,6 +46,7 @@ from consent.models import (
 )
 from consent.tasks import privacy_request_process_task
 from consent.views_common import export_response
+from profiles.api import IDENTIFIER_SCHEMAS
 from profiles.models import Profile
 
 
@@ -61,6 +69,16 @@ class Pagination(LimitOffsetPagination):
         return query_whole_number(request, "offset", default=0, minimum=0)
 
 
+# The person a consent or privacy request is about, by identifiers (at least one).
+SUBJECT_SCHEMA = {
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": False,
+    "properties": {kind: IDENTIFIER_SCHEMAS[kind] for kind in SUBJECT_KINDS},
+}
+
+
+@extend_schema_field(SUBJECT_SCHEMA)
 class SubjectField(serializers.DictField):
     """{"email": ...} | {"user_id": ...} | {"phone": ...} | {"anonymous_id": ...}."""
 
@@ -70,11 +88,28 @@ class SubjectField(serializers.DictField):
             raise serializers.ValidationError(
                 "give at least one identifier: " + ", ".join(SUBJECT_KINDS)
             )
+        if "profile_id" in value:  # a request outlives profiles (merges, erasure)
+            raise serializers.ValidationError(
+                "name the person by their identifiers: " + ", ".join(SUBJECT_KINDS)
+            )
         try:
             selectors.subject_identifiers(value)
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from exc
         return value
+
+
+@extend_schema_field(
+    {
+        **SUBJECT_SCHEMA,
+        "properties": {
+            **SUBJECT_SCHEMA["properties"],
+            "profile_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        },
+    }
+)
+class ConsentSubjectField(serializers.DictField):
+    """A consent's subject: identifiers, or also the profile's id (checked by the serializer)."""
 
 
 def _api_key(request: Request) -> ApiKey | None:
@@ -91,11 +126,13 @@ class ConsentCreateApi(APIView):
         class Meta:
             ref_name = "ConsentInput"
 
-        subject = serializers.DictField()
-        purpose = serializers.CharField(max_length=64)
-        granted = serializers.BooleanField()
+        subject = ConsentSubjectField()
+        purpose = JsonStringField(max_length=64)
+        granted = JsonBooleanField()
         source = serializers.ChoiceField(choices=ConsentSource.choices, default=ConsentSource.API)
-        policy_version = serializers.CharField(max_length=64, required=False, default="")
+        policy_version = JsonStringField(
+            max_length=64, required=False, allow_blank=True, default=""
+        )
         occurred_at = serializers.DateTimeField(required=False)
 
         def validate_subject(self, value: dict[str, Any]) -> dict[str, Any]:
@@ -317,6 +354,38 @@ class PrivacyRequestListCreateApi(APIView):
         subject = SubjectField()
         changes = serializers.DictField(required=False)
 
+    # RECTIFY takes the traits to change; the other types take no changes.
+    REQUEST_SCHEMA = {
+        "type": "object",
+        "required": ["regulation_type", "subject"],
+        "properties": {
+            "regulation_type": {"type": "string", "enum": list(RegulationType.values)},
+            "regulation": {"type": "string", "enum": list(Regulation.values)},
+            "subject": SUBJECT_SCHEMA,
+            "changes": {"type": "object"},
+        },
+        "anyOf": [
+            {
+                "required": ["changes"],
+                "properties": {
+                    "regulation_type": {"enum": [RegulationType.RECTIFY.value]},
+                    "changes": {
+                        "required": ["traits"],
+                        "properties": {"traits": {"type": "object", "minProperties": 1}},
+                    },
+                },
+            },
+            {
+                "properties": {
+                    "regulation_type": {
+                        "enum": [t for t in RegulationType.values if t != RegulationType.RECTIFY]
+                    },
+                    "changes": {"maxProperties": 0},
+                },
+            },
+        ],
+    }
+
     @extend_schema(
         operation_id="privacy_requests_list",
         tags=["privacy"],
@@ -345,7 +414,8 @@ class PrivacyRequestListCreateApi(APIView):
             "request sent with an API key (scope `privacy:write`) counts as verified and is "
             'queued at once. RECTIFY takes `changes: {"traits": {...}}`.'
         ),
-        request=InputSerializer,
+        request={"application/json": REQUEST_SCHEMA},
+        extensions={"x-body-required": True},
         responses={201: PrivacyRequestOutput},
     )
     def post(self, request: Request) -> Response:

@@ -22,12 +22,25 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from access.api_fields import JsonObjectField, JsonSlugField, JsonStringField
+from access.api_fields import (
+    JsonObjectField,
+    JsonSlugField,
+    JsonStringField,
+    json_document_field,
+    openapi_30,
+)
 from access.auth import ResourcePermission
 from access.roles import ADMIN, COMPLIANCE, MARKETER
 from experiences import selectors, services
-from experiences.definition import InvalidExperience
+from experiences.definition import (
+    AUDIENCE_KINDS,
+    PAGE_OPS,
+    PAGE_SCHEMA,
+    VARIANTS_SCHEMA,
+    InvalidExperience,
+)
 from experiences.models import Experience, Placement
+from segments.api import definition_components
 
 TAGS = ["experiences"]
 
@@ -179,22 +192,69 @@ class ExperienceOutputSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+AUDIENCE = "ExperienceAudience"
+
+
+def audience_components() -> dict[str, Any]:
+    """An audience's OpenAPI components: the segment language's, with the kinds an audience
+    takes (experiences.definition.AUDIENCE_KINDS)."""
+    return definition_components(AUDIENCE, AUDIENCE_KINDS)
+
+
+def _page_documented() -> dict[str, Any]:
+    """PAGE_SCHEMA with what experience_problems checks beside it: an operator's value is a
+    string, a list of strings (`in`, `not_in`) or absent (`exists`, `not_exists`)."""
+    item = PAGE_SCHEMA["items"]
+    text, texts = item["properties"]["value"]["oneOf"]
+    forms = {("exists", "not_exists"): None, ("in", "not_in"): texts}
+    others = tuple(op for op in PAGE_OPS if not any(op in ops for ops in forms))
+    return openapi_30(
+        {
+            **PAGE_SCHEMA,
+            "items": {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["field", "op", *(["value"] if value else [])],
+                        "properties": {
+                            "field": item["properties"]["field"],
+                            "op": {"enum": list(ops)},
+                            **({"value": value} if value else {}),
+                        },
+                    }
+                    for ops, value in {**forms, others: text}.items()
+                ]
+            },
+        }
+    )
+
+
 class ExperienceInputSerializer(serializers.Serializer):
     placement = serializers.SlugField(max_length=64, help_text="The placement's key.")
-    name = serializers.CharField(max_length=200)
+    name = JsonStringField(max_length=200)
     status = serializers.ChoiceField(choices=Experience.Status.choices, required=False)
-    audience = serializers.JSONField(
+    audience = json_document_field(
+        schema={"allOf": [{"$ref": f"#/components/schemas/{AUDIENCE}"}], "nullable": True},
+        component_name=None,
         required=False,
         allow_null=True,
         help_text="A segment-language condition on traits, computed features and segment "
         "membership (null: everyone).",
     )
-    page = serializers.JSONField(
-        required=False, help_text='[{"field": "path", "op": "starts_with", "value": "/shoes"}]'
+    page = json_document_field(
+        schema=_page_documented(),
+        component_name="ExperiencePage",
+        required=False,
+        help_text='[{"field": "path", "op": "starts_with", "value": "/shoes"}]',
     )
-    variants = serializers.JSONField(help_text='[{"name", "weight", "content"}]')
+    variants = json_document_field(
+        schema=VARIANTS_SCHEMA,
+        component_name="ExperienceVariants",
+        help_text="Each variant's content fits the placement's content schema.",
+    )
     allocation = serializers.ChoiceField(choices=Experience.Allocation.choices, required=False)
-    goal_event = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    goal_event = JsonStringField(required=False, allow_blank=True, max_length=255)
     priority = serializers.IntegerField(
         required=False, min_value=-1_000_000, max_value=1_000_000, help_text="Lower first."
     )

@@ -25,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from access.api_fields import JsonBooleanField, limit_parameter, openapi_30
+from access.api_fields import MAX_ID, JsonBooleanField, limit_parameter, openapi_30
 from access.auth import ResourcePermission
 from access.pii import PiiTraitsField, pii_for
 from access.roles import ADMIN, COMPLIANCE, MARKETER
@@ -35,9 +35,6 @@ from identity.schemas import SETTINGS_SCHEMA
 from identity.tasks import identity_rescan_task
 from profiles.identifiers import KINDS, InvalidIdentifierError, identifier_normalize
 from profiles.models import Profile
-
-# Ids are bigints; beyond that PostgreSQL would only find nothing, but SQLite cannot bind them.
-MAX_ID = 2**63 - 1
 
 
 class IdentityResource:

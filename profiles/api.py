@@ -30,6 +30,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.api_fields import NOT_BLANK, WHITE_SPACE
 from access.auth import ResourcePermission
 from access.pagination import KeysetPagination
 from access.parsers import JSONParser
@@ -37,10 +38,31 @@ from access.pii import PiiDocumentField, PiiTraitsField, pii_for
 from access.roles import ADMIN, COMPLIANCE, MARKETER
 from profiles import selectors, services
 from profiles.extensions import computed_extras
-from profiles.identifiers import InvalidIdentifierError
+from profiles.identifiers import (
+    MAX_PHONE_TEXT,
+    MAX_VALUE_LENGTH,
+    InvalidIdentifierError,
+)
 from profiles.models import Profile
 
 TRAIT_PARAM_PREFIX = "trait."
+# What profiles.identifiers.email_normalize takes: one address with something before its last
+# "@" and something after, no white space inside (around it, trimmed).
+EMAIL_PATTERN = rf"^{WHITE_SPACE}*{NOT_BLANK}+@[^\s\x1c-\x1f\x85@]+{WHITE_SPACE}*\Z"
+# An identifier in a JSON body, as profiles.identifiers reads each kind (ids may be numbers,
+# phones whole numbers; a phone that is no valid number is refused: no pattern says which).
+_ID_TEXT = {"type": "string", "maxLength": MAX_VALUE_LENGTH, "pattern": NOT_BLANK}
+IDENTIFIER_SCHEMAS: dict[str, dict[str, Any]] = {
+    "email": {"type": "string", "maxLength": MAX_VALUE_LENGTH, "pattern": EMAIL_PATTERN},
+    "user_id": {"anyOf": [_ID_TEXT, {"type": "number"}]},
+    "anonymous_id": {"anyOf": [_ID_TEXT, {"type": "number"}]},
+    "phone": {
+        "anyOf": [
+            {"type": "string", "maxLength": MAX_PHONE_TEXT, "pattern": NOT_BLANK},
+            {"type": "integer"},
+        ]
+    },
+}
 MAX_TRAIT_KEY_LENGTH = 255
 
 
@@ -206,11 +228,20 @@ MERGED_RESPONSE = OpenApiResponse(
 class ProfileListApi(ProfilesResource, APIView):
     pagination_class = KeysetPagination
 
+    # Lengths are counted as sent (the identifier rules trim the values themselves).
     class FilterSerializer(serializers.Serializer):
-        email = serializers.CharField(required=False, max_length=320)
-        user_id = serializers.CharField(required=False, max_length=320, trim_whitespace=False)
-        anonymous_id = serializers.CharField(required=False, max_length=320, trim_whitespace=False)
-        phone = serializers.CharField(required=False, max_length=64)
+        email = serializers.CharField(
+            required=False, max_length=MAX_VALUE_LENGTH, trim_whitespace=False
+        )
+        user_id = serializers.CharField(
+            required=False, max_length=MAX_VALUE_LENGTH, trim_whitespace=False
+        )
+        anonymous_id = serializers.CharField(
+            required=False, max_length=MAX_VALUE_LENGTH, trim_whitespace=False
+        )
+        phone = serializers.CharField(
+            required=False, max_length=MAX_PHONE_TEXT, trim_whitespace=False
+        )
 
     known_params = {"email", "user_id", "anonymous_id", "phone", "cursor", "limit", "format"}
 
@@ -229,10 +260,27 @@ class ProfileListApi(ProfilesResource, APIView):
             "parameters are refused with 400."
         ),
         parameters=[
-            OpenApiParameter("email", str, description="Email address (normalized)."),
-            OpenApiParameter("user_id", str, description="`userId` as sent by the source."),
-            OpenApiParameter("anonymous_id", str, description="`anonymousId` as sent."),
-            OpenApiParameter("phone", str, description="Phone number (compared as E.164)."),
+            OpenApiParameter(
+                "email",
+                {"type": "string", "maxLength": MAX_VALUE_LENGTH, "pattern": EMAIL_PATTERN},
+                description="Email address (normalized).",
+            ),
+            OpenApiParameter(
+                "user_id",
+                {"type": "string", "maxLength": MAX_VALUE_LENGTH, "pattern": NOT_BLANK},
+                description="`userId` as sent by the source.",
+            ),
+            OpenApiParameter(
+                "anonymous_id",
+                {"type": "string", "maxLength": MAX_VALUE_LENGTH, "pattern": NOT_BLANK},
+                description="`anonymousId` as sent.",
+            ),
+            OpenApiParameter(
+                "phone",
+                {"type": "string", "maxLength": MAX_PHONE_TEXT, "pattern": NOT_BLANK},
+                description="Phone number (compared as E.164); one that is no valid number "
+                "is refused.",
+            ),
             OpenApiParameter(
                 "trait.{key}",
                 str,

@@ -16,10 +16,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
+    OpenApiRequest,
     OpenApiResponse,
     extend_schema,
-    extend_schema_serializer,
 )
+from jsonschema import Draft202012Validator
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import MultiPartParser
@@ -27,16 +28,33 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from access.api_fields import AmountField
+from access.api_fields import (
+    AMOUNT_PATTERN,
+    MAX_ID,
+    NOT_BLANK,
+    AmountField,
+    JsonStringField,
+    json_document_field,
+    openapi_30,
+)
 from access.auth import ResourcePermission
+from access.outbound import URL_SCHEMA
 from access.pagination import KeysetPagination
 from access.parsers import JSONParser
 from access.roles import ADMIN, COMPLIANCE, MARKETER
 from identity.selectors import profile_by_identity
 from recommendations import selectors, services, serving
-from recommendations.catalog import AVAILABILITY, InvalidItem, category_path
+from recommendations.catalog import (
+    ATTRIBUTES_SCHEMA,
+    AVAILABILITY,
+    MAX_LENGTHS,
+    MAX_PRICE,
+    InvalidItem,
+    category_path,
+    item_fields_clean,
+)
 from recommendations.models import Item, ModelRun
-from recommendations.recommenders import KINDS
+from recommendations.recommenders import KINDS, PARAMS_SCHEMAS, InvalidParams
 from recommendations.rules import DEVICES, RULES_SCHEMA, InvalidRules
 from recommendations.tasks import item_import_task, model_train_task
 from segments.selectors import segment_get
@@ -72,30 +90,79 @@ class ItemOutputSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-@extend_schema_serializer(
-    examples=[
-        OpenApiExample(
-            "A product",
-            value={"external_id": "SKU-1", "title": "Mug", "price": "12.50", "currency": "EUR"},
-            request_only=True,
-        )
-    ]
-)
-class ItemInputSerializer(serializers.Serializer):
-    """The body of a create (external_id required) or PATCH (any subset). Validation is the
-    catalog's own (recommendations.catalog), shared with the bulk import."""
+def _item_text(max_length: int) -> dict[str, Any]:
+    return {"type": ["string", "null"], "maxLength": max_length}
 
-    external_id = serializers.CharField(help_text="product_id or sku; `product_id` also works.")
-    title = serializers.CharField(required=False)
-    description = serializers.CharField(required=False)
-    category = serializers.CharField(required=False)
-    brand = serializers.CharField(required=False)
-    price = serializers.DecimalField(max_digits=14, decimal_places=2, required=False)
-    currency = serializers.CharField(required=False, help_text="ISO 4217, e.g. EUR.")
-    image_url = serializers.URLField(required=False)
-    url = serializers.URLField(required=False)
-    attributes = serializers.JSONField(required=False, help_text="Facet names to values.")
-    availability = serializers.ChoiceField(choices=AVAILABILITY, required=False)
+
+# An http(s) URL (of the form the platform calls), "" or null: none.
+_ITEM_URL = {"type": ["string", "null"], "anyOf": [{"maxLength": 0}, URL_SCHEMA]}
+_ITEM_ID = {"type": "string", "maxLength": MAX_LENGTHS["external_id"], "pattern": NOT_BLANK}
+# An item as the API takes it: each field typed as JSON means it (the catalog's own cleaning,
+# shared with CSV imports and feeds, also reads numbers as text and other spellings); null or
+# "" leaves a text field empty. `product_id`, `sku` and `id` name the external id too, `name`
+# the title (the first one given wins).
+ITEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        **{name: _ITEM_ID for name in ("external_id", "product_id", "sku", "id")},
+        "title": _item_text(MAX_LENGTHS["title"]),
+        "name": _item_text(MAX_LENGTHS["title"]),
+        "description": _item_text(MAX_LENGTHS["description"]),
+        "category": {
+            **_item_text(MAX_LENGTHS["category"]),
+            "description": 'A path, "Home > Kitchen" (slashes also separate).',
+        },
+        "brand": _item_text(MAX_LENGTHS["brand"]),
+        "price": {
+            "type": ["string", "number", "null"],
+            "pattern": AMOUNT_PATTERN,
+            "minimum": 0,
+            "maximum": float(MAX_PRICE),
+        },
+        "currency": {
+            "type": ["string", "null"],
+            "pattern": r"^([A-Za-z]{3})?\Z",
+            "description": "ISO 4217, e.g. EUR.",
+        },
+        "image_url": _ITEM_URL,
+        "url": _ITEM_URL,
+        "attributes": {**ATTRIBUTES_SCHEMA, "description": "Facet names to values."},
+        "availability": {"enum": list(AVAILABILITY)},
+    },
+}
+_ITEM_VALIDATOR = Draft202012Validator(ITEM_SCHEMA)
+_ITEM_DOCUMENTED = openapi_30(ITEM_SCHEMA)
+# A create names the item by one of the id fields.
+_ONE_ID_REQUIRED = [{"required": [name]} for name in ("external_id", "product_id", "sku", "id")]
+ITEM_EXAMPLE = OpenApiExample(
+    "A product",
+    value={"external_id": "SKU-1", "title": "Mug", "price": "12.50", "currency": "EUR"},
+    request_only=True,
+)
+
+
+def _item_fields(request: Request, *, partial: bool) -> dict[str, Any]:
+    """The body's item fields, each of its documented JSON type (400 by field otherwise); the
+    catalog then cleans them (recommendations.catalog)."""
+    body = _body(request)
+    errors: dict[str, list[str]] = {}
+    for error in _ITEM_VALIDATOR.iter_errors(body):
+        if not error.absolute_path:  # unknown fields are the catalog's to name
+            continue
+        message = error.message
+        if "propertyNames" in error.schema_path:
+            message = "facet names are 1 to 100 characters"
+        errors.setdefault(str(error.absolute_path[0]), [message])
+    if errors:
+        # With what the catalog finds wrong in the rest (unknown fields, no id): all at once.
+        rest = {key: value for key, value in body.items() if key not in errors}
+        try:
+            item_fields_clean(rest, partial=partial)
+        except InvalidItem as error:
+            errors = {**error.errors, **errors}
+        raise ValidationError(errors)
+    return body
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -159,7 +226,9 @@ class ItemListApi(RecommendationsResource, APIView):
             "An item that events created before is taken over: the fields given become "
             "catalog fields, which events never overwrite. 409 if the catalog already has it."
         ),
-        request=ItemInputSerializer,
+        request={"application/json": {**_ITEM_DOCUMENTED, "anyOf": _ONE_ID_REQUIRED}},
+        extensions={"x-body-required": True},
+        examples=[ITEM_EXAMPLE],
         responses={
             201: ItemOutputSerializer,
             400: OpenApiResponse(OpenApiTypes.OBJECT, description="What is wrong, by field."),
@@ -168,7 +237,7 @@ class ItemListApi(RecommendationsResource, APIView):
     )
     def post(self, request: Request) -> Response:
         try:
-            item = services.item_create(fields=_body(request))
+            item = services.item_create(fields=_item_fields(request, partial=False))
         except InvalidItem as error:
             raise ValidationError(error.errors) from None
         except services.ItemExists as error:
@@ -194,7 +263,8 @@ class ItemDetailApi(RecommendationsResource, APIView):
         operation_id="items_update",
         tags=["recommendations"],
         summary="Update some of an item's fields",
-        request=ItemInputSerializer(partial=True),
+        request={"application/json": _ITEM_DOCUMENTED},
+        extensions={"x-body-required": True},
         responses={
             200: ItemOutputSerializer,
             400: OpenApiResponse(OpenApiTypes.OBJECT, description="What is wrong, by field."),
@@ -205,7 +275,7 @@ class ItemDetailApi(RecommendationsResource, APIView):
     def patch(self, request: Request, item_id: str) -> Response:
         item = _item_or_404(item_id)
         try:
-            item = services.item_update(item=item, fields=_body(request))
+            item = services.item_update(item=item, fields=_item_fields(request, partial=True))
         except InvalidItem as error:
             raise ValidationError(error.errors) from None
         except services.ItemExists as error:
@@ -255,8 +325,44 @@ class ItemImportCreateApi(RecommendationsResource, APIView):
         tags=["recommendations"],
         summary="Import catalog items from a CSV or JSONL file",
         description="Runs on a worker; poll the answer's id for progress and bad rows.",
-        request={"multipart/form-data": ItemImportInputSerializer},
-        responses={202: ItemImportOutputSerializer},
+        request={
+            "multipart/form-data": OpenApiRequest(
+                {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "minLength": 1,
+                            "description": "A .csv (with a header row) or .jsonl file, not "
+                            "empty; its rows are checked by the import (bad ones reported).",
+                        }
+                    },
+                },
+                # The file's name says its format (access.row_files.import_format).
+                encoding={
+                    "file": {
+                        "contentType": "text/csv, application/jsonl, application/x-ndjson",
+                        "headers": {
+                            "Content-Disposition": {
+                                "schema": {
+                                    "type": "string",
+                                    "pattern": r'filename="[^"]*\.([Cc][Ss][Vv]|'
+                                    r'[Jj][Ss][Oo][Nn][Ll]|[Nn][Dd][Jj][Ss][Oo][Nn])"',
+                                },
+                                "example": 'form-data; name="file"; filename="items.csv"',
+                            }
+                        },
+                    }
+                },
+            )
+        },
+        extensions={"x-body-required": True},
+        responses={
+            202: ItemImportOutputSerializer,
+            415: OpenApiResponse(description="The body is no multipart form."),
+        },
     )
     def post(self, request: Request) -> Response:
         data = self.ItemImportInputSerializer(data=request.data)
@@ -329,13 +435,9 @@ class RecommendationQuerySerializer(serializers.Serializer):
     page_item = serializers.CharField(required=False, max_length=255)
     category = serializers.CharField(required=False, max_length=500)
     brand = serializers.CharField(required=False, max_length=200)
-    price_min = serializers.DecimalField(
-        max_digits=14, decimal_places=2, min_value=0, required=False
-    )
-    price_max = serializers.DecimalField(
-        max_digits=14, decimal_places=2, min_value=0, required=False
-    )
-    segment = serializers.IntegerField(min_value=1, required=False)
+    price_min = AmountField(required=False)
+    price_max = AmountField(required=False)
+    segment = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
     device = serializers.ChoiceField(choices=DEVICES, required=False)
     hour = serializers.IntegerField(min_value=0, max_value=23, required=False)
 
@@ -384,17 +486,38 @@ def recommendation_request(
     )
 
 
+def _text(max_length: int) -> dict[str, Any]:
+    # Trimmed, then checked: something besides white space, at most `max_length` characters.
+    return {"type": "string", "maxLength": max_length, "pattern": NOT_BLANK}
+
+
 RECOMMENDATION_PARAMETERS = [
     OpenApiParameter("slot", str, enum=list(serving.SLOTS), description="Default home."),
-    OpenApiParameter("k", int, description=f"How many items, 1 to {serving.MAX_K} (default 10)."),
-    OpenApiParameter("page_item", str, description="External id of the page's item."),
     OpenApiParameter(
-        "category", str, description="The page's category: re-ranks; filters `trending`."
+        "k",
+        {"type": "integer", "minimum": 1, "maximum": serving.MAX_K},
+        description=f"How many items, 1 to {serving.MAX_K} (default 10).",
     ),
-    OpenApiParameter("brand", str, description="Only this brand."),
-    OpenApiParameter("price_min", float, description="Price band, inclusive."),
-    OpenApiParameter("price_max", float, description="Price band, inclusive."),
-    OpenApiParameter("segment", int, description="`trending` among this segment's members."),
+    OpenApiParameter("page_item", _text(255), description="External id of the page's item."),
+    OpenApiParameter(
+        "category", _text(500), description="The page's category: re-ranks; filters `trending`."
+    ),
+    OpenApiParameter("brand", _text(200), description="Only this brand."),
+    OpenApiParameter(
+        "price_min",
+        {"type": "string", "pattern": AMOUNT_PATTERN},
+        description="Price band, inclusive.",
+    ),
+    OpenApiParameter(
+        "price_max",
+        {"type": "string", "pattern": AMOUNT_PATTERN},
+        description="Price band, inclusive.",
+    ),
+    OpenApiParameter(
+        "segment",
+        {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        description="`trending` among this segment's members (that slot only).",
+    ),
     OpenApiParameter(
         "device",
         str,
@@ -404,7 +527,7 @@ RECOMMENDATION_PARAMETERS = [
     ),
     OpenApiParameter(
         "hour",
-        int,
+        {"type": "integer", "minimum": 0, "maximum": 23},
         description="The visitor's local hour, 0 to 23: the context boosts for that time of day "
         "apply (none that name hours without it).",
     ),
@@ -448,8 +571,8 @@ class IdentifierRecommendationsApi(RecommendationsResource, APIView):
             "not seen yet gets the non-personal list."
         ),
         parameters=[
-            OpenApiParameter("user_id", str),
-            OpenApiParameter("anonymous_id", str),
+            OpenApiParameter("user_id", {"type": "string", "minLength": 1, "maxLength": 255}),
+            OpenApiParameter("anonymous_id", {"type": "string", "minLength": 1, "maxLength": 255}),
             *RECOMMENDATION_PARAMETERS,
         ],
         responses={
@@ -523,6 +646,22 @@ class ModelRunListApi(RecommendationsResource, APIView):
         kind = serializers.ChoiceField(choices=sorted(KINDS), default=settings.RECS_DEFAULT_KIND)
         params = serializers.DictField(required=False, help_text="Overrides of the defaults.")
 
+    # The params a run takes are its kind's (PARAMS_SCHEMAS); without `kind`, the default's.
+    REQUEST_SCHEMA = {
+        "type": "object",
+        "properties": {
+            "kind": {"type": "string", "enum": sorted(KINDS)},
+            "params": {"type": "object", "description": "Overrides of the kind's defaults."},
+        },
+        "anyOf": [
+            {
+                **({} if kind == settings.RECS_DEFAULT_KIND else {"required": ["kind"]}),
+                "properties": {"kind": {"enum": [kind]}, "params": openapi_30(schema)},
+            }
+            for kind, schema in PARAMS_SCHEMAS.items()
+        ],
+    }
+
     @extend_schema(
         operation_id="recommender_runs_list",
         tags=["recommendations"],
@@ -538,7 +677,7 @@ class ModelRunListApi(RecommendationsResource, APIView):
         operation_id="recommender_runs_create",
         tags=["recommendations"],
         summary="Train a recommender on a worker",
-        request=ModelRunInputSerializer,
+        request={"application/json": REQUEST_SCHEMA},
         responses={202: ModelRunOutputSerializer},
     )
     def post(self, request: Request) -> Response:
@@ -550,7 +689,7 @@ class ModelRunListApi(RecommendationsResource, APIView):
                 params=data.validated_data.get("params"),
                 actor=request.user,
             )
-        except TypeError as error:
+        except InvalidParams as error:
             raise ValidationError({"params": [str(error)]}) from None
         transaction.on_commit(lambda: model_train_task.delay(run.pk))
         return Response(ModelRunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
@@ -600,8 +739,8 @@ class RulesApi(RecommendationsResource, APIView):
     parser_classes = [JSONParser]
 
     class RulesInputSerializer(serializers.Serializer):
-        rules = serializers.JSONField(help_text="See recommendations.rules.RULES_SCHEMA.")
-        note = serializers.CharField(required=False, allow_blank=True, max_length=300)
+        rules = json_document_field(schema=RULES_SCHEMA, component_name="RecommendationRules")
+        note = JsonStringField(required=False, allow_blank=True, max_length=300)
 
     class RulesOutputSerializer(serializers.Serializer):
         version = serializers.IntegerField(allow_null=True)

@@ -6,6 +6,7 @@ where `pointer` is the JSON pointer of the offending node inside the definition.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from django.http import StreamingHttpResponse
@@ -14,6 +15,7 @@ from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
     extend_schema,
+    extend_schema_field,
     extend_schema_serializer,
     inline_serializer,
 )
@@ -23,10 +25,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from access.api_fields import query_flag
+from access.api_fields import (
+    JsonStringField,
+    OutboundUrlOrBlankField,
+    openapi_30,
+    query_flag,
+)
 from access.auth import ResourcePermission, client_ip
 from access.csv_export import csv_response
-from access.outbound import MAX_URL_LENGTH, outbound_url_validator
 from access.pagination import KeysetPagination
 from access.pii import PiiTraitsField, pii_for, pii_pseudonym
 from access.roles import ADMIN, COMPLIANCE, MARKETER
@@ -46,11 +52,63 @@ class SegmentsResource:
     permission_classes = [ResourcePermission]
 
 
+DEFINITION_REF = "#/components/schemas/SegmentDefinition"
+
+
+def _components_ref(schema: Any, name: str) -> Any:
+    """`schema` with its `#/$defs/<x>` references pointing at the OpenAPI components `name<X>`."""
+    if isinstance(schema, list):
+        return [_components_ref(item, name) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#/$defs/"):
+        part = schema["$ref"].removeprefix("#/$defs/")
+        return {"$ref": f"#/components/schemas/{name}{part.capitalize()}"}
+    return {key: _components_ref(value, name) for key, value in schema.items()}
+
+
+def definition_components(
+    name: str = "SegmentDefinition", kinds: Collection[str] = tuple(conditions.KINDS)
+) -> dict[str, Any]:
+    """The condition language's JSON Schema (conditions.SCHEMA) as OpenAPI 3.0 components
+    `name...`, derived from it: each of its `$defs`, and a node as one of an object per kind
+    (the schema's `if`/`then` per kind key, which OpenAPI 3.0 does not have, says the same:
+    one kind key, with the keys of that kind and no other). `kinds`: the kinds a use allows."""
+    node = {
+        "type": "object",
+        "description": "A condition: exactly one kind key, with that kind's keys.",
+        "oneOf": [
+            {
+                **kind_schema,
+                "required": list(dict.fromkeys([kind, *kind_schema.get("required", [])])),
+                "additionalProperties": False,
+            }
+            for kind, kind_schema in conditions.KINDS.items()
+            if kind in kinds
+        ],
+    }
+    defs = {**conditions.SCHEMA["$defs"], "node": node}
+    components = {
+        f"{name}{part.capitalize()}": openapi_30(_components_ref(schema, name))
+        for part, schema in defs.items()
+    }
+    components[name] = {
+        "$ref": f"#/components/schemas/{name}Node",
+        "description": "A condition tree; the JSON Schema: GET /api/v1/segments/schema/.",
+    }
+    return components
+
+
 def definition_or_400(definition: Any, segment: Segment | None = None) -> None:
     try:
         services.segment_definition_check(definition=definition, segment=segment)
     except conditions.InvalidDefinition as error:
         raise ValidationError({"definition": [e.as_dict() for e in error.errors]}) from None
+
+
+@extend_schema_field({"$ref": DEFINITION_REF})
+class DefinitionField(serializers.JSONField):
+    """A segment definition (checked by definition_or_400)."""
 
 
 class SegmentOutputSerializer(serializers.Serializer):
@@ -84,17 +142,10 @@ class SegmentOutputSerializer(serializers.Serializer):
     ]
 )
 class SegmentInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
-    definition = serializers.JSONField(
-        help_text="A condition tree; see the JSON Schema at /api/v1/segments/schema/."
-    )
-    webhook_url = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        max_length=MAX_URL_LENGTH,
-        validators=[outbound_url_validator],
-    )
+    name = JsonStringField(max_length=200)
+    description = JsonStringField(required=False, allow_blank=True, max_length=5000)
+    definition = DefinitionField()
+    webhook_url = OutboundUrlOrBlankField(required=False)
 
 
 class SegmentListApi(SegmentsResource, APIView):
@@ -139,15 +190,10 @@ def _segment_or_404(segment_id: int) -> Segment:
 
 class SegmentDetailApi(SegmentsResource, APIView):
     class UpdateSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=200, required=False)
-        description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
-        definition = serializers.JSONField(required=False)
-        webhook_url = serializers.CharField(
-            required=False,
-            allow_blank=True,
-            max_length=MAX_URL_LENGTH,
-            validators=[outbound_url_validator],
-        )
+        name = JsonStringField(max_length=200, required=False)
+        description = JsonStringField(required=False, allow_blank=True, max_length=5000)
+        definition = DefinitionField(required=False)
+        webhook_url = OutboundUrlOrBlankField(required=False)
 
     @extend_schema(tags=["segments"], responses={200: SegmentOutputSerializer})
     def get(self, request: Request, segment_id: int) -> Response:
@@ -246,7 +292,7 @@ class PreviewProfileSerializer(serializers.Serializer):
 
 class SegmentPreviewApi(SegmentsResource, APIView):
     class InputSerializer(serializers.Serializer):
-        definition = serializers.JSONField()
+        definition = DefinitionField()
         sample_size = serializers.IntegerField(
             required=False, min_value=0, max_value=50, default=10
         )

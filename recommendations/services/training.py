@@ -32,7 +32,7 @@ from django.utils import timezone
 from access.services import audit_record
 from recommendations import cache
 from recommendations.models import ModelRun
-from recommendations.recommenders import KINDS, UnknownKind, build
+from recommendations.recommenders import KINDS, UnknownKind, build, params_check
 from recommendations.recommenders.artifacts import (
     FORMAT_VERSION,
     ArtifactFormatError,
@@ -63,7 +63,7 @@ def model_train_request(*, kind: str, params: dict[str, Any] | None = None, acto
     """Record a queued run; the caller queues `model_train_task` after commit."""
     if kind not in KINDS:
         raise UnknownKind(f"unknown recommender {kind!r}; known: {', '.join(KINDS)}")
-    build(kind, params)  # refuse parameters the model does not take, now rather than later
+    params_check(kind, params or {})  # refused now rather than when the worker trains
     return ModelRun.objects.create(
         kind=kind,
         params=params or {},

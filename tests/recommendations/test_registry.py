@@ -91,6 +91,23 @@ def test_training_runs_are_requested_through_the_api_and_run_on_a_worker(
     assert magic.status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"kind": "als", "params": {"factors": "64"}}, "factors: '64' is not of type 'integer'"),
+        ({"kind": "ease", "params": {"max_items": 0}}, "max_items: 0 is less than the minimum"),
+        ({"kind": "hybrid", "params": {"weights": {"magic": 1}}}, "weights: Additional"),
+    ],
+)
+def test_training_parameters_out_of_their_kinds_schema_are_a_400_saying_where(
+    admin_api, body, message
+):
+    response = admin_api.post("/api/v1/recommenders/runs/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["params"][0].startswith(message)
+    assert not ModelRun.objects.exists()
+
+
 def test_erasure_leaves_no_interaction_cache_entry_or_factor_row_with_the_person(served, admin_api):
     user_id, profile = next((u, p) for u, p in served.people.items())
     admin_api.get(f"/api/v1/profiles/{profile.pk}/recommendations/")
