@@ -468,11 +468,15 @@ def campaign_editor_preview(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @roles_required(*BUILD)
-def campaign_editor_test_send(request: HttpRequest, campaign_id: int) -> HttpResponse:
+def campaign_editor_test_send(request: HttpRequest) -> HttpResponse:
     """htmx partial: a test of a message of the send step being edited (a variant's, when
-    `variant` is its index), as the fields are now, saved or not, to a staff address. A
-    problem with the message comes back naming its field, for the page to mark."""
-    campaign = _campaign_or_404(campaign_id)
+    `variant` is its index), as the fields are now, saved or not (a campaign never saved
+    too), to a staff address. A problem with the message comes back naming its field, for
+    the page to mark."""
+    saved = selectors.campaign_get(campaign_id=_int(request.POST.get("campaign")))
+    # Rendered with the name as typed, as the preview renders it; a saved campaign's id goes
+    # in the audit row.
+    campaign = Campaign(pk=saved.pk if saved else None, name=request.POST.get("name", ""))
     step = request.POST.get("step", "")
     channel, owner, at, message, problems = editor_message(
         request.POST, step, request.POST.get("variant", "")

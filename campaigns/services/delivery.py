@@ -555,7 +555,7 @@ def campaign_test_send(
         actor=actor,
         action="campaign.test_send",
         resource="campaigns",
-        resource_id=campaign.pk,
+        resource_id=campaign.pk or "",  # none for a campaign not saved yet
         profile_id=profile.pk,
         details={"message": at, "channel": channel.pk},
     )

@@ -325,7 +325,7 @@ def test_steps_are_added_moved_and_removed_without_losing_edits(
 
     page = _compose(client, fields, op="add", into="/steps/2/branch/else", index="0", step="send")
     # Drawn again, the steps of a saved campaign still offer their test sends.
-    assert f'hx-post="/campaigns/{campaign.pk}/editor/test-send/"' in page
+    assert 'hx-post="/campaigns/editor/test-send/"' in page
     added = fields_of(page, None)
     assert added["/steps/2/branch/else/0:kind"] == "send"
     assert added["/steps/2/branch/else/0:channel"] == str(email_channel.pk)
@@ -443,8 +443,8 @@ def test_a_webhook_body_previews_as_json(
     assert "&quot;plan&quot;: &quot;pro&quot;" in body
 
 
-def _test_send(client, campaign: Campaign, fields: dict[str, str], **extra: str) -> str:
-    response = client.post(f"/campaigns/{campaign.pk}/editor/test-send/", {**fields, **extra})
+def _test_send(client, fields: dict[str, str], **extra: str) -> str:
+    response = client.post("/campaigns/editor/test-send/", {**fields, **extra})
     assert response.status_code == 200
     return response.content.decode()
 
@@ -459,7 +459,7 @@ def test_a_test_send_sends_the_fields_as_they_are_not_the_saved_message(
     fields["/steps/1:subject"] = "Edited for {{ profile.traits.plan }}"
     fields["/steps/1:html"] = "<p>New body</p>"
     fields["/steps/1:to"] = marketer.email
-    sent = _test_send(client, campaign, fields, step="/steps/1")
+    sent = _test_send(client, fields, step="/steps/1")
     assert f"Test sent to {marketer.email}" in sent
     (mail,) = smtp.messages
     assert mail["To"] == marketer.email and mail["Subject"] == "[Test] Edited for pro"
@@ -473,9 +473,31 @@ def test_a_test_send_sends_the_fields_as_they_are_not_the_saved_message(
     assert audit.profile_id == ann.pk and audit.details["message"] == "/steps/1/send/message"
 
     outsider = _test_send(
-        client, campaign, {**fields, "/steps/1:to": "someone@elsewhere.example"}, step="/steps/1"
+        client, {**fields, "/steps/1:to": "someone@elsewhere.example"}, step="/steps/1"
     )
     assert "staff account" in outsider and len(smtp.messages) == 1
+
+
+def test_a_campaign_never_saved_is_test_sent_as_typed(
+    staff_client, marketer, make_campaign, email_channel, smtp
+):
+    # A new campaign's editor posts what a saved one's does, without the campaign's id.
+    saved = make_campaign(cart_reminder(email_channel))
+    client = staff_client(marketer)
+    fields = {k: v for k, v in editor_fields(client, saved).items() if k != "campaign"}
+    assert 'hx-post="/campaigns/editor/test-send/"' in _compose(client, fields, op="refresh")
+    ann = person()
+    fields.update(
+        {
+            "name": "Typed, never saved",
+            "preview_profile": str(ann.pk),
+            "/steps/1:subject": "From {{ campaign.name }}",
+            "/steps/1:to": marketer.email,
+        }
+    )
+    assert f"Test sent to {marketer.email}" in _test_send(client, fields, step="/steps/1")
+    assert [m["Subject"] for m in smtp.messages] == ["[Test] From Typed, never saved"]
+    assert AuditLog.objects.get(action="campaign.test_send").resource_id == ""
 
 
 def test_a_template_that_cannot_be_used_is_an_error_at_its_field_and_nothing_is_sent(
@@ -487,12 +509,12 @@ def test_a_template_that_cannot_be_used_is_an_error_at_its_field_and_nothing_is_
     fields = {**editor_fields(client, campaign), "preview_profile": str(ann.pk)}
     fields.update({"/steps/1:to": marketer.email, "/steps/1:subject": "Hi {% if %}"})
     fields["/steps/1:html"] = "<p>{{ profile.traits.name | no_such_filter }}</p>"
-    refused = _test_send(client, campaign, fields, step="/steps/1")
+    refused = _test_send(client, fields, step="/steps/1")
     assert "Not sent: the message has 2 problems." in refused
     assert 'data-field="/steps/1:subject"><code>send/message/subject</code>' in refused
     assert 'data-field="/steps/1:html"><code>send/message/html</code>' in refused
     fields.update({"/steps/1:subject": "", "/steps/1:html": "<p>ok</p>"})
-    empty = _test_send(client, campaign, fields, step="/steps/1")
+    empty = _test_send(client, fields, step="/steps/1")
     assert 'data-field="/steps/1:subject"' in empty and "should be non-empty" in empty
     assert smtp.messages == [] and not AuditLog.objects.filter(action="campaign.test_send")
 
@@ -508,17 +530,17 @@ def test_a_test_send_of_a_variant_sends_that_variant_as_edited(
     fields.update({f"{variant}:subject": "B, edited", f"{variant}:to": marketer.email})
     # Another variant half written does not hold up testing this one.
     fields["/steps/0/send/variants/0:subject"] = ""
-    sent = _test_send(client, campaign, fields, step="/steps/0", variant="1")
+    sent = _test_send(client, fields, step="/steps/0", variant="1")
     assert f"Test sent to {marketer.email}" in sent
     assert [m["Subject"] for m in smtp.messages] == ["[Test] B, edited"]
     audit = AuditLog.objects.get(action="campaign.test_send")
     assert audit.details["message"] == f"{variant}/message"
 
     fields[f"{variant}:text"] = "{{ unclosed"
-    refused = _test_send(client, campaign, fields, step="/steps/0", variant="1")
+    refused = _test_send(client, fields, step="/steps/0", variant="1")
     assert f'data-field="{variant}:text"><code>message/text</code>' in refused
     for elsewhere in ({"variant": "7"}, {"variant": ""}, {"step": "/steps/3"}):
-        gone = _test_send(client, campaign, fields, **{"step": "/steps/0", **elsewhere})
+        gone = _test_send(client, fields, **{"step": "/steps/0", **elsewhere})
         assert "no such message on this page" in gone
     assert len(smtp.messages) == 1
 
@@ -768,7 +790,7 @@ def test_compliance_reads_the_editor_but_changes_nothing(
     assert client.post("/campaigns/editor/compose/", fields).status_code == 403
     assert client.post("/campaigns/editor/preview/", fields).status_code == 403
     test_send = {**fields, "step": "/steps/1", "/steps/1:to": compliance.email}
-    assert client.post(f"/campaigns/{campaign.pk}/editor/test-send/", test_send).status_code == 403
+    assert client.post("/campaigns/editor/test-send/", test_send).status_code == 403
     assert (
         client.post(f"/campaigns/{campaign.pk}/paused/", HTTP_HX_REQUEST="true").status_code == 403
     )
@@ -785,7 +807,7 @@ def test_staff_without_a_role_reach_no_part_of_the_editor(
     assert client.get("/campaigns/new/").status_code == 403
     for url in ("/campaigns/editor/compose/", "/campaigns/editor/preview/"):
         assert client.post(url, {"op": "json"}).status_code == 403
-    assert client.post(f"/campaigns/{campaign.pk}/editor/test-send/", {}).status_code == 403
+    assert client.post("/campaigns/editor/test-send/", {}).status_code == 403
 
 
 # --- the definition helpers behind add / move / remove ----------------------------------------
