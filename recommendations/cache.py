@@ -39,6 +39,11 @@ class Lookup:
     versions: str
     found: Any
 
+    @property
+    def catalog_version(self) -> str:
+        """The catalog's token alone (serving model, rules, availability)."""
+        return self.versions.split(".")[0]
+
 
 def list_lookup(*, profile_id: int | None, request: dict[str, Any]) -> Lookup:
     """The answer for the profile (or none) and the request's parameters, if current."""

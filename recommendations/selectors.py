@@ -206,13 +206,14 @@ def item_text(item: Item) -> str:
     return " ".join([item.title, item.description, item.category, item.brand, *values])
 
 
-def profile_history(*, profile: Profile) -> list[tuple[str, str, datetime]]:
-    """The (item external id, kind, naive UTC time) of the profile's interactions, newest
-    first, for serving. Empty when the profile does not allow personalization."""
-    if not personalization_allowed(profile=profile):
+def profile_history(*, subject: Subject) -> list[tuple[str, str, datetime]]:
+    """The (item external id, kind, naive UTC time) of the subject's interactions, newest
+    first, for serving. Empty when the subject does not allow personalization (as read by
+    `serving_subject` or `personalization_allowed` for the same request)."""
+    if not subject.personalization_allowed:
         return []
     rows = (
-        Interaction.objects.filter(event__profile=profile)
+        Interaction.objects.filter(event__profile_id=subject.profile_id)
         .order_by("-occurred_at")
         .values_list("item__external_id", "kind", "occurred_at")[:5000]
     )

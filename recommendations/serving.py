@@ -36,11 +36,12 @@ from profiles.models import Profile
 from profiles.selectors import profile_survivor
 from recommendations import cache
 from recommendations.interactions import naive_utc
-from recommendations.models import IN_STOCK, Availability, Item, ModelRun
+from recommendations.models import IN_STOCK, Availability, Item, ModelRun, RuleSet
 from recommendations.recommenders.artifacts import ArtifactFormatError, Bundle, bundle_load
 from recommendations.recommenders.base import Histories, Reason, history_of
 from recommendations.rules import DEVICES, Candidate, Rules, rules_apply
 from recommendations.selectors import (
+    Subject,
     personalization_allowed,
     profile_group,
     profile_history,
@@ -165,7 +166,7 @@ def recommendations_for_profile(*, profile: Profile, request: Request) -> Answer
     profile = profile_survivor(profile=profile)
     if not personalization_allowed(profile=profile):
         return recommendations_anonymous(request=request)
-    return _cached_answer(profile.pk, request, profile)
+    return _cached_answer(Subject(profile.pk, personalization_allowed=True), request, profile)
 
 
 def recommendations_for_profile_id(*, profile_id: int, request: Request) -> Answer | None:
@@ -176,7 +177,7 @@ def recommendations_for_profile_id(*, profile_id: int, request: Request) -> Answ
         return None
     if not subject.personalization_allowed:
         return recommendations_anonymous(request=request)
-    return _cached_answer(subject.profile_id, request)
+    return _cached_answer(subject, request)
 
 
 def recommendations_anonymous(*, request: Request) -> Answer:
@@ -186,8 +187,10 @@ def recommendations_anonymous(*, request: Request) -> Answer:
 
 
 def _cached_answer(
-    profile_id: int | None, request: Request, profile: Profile | None = None
+    subject: Subject | None, request: Request, profile: Profile | None = None
 ) -> Answer:
+    """The answer for `subject` (a person who allows personalization), or nobody's."""
+    profile_id = subject.profile_id if subject is not None else None
     # Keyed by the request as asked: the page item names its category, so a hit needs no query.
     lookup = cache.list_lookup(
         profile_id=profile_id, request={"personal": profile_id is not None, **request.key()}
@@ -200,9 +203,33 @@ def _cached_answer(
             return recommendations_anonymous(request=request)
     if request.slot != "similar" and request.page_item:
         request = _with_page_category(request)
-    answer = _answer(profile, request)
+    answer = _answer(subject, profile, request, _serving_state(lookup.catalog_version))
     cache.list_store(lookup, asdict(answer))
     return answer
+
+
+@dataclass(frozen=True)
+class _State:
+    """What every answer reads besides the person: the serving run, its model, the rules."""
+
+    loaded: tuple[int, Bundle] | None
+    rule_set: RuleSet | None
+
+
+# Per catalog version token (recommendations.cache): a new serving run and new rules each
+# replace the token, so a process reads them once per token instead of per answer. (While the
+# cache is down every answer has a token of its own, and reads them.)
+_STATES: dict[str, _State] = {}
+
+
+def _serving_state(catalog_version: str) -> _State:
+    state = _STATES.get(catalog_version)
+    if state is None:
+        state = _State(loaded=serving_bundle(), rule_set=rule_set_current())
+        with _LOCK:
+            _STATES.clear()
+            _STATES[catalog_version] = state
+    return state
 
 
 def _with_page_category(request: Request) -> Request:
@@ -228,8 +255,10 @@ class _Scored:
     exclude: set[str]
 
 
-def _answer(profile: Profile | None, request: Request) -> Answer:
-    rule_set = rule_set_current()
+def _answer(
+    subject: Subject | None, profile: Profile | None, request: Request, state: _State
+) -> Answer:
+    rule_set, loaded = state.rule_set, state.loaded
     rules = Rules.from_rule_set(
         rule_set.rules if rule_set else {},
         # "Trending in Kitchen" is a filter; elsewhere the page's category re-ranks.
@@ -241,8 +270,7 @@ def _answer(profile: Profile | None, request: Request) -> Answer:
         device=request.device or _last_device(profile),
         hour=request.hour,
     )
-    history = profile_history(profile=profile) if profile is not None else []
-    loaded = serving_bundle()
+    history = profile_history(subject=subject) if subject is not None else []
     answer = Answer(
         slot=request.slot,
         personal=profile is not None and request.slot in PERSONAL_SLOTS,
