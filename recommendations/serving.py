@@ -21,6 +21,7 @@ interactions table directly (recent popularity; a person's own purchases for `bu
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Iterable, Sequence
@@ -147,6 +148,11 @@ def serving_bundle() -> tuple[int, Bundle] | None:
                     return None
                 _LOADED.clear()  # one serving model at a time: drop the one it replaced
                 _LOADED[run_id] = bundle
+                # Out of the collector, as cdp/wsgi.py does with what a web process loads at
+                # start: a full collection walked the model's Python objects (item keys,
+                # indexes, the text vocabulary) while holding every request thread.
+                gc.collect()
+                gc.freeze()
     return run_id, bundle
 
 
