@@ -467,8 +467,12 @@ def broadcast_batch(
     same transaction as the entries are written."""
     now = now or timezone.now()
     with transaction.atomic():
+        # FOR NO KEY UPDATE: a batch running meanwhile holds it (skipped: that one goes on),
+        # but not the key-share lock every transaction writing entries or deliveries of the
+        # campaign takes on its row through their foreign keys. FOR UPDATE skipped those too,
+        # and the chain of batches stopped while sends were being recorded (until beat).
         campaign = (
-            Campaign.objects.select_for_update(skip_locked=True)
+            Campaign.objects.select_for_update(skip_locked=True, no_key=True)
             .filter(
                 pk=campaign_id, status=Campaign.Status.ACTIVE, broadcast_finished_at__isnull=True
             )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from campaigns import services
@@ -196,6 +197,51 @@ def test_a_broadcast_enters_the_segment_in_batches_that_requeue_themselves(
     assert campaign.broadcast_finished_at is not None
     assert journeys.broadcast_batch(campaign_id=campaign.pk, batch=2) == 0  # done: nothing twice
     assert services.broadcasts_due() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broadcast_batch_goes_on_while_sends_of_the_campaign_are_being_recorded(
+    email_channel, make_campaign, admin_user
+):
+    import threading
+
+    from django.db import connection
+
+    people = [person(email_address=f"q{n}@example.com", traits={"plan": "pro"}) for n in range(3)]
+    segment = segment_create(
+        name="Pro", definition={"trait": "plan", "op": "eq", "value": "pro"}, actor=admin_user
+    )
+    segment_refresh(segment=segment)
+    at = timezone.now() - dt.timedelta(minutes=1)
+    campaign = make_campaign(
+        cart_reminder(
+            email_channel, trigger={"broadcast": {"segment": segment.pk, "at": at.isoformat()}}
+        )
+    )
+    holding, done = threading.Event(), threading.Event()
+
+    def record_sends() -> None:
+        # What inserting a delivery or entry of the campaign holds until it commits: a
+        # key-share lock on the campaign's row (the foreign key's check).
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT 1 FROM campaigns_campaign WHERE id = %s FOR KEY SHARE", [campaign.pk]
+                )
+                holding.set()
+                done.wait(10)
+        finally:
+            connection.close()
+
+    other = threading.Thread(target=record_sends)
+    other.start()
+    try:
+        assert holding.wait(10)
+        assert journeys.broadcast_batch(campaign_id=campaign.pk, batch=10) == len(people)
+    finally:
+        done.set()
+        other.join()
+    assert Entry.objects.filter(campaign=campaign).count() == len(people)
 
 
 def test_a_broadcast_waits_for_its_time(email_channel, make_campaign, admin_user):
