@@ -176,10 +176,9 @@ def test_entering_a_segment_starts_the_journey(
     assert entry.trigger == {"segment": segment.pk, "on": "enter"}
 
 
-def test_a_broadcast_enters_the_segment_in_batches_that_requeue_themselves(
-    email_channel, make_campaign, admin_user, django_capture_on_commit_callbacks
-):
-    people = [person(email_address=f"p{n}@example.com", traits={"plan": "pro"}) for n in range(5)]
+def pro_broadcast(email_channel, make_campaign, admin_user, count: int):
+    """`count` people on the plan "pro", and an active broadcast to them due a minute ago."""
+    pros = [person(email_address=f"p{n}@example.com", traits={"plan": "pro"}) for n in range(count)]
     segment = segment_create(
         name="Pro", definition={"trait": "plan", "op": "eq", "value": "pro"}, actor=admin_user
     )
@@ -190,6 +189,13 @@ def test_a_broadcast_enters_the_segment_in_batches_that_requeue_themselves(
             email_channel, trigger={"broadcast": {"segment": segment.pk, "at": at.isoformat()}}
         )
     )
+    return pros, campaign
+
+
+def test_a_broadcast_enters_the_segment_in_batches_that_requeue_themselves(
+    email_channel, make_campaign, admin_user, django_capture_on_commit_callbacks
+):
+    people, campaign = pro_broadcast(email_channel, make_campaign, admin_user, 5)
     with django_capture_on_commit_callbacks(execute=True):
         journeys.broadcast_batch(campaign_id=campaign.pk, batch=2)
     assert sorted(Entry.objects.values_list("profile_id", flat=True)) == [p.pk for p in people]
@@ -207,17 +213,7 @@ def test_a_broadcast_batch_goes_on_while_sends_of_the_campaign_are_being_recorde
 
     from django.db import connection
 
-    people = [person(email_address=f"q{n}@example.com", traits={"plan": "pro"}) for n in range(3)]
-    segment = segment_create(
-        name="Pro", definition={"trait": "plan", "op": "eq", "value": "pro"}, actor=admin_user
-    )
-    segment_refresh(segment=segment)
-    at = timezone.now() - dt.timedelta(minutes=1)
-    campaign = make_campaign(
-        cart_reminder(
-            email_channel, trigger={"broadcast": {"segment": segment.pk, "at": at.isoformat()}}
-        )
-    )
+    people, campaign = pro_broadcast(email_channel, make_campaign, admin_user, 3)
     holding, done = threading.Event(), threading.Event()
 
     def record_sends() -> None:
