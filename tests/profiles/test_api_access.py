@@ -105,13 +105,16 @@ def test_a_profiles_write_key_alone_cannot_read(api_client_with_scopes, call, pr
 
 def test_a_key_over_its_rate_gets_429_with_retry_after(api_client_with_scopes, monkeypatch):
     monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "3/min"})
+    # Half way through a minute's window: the wait below is then the same on every run.
+    monkeypatch.setattr(ApiKeyRateThrottle, "timer", lambda self: 1_800_000_030.0)
     client = api_client_with_scopes("profiles:read")
     other = api_client_with_scopes("profiles:read")
     statuses = [client.get("/api/v1/profiles/").status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
     refused = client.get("/api/v1/profiles/")
     assert refused.status_code == 429
-    assert 0 < int(refused["Retry-After"]) <= 60
+    # The rest of this window, then until 3 * (1 - f) <= 2 in the next: 30 s + 20 s.
+    assert int(refused["Retry-After"]) == 50
     # The limit is per key: another key is still served.
     assert other.get("/api/v1/profiles/").status_code == 200
 
