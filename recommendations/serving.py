@@ -24,11 +24,11 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -39,15 +39,17 @@ from recommendations import cache
 from recommendations.interactions import naive_utc
 from recommendations.models import IN_STOCK, Availability, Item, ModelRun, RuleSet
 from recommendations.recommenders.artifacts import ArtifactFormatError, Bundle, bundle_load
-from recommendations.recommenders.base import Histories, Reason, history_of
+from recommendations.recommenders.base import Reason, history_of
 from recommendations.rules import DEVICES, Candidate, Rules, rules_apply
 from recommendations.selectors import (
+    ServedItem,
     Subject,
     personalization_allowed,
     profile_group,
     profile_history,
     rule_set_current,
     segment_trending,
+    served_items,
     serving_subject,
 )
 from segments.selectors import segment_get
@@ -61,26 +63,6 @@ CART_DAYS = 7
 POPULAR_DAYS = 30
 # Candidates scored before the rules: enough that filters rarely leave a list short.
 POOL_FACTOR = 5
-
-
-class ServedItem(NamedTuple):
-    """What candidates and answers read of an item: not its description and attributes (the
-    bulk of a row), and as a tuple, not a model instance (~140 of them per answer)."""
-
-    external_id: str
-    title: str
-    url: str
-    image_url: str
-    price: Decimal | None
-    currency: str
-    category: str
-    brand: str
-    availability: str
-
-
-def _served_items(keys: Iterable[str]) -> dict[str, ServedItem]:
-    rows = Item.objects.filter(external_id__in=set(keys)).values_list(*ServedItem._fields)
-    return {row[0]: ServedItem(*row) for row in rows}
 
 
 class UnknownItem(LookupError):
@@ -210,7 +192,8 @@ def _cached_answer(
     if request.slot != "similar" and request.page_item:
         request = _with_page_category(request)
     answer = _answer(subject, profile, request, _serving_state(lookup.catalog_version))
-    cache.list_store(lookup, asdict(answer))
+    # The answer's own fields, not a deep copy (asdict): the cache serialises it anyway.
+    cache.list_store(lookup, dict(vars(answer)))
     return answer
 
 
@@ -311,7 +294,12 @@ def _score(bundle: Bundle, history: list, group: str, request: Request) -> _Scor
     index = bundle.item_index()
     purchased = {h[0] for h in history if h[1] == "purchase"}
     full = history_of(
-        history, item_keys=bundle.item_keys, now=now, weighting=bundle.weighting, group=group
+        history,
+        item_keys=bundle.item_keys,
+        now=now,
+        weighting=bundle.weighting,
+        group=group,
+        item_index=index,
     )
     slot = request.slot
     if slot == "similar":
@@ -360,26 +348,27 @@ def _score(bundle: Bundle, history: list, group: str, request: Request) -> _Scor
         ]
         if cart:
             basket = history_of(
-                cart, item_keys=bundle.item_keys, now=now, weighting=bundle.weighting, group=group
+                cart,
+                item_keys=bundle.item_keys,
+                now=now,
+                weighting=bundle.weighting,
+                group=group,
+                item_index=index,
             )
-            scores = bundle.model.scores(basket)[0]
+            scores, explain = bundle.model.scores_explained(basket)
             return _Scored(
-                scores,
-                lambda items: _reasons(bundle.model, basket, items, "goes_with"),
-                purchased | {h[0] for h in cart},
+                scores, lambda items: _goes_with(explain(items)), purchased | {h[0] for h in cart}
             )
         popular = bundle.popularity.item_scores(group)
         return _Scored(
             popular, lambda items: bundle.popularity.explain_many(full, 0, items), purchased
         )
-    scores = bundle.model.scores(full)[0]
-    return _Scored(scores, lambda items: _reasons(bundle.model, full, items, "because"), purchased)
+    scores, explain = bundle.model.scores_explained(full)
+    return _Scored(scores, explain, purchased)
 
 
-def _reasons(model: Any, users: Histories, items: Sequence[int], code: str) -> list[Reason]:
-    reasons: list[Reason] = model.explain_many(users, 0, items)
-    if code != "goes_with":
-        return reasons
+def _goes_with(reasons: list[Reason]) -> list[Reason]:
+    """Reasons of a cart's complements: an item related to one in the cart goes with it."""
     return [
         Reason("goes_with", item=r.item) if r.code in ("because", "similar_to") else r
         for r in reasons
@@ -400,7 +389,7 @@ def _candidates(bundle: Bundle, scored: _Scored, k: int) -> list[Candidate]:
         int(i) for i in best if np.isfinite(scores[i]) and bundle.item_keys[i] not in scored.exclude
     ]
     keys = [bundle.item_keys[i] for i in finite]
-    items = _served_items(keys)
+    items = served_items(keys)
     # Reasons for the candidates likely to be shown: the best ones in stock.
     worded = [
         int(i)
@@ -489,7 +478,7 @@ def _rows(chosen: Sequence[Candidate], history: list, request: Request) -> list[
         if strongest is None or list(_KIND_WORDS).index(kind) > list(_KIND_WORDS).index(strongest):
             kinds[key] = kind
     # The items shown and the ones their reasons name, in one read.
-    items = _served_items(
+    items = served_items(
         [c.key for c in chosen] + [c.reason[1] for c in chosen] + [request.page_item]
     )
     titles = {key: item.title for key, item in items.items()}

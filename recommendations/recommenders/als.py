@@ -5,6 +5,7 @@ count without retraining, and keeps people out of the artifact."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from recommendations.recommenders.base import (
@@ -100,3 +101,21 @@ class ImplicitALS(Recommender):
         if contributions:
             return Reason("because", item=int(contributions[0][0]))
         return Reason("because", item=strongest_contributor(history, history.toarray()[0]))
+
+    def explain_many(self, users: Histories, row: int, items: Sequence[int]) -> list[Reason]:
+        """`explain` of each item, the person's factorisation computed once for all of them."""
+        history = users.weighted[row]
+        if history.nnz == 0:
+            return [Reason("popular") for _ in items]
+        reasons, factorised = [], None
+        for item in items:
+            _, contributions, factorised = self.model.explain(
+                0, history, item, user_weights=factorised, N=1
+            )
+            source = (
+                int(contributions[0][0])
+                if contributions
+                else strongest_contributor(history, history.toarray()[0])
+            )
+            reasons.append(Reason("because", item=source))
+        return reasons

@@ -6,6 +6,7 @@ most similar items are kept (a sparse items x items matrix)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from recommendations.recommenders.base import (
@@ -14,6 +15,7 @@ from recommendations.recommenders.base import (
     Recommender,
     TrainingData,
     strongest_contributor,
+    strongest_contributors,
 )
 
 
@@ -52,6 +54,12 @@ class ContentTfidf(Recommender):
         column = self.similarity[:, item].toarray().ravel()
         source = strongest_contributor(users.strongest[row], column)
         return Reason("similar_to", item=source) if source is not None else Reason("recommended")
+
+    def explain_many(self, users: Histories, row: int, items: Sequence[int]) -> list[Reason]:
+        return [
+            Reason("similar_to", item=source) if source is not None else Reason("recommended")
+            for source in strongest_contributors(users.strongest[row], self.similarity, items)
+        ]
 
 
 def item_similarity(texts: list[str], neighbours: int, min_similarity: float) -> Any:

@@ -20,6 +20,7 @@ from recommendations.recommenders.base import (
     Recommender,
     TrainingData,
     strongest_contributor,
+    strongest_contributors,
 )
 
 
@@ -114,25 +115,12 @@ class EASE(Recommender):
         return Reason("because", item=strongest_contributor(users.strongest[row], column))
 
     def explain_many(self, users: Histories, row: int, items: Sequence[int]) -> list[Reason]:
-        """`explain` of each item, from one slice of the history's rows of the weights (a
-        column of the CSR weights per item was ~0.8 ms: most of an uncached answer's words)."""
-        history = users.strongest[row]
-        if len(history.indices) == 0 or not items:
-            return [self.explain(users, row, item) for item in items]
-        contributions = (
-            self.item_weights()[history.indices][:, list(items)].toarray() * history.data[:, None]
-        )
-        best = contributions.argmax(axis=0)
+        sources = strongest_contributors(users.strongest[row], self.item_weights(), items)
         return [
             Reason("recommended")
             if self._position(item) is None
-            else Reason(
-                "because",
-                item=int(history.indices[best[column]])
-                if contributions[best[column], column] > 0
-                else None,
-            )
-            for column, item in enumerate(items)
+            else Reason("because", item=source)
+            for item, source in zip(items, sources, strict=True)
         ]
 
 

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from recommendations.recommenders.base import (
+    Explainer,
     Histories,
     Reason,
     Recommender,
@@ -209,7 +210,29 @@ class Hybrid(Recommender):
         one = users.row(row)
         if one.weighted.nnz == 0:
             return self.cold_start.explain_many(one, 0, items)
-        parts = self._parts(one)
+        return self._reasons(one, self._parts(one), items)
+
+    def scores_explained(self, users: Histories) -> tuple[Any, Explainer]:
+        """Person 0's scores, exactly as `scores` blends them, and their reasons worded from
+        the same component scores: serving scored every component a second time to word a
+        list's reasons."""
+        import numpy as np
+
+        one = users if len(users) == 1 else users.row(0)
+        if one.weighted.nnz == 0:
+            return super().scores_explained(one)
+        total = np.zeros(self.n_items, dtype=np.float32)
+        parts = {}
+        for name, component in self.components.items():
+            weight = self.weights.get(name)
+            if not weight:
+                continue
+            scores = np.asarray(component.scores(one), dtype=np.float32)
+            total += normalised(scores.copy(), weight)[0]
+            parts[name] = normalised(scores)
+        return total, lambda items: self._reasons(one, parts, items)
+
+    def _reasons(self, one: Histories, parts: dict[str, Any], items: Sequence[int]) -> list[Reason]:
         if not parts:
             return [Reason("recommended") for _ in items]
         by_component: dict[str, list[int]] = {}

@@ -23,12 +23,31 @@ auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
 response = Client().post(
     "/v1/track",
     data=json.dumps({"userId": "smoke-user", "event": "Order Completed",
-                     "properties": {"revenue": 12.5}}),
+                     "properties": {"revenue": 12.5,
+                                    "products": [{"product_id": "smoke-mug", "name": "Mug",
+                                                  "price": 12.5}]}}),
     content_type="application/json",
     HTTP_AUTHORIZATION=auth,
 )
 event = Event.objects.get(user_id="smoke-user")
+
+from decimal import Decimal
+from access.services import api_key_create
+from recommendations.models import Item
+from recommendations.selectors import profile_history, served_items, serving_subject
+
+Item.objects.create(external_id="smoke-lamp", title="Lamp", price=Decimal("30.10"))
+subject = serving_subject(profile_id=event.profile_id)
+served = served_items(["smoke-mug", "smoke-lamp"])
+api_key = api_key_create(name="Smoke", scopes=["recommendations:read"]).key
+listed = Client().get(
+    f"/api/v1/profiles/{event.profile_id}/recommendations/?slot=home&k=5",
+    HTTP_AUTHORIZATION=f"Bearer {api_key}",
+)
 print(json.dumps({
+    "history": [[item, kind] for item, kind, _at in profile_history(subject=subject)],
+    "prices": {key: str(item.price) for key, item in served.items()},
+    "listed": listed.status_code,
     "status": response.status_code,
     "body": response.json(),
     "processed": event.processed_at is not None,
@@ -70,3 +89,7 @@ def test_sqlite_default_migrates_bootstraps_and_ingests_inline(tmp_path):
     assert outcome["processed"] and outcome["on_profile"]
     assert outcome["profiles"] > 10
     assert outcome["demo_events"] > 15 * 10
+    # Serving's written-out reads, on SQLite: a person's history, prices as the ORM gives them.
+    assert outcome["history"] == [["smoke-mug", "purchase"]]
+    assert outcome["prices"] == {"smoke-mug": "12.50", "smoke-lamp": "30.10"}
+    assert outcome["listed"] == 200

@@ -2,13 +2,16 @@
 and the evaluation metrics on hand-computed cases."""
 
 import math
+from datetime import timedelta
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recommendations.recommenders import build
 from recommendations.recommenders.artifacts import bundle_dump, bundle_fit, bundle_load
-from recommendations.recommenders.base import history_of
+from recommendations.recommenders.base import TrainingData, history_of
 from recommendations.recommenders.evaluation import (
     evaluate,
     ranking_metrics,
@@ -68,10 +71,6 @@ def test_popularity_ranks_the_items_most_people_took_and_follows_the_group():
 
 
 def test_popularity_with_a_first_day_weight_follows_what_newcomers_took_up_first():
-    from datetime import timedelta
-
-    from recommendations.recommenders.base import TrainingData
-
     records = []
     for person in range(10):  # regulars restock a0 every week
         for week in range(8):
@@ -153,6 +152,20 @@ def test_explaining_many_items_at_once_words_each_as_explaining_it_alone(kind):
         ]
 
 
+@pytest.mark.parametrize("kind", PERSONAL)
+def test_scores_explained_are_the_models_scores_and_reasons(kind):
+    """What serving calls: one person's scores exactly as `scores` gives them (the hybrid
+    blends component scores it also words reasons from) and `explain_many`'s reasons."""
+    data = taste_data()
+    model = build(kind).fit(data)
+    nobody = history_of([], item_keys=data.item_keys, now=NOW, weighting=WEIGHTING)
+    items = list(range(len(data.item_keys)))
+    for histories in [data.histories([person]) for person in range(0, 60, 11)] + [nobody]:
+        scores, explain = model.scores_explained(histories)
+        assert np.array_equal(scores, model.scores(histories)[0])
+        assert explain(items) == model.explain_many(histories, 0, items)
+
+
 def test_the_hybrid_tunes_its_weights_on_a_validation_window_inside_the_data():
     data = taste_data(people=120, days=120)
     model = build("hybrid").fit(data)
@@ -195,3 +208,40 @@ def test_a_bundle_round_trips_and_carries_no_person():
 
 def test_the_groups_are_what_the_generated_shop_says():
     assert len(ITEMS["A"]) == len(ITEMS["B"]) == 12
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    records=st.lists(
+        st.tuples(
+            st.sampled_from(["a0", "a1", "b0", "unknown"]),
+            st.sampled_from(["view", "cart", "purchase", "other"]),
+            st.integers(min_value=-3 * 86_400, max_value=400 * 86_400),
+        ),
+        max_size=25,
+    )
+)
+def test_a_persons_history_is_the_row_training_data_gives_them(records):
+    """Serving builds one person's rows directly (history_of); they must be the rows the
+    training data's path gives the same records, interactions of unknown items and kinds,
+    repeats of an item and times after `now` included."""
+    item_keys = ["a0", "a1", "b0", "b1"]
+    naive_now = NOW.replace(tzinfo=None)
+    timed = [(item, kind, naive_now - timedelta(seconds=ago)) for item, kind, ago in records]
+    served = history_of(timed, item_keys=item_keys, now=NOW, weighting=WEIGHTING, group="north")
+    data = TrainingData.from_records(
+        [(0, *record) for record in timed],
+        item_keys=item_keys,
+        now=NOW,
+        user_group={0: "north"},
+        **WEIGHTING,
+    )
+    assert served.groups == ["north"]
+    if data.n_users == 0:  # no interaction with an item the model knows
+        assert served.weighted.nnz == served.strongest.nnz == served.purchases.nnz == 0
+        return
+    trained = data.histories()
+    for name in ("weighted", "strongest", "purchases"):
+        ours, theirs = getattr(served, name), getattr(trained, name)
+        assert ours.shape == theirs.shape == (1, len(item_keys))
+        np.testing.assert_allclose(ours.toarray(), theirs.toarray(), rtol=1e-6)
