@@ -164,8 +164,10 @@ def _under(category: str, paths: Iterable[str]) -> bool:
 
 def rules_apply(candidates: Sequence[Candidate], rules: Rules, k: int) -> list[Candidate]:
     """The k candidates that pass, best first (see the module docstring)."""
-    kept: list[Candidate] = []
-    buried: list[Candidate] = []
+    # (score after the rules, candidate): the few returned get their new score at the end,
+    # not each of the ~90 candidates a list is chosen from (dataclasses.replace is ~10 us).
+    kept: list[tuple[float, Candidate]] = []
+    buried: list[tuple[float, Candidate]] = []
     boosts = [b for b in rules.context_boosts if b.applies(rules.device, rules.hour)]
     for c in candidates:
         if not c.in_stock or c.key in rules.exclude:
@@ -190,11 +192,11 @@ def rules_apply(candidates: Sequence[Candidate], rules: Rules, k: int) -> list[C
         for boost in boosts:
             if _under(c.category, boost.categories):
                 factor *= boost.factor
-        ranked = replace(c, score=_positive(c.score) * factor)
-        (buried if c.key in rules.bury else kept).append(ranked)
-    kept.sort(key=lambda c: -c.score)
-    buried.sort(key=lambda c: -c.score)
-    return _diverse(kept, rules.max_per_category, k) + buried[: max(0, k - len(kept))]
+        (buried if c.key in rules.bury else kept).append((_positive(c.score) * factor, c))
+    kept.sort(key=lambda ranked: -ranked[0])
+    buried.sort(key=lambda ranked: -ranked[0])
+    chosen = _diverse(kept, rules.max_per_category, k) + buried[: max(0, k - len(kept))]
+    return [replace(c, score=score) for score, c in chosen]
 
 
 def _positive(score: float) -> float:
@@ -202,18 +204,20 @@ def _positive(score: float) -> float:
     return score if score > 0 else 1e-6 / (1.0 + abs(score))
 
 
-def _diverse(ranked: list[Candidate], per_category: int | None, k: int) -> list[Candidate]:
+def _diverse(
+    ranked: list[tuple[float, Candidate]], per_category: int | None, k: int
+) -> list[tuple[float, Candidate]]:
     if not per_category:
         return ranked[:k]
     counts: dict[str, int] = {}
     chosen, overflow = [], []
-    for c in ranked:
-        top = category_top(c.category)
+    for pair in ranked:
+        top = category_top(pair[1].category)
         if top and counts.get(top, 0) >= per_category:
-            overflow.append(c)
+            overflow.append(pair)
             continue
         counts[top] = counts.get(top, 0) + 1
-        chosen.append(c)
+        chosen.append(pair)
         if len(chosen) == k:
             return chosen
     # Not enough variety to fill the list: the best of the rest, rather than a short list.

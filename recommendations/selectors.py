@@ -8,6 +8,7 @@ gate (`consent.selectors`): `training_data` and `profile_history` are the two do
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,7 @@ from recommendations.models import (
 )
 from recommendations.recommenders.base import TrainingData
 from recommendations.recommenders.popularity import trend_scores
+from recommendations.rules import DEVICES
 from segments.ml.drift import drift_status
 from segments.models import Segment
 from segments.selectors import segment_members
@@ -149,12 +151,53 @@ def weighting() -> dict[str, Any]:
 def profile_group(profile: Profile) -> str:
     """The group popularity is personalised by: the profile's country (trait, else the
     location its events' context gave), "" when unknown."""
-    traits = profile.traits if isinstance(profile.traits, dict) else {}
-    location = (profile.context or {}).get("location") if isinstance(profile.context, dict) else {}
+    return _group(profile.traits, profile.context)
+
+
+def _group(traits: Any, context: Any) -> str:
+    traits = traits if isinstance(traits, dict) else {}
+    location = (context or {}).get("location") if isinstance(context, dict) else {}
     for value in (traits.get("country"), (location or {}).get("country")):
         if isinstance(value, str) and value.strip():
             return value.strip()[:100]
     return ""
+
+
+@dataclass(frozen=True)
+class Person:
+    """What serving reads of a profile beside its history: its group (`profile_group`) and
+    the device type its events last came from (one of rules.DEVICES, "" when unknown)."""
+
+    group: str
+    device: str
+
+
+def serving_person(*, profile: Profile) -> Person:
+    return _person(profile.traits, profile.context)
+
+
+def serving_person_get(*, profile_id: int) -> Person | None:
+    """`serving_person` of the profile with this id (None: there is none), reading its traits
+    and context only (the whole row through the ORM was 0.45 ms of CPU per list built)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_person_sql(), [profile_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    # JSON comes as text from both databases' drivers (Django decodes it, not psycopg2).
+    traits, context = (json.loads(value) if isinstance(value, str) else value for value in row)
+    return _person(traits, context)
+
+
+@functools.cache
+def _person_sql() -> str:
+    return f"SELECT traits, context FROM {Profile._meta.db_table} WHERE id = %s"  # noqa: S608
+
+
+def _person(traits: Any, context: Any) -> Person:
+    device = context.get("device") if isinstance(context, dict) else None
+    kind = device.get("type") if isinstance(device, dict) else None
+    return Person(_group(traits, context), kind if kind in DEVICES else "")
 
 
 def training_data(

@@ -40,16 +40,18 @@ from recommendations.interactions import naive_utc
 from recommendations.models import IN_STOCK, Availability, Item, ModelRun, RuleSet
 from recommendations.recommenders.artifacts import ArtifactFormatError, Bundle, bundle_load
 from recommendations.recommenders.base import Reason, history_of
-from recommendations.rules import DEVICES, Candidate, Rules, rules_apply
+from recommendations.rules import Candidate, Rules, rules_apply
 from recommendations.selectors import (
+    Person,
     ServedItem,
     Subject,
     personalization_allowed,
-    profile_group,
     profile_history,
     rule_set_current,
     segment_trending,
     served_items,
+    serving_person,
+    serving_person_get,
     serving_subject,
 )
 from segments.selectors import segment_get
@@ -154,7 +156,8 @@ def recommendations_for_profile(*, profile: Profile, request: Request) -> Answer
     profile = profile_survivor(profile=profile)
     if not personalization_allowed(profile=profile):
         return recommendations_anonymous(request=request)
-    return _cached_answer(Subject(profile.pk, personalization_allowed=True), request, profile)
+    subject = Subject(profile.pk, personalization_allowed=True)
+    return _cached_answer(subject, request, serving_person(profile=profile))
 
 
 def recommendations_for_profile_id(*, profile_id: int, request: Request) -> Answer | None:
@@ -175,7 +178,7 @@ def recommendations_anonymous(*, request: Request) -> Answer:
 
 
 def _cached_answer(
-    subject: Subject | None, request: Request, profile: Profile | None = None
+    subject: Subject | None, request: Request, person: Person | None = None
 ) -> Answer:
     """The answer for `subject` (a person who allows personalization), or nobody's."""
     profile_id = subject.profile_id if subject is not None else None
@@ -185,13 +188,13 @@ def _cached_answer(
     )
     if lookup.found is not None:
         return Answer(**{**lookup.found, "cached": True})
-    if profile_id is not None and profile is None:
-        profile = Profile.objects.filter(pk=profile_id).first()
-        if profile is None:  # deleted since it was asked for
+    if profile_id is not None and person is None:
+        person = serving_person_get(profile_id=profile_id)
+        if person is None:  # deleted since it was asked for
             return recommendations_anonymous(request=request)
     if request.slot != "similar" and request.page_item:
         request = _with_page_category(request)
-    answer = _answer(subject, profile, request, _serving_state(lookup.catalog_version))
+    answer = _answer(subject, person, request, _serving_state(lookup.catalog_version))
     # The answer's own fields, not a deep copy (asdict): the cache serialises it anyway.
     cache.list_store(lookup, dict(vars(answer)))
     return answer
@@ -228,13 +231,6 @@ def _with_page_category(request: Request) -> Request:
     return Request(**{**asdict(request), "category": category.first() or ""})
 
 
-def _last_device(profile: Profile | None) -> str:
-    context = profile.context if profile is not None else None
-    device = context.get("device") if isinstance(context, dict) else None
-    kind = device.get("type") if isinstance(device, dict) else None
-    return kind if kind in DEVICES else ""
-
-
 @dataclass
 class _Scored:
     """Scores over the bundle's items and how to word each item's reason."""
@@ -245,7 +241,7 @@ class _Scored:
 
 
 def _answer(
-    subject: Subject | None, profile: Profile | None, request: Request, state: _State
+    subject: Subject | None, person: Person | None, request: Request, state: _State
 ) -> Answer:
     rule_set, loaded = state.rule_set, state.loaded
     rules = Rules.from_rule_set(
@@ -256,13 +252,13 @@ def _answer(
         price_min=request.price_min,
         price_max=request.price_max,
         context_category=request.category,
-        device=request.device or _last_device(profile),
+        device=request.device or (person.device if person is not None else ""),
         hour=request.hour,
     )
     history = profile_history(subject=subject) if subject is not None else []
     answer = Answer(
         slot=request.slot,
-        personal=profile is not None and request.slot in PERSONAL_SLOTS,
+        personal=person is not None and request.slot in PERSONAL_SLOTS,
         model_run=loaded[0] if loaded else None,
         rules_version=rule_set.version if rule_set else None,
     )
@@ -272,7 +268,7 @@ def _answer(
         candidates = _live_candidates(history, request)
     else:
         bundle = loaded[1]
-        group = profile_group(profile) if profile is not None else ""
+        group = person.group if person is not None else ""
         scored = _score(bundle, history, group, request)
         candidates = _candidates(bundle, scored, request.k)
         rules = replace(rules, exclude=frozenset(scored.exclude))
