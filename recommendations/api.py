@@ -42,7 +42,6 @@ from access.outbound import URL_SCHEMA
 from access.pagination import KeysetPagination
 from access.parsers import JSONParser
 from access.roles import ADMIN, COMPLIANCE, MARKETER
-from identity.selectors import profile_by_identity
 from recommendations import selectors, services, serving
 from recommendations.catalog import (
     ATTRIBUTES_SCHEMA,
@@ -559,9 +558,21 @@ class ProfileRecommendationsApi(RecommendationsResource, APIView):
         return Response(answer_output(answer))
 
 
-class IdentifierRecommendationsApi(RecommendationsResource, APIView):
-    identifier_params = frozenset({"user_id", "anonymous_id"})
+IDENTIFIER_PARAMS = frozenset({"user_id", "anonymous_id"})
 
+
+def recommendation_identifier(params: QueryDict) -> tuple[str, str]:
+    """The (kind, value) of the one visitor identifier given, or a ValidationError."""
+    given = {k: params[k] for k in sorted(IDENTIFIER_PARAMS & set(params))}
+    if len(given) != 1:
+        raise ValidationError({"user_id": ["Give exactly one of user_id or anonymous_id."]})
+    kind, value = next(iter(given.items()))
+    if not value or len(value) > 255 or "\x00" in value:
+        raise ValidationError({kind: ["Must be 1 to 255 characters, without NUL."]})
+    return kind, value
+
+
+class IdentifierRecommendationsApi(RecommendationsResource, APIView):
     @extend_schema(
         operation_id="recommendations_by_identifier",
         tags=["recommendations"],
@@ -582,19 +593,9 @@ class IdentifierRecommendationsApi(RecommendationsResource, APIView):
         },
     )
     def get(self, request: Request) -> Response:
-        params = request.query_params
-        given = {k: params[k] for k in sorted(self.identifier_params & set(params))}
-        if len(given) != 1:
-            raise ValidationError({"user_id": ["Give exactly one of user_id or anonymous_id."]})
-        kind, value = next(iter(given.items()))
-        if not value or len(value) > 255 or "\x00" in value:
-            raise ValidationError({kind: ["Must be 1 to 255 characters, without NUL."]})
-        wanted = recommendation_request(request.query_params, extra=self.identifier_params)
-        profile = profile_by_identity(kind=kind, value=value)
-        if profile is None:
-            answer = serving.recommendations_anonymous(request=wanted)
-        else:
-            answer = serving.recommendations_for_profile(profile=profile, request=wanted)
+        kind, value = recommendation_identifier(request.query_params)
+        wanted = recommendation_request(request.query_params, extra=IDENTIFIER_PARAMS)
+        answer = serving.recommendations_for_identifier(kind=kind, value=value, request=wanted)
         return Response(answer_output(answer))
 
 

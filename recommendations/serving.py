@@ -33,6 +33,7 @@ from typing import Any
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from identity.selectors import profile_id_by_identity
 from profiles.models import Profile
 from profiles.selectors import profile_survivor
 from recommendations import cache
@@ -169,6 +170,16 @@ def recommendations_for_profile_id(*, profile_id: int, request: Request) -> Answ
     if not subject.personalization_allowed:
         return recommendations_anonymous(request=request)
     return _cached_answer(subject, request)
+
+
+def recommendations_for_identifier(*, kind: str, value: str, request: Request) -> Answer:
+    """The list for the visitor a shop's front end names by `user_id` or `anonymous_id`:
+    their profile's (merges followed), or the non-personal list for a visitor not seen yet."""
+    profile_id = profile_id_by_identity(kind=kind, value=value)
+    answer = None
+    if profile_id is not None:
+        answer = recommendations_for_profile_id(profile_id=profile_id, request=request)
+    return answer if answer is not None else recommendations_anonymous(request=request)
 
 
 def recommendations_anonymous(*, request: Request) -> Answer:

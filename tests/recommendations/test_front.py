@@ -138,3 +138,66 @@ def test_the_front_counts_what_it_answers_against_the_keys_rate(served, key, mon
     assert statuses == [200, 200, 200, 429]
     status, headers, _ = _front(path, key)
     assert status == 429 and int(headers["Retry-After"]) > 0
+
+
+def test_lists_by_identifier_are_answered_by_the_front_as_the_api_answers_them(served, key):
+    user_id, profile = a_person(served)
+    by_id = json.loads(_front(f"/api/v1/profiles/{profile.pk}/recommendations/?k=5", key)[2])
+    for query, personal in [
+        (f"user_id={user_id}&k=5", True),
+        ("anonymous_id=never-seen&k=5", False),  # a visitor not seen yet: nobody's list
+    ]:
+        path = f"/api/v1/recommendations/?{query}"
+        status, headers, built = _front(path, key)
+        assert status == 200 and "X-Frame-Options" not in headers
+        status, headers, front = _front(path, key)
+        assert status == 200 and "X-Frame-Options" not in headers
+        _, _, django = _django(path, key)
+        assert json.loads(front) == json.loads(django) == {**json.loads(built), "cached": True}
+        assert json.loads(front)["personal"] is personal
+    # The person's list by identifier is the one cached for their profile id.
+    assert json.loads(front)["results"] != by_id["results"]
+    assert json.loads(_front(f"/api/v1/recommendations/?user_id={user_id}&k=5", key)[2]) == {
+        **by_id,
+        "cached": True,
+    }
+
+
+def test_a_merged_away_visitors_identifier_gets_the_survivors_list(served, key):
+    from identity.services import profile_merge
+
+    user_id, profile = a_person(served)
+    other = next(p for u, p in served.people.items() if u.startswith("user-B-"))
+    profile_merge(survivor=other, duplicate=profile, actor=None)
+    survivor = json.loads(_front(f"/api/v1/profiles/{other.pk}/recommendations/?k=5", key)[2])
+    status, headers, content = _front(f"/api/v1/recommendations/?user_id={user_id}&k=5", key)
+    assert status == 200 and "X-Frame-Options" not in headers
+    assert json.loads(content) == {**survivor, "cached": True}
+
+
+@pytest.mark.parametrize(
+    ("query", "credentials"),
+    [
+        ("user_id=u&anonymous_id=a", "key"),  # both: 400
+        ("k=5", "key"),  # neither
+        ("user_id=&k=5", "key"),  # empty
+        ("user_id=u&k=500", "key"),  # k out of range
+        ("user_id=u&slot=nothing", "key"),
+        ("user_id=u", "none"),
+        ("user_id=u", "other scope"),
+    ],
+)
+def test_what_the_front_cannot_answer_by_identifier_is_left_to_the_api(
+    served, key, query, credentials
+):
+    keys = {
+        "none": None,
+        "other scope": api_key_create(name="p", scopes=["profiles:read"]).key,
+        "key": key,
+    }
+    path = f"/api/v1/recommendations/?{query}"
+    status, headers, content = _front(path, keys[credentials])
+    assert "X-Frame-Options" in headers  # Django's handler answered
+    expected_status, _, expected = _django(path, keys[credentials])
+    assert status == expected_status and status != 200
+    assert content == expected
