@@ -29,10 +29,11 @@ builder makes of it; the hybrid is trained by the training service; then the rea
 queue run. Latency of `GET /api/v1/profiles/{id}/recommendations/?slot=home` is measured open
 loop at a fixed rate on 32 keep-alive connections (each request's latency counts from when it
 was due), uncached (every request another person, the cache empty) and cached (200 people
-asked again and again), beside `GET /api/v1/items/{id}/` on the same server and rate as the
-baseline. Freshness: for 10 people, an `Order Completed` of the first item of their `home`
-list is sent to /v1/track, and the list is polled until it changes (a bought item leaves
-`home`), beside the pipeline's own time to process the event.
+asked again and again, by profile id and by `?user_id=` as a shop's front end asks), beside
+`GET /api/v1/items/{id}/` on the same server and rate as the baseline. Freshness: for 10
+people, an `Order Completed` of the first item of their `home` list is sent to /v1/track, and
+the list is polled until it changes (a bought item leaves `home`), beside the pipeline's own
+time to process the event.
 
 `python -m bench recommendations [--until DATE] [--export FILE] [--http yes|no|only]`
 """
@@ -533,6 +534,7 @@ def _freshness(people: list[tuple[int, Any]], key: str) -> tuple[list[float], li
 def _latency_print(results: dict[str, Any], print_fn: Callable[[str], None]) -> None:
     for name, rate, target in [
         ("cached", CACHED_RATE, TARGET_CACHED_P99_MS),
+        ("cached, by user_id", CACHED_RATE, TARGET_CACHED_P99_MS),
         ("uncached", UNCACHED_RATE, TARGET_UNCACHED_P99_MS),
     ]:
         p50, p99, answered, bad = results[name]
@@ -585,15 +587,18 @@ def http_serving(print_fn: Callable[[str], None]) -> None:
         )
         ingest._wait_until_serving(web)
         rng = random.Random(7)
-        profiles = [profile for _, profile in sorted(people.items())]
         count = int(UNCACHED_RATE * HTTP_SECONDS)
+        chosen = rng.sample(sorted(people.items()), min(count, len(people)))
         # Uncached: every request a profile not asked for yet (the cache starts empty).
-        uncached = [
-            f"/api/v1/profiles/{p.pk}/recommendations/?slot=home&k=10"
-            for p in rng.sample(profiles, min(count, len(profiles)))
-        ]
+        uncached = [f"/api/v1/profiles/{p.pk}/recommendations/?slot=home&k=10" for _, p in chosen]
         warm = uncached[: min(200, len(uncached))]
         cached = [warm[i % len(warm)] for i in range(int(CACHED_RATE * HTTP_SECONDS))]
+        # The shop's front end asks by the visitor's user_id: the same people's cached lists.
+        named = [
+            f"/api/v1/recommendations/?user_id={customer}&slot=home&k=10"
+            for customer, _ in chosen[: len(warm)]
+        ]
+        identified = [named[i % len(named)] for i in range(int(CACHED_RATE * HTTP_SECONDS))]
         items = list(Item.objects.values_list("external_id", flat=True)[:500])
         reads = int(CACHED_RATE * HTTP_SECONDS)
         baseline = [f"/api/v1/items/{quote(items[i % len(items)])}/" for i in range(reads)]
@@ -611,6 +616,7 @@ def http_serving(print_fn: Callable[[str], None]) -> None:
         results = {
             "uncached": _paced(uncached, key, UNCACHED_RATE),
             "cached": _paced(cached, key, CACHED_RATE),
+            "cached, by user_id": _paced(identified, key, CACHED_RATE),
             "baseline": _paced(baseline, key, CACHED_RATE),
         }
         _latency_print(results, print_fn)
