@@ -40,7 +40,7 @@ from recommendations import cache
 from recommendations.interactions import naive_utc
 from recommendations.models import IN_STOCK, Availability, Item, ModelRun, RuleSet
 from recommendations.recommenders.artifacts import ArtifactFormatError, Bundle, bundle_load
-from recommendations.recommenders.base import Reason, history_of
+from recommendations.recommenders.base import Reason
 from recommendations.rules import Candidate, Rules, rules_apply
 from recommendations.selectors import (
     Person,
@@ -300,14 +300,7 @@ def _score(bundle: Bundle, history: list, group: str, request: Request) -> _Scor
     now = timezone.now()
     index = bundle.item_index()
     purchased = {h[0] for h in history if h[1] == "purchase"}
-    full = history_of(
-        history,
-        item_keys=bundle.item_keys,
-        now=now,
-        weighting=bundle.weighting,
-        group=group,
-        item_index=index,
-    )
+    full = bundle.history(history, now=now, group=group)
     slot = request.slot
     if slot == "similar":
         position = index.get(request.page_item)
@@ -354,14 +347,7 @@ def _score(bundle: Bundle, history: list, group: str, request: Request) -> _Scor
             if h[0] not in bought or bought[h[0]] < h[2]
         ]
         if cart:
-            basket = history_of(
-                cart,
-                item_keys=bundle.item_keys,
-                now=now,
-                weighting=bundle.weighting,
-                group=group,
-                item_index=index,
-            )
+            basket = bundle.history(cart, now=now, group=group)
             scores, explain = bundle.model.scores_explained(basket)
             return _Scored(
                 scores, lambda items: _goes_with(explain(items)), purchased | {h[0] for h in cart}

@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import io
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from recommendations.recommenders import build
-from recommendations.recommenders.base import Recommender, TrainingData
+from recommendations.recommenders.base import Histories, Recommender, TrainingData, history_of
 from recommendations.recommenders.buy_again import BuyAgain
 from recommendations.recommenders.content import ContentTfidf
 from recommendations.recommenders.hybrid import Hybrid
@@ -53,6 +55,19 @@ class Bundle:
             index = {key: i for i, key in enumerate(self.item_keys)}
             self._index = index
         return index
+
+    def history(
+        self, records: Iterable[tuple[str, str, datetime]], *, now: datetime, group: str
+    ) -> Histories:
+        """One person's (item key, kind, naive UTC time) records as this model sees them."""
+        return history_of(
+            records,
+            item_keys=self.item_keys,
+            now=now,
+            weighting=self.weighting,
+            group=group,
+            item_index=self.item_index(),
+        )
 
 
 def bundle_fit(*, kind: str, params: dict[str, Any], data: TrainingData, digest: str) -> Bundle:
