@@ -307,3 +307,17 @@ def test_answers_are_what_their_documented_serializer_gives(served, slot):
         answer = recommendations_for_profile(profile=profile, request=request)
         assert answer.items
         assert answer_output(answer) == AnswerOutputSerializer(answer).data
+
+
+def test_what_serving_reads_of_a_profile_by_id_is_what_it_reads_of_the_row():
+    from recommendations.selectors import Person, serving_person, serving_person_get
+
+    for traits, context, expected in [
+        ({"country": " Iceland "}, {"device": {"type": "tablet"}}, Person("Iceland", "tablet")),
+        ({}, {"location": {"country": "Norway"}, "device": {"type": "tv"}}, Person("Norway", "")),
+        ({"country": 7}, {"device": "mobile"}, Person("", "")),  # not the shapes we read
+    ]:
+        profile = Profile.objects.create(traits=traits, context=context)
+        assert serving_person_get(profile_id=profile.pk) == expected
+        assert serving_person(profile=profile) == expected
+    assert serving_person_get(profile_id=987_654_321) is None
