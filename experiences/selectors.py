@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import orjson
 import psycopg2.errors
 from django.core.cache import cache
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
@@ -31,6 +30,7 @@ from identity.models import Identity
 from identity.selectors import profile_by_identity, profile_current
 from profiles.features import COMPUTED_FIELDS
 from profiles.models import Event, Profile
+from profiles.selectors import json_column
 from recommendations.selectors import PERSONALIZATION, personalization_allowed
 from segments.models import SegmentMembership
 
@@ -272,11 +272,6 @@ def render_context(
     }
 
 
-def _json(value: Any) -> Any:
-    # Django reads jsonb columns as text (its psycopg2 setup); json_build_array arrives parsed.
-    return orjson.loads(value) if isinstance(value, str | bytes) else value
-
-
 @functools.cache
 def _visitor_sql(where: str) -> str:
     """One statement answering everything a decision reads about a person (PostgreSQL)."""
@@ -360,10 +355,10 @@ def _visitor_row(
         allowed = consent_allows(profile=profile_id, purpose=PERSONALIZATION)
     return merged_into, Visitor(
         id=profile_id,
-        traits=_json(traits) or {},
+        traits=json_column(traits) or {},
         computed=dict(zip(COMPUTED_FIELDS, row[3 : 3 + count], strict=True)),
         segment_ids=frozenset(segment_ids or ()),
-        recorded={e: Recorded(d, v, h) for e, d, v, h in map(_json, decisions)},
+        recorded={e: Recorded(d, v, h) for e, d, v, h in map(json_column, decisions)},
         personalization_allowed=bool(allowed),
         suppressed=bool(suppressed),
     )

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import connection
 from django.db.models import QuerySet
 
 from access.pii import PiiView
@@ -37,22 +35,6 @@ def profile_by_identity(*, kind: str, value: str) -> Profile | None:
     """The profile an exact (already normalized) identifier belongs to, if any."""
     identity = Identity.objects.select_related("profile").filter(kind=kind, value=value).first()
     return identity.profile if identity else None
-
-
-def profile_id_by_identity(*, kind: str, value: str) -> int | None:
-    """The id of the profile an exact identifier belongs to, without reading the profile: a
-    shop's pages ask recommendations by identifier on every view (written out, the ORM's
-    query building was most of this read's CPU)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_profile_id_sql(), [kind, value])
-        row = cursor.fetchone()
-    return row[0] if row else None
-
-
-@functools.cache
-def _profile_id_sql() -> str:
-    table = Identity._meta.db_table
-    return f"SELECT profile_id FROM {table} WHERE kind = %s AND value = %s LIMIT 1"  # noqa: S608
 
 
 def match_settings() -> MatchSettings:

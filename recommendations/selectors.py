@@ -8,8 +8,7 @@ gate (`consent.selectors`): `training_data` and `profile_history` are the two do
 from __future__ import annotations
 
 import functools
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,8 +20,10 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from consent.selectors import consent_allows, consent_allows_sql, consent_profiles_allowed
+from identity.models import Identity
+from identity.selectors import profile_by_identity
 from profiles.models import Event, Profile
-from profiles.selectors import profile_survivor
+from profiles.selectors import json_column, profile_survivor
 from recommendations.catalog import CATEGORY_SEPARATOR
 from recommendations.interactions import naive_utc
 from recommendations.models import (
@@ -114,29 +115,51 @@ class Subject:
     personalization_allowed: bool
 
 
+_BY_ID = f"FROM {Profile._meta.db_table} p WHERE p.id = %s"
+_BY_IDENTITY = (
+    f"FROM {Identity._meta.db_table} i JOIN {Profile._meta.db_table} p ON p.id = i.profile_id "
+    "WHERE i.kind = %s AND i.value = %s LIMIT 1"
+)
+
+
 @functools.cache
-def _subject_sql() -> str:
+def _subject_sql(where: str) -> str:
     allowed, _, _ = consent_allows_sql(purpose=PERSONALIZATION, profile_id_sql="p.id")
-    return f"SELECT p.merged_into_id, {allowed} FROM {Profile._meta.db_table} p WHERE p.id = %s"  # noqa: S608
+    return f"SELECT p.id, p.merged_into_id, {allowed} {where}"
 
 
 def serving_subject(*, profile_id: int) -> Subject | None:
     """None for no such profile. One query on PostgreSQL for a profile not merged away (every
     cached answer asks this first)."""
+    return _subject(_BY_ID, [profile_id], lambda: Profile.objects.filter(pk=profile_id).first())
+
+
+def serving_subject_by_identity(*, kind: str, value: str) -> Subject | None:
+    """`serving_subject` of the profile an exact identifier belongs to (None: nobody has it
+    yet), in the same one query: a shop's front end asks lists by identifier."""
+    return _subject(
+        _BY_IDENTITY, [kind, value], lambda: profile_by_identity(kind=kind, value=value)
+    )
+
+
+def _subject(
+    where: str, params: list[Any], profile: Callable[[], Profile | None]
+) -> Subject | None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(_subject_sql(), [PERSONALIZATION, profile_id])
+            cursor.execute(_subject_sql(where), [PERSONALIZATION, *params])
             row = cursor.fetchone()
         if row is None:
             return None
-        merged_into, allowed = row
+        profile_id, merged_into, allowed = row
         if merged_into is None and allowed is not None:
             return Subject(profile_id, bool(allowed))
-    profile = Profile.objects.filter(pk=profile_id).first()
-    if profile is None:
+    # Merged away, another database, or a consent the SQL does not decide: read it all.
+    found = profile()
+    if found is None:
         return None
-    profile = profile_survivor(profile=profile)
-    return Subject(profile.pk, personalization_allowed(profile=profile))
+    found = profile_survivor(profile=found)
+    return Subject(found.pk, personalization_allowed(profile=found))
 
 
 def weighting() -> dict[str, Any]:
@@ -184,9 +207,7 @@ def serving_person_get(*, profile_id: int) -> Person | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    # JSON comes as text from both databases' drivers (Django decodes it, not psycopg2).
-    traits, context = (json.loads(value) if isinstance(value, str) else value for value in row)
-    return _person(traits, context)
+    return _person(json_column(row[0]), json_column(row[1]))
 
 
 @functools.cache

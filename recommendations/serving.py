@@ -33,7 +33,6 @@ from typing import Any
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from identity.selectors import profile_id_by_identity
 from profiles.models import Profile
 from profiles.selectors import profile_survivor
 from recommendations import cache
@@ -54,6 +53,7 @@ from recommendations.selectors import (
     serving_person,
     serving_person_get,
     serving_subject,
+    serving_subject_by_identity,
 )
 from segments.selectors import segment_get
 
@@ -165,21 +165,23 @@ def recommendations_for_profile_id(*, profile_id: int, request: Request) -> Answ
     """`recommendations_for_profile` for the profile with this id (None: there is none), with
     one query before a cached answer: the API's path, asked per page view."""
     subject = serving_subject(profile_id=profile_id)
-    if subject is None:
-        return None
-    if not subject.personalization_allowed:
-        return recommendations_anonymous(request=request)
-    return _cached_answer(subject, request)
+    return _subject_answer(subject, request) if subject is not None else None
 
 
 def recommendations_for_identifier(*, kind: str, value: str, request: Request) -> Answer:
     """The list for the visitor a shop's front end names by `user_id` or `anonymous_id`:
-    their profile's (merges followed), or the non-personal list for a visitor not seen yet."""
-    profile_id = profile_id_by_identity(kind=kind, value=value)
-    answer = None
-    if profile_id is not None:
-        answer = recommendations_for_profile_id(profile_id=profile_id, request=request)
-    return answer if answer is not None else recommendations_anonymous(request=request)
+    their profile's (merges followed), or the non-personal list for a visitor not seen yet;
+    one query before a cached answer, as by profile id."""
+    subject = serving_subject_by_identity(kind=kind, value=value)
+    if subject is None:
+        return recommendations_anonymous(request=request)
+    return _subject_answer(subject, request)
+
+
+def _subject_answer(subject: Subject, request: Request) -> Answer:
+    if not subject.personalization_allowed:
+        return recommendations_anonymous(request=request)
+    return _cached_answer(subject, request)
 
 
 def recommendations_anonymous(*, request: Request) -> Answer:

@@ -16,6 +16,7 @@ from profiles.selectors.money import UnconvertedRevenue, currency_rates_list, un
 from profiles.selectors.profiles import (
     MAX_TRAIT_PATH_DEPTH,
     ProfileFilters,
+    json_column,
     profile_computed_features,
     profile_get,
     profile_list,
@@ -46,6 +47,7 @@ __all__ = [
     "currency_rates_list",
     "data_import_get",
     "data_imports_recent",
+    "json_column",
     "profile_computed_features",
     "profile_context_rows",
     "profile_events",

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from django.db import connection
 from django.db.models import Exists, F, JSONField, OuterRef, Prefetch, Q, QuerySet, Value
 from django.db.models.fields.json import KeyTransform, KeyTransformExact
@@ -124,6 +125,13 @@ def profile_survivor(*, profile: Profile) -> Profile:
         seen.add(successor.pk)
         profile = successor
     return profile
+
+
+def json_column(value: Any) -> Any:
+    """A JSON column's value as a written-out query reads it: Django reads jsonb as text (its
+    psycopg2 setup), as SQLite gives it; JSON built in the query (json_build_array) arrives
+    parsed."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
 def profile_computed_features(profile: Profile, *, now: datetime | None = None) -> dict[str, Any]:
