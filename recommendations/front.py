@@ -5,10 +5,10 @@ handler and DRF.
 A shop's pages ask for a person's `home` list on every view, and most answers are cached.
 Django's middleware stack, DRF's dispatch (negotiation, authenticator and permission objects,
 the renderer) and the serializer for the parameters were ~60% of the CPU of a cached answer.
-Here a cached answer costs the API key's read, one query (the profile's survivor and consent;
-by identifier, one more for the identity) and two cache round trips (the list, then the key's
-rate counter); a list not cached yet is built and cached by the same serving code the API
-views call.
+Here a cached answer costs the API key's read, one query (the profile's survivor and consent,
+by id or by the visitor's identifier) and two cache round trips (the list, then the key's rate
+counter); a list not cached yet is built and cached by the same serving code the API views
+call.
 
 The front answers only what it answers exactly as the API views would: a GET asking for JSON
 with a valid `recommendations:read` key, valid parameters, an existing profile and room under
