@@ -44,7 +44,11 @@ listed = Client().get(
     f"/api/v1/profiles/{event.profile_id}/recommendations/?slot=home&k=5",
     HTTP_AUTHORIZATION=f"Bearer {api_key}",
 )
+by_identifier = Client().get(
+    "/api/v1/recommendations/?user_id=smoke-user&k=5", HTTP_AUTHORIZATION=f"Bearer {api_key}"
+)
 print(json.dumps({
+    "by_identifier": [by_identifier.status_code, by_identifier.json()["personal"]],
     "history": [[item, kind] for item, kind, _at in profile_history(subject=subject)],
     "prices": {key: str(item.price) for key, item in served.items()},
     "listed": listed.status_code,
@@ -93,3 +97,4 @@ def test_sqlite_default_migrates_bootstraps_and_ingests_inline(tmp_path):
     assert outcome["history"] == [["smoke-mug", "purchase"]]
     assert outcome["prices"] == {"smoke-mug": "12.50", "smoke-lamp": "30.10"}
     assert outcome["listed"] == 200
+    assert outcome["by_identifier"] == [200, True]  # the person's list, found by user_id
